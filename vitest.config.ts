@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Every HTTP test starts its own server on its own temporary data dir, so files may run in parallel.
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});
