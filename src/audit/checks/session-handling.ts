@@ -1,0 +1,90 @@
+// What happens to session tokens around the second factor: the pre-MFA token must die
+// when the factor is verified, and a remember-me token must not stand in for the factor.
+import { blocked, bypassed, Inconclusive, type Check } from './types.js';
+
+export const sessionFixationMfa: Check = {
+  id: 'session-fixation-mfa',
+  title: 'Session token not replaced after MFA (fixation)',
+  severity: 'medium',
+  references: ['WSTG-SESS-03', 'ASVS 4.0.3 V3.2.1'],
+  description:
+    'Keeps a copy of the session token issued after the password, completes the second factor, then uses the ' +
+    'old copy. If it still works, anyone who planted or saw the pre-MFA token now holds a fully verified session.',
+  fixHint: 'Issue a new session token whenever the session’s assurance changes (password, second factor, step-up) and revoke the old one.',
+  notApplicable: () => undefined,
+  plan: (p) => [
+    `${p.login.method} ${p.login.path} with the password; keep a copy of the pending token`,
+    'submit a valid second-factor code in that session',
+    `${p.whoami.method} ${p.whoami.path} with the old copy`,
+  ],
+  async run(ctx) {
+    const login = await ctx.passwordLogin();
+    const before = login.session.clone();
+    if (before.isEmpty()) throw new Inconclusive('the login set no cookie or token, so there is nothing to replay');
+    const code = await ctx.issueCode('any');
+    const verify = await ctx.submitCode(login.session, code, { note: 'complete the second factor' });
+    if (!verify.accepted) throw new Inconclusive(`a valid code was refused (status ${verify.res.status})`);
+    const same = JSON.stringify(before.headers()) === JSON.stringify(login.session.headers());
+    const me = await ctx.whoami(before, 'replay the token issued before the second factor');
+    if (me.ok) {
+      return bypassed(
+        `The pre-MFA token ${same ? 'was not replaced and ' : ''}still works after the second factor: ` +
+          `${ctx.profile.whoami.path} answered ${me.res.status}.`,
+      );
+    }
+    return blocked(`After the second factor the old token gets status ${me.res.status} from ${ctx.profile.whoami.path}.`);
+  },
+};
+
+export const rememberMeSkipsMfa: Check = {
+  id: 'remember-me-skips-mfa',
+  title: 'Remember-me restores a session without MFA',
+  severity: 'high',
+  references: ['WSTG-ATHN-05', 'WSTG-ATHN-11', 'ASVS 4.0.3 V1.2.4', 'ASVS 4.0.3 V3.7.1'],
+  description:
+    'Logs in with "remember me", then presents only the remember-me cookie from a fresh client. ' +
+    'Restoring a session from it must still ask for the second factor.',
+  fixHint:
+    'Treat a remember-me token like a password: it may restore a pending session for an account with a ' +
+    'second factor, never a full one.',
+  notApplicable: (p) => (p.rememberMe ? undefined : 'the profile has no rememberMe'),
+  plan: (p) => {
+    const restore = p.rememberMe?.restore ?? p.whoami;
+    return [
+      `full login with ${p.rememberMe?.loginField}=${String(p.rememberMe?.loginValue)}`,
+      `keep only the remember-me cookie (${p.rememberMe?.cookie ?? 'detected: cookies only a remember-me login sets'})`,
+      `${restore.method} ${restore.path}, then ${p.whoami.method} ${p.whoami.path} with what that gives`,
+    ];
+  },
+  async run(ctx) {
+    const cfg = ctx.profile.rememberMe;
+    if (!cfg) throw new Inconclusive('the profile has no rememberMe');
+    const full = await ctx.fullLogin({ remember: true, note: 'log in with remember-me' });
+    // Without a configured name, the remember-me cookie is whatever a remember-me login
+    // sets that the ordinary (preflight) login did not.
+    const ordinary = new Set(ctx.preflight?.session.cookies.keys() ?? []);
+    const names = cfg.cookie ? [cfg.cookie] : [...full.session.cookies.keys()].filter((n) => !ordinary.has(n));
+    const client = ctx.newSession();
+    for (const n of names) {
+      const v = full.session.cookies.get(n);
+      if (v !== undefined) client.cookies.set(n, v);
+    }
+    if (client.isEmpty()) {
+      throw new Inconclusive(
+        cfg.cookie
+          ? `the remember-me login set no cookie named ${cfg.cookie}`
+          : 'the remember-me login set no cookie that an ordinary login does not; name it in rememberMe.cookie',
+      );
+    }
+    const restore = cfg.restore ?? ctx.profile.whoami;
+    await ctx.send({ method: restore.method, path: restore.path, note: 'present only the remember-me cookie' }, client);
+    const me = await ctx.whoami(client, 'ask who-am-I with what the remember-me cookie gave');
+    if (me.ok) {
+      return bypassed(
+        `The remember-me cookie (${names.join(', ')}) alone produced a session that reaches ${ctx.profile.whoami.path} ` +
+          `(status ${me.res.status}) without any second factor.`,
+      );
+    }
+    return blocked(`With only the remember-me cookie (${names.join(', ')}), ${ctx.profile.whoami.path} answers ${me.res.status}.`);
+  },
+};

@@ -1,0 +1,51 @@
+// What every check is and what it produces. A check is plain data plus one async function,
+// so adding a check is adding one object to checks/index.ts.
+import type { AuditContext } from '../context.js';
+import type { Exchange } from '../http-client.js';
+import type { Profile } from '../profile.js';
+
+export type Status = 'blocked' | 'bypassed' | 'not_applicable' | 'error';
+export type Severity = 'critical' | 'high' | 'medium' | 'low';
+
+export interface CheckInfo {
+  id: string;
+  title: string;
+  severity: Severity;
+  /** OWASP WSTG test ids and ASVS 4.0.3 requirement numbers. */
+  references: string[];
+  /** What the attack is, in one or two sentences. */
+  description: string;
+  fixHint: string;
+}
+
+export interface Verdict {
+  status: Exclude<Status, 'error'>;
+  summary: string;
+}
+
+export interface Check extends CheckInfo {
+  /** Why this profile cannot support the check, or undefined when it can. */
+  notApplicable(profile: Profile): string | undefined;
+  /** The steps it will take, for --dry-run. */
+  plan(profile: Profile): string[];
+  run(ctx: AuditContext): Promise<Verdict>;
+}
+
+export interface CheckResult extends CheckInfo {
+  status: Status;
+  summary: string;
+  durationMs: number;
+  evidence: Exchange[];
+}
+
+/** The check could not reach a conclusion (e.g. a precondition failed on the target). */
+export class Inconclusive extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'Inconclusive';
+  }
+}
+
+export const blocked = (summary: string): Verdict => ({ status: 'blocked', summary });
+export const bypassed = (summary: string): Verdict => ({ status: 'bypassed', summary });
+export const notApplicable = (summary: string): Verdict => ({ status: 'not_applicable', summary });

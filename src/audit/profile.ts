@@ -1,0 +1,276 @@
+// The target profile: everything the auditor needs to know about an app it has never seen.
+// Validated strictly (unknown keys are errors) because a typo in a profile would otherwise
+// silently turn a check into "not applicable" and hide a real bypass.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { builtinProfiles } from './builtin/index.js';
+
+const httpMethod = z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+const encoding = z.enum(['json', 'form']);
+
+// Paths only: the origin always comes from --target, so a profile cannot point the auditor
+// at a second host (protocol-relative "//host" is refused for the same reason).
+const targetPath = z
+  .string()
+  .regex(/^\/(?!\/)/, 'must be a path on the target starting with "/" (not a full URL)');
+
+const bodyFields = z.record(z.string(), z.unknown());
+const headerMap = z.record(z.string(), z.string());
+
+/** Describes what a response looks like; every condition given must hold. */
+export const matcherSchema = z
+  .strictObject({
+    status: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
+    body: z
+      .strictObject({
+        path: z.string().min(1),
+        equals: z.union([z.string(), z.number(), z.boolean(), z.null()]).optional(),
+      })
+      .optional(),
+    bodyContains: z.string().min(1).optional(),
+    redirect: z.string().min(1).optional(),
+  })
+  .refine((m) => Object.values(m).some((v) => v !== undefined), {
+    message: 'give at least one of status, body, bodyContains, redirect',
+  });
+export type Matcher = z.infer<typeof matcherSchema>;
+
+const endpoint = {
+  method: httpMethod.default('GET'),
+  path: targetPath,
+};
+
+const requestSpec = {
+  method: httpMethod.default('POST'),
+  path: targetPath,
+  encoding: encoding.default('json'),
+  body: bodyFields.optional(),
+  headers: headerMap.optional(),
+};
+
+const codeSubmission = z.strictObject({ ...requestSpec, codeField: z.string().min(1).default('code') });
+
+const sensitiveKind = z.enum(['change_email', 'change_password', 'create_api_token', 'disable_mfa', 'other']);
+export type SensitiveKind = z.infer<typeof sensitiveKind>;
+
+const paramLookup = z.strictObject({ ...endpoint, field: z.string().min(1) });
+
+const sensitiveAction = z.strictObject({
+  name: z.string().min(1),
+  kind: sensitiveKind,
+  ...requestSpec,
+  /** Placeholders in path/body filled from a GET made with a full session before the audit. */
+  params: z.record(z.string().regex(/^\w+$/, 'param names are letters, digits, _'), paramLookup).optional(),
+  success: matcherSchema.optional(),
+  /** For create_api_token: the response body field that carries the new token. */
+  tokenField: z.string().min(1).optional(),
+  /** Defaults to true for change_email, change_password and disable_mfa. */
+  changesAccount: z.boolean().optional(),
+});
+export type SensitiveAction = z.infer<typeof sensitiveAction>;
+
+const account = z.strictObject({
+  username: z.string().min(1),
+  /** Where the account's mail goes, for password reset; defaults to username. */
+  email: z.string().min(1).optional(),
+  password: z.string().min(1),
+  totpSecret: z
+    .string()
+    .transform((s) => s.replace(/[\s-]/g, '').toUpperCase())
+    .pipe(z.string().regex(/^[A-Z2-7]+=*$/, 'must be a base32 TOTP secret'))
+    .optional(),
+  recoveryCodes: z.array(z.string().min(1)).default([]),
+});
+export type Account = z.infer<typeof account>;
+
+const resetToken = z.discriminatedUnion('from', [
+  z.strictObject({ from: z.literal('response'), field: z.string().min(1) }),
+  z.strictObject({
+    from: z.literal('mailDir'),
+    dir: z.string().min(1),
+    pattern: z.string().min(1).default('token=([A-Za-z0-9._~%-]+)'),
+  }),
+]);
+
+export const profileSchema = z
+  .strictObject({
+    name: z.string().min(1).default('unnamed target'),
+    extends: z.string().optional(),
+    login: z.strictObject({
+      ...requestSpec,
+      usernameField: z.string().min(1).default('email'),
+      passwordField: z.string().min(1).default('password'),
+      mfaRequired: matcherSchema,
+    }),
+    session: z
+      .strictObject({
+        transport: z.enum(['cookie', 'bearer']).default('cookie'),
+        tokenField: z.string().min(1).optional(),
+        header: z.string().min(1).default('Authorization'),
+        scheme: z.string().default('Bearer'),
+      })
+      .refine((s) => s.transport !== 'bearer' || s.tokenField, {
+        message: 'transport "bearer" needs tokenField (the response body field carrying the token)',
+      })
+      .default({ transport: 'cookie', header: 'Authorization', scheme: 'Bearer' }),
+    secondFactor: z
+      .strictObject({
+        totp: codeSubmission.optional(),
+        recoveryCode: codeSubmission.optional(),
+        accepted: matcherSchema.optional(),
+        limited: matcherSchema.default({ status: 429 }),
+        totpWindow: z.number().int().min(0).max(3).default(1),
+      })
+      .refine((f) => f.totp || f.recoveryCode, { message: 'give totp, recoveryCode or both' }),
+    whoami: z.strictObject({ ...endpoint, success: matcherSchema.optional() }),
+    protectedEndpoints: z
+      .array(z.strictObject({ ...endpoint, success: matcherSchema.optional() }))
+      .default([]),
+    sensitiveActions: z.array(sensitiveAction).default([]),
+    apiToken: z
+      .strictObject({
+        header: z.string().min(1).default('Authorization'),
+        scheme: z.string().default('Bearer'),
+        probe: z.strictObject(endpoint).optional(),
+      })
+      .optional(),
+    rememberMe: z
+      .strictObject({
+        loginField: z.string().min(1),
+        loginValue: z.union([z.string(), z.boolean(), z.number()]).default(true),
+        cookie: z.string().min(1).optional(),
+        restore: z.strictObject(endpoint).optional(),
+      })
+      .optional(),
+    passwordReset: z
+      .strictObject({
+        request: z.strictObject({ ...requestSpec, emailField: z.string().min(1).default('email') }),
+        token: resetToken,
+        reset: z.strictObject({
+          ...requestSpec,
+          tokenField: z.string().min(1).default('token'),
+          passwordField: z.string().min(1).default('password'),
+        }),
+        newPassword: z.string().min(1).optional(),
+      })
+      .optional(),
+    tokenLogin: z
+      .strictObject({
+        ...requestSpec,
+        usernameField: z.string().min(1).default('email'),
+        passwordField: z.string().min(1).default('password'),
+        tokenField: z.string().min(1),
+        header: z.string().min(1).default('Authorization'),
+        scheme: z.string().default('Bearer'),
+      })
+      .optional(),
+    stepUp: z.strictObject({ maxAgeSeconds: z.number().positive().max(3600) }).optional(),
+    limits: z
+      .strictObject({
+        maxGuesses: z.number().int().min(1).max(50).default(10),
+        lockoutAfter: z.number().int().min(1).max(1000).default(10),
+        raceParallelism: z.number().int().min(2).max(10).default(3),
+      })
+      .default({ maxGuesses: 10, lockoutAfter: 10, raceParallelism: 3 }),
+    safety: z
+      .strictObject({
+        allowAccountChanges: z.boolean().default(false),
+        maxRequests: z.number().int().min(1).max(5000).default(500),
+        requestsPerSecond: z.number().positive().max(200).default(10),
+        timeoutSeconds: z.number().positive().max(120).default(10),
+      })
+      .default({ allowAccountChanges: false, maxRequests: 500, requestsPerSecond: 10, timeoutSeconds: 10 }),
+    accounts: z
+      .array(account)
+      .min(1, 'give at least one test account')
+      .refine((a) => !a[0] || a[0].totpSecret || a[0].recoveryCodes.length > 0, {
+        message: 'the first account needs a totpSecret or recoveryCodes, or the auditor cannot complete a login',
+      }),
+  })
+  .refine((p) => p.secondFactor.totp || !p.accounts.some((a) => a.totpSecret), {
+    message: 'accounts give a totpSecret but there is no secondFactor.totp to submit codes to',
+    path: ['secondFactor', 'totp'],
+  })
+  .refine((p) => p.secondFactor.recoveryCode || !p.accounts.some((a) => a.recoveryCodes.length), {
+    message: 'accounts give recoveryCodes but there is no secondFactor.recoveryCode to submit them to',
+    path: ['secondFactor', 'recoveryCode'],
+  });
+
+export type Profile = z.infer<typeof profileSchema>;
+export type ProfileInput = z.input<typeof profileSchema>;
+
+export class ProfileError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid profile ${source}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ProfileError';
+  }
+}
+
+/** Validates an already-parsed profile (after resolving `extends`). */
+export function parseProfile(raw: unknown, source = 'profile'): Profile {
+  const merged = resolveExtends(raw, source);
+  const result = profileSchema.safeParse(merged);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const where = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
+      return `${where}: ${issue.message}`;
+    });
+    throw new ProfileError(source, problems);
+  }
+  return result.data;
+}
+
+/** Loads `builtin:NAME` or a JSON/YAML file. */
+export async function loadProfile(spec: string): Promise<Profile> {
+  if (spec.startsWith('builtin:')) return parseProfile({ extends: spec }, spec);
+  let text: string;
+  try {
+    text = await readFile(spec, 'utf8');
+  } catch (err) {
+    throw new ProfileError(spec, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    // YAML is a superset of JSON, so one parser serves both formats.
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ProfileError(spec, [`not valid JSON/YAML: ${(err as Error).message}`]);
+  }
+  return parseProfile(raw, spec);
+}
+
+function resolveExtends(raw: unknown, source: string): unknown {
+  if (!isPlainObject(raw) || raw.extends === undefined) return raw;
+  const name = raw.extends;
+  if (typeof name !== 'string' || !name.startsWith('builtin:')) {
+    throw new ProfileError(source, [`extends: expected "builtin:NAME", got ${JSON.stringify(name)}`]);
+  }
+  const base = builtinProfiles[name.slice('builtin:'.length)];
+  if (!base) {
+    const known = Object.keys(builtinProfiles).map((k) => `builtin:${k}`).join(', ');
+    throw new ProfileError(source, [`extends: unknown built-in profile "${name}" (known: ${known})`]);
+  }
+  const { extends: _ignored, ...own } = raw;
+  return deepMerge(base, own);
+}
+
+/** Objects merge key by key; arrays and scalars from `over` replace those in `base`. */
+export function deepMerge(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = deepMerge(base[k], v);
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Whether a sensitive action may change the account's e-mail, password or factors. */
+export function changesAccount(action: SensitiveAction): boolean {
+  return action.changesAccount ?? ['change_email', 'change_password', 'disable_mfa'].includes(action.kind);
+}

@@ -1,0 +1,99 @@
+/**
+ * What a route requires, and the pure decision whether a principal meets it. The HTTP
+ * gate resolves the principal (one indexed read) and calls `authorize`; nothing else in
+ * Gatehouse decides access.
+ */
+import {
+  EnrollmentRequiredError,
+  GatehouseError,
+  InsufficientScopeError,
+  InteractiveSessionRequiredError,
+  MfaRequiredError,
+  NoPendingAuthenticationError,
+  StepUpRequiredError,
+  UnauthenticatedError,
+} from './errors.js';
+import type { Scope } from './scopes.js';
+import { isFresh, type SessionFacts } from './session-state.js';
+
+/**
+ * - `none`: public (sign up, log in, forgot password, health).
+ * - `any`: any session state or none (logout).
+ * - `pending`: exactly a session waiting for its second factor (mfa/verify).
+ * - `enrolling`: an enrolling or full session (TOTP setup/confirm).
+ * - `full`: a full session, or an API token when `scope` is given.
+ */
+export type SessionRequirement = 'none' | 'any' | 'pending' | 'enrolling' | 'full';
+
+export interface Requirement {
+  session: SessionRequirement;
+  /** A sensitive action: needs a fresh check of the account's strongest factor. */
+  fresh?: boolean;
+  /** Personal API tokens holding this scope may call the route. Without it, tokens are refused. */
+  scope?: Scope;
+}
+
+export interface AccountFacts {
+  /** Second-factor methods of the account, e.g. ['totp', 'recovery_code']; empty: none. */
+  factorMethods: string[];
+}
+
+export type Principal =
+  | { kind: 'anonymous' }
+  | { kind: 'session'; session: SessionFacts; account: AccountFacts }
+  | { kind: 'api_token'; scopes: readonly Scope[] };
+
+export interface FreshnessPolicy {
+  stepUpMaxAgeSeconds: number;
+  /** When true only a fresh WebAuthn check counts (GATEHOUSE_STEP_UP_PHISHING_RESISTANT). */
+  phishingResistantOnly?: boolean;
+}
+
+/** Methods a client can use to step up, in the order they should be offered. */
+export function stepUpMethods(account: AccountFacts, policy: FreshnessPolicy): string[] {
+  if (account.factorMethods.length === 0) return ['password'];
+  if (policy.phishingResistantOnly) return account.factorMethods.filter((m) => m === 'webauthn');
+  return account.factorMethods;
+}
+
+/** Returns the error to answer with, or null when the principal may proceed. */
+export function authorize(
+  requirement: Requirement,
+  principal: Principal,
+  now: number,
+  policy: FreshnessPolicy,
+): GatehouseError | null {
+  if (requirement.session === 'none' || requirement.session === 'any') return null;
+
+  if (principal.kind === 'api_token') {
+    if (!requirement.scope || requirement.session !== 'full') return new InteractiveSessionRequiredError();
+    if (!principal.scopes.includes(requirement.scope)) return new InsufficientScopeError(requirement.scope);
+    // A token is never an interactive, fresh check of anything.
+    if (requirement.fresh) return new InteractiveSessionRequiredError();
+    return null;
+  }
+
+  if (requirement.session === 'pending') {
+    return principal.kind === 'session' && principal.session.state === 'pending' ? null : new NoPendingAuthenticationError();
+  }
+
+  if (principal.kind === 'anonymous') return new UnauthenticatedError();
+  const { session, account } = principal;
+  if (session.state === 'pending') return new MfaRequiredError(account.factorMethods);
+  if (session.state === 'enrolling' && requirement.session === 'full') return new EnrollmentRequiredError();
+
+  if (requirement.fresh && !isFreshFor(principal, now, policy)) {
+    return new StepUpRequiredError(stepUpMethods(account, policy), policy.stepUpMaxAgeSeconds);
+  }
+  return null;
+}
+
+function isFreshFor(principal: Extract<Principal, { kind: 'session' }>, now: number, policy: FreshnessPolicy): boolean {
+  const { session, account } = principal;
+  const hasFactor = account.factorMethods.length > 0;
+  if (!isFresh(session, hasFactor, now, policy.stepUpMaxAgeSeconds)) return false;
+  if (policy.phishingResistantOnly && hasFactor) {
+    return session.amr.includes('hwk') || session.amr.includes('swk');
+  }
+  return true;
+}

@@ -1,0 +1,115 @@
+/**
+ * Assembles Gatehouse from its parts: database, keys, stores and use cases. The HTTP
+ * layer (and a host application) only talk to the `Gatehouse` object this returns.
+ */
+import { Redis } from 'ioredis';
+import pino, { type Logger } from 'pino';
+import type { GatehouseConfig } from './config.js';
+import { AuthService } from './services/auth.js';
+import { FactorService } from './services/factors.js';
+import { KeyedHasher, resolveSecretKey, SecretBox } from './services/keys.js';
+import { createLimits, type Limits } from './services/limits.js';
+import { PasswordHasher } from './services/passwords.js';
+import { SecondFactorVerifier } from './services/second-factor.js';
+import { SecurityLog } from './services/security-log.js';
+import { SessionService } from './services/sessions.js';
+import { openDatabase, type DatabaseHandle } from './store/database.js';
+import { EventStore } from './store/events.js';
+import { FactorStore, RecoveryCodeStore } from './store/factors.js';
+import { SessionStore } from './store/sessions.js';
+import { UserStore } from './store/users.js';
+
+export interface Gatehouse {
+  config: GatehouseConfig;
+  logger: Logger;
+  database: DatabaseHandle;
+  stores: { users: UserStore; sessions: SessionStore; factors: FactorStore; recoveryCodes: RecoveryCodeStore; events: EventStore };
+  keys: { box: SecretBox; hasher: KeyedHasher };
+  limits: Limits;
+  passwords: PasswordHasher;
+  sessions: SessionService;
+  log: SecurityLog;
+  verifier: SecondFactorVerifier;
+  auth: AuthService;
+  factors: FactorService;
+  /** Releases the database and Redis connections. */
+  close(): Promise<void>;
+}
+
+export interface GatehouseOptions {
+  logger?: Logger;
+}
+
+/** Paths in log objects that must never be written out. */
+export const REDACTED_LOG_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.currentPassword',
+  '*.newPassword',
+  '*.code',
+  '*.token',
+  '*.secret',
+  '*.sessionToken',
+];
+
+export async function createGatehouse(config: GatehouseConfig, options: GatehouseOptions = {}): Promise<Gatehouse> {
+  const logger = options.logger ?? pino({ level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } });
+  const secret = resolveSecretKey(config.secretKey, config.dataDir);
+  if (secret.generated) {
+    logger.warn(
+      { file: `${config.dataDir}/secret.key` },
+      'GATEHOUSE_SECRET_KEY is not set: generated a key into the data dir. Back it up; without it, TOTP secrets cannot be decrypted.',
+    );
+  }
+
+  const database = await openDatabase(config.databaseUrl);
+  const { db } = database;
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }) : null;
+
+  const stores = {
+    users: new UserStore(db),
+    sessions: new SessionStore(db),
+    factors: new FactorStore(db),
+    recoveryCodes: new RecoveryCodeStore(db),
+    events: new EventStore(db),
+  };
+  const keys = { box: new SecretBox(secret.key, config.previousSecretKeys), hasher: new KeyedHasher(secret.key) };
+  const limits = await createLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }, config.lockoutSeconds);
+  const passwords = new PasswordHasher(config.argon2);
+  const sessions = new SessionService(stores.sessions, {
+    pendingTtlSeconds: config.pendingTtlSeconds,
+    sessionTtlSeconds: config.sessionTtlSeconds,
+    sessionIdleTtlSeconds: config.sessionIdleTtlSeconds,
+  });
+  const log = new SecurityLog(db, stores.events);
+  const verifier = new SecondFactorVerifier(stores.factors, stores.recoveryCodes, keys.box, keys.hasher, limits, sessions, log);
+  const auth = new AuthService(stores.users, sessions, passwords, verifier, limits, log, {
+    mfaRequired: config.mfaRequired,
+    pendingTtlSeconds: config.pendingTtlSeconds,
+  });
+  const factors = new FactorService(db, stores.factors, stores.recoveryCodes, keys.box, keys.hasher, sessions, log, {
+    issuer: 'Gatehouse',
+    mfaRequired: config.mfaRequired,
+  });
+
+  return {
+    config,
+    logger,
+    database,
+    stores,
+    keys,
+    limits,
+    passwords,
+    sessions,
+    log,
+    verifier,
+    auth,
+    factors,
+    async close() {
+      await database.close();
+      if (redis) redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * The one gate. Every route declares what it requires (`requires({...})` in its config);
+ * a route that declares nothing makes the server refuse to start. On every request the
+ * gate resolves who is asking (one indexed read), applies the requirement, then the CSRF
+ * rule, in the contract's order: authentication, CSRF, freshness.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { CsrfError, type GatehouseError } from '../core/errors.js';
+import { authorize, type Principal, type SessionRequirement } from '../core/requirements.js';
+import type { Scope } from '../core/scopes.js';
+import type { Gatehouse } from '../gatehouse.js';
+import type { RequestContext } from '../services/context.js';
+import type { ActiveSession } from '../services/sessions.js';
+import { cookiePolicy, type CookiePolicy } from './cookies.js';
+
+export interface RouteRequirement {
+  session: SessionRequirement;
+  /** A sensitive action (★). A function decides per request, e.g. by amount. */
+  fresh?: boolean | ((request: FastifyRequest) => boolean);
+  /** API tokens holding this scope may call the route. */
+  scope?: Scope;
+}
+
+/** Declares a route's requirement; pass the result as the route's `config`. */
+export function requires(requirement: RouteRequirement): { requires: RouteRequirement } {
+  return { requires: requirement };
+}
+
+export interface ApiTokenPrincipal {
+  id: string;
+  userId: string;
+  scopes: Scope[];
+}
+
+/** Who is asking, as the gate resolved it. */
+export type RequestPrincipal =
+  | { kind: 'anonymous' }
+  | { kind: 'session'; session: ActiveSession; via: 'cookie' | 'bearer' }
+  | { kind: 'api_token'; token: ApiTokenPrincipal };
+
+/** Extension points later features plug into (API tokens, remember-me). */
+export interface GateExtensions {
+  /** Resolves `Authorization: Bearer <token>` values that are personal API tokens. */
+  apiTokens?: { prefix: string; resolve(token: string, now: number): Promise<ApiTokenPrincipal | null> };
+  /** Restores a session when no valid session came with the request (remember-me). */
+  restoreSession?: (request: FastifyRequest, reply: FastifyReply, ctx: RequestContext) => Promise<ActiveSession | null>;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    requires?: RouteRequirement;
+  }
+  interface FastifyRequest {
+    principal: RequestPrincipal;
+    ctx: RequestContext;
+  }
+}
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export interface GateOptions {
+  gatehouse: Gatehouse;
+  extensions: GateExtensions;
+}
+
+function bearerToken(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (typeof header !== 'string') return null;
+  const match = /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
+  return match?.[1] ?? null;
+}
+
+async function resolvePrincipal(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  gatehouse: Gatehouse,
+  cookies: CookiePolicy,
+  extensions: GateExtensions,
+): Promise<RequestPrincipal> {
+  const now = request.ctx.now;
+  const bearer = bearerToken(request);
+  if (bearer) {
+    if (extensions.apiTokens && bearer.startsWith(extensions.apiTokens.prefix)) {
+      const token = await extensions.apiTokens.resolve(bearer, now);
+      return token ? { kind: 'api_token', token } : { kind: 'anonymous' };
+    }
+    const session = await gatehouse.sessions.resolve(bearer, 'token', now);
+    return session ? { kind: 'session', session, via: 'bearer' } : { kind: 'anonymous' };
+  }
+  const cookie = request.cookies[cookies.names.session];
+  const session = cookie ? await gatehouse.sessions.resolve(cookie, 'cookie', now) : null;
+  if (session) return { kind: 'session', session, via: 'cookie' };
+  const restored = extensions.restoreSession ? await extensions.restoreSession(request, reply, request.ctx) : null;
+  return restored ? { kind: 'session', session: restored, via: 'cookie' } : { kind: 'anonymous' };
+}
+
+function toCorePrincipal(principal: RequestPrincipal): Principal {
+  switch (principal.kind) {
+    case 'anonymous':
+      return principal;
+    case 'api_token':
+      return { kind: 'api_token', scopes: principal.token.scopes };
+    case 'session':
+      return { kind: 'session', session: principal.session.facts, account: { factorMethods: principal.session.factorMethods } };
+  }
+}
+
+/**
+ * Cookie-borne, state-changing requests must come from our own origin. Bearer requests
+ * are exempt: a browser never attaches them on its own.
+ */
+function csrfViolation(request: FastifyRequest, principal: RequestPrincipal, publicOrigin: string): GatehouseError | null {
+  if (!STATE_CHANGING.has(request.method)) return null;
+  if (principal.kind === 'api_token' || (principal.kind === 'session' && principal.via === 'bearer')) return null;
+  if (principal.kind === 'anonymous' && bearerToken(request)) return null;
+  const origin = request.headers.origin;
+  if (typeof origin === 'string' && origin !== publicOrigin) return new CsrfError();
+  if (request.headers['sec-fetch-site'] === 'cross-site') return new CsrfError();
+  return null;
+}
+
+async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<void> {
+  const { gatehouse, extensions } = options;
+  const cookies = cookiePolicy(gatehouse.config.publicUrl);
+  // Read per request (cheaply cached): with PORT=0 the public URL is known only after listen.
+  let origin = { url: '', origin: '' };
+  const publicOrigin = () => {
+    if (origin.url !== gatehouse.config.publicUrl) origin = { url: gatehouse.config.publicUrl, origin: new URL(gatehouse.config.publicUrl).origin };
+    return origin.origin;
+  };
+  const policy = { stepUpMaxAgeSeconds: gatehouse.config.stepUpMaxAgeSeconds };
+
+  app.decorateRequest('principal', null as never);
+  app.decorateRequest('ctx', null as never);
+
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.requires) {
+      throw new Error(`Route ${String(route.method)} ${route.url} declares no requirement: add config: requires({ session: ... })`);
+    }
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const ua = request.headers['user-agent'];
+    request.ctx = { ip: request.ip, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : '', now: Date.now() };
+    request.principal = { kind: 'anonymous' };
+  });
+
+  // After the body is parsed (size and JSON syntax come first), before it is validated.
+  app.addHook('preValidation', async (request, reply) => {
+    if (request.is404) return; // the not-found handler has no route to guard
+    const requirement = request.routeOptions.config.requires;
+    // Unreachable while onRoute refuses undeclared routes; fail closed all the same.
+    if (!requirement) throw new Error('route without requirement');
+    // Public routes never look a session up (and never restore one from remember-me).
+    const principal: RequestPrincipal =
+      requirement.session === 'none' ? { kind: 'anonymous' as const } : await resolvePrincipal(request, reply, gatehouse, cookies, extensions);
+    request.principal = principal;
+
+    const fresh = typeof requirement.fresh === 'function' ? requirement.fresh(request) : requirement.fresh === true;
+    const { fresh: _fresh, ...rest } = requirement;
+    const core = toCorePrincipal(principal);
+    const denied =
+      authorize({ ...rest, fresh: false }, core, request.ctx.now, policy) ??
+      csrfViolation(request, principal, publicOrigin()) ??
+      (fresh ? authorize({ ...rest, fresh: true }, core, request.ctx.now, policy) : null);
+    if (denied) throw denied;
+
+    if (principal.kind === 'session') await gatehouse.sessions.touchIfStale(principal.session, request.ctx.now);
+  });
+}
+
+export const gate = fp(gatePlugin, { name: 'gatehouse-gate', fastify: '5.x' });
+
+/** The session behind the request; only call from routes that require one. */
+export function sessionOf(request: FastifyRequest): ActiveSession {
+  if (request.principal.kind !== 'session') throw new Error('route requires a session but the gate resolved none');
+  return request.principal.session;
+}
+
+/** The account behind the request, whether a session or an API token. */
+export function userIdOf(request: FastifyRequest): string {
+  const p = request.principal;
+  if (p.kind === 'session') return p.session.userId;
+  if (p.kind === 'api_token') return p.token.userId;
+  throw new Error('route requires a principal but the gate resolved none');
+}

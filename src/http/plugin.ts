@@ -1,0 +1,52 @@
+/**
+ * The Gatehouse Fastify plugin: cookies, security headers, the gate, error handling and
+ * Gatehouse's own routes. It is not encapsulated, so the gate also guards every route
+ * the host application registers after it.
+ */
+import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Gatehouse } from '../gatehouse.js';
+import { cookiePolicy } from './cookies.js';
+import { installErrorHandling } from './errors.js';
+import { gate, type GateExtensions } from './gate.js';
+import { accountRoutes } from './routes/account.js';
+import { authRoutes } from './routes/auth.js';
+import { healthRoutes } from './routes/health.js';
+import { mfaRoutes } from './routes/mfa.js';
+
+export interface GatehousePluginOptions {
+  gatehouse: Gatehouse;
+  extensions?: GateExtensions;
+}
+
+async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {} }: GatehousePluginOptions): Promise<void> {
+  const cookies = cookiePolicy(gatehouse.config.publicUrl);
+  installErrorHandling(app);
+  // JSON only. Prototype-poisoning keys are refused; an empty body is "no body" (clients
+  // often send the JSON content type on body-less POSTs).
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined);
+    return json(request, body, done);
+  });
+  await app.register(cookie);
+  await app.register(helmet, {
+    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], frameAncestors: ["'none'"], formAction: ["'self'"] } },
+    hsts: cookies.secure,
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    // Authentication responses must never be cached by browsers or proxies.
+    reply.header('Cache-Control', 'no-store');
+  });
+  await app.register(gate, { gatehouse, extensions });
+
+  await app.register(healthRoutes);
+  await app.register(authRoutes, { gatehouse, cookies });
+  await app.register(mfaRoutes, { gatehouse, cookies });
+  await app.register(accountRoutes, { gatehouse });
+}
+
+export const gatehouseFastify = fp(gatehousePlugin, { name: 'gatehouse', fastify: '5.x' });

@@ -1,0 +1,61 @@
+/** The account itself, its security log and its sessions. */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { NotFoundError } from '../../core/errors.js';
+import { assuranceLevel, type SessionState } from '../../core/session-state.js';
+import type { Gatehouse } from '../../gatehouse.js';
+import { requires, sessionOf, userIdOf } from '../gate.js';
+import { boundedString, parse } from '../validation.js';
+
+const SessionParams = z.object({ id: boundedString(1, 64) });
+const iso = (t: number) => new Date(t).toISOString();
+
+export async function accountRoutes(app: FastifyInstance, { gatehouse }: { gatehouse: Gatehouse }): Promise<void> {
+  const { stores, log, sessions } = gatehouse;
+
+  app.get('/api/account', { config: requires({ session: 'full', scope: 'account:read' }) }, async (request) => {
+    const user = await stores.users.findById(userIdOf(request));
+    if (!user) throw new NotFoundError();
+    const methods = JSON.parse(user.factor_methods) as string[];
+    return { id: user.id, email: user.email, mfaEnabled: methods.length > 0, createdAt: iso(user.created_at) };
+  });
+
+  app.get('/api/account/events', { config: requires({ session: 'full', scope: 'account:read' }) }, async (request) => {
+    const events = await log.list(userIdOf(request));
+    return { events: events.map((e) => ({ type: e.type, at: iso(e.at), ip: e.ip, userAgent: e.user_agent })) };
+  });
+
+  app.get('/api/sessions', { config: requires({ session: 'full' }) }, async (request) => {
+    const current = sessionOf(request);
+    const rows = await sessions.list(current.userId, request.ctx.now);
+    return {
+      sessions: rows.map((row) => ({
+        id: row.id,
+        current: row.id === current.id,
+        state: row.state,
+        createdAt: iso(row.created_at),
+        lastSeenAt: iso(row.last_seen_at),
+        ip: row.ip,
+        userAgent: row.user_agent,
+        aal: assuranceLevel({
+          state: row.state as SessionState,
+          amr: JSON.parse(row.amr),
+          mfaAt: row.mfa_at,
+          authTime: row.auth_time,
+          passwordAt: row.password_at,
+          createdAt: row.created_at,
+          lastSeenAt: row.last_seen_at,
+          expiresAt: row.expires_at,
+        }),
+      })),
+    };
+  });
+
+  app.delete('/api/sessions/:id', { config: requires({ session: 'full' }) }, async (request, reply) => {
+    const { id } = parse(SessionParams, request.params);
+    const session = sessionOf(request);
+    if (!(await sessions.revokeForUser(session.userId, id))) throw new NotFoundError('No such session.');
+    await log.record('session.revoked', session.userId, request.ctx, { sessionId: id });
+    return reply.status(204).send();
+  });
+}

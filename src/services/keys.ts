@@ -1,0 +1,115 @@
+/**
+ * Server-side key material, all derived from GATEHOUSE_SECRET_KEY with HKDF so each use
+ * has its own key: AES-256-GCM for factor secrets at rest, HMAC-SHA-256 for keyed hashes
+ * of recovery codes. Older keys (after a rotation) are kept for decryption only.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const ENCRYPTION_INFO = 'gatehouse/factor-secret/v1';
+const KEYED_HASH_INFO = 'gatehouse/keyed-hash/v1';
+
+function derive(master: string, info: string): Buffer {
+  return Buffer.from(crypto.hkdfSync('sha256', Buffer.from(master, 'utf8'), Buffer.alloc(0), info, 32));
+}
+
+/** A short, non-secret identifier for a master key, stored beside each ciphertext. */
+function keyId(master: string): string {
+  return crypto.createHash('sha256').update(`gatehouse/key-id/${master}`).digest('base64url').slice(0, 8);
+}
+
+export class SecretBox {
+  private readonly current: { id: string; key: Buffer };
+  private readonly byId = new Map<string, Buffer>();
+
+  constructor(masterKey: string, previousKeys: string[] = []) {
+    this.current = { id: keyId(masterKey), key: derive(masterKey, ENCRYPTION_INFO) };
+    this.byId.set(this.current.id, this.current.key);
+    for (const old of previousKeys) this.byId.set(keyId(old), derive(old, ENCRYPTION_INFO));
+  }
+
+  /** `v1.<keyId>.<iv>.<ciphertext>.<tag>`, base64url; `context` binds it to its row. */
+  encrypt(plaintext: string, context: string): string {
+    const iv = crypto.randomBytes(12);
+    const cipher = crypto.createCipheriv('aes-256-gcm', this.current.key, iv);
+    cipher.setAAD(Buffer.from(context, 'utf8'));
+    const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return ['v1', this.current.id, iv.toString('base64url'), ct.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+  }
+
+  decrypt(sealed: string, context: string): string {
+    const [version, id, iv, ct, tag] = sealed.split('.');
+    const key = id ? this.byId.get(id) : undefined;
+    if (version !== 'v1' || !key || !iv || ct === undefined || !tag) throw new Error('cannot decrypt: unknown format or key');
+    const decipher = crypto.createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+    decipher.setAAD(Buffer.from(context, 'utf8'));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
+  }
+
+  /** True when the value was sealed with an older key and should be re-encrypted. */
+  isStale(sealed: string): boolean {
+    return sealed.split('.')[1] !== this.current.id;
+  }
+}
+
+export class KeyedHasher {
+  private readonly key: Buffer;
+  constructor(masterKey: string) {
+    this.key = derive(masterKey, KEYED_HASH_INFO);
+  }
+  hash(value: string): string {
+    return crypto.createHmac('sha256', this.key).update(value, 'utf8').digest('base64url');
+  }
+}
+
+/** 256 random bits, base64url: session, remember-me, reset and API tokens. */
+export function randomToken(bytes = 32): string {
+  return crypto.randomBytes(bytes).toString('base64url');
+}
+
+export function newId(): string {
+  return crypto.randomBytes(16).toString('base64url');
+}
+
+/** Tokens with 256 bits of entropy need no key or salt: a plain SHA-256 is enough. */
+export function hashToken(token: string): string {
+  return crypto.createHash('sha256').update(token, 'utf8').digest('base64url');
+}
+
+export function constantTimeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a, 'utf8');
+  const bb = Buffer.from(b, 'utf8');
+  if (ab.length !== bb.length) {
+    crypto.timingSafeEqual(ab, ab);
+    return false;
+  }
+  return crypto.timingSafeEqual(ab, bb);
+}
+
+export interface ResolvedSecretKey {
+  key: string;
+  generated: boolean;
+}
+
+/** The configured key, or one generated once into the data dir (mode 0600). */
+export function resolveSecretKey(configured: string | null, dataDir: string): ResolvedSecretKey {
+  if (configured) return { key: configured, generated: false };
+  const file = path.join(dataDir, 'secret.key');
+  try {
+    return { key: fs.readFileSync(file, 'utf8').trim(), generated: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  fs.mkdirSync(dataDir, { recursive: true });
+  const key = crypto.randomBytes(32).toString('base64url');
+  try {
+    fs.writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
+    return { key, generated: true };
+  } catch (err) {
+    // Another instance created it first: use theirs.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { key: fs.readFileSync(file, 'utf8').trim(), generated: false };
+    throw err;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The append-only security log. Every security-relevant thing that happens to an account
+ * is recorded here; the account's event list and the notifications are fed from it.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { EventStore } from '../store/events.js';
+import type { Database, EventsTable } from '../store/schema.js';
+import type { RequestContext } from './context.js';
+import { newId } from './keys.js';
+
+export type SecurityEventType =
+  | 'account.created'
+  | 'login.succeeded'
+  | 'login.failed'
+  | 'mfa.failed'
+  | 'mfa.verified'
+  | 'mfa.step_up'
+  | 'mfa.recovery_code_used'
+  | 'mfa.factor_added'
+  | 'mfa.factor_removed'
+  | 'mfa.recovery_codes_regenerated'
+  | 'account.locked'
+  | 'account.email_changed'
+  | 'account.password_changed'
+  | 'session.revoked'
+  | 'remember_me.replayed'
+  | 'token.created'
+  | 'token.revoked'
+  | 'password_reset.requested'
+  | 'password_reset.completed'
+  | (string & {});
+
+export interface SecurityEvent extends EventsTable {
+  parsedDetails: Record<string, unknown>;
+}
+
+/** Called after an event is stored (in the same transaction when there is one). */
+export type EventListener = (event: SecurityEvent, trx: Transaction<Database> | Kysely<Database>) => Promise<void>;
+
+export class SecurityLog {
+  private readonly listeners: EventListener[] = [];
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly store: EventStore,
+  ) {}
+
+  onEvent(listener: EventListener): void {
+    this.listeners.push(listener);
+  }
+
+  async record(
+    type: SecurityEventType,
+    userId: string | null,
+    ctx: RequestContext,
+    details: Record<string, unknown> = {},
+    trx?: Transaction<Database>,
+  ): Promise<void> {
+    const event: SecurityEvent = {
+      id: newId(),
+      user_id: userId,
+      type,
+      at: ctx.now,
+      ip: ctx.ip,
+      user_agent: ctx.userAgent.slice(0, 512),
+      details: JSON.stringify(details),
+      parsedDetails: details,
+    };
+    const run = async (t: Transaction<Database> | Kysely<Database>) => {
+      const { parsedDetails: _unused, ...row } = event;
+      await this.store.insert(t, row);
+      for (const listener of this.listeners) await listener(event, t);
+    };
+    if (trx) await run(trx);
+    else await this.db.transaction().execute(run);
+  }
+
+  list(userId: string, limit = 100) {
+    return this.store.listForUser(userId, limit);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Session tokens and their storage. A token is 256 random bits, stored only as its
+ * SHA-256; it is replaced whenever the session's assurance changes. This module turns
+ * rows into `SessionFacts` for the state machine and back.
+ */
+import {
+  isExpired,
+  needsTouch,
+  type AuthMethod,
+  type SessionFacts,
+  type SessionState,
+  type SessionTimes,
+} from '../core/session-state.js';
+import type { SessionStore, SessionWithAccount } from '../store/sessions.js';
+import type { RequestContext } from './context.js';
+import { hashToken, newId, randomToken } from './keys.js';
+
+export type SessionTransport = 'cookie' | 'token';
+
+/** A live session as the gate and the use cases see it. */
+export interface ActiveSession {
+  id: string;
+  userId: string;
+  email: string;
+  tokenHash: string;
+  transport: SessionTransport;
+  remember: boolean;
+  facts: SessionFacts;
+  factorMethods: string[];
+  ip: string;
+  userAgent: string;
+}
+
+export interface IssuedSession {
+  id: string;
+  /** The bearer secret: goes to the client once, never stored. */
+  token: string;
+  facts: SessionFacts;
+}
+
+export class SessionReplacedError extends Error {}
+
+function parseJsonArray(value: string): string[] {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return Array.isArray(parsed) ? parsed.filter((v): v is string => typeof v === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function toActive(row: SessionWithAccount): ActiveSession {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    email: row.email,
+    tokenHash: row.token_hash,
+    transport: row.transport === 'token' ? 'token' : 'cookie',
+    remember: row.remember === 1,
+    factorMethods: parseJsonArray(row.factor_methods),
+    ip: row.ip,
+    userAgent: row.user_agent,
+    facts: {
+      state: row.state as SessionState,
+      amr: parseJsonArray(row.amr) as AuthMethod[],
+      authTime: row.auth_time,
+      passwordAt: row.password_at,
+      mfaAt: row.mfa_at,
+      createdAt: row.created_at,
+      lastSeenAt: row.last_seen_at,
+      expiresAt: row.expires_at,
+    },
+  };
+}
+
+export class SessionService {
+  constructor(
+    private readonly store: SessionStore,
+    readonly times: SessionTimes,
+  ) {}
+
+  async create(
+    userId: string,
+    facts: SessionFacts,
+    ctx: RequestContext,
+    options: { transport: SessionTransport; remember?: boolean },
+  ): Promise<IssuedSession> {
+    const token = randomToken();
+    const id = newId();
+    await this.store.insert({
+      id,
+      user_id: userId,
+      token_hash: hashToken(token),
+      state: facts.state,
+      amr: JSON.stringify(facts.amr),
+      transport: options.transport,
+      auth_time: facts.authTime,
+      password_at: facts.passwordAt,
+      mfa_at: facts.mfaAt,
+      remember: options.remember ? 1 : 0,
+      created_at: facts.createdAt,
+      last_seen_at: facts.lastSeenAt,
+      expires_at: facts.expiresAt,
+      ip: ctx.ip,
+      user_agent: ctx.userAgent.slice(0, 512),
+    });
+    return { id, token, facts };
+  }
+
+  /**
+   * The live session for a presented token, or null. A token only works over the
+   * transport it was issued for, so a cookie secret cannot be replayed as a bearer token
+   * (which skips the CSRF check) and vice versa. One indexed read; never writes.
+   */
+  async resolve(token: string, transport: SessionTransport, now: number): Promise<ActiveSession | null> {
+    if (token.length < 20 || token.length > 200) return null;
+    const row = await this.store.findByTokenHash(hashToken(token));
+    if (!row || row.transport !== transport) return null;
+    const session = toActive(row);
+    if (isExpired(session.facts, now, this.times)) return null;
+    return session;
+  }
+
+  /** Writes the new facts with a new token; the old token stops working. */
+  async advance(session: ActiveSession, next: SessionFacts): Promise<IssuedSession> {
+    const token = randomToken();
+    const ok = await this.store.replace(session.id, session.tokenHash, {
+      token_hash: hashToken(token),
+      state: next.state,
+      amr: JSON.stringify(next.amr),
+      password_at: next.passwordAt,
+      mfa_at: next.mfaAt,
+      expires_at: next.expiresAt,
+      last_seen_at: next.lastSeenAt,
+    });
+    // Someone else advanced (or revoked) this session first with the same token.
+    if (!ok) throw new SessionReplacedError('session was replaced concurrently');
+    return { id: session.id, token, facts: next };
+  }
+
+  /** Keeps the idle timeout honest without writing on every request. */
+  async touchIfStale(session: ActiveSession, now: number): Promise<void> {
+    if (needsTouch(session.facts, now)) await this.store.touch(session.id, now);
+  }
+
+  reserveMfaAttempt(sessionId: string, max: number): Promise<number | null> {
+    return this.store.reserveMfaAttempt(sessionId, max);
+  }
+
+  revoke(sessionId: string): Promise<void> {
+    return this.store.delete(sessionId);
+  }
+
+  revokeForUser(userId: string, sessionId: string): Promise<boolean> {
+    return this.store.deleteForUser(userId, sessionId);
+  }
+
+  revokeAll(userId: string, keepSessionId?: string): Promise<void> {
+    return this.store.deleteAllForUser(userId, keepSessionId);
+  }
+
+  list(userId: string, now: number) {
+    return this.store.listForUser(userId, now);
+  }
+}

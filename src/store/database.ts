@@ -1,0 +1,55 @@
+/**
+ * Opens the database named by GATEHOUSE_DATABASE_URL (`sqlite:PATH` or `postgres://…`)
+ * and runs pending migrations. Services only see the Kysely instance, so the dialect is
+ * a configuration choice.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import pg from 'pg';
+import { migrations } from './migrations/index.js';
+import type { Database } from './schema.js';
+
+export type DatabaseHandle =
+  | { kind: 'sqlite'; db: Kysely<Database>; sqlite: SqliteDatabase.Database; close(): Promise<void> }
+  | { kind: 'postgres'; db: Kysely<Database>; pool: pg.Pool; close(): Promise<void> };
+
+// PostgreSQL returns bigint (int8) as strings; our bigints are epoch milliseconds and counters.
+pg.types.setTypeParser(20, (value) => Number(value));
+
+export async function openDatabase(url: string): Promise<DatabaseHandle> {
+  const handle = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url);
+  await migrate(handle.db);
+  return handle;
+}
+
+function openSqlite(url: string): DatabaseHandle {
+  const file = url.replace(/^sqlite:/, '');
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const sqlite = new SqliteDatabase(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('foreign_keys = ON');
+  // Several server processes may share one file: wait for the write lock instead of failing.
+  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('synchronous = NORMAL');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { kind: 'sqlite', db, sqlite, close: () => db.destroy() };
+}
+
+function openPostgres(url: string): DatabaseHandle {
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { kind: 'postgres', db, pool, close: () => db.destroy() };
+}
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+async function migrate(db: Kysely<Database>): Promise<void> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${String(error)}`);
+  }
+}

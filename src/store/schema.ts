@@ -1,0 +1,83 @@
+/**
+ * Table types for Kysely. Times are epoch milliseconds (bigint columns), booleans are
+ * 0/1 integers and JSON is stored as text, so the same queries run on SQLite and
+ * PostgreSQL.
+ */
+import type { Generated, Selectable } from 'kysely';
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  email_normalized: string;
+  password_hash: string;
+  /** JSON array of second-factor methods the account has, kept in step with `factors`. */
+  factor_methods: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  state: string;
+  /** JSON array of AuthMethod. */
+  amr: string;
+  transport: string;
+  auth_time: number;
+  password_at: number | null;
+  mfa_at: number | null;
+  /** Second-factor attempts reserved in this pending session. */
+  mfa_attempts: Generated<number>;
+  /** 1 when the user asked to be remembered: a remember-me token is issued once full. */
+  remember: Generated<number>;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+  ip: string;
+  user_agent: string;
+}
+
+export interface FactorsTable {
+  id: string;
+  user_id: string;
+  type: string;
+  /** Encrypted secret (SecretBox format). */
+  secret_enc: string | null;
+  /** Highest TOTP time step accepted; codes of this step and earlier are refused. */
+  last_used_step: number | null;
+  confirmed_at: number | null;
+  created_at: number;
+  label: string | null;
+}
+
+export interface RecoveryCodesTable {
+  id: string;
+  user_id: string;
+  code_hash: string;
+  used_at: number | null;
+  created_at: number;
+}
+
+export interface EventsTable {
+  id: string;
+  user_id: string | null;
+  type: string;
+  at: number;
+  ip: string;
+  user_agent: string;
+  /** JSON object, never secrets. */
+  details: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  factors: FactorsTable;
+  recovery_codes: RecoveryCodesTable;
+  events: EventsTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type SessionRow = Selectable<SessionsTable>;
+export type FactorRow = Selectable<FactorsTable>;

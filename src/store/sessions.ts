@@ -1,0 +1,94 @@
+import type { Kysely } from 'kysely';
+import type { Database, SessionRow } from './schema.js';
+
+/** A session row joined with what the gate needs of its account: one indexed read. */
+export interface SessionWithAccount extends SessionRow {
+  email: string;
+  factor_methods: string;
+}
+
+export class SessionStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  findByTokenHash(tokenHash: string): Promise<SessionWithAccount | undefined> {
+    return this.db
+      .selectFrom('sessions')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .selectAll('sessions')
+      .select(['users.email', 'users.factor_methods'])
+      .where('sessions.token_hash', '=', tokenHash)
+      .executeTakeFirst();
+  }
+
+  async insert(row: Omit<SessionRow, 'mfa_attempts'>): Promise<void> {
+    await this.db.insertInto('sessions').values(row).execute();
+  }
+
+  /**
+   * Replaces the token and the assurance facts, but only if the presented token is still
+   * current: two parallel verifications cannot both win.
+   */
+  async replace(
+    id: string,
+    expectedTokenHash: string,
+    changes: Partial<Pick<SessionRow, 'token_hash' | 'state' | 'amr' | 'password_at' | 'mfa_at' | 'expires_at' | 'last_seen_at'>>,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable('sessions')
+      .set(changes)
+      .where('id', '=', id)
+      .where('token_hash', '=', expectedTokenHash)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Reserves one second-factor attempt in a pending session. Returns the attempt number,
+   * or null when the session has no attempts left (or is gone).
+   */
+  async reserveMfaAttempt(id: string, maxAttempts: number): Promise<number | null> {
+    const row = await this.db
+      .updateTable('sessions')
+      .set((eb) => ({ mfa_attempts: eb('mfa_attempts', '+', 1) }))
+      .where('id', '=', id)
+      .where('state', '=', 'pending')
+      .where('mfa_attempts', '<', maxAttempts)
+      .returning('mfa_attempts')
+      .executeTakeFirst();
+    return row ? Number(row.mfa_attempts) : null;
+  }
+
+  async touch(id: string, now: number): Promise<void> {
+    await this.db.updateTable('sessions').set({ last_seen_at: now }).where('id', '=', id).execute();
+  }
+
+  async listForUser(userId: string, now: number): Promise<SessionRow[]> {
+    return this.db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .execute();
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('id', '=', id).execute();
+  }
+
+  async deleteForUser(userId: string, id: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('sessions').where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  /** Revokes every session of the account except `keepId` (if given). */
+  async deleteAllForUser(userId: string, keepId?: string): Promise<void> {
+    let q = this.db.deleteFrom('sessions').where('user_id', '=', userId);
+    if (keepId) q = q.where('id', '!=', keepId);
+    await q.execute();
+  }
+
+  async deleteExpired(now: number): Promise<void> {
+    await this.db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
+  }
+}
