@@ -32,6 +32,14 @@ export interface Gatehouse {
   verifier: SecondFactorVerifier;
   auth: AuthService;
   factors: FactorService;
+  /**
+   * Revokes every way into the account (sessions, and whatever features register here:
+   * remember-me tokens, trusted devices), except the session `keepSessionId` if given.
+   * Password change and reset call this.
+   */
+  revokeAccountAccess(userId: string, keepSessionId?: string): Promise<void>;
+  /** Features that hold credentials register their revocation here. */
+  accessRevokers: Array<(userId: string, keepSessionId?: string) => Promise<void>>;
   /** Releases the database and Redis connections. */
   close(): Promise<void>;
 }
@@ -94,6 +102,8 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     mfaRequired: config.mfaRequired,
   });
 
+  const accessRevokers: Gatehouse['accessRevokers'] = [(userId, keep) => sessions.revokeAll(userId, keep)];
+
   return {
     config,
     logger,
@@ -107,6 +117,10 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     verifier,
     auth,
     factors,
+    accessRevokers,
+    async revokeAccountAccess(userId, keepSessionId) {
+      for (const revoke of accessRevokers) await revoke(userId, keepSessionId);
+    },
     async close() {
       await database.close();
       if (redis) redis.disconnect();
