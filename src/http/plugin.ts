@@ -30,7 +30,7 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined);
-    return json(request, body, done);
+    return json(request, body as string, done);
   });
   await app.register(cookie);
   await app.register(helmet, {
