@@ -56,7 +56,7 @@ export const recoveryCodeRace: Check = {
   id: 'recovery-code-race',
   title: 'Recovery code race (parallel use)',
   severity: 'medium',
-  references: ['WSTG-ATHN-11', 'WSTG-BUSL-07', 'ASVS 4.0.3 V2.6.1'],
+  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V2.6.1'],
   description:
     'Opens several pending sessions and submits one unused recovery code in all of them at the same moment. ' +
     'A check-then-delete without a transaction lets the code through more than once.',

@@ -1,0 +1,32 @@
+// The checks, in the order they run. The order is deliberate:
+// - cheap, harmless checks first;
+// - brute-force checks late, because a target's lockout may follow them;
+// - checks that may change the account (disable MFA, reset the password) last, so that if
+//   they get through, they cannot spoil the checks before them.
+import type { Check } from './types.js';
+import { passwordOnlySession, pendingForcedBrowsing, tokenLoginSkipsMfa } from './login-paths.js';
+import { rememberMeSkipsMfa, sessionFixationMfa } from './session-handling.js';
+import { otpCrossAccount, recoveryCodeRace, recoveryCodeReuse, totpReplay } from './one-time-codes.js';
+import { apiTokenWithoutStepUp, mfaDisableWithoutReauth, staleSessionSensitiveAction } from './sensitive-actions.js';
+import { mfaGuessUnlimited, xffRateLimitEvasion } from './guessing.js';
+import { passwordResetSession } from './password-reset.js';
+
+export const allChecks: readonly Check[] = [
+  passwordOnlySession,
+  pendingForcedBrowsing,
+  tokenLoginSkipsMfa,
+  sessionFixationMfa,
+  rememberMeSkipsMfa,
+  totpReplay,
+  recoveryCodeReuse,
+  recoveryCodeRace,
+  otpCrossAccount,
+  apiTokenWithoutStepUp,
+  staleSessionSensitiveAction,
+  mfaGuessUnlimited,
+  xffRateLimitEvasion,
+  mfaDisableWithoutReauth,
+  passwordResetSession,
+];
+
+export type { Check, CheckResult, Status, Severity } from './types.js';

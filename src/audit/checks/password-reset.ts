@@ -1,0 +1,96 @@
+// A password reset proves control of the mailbox, not of the second factor, so it must
+// never hand out a session. The reset token is read from the target's reply (test builds)
+// or from a directory the target writes mail to.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sleep } from '../http-client.js';
+import { getPath, setPath } from '../matchers.js';
+import { blocked, bypassed, Inconclusive, type Check } from './types.js';
+
+export const passwordResetSession: Check = {
+  id: 'password-reset-session',
+  title: 'Password reset grants a session',
+  severity: 'high',
+  references: ['WSTG-ATHN-09', 'WSTG-ATHN-11', 'ASVS 4.0.3 V1.2.4', 'ASVS 4.0.3 V2.5.7'],
+  description:
+    'Requests a password reset, completes it with the token from the reset mail, and checks whether the client ' +
+    'that did so is now logged in. Whoever reads the victim’s mail would then skip the second factor.',
+  fixHint: 'Finish a reset without a session: send the user to the normal login, which asks for the second factor.',
+  notApplicable: (p) =>
+    !p.passwordReset
+      ? 'the profile has no passwordReset'
+      : !p.safety.allowAccountChanges
+        ? 'a reset changes the password: set safety.allowAccountChanges: true to test'
+        : undefined,
+  plan: (p) => [
+    `${p.passwordReset?.request.method} ${p.passwordReset?.request.path} for the first account`,
+    p.passwordReset?.token.from === 'mailDir'
+      ? `read the reset token from the newest mail under ${p.passwordReset.token.dir}`
+      : `read the reset token from the response field ${p.passwordReset?.token.from === 'response' ? p.passwordReset.token.field : ''}`,
+    `${p.passwordReset?.reset.method} ${p.passwordReset?.reset.path} (new password = ${p.passwordReset?.newPassword ? 'passwordReset.newPassword' : 'the current one'})`,
+    `${p.whoami.method} ${p.whoami.path} with whatever the reset response set`,
+  ],
+  async run(ctx) {
+    const cfg = ctx.profile.passwordReset;
+    if (!cfg) throw new Inconclusive('the profile has no passwordReset');
+    const since = Date.now();
+    const reqBody = structuredClone(cfg.request.body ?? {});
+    setPath(reqBody, cfg.request.emailField, ctx.account.email ?? ctx.account.username);
+    const asked = await ctx.http.send({ ...cfg.request, body: reqBody, note: 'ask for a password reset' });
+    const token =
+      cfg.token.from === 'response'
+        ? stringAt(getPath(asked.json, cfg.token.field))
+        : await tokenFromMail(cfg.token.dir, cfg.token.pattern, since);
+    if (!token) throw new Inconclusive('no reset token found (check passwordReset.token)');
+    ctx.secrets.add(token);
+
+    const session = ctx.newSession();
+    const body = structuredClone(cfg.reset.body ?? {});
+    setPath(body, cfg.reset.tokenField, token);
+    setPath(body, cfg.reset.passwordField, cfg.newPassword ?? ctx.account.password);
+    const reset = await ctx.send({ ...cfg.reset, body, note: 'complete the reset with the token' }, session);
+    if (reset.status >= 400) throw new Inconclusive(`the target refused the reset (status ${reset.status})`);
+    if (cfg.newPassword) ctx.account.password = cfg.newPassword;
+    if (session.isEmpty()) return blocked(`The reset succeeded (status ${reset.status}) and set no session at all.`);
+    const me = await ctx.whoami(session, 'ask who-am-I with what the reset response set');
+    if (me.ok) return bypassed(`The reset response set a session that reaches ${ctx.profile.whoami.path} (status ${me.res.status}) with no second factor.`);
+    return blocked(`The reset set a cookie or token, but it gets status ${me.res.status} from ${ctx.profile.whoami.path}.`);
+  },
+};
+
+const stringAt = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
+
+/** Polls the mail directory briefly: mail is often written just after the response. */
+async function tokenFromMail(dir: string, pattern: string, since: number): Promise<string | undefined> {
+  const re = new RegExp(pattern, 'g');
+  for (let tries = 0; tries < 20; tries++) {
+    const files = await recentFiles(dir, since - 1000);
+    for (const file of files) {
+      // Undo quoted-printable (soft breaks, "=3D") so tokens in raw .eml files match.
+      const text = (await readFile(file, 'utf8')).replace(/=\r?\n/g, '').replace(/=3D/gi, '=');
+      const found = [...text.matchAll(re)].map((m) => m[1] ?? m[0]);
+      const last = found[found.length - 1];
+      if (last) return decodeURIComponent(last);
+    }
+    await sleep(250);
+  }
+  return undefined;
+}
+
+/** Files under `dir` modified after `since`, newest first. */
+async function recentFiles(dir: string, since: number): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir, { recursive: true });
+  } catch {
+    return [];
+  }
+  const withTimes: { path: string; mtime: number }[] = [];
+  for (const name of names) {
+    const path = join(dir, name);
+    const s = await stat(path).catch(() => undefined);
+    // Size cap: skip databases and logs that happen to live next to the mail.
+    if (s?.isFile() && s.mtimeMs >= since && s.size < 1_000_000) withTimes.push({ path, mtime: s.mtimeMs });
+  }
+  return withTimes.sort((a, b) => b.mtime - a.mtime).map((f) => f.path);
+}

@@ -1,0 +1,36 @@
+// --dry-run: what the audit would do, without sending a single request.
+import type { Profile } from './profile.js';
+import { selectedChecks } from './runner.js';
+
+export function renderPlan(target: string, profile: Profile, only?: readonly string[]): string {
+  const origin = new URL(target).origin;
+  const s = profile.safety;
+  const checks = selectedChecks(only);
+  const lines = [
+    `Audit plan for "${profile.name}" against ${origin} (dry run: nothing is sent)`,
+    '',
+    `Safety: requests only to ${origin}; at most ${s.maxRequests} requests; at most ${s.requestsPerSecond} per second;`,
+    `        account-changing checks ${s.allowAccountChanges ? 'ALLOWED (safety.allowAccountChanges: true)' : 'skipped (set safety.allowAccountChanges: true to run them)'}.`,
+    `Accounts: ${profile.accounts.map((a) => a.username).join(', ')}; recovery codes available: ${profile.accounts[0]?.recoveryCodes.length ?? 0}.`,
+    '',
+    'Preflight:',
+    `  - ${profile.whoami.method} ${profile.whoami.path} without a session (must be refused)`,
+    `  - ${profile.login.method} ${profile.login.path} with the password, then a second-factor code`,
+    `  - ${profile.whoami.method} ${profile.whoami.path} with the full session (must succeed)`,
+    ...profile.sensitiveActions.flatMap((a) =>
+      Object.entries(a.params ?? {}).map(([n, l]) => `  - ${l.method} ${l.path} to look up {${n}} (${l.field})`),
+    ),
+    '',
+  ];
+  const width = String(checks.length).length;
+  for (const [i, check] of checks.entries()) {
+    const head = `[${String(i + 1).padStart(width)}/${checks.length}] ${check.id}: ${check.title} (${check.severity})`;
+    const reason = check.notApplicable(profile);
+    if (reason) {
+      lines.push(`${head}: not applicable, ${reason}`);
+      continue;
+    }
+    lines.push(head, ...check.plan(profile).map((step) => `      - ${step}`));
+  }
+  return `${lines.join('\n')}\n`;
+}

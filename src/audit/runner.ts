@@ -1,0 +1,142 @@
+// Runs the checks against one target: a preflight that proves the profile works (a full
+// login and who-am-I), then every check in order, each with its own evidence log.
+import { allChecks, type Check, type CheckResult } from './checks/index.js';
+import { Inconclusive } from './checks/types.js';
+import { AuditContext } from './context.js';
+import { AuditAbort, HttpClient, RequestFailed, type Exchange } from './http-client.js';
+import { maskExchange, SecretRegistry } from './mask.js';
+import { getPath } from './matchers.js';
+import type { Profile } from './profile.js';
+import { AUDITOR_NAME, AUDITOR_VERSION, countStatuses, exitCodeFor, type AuditReport } from './report.js';
+
+export interface AuditListener {
+  onPreflight?(message: string): void;
+  onCheckStart?(check: Check, index: number, total: number): void;
+  onCheckEnd?(result: CheckResult, index: number, total: number): void;
+  onWait?(reason: string, ms: number): void;
+}
+
+export interface AuditOptions {
+  target: string;
+  profile: Profile;
+  listener?: AuditListener;
+  /** Run only these check ids (default: all). */
+  only?: readonly string[];
+}
+
+export function selectedChecks(only?: readonly string[]): Check[] {
+  if (!only?.length) return [...allChecks];
+  const unknown = only.filter((id) => !allChecks.some((c) => c.id === id));
+  if (unknown.length) throw new AuditAbort(`unknown check id(s): ${unknown.join(', ')}`);
+  return allChecks.filter((c) => only.includes(c.id));
+}
+
+export async function runAudit(options: AuditOptions): Promise<AuditReport> {
+  const { profile, listener = {} } = options;
+  const started = Date.now();
+  const checks = selectedChecks(options.only);
+  const target = new URL(options.target).origin;
+  const http = new HttpClient({
+    target,
+    maxRequests: profile.safety.maxRequests,
+    requestsPerSecond: profile.safety.requestsPerSecond,
+    burst: Math.max(4, profile.limits.raceParallelism),
+    timeoutMs: profile.safety.timeoutSeconds * 1000,
+  });
+  const secrets = new SecretRegistry();
+  const ctx = new AuditContext(profile, http, secrets, { onWait: listener.onWait?.bind(listener) });
+
+  // Recovery codes the recovery-code checks will need are kept out of routine logins.
+  const recoveryChecks = checks.filter((c) => c.id.startsWith('recovery-code-') && !c.notApplicable(profile));
+  ctx.codes.reserveRecovery(recoveryChecks.length);
+
+  const preflight: Exchange[] = [];
+  const results: CheckResult[] = [];
+  let aborted: string | undefined;
+
+  http.sink = preflight;
+  try {
+    listener.onPreflight?.('preflight: unauthenticated who-am-I, full login, lookups');
+    await runPreflight(ctx);
+  } catch (err) {
+    aborted = `preflight failed: ${(err as Error).message}`;
+  }
+
+  for (const [i, check] of checks.entries()) {
+    if (aborted !== undefined) break;
+    listener.onCheckStart?.(check, i, checks.length);
+    const evidence: Exchange[] = [];
+    http.sink = evidence;
+    const t0 = Date.now();
+    const { id, title, severity, references, description, fixHint } = check;
+    const base = { id, title, severity, references, description, fixHint, evidence };
+    let result: CheckResult;
+    const reason = check.notApplicable(profile);
+    if (reason !== undefined) {
+      result = { ...base, status: 'not_applicable', summary: `Not applicable: ${reason}.`, durationMs: 0 };
+    } else {
+      try {
+        const verdict = await check.run(ctx);
+        result = { ...base, ...verdict, durationMs: Date.now() - t0 };
+      } catch (err) {
+        if (!(err instanceof Inconclusive || err instanceof RequestFailed || err instanceof AuditAbort)) throw err;
+        if (err instanceof AuditAbort) aborted = `stopped during ${check.id}: ${err.message}`;
+        result = { ...base, status: 'error', summary: `Could not conclude: ${err.message}`, durationMs: Date.now() - t0 };
+      }
+    }
+    results.push(result);
+    listener.onCheckEnd?.(result, i, checks.length);
+  }
+
+  const finished = Date.now();
+  const counts = countStatuses(results);
+  const masked = (list: Exchange[]) => list.map((e) => maskExchange(e, secrets));
+  return {
+    tool: { name: AUDITOR_NAME, version: AUDITOR_VERSION },
+    target,
+    profile: profile.name,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date(finished).toISOString(),
+    durationMs: finished - started,
+    requestCount: http.requestCount,
+    ...(aborted !== undefined ? { aborted } : {}),
+    preflight: masked(preflight),
+    results: results.map((r) => ({ ...r, evidence: masked(r.evidence) })),
+    counts,
+    exitCode: exitCodeFor(counts, aborted),
+  };
+}
+
+/**
+ * Proves the profile describes the target correctly before any verdict is trusted:
+ * who-am-I must refuse no session and accept a fully verified one.
+ */
+async function runPreflight(ctx: AuditContext): Promise<void> {
+  const p = ctx.profile;
+  const anonymous = await ctx.whoami(ctx.newSession(), 'who-am-I without any session');
+  if (anonymous.ok) {
+    throw new Error(`${p.whoami.path} answers ${anonymous.res.status} without any session: whoami.success cannot tell sessions apart`);
+  }
+  let full;
+  try {
+    full = await ctx.fullLogin({ preference: ctx.codes.hasTotp ? 'totp' : 'recovery', note: 'baseline: log in with the password' });
+  } catch (err) {
+    throw new Error(`could not complete a full login as ${ctx.account.username}: ${(err as Error).message}`);
+  }
+  const me = await ctx.whoami(full.session, 'baseline: who-am-I with the full session');
+  if (!me.ok) {
+    throw new Error(`after a full login ${p.whoami.path} answered ${me.res.status}: check whoami and session in the profile`);
+  }
+  for (const action of p.sensitiveActions) {
+    for (const [name, lookup] of Object.entries(action.params ?? {})) {
+      if (ctx.params[name] !== undefined) continue;
+      const res = await ctx.send({ method: lookup.method, path: lookup.path, note: `look up {${name}} for ${action.name}` }, full.session);
+      const value = getPath(res.json, lookup.field);
+      if (typeof value !== 'string' && typeof value !== 'number') {
+        throw new Error(`${action.name}: ${lookup.method} ${lookup.path} gave no ${lookup.field} for {${name}} (status ${res.status})`);
+      }
+      ctx.params[name] = String(value);
+    }
+  }
+  ctx.preflight = full;
+}

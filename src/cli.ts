@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// The `gatehouse` command. Each subcommand is an async function from its arguments to an
+// exit code; to add one (e.g. `rotate-key`), add an entry to `commands`.
+import { auditCommand } from './audit/command.js';
+
+type Command = { summary: string; run(argv: string[]): Promise<number> };
+
+const commands: Record<string, Command> = {
+  audit: { summary: 'run MFA-bypass attacks against a web app and report what got through', run: auditCommand },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((n) => n.length));
+  const list = Object.entries(commands)
+    .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+    .join('\n');
+  return `Usage: gatehouse <command> [options]\n\nCommands:\n${list}\n\nRun "gatehouse <command> --help" for a command's options.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`gatehouse: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`gatehouse: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 2;
+  },
+);
