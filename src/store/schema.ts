@@ -70,12 +70,40 @@ export interface EventsTable {
   details: string;
 }
 
+export interface RememberTokensTable {
+  id: string;
+  user_id: string;
+  /** Chain id: every rotation of one remember-me keeps it; a replay revokes the family. */
+  family_id: string;
+  token_hash: string;
+  session_id: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  revoked_at: number | null;
+  ip: string;
+  user_agent: string;
+}
+
+export interface TrustedDevicesTable {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: number;
+  last_used_at: number | null;
+  expires_at: number;
+  ip: string;
+  user_agent: string;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   factors: FactorsTable;
   recovery_codes: RecoveryCodesTable;
   events: EventsTable;
+  remember_tokens: RememberTokensTable;
+  trusted_devices: TrustedDevicesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
