@@ -96,6 +96,53 @@ export interface TrustedDevicesTable {
   user_agent: string;
 }
 
+export interface ApiTokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  /** JSON array of Scope. */
+  scopes: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+/** A pending e-mail change: confirmed by the token mailed to the new address. */
+export interface EmailChangesTable {
+  id: string;
+  user_id: string;
+  new_email: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface PasswordResetsTable {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** Mail waiting to go out (or sent); the body is encrypted (it may carry a link token). */
+export interface MailOutboxTable {
+  id: string;
+  user_id: string | null;
+  event_type: string;
+  to_address: string;
+  subject: string;
+  body_enc: string;
+  status: string;
+  attempts: Generated<number>;
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+  sent_at: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -104,6 +151,10 @@ export interface Database {
   events: EventsTable;
   remember_tokens: RememberTokensTable;
   trusted_devices: TrustedDevicesTable;
+  api_tokens: ApiTokensTable;
+  email_changes: EmailChangesTable;
+  password_resets: PasswordResetsTable;
+  mail_outbox: MailOutboxTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
