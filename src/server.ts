@@ -17,16 +17,69 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function buildServer(config: GatehouseConfig): Promise<{ app: FastifyInstance; gatehouse: Gatehouse }> {
+/** Limits for slow or idle clients, in milliseconds. */
+export interface ServerTimeouts {
+  /** Complete request headers must arrive within this time. */
+  headers: number;
+  /** The whole request (headers and body) must arrive within this time. */
+  request: number;
+  /** A socket with no traffic at all is closed after this time. */
+  idle: number;
+  /** An idle keep-alive connection is closed after this time. */
+  keepAlive: number;
+}
+
+export const DEFAULT_TIMEOUTS: ServerTimeouts = { headers: 10_000, request: 30_000, idle: 30_000, keepAlive: 5_000 };
+
+/** Largest request head (request line and headers) Node parses; beyond it, a JSON 431. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+/**
+ * Errors Node raises before Fastify sees a request (oversized or malformed headers, slow
+ * clients) get the contract's JSON error shape too, never a bare status line.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', 'The request took too long to arrive.']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'Request Header Fields Too Large', 'The request headers are too large.']
+        : [400, 'Bad Request', 'The request is malformed.'];
+  const body = JSON.stringify({ error: 'invalid_request', message, details: [] });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        'Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n' +
+        `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
+
+export interface BuildOptions {
+  timeouts?: Partial<ServerTimeouts>;
+}
+
+export async function buildServer(config: GatehouseConfig, options: BuildOptions = {}): Promise<{ app: FastifyInstance; gatehouse: Gatehouse }> {
   const gatehouse = await createGatehouse(config);
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   const app: FastifyInstance = Fastify({
     loggerInstance: gatehouse.logger as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
     // Slow clients must not hold connections open forever.
-    connectionTimeout: 30_000,
-    requestTimeout: 30_000,
-    keepAliveTimeout: 5_000,
+    connectionTimeout: timeouts.idle,
+    requestTimeout: timeouts.request,
+    keepAliveTimeout: timeouts.keepAlive,
+    http: {
+      headersTimeout: Math.min(timeouts.headers, timeouts.request),
+      requestTimeout: timeouts.request,
+      // How often Node checks the two timeouts above (its default, 30 s, is too coarse).
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(timeouts.headers / 4))),
+      maxHeaderSize: MAX_HEADER_BYTES,
+    },
+    clientErrorHandler,
     return503OnClosing: true,
   });
   await app.register(gatehouseFastify, { gatehouse });
@@ -35,8 +88,8 @@ export async function buildServer(config: GatehouseConfig): Promise<{ app: Fasti
   return { app, gatehouse };
 }
 
-export async function startServer(config: GatehouseConfig = loadConfig()): Promise<RunningServer> {
-  const { app, gatehouse } = await buildServer(config);
+export async function startServer(config: GatehouseConfig = loadConfig(), options: BuildOptions = {}): Promise<RunningServer> {
+  const { app, gatehouse } = await buildServer(config, options);
   await app.listen({ host: config.host, port: config.port });
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : config.port;

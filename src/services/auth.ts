@@ -14,7 +14,7 @@ import { completeSecondFactor, recordPassword, startSession, type FirstFactor } 
 import type { UserStore } from '../store/users.js';
 import type { RequestContext } from './context.js';
 import { newId } from './keys.js';
-import type { Limits } from './limits.js';
+import type { Limits, Reservation } from './limits.js';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords.js';
 import type { CodeMethod, SecondFactorVerifier } from './second-factor.js';
 import type { SecurityLog } from './security-log.js';
@@ -91,16 +91,12 @@ export class AuthService {
     if (!byAddress.allowed) throw new TooManyAttemptsError(byAddress.retryAfterSeconds);
     const byAccount = await this.limits.passwordPerAccount.reserve(emailKey);
     const user = await this.users.findByNormalizedEmail(emailKey);
-    if (!byAccount.allowed) {
-      if (byAccount.blockStarted && user) {
-        await this.log.record('account.locked', user.id, ctx, { check: 'password', seconds: byAccount.retryAfterSeconds });
-      }
-      throw new TooManyAttemptsError(byAccount.retryAfterSeconds);
-    }
+    if (!byAccount.allowed) throw new TooManyAttemptsError(byAccount.retryAfterSeconds);
 
     const valid = user ? await this.passwords.verify(user.password_hash, input.password) : await this.passwords.verifyDummy(input.password);
     if (!user || !valid) {
       if (user) await this.log.record('login.failed', user.id, ctx);
+      await this.lockIfLast(byAccount, emailKey, user?.id ?? null, ctx);
       throw new InvalidCredentialsError();
     }
 
@@ -162,10 +158,21 @@ export class AuthService {
     if (!reservation.allowed) throw new TooManyAttemptsError(reservation.retryAfterSeconds);
     const user = await this.users.findById(session.userId);
     if (!user || password.length > 1024 || !(await this.passwords.verify(user.password_hash, password))) {
+      await this.lockIfLast(reservation, normaliseEmail(session.email), session.userId, ctx);
       throw new InvalidCredentialsError();
     }
     await this.limits.passwordPerAccount.reset(normaliseEmail(session.email));
     return this.sessions.advance(session, recordPassword(session.facts, ctx.now));
+  }
+
+  /**
+   * The one failure that used up the account's last password attempt starts the lockout
+   * and records account.locked (once per lockout, also under parallel attempts).
+   */
+  private async lockIfLast(reservation: Reservation, emailKey: string, userId: string | null, ctx: RequestContext): Promise<void> {
+    if (!this.limits.passwordPerAccount.isLast(reservation)) return;
+    const seconds = await this.limits.passwordPerAccount.lock(emailKey);
+    if (userId) await this.log.record('account.locked', userId, ctx, { check: 'password', seconds });
   }
 
   async logout(session: ActiveSession | null): Promise<void> {

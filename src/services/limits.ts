@@ -48,6 +48,20 @@ export class AttemptLimiter {
     }
   }
 
+  /**
+   * Starts the block now (called by the request whose failure used up the last attempt),
+   * so the lockout lasts `blockSeconds` from the failure that caused it. Returns them.
+   */
+  async lock(key: string): Promise<number> {
+    await this.limiter.block(key, this.spec.blockSeconds);
+    return this.spec.blockSeconds;
+  }
+
+  /** True for the one reservation that used up the last attempt. */
+  isLast(reservation: Reservation): boolean {
+    return reservation.allowed && reservation.attempt === this.spec.points;
+  }
+
   /** A success ends the run of consecutive failures. */
   async reset(key: string): Promise<void> {
     await this.limiter.delete(key);

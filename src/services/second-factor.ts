@@ -54,9 +54,7 @@ export class SecondFactorVerifier {
 
     const reservation = await this.limits.mfaPerAccount.reserve(check.userId);
     if (!reservation.allowed) {
-      if (reservation.blockStarted) {
-        await this.log.record('account.locked', check.userId, ctx, { check: 'second_factor', seconds: reservation.retryAfterSeconds });
-      }
+      // account.locked was recorded by the failure that started the lockout (below).
       throw new TooManyAttemptsError(reservation.retryAfterSeconds, 'Second-factor checks for this account are locked for a while.');
     }
 
@@ -71,9 +69,16 @@ export class SecondFactorVerifier {
     }
 
     await this.log.record('mfa.failed', check.userId, ctx, { method: check.method });
+    // Exactly one request holds the last attempt (reserved atomically): it starts the
+    // lockout and records account.locked, once per lockout however many run in parallel.
+    let lockedFor: number | null = null;
+    if (this.limits.mfaPerAccount.isLast(reservation)) {
+      lockedFor = await this.limits.mfaPerAccount.lock(check.userId);
+      await this.log.record('account.locked', check.userId, ctx, { check: 'second_factor', seconds: lockedFor });
+    }
     if (check.pendingSessionId && sessionAttempt >= MFA_ATTEMPTS_PER_PENDING_SESSION) {
       await this.sessions.revoke(check.pendingSessionId);
-      throw new TooManyAttemptsError(1, 'Too many wrong codes; sign in again.');
+      throw new TooManyAttemptsError(lockedFor ?? 1, 'Too many wrong codes; sign in again.');
     }
     throw new InvalidCodeError();
   }
