@@ -9,10 +9,14 @@ import { AuthService } from './services/auth.js';
 import { FactorService } from './services/factors.js';
 import { KeyedHasher, resolveSecretKey, SecretBox } from './services/keys.js';
 import { createLimits, type Limits } from './services/limits.js';
+import { PasswordChangeService } from './services/password-change.js';
 import { PasswordHasher } from './services/passwords.js';
+import { RememberMeService } from './services/remember-me.js';
 import { SecondFactorVerifier } from './services/second-factor.js';
 import { SecurityLog } from './services/security-log.js';
 import { SessionService } from './services/sessions.js';
+import { TrustedDeviceService } from './services/trusted-devices.js';
+import { RememberTokenStore, TrustedDeviceStore } from './store/credentials.js';
 import { openDatabase, type DatabaseHandle } from './store/database.js';
 import { EventStore } from './store/events.js';
 import { FactorStore, RecoveryCodeStore } from './store/factors.js';
@@ -32,6 +36,9 @@ export interface Gatehouse {
   verifier: SecondFactorVerifier;
   auth: AuthService;
   factors: FactorService;
+  rememberMe: RememberMeService;
+  trustedDevices: TrustedDeviceService;
+  passwordChange: PasswordChangeService;
   /**
    * Revokes every way into the account (sessions, and whatever features register here:
    * remember-me tokens, trusted devices), except the session `keepSessionId` if given.
@@ -104,6 +111,18 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
 
   const accessRevokers: Gatehouse['accessRevokers'] = [(userId, keep) => sessions.revokeAll(userId, keep)];
 
+  // Remember-me and trusted devices (issue 3): every chain and every device goes on
+  // password change and reset; devices also go when a factor is removed.
+  const rememberMe = new RememberMeService(new RememberTokenStore(db), stores.users, sessions, auth, log, { rememberDays: config.rememberDays });
+  const trustedDevices = new TrustedDeviceService(new TrustedDeviceStore(db), log, { days: config.trustedDeviceDays });
+  auth.deviceTrust = trustedDevices;
+  factors.factorRemovedHooks.push((userId) => trustedDevices.revokeAll(userId));
+  accessRevokers.push((userId) => rememberMe.revokeAll(userId, Date.now()), (userId) => trustedDevices.revokeAll(userId));
+  const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId) => {
+    for (const revoke of accessRevokers) await revoke(userId, keepSessionId);
+  };
+  const passwordChange = new PasswordChangeService(stores.users, passwords, limits, log, revokeAccountAccess);
+
   return {
     config,
     logger,
@@ -117,10 +136,11 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     verifier,
     auth,
     factors,
+    rememberMe,
+    trustedDevices,
+    passwordChange,
     accessRevokers,
-    async revokeAccountAccess(userId, keepSessionId) {
-      for (const revoke of accessRevokers) await revoke(userId, keepSessionId);
-    },
+    revokeAccountAccess,
     async close() {
       await database.close();
       if (redis) redis.disconnect();

@@ -9,12 +9,15 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Gatehouse } from '../gatehouse.js';
 import { cookiePolicy } from './cookies.js';
+import { rememberMeRestorer } from './credentials.js';
 import { installErrorHandling } from './errors.js';
 import { gate, type GateExtensions } from './gate.js';
 import { accountRoutes } from './routes/account.js';
 import { authRoutes } from './routes/auth.js';
+import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
 import { mfaRoutes } from './routes/mfa.js';
+import { passwordRoutes } from './routes/password.js';
 
 export interface GatehousePluginOptions {
   gatehouse: Gatehouse;
@@ -41,12 +44,14 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
     // Authentication responses must never be cached by browsers or proxies.
     reply.header('Cache-Control', 'no-store');
   });
-  await app.register(gate, { gatehouse, extensions });
+  await app.register(gate, { gatehouse, extensions: { restoreSession: rememberMeRestorer(gatehouse, cookies), ...extensions } });
 
   await app.register(healthRoutes);
   await app.register(authRoutes, { gatehouse, cookies });
   await app.register(mfaRoutes, { gatehouse, cookies });
   await app.register(accountRoutes, { gatehouse });
+  await app.register(deviceRoutes, { gatehouse });
+  await app.register(passwordRoutes, { gatehouse });
 }
 
 export const gatehouseFastify = fp(gatehousePlugin, { name: 'gatehouse', fastify: '5.x' });

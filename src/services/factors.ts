@@ -29,6 +29,9 @@ export interface FactorSummary {
 }
 
 export class FactorService {
+  /** Run after a confirmed factor is removed (trusted devices are revoked here). */
+  readonly factorRemovedHooks: Array<(userId: string) => Promise<void>> = [];
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly factors: FactorStore,
@@ -118,6 +121,7 @@ export class FactorService {
         await this.log.record('mfa.factor_removed', session.userId, ctx, { type: factor.type, factorId }, trx);
       }
     });
+    if (factor.confirmed_at !== null) for (const hook of this.factorRemovedHooks) await hook(session.userId);
   }
 
   async regenerateRecoveryCodes(session: ActiveSession, ctx: RequestContext): Promise<string[]> {

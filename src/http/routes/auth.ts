@@ -6,6 +6,7 @@ import type { Gatehouse } from '../../gatehouse.js';
 import type { LoginResult } from '../../services/auth.js';
 import type { IssuedSession, SessionTransport } from '../../services/sessions.js';
 import { clearCookie, cookieOptions, type CookiePolicy } from '../cookies.js';
+import { endRememberMe, issueRememberMeIfAsked, trustDeviceIfAsked } from '../credentials.js';
 import { requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 
@@ -98,6 +99,9 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
     );
     if (transport === 'cookie') await revokePresentedSession(request, gatehouse, cookies);
     const token = deliverSession(reply, cookies, result.session, transport);
+    if (result.outcome === 'authenticated') {
+      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: result.user.id, sessionId: result.session.id, remember: body.remember === true, transport });
+    }
     return reply.status(result.outcome === 'authenticated' ? 200 : 202).send({ ...loginBody(result, config.pendingTtlSeconds), ...token });
   });
 
@@ -106,6 +110,8 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
     const session = sessionOf(request);
     const issued = await auth.verifySecondFactor(session, body.method, body.code, request.ctx);
     const token = deliverSession(reply, cookies, issued, session.transport);
+    await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: session.transport });
+    if (session.transport === 'cookie') await trustDeviceIfAsked(request, reply, gatehouse, cookies, session.userId, body.trustDevice === true);
     return reply.send({ status: 'authenticated', aal: assuranceLevel(issued.facts), amr: issued.facts.amr, ...token });
   });
 
@@ -128,6 +134,7 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
   app.post('/api/auth/logout', { config: requires({ session: 'any' }) }, async (request, reply) => {
     const principal = request.principal;
     await auth.logout(principal.kind === 'session' ? principal.session : null);
+    await endRememberMe(request, reply, gatehouse, cookies, principal.kind === 'session' ? principal.session : null);
     clearCookie(reply, cookies, cookies.names.session);
     return reply.status(204).send();
   });

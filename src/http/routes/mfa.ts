@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Gatehouse } from '../../gatehouse.js';
 import type { CookiePolicy } from '../cookies.js';
+import { issueRememberMeIfAsked } from '../credentials.js';
 import { requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 import { deliverSession } from './auth.js';
@@ -26,6 +27,10 @@ export async function mfaRoutes(app: FastifyInstance, { gatehouse, cookies }: { 
     const session = sessionOf(request);
     const result = await factors.confirmTotp(session, body.code, request.ctx);
     const token = deliverSession(reply, cookies, result.session, session.transport);
+    // enrolling → full: a login that asked to be remembered gets its remember-me cookie now.
+    if (session.facts.state === 'enrolling') {
+      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: session.transport });
+    }
     return reply.send({ ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}), aal: 2, ...token });
   });
 

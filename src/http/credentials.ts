@@ -1,0 +1,84 @@
+/**
+ * The HTTP side of remember-me and trusted devices: their cookies, issuing them when a
+ * session becomes full, restoring a session from a remember-me cookie (the gate's
+ * `restoreSession` extension) and ending the chain at logout.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Gatehouse } from '../gatehouse.js';
+import type { RequestContext } from '../services/context.js';
+import type { ActiveSession, SessionTransport } from '../services/sessions.js';
+import { clearCookie, cookieOptions, type CookiePolicy } from './cookies.js';
+import type { GateExtensions } from './gate.js';
+
+function secondsUntil(expiresAt: number, now: number): number {
+  return Math.max(1, Math.floor((expiresAt - now) / 1000));
+}
+
+/** Routes on which a remember-me cookie must not conjure a session. */
+const NO_RESTORE = new Set(['/api/auth/logout']);
+
+/**
+ * A session just became full. When it asked to be remembered (and travels in a cookie),
+ * starts a remember-me chain and sets its cookie; the chain the browser held before ends.
+ */
+export async function issueRememberMeIfAsked(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  gatehouse: Gatehouse,
+  cookies: CookiePolicy,
+  session: { userId: string; sessionId: string; remember: boolean; transport: SessionTransport },
+): Promise<void> {
+  if (!session.remember || session.transport !== 'cookie') return;
+  const presented = request.cookies[cookies.names.remember];
+  if (presented) await gatehouse.rememberMe.revokeForLogout(null, presented, request.ctx.now);
+  const issued = await gatehouse.rememberMe.issue(session.userId, session.sessionId, request.ctx);
+  reply.setCookie(cookies.names.remember, issued.token, cookieOptions(cookies, secondsUntil(issued.expiresAt, request.ctx.now)));
+}
+
+/** `trustDevice: true` after a verified second factor; ignored while the feature is off. */
+export async function trustDeviceIfAsked(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  gatehouse: Gatehouse,
+  cookies: CookiePolicy,
+  userId: string,
+  asked: boolean,
+): Promise<void> {
+  if (!asked || !gatehouse.trustedDevices.enabled) return;
+  const issued = await gatehouse.trustedDevices.trust(userId, request.ctx, request.cookies[cookies.names.device]);
+  if (issued) reply.setCookie(cookies.names.device, issued.token, cookieOptions(cookies, secondsUntil(issued.expiresAt, request.ctx.now)));
+}
+
+/** Logout: this device's remember-me chain ends and its cookie is cleared. */
+export async function endRememberMe(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  gatehouse: Gatehouse,
+  cookies: CookiePolicy,
+  session: ActiveSession | null,
+): Promise<void> {
+  await gatehouse.rememberMe.revokeForLogout(session?.id ?? null, request.cookies[cookies.names.remember], request.ctx.now);
+  if (request.cookies[cookies.names.remember] !== undefined) clearCookie(reply, cookies, cookies.names.remember);
+}
+
+/**
+ * The gate's `restoreSession`: a request with a remember-me cookie and no valid session
+ * gets a new session through the state machine (pending for accounts with a second
+ * factor, so the request itself is answered `401 mfa_required`), plus the rotated
+ * remember-me cookie. An unusable token only clears its cookie.
+ */
+export function rememberMeRestorer(gatehouse: Gatehouse, cookies: CookiePolicy): NonNullable<GateExtensions['restoreSession']> {
+  return async (request: FastifyRequest, reply: FastifyReply, ctx: RequestContext): Promise<ActiveSession | null> => {
+    const presented = request.cookies[cookies.names.remember];
+    if (presented === undefined || NO_RESTORE.has(request.routeOptions.url ?? '')) return null;
+    const restored = await gatehouse.rememberMe.restore(presented, ctx);
+    if (!restored) {
+      clearCookie(reply, cookies, cookies.names.remember);
+      return null;
+    }
+    const { login, remember } = restored;
+    reply.setCookie(cookies.names.session, login.session.token, cookieOptions(cookies));
+    reply.setCookie(cookies.names.remember, remember.token, cookieOptions(cookies, secondsUntil(remember.expiresAt, ctx.now)));
+    return gatehouse.sessions.resolve(login.session.token, 'cookie', ctx.now);
+  };
+}

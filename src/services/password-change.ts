@@ -1,0 +1,44 @@
+/**
+ * Password change (★): the current password is checked under the per-account password
+ * limiter, the new one against the policy; then every other session, every remember-me
+ * token and every trusted device of the account is revoked.
+ */
+import { InvalidCredentialsError, TooManyAttemptsError } from '../core/errors.js';
+import { normaliseEmail } from '../core/email.js';
+import type { UserStore } from '../store/users.js';
+import type { RequestContext } from './context.js';
+import type { Limits } from './limits.js';
+import { assertAcceptablePassword, type PasswordHasher } from './passwords.js';
+import type { SecurityLog } from './security-log.js';
+import type { ActiveSession } from './sessions.js';
+
+export class PasswordChangeService {
+  constructor(
+    private readonly users: UserStore,
+    private readonly passwords: PasswordHasher,
+    private readonly limits: Limits,
+    private readonly log: SecurityLog,
+    private readonly revokeAccountAccess: (userId: string, keepSessionId?: string) => Promise<void>,
+  ) {}
+
+  async change(session: ActiveSession, currentPassword: string, newPassword: string, ctx: RequestContext): Promise<void> {
+    assertAcceptablePassword(newPassword);
+    const key = normaliseEmail(session.email);
+    const reservation = await this.limits.passwordPerAccount.reserve(key);
+    if (!reservation.allowed) {
+      if (reservation.blockStarted) {
+        await this.log.record('account.locked', session.userId, ctx, { check: 'password', seconds: reservation.retryAfterSeconds });
+      }
+      throw new TooManyAttemptsError(reservation.retryAfterSeconds);
+    }
+    const user = await this.users.findById(session.userId);
+    if (!user || currentPassword.length > 1024 || !(await this.passwords.verify(user.password_hash, currentPassword))) {
+      if (user) await this.log.record('password_change.failed', user.id, ctx);
+      throw new InvalidCredentialsError();
+    }
+    await this.limits.passwordPerAccount.reset(key);
+    await this.users.updatePasswordHash(user.id, await this.passwords.hash(newPassword), ctx.now);
+    await this.revokeAccountAccess(user.id, session.id);
+    await this.log.record('account.password_changed', user.id, ctx);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Stores for long-lived browser credentials: remember-me tokens and trusted devices.
+ * Both hold only SHA-256 hashes of their tokens. Single use of a remember-me token is a
+ * conditional UPDATE, never read-then-write.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, RememberTokensTable, TrustedDevicesTable } from './schema.js';
+
+export type RememberTokenRow = Selectable<RememberTokensTable>;
+export type TrustedDeviceRow = Selectable<TrustedDevicesTable>;
+
+export class RememberTokenStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(row: RememberTokenRow): Promise<void> {
+    await this.db.insertInto('remember_tokens').values(row).execute();
+  }
+
+  /**
+   * Consumes `tokenHash` and stores its successor in one transaction, so a replay that
+   * revokes the family always revokes the successor too. Undefined when the token is not
+   * (or no longer) usable.
+   */
+  rotate(tokenHash: string, now: number, successor: (used: RememberTokenRow) => RememberTokenRow): Promise<RememberTokenRow | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const used = await trx
+        .updateTable('remember_tokens')
+        .set({ used_at: now })
+        .where('token_hash', '=', tokenHash)
+        .where('used_at', 'is', null)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .returningAll()
+        .executeTakeFirst();
+      if (!used) return undefined;
+      await trx.insertInto('remember_tokens').values(successor(used)).execute();
+      return used;
+    });
+  }
+
+  isRevoked(id: string): Promise<boolean> {
+    return this.db
+      .selectFrom('remember_tokens')
+      .select('revoked_at')
+      .where('id', '=', id)
+      .executeTakeFirst()
+      .then((row) => !row || row.revoked_at !== null);
+  }
+
+  findByHash(tokenHash: string): Promise<RememberTokenRow | undefined> {
+    return this.db.selectFrom('remember_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+  }
+
+  async attachSession(id: string, sessionId: string): Promise<void> {
+    await this.db.updateTable('remember_tokens').set({ session_id: sessionId }).where('id', '=', id).execute();
+  }
+
+  /** Revokes a whole chain; returns the sessions its tokens were issued to. */
+  async revokeFamily(familyId: string, now: number): Promise<string[]> {
+    const rows = await this.db
+      .updateTable('remember_tokens')
+      .set({ revoked_at: now })
+      .where('family_id', '=', familyId)
+      .returning(['session_id'])
+      .execute();
+    return rows.map((r) => r.session_id).filter((s): s is string => s !== null);
+  }
+
+  /** Families that issued a token to this session (normally at most one). */
+  async familiesOfSession(sessionId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('remember_tokens').select('family_id').distinct().where('session_id', '=', sessionId).execute();
+    return rows.map((r) => r.family_id);
+  }
+
+  async revokeAllForUser(userId: string, now: number): Promise<void> {
+    await this.db.updateTable('remember_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+  }
+
+  async deleteExpired(now: number): Promise<void> {
+    await this.db.deleteFrom('remember_tokens').where('expires_at', '<=', now).execute();
+  }
+}
+
+export class TrustedDeviceStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(row: TrustedDeviceRow): Promise<void> {
+    await this.db.insertInto('trusted_devices').values(row).execute();
+  }
+
+  /** Marks a live device of this account as used; false when there is none. */
+  async use(userId: string, tokenHash: string, now: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('trusted_devices')
+      .set({ last_used_at: now })
+      .where('token_hash', '=', tokenHash)
+      .where('user_id', '=', userId)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  listForUser(userId: string, now: number): Promise<TrustedDeviceRow[]> {
+    return this.db
+      .selectFrom('trusted_devices')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .execute();
+  }
+
+  async deleteForUser(userId: string, id: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('trusted_devices').where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  async deleteByHash(tokenHash: string): Promise<void> {
+    await this.db.deleteFrom('trusted_devices').where('token_hash', '=', tokenHash).execute();
+  }
+
+  async deleteAllForUser(userId: string): Promise<void> {
+    await this.db.deleteFrom('trusted_devices').where('user_id', '=', userId).execute();
+  }
+}
