@@ -74,17 +74,21 @@ function maskPair(pair: string): string {
 }
 
 function maskBody(body: string, secrets: SecretRegistry): string {
-  const masked = secrets.maskText(body);
   try {
-    return JSON.stringify(maskJson(JSON.parse(masked)));
+    return JSON.stringify(maskJson(JSON.parse(secrets.maskText(body))));
   } catch {
-    // Form bodies: mask values of secret-looking keys.
-    if (/^[^=&\s]+=[^&\s]*(&[^=&\s]+=[^&\s]*)*$/.test(masked)) {
-      const params = new URLSearchParams(masked);
-      for (const key of [...params.keys()]) if (SECRET_KEY.test(key)) params.set(key, MASK);
-      return params.toString();
+    // Form bodies: mask pair by pair, keeping the rest byte for byte.
+    if (/^[^=&\s]+=[^&\s]*(&[^=&\s]+=[^&\s]*)*$/.test(body)) {
+      return body
+        .split('&')
+        .map((pair) => {
+          const [key = '', value = ''] = pair.split('=');
+          const plain = safeDecode(value.replace(/\+/g, ' '));
+          return SECRET_KEY.test(safeDecode(key)) || secrets.maskText(plain) !== plain ? `${key}=${MASK}` : pair;
+        })
+        .join('&');
     }
-    return masked;
+    return secrets.maskText(body);
   }
 }
 
@@ -102,4 +106,12 @@ function maskJson(value: unknown): unknown {
 /** Strings (and lists of strings, e.g. recovery codes) under a secret-looking key. */
 function isSecretShaped(v: unknown): boolean {
   return typeof v === 'string' || (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string'));
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
