@@ -20,6 +20,8 @@ export interface GatehouseConfig {
   smtpUrl: string | null;
   mailFrom: string;
   stepUpMaxAgeSeconds: number;
+  /** GATEHOUSE_STEP_UP_PHISHING_RESISTANT: ★ actions need a fresh user-verified WebAuthn check. */
+  stepUpPhishingResistant: boolean;
   pendingTtlSeconds: number;
   sessionIdleTtlSeconds: number;
   sessionTtlSeconds: number;
@@ -50,6 +52,14 @@ function text(env: NodeJS.ProcessEnv, name: string): string | null {
   return raw === undefined || raw.trim() === '' ? null : raw.trim();
 }
 
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = text(env, name);
+  if (raw === null) return fallback;
+  if (/^(true|1|yes|on)$/i.test(raw)) return true;
+  if (/^(false|0|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatehouseConfig {
   const host = text(env, 'HOST') ?? '127.0.0.1';
   const port = int(env, 'PORT', 3000);
@@ -77,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatehouseConfi
     smtpUrl: text(env, 'GATEHOUSE_SMTP_URL'),
     mailFrom: text(env, 'GATEHOUSE_MAIL_FROM') ?? 'gatehouse@localhost',
     stepUpMaxAgeSeconds: int(env, 'GATEHOUSE_STEP_UP_MAX_AGE', 900, 1),
+    stepUpPhishingResistant: bool(env, 'GATEHOUSE_STEP_UP_PHISHING_RESISTANT', false),
     pendingTtlSeconds: int(env, 'GATEHOUSE_PENDING_TTL', 300, 1),
     sessionIdleTtlSeconds: int(env, 'GATEHOUSE_SESSION_IDLE_TTL', 3600, 1),
     sessionTtlSeconds: int(env, 'GATEHOUSE_SESSION_TTL', 86400, 1),

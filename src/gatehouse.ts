@@ -16,12 +16,14 @@ import { SecondFactorVerifier } from './services/second-factor.js';
 import { SecurityLog } from './services/security-log.js';
 import { SessionService } from './services/sessions.js';
 import { TrustedDeviceService } from './services/trusted-devices.js';
+import { WebAuthnService } from './services/webauthn.js';
 import { RememberTokenStore, TrustedDeviceStore } from './store/credentials.js';
 import { openDatabase, type DatabaseHandle } from './store/database.js';
 import { EventStore } from './store/events.js';
 import { FactorStore, RecoveryCodeStore } from './store/factors.js';
 import { SessionStore } from './store/sessions.js';
 import { UserStore } from './store/users.js';
+import { WebAuthnStore } from './store/webauthn.js';
 
 export interface Gatehouse {
   config: GatehouseConfig;
@@ -36,6 +38,8 @@ export interface Gatehouse {
   verifier: SecondFactorVerifier;
   auth: AuthService;
   factors: FactorService;
+  /** Passkeys (issue 5). */
+  webauthn: WebAuthnService;
   rememberMe: RememberMeService;
   trustedDevices: TrustedDeviceService;
   passwordChange: PasswordChangeService;
@@ -109,6 +113,15 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     mfaRequired: config.mfaRequired,
   });
 
+  // WebAuthn / passkeys (issue 5): assertions are checked inside the verifier's limits.
+  const webauthn = new WebAuthnService(db, new WebAuthnStore(db), stores.factors, stores.recoveryCodes, keys.hasher, sessions, log, {
+    publicUrl: () => config.publicUrl,
+    rpName: 'Gatehouse',
+    mfaRequired: config.mfaRequired,
+    factorRemovedHooks: factors.factorRemovedHooks,
+  });
+  verifier.assertions = webauthn;
+
   const accessRevokers: Gatehouse['accessRevokers'] = [(userId, keep) => sessions.revokeAll(userId, keep)];
 
   // Remember-me and trusted devices (issue 3): every chain and every device goes on
@@ -136,6 +149,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     verifier,
     auth,
     factors,
+    webauthn,
     rememberMe,
     trustedDevices,
     passwordChange,

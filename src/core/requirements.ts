@@ -52,7 +52,8 @@ export interface FreshnessPolicy {
 /** Methods a client can use to step up, in the order they should be offered. */
 export function stepUpMethods(account: AccountFacts, policy: FreshnessPolicy): string[] {
   if (account.factorMethods.length === 0) return ['password'];
-  if (policy.phishingResistantOnly) return account.factorMethods.filter((m) => m === 'webauthn');
+  // An account without a passkey steps up with what it has (else it could never add one).
+  if (policy.phishingResistantOnly && account.factorMethods.includes('webauthn')) return ['webauthn'];
   return account.factorMethods;
 }
 
@@ -92,8 +93,11 @@ function isFreshFor(principal: Extract<Principal, { kind: 'session' }>, now: num
   const { session, account } = principal;
   const hasFactor = account.factorMethods.length > 0;
   if (!isFresh(session, hasFactor, now, policy.stepUpMaxAgeSeconds)) return false;
-  if (policy.phishingResistantOnly && hasFactor) {
-    return session.amr.includes('hwk') || session.amr.includes('swk');
+  if (policy.phishingResistantOnly && account.factorMethods.includes('webauthn')) {
+    // Only a fresh user-verified WebAuthn check counts; amr alone would also credit a
+    // passkey used hours ago and followed by a TOTP step-up.
+    const at = session.webauthnAt ?? null;
+    return at !== null && now - at <= policy.stepUpMaxAgeSeconds * 1000;
   }
   return true;
 }

@@ -41,6 +41,11 @@ export interface SessionFacts {
   passwordAt: number | null;
   /** Last time a real second factor was verified in this session, if ever. */
   mfaAt: number | null;
+  /**
+   * Last time a user-verified WebAuthn check succeeded in this session, if ever. Only this
+   * satisfies GATEHOUSE_STEP_UP_PHISHING_RESISTANT; a later TOTP step-up does not move it.
+   */
+  webauthnAt?: number | null;
   createdAt: number;
   lastSeenAt: number;
   /** Absolute end of life. Pending and enrolling sessions get the short pending TTL. */
@@ -106,10 +111,16 @@ export function completeSecondFactor(
     state: 'full',
     amr: [...amr],
     mfaAt: now,
+    webauthnAt: isPhishingResistant(methodAmr) ? now : (session.webauthnAt ?? null),
     lastSeenAt: now,
     // The absolute lifetime starts when the session becomes full; step-up never extends it.
     expiresAt: becomesFull ? now + times.sessionTtlSeconds * 1000 : session.expiresAt,
   };
+}
+
+/** A WebAuthn check (hardware- or software-bound key) with user verification. */
+export function isPhishingResistant(methodAmr: readonly AuthMethod[]): boolean {
+  return (methodAmr.includes('hwk') || methodAmr.includes('swk')) && methodAmr.includes('user');
 }
 
 /** The password was entered again in a full session (re-authentication). */

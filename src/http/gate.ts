@@ -129,7 +129,10 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     if (origin.url !== gatehouse.config.publicUrl) origin = { url: gatehouse.config.publicUrl, origin: new URL(gatehouse.config.publicUrl).origin };
     return origin.origin;
   };
-  const policy = { stepUpMaxAgeSeconds: gatehouse.config.stepUpMaxAgeSeconds };
+  const policy = {
+    stepUpMaxAgeSeconds: gatehouse.config.stepUpMaxAgeSeconds,
+    phishingResistantOnly: gatehouse.config.stepUpPhishingResistant,
+  };
 
   app.decorateRequest('principal', null as never);
   app.decorateRequest('ctx', null as never);

@@ -134,9 +134,10 @@ export class AuthService {
   }
 
   /** pending → full. */
-  async verifySecondFactor(session: ActiveSession, method: CodeMethod, code: string, ctx: RequestContext): Promise<IssuedSession> {
+  /** `response` is the WebAuthn assertion when `method` is `webauthn` (then `code` is unused). */
+  async verifySecondFactor(session: ActiveSession, method: CodeMethod, code: string, ctx: RequestContext, response?: unknown): Promise<IssuedSession> {
     if (session.facts.state !== 'pending') throw new NoPendingAuthenticationError();
-    const amr = await this.verifier.verify({ userId: session.userId, method, code, pendingSessionId: session.id }, ctx);
+    const amr = await this.verifier.verify({ userId: session.userId, method, code, pendingSessionId: session.id, sessionId: session.id, response }, ctx);
     const next = completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times);
     const issued = await this.sessions.advance(session, next);
     await this.log.record('mfa.verified', session.userId, ctx, { method });
@@ -145,8 +146,8 @@ export class AuthService {
   }
 
   /** A fresh second-factor check inside a full session. */
-  async stepUp(session: ActiveSession, method: CodeMethod, code: string, ctx: RequestContext): Promise<IssuedSession> {
-    const amr = await this.verifier.verify({ userId: session.userId, method, code }, ctx);
+  async stepUp(session: ActiveSession, method: CodeMethod, code: string, ctx: RequestContext, response?: unknown): Promise<IssuedSession> {
+    const amr = await this.verifier.verify({ userId: session.userId, method, code, sessionId: session.id, response }, ctx);
     const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times));
     await this.log.record('mfa.step_up', session.userId, ctx, { method });
     return issued;

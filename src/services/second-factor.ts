@@ -14,7 +14,12 @@ import type { SecurityLog } from './security-log.js';
 import type { SessionService } from './sessions.js';
 import { matchTotpStep } from './totp.js';
 
-export type CodeMethod = 'totp' | 'recovery_code';
+export type CodeMethod = 'totp' | 'recovery_code' | 'webauthn';
+
+/** Checks a WebAuthn assertion (src/services/webauthn.ts); null when not acceptable. */
+export interface AssertionChecker {
+  check(userId: string, sessionId: string, response: unknown, ctx: RequestContext): Promise<AuthMethod[] | null>;
+}
 
 export interface CodeCheck {
   userId: string;
@@ -22,6 +27,10 @@ export interface CodeCheck {
   code: string;
   /** Set during login: the pending session whose attempts are counted and revoked after five. */
   pendingSessionId?: string;
+  /** The session the WebAuthn challenge was issued to (login or step-up). */
+  sessionId?: string;
+  /** A WebAuthn assertion (method `webauthn`). */
+  response?: unknown;
 }
 
 /** The AAD that binds an encrypted TOTP secret to its factor row. */
@@ -30,6 +39,9 @@ export function totpSecretContext(factorId: string): string {
 }
 
 export class SecondFactorVerifier {
+  /** Set by createGatehouse when WebAuthn is available. */
+  assertions: AssertionChecker | null = null;
+
   constructor(
     private readonly factors: FactorStore,
     private readonly recoveryCodes: RecoveryCodeStore,
@@ -58,14 +70,14 @@ export class SecondFactorVerifier {
       throw new TooManyAttemptsError(reservation.retryAfterSeconds, 'Second-factor checks for this account are locked for a while.');
     }
 
-    const ok = await this.checkCode(check, ctx.now);
-    if (ok) {
+    const amr = await this.checkCode(check, ctx);
+    if (amr) {
       await this.limits.mfaPerAccount.reset(check.userId);
       if (check.method === 'recovery_code') {
         const remaining = await this.recoveryCodes.remaining(check.userId);
         await this.log.record('mfa.recovery_code_used', check.userId, ctx, { remaining });
       }
-      return ['otp'];
+      return amr;
     }
 
     await this.log.record('mfa.failed', check.userId, ctx, { method: check.method });
@@ -83,7 +95,16 @@ export class SecondFactorVerifier {
     throw new InvalidCodeError();
   }
 
-  private async checkCode(check: CodeCheck, now: number): Promise<boolean> {
+  private async checkCode(check: CodeCheck, ctx: RequestContext): Promise<AuthMethod[] | null> {
+    if (check.method === 'webauthn') {
+      const sessionId = check.sessionId ?? check.pendingSessionId;
+      if (!this.assertions || !sessionId) return null;
+      return this.assertions.check(check.userId, sessionId, check.response, ctx);
+    }
+    return (await this.checkOneTimeCode(check, ctx.now)) ? ['otp'] : null;
+  }
+
+  private async checkOneTimeCode(check: CodeCheck, now: number): Promise<boolean> {
     if (check.method === 'recovery_code') {
       const codeHash = recoveryCodeHash(this.hasher, check.code);
       return codeHash !== null && (await this.recoveryCodes.consume(check.userId, codeHash, now));

@@ -66,6 +66,7 @@ function toActive(row: SessionWithAccount): ActiveSession {
       authTime: row.auth_time,
       passwordAt: row.password_at,
       mfaAt: row.mfa_at,
+      webauthnAt: row.webauthn_at ?? null,
       createdAt: row.created_at,
       lastSeenAt: row.last_seen_at,
       expiresAt: row.expires_at,
@@ -97,6 +98,7 @@ export class SessionService {
       auth_time: facts.authTime,
       password_at: facts.passwordAt,
       mfa_at: facts.mfaAt,
+      webauthn_at: facts.webauthnAt ?? null,
       remember: options.remember ? 1 : 0,
       created_at: facts.createdAt,
       last_seen_at: facts.lastSeenAt,
@@ -130,6 +132,7 @@ export class SessionService {
       amr: JSON.stringify(next.amr),
       password_at: next.passwordAt,
       mfa_at: next.mfaAt,
+      webauthn_at: next.webauthnAt ?? null,
       expires_at: next.expiresAt,
       last_seen_at: next.lastSeenAt,
     });

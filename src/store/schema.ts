@@ -3,7 +3,7 @@
  * 0/1 integers and JSON is stored as text, so the same queries run on SQLite and
  * PostgreSQL.
  */
-import type { Generated, Selectable } from 'kysely';
+import type { ColumnType, Generated, Selectable } from 'kysely';
 
 export interface UsersTable {
   id: string;
@@ -27,6 +27,8 @@ export interface SessionsTable {
   auth_time: number;
   password_at: number | null;
   mfa_at: number | null;
+  /** Last user-verified WebAuthn check in this session (phishing-resistant freshness). */
+  webauthn_at: ColumnType<number | null, number | null | undefined, number | null>;
   /** Second-factor attempts reserved in this pending session. */
   mfa_attempts: Generated<number>;
   /** 1 when the user asked to be remembered: a remember-me token is issued once full. */
@@ -155,8 +157,42 @@ export interface Database {
   email_changes: EmailChangesTable;
   password_resets: PasswordResetsTable;
   mail_outbox: MailOutboxTable;
+  webauthn_credentials: WebAuthnCredentialsTable;
+  webauthn_challenges: WebAuthnChallengesTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type FactorRow = Selectable<FactorsTable>;
+
+/** Public data of a WebAuthn credential; its factor row is `factors.id = factor_id`. */
+export interface WebAuthnCredentialsTable {
+  factor_id: string;
+  user_id: string;
+  /** base64url credential id. */
+  credential_id: string;
+  /** base64url COSE public key. */
+  public_key: string;
+  counter: number;
+  /** JSON array of transports. */
+  transports: string;
+  /** 'singleDevice' or 'multiDevice' (backup eligible). */
+  device_type: string;
+  backed_up: number;
+  user_verified: number;
+  aaguid: string;
+  sign_count_regressions: Generated<number>;
+  last_used_at: number | null;
+}
+
+/** A WebAuthn challenge: SHA-256 only, one session, one purpose, single use. */
+export interface WebAuthnChallengesTable {
+  id: string;
+  session_id: string;
+  purpose: string;
+  challenge_hash: string;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export type WebAuthnCredentialRow = Selectable<WebAuthnCredentialsTable>;

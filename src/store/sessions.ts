@@ -31,7 +31,7 @@ export class SessionStore {
   async replace(
     id: string,
     expectedTokenHash: string,
-    changes: Partial<Pick<SessionRow, 'token_hash' | 'state' | 'amr' | 'password_at' | 'mfa_at' | 'expires_at' | 'last_seen_at'>>,
+    changes: Partial<Pick<SessionRow, 'token_hash' | 'state' | 'amr' | 'password_at' | 'mfa_at' | 'expires_at' | 'last_seen_at' | 'webauthn_at'>>,
   ): Promise<boolean> {
     const result = await this.db
       .updateTable('sessions')

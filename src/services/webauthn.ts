@@ -1,0 +1,302 @@
+/**
+ * WebAuthn / passkeys as a second factor (@simplewebauthn/server).
+ *
+ * - Registration is a sensitive action (the routes say so); it creates a `factors` row
+ *   of type `webauthn` plus the credential's public data, in one transaction that also
+ *   refreshes users.factor_methods.
+ * - Every challenge is stored as a SHA-256 hash, bound to one session and one purpose,
+ *   expires after CHALLENGE_TTL_SECONDS and is consumed by a conditional update.
+ * - Assertions are checked by `check`, which the SecondFactorVerifier calls under the same
+ *   per-session and per-account limits as codes.
+ * - amr: `swk` for a backed-up / multi-device credential, `hwk` otherwise, plus `user`
+ *   when the authenticator verified the user. Only a UV check is phishing-resistant.
+ * - A sign counter that does not move forward (for an authenticator that has one) is a
+ *   possible clone: the assertion is refused, counted on the credential and evented. Backup
+ *   state changes are recorded and evented.
+ */
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+} from '@simplewebauthn/server';
+import type { Kysely } from 'kysely';
+import { InvalidRequestError, NotFoundError } from '../core/errors.js';
+import { completeSecondFactor, type AuthMethod } from '../core/session-state.js';
+import type { FactorStore, RecoveryCodeStore } from '../store/factors.js';
+import type { Database } from '../store/schema.js';
+import type { WebAuthnStore } from '../store/webauthn.js';
+import type { RequestContext } from './context.js';
+import { hashToken, newId, type KeyedHasher } from './keys.js';
+import { issueRecoveryCodes } from './recovery-codes.js';
+import type { SecurityLog } from './security-log.js';
+import type { ActiveSession, IssuedSession, SessionService } from './sessions.js';
+
+export const CHALLENGE_TTL_SECONDS = 300;
+
+export type ChallengePurpose = 'register' | 'authenticate';
+
+export interface PasskeySummary {
+  id: string;
+  label: string | null;
+  createdAt: string;
+  lastUsedAt: string | null;
+  deviceType: string;
+  backedUp: boolean;
+  userVerified: boolean;
+}
+
+export interface WebAuthnOptions {
+  /** Read lazily: with PORT=0 the public URL is final only after listen. */
+  publicUrl: () => string;
+  rpName: string;
+  mfaRequired: 'off' | 'all';
+  /** Run after a passkey is removed (shared with FactorService: trusted devices go). */
+  factorRemovedHooks?: Array<(userId: string) => Promise<void>>;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseTransports(value: string): string[] {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return Array.isArray(parsed) ? parsed.filter((t): t is string => typeof t === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+export function webauthnAmr(info: { backedUp: boolean; deviceType: string; userVerified: boolean }): AuthMethod[] {
+  const amr: AuthMethod[] = [info.backedUp || info.deviceType === 'multiDevice' ? 'swk' : 'hwk'];
+  if (info.userVerified) amr.push('user');
+  return amr;
+}
+
+export class WebAuthnService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly store: WebAuthnStore,
+    private readonly factors: FactorStore,
+    private readonly recoveryCodes: RecoveryCodeStore,
+    private readonly hasher: KeyedHasher,
+    private readonly sessions: SessionService,
+    private readonly log: SecurityLog,
+    private readonly options: WebAuthnOptions,
+  ) {}
+
+  /** The relying party, derived from GATEHOUSE_PUBLIC_URL on each use. */
+  relyingParty(): { rpID: string; origin: string } {
+    const url = new URL(this.options.publicUrl());
+    return { rpID: url.hostname, origin: url.origin };
+  }
+
+  async list(userId: string): Promise<PasskeySummary[]> {
+    const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+    return (await this.store.listForUser(userId)).map((c) => ({
+      id: c.factor_id,
+      label: c.label,
+      createdAt: new Date(c.created_at).toISOString(),
+      lastUsedAt: iso(c.last_used_at),
+      deviceType: c.device_type,
+      backedUp: c.backed_up === 1,
+      userVerified: c.user_verified === 1,
+    }));
+  }
+
+  private async putChallenge(session: ActiveSession, purpose: ChallengePurpose, challenge: string, now: number): Promise<void> {
+    await this.store.putChallenge(
+      { id: newId(), session_id: session.id, purpose, challenge_hash: hashToken(challenge), expires_at: now + CHALLENGE_TTL_SECONDS * 1000 },
+      now,
+    );
+  }
+
+  /** A consumer for the library: true once, for the challenge this session was given. */
+  private challengeConsumer(sessionId: string, purpose: ChallengePurpose, now: number) {
+    return (challenge: string) => this.store.consumeChallenge(sessionId, purpose, hashToken(challenge), now);
+  }
+
+  async registrationOptions(session: ActiveSession, ctx: RequestContext): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const { rpID } = this.relyingParty();
+    const existing = await this.store.listForUser(session.userId);
+    const options = await generateRegistrationOptions({
+      rpName: this.options.rpName,
+      rpID,
+      userName: session.email,
+      userID: new TextEncoder().encode(session.userId),
+      attestationType: 'none',
+      excludeCredentials: existing.map((c) => ({ id: c.credential_id, transports: parseTransports(c.transports) })),
+      authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
+      timeout: CHALLENGE_TTL_SECONDS * 1000,
+    });
+    await this.putChallenge(session, 'register', options.challenge, ctx.now);
+    return options;
+  }
+
+  /**
+   * Verifies a registration response and activates the passkey. Like a TOTP
+   * confirmation, the session counts as having just verified this factor (token replaced),
+   * and the account's first factor comes with recovery codes.
+   */
+  async verifyRegistration(
+    session: ActiveSession,
+    response: unknown,
+    label: string | null,
+    ctx: RequestContext,
+  ): Promise<{ factorId: string; recoveryCodes: string[] | null; session: IssuedSession; amr: AuthMethod[] }> {
+    const refused = () => new InvalidRequestError('The passkey could not be registered. Try again.', [{ path: 'response', message: 'not a valid registration' }]);
+    if (!isObject(response) || typeof response.id !== 'string') throw refused();
+    const { rpID, origin } = this.relyingParty();
+    let verification;
+    try {
+      verification = await verifyRegistrationResponse({
+        response: response as unknown as RegistrationResponseJSON,
+        expectedChallenge: this.challengeConsumer(session.id, 'register', ctx.now),
+        expectedOrigin: origin,
+        expectedRPID: rpID,
+        requireUserVerification: false,
+      });
+    } catch {
+      throw refused();
+    }
+    if (!verification.verified) throw refused();
+    const info = verification.registrationInfo;
+    const credentialId = info.credential.id;
+    if (await this.store.credentialIdTaken(credentialId)) throw refused();
+
+    const factorId = newId();
+    const hadFactor = session.factorMethods.length > 0;
+    const amr = webauthnAmr({ backedUp: info.credentialBackedUp, deviceType: info.credentialDeviceType, userVerified: info.userVerified });
+    const recoveryCodes = await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('factors')
+        .values({
+          id: factorId,
+          user_id: session.userId,
+          type: 'webauthn',
+          secret_enc: null,
+          last_used_step: null,
+          confirmed_at: ctx.now,
+          created_at: ctx.now,
+          label: label?.trim().slice(0, 64) || 'Passkey',
+        })
+        .execute();
+      await this.store.insert(trx, {
+        factor_id: factorId,
+        user_id: session.userId,
+        credential_id: credentialId,
+        public_key: Buffer.from(info.credential.publicKey).toString('base64url'),
+        counter: info.credential.counter,
+        transports: JSON.stringify(info.credential.transports ?? []),
+        device_type: info.credentialDeviceType,
+        backed_up: info.credentialBackedUp ? 1 : 0,
+        user_verified: info.userVerified ? 1 : 0,
+        aaguid: info.aaguid,
+        last_used_at: ctx.now,
+      });
+      await this.factors.refreshFactorMethods(trx, session.userId, ctx.now);
+      let codes: string[] | null = null;
+      if (!hadFactor) {
+        const issued = issueRecoveryCodes(this.hasher);
+        await this.recoveryCodes.replaceAll(trx, session.userId, issued.rows, ctx.now);
+        codes = issued.display;
+      }
+      await this.log.record(
+        'mfa.factor_added',
+        session.userId,
+        ctx,
+        { type: 'webauthn', factorId, deviceType: info.credentialDeviceType, backedUp: info.credentialBackedUp, userVerified: info.userVerified },
+        trx,
+      );
+      return codes;
+    });
+    const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times));
+    return { factorId, recoveryCodes, session: issued, amr };
+  }
+
+  /** Options for an assertion at login (pending session) or step-up (full session). */
+  async authenticationOptions(session: ActiveSession, ctx: RequestContext): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const credentials = await this.store.listForUser(session.userId);
+    if (credentials.length === 0) {
+      throw new InvalidRequestError('This account has no passkey.', [{ path: 'method', message: 'no passkey registered' }]);
+    }
+    const options = await generateAuthenticationOptions({
+      rpID: this.relyingParty().rpID,
+      allowCredentials: credentials.map((c) => ({ id: c.credential_id, transports: parseTransports(c.transports) })),
+      userVerification: 'preferred',
+      timeout: CHALLENGE_TTL_SECONDS * 1000,
+    });
+    await this.putChallenge(session, 'authenticate', options.challenge, ctx.now);
+    return options;
+  }
+
+  /**
+   * Checks an assertion for this account against the challenge issued to this session.
+   * Resolves with the amr values, or null when it is not acceptable. Never throws for bad
+   * input: the caller counts the failure under its limits.
+   */
+  async check(userId: string, sessionId: string, response: unknown, ctx: RequestContext): Promise<AuthMethod[] | null> {
+    if (!isObject(response) || typeof response.id !== 'string' || response.id.length > 1024) return null;
+    const credential = await this.store.findForUser(userId, response.id);
+    if (!credential) return null;
+    const { rpID, origin } = this.relyingParty();
+    let verification;
+    try {
+      verification = await verifyAuthenticationResponse({
+        response: response as unknown as AuthenticationResponseJSON,
+        expectedChallenge: this.challengeConsumer(sessionId, 'authenticate', ctx.now),
+        expectedOrigin: origin,
+        expectedRPID: rpID,
+        // The library's own counter check throws; we compare below to record and event it.
+        credential: { id: credential.credential_id, publicKey: Buffer.from(credential.public_key, 'base64url'), counter: 0 },
+        requireUserVerification: false,
+      });
+    } catch {
+      return null;
+    }
+    if (!verification.verified) return null;
+    const info = verification.authenticationInfo;
+
+    const stored = Number(credential.counter);
+    if ((stored > 0 || info.newCounter > 0) && info.newCounter <= stored) {
+      await this.store.recordRegression(credential.factor_id);
+      await this.log.record('mfa.webauthn_sign_count_regression', userId, ctx, {
+        factorId: credential.factor_id,
+        storedCounter: stored,
+        presentedCounter: info.newCounter,
+      });
+      return null;
+    }
+    const backedUp = info.credentialBackedUp;
+    if (!(await this.store.recordUse(credential.factor_id, stored, { counter: info.newCounter, backedUp, now: ctx.now }))) return null;
+    if (backedUp !== (credential.backed_up === 1)) {
+      await this.log.record('mfa.webauthn_backup_state_changed', userId, ctx, { factorId: credential.factor_id, backedUp });
+    }
+    return webauthnAmr({ backedUp, deviceType: info.credentialDeviceType, userVerified: info.userVerified });
+  }
+
+  async remove(session: ActiveSession, factorId: string, ctx: RequestContext): Promise<void> {
+    const factor = await this.factors.findForUser(session.userId, factorId);
+    if (!factor || factor.type !== 'webauthn') throw new NotFoundError('No such factor.');
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('webauthn_credentials').where('factor_id', '=', factorId).where('user_id', '=', session.userId).execute();
+      if (!(await this.factors.delete(trx, session.userId, factorId))) throw new NotFoundError('No such factor.');
+      const methods = await this.factors.refreshFactorMethods(trx, session.userId, ctx.now);
+      if (methods.length === 0) {
+        if (this.options.mfaRequired === 'all') {
+          throw new InvalidRequestError('Your organisation requires a second factor: add another before removing this one.', [
+            { path: 'factorId', message: 'last factor' },
+          ]);
+        }
+        await this.recoveryCodes.deleteAll(trx, session.userId);
+      }
+      await this.log.record('mfa.factor_removed', session.userId, ctx, { type: 'webauthn', factorId }, trx);
+    });
+    for (const hook of this.options.factorRemovedHooks ?? []) await hook(session.userId);
+  }
+}
