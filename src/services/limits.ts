@@ -42,7 +42,10 @@ export class AttemptLimiter {
       if (!(err instanceof RateLimiterRes)) throw err;
       return {
         allowed: false,
-        retryAfterSeconds: Math.max(1, Math.ceil(err.msBeforeNext / 1000)),
+        // A request that lands between the last allowed attempt and the start of its block
+        // sees the remaining *window* (up to a day); the block that is starting ends at most
+        // blockSeconds from now, so that is the honest answer.
+        retryAfterSeconds: Math.max(1, Math.min(this.spec.blockSeconds, Math.ceil(err.msBeforeNext / 1000))),
         blockStarted: err.consumedPoints === this.spec.points + 1,
       };
     }

@@ -1,0 +1,284 @@
+/**
+ * The contract's Limits, under attack spread over parallel requests, sessions, letter case
+ * of the e-mail, X-Forwarded-For values and (for PostgreSQL and Redis) two server instances
+ * sharing the database / the limiter store. Each configuration runs the same attacks.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import {
+  Client,
+  expect429,
+  FAST_ARGON2,
+  mfaAccount,
+  PASSWORD,
+  pending,
+  pgSchema,
+  REDIS_URL,
+  uniqueEmail,
+  wrongTotp,
+} from './helpers.js';
+
+const LOCKOUT = 4;
+
+interface Setup {
+  name: string;
+  start(): Promise<{ servers: TestServer[]; cleanup(): Promise<void> }>;
+}
+
+const common = { ...FAST_ARGON2, GATEHOUSE_LOCKOUT_SECONDS: String(LOCKOUT), GATEHOUSE_TRUST_PROXY: '127.0.0.1' };
+
+const setups: Setup[] = [
+  {
+    name: 'SQLite, limits in the database',
+    async start() {
+      const s = await startTestServer(common);
+      return { servers: [s], cleanup: () => s.close() };
+    },
+  },
+  {
+    name: 'two instances sharing PostgreSQL, limits in PostgreSQL',
+    async start() {
+      const pg = await pgSchema('limits');
+      const env = { ...common, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_SECRET_KEY: 'limits-test-key-pg' };
+      // Started one after the other: the first runs the migrations.
+      const a = await startTestServer(env);
+      const b = await startTestServer(env);
+      return {
+        servers: [a, b],
+        async cleanup() {
+          await a.close();
+          await b.close();
+          await pg.drop();
+        },
+      };
+    },
+  },
+  {
+    name: 'two instances sharing PostgreSQL, limits in Redis',
+    async start() {
+      const pg = await pgSchema('limitsr');
+      const env = { ...common, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_REDIS_URL: REDIS_URL, GATEHOUSE_SECRET_KEY: 'limits-test-key-redis' };
+      const a = await startTestServer(env);
+      const b = await startTestServer(env);
+      return {
+        servers: [a, b],
+        async cleanup() {
+          // Only the keys this run created (unique user ids, e-mails and addresses).
+          const users = await a.server.gatehouse.database.db.selectFrom('users').select(['id', 'email_normalized']).execute();
+          const redis = new Redis(REDIS_URL);
+          const keys = [
+            ...users.flatMap((u) => [`mfa_account:${u.id}`, `password_account:${u.email_normalized}`]),
+            ...usedAddresses.map((ip) => `password_address:${ip}`),
+          ];
+          if (keys.length) await redis.del(...keys);
+          redis.disconnect();
+          await a.close();
+          await b.close();
+          await pg.drop();
+        },
+      };
+    },
+  },
+];
+
+const usedAddresses: string[] = [];
+let addressCounter = Math.floor(Math.random() * 200);
+/** A fresh documentation-range client address, as a trusted proxy would report it. */
+function address(): string {
+  const ip = `198.51.${100 + Math.floor(addressCounter / 250)}.${(addressCounter++ % 250) + 1}`;
+  usedAddresses.push(ip);
+  return ip;
+}
+function viaProxy(): Record<string, string> {
+  return { 'x-forwarded-for': address() };
+}
+/** The e-mail in a random mix of letter case. */
+function scramble(email: string): string {
+  return [...email].map((ch) => (Math.random() < 0.5 ? ch.toUpperCase() : ch.toLowerCase())).join('');
+}
+
+async function events(server: TestServer, userId: string, type: string): Promise<number> {
+  const rows = await server.server.gatehouse.database.db
+    .selectFrom('events')
+    .select('id')
+    .where('user_id', '=', userId)
+    .where('type', '=', type)
+    .execute();
+  return rows.length;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(setups)('limits: $name', (setup) => {
+  let servers: TestServer[] = [];
+  let cleanup = async () => {};
+  const url = (i: number) => servers[i % servers.length]!.url;
+
+  beforeAll(async () => {
+    ({ servers, cleanup } = await setup.start());
+  }, 60_000);
+  afterAll(async () => cleanup());
+
+  it('the fifth wrong code in one pending session answers 429 and revokes that session', async () => {
+    const acct = await mfaAccount(url(0), uniqueEmail(), viaProxy());
+    const c = await pending(url(0), acct.email, viaProxy());
+    for (let i = 1; i <= 4; i++) {
+      const r = await c.withBase(url(i)).post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) });
+      expect(r.status, r.text).toBe(401);
+      expect(r.body.error).toBe('invalid_code');
+    }
+    const fifth = await c.post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) });
+    expect(fifth.body.error).toBe('too_many_attempts');
+    expect429(fifth);
+    // The session is gone: even the right code cannot complete it.
+    const after = await c.withBase(url(1)).post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[0] });
+    expect(after.status).toBe(401);
+    expect(['no_pending_authentication', 'unauthenticated']).toContain(after.body.error);
+    // The legitimate user, in a new session, still gets in (5 < 10 account-wide).
+    const fresh = await pending(url(1), acct.email, viaProxy());
+    expect((await fresh.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[0] })).status).toBe(200);
+  });
+
+  it('parallel wrong codes over many sessions, addresses, letter cases and instances: exactly 10 are checked, then even a correct code is locked out', async () => {
+    const acct = await mfaAccount(url(0), uniqueEmail(), viaProxy());
+    // 8 pending sessions, each from its own address, with its own letter case, on alternating instances.
+    const sessions = await Promise.all(Array.from({ length: 8 }, (_, i) => pending(url(i), scramble(acct.email), viaProxy())));
+    // 32 wrong guesses at once: 4 per session (below the per-session limit).
+    const guesses = sessions.flatMap((s, i) =>
+      Array.from({ length: 4 }, (_, j) => s.withBase(url(i + j)).post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) })),
+    );
+    const replies = await Promise.all(guesses);
+    const checked = replies.filter((r) => r.status === 401).length;
+    const refused = replies.filter((r) => r.status === 429);
+    for (const r of replies) expect([401, 429], r.text).toContain(r.status);
+    for (const r of refused) expect(expect429(r)).toBeLessThanOrEqual(LOCKOUT);
+    // Every checked guess is a counted failure; no more than the contract's 10 got checked.
+    expect(await events(servers[0]!, acct.userId, 'mfa.failed')).toBe(10);
+    expect(checked).toBe(10);
+    expect(refused.length).toBe(22);
+    expect(await events(servers[0]!, acct.userId, 'account.locked')).toBe(1);
+
+    // Locked: the correct recovery code, in a brand-new session on the other instance, is refused.
+    const owner = await pending(url(1), acct.email, viaProxy());
+    const locked = await owner.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[1] });
+    expect(locked.body.error).toBe('too_many_attempts');
+    const retryAfter = expect429(locked);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(LOCKOUT);
+    // The refused code was not consumed, and more refusals do not record account.locked again.
+    await owner.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[1] });
+    expect(await events(servers[0]!, acct.userId, 'account.locked')).toBe(1);
+    // The lockout of second factors does not lock the password check.
+    const pw = await new Client(url(0), viaProxy()).post('/api/auth/login', { email: acct.email, password: PASSWORD });
+    expect(pw.status).toBe(202);
+
+    // retryAfter is honest: after that many seconds the correct code works.
+    await sleep(retryAfter * 1000 + 300);
+    const late = await pending(url(0), acct.email, viaProxy());
+    const ok = await late.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[1] });
+    expect(ok.status, ok.text).toBe(200);
+  });
+
+  it('a correct code resets the run of failures', async () => {
+    const acct = await mfaAccount(url(0), uniqueEmail(), viaProxy());
+    const wrong = async (n: number) => {
+      for (let done = 0; done < n; ) {
+        const s = await pending(url(done), acct.email, viaProxy());
+        const batch = Math.min(4, n - done);
+        const rs = await Promise.all(Array.from({ length: batch }, () => s.post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) })));
+        for (const r of rs) expect(r.status).toBe(401);
+        done += batch;
+      }
+    };
+    await wrong(9);
+    const s1 = await pending(url(1), acct.email, viaProxy());
+    expect((await s1.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[2] })).status).toBe(200);
+    await wrong(9);
+    const s2 = await pending(url(0), acct.email, viaProxy());
+    expect((await s2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[3] })).status).toBe(200);
+    expect(await events(servers[0]!, acct.userId, 'account.locked')).toBe(0);
+  });
+
+  it('parallel wrong passwords across letter case, addresses and instances: 10 checked, then the correct password is locked; a pending session keeps its second-factor check', async () => {
+    const acct = await mfaAccount(url(0), uniqueEmail(), viaProxy());
+    const before = await pending(url(1), acct.email, viaProxy());
+    const replies = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(acct.email), password: `wrong password ${i}` }),
+      ),
+    );
+    for (const r of replies) expect([401, 429], r.text).toContain(r.status);
+    expect(replies.filter((r) => r.status === 401).length).toBe(10);
+    for (const r of replies.filter((r) => r.status === 429)) expect(expect429(r)).toBeLessThanOrEqual(LOCKOUT);
+    expect(await events(servers[0]!, acct.userId, 'login.failed')).toBe(10);
+    expect(await events(servers[0]!, acct.userId, 'account.locked')).toBe(1);
+
+    const correct = await new Client(url(1), viaProxy()).post('/api/auth/login', { email: acct.email, password: PASSWORD });
+    expect(correct.body.error).toBe('too_many_attempts');
+    const retryAfter = expect429(correct);
+    expect(await events(servers[0]!, acct.userId, 'account.locked')).toBe(1);
+    // Separate counters: the password lockout does not block the second factor.
+    expect((await before.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[4] })).status).toBe(200);
+
+    await sleep(retryAfter * 1000 + 300);
+    const later = await new Client(url(0), viaProxy()).post('/api/auth/login', { email: acct.email.toUpperCase(), password: PASSWORD });
+    expect(later.status, later.text).toBe(202);
+  });
+
+  it('unknown e-mails are limited exactly like known ones (no account enumeration through the lockout)', async () => {
+    const email = uniqueEmail('nobody');
+    const replies = await Promise.all(
+      Array.from({ length: 14 }, (_, i) => new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(email), password: `guess ${i}` })),
+    );
+    expect(replies.filter((r) => r.status === 401).length).toBe(10);
+    for (const r of replies.filter((r) => r.status === 429)) expect429(r);
+  });
+});
+
+describe('per-address password limit and X-Forwarded-For', () => {
+  it('without GATEHOUSE_TRUST_PROXY, X-Forwarded-For changes nothing: one address is limited however the header varies', async () => {
+    const s = await startTestServer({ ...FAST_ARGON2 });
+    try {
+      const statuses: number[] = [];
+      // 100 attempts per address per 15 minutes, each with a different (ignored) XFF and e-mail.
+      for (let batch = 0; batch < 11; batch++) {
+        const rs = await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            new Client(s.url, { 'x-forwarded-for': `203.0.113.${batch * 10 + i + 1}` }).post('/api/auth/login', {
+              email: uniqueEmail('spray'),
+              password: 'not the password',
+            }),
+          ),
+        );
+        statuses.push(...rs.map((r) => r.status));
+        for (const r of rs) if (r.status === 429) expect429(r);
+      }
+      expect(statuses.filter((x) => x === 401).length).toBe(100);
+      expect(statuses.filter((x) => x === 429).length).toBe(10);
+      // A legitimate login from that address is limited too, but keeps the honest retryAfter.
+      const acct = await new Client(s.url).post('/api/auth/login', { email: uniqueEmail(), password: PASSWORD });
+      expect(expect429(acct)).toBeGreaterThan(800);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('with GATEHOUSE_TRUST_PROXY naming the proxy, each forwarded client address has its own budget', async () => {
+    const s = await startTestServer({ ...FAST_ARGON2, GATEHOUSE_TRUST_PROXY: '127.0.0.1' });
+    try {
+      const spray = (ip: string, n: number) =>
+        Promise.all(
+          Array.from({ length: n }, () =>
+            new Client(s.url, { 'x-forwarded-for': ip }).post('/api/auth/login', { email: uniqueEmail('spray'), password: 'not the password' }),
+          ),
+        );
+      const first = [...(await spray('192.0.2.10', 50)), ...(await spray('192.0.2.10', 55))];
+      expect(first.filter((r) => r.status === 429).length).toBe(5);
+      const other = await spray('192.0.2.11', 5);
+      expect(other.every((r) => r.status === 401)).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+});
