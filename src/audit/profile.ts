@@ -258,11 +258,18 @@ function resolveExtends(raw: unknown, source: string): unknown {
   return deepMerge(base, own);
 }
 
-/** Objects merge key by key; arrays and scalars from `over` replace those in `base`. */
+/**
+ * Objects merge key by key; arrays and scalars from `over` replace those in `base`.
+ * `null` over a section (an object in `base`) removes it: that is how a profile that
+ * extends a built-in one drops a feature its target lacks.
+ */
 export function deepMerge(base: unknown, over: unknown): unknown {
   if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = deepMerge(base[k], v);
+  for (const [k, v] of Object.entries(over)) {
+    if (v === null && isPlainObject(base[k])) delete out[k];
+    else out[k] = deepMerge(base[k], v);
+  }
   return out;
 }
 

@@ -37,6 +37,7 @@ export const passwordResetSession: Check = {
     const reqBody = structuredClone(cfg.request.body ?? {});
     setPath(reqBody, cfg.request.emailField, ctx.account.email ?? ctx.account.username);
     const asked = await ctx.http.send({ ...cfg.request, body: reqBody, note: 'ask for a password reset' });
+    if (asked.status >= 400) throw new Inconclusive(`the target refused the reset request (status ${asked.status})`);
     const token =
       cfg.token.from === 'response'
         ? stringAt(getPath(asked.json, cfg.token.field))
