@@ -11,6 +11,7 @@ import {
   type SessionState,
   type SessionTimes,
 } from '../core/session-state.js';
+import { UnauthenticatedError } from '../core/errors.js';
 import type { SessionStore, SessionWithAccount } from '../store/sessions.js';
 import type { RequestContext } from './context.js';
 import { hashToken, newId, randomToken } from './keys.js';
@@ -38,7 +39,15 @@ export interface IssuedSession {
   facts: SessionFacts;
 }
 
-export class SessionReplacedError extends Error {}
+/**
+ * The presented token was replaced (or revoked) by a parallel request between the gate
+ * and the write: that token no longer names a session, so the client sees 401.
+ */
+export class SessionReplacedError extends UnauthenticatedError {
+  constructor() {
+    super('This session token was just replaced by another request; use the new one or sign in again.');
+  }
+}
 
 function parseJsonArray(value: string): string[] {
   try {
@@ -137,7 +146,7 @@ export class SessionService {
       last_seen_at: next.lastSeenAt,
     });
     // Someone else advanced (or revoked) this session first with the same token.
-    if (!ok) throw new SessionReplacedError('session was replaced concurrently');
+    if (!ok) throw new SessionReplacedError();
     return { id: session.id, token, facts: next };
   }
 
