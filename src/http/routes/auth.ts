@@ -9,6 +9,7 @@ import { clearCookie, cookieOptions, type CookiePolicy } from '../cookies.js';
 import { endRememberMe, issueRememberMeIfAsked, trustDeviceIfAsked } from '../credentials.js';
 import { requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
+import { parseSecondFactor } from './webauthn.js';
 
 const Credentials = z
   .object({
@@ -106,9 +107,9 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
   });
 
   app.post('/api/auth/mfa/verify', { config: requires({ session: 'pending' }) }, async (request, reply) => {
-    const body = parse(CodeBody, request.body);
+    const body = parseSecondFactor(CodeBody, request.body, { trustDevice: true });
     const session = sessionOf(request);
-    const issued = await auth.verifySecondFactor(session, body.method, body.code, request.ctx);
+    const issued = await auth.verifySecondFactor(session, body.method, body.code, request.ctx, body.response);
     const token = deliverSession(reply, cookies, issued, session.transport);
     await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: session.transport });
     if (session.transport === 'cookie') await trustDeviceIfAsked(request, reply, gatehouse, cookies, session.userId, body.trustDevice === true);
@@ -116,9 +117,9 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
   });
 
   app.post('/api/auth/step-up', { config: requires({ session: 'full' }) }, async (request, reply) => {
-    const body = parse(StepUpBody, request.body);
+    const body = parseSecondFactor(StepUpBody, request.body, { trustDevice: false });
     const session = sessionOf(request);
-    const issued = await auth.stepUp(session, body.method, body.code, request.ctx);
+    const issued = await auth.stepUp(session, body.method, body.code, request.ctx, body.response);
     const token = deliverSession(reply, cookies, issued, session.transport);
     return reply.send({ aal: 2, mfaAt: new Date(issued.facts.mfaAt!).toISOString(), ...token });
   });

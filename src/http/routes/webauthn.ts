@@ -1,0 +1,92 @@
+/**
+ * WebAuthn / passkeys over JSON (extends the contract; see docs/api.md):
+ *
+ * - `POST /api/mfa/webauthn/register/options` ★ → PublicKeyCredentialCreationOptionsJSON
+ * - `POST /api/mfa/webauthn/register {response, label?}` ★ → `{factorId, recoveryCodes?, aal, amr}`
+ * - `GET /api/mfa/webauthn` → `{passkeys:[...]}`
+ * - `DELETE /api/mfa/webauthn/:factorId` ★ → 204
+ * - `POST /api/auth/webauthn/options` (pending session) → request options for mfa/verify
+ * - `POST /api/auth/step-up/webauthn/options` (full session) → request options for step-up
+ * - `POST /api/auth/mfa/verify` and `POST /api/auth/step-up` accept
+ *   `{method:"webauthn", response}` (the assertion as @simplewebauthn/browser returns it).
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { assuranceLevel } from '../../core/session-state.js';
+import type { Gatehouse } from '../../gatehouse.js';
+import type { CookiePolicy } from '../cookies.js';
+import { requires, sessionOf } from '../gate.js';
+import { boundedString, parse } from '../validation.js';
+import { deliverSession } from './auth.js';
+
+/** A WebAuthn response object as the browser library produces it; checked by the service. */
+const CredentialResponse = z.record(z.string(), z.unknown()).refine((r) => JSON.stringify(r).length <= 32 * 1024, 'too large');
+
+const RegisterBody = z.object({ response: CredentialResponse, label: boundedString(0, 64).optional() }).strict();
+const FactorParams = z.object({ factorId: boundedString(1, 64) });
+
+const AssertionBody = z.object({ method: z.literal('webauthn'), response: CredentialResponse, trustDevice: z.boolean().optional() }).strict();
+const StepUpAssertionBody = AssertionBody.omit({ trustDevice: true });
+
+export interface SecondFactorInput {
+  method: 'totp' | 'recovery_code' | 'webauthn';
+  code: string;
+  response?: unknown;
+  trustDevice?: boolean;
+}
+
+/**
+ * Parses an mfa/verify or step-up body: `{method:"webauthn", response}` or the contract's
+ * code body (validated by `codeSchema`).
+ */
+export function parseSecondFactor(
+  codeSchema: z.ZodType<{ method: 'totp' | 'recovery_code'; code: string; trustDevice?: boolean }>,
+  body: unknown,
+  options: { trustDevice: boolean },
+): SecondFactorInput {
+  const isWebAuthn = typeof body === 'object' && body !== null && (body as { method?: unknown }).method === 'webauthn';
+  if (!isWebAuthn) return parse(codeSchema, body);
+  if (!options.trustDevice) return { method: 'webauthn', code: '', response: parse(StepUpAssertionBody, body).response };
+  const parsed = parse(AssertionBody, body);
+  return { method: 'webauthn', code: '', response: parsed.response, trustDevice: parsed.trustDevice };
+}
+
+export async function webauthnRoutes(app: FastifyInstance, { gatehouse, cookies }: { gatehouse: Gatehouse; cookies: CookiePolicy }): Promise<void> {
+  const { webauthn } = gatehouse;
+
+  app.post('/api/mfa/webauthn/register/options', { config: requires({ session: 'full', fresh: true }) }, async (request) =>
+    webauthn.registrationOptions(sessionOf(request), request.ctx),
+  );
+
+  app.post('/api/mfa/webauthn/register', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => {
+    const body = parse(RegisterBody, request.body);
+    const session = sessionOf(request);
+    const result = await webauthn.verifyRegistration(session, body.response, body.label ?? null, request.ctx);
+    const token = deliverSession(reply, cookies, result.session, session.transport);
+    return reply.status(201).send({
+      factorId: result.factorId,
+      ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}),
+      aal: assuranceLevel(result.session.facts),
+      amr: result.session.facts.amr,
+      ...token,
+    });
+  });
+
+  app.get('/api/mfa/webauthn', { config: requires({ session: 'full' }) }, async (request) => ({
+    passkeys: await webauthn.list(sessionOf(request).userId),
+  }));
+
+  app.delete('/api/mfa/webauthn/:factorId', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => {
+    const { factorId } = parse(FactorParams, request.params);
+    await webauthn.remove(sessionOf(request), factorId, request.ctx);
+    return reply.status(204).send();
+  });
+
+  app.post('/api/auth/webauthn/options', { config: requires({ session: 'pending' }) }, async (request) =>
+    webauthn.authenticationOptions(sessionOf(request), request.ctx),
+  );
+
+  app.post('/api/auth/step-up/webauthn/options', { config: requires({ session: 'full' }) }, async (request) =>
+    webauthn.authenticationOptions(sessionOf(request), request.ctx),
+  );
+}
