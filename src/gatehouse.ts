@@ -5,11 +5,15 @@
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import type { GatehouseConfig } from './config.js';
+import { createMail, type Mail } from './mail/index.js';
+import { ApiTokenService } from './services/api-tokens.js';
 import { AuthService } from './services/auth.js';
+import { EmailChangeService } from './services/email-change.js';
 import { FactorService } from './services/factors.js';
 import { KeyedHasher, resolveSecretKey, SecretBox } from './services/keys.js';
 import { createLimits, type Limits } from './services/limits.js';
 import { PasswordChangeService } from './services/password-change.js';
+import { createPasswordResetLimits, PasswordResetService } from './services/password-reset.js';
 import { PasswordHasher } from './services/passwords.js';
 import { RememberMeService } from './services/remember-me.js';
 import { SecondFactorVerifier } from './services/second-factor.js';
@@ -18,6 +22,8 @@ import { SessionService } from './services/sessions.js';
 import { TrustedDeviceService } from './services/trusted-devices.js';
 import { WebAuthnService } from './services/webauthn.js';
 import { RememberTokenStore, TrustedDeviceStore } from './store/credentials.js';
+import { EmailChangeStore, PasswordResetStore } from './store/account-tokens.js';
+import { ApiTokenStore } from './store/api-tokens.js';
 import { openDatabase, type DatabaseHandle } from './store/database.js';
 import { EventStore } from './store/events.js';
 import { FactorStore, RecoveryCodeStore } from './store/factors.js';
@@ -43,6 +49,11 @@ export interface Gatehouse {
   rememberMe: RememberMeService;
   trustedDevices: TrustedDeviceService;
   passwordChange: PasswordChangeService;
+  /** Personal API tokens, e-mail change, password reset, mail outbox and notifications (issue 3). */
+  apiTokens: ApiTokenService;
+  emailChange: EmailChangeService;
+  passwordReset: PasswordResetService;
+  mail: Mail;
   /**
    * Revokes every way into the account (sessions, and whatever features register here:
    * remember-me tokens, trusted devices), except the session `keepSessionId` if given.
@@ -136,6 +147,27 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   };
   const passwordChange = new PasswordChangeService(stores.users, passwords, limits, log, revokeAccountAccess);
 
+  // Mail (outbox + worker + notification listener), API tokens, e-mail change, password reset.
+  const mail = createMail({ config, db, box: keys.box, logger, log });
+  const publicUrl = () => config.publicUrl;
+  const apiTokens = new ApiTokenService(db, new ApiTokenStore(db), log);
+  const emailChanges = new EmailChangeStore(db);
+  const passwordResets = new PasswordResetStore(db);
+  const emailChange = new EmailChangeService(db, stores.users, emailChanges, passwordResets, mail.outbox, log, publicUrl);
+  const passwordReset = new PasswordResetService(
+    db, stores.users, passwordResets, emailChanges, passwords, limits,
+    await createPasswordResetLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }),
+    log, revokeAccountAccess, (userId, ctx) => apiTokens.revokeAll(userId, ctx), publicUrl,
+  );
+  // Mailed links (pending e-mail changes, reset links) die with every other way in.
+  accessRevokers.push(async (userId) => {
+    await db.transaction().execute(async (trx) => {
+      await emailChanges.voidOpen(trx, userId, Date.now());
+      await passwordResets.voidOpen(trx, userId, Date.now());
+    });
+  });
+  mail.start();
+
   return {
     config,
     logger,
@@ -153,9 +185,14 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     rememberMe,
     trustedDevices,
     passwordChange,
+    apiTokens,
+    emailChange,
+    passwordReset,
+    mail,
     accessRevokers,
     revokeAccountAccess,
     async close() {
+      await mail.stop();
       await database.close();
       if (redis) redis.disconnect();
     },

@@ -1,0 +1,97 @@
+/**
+ * Where mail physically goes: real SMTP when GATEHOUSE_SMTP_URL is set, otherwise a file
+ * per message in `<dataDir>/mail/` plus a log line (which never carries the body, so a
+ * link token never reaches the log).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import nodemailer from 'nodemailer';
+import type { Logger } from 'pino';
+
+export interface OutgoingMail {
+  id: string;
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  headers: Record<string, string>;
+}
+
+export interface MailTransport {
+  readonly kind: 'smtp' | 'file';
+  send(mail: OutgoingMail): Promise<void>;
+  close(): void;
+}
+
+/** The bare address of a `Name <address>` sender, for the SMTP envelope. */
+function bareAddress(value: string): string {
+  return /<([^<>\s]+)>/.exec(value)?.[1] ?? value.trim();
+}
+
+const oneLine = (value: string) => value.replace(/[\r\n]+/g, ' ');
+
+/**
+ * The RFC 5322 message, composed here rather than by nodemailer so the body is never
+ * quoted-printable: a link's `token=` must survive intact for people and tools that read
+ * the raw message. Body lines stay far below the 998-octet limit; non-ASCII text (e.g. a
+ * browser name) travels as 8bit UTF-8.
+ */
+export function composeMessage(mail: OutgoingMail, date = new Date()): string {
+  const body = mail.text.replace(/\r\n?/g, '\n').split('\n');
+  const ascii = /^[\x20-\x7e\t]*$/.test(mail.text.replace(/[\r\n]/g, ''));
+  const headers = [
+    `From: ${oneLine(mail.from)}`,
+    `To: ${oneLine(mail.to)}`,
+    `Subject: ${oneLine(mail.subject)}`,
+    `Date: ${date.toUTCString().replace('GMT', '+0000')}`,
+    // Stable per outbox row: a retry after an ambiguous failure carries the same id.
+    `Message-ID: <${mail.id}@gatehouse>`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    `Content-Transfer-Encoding: ${ascii ? '7bit' : '8bit'}`,
+    ...Object.entries(mail.headers).map(([k, v]) => `${k}: ${oneLine(v)}`),
+  ];
+  return [...headers, '', ...body].join('\r\n') + '\r\n';
+}
+
+function toNodemailer(mail: OutgoingMail) {
+  return { envelope: { from: bareAddress(mail.from), to: [mail.to] }, raw: composeMessage(mail) };
+}
+
+export function smtpTransport(url: string, logger: Logger): MailTransport {
+  const transporter = nodemailer.createTransport({
+    url,
+    // A dead or black-holed server must fail an attempt quickly; the outbox retries.
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 20_000,
+  });
+  return {
+    kind: 'smtp',
+    async send(mail) {
+      await transporter.sendMail(toNodemailer(mail));
+      logger.info({ mailId: mail.id, to: mail.to, event: mail.headers['X-Gatehouse-Event'] }, 'mail sent over SMTP');
+    },
+    close: () => transporter.close(),
+  };
+}
+
+export function fileTransport(dir: string, logger: Logger): MailTransport {
+  const transporter = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  return {
+    kind: 'file',
+    async send(mail) {
+      const info = await transporter.sendMail(toNodemailer(mail));
+      await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      const file = path.join(dir, `${stamp}-${mail.id}.eml`);
+      // The message may carry a reset or confirmation link: readable by the owner only.
+      await fs.promises.writeFile(file, info.message as Buffer, { mode: 0o600 });
+      logger.info(
+        { mailId: mail.id, to: mail.to, subject: mail.subject, event: mail.headers['X-Gatehouse-Event'], file },
+        'mail written to file (GATEHOUSE_SMTP_URL is not set)',
+      );
+    },
+    close: () => transporter.close(),
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * Personal API tokens: `gth_pat_` + 256 random bits (base64url), so a leaked token is
+ * recognisable by secret scanners; stored only as SHA-256. A token is a non-interactive
+ * credential: the gate lets it call only routes that name one of its scopes, and never a
+ * sensitive (★) one.
+ */
+import type { Kysely } from 'kysely';
+import { InvalidRequestError, NotFoundError } from '../core/errors.js';
+import { API_TOKEN_SCOPES, isScope, type Scope } from '../core/scopes.js';
+import type { ApiTokenStore } from '../store/api-tokens.js';
+import type { Database } from '../store/schema.js';
+import type { RequestContext } from './context.js';
+import { hashToken, newId, randomToken } from './keys.js';
+import type { SecurityLog } from './security-log.js';
+
+export const API_TOKEN_PREFIX = 'gth_pat_';
+/** lastUsedAt is written at most this often per token. */
+export const API_TOKEN_TOUCH_INTERVAL_MS = 60_000;
+export const MAX_TOKENS_PER_ACCOUNT = 100;
+/** `gth_pat_` + 43 base64url characters. */
+const TOKEN_SHAPE = /^gth_pat_[A-Za-z0-9_-]{43}$/;
+
+export interface ApiTokenView {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+export interface ResolvedApiToken {
+  id: string;
+  userId: string;
+  scopes: Scope[];
+}
+
+function parseScopes(value: string): Scope[] {
+  try {
+    const parsed: unknown = JSON.parse(value);
+    return Array.isArray(parsed) ? parsed.filter(isScope) : [];
+  } catch {
+    return [];
+  }
+}
+
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+export class ApiTokenService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly store: ApiTokenStore,
+    private readonly log: SecurityLog,
+  ) {}
+
+  async create(userId: string, input: { name: string; scopes: string[] }, ctx: RequestContext): Promise<{ id: string; token: string; scopes: Scope[] }> {
+    const unknown = input.scopes.filter((s) => !isScope(s));
+    if (unknown.length > 0) {
+      throw new InvalidRequestError(`Unknown scope(s): ${unknown.join(', ')}. Scopes are ${API_TOKEN_SCOPES.join(', ')}.`, [
+        { path: 'scopes', message: `unknown scope(s): ${unknown.join(', ')}` },
+      ]);
+    }
+    // Keep the contract's order; duplicates collapse.
+    const scopes = API_TOKEN_SCOPES.filter((s) => input.scopes.includes(s));
+    const existing = await this.store.listForUser(userId);
+    if (existing.length >= MAX_TOKENS_PER_ACCOUNT) {
+      throw new InvalidRequestError(`An account can hold at most ${MAX_TOKENS_PER_ACCOUNT} tokens; delete some first.`, [
+        { path: 'name', message: 'too many tokens' },
+      ]);
+    }
+    const token = `${API_TOKEN_PREFIX}${randomToken(32)}`;
+    const id = newId();
+    await this.db.transaction().execute(async (trx) => {
+      await this.store.insert(trx, {
+        id,
+        user_id: userId,
+        name: input.name,
+        token_hash: hashToken(token),
+        scopes: JSON.stringify(scopes),
+        created_at: ctx.now,
+        last_used_at: null,
+      });
+      await this.log.record('token.created', userId, ctx, { tokenId: id, name: input.name, scopes }, trx);
+    });
+    return { id, token, scopes };
+  }
+
+  async list(userId: string): Promise<ApiTokenView[]> {
+    const rows = await this.store.listForUser(userId);
+    return rows.map((r) => ({ id: r.id, name: r.name, scopes: parseScopes(r.scopes), createdAt: iso(r.created_at)!, lastUsedAt: iso(r.last_used_at) }));
+  }
+
+  /** Another account's token is indistinguishable from no token: 404. */
+  async revoke(userId: string, id: string, ctx: RequestContext): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      if (!(await this.store.deleteForUser(trx, userId, id))) throw new NotFoundError('No such token.');
+      await this.log.record('token.revoked', userId, ctx, { tokenId: id }, trx);
+    });
+  }
+
+  async revokeAll(userId: string, ctx: RequestContext): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const n = await this.store.deleteAllForUser(trx, userId);
+      if (n > 0) await this.log.record('token.revoked', userId, ctx, { all: true, count: n }, trx);
+      return n;
+    });
+  }
+
+  /** For the gate: the token's account and scopes, or null. */
+  async resolve(token: string, now: number): Promise<ResolvedApiToken | null> {
+    if (!TOKEN_SHAPE.test(token)) return null;
+    const row = await this.store.findByHash(hashToken(token));
+    if (!row) return null;
+    if (row.last_used_at === null || row.last_used_at <= now - API_TOKEN_TOUCH_INTERVAL_MS) {
+      await this.store.touch(row.id, now, API_TOKEN_TOUCH_INTERVAL_MS);
+    }
+    return { id: row.id, userId: row.user_id, scopes: parseScopes(row.scopes) };
+  }
+
+  /** The gate extension (`GateExtensions.apiTokens`). */
+  gateExtension() {
+    return { prefix: API_TOKEN_PREFIX, resolve: (token: string, now: number) => this.resolve(token, now) };
+  }
+}

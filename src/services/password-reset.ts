@@ -1,0 +1,108 @@
+/**
+ * Password reset. Proving control of the mailbox replaces the password and nothing more:
+ * no session is issued, every way into the account is revoked, and the next login still
+ * needs the second factor. `forgot` answers the same, with the same work, whether or not
+ * the address belongs to an account; the mail itself goes out later, from the outbox.
+ */
+import type { Kysely } from 'kysely';
+import { InvalidTokenError, TooManyAttemptsError } from '../core/errors.js';
+import { normaliseEmail } from '../core/email.js';
+import { MAIL_LINK } from '../mail/notifications.js';
+import type { EmailChangeStore, PasswordResetStore } from '../store/account-tokens.js';
+import type { Database } from '../store/schema.js';
+import type { UserStore } from '../store/users.js';
+import type { RequestContext } from './context.js';
+import { MAILED_TOKEN_SHAPE } from './email-change.js';
+import { hashToken, newId, randomToken } from './keys.js';
+import { createLimiter, type AttemptLimiter, type LimiterBackend, type Limits } from './limits.js';
+import { assertAcceptablePassword, type PasswordHasher } from './passwords.js';
+import type { SecurityLog } from './security-log.js';
+
+export const PASSWORD_RESET_TTL_MS = 30 * 60_000;
+
+export interface PasswordResetLimits {
+  /** Reset mails per account (silently not sent beyond it: the answer must not differ). */
+  perAccount: AttemptLimiter;
+  /** Requests per client address (answered 429). */
+  perAddress: AttemptLimiter;
+}
+
+export class PasswordResetService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly users: UserStore,
+    private readonly resets: PasswordResetStore,
+    private readonly changes: EmailChangeStore,
+    private readonly passwords: PasswordHasher,
+    private readonly limits: Limits,
+    private readonly resetLimits: PasswordResetLimits,
+    private readonly log: SecurityLog,
+    private readonly revokeAccountAccess: (userId: string) => Promise<void>,
+    private readonly revokeApiTokens: (userId: string, ctx: RequestContext) => Promise<unknown>,
+    private readonly publicUrl: () => string,
+  ) {}
+
+  async forgot(email: string, ctx: RequestContext): Promise<void> {
+    const byAddress = await this.resetLimits.perAddress.reserve(ctx.ip);
+    if (!byAddress.allowed) throw new TooManyAttemptsError(byAddress.retryAfterSeconds);
+    const key = normaliseEmail(email);
+    // Everything below runs for known and unknown addresses alike, up to the one insert.
+    const byAccount = await this.resetLimits.perAccount.reserve(key);
+    const user = key.length <= 254 ? await this.users.findByNormalizedEmail(key) : undefined;
+    const token = randomToken();
+    const tokenHash = hashToken(token);
+    const link = `${this.publicUrl()}/reset-password?token=${token}`;
+    await this.db.transaction().execute(async (trx) => {
+      if (!user || !byAccount.allowed) {
+        // Same shape of work: a read on the same index the real path writes to.
+        await trx.selectFrom('password_resets').select('id').where('token_hash', '=', tokenHash).executeTakeFirst();
+        return;
+      }
+      await this.resets.voidOpen(trx, user.id, ctx.now);
+      await this.resets.insert(trx, {
+        id: newId(),
+        user_id: user.id,
+        token_hash: tokenHash,
+        created_at: ctx.now,
+        expires_at: ctx.now + PASSWORD_RESET_TTL_MS,
+        used_at: null,
+      });
+      // The link rides along in memory only (symbol key): the event row never holds it.
+      await this.log.record('password_reset.requested', user.id, ctx, { [MAIL_LINK]: link } as Record<string, unknown>, trx);
+    });
+  }
+
+  async reset(token: string, password: string, ctx: RequestContext): Promise<void> {
+    if (!MAILED_TOKEN_SHAPE.test(token)) throw new InvalidTokenError();
+    const tokenHash = hashToken(token);
+    // Look before using it: a weak password must not spend the link.
+    if (!(await this.resets.findUsable(tokenHash, ctx.now))) throw new InvalidTokenError();
+    assertAcceptablePassword(password);
+    const passwordHash = await this.passwords.hash(password);
+    const user = await this.db.transaction().execute(async (trx) => {
+      const used = await this.resets.consume(trx, tokenHash, ctx.now);
+      if (!used) throw new InvalidTokenError();
+      const row = await trx.selectFrom('users').select(['id', 'email_normalized']).where('id', '=', used.user_id).executeTakeFirst();
+      if (!row) throw new InvalidTokenError();
+      await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: ctx.now }).where('id', '=', row.id).execute();
+      await this.resets.voidOpen(trx, row.id, ctx.now);
+      await this.changes.voidOpen(trx, row.id, ctx.now);
+      await this.log.record('account.password_changed', row.id, ctx, { via: 'reset' }, trx);
+      await this.log.record('password_reset.completed', row.id, ctx, {}, trx);
+      return row;
+    });
+    // Sessions, remember-me tokens, trusted devices (whatever is registered) and API tokens.
+    await this.revokeAccountAccess(user.id);
+    await this.revokeApiTokens(user.id, ctx);
+    // The owner proved control of the mailbox: earlier wrong passwords no longer count.
+    await this.limits.passwordPerAccount.reset(user.email_normalized);
+  }
+}
+
+/** Reset mails: 5 per account per hour; requests: 60 per client address per 15 minutes. */
+export async function createPasswordResetLimits(backend: LimiterBackend): Promise<PasswordResetLimits> {
+  return {
+    perAccount: await createLimiter(backend, 'reset_account', { points: 5, windowSeconds: 3600, blockSeconds: 3600 }),
+    perAddress: await createLimiter(backend, 'reset_address', { points: 60, windowSeconds: 900, blockSeconds: 900 }),
+  };
+}
