@@ -179,6 +179,20 @@ describe('remember-me', () => {
     expect((await again.get('/api/session')).status).toBe(401);
   });
 
+  it('revoking a session in the session list ends the remember-me chain it belongs to', async () => {
+    const { email, browser: manager } = await signup(server.url, 'rm-revoke');
+    const b = await rememberedLogin(email);
+    const laptop = b.only(REMEMBER);
+    expect((await laptop.get('/api/session')).status).toBe(200); // restored session S
+    const list = await manager.get('/api/sessions');
+    const rows = await db().selectFrom('sessions').select(['id', 'amr']).execute();
+    const fromRemember = rows.find((r) => r.amr.includes('remember_me') && list.body.sessions.some((s: { id: string }) => s.id === r.id))!;
+    expect(fromRemember).toBeTruthy();
+    expect((await manager.delete(`/api/sessions/${fromRemember.id}`)).status).toBe(204);
+    const again = laptop.only(REMEMBER);
+    expect((await again.get('/api/session')).status).toBe(401);
+  });
+
   it('a garbage or unknown remember-me cookie is simply unauthenticated', async () => {
     for (const value of ['x', 'A'.repeat(43), 'A'.repeat(5000), '%00%ff']) {
       const b = new Browser(server.url);
