@@ -80,6 +80,13 @@ export async function buildServer(config: GatehouseConfig, options: BuildOptions
       maxHeaderSize: MAX_HEADER_BYTES,
     },
     clientErrorHandler,
+    // A URL Fastify cannot decode (e.g. a lone "%") never reaches the error handler.
+    frameworkErrors: (_error, _request, reply) => {
+      void reply
+        .status(400)
+        .headers({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; frame-ancestors 'none'" })
+        .send(JSON.stringify({ error: 'invalid_request', message: 'The request URL is malformed.', details: [] }));
+    },
     return503OnClosing: true,
   });
   await app.register(gatehouseFastify, { gatehouse });

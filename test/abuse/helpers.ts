@@ -43,6 +43,7 @@ export class Client {
 
   async req(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
     const h: Record<string, string> = { ...this.extraHeaders, ...headers };
+    if (method === 'GET' || method === 'HEAD') body = undefined;
     if (body !== undefined) h['content-type'] ??= 'application/json';
     if (this.cookies.size) h.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     if (this.bearer) h.authorization = `Bearer ${this.bearer}`;
