@@ -70,20 +70,23 @@ export class AuditContext {
     await sleep(ms);
   }
 
-  /** Sends a request in a session and keeps whatever session material the response carries. */
-  async send(req: OutgoingRequest, session?: Session): Promise<HttpResult> {
+  /**
+   * Sends a request in a session and keeps the cookies the response sets. A bearer session
+   * token is taken from the body only for login and second-factor replies (`takeToken`):
+   * elsewhere a field of the same name may be something else, e.g. a new API token.
+   */
+  async send(req: OutgoingRequest, session?: Session, opts: { takeToken?: boolean } = {}): Promise<HttpResult> {
     const res = await this.http.send(req, session);
-    if (session) this.absorb(session, res);
-    return res;
-  }
-
-  absorb(session: Session, res: HttpResult, tokenField = this.profile.session.tokenField): void {
-    session.absorbSetCookies(res.setCookies);
-    if (this.profile.session.transport === 'bearer' && tokenField) {
-      const token = getPath(res.json, tokenField);
-      if (typeof token === 'string' && token) session.bearer = token;
+    if (session) {
+      session.absorbSetCookies(res.setCookies);
+      const { transport, tokenField } = this.profile.session;
+      if (opts.takeToken && transport === 'bearer' && tokenField) {
+        const token = getPath(res.json, tokenField);
+        if (typeof token === 'string' && token) session.bearer = token;
+      }
+      this.secrets.add(...session.secrets());
     }
-    this.secrets.add(...session.secrets());
+    return res;
   }
 
   /** Step one only: username and password. */
@@ -99,6 +102,7 @@ export class AuditContext {
     const res = await this.send(
       { method: spec.method, path: spec.path, encoding: spec.encoding, body, headers: spec.headers, note: opts.note ?? 'log in with the password' },
       session,
+      { takeToken: true },
     );
     if (res.status >= 400) {
       throw new Inconclusive(`the password login for ${account.username} failed with status ${res.status}`);
@@ -128,6 +132,7 @@ export class AuditContext {
         note: opts.note ?? `submit the ${code.kind === 'totp' ? 'TOTP' : 'recovery'} code`,
       },
       session,
+      { takeToken: true },
     );
     const accepted = succeeded(res, factor.accepted);
     if (opts.forPrimary !== false) this.wrongStreak = accepted ? 0 : this.wrongStreak + 1;
