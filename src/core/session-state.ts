@@ -153,6 +153,12 @@ export function isFresh(session: SessionFacts, hasSecondFactor: boolean, now: nu
 /** Last-seen is written at most once per this interval so the gate does not write per request. */
 export const LAST_SEEN_RESOLUTION_MS = 60_000;
 
-export function needsTouch(session: SessionFacts, now: number): boolean {
-  return now - session.lastSeenAt >= LAST_SEEN_RESOLUTION_MS;
+/**
+ * True when last-seen should be written. The interval is at most a quarter of the idle
+ * TTL (when given), so an active session never idles out between writes however short
+ * the idle TTL is configured.
+ */
+export function needsTouch(session: SessionFacts, now: number, idleTtlSeconds?: number): boolean {
+  const resolution = idleTtlSeconds === undefined ? LAST_SEEN_RESOLUTION_MS : Math.min(LAST_SEEN_RESOLUTION_MS, idleTtlSeconds * 250);
+  return now - session.lastSeenAt >= resolution;
 }

@@ -152,7 +152,7 @@ export class SessionService {
 
   /** Keeps the idle timeout honest without writing on every request. */
   async touchIfStale(session: ActiveSession, now: number): Promise<void> {
-    if (needsTouch(session.facts, now)) await this.store.touch(session.id, now);
+    if (needsTouch(session.facts, now, this.times.sessionIdleTtlSeconds)) await this.store.touch(session.id, now);
   }
 
   reserveMfaAttempt(sessionId: string, max: number): Promise<number | null> {

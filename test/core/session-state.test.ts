@@ -173,6 +173,14 @@ describe('expiry', () => {
     const f = startSession(noFactor, { kind: 'password' }, T0, times);
     expect(needsTouch(f, T0 + 59_999)).toBe(false);
     expect(needsTouch(f, T0 + 60_000)).toBe(true);
+    expect(needsTouch(f, T0 + 59_999, times.sessionIdleTtlSeconds)).toBe(false);
+  });
+
+  it('with a short idle TTL, last-seen is written often enough to keep an active session alive', () => {
+    const f = startSession(noFactor, { kind: 'password' }, T0, short);
+    // idle 20 s: written every 5 s at most, well before the idle deadline.
+    expect(needsTouch(f, T0 + 4_999, short.sessionIdleTtlSeconds)).toBe(false);
+    expect(needsTouch(f, T0 + 5_000, short.sessionIdleTtlSeconds)).toBe(true);
   });
 });
 
