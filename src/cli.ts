@@ -2,11 +2,13 @@
 // The `gatehouse` command. Each subcommand is an async function from its arguments to an
 // exit code; to add one (e.g. `rotate-key`), add an entry to `commands`.
 import { auditCommand } from './audit/command.js';
+import { rotateKeyCommand } from './commands/rotate-key.js';
 
 type Command = { summary: string; run(argv: string[]): Promise<number> };
 
 const commands: Record<string, Command> = {
   audit: { summary: 'run MFA-bypass attacks against a web app and report what got through', run: auditCommand },
+  'rotate-key': { summary: 're-encrypt factor secrets under GATEHOUSE_SECRET_KEY (old keys in GATEHOUSE_PREVIOUS_SECRET_KEYS)', run: rotateKeyCommand },
 };
 
 function usage(): string {

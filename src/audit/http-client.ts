@@ -1,7 +1,7 @@
 // The only way the auditor talks to a target. It enforces the safety rules in one place:
 // one origin, a request budget, a global request rate, and a timeout. It never follows
 // redirects, so a target cannot bounce the auditor to another host.
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import type { Session } from './session.js';
 
 export type BodyEncoding = 'json' | 'form';
@@ -132,7 +132,7 @@ export class HttpClient {
     this.sink.push(exchange);
     try {
       const res = await request(url, {
-        method: req.method as 'GET',
+        method: req.method as Dispatcher.HttpMethod,
         headers,
         body,
         headersTimeout: this.options.timeoutMs,

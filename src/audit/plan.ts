@@ -6,12 +6,16 @@ export function renderPlan(target: string, profile: Profile, only?: readonly str
   const origin = new URL(target).origin;
   const s = profile.safety;
   const checks = selectedChecks(only);
+  const recoveryCodes = profile.accounts[0]?.recoveryCodes.length ?? 0;
   const lines = [
     `Audit plan for "${profile.name}" against ${origin} (dry run: nothing is sent)`,
     '',
     `Safety: requests only to ${origin}; at most ${s.maxRequests} requests; at most ${s.requestsPerSecond} per second;`,
     `        account-changing checks ${s.allowAccountChanges ? 'ALLOWED (safety.allowAccountChanges: true)' : 'skipped (set safety.allowAccountChanges: true to run them)'}.`,
-    `Accounts: ${profile.accounts.map((a) => a.username).join(', ')}; recovery codes available: ${profile.accounts[0]?.recoveryCodes.length ?? 0}.`,
+    `Accounts: ${profile.accounts.map((a) => a.username).join(', ')}; recovery codes available: ${recoveryCodes}.`,
+    ...(recoveryCodes < 8
+      ? ['Note: with fewer than 8 recovery codes some logins wait for a new TOTP step (up to 30 s each).']
+      : []),
     '',
     'Preflight:',
     `  - ${profile.whoami.method} ${profile.whoami.path} without a session (must be refused)`,

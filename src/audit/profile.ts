@@ -200,6 +200,9 @@ export const profileSchema = z
 export type Profile = z.infer<typeof profileSchema>;
 export type ProfileInput = z.input<typeof profileSchema>;
 
+const ACCOUNTS_HINT =
+  ': the test accounts to audit with; a profile that extends a built-in one adds them (see docs/audit.md)';
+
 export class ProfileError extends Error {
   constructor(
     readonly source: string,
@@ -217,7 +220,8 @@ export function parseProfile(raw: unknown, source = 'profile'): Profile {
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const where = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
-      return `${where}: ${issue.message}`;
+      const message = issue.message.replace(/^Invalid input: expected (\w+), received undefined$/, 'missing (expected $1)');
+      return `${where}: ${message}${where === 'accounts' && message.startsWith('missing') ? ACCOUNTS_HINT : ''}`;
     });
     throw new ProfileError(source, problems);
   }

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { auditCommand } from '../../src/audit/command.js';
 import { runAudit } from '../../src/audit/runner.js';
 import { FIXTURE_USERS, NO_FLAWS, startFixtureApp, WRITE_UP_FLAWS, type RunningFixture } from '../fixtures/mfa-app.js';
 import { digest, FIXTURE_PROFILE_PATH, fixtureProfile, idsWith } from './helpers.js';
@@ -113,15 +114,27 @@ describe('auditor against the fixture bank', () => {
   });
 
   it('exits 2 with the reason when the target is not there', async () => {
-    const { code, stdout, stderr } = await runCli([
-      'audit',
-      '--target',
-      'http://127.0.0.1:9',
-      '--profile',
-      FIXTURE_PROFILE_PATH,
-    ]);
+    // In-process (same code path as the CLI, minus the process start-up).
+    let out = '';
+    let err = '';
+    const io = { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) } };
+    const code = await auditCommand(['--target', 'http://127.0.0.1:9', '--profile', FIXTURE_PROFILE_PATH], io);
     expect(code).toBe(2);
-    expect(stderr + stdout).toMatch(/preflight failed: .*ECONNREFUSED/);
+    expect(err).toMatch(/preflight failed: .*ECONNREFUSED/);
+    expect(out).toContain('Result: the audit could not run completely (exit 2).');
+  });
+
+  it('exits 2 on a bad profile or missing arguments, before sending anything', async () => {
+    let err = '';
+    const io = { stdout: { write: () => true }, stderr: { write: (s: string) => (err += s) } };
+    expect(await auditCommand(['--profile', FIXTURE_PROFILE_PATH], io)).toBe(2);
+    expect(err).toContain('--target URL is required');
+    expect(await auditCommand(['--target', 'ftp://x', '--profile', FIXTURE_PROFILE_PATH], io)).toBe(2);
+    expect(err).toContain('--target must be an http(s) URL');
+    expect(await auditCommand(['--target', 'http://127.0.0.1:9', '--profile', 'builtin:gatehouse'], io)).toBe(2);
+    expect(err).toContain('accounts: missing');
+    expect(await auditCommand(['--bogus'], io)).toBe(2);
+    expect(err).toMatch(/Unknown option '--bogus'/);
   });
 });
 

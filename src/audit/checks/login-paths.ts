@@ -1,10 +1,8 @@
 // Ways to get a usable session with the password alone: the main login, every other
 // endpoint reached with the pending session, and the token (mobile/API) login.
-import type { AuditContext } from '../context.js';
-import { succeeded } from '../matchers.js';
+import { getPath, setPath, succeeded } from '../matchers.js';
 import { changesAccount, type Profile } from '../profile.js';
 import { Session } from '../session.js';
-import { getPath, setPath } from '../matchers.js';
 import { blocked, bypassed, notApplicable, type Check } from './types.js';
 
 export const passwordOnlySession: Check = {
