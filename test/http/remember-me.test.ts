@@ -193,6 +193,25 @@ describe('remember-me', () => {
     expect((await again.get('/api/session')).status).toBe(401);
   });
 
+  it('uses a __Host-, Secure cookie when the public URL is https, and it alone restores a session', async () => {
+    const https = await startTestServer({ ...FAST_ENV, GATEHOUSE_PUBLIC_URL: 'https://bank.example' });
+    try {
+      const { email } = await signup(https.url, 'rm-https');
+      const b = new Browser(https.url);
+      const r = await b.post('/api/auth/login', { email, password: PASSWORD, remember: true });
+      expect(r.status).toBe(200);
+      const cookie = cookieNamed(r.setCookies, '__Host-gatehouse_remember')!;
+      expect(cookie).toMatch(/; Secure/i);
+      expect(cookie).toMatch(/Path=\//);
+      expect(cookie).not.toMatch(/Domain=/i);
+      const later = b.only('__Host-gatehouse_remember');
+      expect((await later.get('/api/session')).status).toBe(200);
+      expect(later.cookies.has('__Host-gatehouse_session')).toBe(true);
+    } finally {
+      await https.close();
+    }
+  });
+
   it('a garbage or unknown remember-me cookie is simply unauthenticated', async () => {
     for (const value of ['x', 'A'.repeat(43), 'A'.repeat(5000), '%00%ff']) {
       const b = new Browser(server.url);
