@@ -105,7 +105,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     recoveryCodes: new RecoveryCodeStore(db),
     events: new EventStore(db),
   };
-  const keys = { box: new SecretBox(secret.key, config.previousSecretKeys), hasher: new KeyedHasher(secret.key) };
+  const keys = { box: new SecretBox(secret.key, config.previousSecretKeys), hasher: new KeyedHasher(secret.key, config.previousSecretKeys) };
   const limits = await createLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }, config.lockoutSeconds);
   const passwords = new PasswordHasher(config.argon2);
   const sessions = new SessionService(stores.sessions, {
@@ -159,6 +159,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     await createPasswordResetLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }),
     log, revokeAccountAccess, (userId, ctx) => apiTokens.revokeAll(userId, ctx), publicUrl,
   );
+  passwordReset.onError = (err) => logger.error({ err }, 'password reset request failed');
   // Mailed links (pending e-mail changes, reset links) die with every other way in.
   accessRevokers.push(async (userId) => {
     await db.transaction().execute(async (trx) => {
@@ -192,6 +193,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     accessRevokers,
     revokeAccountAccess,
     async close() {
+      await passwordReset.settle();
       await mail.stop();
       await database.close();
       if (redis) redis.disconnect();

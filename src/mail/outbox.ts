@@ -35,7 +35,7 @@ export interface OutboxOptions {
 const LEASE_MS = 60_000;
 const BATCH = 25;
 
-const bodyContext = (id: string) => `gatehouse/mail-outbox/${id}`;
+export const bodyContext = (id: string) => `gatehouse/mail-outbox/${id}`;
 
 export class MailOutbox {
   private timer: NodeJS.Timeout | null = null;

@@ -56,11 +56,22 @@ export class SecretBox {
 
 export class KeyedHasher {
   private readonly key: Buffer;
-  constructor(masterKey: string) {
+  private readonly previous: Buffer[];
+  constructor(masterKey: string, previousKeys: string[] = []) {
     this.key = derive(masterKey, KEYED_HASH_INFO);
+    this.previous = previousKeys.map((k) => derive(k, KEYED_HASH_INFO));
   }
+  /** The hash stored for new values: always under the current key. */
   hash(value: string): string {
     return crypto.createHmac('sha256', this.key).update(value, 'utf8').digest('base64url');
+  }
+  /**
+   * Every hash a stored value may have: the current key's first, then each previous key's.
+   * Keyed hashes cannot be re-keyed (the value is not recoverable), so values hashed before
+   * a key rotation are found under the old key for as long as it stays configured.
+   */
+  candidates(value: string): string[] {
+    return [this.hash(value), ...this.previous.map((key) => crypto.createHmac('sha256', key).update(value, 'utf8').digest('base64url'))];
   }
 }
 

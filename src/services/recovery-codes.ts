@@ -31,3 +31,9 @@ export function recoveryCodeHash(hasher: KeyedHasher, input: string): string | n
   const canonical = normaliseRecoveryCode(input);
   return canonical === null ? null : hasher.hash(canonical);
 }
+
+/** Every stored hash the typed code may have (current key, then previous keys); [] when it cannot be a code. */
+export function recoveryCodeHashes(hasher: KeyedHasher, input: string): string[] {
+  const canonical = normaliseRecoveryCode(input);
+  return canonical === null ? [] : hasher.candidates(canonical);
+}

@@ -9,7 +9,7 @@ import type { FactorStore, RecoveryCodeStore } from '../store/factors.js';
 import type { RequestContext } from './context.js';
 import type { KeyedHasher, SecretBox } from './keys.js';
 import { MFA_ATTEMPTS_PER_PENDING_SESSION, type Limits } from './limits.js';
-import { recoveryCodeHash } from './recovery-codes.js';
+import { recoveryCodeHashes } from './recovery-codes.js';
 import type { SecurityLog } from './security-log.js';
 import type { SessionService } from './sessions.js';
 import { matchTotpStep } from './totp.js';
@@ -106,8 +106,11 @@ export class SecondFactorVerifier {
 
   private async checkOneTimeCode(check: CodeCheck, now: number): Promise<boolean> {
     if (check.method === 'recovery_code') {
-      const codeHash = recoveryCodeHash(this.hasher, check.code);
-      return codeHash !== null && (await this.recoveryCodes.consume(check.userId, codeHash, now));
+      // Codes issued before a key rotation are stored under the previous key (keys.ts).
+      for (const codeHash of recoveryCodeHashes(this.hasher, check.code)) {
+        if (await this.recoveryCodes.consume(check.userId, codeHash, now)) return true;
+      }
+      return false;
     }
     const code = check.code.replace(/\s/g, '');
     for (const factor of await this.factors.listConfirmed(check.userId)) {

@@ -151,3 +151,42 @@ export function median(xs: number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+/** A server in a child process (`npx tsx`), in its own process group so SIGKILL takes it all. */
+export async function spawnServer(env: Record<string, string>) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('npx', ['tsx', 'test/abuse/fixtures/child-server.ts'], {
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'info', ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`child server did not start: ${stderr}`)), 45_000);
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+      const m = /READY (\S+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`child server exited ${code}: ${stderr}`)));
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return {
+    url,
+    pid: child.pid!,
+    logs: () => stdout,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        /* already gone */
+      }
+      await exited;
+    },
+  };
+}
