@@ -1,0 +1,235 @@
+/**
+ * The one gate, proven over every route the built server registers, enumerated at run
+ * time (new routes are covered the moment someone adds them): no session and a pending
+ * session are refused by every route that needs more, an enrolling session by every
+ * route that needs a full one, a stale full session by every ★ route; nothing answers
+ * a 5xx. And a route without a declared requirement stops the server at startup.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { RouteOptions } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import type { RouteRequirement } from '../../src/http/gate.js';
+import { buildServer } from '../../src/server.js';
+import type { TestServer } from '../helpers/server.js';
+import { Client, FAST_ENV, login, PASSWORD, signup, signupWithTotp, sleep, startServer, uniqueEmail } from './client.js';
+
+/** Every route any Fastify instance created in this file registers, via an onRoute hook added first. */
+const registry = vi.hoisted(() => ({ routes: [] as Array<{ method: string; url: string; requires: unknown }> }));
+
+vi.mock('fastify', async (importOriginal) => {
+  const mod = (await importOriginal()) as Record<string, unknown> & { default: (...args: unknown[]) => any };
+  const original = mod.default;
+  const wrapped = (...args: unknown[]) => {
+    const app = original(...args);
+    app.addHook('onRoute', (route: RouteOptions) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      for (const method of methods) registry.routes.push({ method: String(method), url: route.url ?? route.path, requires: route.config?.requires });
+    });
+    return app;
+  };
+  return { ...mod, default: wrapped, fastify: wrapped };
+});
+
+interface Route {
+  method: string;
+  url: string;
+  requires: RouteRequirement;
+}
+
+async function startAndEnumerate(env: Record<string, string>): Promise<{ server: TestServer; routes: Route[] }> {
+  registry.routes.length = 0;
+  const server = await startServer(env);
+  const seen = new Set<string>();
+  const routes: Route[] = [];
+  for (const r of registry.routes) {
+    // HEAD routes Fastify derives from GET routes share the GET route's requirement.
+    if (r.method === 'HEAD' || r.method === 'OPTIONS') continue;
+    const key = `${r.method} ${r.url}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    routes.push({ method: r.method, url: r.url, requires: r.requires as RouteRequirement });
+  }
+  return { server, routes };
+}
+
+/** A concrete path for a route pattern: params and wildcards filled with a dummy id. */
+function concretePath(url: string): string {
+  return url.replace(/:[A-Za-z0-9_]+(\([^)]*\))?/g, 'dummy-id-0000').replace(/\*/g, 'x');
+}
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+function send(client: Client, route: Route) {
+  return client.req(route.method, concretePath(route.url), STATE_CHANGING.has(route.method) ? { json: {} } : {});
+}
+
+const label = (r: Route) => `${r.method} ${r.url} (${JSON.stringify({ ...r.requires, fresh: typeof r.requires.fresh === 'function' ? 'fn' : r.requires.fresh })})`;
+
+describe('every registered route, as enumerated from the built server', () => {
+  let server: TestServer;
+  let routes: Route[];
+  let enrolling: { server: TestServer; routes: Route[] };
+  beforeAll(async () => {
+    ({ server, routes } = await startAndEnumerate({ GATEHOUSE_STEP_UP_MAX_AGE: '1' }));
+    enrolling = await startAndEnumerate({ GATEHOUSE_MFA_REQUIRED: 'all' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await enrolling?.server.close();
+  });
+
+  it('the enumeration is real: it contains issue 2’s routes, and every route declares a requirement', () => {
+    const keys = routes.map((r) => `${r.method} ${r.url}`);
+    if (process.env.GATE_TEST_PRINT) console.log(keys.join('\n'));
+    for (const expected of [
+      'GET /healthz',
+      'POST /api/auth/signup',
+      'POST /api/auth/login',
+      'POST /api/auth/mfa/verify',
+      'POST /api/auth/logout',
+      'POST /api/auth/reauth',
+      'POST /api/auth/step-up',
+      'GET /api/session',
+      'GET /api/mfa',
+      'POST /api/mfa/totp/setup',
+      'POST /api/mfa/totp/confirm',
+      'DELETE /api/mfa/totp/:factorId',
+      'POST /api/mfa/recovery-codes',
+      'GET /api/account',
+      'GET /api/sessions',
+      'DELETE /api/sessions/:id',
+      'GET /api/account/transactions',
+      'POST /api/transfers',
+    ]) {
+      expect(keys).toContain(expected);
+    }
+    for (const r of routes) {
+      expect(r.requires, `${r.method} ${r.url}`).toBeDefined();
+      expect(['none', 'any', 'pending', 'enrolling', 'full']).toContain(r.requires.session);
+    }
+  });
+
+  it('no session: every route that needs one is refused (401), none answers 5xx', async () => {
+    const anon = new Client(server.url);
+    const failures: string[] = [];
+    for (const route of routes) {
+      const res = await send(anon, route);
+      if (res.status >= 500) failures.push(`${label(route)} → ${res.status}`);
+      const need = route.requires.session;
+      if (need === 'none' || need === 'any') continue;
+      const expected = need === 'pending' ? 'no_pending_authentication' : 'unauthenticated';
+      if (res.status !== 401 || res.body?.error !== expected) failures.push(`${label(route)} → ${res.status} ${JSON.stringify(res.body)}`);
+    }
+    expect(failures).toEqual([]);
+    expect(anon.cookies.size).toBe(0);
+  });
+
+  it('a pending session: every route that needs more is refused (401 mfa_required); the session stays pending', async () => {
+    const account = await signupWithTotp(server.url);
+    const { client } = await login(server.url, account);
+    const failures: string[] = [];
+    for (const route of routes) {
+      const need = route.requires.session;
+      // Logout would end the session under test; verify is the one route a pending session may use.
+      if (need === 'none' || need === 'any' || need === 'pending') continue;
+      const res = await send(client, route);
+      if (res.status !== 401 || res.body?.error !== 'mfa_required') failures.push(`${label(route)} → ${res.status} ${JSON.stringify(res.body)}`);
+    }
+    expect(failures).toEqual([]);
+    // Still pending, still completable: the legitimate flow works.
+    const verify = await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[0] });
+    expect(verify.status).toBe(200);
+    expect((await client.get('/api/session')).status).toBe(200);
+  });
+
+  it('a pending session reaches the pending routes (the body is then validated: 400, not 401/403)', async () => {
+    const account = await signupWithTotp(server.url);
+    const { client } = await login(server.url, account);
+    for (const route of routes.filter((r) => r.requires.session === 'pending')) {
+      const res = await send(client, route);
+      expect(res.status, label(route)).toBe(400);
+      expect(res.body.error).toBe('invalid_request');
+    }
+  });
+
+  it('a full session is refused by every pending-only route (401 no_pending_authentication)', async () => {
+    const account = await signup(server.url);
+    for (const route of routes.filter((r) => r.requires.session === 'pending')) {
+      const res = await send(account.client, route);
+      expect(res.status, label(route)).toBe(401);
+      expect(res.body.error).toBe('no_pending_authentication');
+    }
+  });
+
+  it('a stale full session is refused by every ★ route (403 step_up_required)', async () => {
+    const account = await signupWithTotp(server.url);
+    await sleep(1_300);
+    const failures: string[] = [];
+    const starred = routes.filter((r) => r.requires.fresh === true);
+    expect(starred.length).toBeGreaterThanOrEqual(3);
+    for (const route of starred) {
+      const res = await send(account.client, route);
+      if (res.status !== 403 || res.body?.error !== 'step_up_required' || res.body.maxAge !== 1) {
+        failures.push(`${label(route)} → ${res.status} ${JSON.stringify(res.body)}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('an enrolling session (MFA required) is refused by every full-only route (403 enrollment_required)', async () => {
+    const c = new Client(enrolling.server.url);
+    const signupRes = await c.post('/api/auth/signup', { email: uniqueEmail(), password: PASSWORD });
+    expect(signupRes.body.status).toBe('enrollment_required');
+    const failures: string[] = [];
+    for (const route of enrolling.routes) {
+      const need = route.requires.session;
+      if (need === 'none' || need === 'any' || need === 'enrolling') continue;
+      const res = await send(c, route);
+      const expected = need === 'pending' ? ['no_pending_authentication', 401] : ['enrollment_required', 403];
+      if (res.status !== expected[1] || res.body?.error !== expected[0]) failures.push(`${label(route)} → ${res.status} ${JSON.stringify(res.body)}`);
+    }
+    expect(failures).toEqual([]);
+    expect((await c.post('/api/mfa/totp/setup')).status).toBe(200);
+  });
+});
+
+describe('a route without a declared requirement stops the server at startup', () => {
+  let dataDir: string;
+  beforeAll(() => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-gate-'));
+  });
+  afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+  const config = () => loadConfig({ ...FAST_ENV, HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir });
+
+  it.each([
+    ['no options', (app: any) => app.get('/undeclared', async () => 'open')],
+    ['config without requires', (app: any) => app.post('/undeclared', { config: {} }, async () => 'open')],
+    ['app.route', (app: any) => app.route({ method: 'DELETE', url: '/undeclared/:id', handler: async () => 'open' })],
+    ['inside an encapsulated plugin', (app: any) => app.register(async (child: any) => child.get('/plugin/undeclared', async () => 'open'))],
+  ])('%s', async (_name, register) => {
+    const { app } = await buildServer(config());
+    try {
+      await expect(
+        (async () => {
+          register(app);
+          await app.ready();
+        })(),
+      ).rejects.toThrow(/declares no requirement/);
+    } finally {
+      await app.close().catch(() => undefined);
+    }
+  });
+
+  it('the same server starts with the route declared', async () => {
+    const { app } = await buildServer(config());
+    const { requires } = await import('../../src/http/gate.js');
+    app.get('/declared', { config: requires({ session: 'full' }) }, async () => 'guarded');
+    await app.ready();
+    const res = await app.inject({ method: 'GET', url: '/declared' });
+    expect(res.statusCode).toBe(401);
+    await app.close();
+  });
+});
