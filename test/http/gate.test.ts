@@ -26,7 +26,7 @@ vi.mock('fastify', async (importOriginal) => {
     const app = original(...args);
     app.addHook('onRoute', (route: RouteOptions) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
-      for (const method of methods) registry.routes.push({ method: String(method), url: route.url ?? route.path, requires: route.config?.requires });
+      for (const method of methods) registry.routes.push({ method: String(method), url: route.url, requires: route.config?.requires });
     });
     return app;
   };
