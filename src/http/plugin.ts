@@ -19,6 +19,7 @@ import { healthRoutes } from './routes/health.js';
 import { mfaRoutes } from './routes/mfa.js';
 import { passwordRoutes } from './routes/password.js';
 import { webauthnRoutes } from './routes/webauthn.js';
+import { webPages } from '../web/plugin.js';
 
 export interface GatehousePluginOptions {
   gatehouse: Gatehouse;
@@ -51,6 +52,8 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
   await app.register(authRoutes, { gatehouse, cookies });
   await app.register(mfaRoutes, { gatehouse, cookies });
   await app.register(webauthnRoutes, { gatehouse, cookies });
+  // The pages (issue 5): an encapsulated plugin with its own form parser and HTML errors.
+  await app.register(webPages, { gatehouse, cookies });
   await app.register(accountRoutes, { gatehouse });
   await app.register(deviceRoutes, { gatehouse });
   await app.register(passwordRoutes, { gatehouse });
