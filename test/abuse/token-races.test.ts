@@ -1,0 +1,82 @@
+/**
+ * Single use of mailed and long-lived tokens under ≥20 concurrent requests: a password
+ * reset token, an e-mail confirmation token, and a remember-me token each succeed at most once.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { Client, FAST_ARGON2, PASSWORD, signup, uniqueEmail } from './helpers.js';
+
+const PARALLEL = 24;
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ ...FAST_ARGON2 });
+}, 60_000);
+afterAll(async () => server.close());
+
+/** The token in the newest mail to `to` (file transport: GATEHOUSE_SMTP_URL unset). */
+async function mailedToken(to: string, timeoutMs = 15_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  const dir = path.join(server.dataDir, 'mail');
+  while (Date.now() < deadline) {
+    if (fs.existsSync(dir)) {
+      for (const f of fs.readdirSync(dir).sort().reverse()) {
+        const text = fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/gi, '=');
+        if (!new RegExp(`^To: .*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(text)) continue;
+        const m = /[?&]token=([A-Za-z0-9_\-.~]+)/.exec(text);
+        if (m) return m[1]!;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no mail with a token to ${to}`);
+}
+
+describe('token races', () => {
+  it(`a password reset token raced by ${PARALLEL} requests resets the password once`, async () => {
+    const acct = await signup(server.url);
+    expect((await new Client(server.url).post('/api/auth/password/forgot', { email: acct.email })).status).toBe(202);
+    const token = await mailedToken(acct.email);
+    const replies = await Promise.all(
+      Array.from({ length: PARALLEL }, (_, i) => new Client(server.url).post('/api/auth/password/reset', { token, password: `brand new password ${i} xyz` })),
+    );
+    const ok = replies.map((r, i) => ({ r, i })).filter(({ r }) => r.status === 200);
+    expect(ok.length).toBe(1);
+    for (const r of replies) expect([200, 400, 429], r.text).toContain(r.status);
+    for (const r of replies.filter((r) => r.status === 400)) expect(r.body.error).toBe('invalid_token');
+    // Exactly the winner's password is in force.
+    const winner = `brand new password ${ok[0]!.i} xyz`;
+    expect((await new Client(server.url).post('/api/auth/login', { email: acct.email, password: winner })).status).toBe(200);
+  });
+
+  it(`an e-mail confirmation token raced by ${PARALLEL} requests confirms once`, async () => {
+    const acct = await signup(server.url);
+    const next = uniqueEmail('moved');
+    const ask = await acct.client.post('/api/account/email', { email: next });
+    expect(ask.status, ask.text).toBe(202);
+    const token = await mailedToken(next);
+    const replies = await Promise.all(Array.from({ length: PARALLEL }, () => new Client(server.url).post('/api/account/email/confirm', { token })));
+    expect(replies.filter((r) => r.status === 200).length).toBe(1);
+    for (const r of replies.filter((r) => r.status !== 200)) expect(r.body.error, r.text).toBe('invalid_token');
+    expect((await new Client(server.url).post('/api/auth/login', { email: next, password: PASSWORD })).status).toBe(200);
+  });
+
+  it(`a remember-me token raced by ${PARALLEL} requests yields at most one session`, async () => {
+    const acct = await signup(server.url);
+    const browser = new Client(server.url);
+    const login = await browser.post('/api/auth/login', { email: acct.email, password: PASSWORD, remember: true });
+    expect(login.status).toBe(200);
+    const rememberName = [...browser.cookies.keys()].find((k) => k.includes('remember'));
+    expect(rememberName, 'remember-me cookie issued').toBeTruthy();
+    const rememberCookie = `${rememberName}=${browser.cookies.get(rememberName!)}`;
+    // Only the remember-me cookie, from 24 tabs at once.
+    const replies = await Promise.all(Array.from({ length: PARALLEL }, () => new Client(server.url).get('/api/session', { cookie: rememberCookie })));
+    const restored = replies.filter((r) => r.status === 200);
+    expect(restored.length).toBeLessThanOrEqual(1);
+    for (const r of replies) expect([200, 401], r.text).toContain(r.status);
+    // The raced token itself is spent.
+    const replay = await new Client(server.url).get('/api/session', { cookie: rememberCookie });
+    expect(replay.status).toBe(401);
+  });
+});
