@@ -79,9 +79,13 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
         const verdict = await check.run(ctx);
         result = { ...base, ...verdict, durationMs: Date.now() - t0 };
       } catch (err) {
-        if (!(err instanceof Inconclusive || err instanceof RequestFailed || err instanceof AuditAbort)) throw err;
         if (err instanceof AuditAbort) aborted = `stopped during ${check.id}: ${err.message}`;
-        result = { ...base, status: 'error', summary: `Could not conclude: ${err.message}`, durationMs: Date.now() - t0 };
+        // Anything else unexpected is a bug in the check: report it on that check (so the
+        // rest of the audit still runs) and make it recognisable as such.
+        const expected = err instanceof Inconclusive || err instanceof RequestFailed || err instanceof AuditAbort;
+        const message = err instanceof Error ? err.message : String(err);
+        const summary = `Could not conclude: ${expected ? '' : 'internal error: '}${message}`;
+        result = { ...base, status: 'error', summary, durationMs: Date.now() - t0 };
       }
     }
     results.push(result);

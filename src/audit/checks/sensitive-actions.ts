@@ -5,7 +5,7 @@ import type { AuditContext } from '../context.js';
 import { getPath, succeeded } from '../matchers.js';
 import { changesAccount, type Profile, type SensitiveAction, type SensitiveKind } from '../profile.js';
 import type { Session } from '../session.js';
-import { blocked, bypassed, type Check } from './types.js';
+import { blocked, bypassed, Inconclusive, type Check } from './types.js';
 
 const allowed = (p: Profile, a: SensitiveAction): boolean => !changesAccount(a) || p.safety.allowAccountChanges;
 
@@ -58,6 +58,12 @@ async function tryWithWeakSessions(ctx: AuditContext, actions: SensitiveAction[]
   }
   if (ctx.profile.stepUp) {
     const stale = await ctx.staleSession();
+    // A refusal only means something if the session is otherwise alive: a dead session
+    // would be refused too, and "blocked" would be a lie.
+    const alive = await ctx.whoami(stale, 'confirm the stale session is still signed in');
+    if (!alive.ok) {
+      throw new Inconclusive(`the stale session no longer reaches ${ctx.profile.whoami.path} (status ${alive.res.status}), so a refusal would prove nothing`);
+    }
     for (const a of actions) {
       const line = await attempt(ctx, a, stale, `session whose second factor is older than ${ctx.profile.stepUp.maxAgeSeconds}s`);
       tried.push(`${a.name} (stale)`);
