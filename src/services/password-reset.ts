@@ -42,9 +42,32 @@ export class PasswordResetService {
     private readonly publicUrl: () => string,
   ) {}
 
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Where failures of the detached work are reported. */
+  onError: (err: unknown) => void = () => {};
+
+  /**
+   * Answers before anything depends on the address: the lookup, the token and the mail
+   * are done after the response, so known and unknown addresses take the same time.
+   */
   async forgot(email: string, ctx: RequestContext): Promise<void> {
     const byAddress = await this.resetLimits.perAddress.reserve(ctx.ip);
     if (!byAddress.allowed) throw new TooManyAttemptsError(byAddress.retryAfterSeconds);
+    // Started on a later turn of the event loop: SQLite calls are synchronous, and they must
+    // not run before the response is written.
+    const work = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.issue(email, ctx));
+    // Under a flood, the caller waits for its own work (backpressure) rather than queueing without bound.
+    if (this.inFlight.size >= 64) return work.catch(this.onError);
+    const task: Promise<void> = work.catch(this.onError).finally(() => this.inFlight.delete(task));
+    this.inFlight.add(task);
+  }
+
+  /** Waits for detached `forgot` work (tests, shutdown). */
+  async settle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  private async issue(email: string, ctx: RequestContext): Promise<void> {
     const key = normaliseEmail(email);
     // Everything below runs for known and unknown addresses alike, up to the one insert.
     const byAccount = await this.resetLimits.perAccount.reserve(key);
