@@ -1,7 +1,7 @@
 /**
  * A ready-to-run Gatehouse server: the library plus the demo bank, on Fastify.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { loadConfig, type GatehouseConfig } from './config.js';
 import { registerDemoBank } from './demo-bank/routes.js';
 import { createGatehouse, type Gatehouse } from './gatehouse.js';
@@ -82,7 +82,7 @@ export async function buildServer(config: GatehouseConfig, options: BuildOptions
     clientErrorHandler,
     // A URL Fastify cannot decode (e.g. a lone "%") never reaches the error handler.
     frameworkErrors: (_error, _request, reply) => {
-      void reply
+      void (reply as unknown as FastifyReply)
         .status(400)
         .headers({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; frame-ancestors 'none'" })
         .send(JSON.stringify({ error: 'invalid_request', message: 'The request URL is malformed.', details: [] }));

@@ -173,7 +173,7 @@ const headers = fc.record(
       fc.constantFrom('Bearer', 'Bearer ', 'Basic YWRtaW46YWRtaW4=', `Bearer ${'x'.repeat(8000)}`, 'Bearer gh_pat_' + 'a'.repeat(40)),
     ),
     'x-forwarded-for': fc.oneof(headerValue, fc.constantFrom('1.2.3.4, 5.6.7.8', '::1', 'unknown', '999.999.999.999')),
-    origin: fc.oneof(headerValue, fc.constantFrom('null', 'https://evil.example', base ?? 'http://127.0.0.1')),
+    origin: fc.oneof(headerValue, fc.constantFrom('null', 'https://evil.example', 'http://127.0.0.1')),
     'sec-fetch-site': fc.constantFrom('cross-site', 'same-origin', 'none', 'garbage'),
     accept: fc.constantFrom('*/*', 'text/html', 'application/json', 'image/png', ''),
     'accept-encoding': fc.constantFrom('gzip', 'br', 'identity;q=0', 'garbage'),
