@@ -104,10 +104,13 @@ export class AuditContext {
       session,
       { takeToken: true },
     );
-    if (res.status >= 400) {
+    const challenged = matches(res, spec.mfaRequired);
+    // Some apps say "second factor required" with a 401; only an error that is not the
+    // challenge means the password login itself failed.
+    if (res.status >= 400 && !challenged) {
       throw new Inconclusive(`the password login for ${account.username} failed with status ${res.status}`);
     }
-    return { session, res, challenged: matches(res, spec.mfaRequired) };
+    return { session, res, challenged };
   }
 
   /** Step two: submits a TOTP or recovery code in the session. */

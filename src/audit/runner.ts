@@ -121,16 +121,22 @@ async function runPreflight(ctx: AuditContext): Promise<void> {
   if (anonymous.ok) {
     throw new Error(`${p.whoami.path} answers ${anonymous.res.status} without any session: whoami.success cannot tell sessions apart`);
   }
-  let full;
-  try {
-    full = await ctx.fullLogin({ preference: ctx.codes.hasTotp ? 'totp' : 'recovery', note: 'baseline: log in with the password' });
-  } catch (err) {
-    throw new Error(`could not complete a full login as ${ctx.account.username}: ${(err as Error).message}`);
+  const login = await ctx.passwordLogin({ note: 'baseline: log in with the password' });
+  const code = await ctx.issueCode(ctx.codes.hasTotp ? 'totp' : 'recovery');
+  const verify = await ctx.submitCode(login.session, code, { note: 'baseline: complete the login with a valid code' });
+  const me = await ctx.whoami(login.session, 'baseline: who-am-I with the full session');
+  // A refused code is fatal only if the session does not work anyway: an app that ignores
+  // MFA entirely may have no pending state to verify, and that is a finding, not a setup error.
+  if (!verify.accepted && !me.ok) {
+    throw new Error(
+      `could not complete a full login as ${ctx.account.username}: a valid ${code.kind} code was refused ` +
+        `(status ${verify.res.status}); is the profile's secret or code list current?`,
+    );
   }
-  const me = await ctx.whoami(full.session, 'baseline: who-am-I with the full session');
   if (!me.ok) {
     throw new Error(`after a full login ${p.whoami.path} answered ${me.res.status}: check whoami and session in the profile`);
   }
+  const full = { session: login.session, login: login.res, verify: verify.res, code, verifiedAt: Date.now() };
   for (const action of p.sensitiveActions) {
     for (const [name, lookup] of Object.entries(action.params ?? {})) {
       if (ctx.params[name] !== undefined) continue;

@@ -228,3 +228,27 @@ describe('TOTP code supply', () => {
     expect(supply.isNearValid(supply.peekTotp())).toBe(true);
   });
 });
+
+describe('independence from Gatehouse', () => {
+  it('src/audit imports only itself, Node built-ins and npm packages', async () => {
+    const { readdir, readFile } = await import('node:fs/promises');
+    const { dirname, join, relative, resolve } = await import('node:path');
+    const root = resolve(import.meta.dirname, '../../src/audit');
+    const files = (await readdir(root, { recursive: true })).filter((f) => f.endsWith('.ts'));
+    expect(files.length).toBeGreaterThan(10);
+    const offenders: string[] = [];
+    for (const file of files) {
+      const text = await readFile(join(root, file), 'utf8');
+      for (const [, spec = ''] of text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)) {
+        if (spec.startsWith('node:')) continue;
+        if (!spec.startsWith('.')) {
+          if (!['yaml', 'zod', 'undici', 'otpauth'].includes(spec)) offenders.push(`${file}: ${spec} (unexpected package)`);
+          continue;
+        }
+        const target = relative(root, resolve(dirname(join(root, file)), spec));
+        if (target.startsWith('..')) offenders.push(`${file}: ${spec}`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+});
