@@ -103,6 +103,13 @@ export async function webPages(app: FastifyInstance, { gatehouse, cookies }: Web
     return s && s.facts.state === 'full' ? { email: s.email, csrf: csrfOf(s) } : null;
   };
 
+  // Helmet's default `no-referrer` makes Chromium send `Origin: null` on form posts, which
+  // the gate's same-origin rule (rightly) refuses. Same-origin referrers only: nothing leaks
+  // to other sites, and our own forms carry our Origin.
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('Referrer-Policy', 'same-origin');
+  });
+
   const send = (reply: FastifyReply, status: number, shell: Shell) => reply.status(status).type('text/html; charset=utf-8').send(page(shell));
 
   // The per-session form token, after the gate (authentication, same-origin) and before any handler.
@@ -316,8 +323,6 @@ ${factorForms({
   app.get('/reset-password', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const token = String((request.query as Record<string, unknown>).token ?? '').slice(0, 200);
     if (!token) return reply.redirect('/forgot-password', 303);
-    // The token stays out of Referer headers sent from this page.
-    reply.header('Referrer-Policy', 'no-referrer');
     return send(reply, 200, { title: 'Choose a new password', body: resetView({ token }) });
   });
 

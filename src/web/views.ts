@@ -57,8 +57,10 @@ export function field(opts: {
   required?: boolean;
   maxlength?: number;
   pattern?: string;
+  /** Element id, when one form page holds several fields of the same name. */
+  id?: string;
 }): Html {
-  const id = `f-${opts.name}`;
+  const id = opts.id ?? `f-${opts.name}`;
   const described = [opts.hint ? `${id}-hint` : null, opts.error ? `${id}-error` : null].filter(Boolean).join(' ');
   return html`<label for="${id}">${opts.label}</label>
 ${opts.hint ? html`<p class="hint" id="${id}-hint">${opts.hint}</p>` : null}
@@ -125,7 +127,7 @@ ${trust}
     forms.push(html`<form class="card" method="post" action="${f.action}">
 ${f.hidden}<input type="hidden" name="${p}method" value="totp">
 <h2>Authenticator app</h2>
-${field({ name: `${p}code`, label: '6-digit code from your authenticator app', autocomplete: 'one-time-code', inputmode: 'numeric', className: 'code', maxlength: 6, pattern: '[0-9]{6}', autofocus: !has('webauthn') || f.errorMethod === 'totp', error: f.errorMethod === 'totp' ? f.error : null })}
+${field({ id: `f-${p}totp`, name: `${p}code`, label: '6-digit code from your authenticator app', autocomplete: 'one-time-code', inputmode: 'numeric', className: 'code', maxlength: 6, pattern: '[0-9]{6}', autofocus: !has('webauthn') || f.errorMethod === 'totp', error: f.errorMethod === 'totp' ? f.error : null })}
 ${trust}
 <button type="submit">Verify</button>
 </form>`);
@@ -134,7 +136,7 @@ ${trust}
     forms.push(html`<details${f.errorMethod === 'recovery_code' ? raw(' open') : null}><summary>Use a recovery code</summary>
 <form class="card" method="post" action="${f.action}">
 ${f.hidden}<input type="hidden" name="${p}method" value="recovery_code">
-${field({ name: `${p}code`, label: 'Recovery code', autocomplete: 'off', className: 'code', hint: 'Each code works once.', autofocus: f.errorMethod === 'recovery_code', error: f.errorMethod === 'recovery_code' ? f.error : null })}
+${field({ id: `f-${p}recovery`, name: `${p}code`, label: 'Recovery code', autocomplete: 'off', className: 'code', hint: 'Each code works once.', autofocus: f.errorMethod === 'recovery_code', error: f.errorMethod === 'recovery_code' ? f.error : null })}
 ${trust}
 <button type="submit">Use recovery code</button>
 </form></details>`);
