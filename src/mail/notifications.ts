@@ -69,8 +69,7 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
   const notYou = (steps: string[]) => ['', 'If this was not you:', ...steps.map((s, i) => `  ${i + 1}. ${s}`)];
   const secure = [
     `Reset your password now: ${forgot}`,
-    'Sign in and review your second factors, sessions and API tokens;',
-    '     remove anything you do not recognise.',
+    'Sign in, review your second factors, sessions and API tokens, and remove what you do not recognise.',
     'Check your security events in your account for other changes.',
   ];
   const compose = (subject: string, what: string[], tail: string[]): Rendered => ({

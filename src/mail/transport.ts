@@ -86,7 +86,10 @@ export function fileTransport(dir: string, logger: Logger): MailTransport {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const file = path.join(dir, `${stamp}-${mail.id}.eml`);
       // The message may carry a reset or confirmation link: readable by the owner only.
-      await fs.promises.writeFile(file, info.message as Buffer, { mode: 0o600 });
+      // Written under a temporary name and renamed: a reader never sees half a message.
+      const partial = path.join(dir, `.${stamp}-${mail.id}.partial`);
+      await fs.promises.writeFile(partial, info.message as Buffer, { mode: 0o600 });
+      await fs.promises.rename(partial, file);
       logger.info(
         { mailId: mail.id, to: mail.to, subject: mail.subject, event: mail.headers['X-Gatehouse-Event'], file },
         'mail written to file (GATEHOUSE_SMTP_URL is not set)',
