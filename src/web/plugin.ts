@@ -150,8 +150,15 @@ ${factorForms({ methods, prefix: 'stepup_', action: '/settings/step-up', hidden,
           return reply.redirect('/sign-in/verify', 303);
         case 'enrollment_required':
           return reply.redirect('/enrol', 303);
-        case 'step_up_required':
+        case 'step_up_required': {
+          // The gate refused before the form token was checked: check it now, so the prompt
+          // never adopts (and later re-posts with a valid token) a form from elsewhere.
+          const session = sessionOrNull(request);
+          if (request.method === 'POST' && (!session || !sameToken(str(formOf(request), '_csrf', 200), csrfOf(session)))) {
+            return send(reply, 403, { title: 'Request refused', error: 'This form came from another site or an old page. Go back, reload the page and try again.', body: html`<p><a href="/settings">Security settings</a></p>` });
+          }
           return stepUpPage(request, reply, (error as StepUpRequiredError).methods);
+        }
         case 'csrf':
           return send(reply, 403, { title: 'Request refused', error: 'This form came from another site or an old page. Go back, reload the page and try again.', body: html`<p><a href="/settings">Security settings</a></p>` });
         case 'too_many_attempts': {
