@@ -2,13 +2,17 @@
 // The `gatehouse` command. Each subcommand is an async function from its arguments to an
 // exit code; to add one (e.g. `rotate-key`), add an entry to `commands`.
 import { auditCommand } from './audit/command.js';
-import { rotateKeyCommand } from './commands/rotate-key.js';
 
 type Command = { summary: string; run(argv: string[]): Promise<number> };
 
+// Commands that need the server's modules (database, keys) are imported when they run,
+// so `gatehouse audit` stays a plain HTTP client that never loads the database driver.
 const commands: Record<string, Command> = {
   audit: { summary: 'run MFA-bypass attacks against a web app and report what got through', run: auditCommand },
-  'rotate-key': { summary: 're-encrypt factor secrets under GATEHOUSE_SECRET_KEY (old keys in GATEHOUSE_PREVIOUS_SECRET_KEYS)', run: rotateKeyCommand },
+  'rotate-key': {
+    summary: 're-encrypt factor secrets under GATEHOUSE_SECRET_KEY (old keys in GATEHOUSE_PREVIOUS_SECRET_KEYS)',
+    run: async (argv) => (await import('./commands/rotate-key.js')).rotateKeyCommand(argv),
+  },
 };
 
 function usage(): string {
