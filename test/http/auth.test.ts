@@ -671,3 +671,45 @@ describe('demo bank', () => {
     expect(res.body.error).toBe('invalid_request');
   });
 });
+
+describe('security events', () => {
+  it('GET /api/account/events lists what happened, newest first', async () => {
+    const account = await signupWithTotp(base);
+    const { client } = await login(base, account);
+    expect((await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: 'AAAA-AAAA-AAAA-AAAA' })).status).toBe(401);
+    expect((await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[0] })).status).toBe(200);
+    expect((await client.post('/api/mfa/recovery-codes')).status).toBe(200);
+    expect((await client.delete(`/api/mfa/totp/${account.factorId}`)).status).toBe(204);
+    const res = await client.get('/api/account/events');
+    expect(res.status).toBe(200);
+    const types = res.body.events.map((e: { type: string }) => e.type);
+    for (const t of ['mfa.factor_added', 'mfa.failed', 'mfa.recovery_code_used', 'mfa.recovery_codes_regenerated', 'mfa.factor_removed']) {
+      expect(types).toContain(t);
+    }
+    expect(types.indexOf('mfa.factor_removed')).toBeLessThan(types.indexOf('mfa.factor_added'));
+    const times = res.body.events.map((e: { at: string }) => Date.parse(e.at));
+    expect([...times].sort((a, b) => b - a)).toEqual(times);
+    for (const e of res.body.events) expect(e).toMatchObject({ at: expect.stringMatching(ISO), ip: expect.any(String), userAgent: expect.any(String) });
+    // Nothing secret leaks into the log.
+    expect(JSON.stringify(res.body)).not.toContain(account.secret);
+    expect(JSON.stringify(res.body)).not.toContain(account.recoveryCodes[0]);
+  });
+});
+
+describe('hostile second-factor input', () => {
+  it.each([
+    ['totp', '１２３４５６'],
+    ['totp', '12345\u0000'],
+    ['totp', ' '.repeat(64)],
+    ['totp', '9'.repeat(64)],
+    ['recovery_code', 'ＡＡＡＡ-ＢＢＢＢ-ＣＣＣＣ-ＤＤＤＤ'],
+    ['recovery_code', "'; drop table recovery_codes; --"],
+    ['recovery_code', '\u202e\u200b'.repeat(10)],
+  ])('%s %j → 401 invalid_code or 400, never 5xx', async (method, code) => {
+    const account = await signupWithTotp(base);
+    const { client } = await login(base, account);
+    const res = await client.post('/api/auth/mfa/verify', { method, code });
+    expect([400, 401]).toContain(res.status);
+    expect(['invalid_code', 'invalid_request']).toContain(res.body.error);
+  });
+});

@@ -267,3 +267,33 @@ describe('guessing across sessions (account lockout)', () => {
     expect((await verify(client, 'recovery_code', bystander.recoveryCodes[0]!)).status).toBe(200);
   });
 });
+
+describe('password guessing (account lockout)', () => {
+  it('10 consecutive wrong passwords lock the account, across letter case of the email; the right one then gets 429 until the lockout ends', async () => {
+    const account = await signupWithTotp(base);
+    for (let i = 0; i < 10; i++) {
+      const email = i % 2 ? account.email.toUpperCase() : ` ${account.email} `;
+      const res = await new Client(base).post('/api/auth/login', { email, password: `wrong-password-${i}` });
+      expect(res.status, `attempt ${i + 1}`).toBe(401);
+      expect(res.body.error).toBe('invalid_credentials');
+    }
+    const locked = await login(base, account);
+    expect429(locked.res);
+    expect(locked.client.sessionCookie).toBeUndefined();
+    // Reauth in an existing session obeys the same lockout.
+    const reauth = await account.client.post('/api/auth/reauth', { password: account.password });
+    expect429(reauth);
+
+    await sleep(LOCKOUT * 1000 + 200);
+    const again = await login(base, account);
+    expect(again.res.status).toBe(202);
+  });
+
+  it('a correct password resets the count', async () => {
+    const account = await signupWithTotp(base);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 9; i++) expect((await login(base, { email: account.email, password: `nope-nope-${i}` })).res.status).toBe(401);
+      expect((await login(base, account)).res.status).toBe(202);
+    }
+  });
+});
