@@ -60,9 +60,18 @@ export function parseRoutes(tree: string): Route[] {
 
 const STACK_HINTS = /\bat [\w.<>]+ \(|node_modules|\/src\/|\.ts:\d+|TypeError|ReferenceError|SyntaxError|FST_ERR|SQLITE|kysely|zod/i;
 
-export function assertContractError(r: { status: number; text: string; contentType: string | null }, what: string): void {
+/** HTML pages (issue 5) answer browsers in HTML; everything else is the JSON API. */
+export function isPage(url: string): boolean {
+  return !url.startsWith('/api/') && url !== '/healthz';
+}
+
+export function assertContractError(r: { status: number; text: string; contentType: string | null }, what: string, page = false): void {
   if (r.status >= 500) throw new Error(`${what}: ${r.status} ${r.text.slice(0, 300)}`);
   if (r.status < 400) return;
+  if (page && /text\/html/.test(r.contentType ?? '')) {
+    if (/\bat [\w.<>]+ \(|node_modules|\.ts:\d+|FST_ERR|SQLITE/.test(r.text)) throw new Error(`${what}: internals in page: ${r.text.slice(0, 300)}`);
+    return;
+  }
   if (!/application\/json/.test(r.contentType ?? '')) throw new Error(`${what}: ${r.status} without JSON: ${r.text.slice(0, 200)}`);
   let body: any;
   try {
@@ -233,7 +242,7 @@ describe('hostile input: every route', () => {
           if (client.cookies.size && !h.cookie) h.cookie = [...client.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
           if (client.bearer && !h.authorization) h.authorization = `Bearer ${client.bearer}`;
           const r = await send(route.method, fillParams(route.url, p) + query, { body: b, headers: h });
-          assertContractError(r, `${route.method} ${route.url} [${who}] ct=${JSON.stringify(ct)} body=${JSON.stringify(b?.slice(0, 80))}`);
+          assertContractError(r, `${route.method} ${route.url} [${who}] ct=${JSON.stringify(ct)} body=${JSON.stringify(b?.slice(0, 80))}`, isPage(route.url));
           // Helmet's headers on every answer, errors included.
           expect(r.headers.get('x-content-type-options')).toBe('nosniff');
           expect(r.headers.get('content-security-policy')).toBeTruthy();
@@ -253,7 +262,7 @@ describe('hostile input: every route', () => {
         const client = await sessionFor(who);
         for (const b of [undefined, '{}', '{"unexpected":true}', '[]', 'null', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}']) {
           const r = await client.req(route.method, fillParams(route.url, 'zzz'), b, b === undefined ? {} : { 'content-type': 'application/json' });
-          assertContractError({ status: r.status, text: r.text, contentType: r.headers.get('content-type') }, `${route.method} ${route.url} [${who}] ${b}`);
+          assertContractError({ status: r.status, text: r.text, contentType: r.headers.get('content-type') }, `${route.method} ${route.url} [${who}] ${b}`, isPage(route.url));
         }
       }
     }
