@@ -232,6 +232,62 @@ describe('every registered route, as enumerated from the built server', () => {
   });
 });
 
+describe('no route answers 5xx to hostile input', () => {
+  let server: TestServer;
+  let routes: Route[];
+  beforeAll(async () => {
+    ({ server, routes } = await startAndEnumerate({}));
+  });
+  afterAll(() => server?.close());
+
+  const bodies: Array<[string, string, string?]> = [
+    ['deep nesting', '['.repeat(4000) + ']'.repeat(4000)],
+    ['operator objects', '{"email":{"$ne":null},"password":{"$gt":""},"code":{"$regex":".*"}}'],
+    ['numbers for strings', '{"email":1,"password":2,"code":123456,"token":3,"name":4,"to":5}'],
+    ['huge numbers', '{"to":"x","amountCents":1e400,"scopes":9007199254740993}'],
+    ['lone surrogate', '{"email":"\\ud800@example.com","password":"\\udfff\\ud800xxxxxxxx","code":"\\ud800"}'],
+    ['__proto__ null', '{"__proto__":null}'],
+    ['null', 'null'],
+    ['true', 'true'],
+    ['array', '[{"email":"a@b.c"}]'],
+    ['string', '"hello"'],
+    ['NUL bytes', '{"email":"a\\u0000@b.c","password":"\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000","name":"\\u0000","code":"\\u0000"}'],
+    ['nested junk', '{"method":"totp","code":"123456","scopes":[["account:read"]],"extra":{"a":[1,{"b":null}]}}'],
+    ['near the limit', JSON.stringify({ email: 'a@example.com', password: 'x'.repeat(60_000) })],
+    ['form body', 'email=a%40b.c&password=x', 'application/x-www-form-urlencoded'],
+    ['text body', 'hello', 'text/plain'],
+    ['bad charset', '{"email":"a@b.c"}', 'application/json; charset=ebcdic'],
+  ];
+  const hostileIds = ['%00', '..%2F..%2Fetc%2Fpasswd', 'x'.repeat(400), '%F0%9F%92%A9', "'%20OR%201=1--"];
+
+  it('anonymous and full-session requests with hostile bodies and ids get 2xx/3xx/4xx only', async () => {
+    const account = await signup(server.url);
+    const anon = new Client(server.url);
+    const failures: string[] = [];
+    for (const route of routes) {
+      // Keep the full session alive for the other requests.
+      const principals = route.url.includes('logout') || route.url.includes('sign-out') ? [anon] : [anon, account.client];
+      for (const client of principals) {
+        if (STATE_CHANGING.has(route.method)) {
+          for (const [name, raw, contentType] of bodies) {
+            const res = await client.req(route.method, concretePath(route.url), { raw, contentType });
+            if (res.status >= 500) failures.push(`${label(route)} body ${name} → ${show(res)}`);
+          }
+        }
+        if (route.url.includes(':')) {
+          for (const id of hostileIds) {
+            const p = route.url.replace(/:[A-Za-z0-9_]+/g, id);
+            const res = await client.req(route.method, p, STATE_CHANGING.has(route.method) ? { json: {} } : {});
+            if (res.status >= 500) failures.push(`${label(route)} id ${id.slice(0, 20)} → ${show(res)}`);
+          }
+        }
+      }
+    }
+    expect(failures).toEqual([]);
+    expect((await account.client.get('/api/session')).status).toBe(200);
+  });
+});
+
 describe('a route without a declared requirement stops the server at startup', () => {
   let dataDir: string;
   beforeAll(() => {
