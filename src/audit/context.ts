@@ -117,7 +117,7 @@ export class AuditContext {
   async submitCode(
     session: Session,
     code: Pick<IssuedCode, 'kind' | 'code'>,
-    opts: { note?: string; headers?: Record<string, string>; forPrimary?: boolean } = {},
+    opts: { note?: string; headers?: Record<string, string> } = {},
   ): Promise<{ res: HttpResult; accepted: boolean }> {
     const factor = this.profile.secondFactor;
     const spec = code.kind === 'totp' ? factor.totp : factor.recoveryCode;
@@ -138,7 +138,8 @@ export class AuditContext {
       { takeToken: true },
     );
     const accepted = succeeded(res, factor.accepted);
-    if (opts.forPrimary !== false) this.wrongStreak = accepted ? 0 : this.wrongStreak + 1;
+    // Every session the checks submit codes in belongs to the primary account.
+    this.wrongStreak = accepted ? 0 : this.wrongStreak + 1;
     return { res, accepted };
   }
 

@@ -32,7 +32,9 @@ export function selectedChecks(only?: readonly string[]): Check[] {
 }
 
 export async function runAudit(options: AuditOptions): Promise<AuditReport> {
-  const { profile, listener = {} } = options;
+  const { listener = {} } = options;
+  // A private copy: a check may update it (e.g. the password after a reset).
+  const profile = structuredClone(options.profile);
   const started = Date.now();
   const checks = selectedChecks(options.only);
   const target = new URL(options.target).origin;
