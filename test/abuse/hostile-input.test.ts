@@ -13,7 +13,7 @@ import { loadConfig } from '../../src/config.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, FAST_ARGON2, mfaAccount, PASSWORD, signup, type Reply } from './helpers.js';
+import { Client, FAST_ARGON2, mfaAccount, PASSWORD, pgSchema, signup } from './helpers.js';
 
 export const CONTRACT_CODES = new Set([
   'invalid_request',
@@ -215,14 +215,7 @@ async function send(method: string, url: string, init: { body?: string; headers:
   return { status: res.status, text: await res.text(), contentType: res.headers.get('content-type'), headers: res.headers };
 }
 
-describe('hostile input: every route', () => {
-  it('enumerates the registered routes', () => {
-    expect(routes.length).toBeGreaterThanOrEqual(20);
-    expect(routes).toContainEqual({ method: 'POST', url: '/api/auth/login' });
-    expect(routes).toContainEqual({ method: 'POST', url: '/api/auth/mfa/verify' });
-  });
-
-  it('generated junk (bodies, content types, headers, cookies, params, identities) never gets a 5xx or a non-contract error', async () => {
+async function junkProperty(numRuns: number): Promise<void> {
     let runs = 0;
     await fc.assert(
       fc.asyncProperty(
@@ -249,12 +242,21 @@ describe('hostile input: every route', () => {
           expect(r.headers.get('cache-control')).toBe('no-store');
         },
       ),
-      { numRuns: 700, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31), verbose: 0 },
+      { numRuns, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31), verbose: 0 },
     );
-    expect(runs).toBeGreaterThanOrEqual(700);
+    expect(runs).toBeGreaterThanOrEqual(numRuns);
     const health = await fetch(base + '/healthz');
     expect(health.status).toBe(200);
-  }, 120_000);
+}
+
+describe('hostile input: every route', () => {
+  it('enumerates the registered routes', () => {
+    expect(routes.length).toBeGreaterThanOrEqual(20);
+    expect(routes).toContainEqual({ method: 'POST', url: '/api/auth/login' });
+    expect(routes).toContainEqual({ method: 'POST', url: '/api/auth/mfa/verify' });
+  });
+
+  it('generated junk (bodies, content types, headers, cookies, params, identities) never gets a 5xx or a non-contract error', () => junkProperty(700), 120_000);
 
   it('every route with a valid session and a well-typed but wrong body answers with a contract code', async () => {
     for (const route of routes) {
@@ -269,6 +271,28 @@ describe('hostile input: every route', () => {
     expect(({} as Record<string, unknown>).x).toBeUndefined();
     expect(({} as Record<string, unknown>).admin).toBeUndefined();
   }, 60_000);
+});
+
+describe('hostile input: every route, whole server on PostgreSQL', () => {
+  let pgServer: RunningServer;
+  let schema: Awaited<ReturnType<typeof pgSchema>>;
+  let saved: [string, string];
+  beforeAll(async () => {
+    schema = await pgSchema('hostile');
+    pgServer = await startServer(
+      loadConfig({ HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_DATABASE_URL: schema.url, ...FAST_ARGON2 }),
+    );
+    saved = [base, mfaEmail];
+    base = pgServer.url;
+    mfaEmail = (await mfaAccount(base)).email;
+  }, 60_000);
+  afterAll(async () => {
+    [base, mfaEmail] = saved;
+    await pgServer.close();
+    await schema.drop();
+  });
+
+  it('generated junk never gets a 5xx (PostgreSQL dialect: NUL bytes, huge values, odd ids)', () => junkProperty(300), 120_000);
 });
 
 // ---- raw sockets: what fetch refuses to send ---------------------------------------------

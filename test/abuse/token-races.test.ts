@@ -6,14 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Client, FAST_ARGON2, PASSWORD, signup, uniqueEmail } from './helpers.js';
+import { Client, FAST_ARGON2, PASSWORD, pgSchema, signup, uniqueEmail } from './helpers.js';
 
 const PARALLEL = 24;
 let server: TestServer;
-beforeAll(async () => {
-  server = await startTestServer({ ...FAST_ARGON2 });
-}, 60_000);
-afterAll(async () => server.close());
 
 /** The token in the newest mail to `to` (file transport: GATEHOUSE_SMTP_URL unset). */
 async function mailedToken(to: string, timeoutMs = 15_000): Promise<string> {
@@ -33,7 +29,27 @@ async function mailedToken(to: string, timeoutMs = 15_000): Promise<string> {
   throw new Error(`no mail with a token to ${to}`);
 }
 
-describe('token races', () => {
+const setups = [
+  { name: 'SQLite', pg: false },
+  { name: 'PostgreSQL', pg: true },
+];
+
+describe.each(setups)('token races ($name)', ({ pg }) => {
+  let dropSchema = async () => {};
+  beforeAll(async () => {
+    if (pg) {
+      const schema = await pgSchema('tokens');
+      dropSchema = schema.drop;
+      server = await startTestServer({ ...FAST_ARGON2, GATEHOUSE_DATABASE_URL: schema.url });
+    } else {
+      server = await startTestServer({ ...FAST_ARGON2 });
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await server.close();
+    await dropSchema();
+  });
+
   it(`a password reset token raced by ${PARALLEL} requests resets the password once`, async () => {
     const acct = await signup(server.url);
     expect((await new Client(server.url).post('/api/auth/password/forgot', { email: acct.email })).status).toBe(202);
