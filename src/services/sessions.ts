@@ -171,7 +171,9 @@ export class SessionService {
     return this.store.deleteAllForUser(userId, keepSessionId);
   }
 
-  list(userId: string, now: number) {
-    return this.store.listForUser(userId, now);
+  /** The account's live sessions: neither past their absolute end nor idle too long. */
+  async list(userId: string, now: number) {
+    const rows = await this.store.listForUser(userId, now);
+    return rows.filter((row) => now < row.last_seen_at + this.times.sessionIdleTtlSeconds * 1000);
   }
 }

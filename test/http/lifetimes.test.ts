@@ -48,6 +48,23 @@ describe.concurrent('timeouts', () => {
     expect(res.body.error).toBe('unauthenticated');
   });
 
+  it('the sessions list leaves out sessions that idled out', async () => {
+    const base = await serve({ GATEHOUSE_SESSION_IDLE_TTL: '2', GATEHOUSE_SESSION_TTL: '60' });
+    const email = uniqueEmail();
+    const active = new Client(base);
+    await active.post('/api/auth/signup', { email, password: PASSWORD });
+    const idle = await login(base, { email, password: PASSWORD });
+    expect((await active.get('/api/sessions')).body.sessions).toHaveLength(2);
+    for (let i = 0; i < 4; i++) {
+      await sleep(700);
+      expect((await active.get('/api/session')).status).toBe(200);
+    }
+    const list = await active.get('/api/sessions');
+    expect(list.body.sessions).toHaveLength(1);
+    expect(list.body.sessions[0].current).toBe(true);
+    expect((await idle.client.get('/api/session')).status).toBe(401);
+  });
+
   it('a session dies at GATEHOUSE_SESSION_TTL however active it is', async () => {
     const base = await serve({ GATEHOUSE_SESSION_IDLE_TTL: '60', GATEHOUSE_SESSION_TTL: '3' });
     const c = new Client(base);
