@@ -713,3 +713,24 @@ describe('hostile second-factor input', () => {
     expect(['invalid_code', 'invalid_request']).toContain(res.body.error);
   });
 });
+
+describe('order of checks: size and syntax, authentication, CSRF, freshness, fields', () => {
+  it('malformed JSON beats authentication', async () => {
+    const res = await new Client(base).req('POST', '/api/transfers', { raw: '{"to":' });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_request');
+  });
+
+  it('authentication beats CSRF and body fields', async () => {
+    const res = await new Client(base).post('/api/transfers', { nonsense: true }, { headers: { origin: 'https://evil.example' } });
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('unauthenticated');
+  });
+
+  it('CSRF beats body fields', async () => {
+    const account = await signup(base);
+    const res = await account.client.post('/api/transfers', { nonsense: true }, { headers: { 'sec-fetch-site': 'cross-site' } });
+    expect(res.status).toBe(403);
+    expect(res.body.error).toBe('csrf');
+  });
+});
