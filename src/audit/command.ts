@@ -20,7 +20,7 @@ Options:
   --report FILE       write the JSON report
   --sarif FILE        write a SARIF 2.1.0 report
   --html FILE         write a single-file HTML report
-  --only ID,ID        run only these checks
+  --only ID,ID        run only these checks (and the checks they build on)
   --dry-run           print the plan and exit without sending requests
   -h, --help          this text
 

@@ -28,7 +28,9 @@ export function selectedChecks(only?: readonly string[]): Check[] {
   if (!only?.length) return [...allChecks];
   const unknown = only.filter((id) => !allChecks.some((c) => c.id === id));
   if (unknown.length) throw new AuditAbort(`unknown check id(s): ${unknown.join(', ')}`);
-  return allChecks.filter((c) => only.includes(c.id));
+  const wanted = new Set(only);
+  for (const c of allChecks) if (wanted.has(c.id)) for (const d of c.dependsOn ?? []) wanted.add(d);
+  return allChecks.filter((c) => wanted.has(c.id));
 }
 
 export async function runAudit(options: AuditOptions): Promise<AuditReport> {

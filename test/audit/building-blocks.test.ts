@@ -11,6 +11,7 @@ import { countStatuses, exitCodeFor, type AuditReport } from '../../src/audit/re
 import { escapeHtml, renderHtml } from '../../src/audit/reports/html.js';
 import { renderSarif } from '../../src/audit/reports/sarif.js';
 import { renderPlan } from '../../src/audit/plan.js';
+import { selectedChecks } from '../../src/audit/runner.js';
 import { Session } from '../../src/audit/session.js';
 import { fixtureProfile } from './helpers.js';
 
@@ -178,6 +179,15 @@ describe('reports', () => {
     expect(exitCodeFor(c({ bypassed: 1, error: 1 }), 'stopped')).toBe(1);
     expect(exitCodeFor(c({ blocked: 1, error: 1 }), undefined)).toBe(2);
     expect(exitCodeFor(c({}), 'preflight failed')).toBe(2);
+  });
+
+  it('--only pulls in the checks a check builds on, in run order', () => {
+    expect(selectedChecks(['xff-rate-limit-evasion', 'totp-replay']).map((c) => c.id)).toEqual([
+      'totp-replay',
+      'mfa-guess-unlimited',
+      'xff-rate-limit-evasion',
+    ]);
+    expect(() => selectedChecks(['no-such-check'])).toThrow(/unknown check id/);
   });
 
   it('the dry-run plan names the target, the safety limits and every check', () => {

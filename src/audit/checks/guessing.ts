@@ -72,6 +72,7 @@ export const xffRateLimitEvasion: Check = {
     'Repeats the wrong-code run with a different X-Forwarded-For address on every attempt. ' +
     'A limiter keyed on a client-supplied address is no limit at all.',
   fixHint: 'Key limits on the account and pending session; trust X-Forwarded-For only from known proxy addresses.',
+  dependsOn: ['mfa-guess-unlimited'],
   notApplicable: () => undefined,
   plan: (p) => guessPlan(p, ', each with a new X-Forwarded-For address'),
   async run(ctx) {

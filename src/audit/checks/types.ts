@@ -24,6 +24,8 @@ export interface Verdict {
 }
 
 export interface Check extends CheckInfo {
+  /** Checks whose results this one reads; `--only` pulls them in. */
+  dependsOn?: string[];
   /** Why this profile cannot support the check, or undefined when it can. */
   notApplicable(profile: Profile): string | undefined;
   /** The steps it will take, for --dry-run. */
