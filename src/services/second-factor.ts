@@ -58,7 +58,7 @@ export class SecondFactorVerifier {
     if (check.pendingSessionId) {
       const attempt = await this.sessions.reserveMfaAttempt(check.pendingSessionId, MFA_ATTEMPTS_PER_PENDING_SESSION);
       if (attempt === null) {
-        await this.sessions.revoke(check.pendingSessionId);
+        await this.sessions.revokePending(check.pendingSessionId);
         throw new TooManyAttemptsError(1, 'Too many wrong codes; sign in again.');
       }
       sessionAttempt = attempt;
@@ -89,7 +89,7 @@ export class SecondFactorVerifier {
       await this.log.record('account.locked', check.userId, ctx, { check: 'second_factor', seconds: lockedFor });
     }
     if (check.pendingSessionId && sessionAttempt >= MFA_ATTEMPTS_PER_PENDING_SESSION) {
-      await this.sessions.revoke(check.pendingSessionId);
+      await this.sessions.revokePending(check.pendingSessionId);
       throw new TooManyAttemptsError(lockedFor ?? 1, 'Too many wrong codes; sign in again.');
     }
     throw new InvalidCodeError();

@@ -163,6 +163,11 @@ export class SessionService {
     return this.store.delete(sessionId);
   }
 
+  /** Revokes a pending session, but never one a parallel verification has just completed. */
+  revokePending(sessionId: string): Promise<void> {
+    return this.store.deletePending(sessionId);
+  }
+
   revokeForUser(userId: string, sessionId: string): Promise<boolean> {
     return this.store.deleteForUser(userId, sessionId);
   }

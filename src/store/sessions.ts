@@ -76,6 +76,11 @@ export class SessionStore {
     await this.db.deleteFrom('sessions').where('id', '=', id).execute();
   }
 
+  /** Deletes the session only while it is still pending (a parallel success may have completed it). */
+  async deletePending(id: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('id', '=', id).where('state', '=', 'pending').execute();
+  }
+
   async deleteForUser(userId: string, id: string): Promise<boolean> {
     const result = await this.db.deleteFrom('sessions').where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
     return Number(result.numDeletedRows) === 1;
