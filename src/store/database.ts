@@ -20,7 +20,12 @@ pg.types.setTypeParser(20, (value) => Number(value));
 
 export async function openDatabase(url: string): Promise<DatabaseHandle> {
   const handle = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url);
-  await migrate(handle.db);
+  // Kysely looks for its migration tables in every schema unless told which one: with
+  // PostgreSQL, pin them to the connection's schema (search_path), so several deployments
+  // (or test runs) in one database, each in its own schema, never see each other's.
+  const schema =
+    handle.kind === 'postgres' ? ((await handle.pool.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? undefined) : undefined;
+  await migrate(handle.db, schema);
   return handle;
 }
 
@@ -45,8 +50,8 @@ function openPostgres(url: string): DatabaseHandle {
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
-async function migrate(db: Kysely<Database>): Promise<void> {
-  const migrator = new Migrator({ db, provider });
+async function migrate(db: Kysely<Database>, migrationTableSchema?: string): Promise<void> {
+  const migrator = new Migrator({ db, provider, ...(migrationTableSchema ? { migrationTableSchema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {

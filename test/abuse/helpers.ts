@@ -190,3 +190,18 @@ export async function spawnServer(env: Record<string, string>) {
     },
   };
 }
+
+/** Two servers on one shared database, started one after the other (the first migrates); on failure the schema is dropped. */
+export async function startPair(env: Record<string, string>, drop: () => Promise<void>) {
+  const { startTestServer } = await import('../helpers/server.js');
+  const started: Awaited<ReturnType<typeof startTestServer>>[] = [];
+  try {
+    started.push(await startTestServer(env));
+    started.push(await startTestServer(env));
+    return started as [(typeof started)[0], (typeof started)[0]];
+  } catch (err) {
+    for (const s of started) await s.close();
+    await drop();
+    throw err;
+  }
+}

@@ -287,9 +287,9 @@ describe('hostile input: every route, whole server on PostgreSQL', () => {
     mfaEmail = (await mfaAccount(base)).email;
   }, 60_000);
   afterAll(async () => {
-    [base, mfaEmail] = saved;
-    await pgServer.close();
-    await schema.drop();
+    if (saved) [base, mfaEmail] = saved;
+    await pgServer?.close();
+    await schema?.drop();
   });
 
   it('generated junk never gets a 5xx (PostgreSQL dialect: NUL bytes, huge values, odd ids)', () => junkProperty(300), 120_000);

@@ -6,6 +6,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startPair } from './helpers.js';
 import {
   Client,
   expect429,
@@ -42,8 +43,7 @@ const setups: Setup[] = [
       const pg = await pgSchema('limits');
       const env = { ...common, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_SECRET_KEY: 'limits-test-key-pg' };
       // Started one after the other: the first runs the migrations.
-      const a = await startTestServer(env);
-      const b = await startTestServer(env);
+      const [a, b] = await startPair(env, pg.drop);
       return {
         servers: [a, b],
         async cleanup() {
@@ -59,8 +59,7 @@ const setups: Setup[] = [
     async start() {
       const pg = await pgSchema('limitsr');
       const env = { ...common, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_REDIS_URL: REDIS_URL, GATEHOUSE_SECRET_KEY: 'limits-test-key-redis' };
-      const a = await startTestServer(env);
-      const b = await startTestServer(env);
+      const [a, b] = await startPair(env, pg.drop);
       return {
         servers: [a, b],
         async cleanup() {

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startPair } from './helpers.js';
 import { FAST_ARGON2, mfaAccount, pending, pgSchema, totp, wrongTotp, type Client } from './helpers.js';
 
 const PARALLEL = 24;
@@ -22,8 +23,7 @@ const setups = [
     async start() {
       const pg = await pgSchema('races');
       const env = { ...FAST_ARGON2, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_SECRET_KEY: 'races-test-key' };
-      const a = await startTestServer(env);
-      const b = await startTestServer(env);
+      const [a, b] = await startPair(env, pg.drop);
       return {
         servers: [a, b],
         async cleanup() {

@@ -46,7 +46,7 @@ describe.each(setups)('token races ($name)', ({ pg }) => {
     }
   }, 60_000);
   afterAll(async () => {
-    await server.close();
+    await server?.close();
     await dropSchema();
   });
 
