@@ -17,6 +17,7 @@ import crypto from 'node:crypto';
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CsrfError, GatehouseError, InvalidCodeError, StepUpRequiredError, TooManyAttemptsError } from '../core/errors.js';
+import { stepUpMethods } from '../core/requirements.js';
 import { API_TOKEN_SCOPES } from '../core/scopes.js';
 import type { Gatehouse } from '../gatehouse.js';
 import { clearCookie, type CookiePolicy } from '../http/cookies.js';
@@ -608,10 +609,7 @@ ${field({ name: 'label', label: 'Name for this passkey', value: '', maxlength: 6
     const form = formOf(request);
     const input = factorInput(form, 'stepup_');
     const next = str(form, 'stepup_next', 200);
-    const methods = (() => {
-      const m = session.factorMethods.length === 0 ? ['password'] : session.factorMethods;
-      return gatehouse.config.stepUpPhishingResistant && m.includes('webauthn') ? ['webauthn'] : m;
-    })();
+    const methods = stepUpMethods({ factorMethods: session.factorMethods }, { stepUpMaxAgeSeconds: gatehouse.config.stepUpMaxAgeSeconds, phishingResistantOnly: gatehouse.config.stepUpPhishingResistant });
     if (!methods.includes(input.method)) return stepUpPage(request, reply, methods, { method: methods[0] ?? 'totp', message: 'Choose one of the ways offered.' });
     try {
       const issued =

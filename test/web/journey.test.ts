@@ -85,7 +85,7 @@ describe.skipIf(!CHROMIUM)('pages in Chromium', () => {
 
   const alertText = (page: Page) => page.locator('[role=alert]').first().innerText();
 
-  it('a person signs up, enrols TOTP and a passkey, signs in with both, steps up, creates a token and revokes sessions', async () => {
+  it('a person signs up, enrols TOTP and a passkey, signs in with both, steps up, creates a token and revokes sessions', { timeout: 90_000 }, async () => {
     const email = `journey-${Date.now()}@example.com`;
     const password = 'violet-kettle-29-harbour';
     const { context, page } = await newContext();
