@@ -258,6 +258,17 @@ describe('hostile input: every route', () => {
 
   it('generated junk (bodies, content types, headers, cookies, params, identities) never gets a 5xx or a non-contract error', () => junkProperty(700), 120_000);
 
+  it('unknown paths and methods: a JSON 4xx with a contract code and the security headers', async () => {
+    for (const [method, url] of [['GET', '/nope'], ['POST', '/api/nope'], ['PUT', '/api/auth/login'], ['PATCH', '/api/session'], ['DELETE', '/api/tokens'], ['OPTIONS', '/api/auth/login'], ['GET', '/api/../../etc/passwd'], ['GET', '/%2e%2e/%2e%2e']]) {
+      const r = await send(method!, url!, { headers: {} });
+      // GET of an unknown page may be answered by the pages' catch-all (HTML); the API never.
+      if (!isPage(url!) || method !== 'GET') expect(r.status, `${method} ${url}`).toBeGreaterThanOrEqual(400);
+      assertContractError(r, `${method} ${url}`, isPage(url!));
+      expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(r.headers.get('cache-control')).toBe('no-store');
+    }
+  });
+
   it('every route with a valid session and a well-typed but wrong body answers with a contract code', async () => {
     for (const route of routes) {
       for (const who of ['anonymous', 'full', 'pending']) {
