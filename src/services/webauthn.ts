@@ -173,6 +173,7 @@ export class WebAuthnService {
     const hadFactor = session.factorMethods.length > 0;
     const amr = webauthnAmr({ backedUp: info.credentialBackedUp, deviceType: info.credentialDeviceType, userVerified: info.userVerified });
     const recoveryCodes = await this.db.transaction().execute(async (trx) => {
+      // A parallel registration of the same credential loses on the unique index.
       await trx
         .insertInto('factors')
         .values({
@@ -214,6 +215,9 @@ export class WebAuthnService {
         trx,
       );
       return codes;
+    }).catch((error: unknown) => {
+      if (error instanceof Error && /unique|duplicate/i.test(error.message)) throw refused();
+      throw error;
     });
     const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times));
     return { factorId, recoveryCodes, session: issued, amr };

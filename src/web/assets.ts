@@ -49,6 +49,7 @@ summary { cursor: pointer; font-weight: 600; }
 fieldset { border: none; padding: 0; margin: 0; }
 legend { font-weight: 600; padding: 0; }
 .or { text-align: center; color: var(--muted); margin: 1rem 0 0; }
+details + form, .card + form, .card + p { margin-top: 1rem; }
 `;
 
 export const SCRIPT = `

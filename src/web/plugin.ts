@@ -85,6 +85,30 @@ const when = (iso: string | number | null | undefined) => {
   return html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>`;
 };
 
+/** Security-log types in words; unknown types are shown as they are. */
+const EVENT_NAMES: Record<string, string> = {
+  'account.created': 'Account created',
+  'login.succeeded': 'Signed in',
+  'login.failed': 'Wrong password entered',
+  'mfa.failed': 'Wrong second factor entered',
+  'mfa.verified': 'Second factor verified',
+  'mfa.step_up': 'Confirmed it was you (step-up)',
+  'mfa.recovery_code_used': 'Recovery code used',
+  'mfa.factor_added': 'Second factor added',
+  'mfa.factor_removed': 'Second factor removed',
+  'mfa.recovery_codes_regenerated': 'New recovery codes created',
+  'mfa.webauthn_sign_count_regression': 'Passkey refused: its counter went backwards (possible clone)',
+  'mfa.webauthn_backup_state_changed': 'Passkey backup state changed',
+  'account.locked': 'Account temporarily locked after failed attempts',
+  'account.email_changed': 'Email address changed',
+  'account.password_changed': 'Password changed',
+  'session.revoked': 'A session was signed out',
+  'token.created': 'API token created',
+  'token.revoked': 'API token revoked',
+  'password_reset.requested': 'Password reset requested',
+  'password_reset.completed': 'Password reset',
+};
+
 const FACTOR_NAMES: Record<string, string> = { totp: 'Authenticator app', webauthn: 'Passkey', recovery_code: 'Recovery code' };
 
 export interface WebPagesOptions {
@@ -428,7 +452,7 @@ ${API_TOKEN_SCOPES.map((s) => html`<label class="check"><input type="checkbox" n
 </section>
 <section class="card" aria-labelledby="h-activity">
 <h2 id="h-activity">Recent security activity</h2>
-<ul class="list">${events.map((e) => html`<li><span><strong>${e.type}</strong><br><span class="muted">${when(e.at)} · ${e.ip}</span></span></li>`)}</ul>
+<ul class="list">${events.map((e) => html`<li><span><strong>${EVENT_NAMES[e.type] ?? e.type}</strong><br><span class="muted">${when(e.at)} · ${e.ip}</span></span></li>`)}</ul>
 </section>`;
     return send(reply, status, { title: 'Security settings', user: { email: session.email, csrf }, notice: message.notice ?? null, error: message.error ?? null, body });
   }
