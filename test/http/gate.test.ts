@@ -215,6 +215,33 @@ describe('every registered route, as enumerated from the built server', () => {
     expect(failures).toEqual([]);
   });
 
+  it('a personal API token (all scopes) gets only the routes that name a scope, and never a ★ route', async () => {
+    const account = await signup(server.url);
+    const created = await account.client.post('/api/tokens', { name: 'gate test', scopes: ['account:read', 'transactions:read', 'transfers:write'] });
+    expect(created.status).toBe(201);
+    const api = new Client(server.url);
+    api.bearer = created.body.token;
+    const failures: string[] = [];
+    let allowed = 0;
+    for (const route of routes) {
+      const need = route.requires.session;
+      if (need === 'none' || need === 'any') continue;
+      const res = await send(api, route);
+      // Pages show the refusal as a 403 page (or a redirect); the API answers JSON.
+      const refused =
+        (res.status === 403 && res.body?.error === 'interactive_session_required') ||
+        (!route.url.startsWith('/api/') && (res.status === 403 || res.status === 303));
+      const mustRefuse = !route.requires.scope || need !== 'full' || route.requires.fresh === true;
+      if (mustRefuse && !refused) failures.push(`${label(route)} → ${show(res)}`);
+      if (!mustRefuse) {
+        allowed++;
+        if (refused || isGateRefusal(res) || res.status >= 500) failures.push(`${label(route)} should be reachable → ${show(res)}`);
+      }
+    }
+    expect(failures).toEqual([]);
+    expect(allowed).toBeGreaterThanOrEqual(3);
+  });
+
   it('an enrolling session (MFA required) is refused by every full-only route (403 enrollment_required)', async () => {
     const c = new Client(enrolling.server.url);
     const signupRes = await c.post('/api/auth/signup', { email: uniqueEmail(), password: PASSWORD });
