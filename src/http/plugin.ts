@@ -18,6 +18,9 @@ import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
 import { mfaRoutes } from './routes/mfa.js';
 import { passwordRoutes } from './routes/password.js';
+import { emailRoutes } from './routes/email.js';
+import { passwordResetRoutes } from './routes/password-reset.js';
+import { tokenRoutes } from './routes/tokens.js';
 import { webauthnRoutes } from './routes/webauthn.js';
 import { webPages } from '../web/plugin.js';
 
@@ -46,7 +49,7 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
     // Authentication responses must never be cached by browsers or proxies.
     reply.header('Cache-Control', 'no-store');
   });
-  await app.register(gate, { gatehouse, extensions: { restoreSession: rememberMeRestorer(gatehouse, cookies), ...extensions } });
+  await app.register(gate, { gatehouse, extensions: { restoreSession: rememberMeRestorer(gatehouse, cookies), apiTokens: gatehouse.apiTokens.gateExtension(), ...extensions } });
 
   await app.register(healthRoutes);
   await app.register(authRoutes, { gatehouse, cookies });
@@ -57,6 +60,9 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
   await app.register(accountRoutes, { gatehouse });
   await app.register(deviceRoutes, { gatehouse });
   await app.register(passwordRoutes, { gatehouse });
+  await app.register(tokenRoutes, { gatehouse });
+  await app.register(emailRoutes, { gatehouse });
+  await app.register(passwordResetRoutes, { gatehouse });
 }
 
 export const gatehouseFastify = fp(gatehousePlugin, { name: 'gatehouse', fastify: '5.x' });
