@@ -122,6 +122,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   const factors = new FactorService(db, stores.factors, stores.recoveryCodes, keys.box, keys.hasher, sessions, log, {
     issuer: 'Gatehouse',
     mfaRequired: config.mfaRequired,
+    codeLimit: limits.mfaPerAccount,
   });
 
   // WebAuthn / passkeys (issue 5): assertions are checked inside the verifier's limits.

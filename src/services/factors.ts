@@ -3,12 +3,13 @@
  * users.factor_methods (what the gate reads) in step, in the same transaction.
  */
 import type { Kysely } from 'kysely';
-import { InvalidCodeError, InvalidRequestError, NotFoundError } from '../core/errors.js';
+import { InvalidCodeError, InvalidRequestError, NotFoundError, TooManyAttemptsError } from '../core/errors.js';
 import { completeSecondFactor } from '../core/session-state.js';
 import type { FactorStore, RecoveryCodeStore } from '../store/factors.js';
 import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
 import { newId, type KeyedHasher, type SecretBox } from './keys.js';
+import type { AttemptLimiter } from './limits.js';
 import { issueRecoveryCodes } from './recovery-codes.js';
 import { totpSecretContext } from './second-factor.js';
 import type { SecurityLog } from './security-log.js';
@@ -40,7 +41,15 @@ export class FactorService {
     private readonly hasher: KeyedHasher,
     private readonly sessions: SessionService,
     private readonly log: SecurityLog,
-    private readonly options: { issuer: string; mfaRequired: 'off' | 'all' },
+    private readonly options: {
+      issuer: string;
+      mfaRequired: 'off' | 'all';
+      /**
+       * The account's second-factor limiter (Limits.mfaPerAccount): a confirmation checks a
+       * code too, so wrong ones count and lock exactly like login and step-up codes.
+       */
+      codeLimit: AttemptLimiter;
+    },
   ) {}
 
   async list(userId: string): Promise<{ factors: FactorSummary[]; recoveryCodesRemaining: number }> {
@@ -82,8 +91,21 @@ export class FactorService {
     const pending = await this.factors.latestUnconfirmed(session.userId, 'totp');
     if (!pending?.secret_enc) throw new InvalidRequestError('Start TOTP setup first.', [{ path: 'code', message: 'no TOTP setup in progress' }]);
     const secret = this.box.decrypt(pending.secret_enc, totpSecretContext(pending.id));
+    // Reserve before checking: any session of the account may call this, so unbounded
+    // guessing would let one confirm an enrolment in progress (and become fresh).
+    const limiter = this.options.codeLimit;
+    const reservation = await limiter.reserve(session.userId);
+    if (!reservation.allowed) {
+      throw new TooManyAttemptsError(reservation.retryAfterSeconds, 'Second-factor checks for this account are locked for a while.');
+    }
     const step = matchTotpStep(secret, code.replace(/\s/g, ''), ctx.now);
-    if (step === null) throw new InvalidCodeError();
+    if (step === null) {
+      if (limiter.isLast(reservation)) {
+        const seconds = await limiter.lock(session.userId);
+        await this.log.record('account.locked', session.userId, ctx, { check: 'second_factor', seconds });
+      }
+      throw new InvalidCodeError();
+    }
 
     // Recovery codes come with the account's first factor only.
     const hadFactor = session.factorMethods.length > 0;
@@ -99,6 +121,7 @@ export class FactorService {
       await this.log.record('mfa.factor_added', session.userId, ctx, { type: 'totp', factorId: pending.id }, trx);
       return codes;
     });
+    await limiter.reset(session.userId);
     const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, ['otp'], ctx.now, this.sessions.times));
     return { recoveryCodes, session: issued };
   }
