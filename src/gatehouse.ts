@@ -141,6 +141,8 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   const rememberMe = new RememberMeService(new RememberTokenStore(db), stores.users, sessions, auth, log, { rememberDays: config.rememberDays });
   const trustedDevices = new TrustedDeviceService(new TrustedDeviceStore(db), log, { days: config.trustedDeviceDays });
   auth.deviceTrust = trustedDevices;
+  // A session signed out from the sessions list (API or page) takes its remember-me chain along.
+  sessions.revokedHooks.push((sessionId) => rememberMe.revokeForLogout(sessionId, undefined, Date.now()));
   factors.factorRemovedHooks.push((userId) => trustedDevices.revokeAll(userId));
   accessRevokers.push((userId) => rememberMe.revokeAll(userId, Date.now()), (userId) => trustedDevices.revokeAll(userId));
   const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId) => {

@@ -77,6 +77,7 @@ async function resolvePrincipal(
   gatehouse: Gatehouse,
   cookies: CookiePolicy,
   extensions: GateExtensions,
+  restore: boolean,
 ): Promise<RequestPrincipal> {
   const now = request.ctx.now;
   const bearer = bearerToken(request);
@@ -91,7 +92,7 @@ async function resolvePrincipal(
   const cookie = request.cookies[cookies.names.session];
   const session = cookie ? await gatehouse.sessions.resolve(cookie, 'cookie', now) : null;
   if (session) return { kind: 'session', session, via: 'cookie' };
-  const restored = extensions.restoreSession ? await extensions.restoreSession(request, reply, request.ctx) : null;
+  const restored = restore && extensions.restoreSession ? await extensions.restoreSession(request, reply, request.ctx) : null;
   return restored ? { kind: 'session', session: restored, via: 'cookie' } : { kind: 'anonymous' };
 }
 
@@ -156,8 +157,12 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     // Unreachable while onRoute refuses undeclared routes; fail closed all the same.
     if (!requirement) throw new Error('route without requirement');
     // Public routes never look a session up (and never restore one from remember-me).
+    // Routes that take any session or none (sign-out) never restore one either: a
+    // remember-me cookie must not conjure a session at the moment the user leaves.
     const principal: RequestPrincipal =
-      requirement.session === 'none' ? { kind: 'anonymous' as const } : await resolvePrincipal(request, reply, gatehouse, cookies, extensions);
+      requirement.session === 'none'
+        ? { kind: 'anonymous' as const }
+        : await resolvePrincipal(request, reply, gatehouse, cookies, extensions, requirement.session !== 'any');
     request.principal = principal;
 
     const fresh = typeof requirement.fresh === 'function' ? requirement.fresh(request) : requirement.fresh === true;

@@ -84,6 +84,9 @@ function toActive(row: SessionWithAccount): ActiveSession {
 }
 
 export class SessionService {
+  /** Run after `revokeForUser` ended a session (remember-me registers here). */
+  readonly revokedHooks: Array<(sessionId: string) => Promise<void>> = [];
+
   constructor(
     private readonly store: SessionStore,
     readonly times: SessionTimes,
@@ -168,8 +171,14 @@ export class SessionService {
     return this.store.deletePending(sessionId);
   }
 
-  revokeForUser(userId: string, sessionId: string): Promise<boolean> {
-    return this.store.deleteForUser(userId, sessionId);
+  /**
+   * Revokes one of the account's sessions (false: no such session of this account), and
+   * runs `revokedHooks` (the remember-me chain behind it ends too), whoever asked.
+   */
+  async revokeForUser(userId: string, sessionId: string): Promise<boolean> {
+    if (!(await this.store.deleteForUser(userId, sessionId))) return false;
+    for (const hook of this.revokedHooks) await hook(sessionId);
+    return true;
   }
 
   revokeAll(userId: string, keepSessionId?: string): Promise<void> {
