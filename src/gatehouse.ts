@@ -84,8 +84,37 @@ export const REDACTED_LOG_PATHS = [
   '*.sessionToken',
 ];
 
+/**
+ * A request URL as logged: query values (and bare query words) are redacted, because
+ * mailed links carry their single-use token there (`/reset-password?token=…`).
+ */
+export function redactUrlQuery(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const parts = url
+    .slice(q + 1)
+    .split('&')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      const name = eq < 0 ? '' : part.slice(0, eq);
+      return /^[A-Za-z0-9_.-]{1,32}$/.test(name) ? `${name}=[redacted]` : '[redacted]';
+    });
+  return `${url.slice(0, q + 1)}${parts.join('&')}`;
+}
+
+/** Fastify's request serializer, with the URL's query redacted. */
+const requestSerializer = (req: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+  method: req.method,
+  url: redactUrlQuery(String(req.url ?? '')),
+  host: req.host,
+  remoteAddress: req.ip,
+  remotePort: req.socket?.remotePort,
+});
+
 export async function createGatehouse(config: GatehouseConfig, options: GatehouseOptions = {}): Promise<Gatehouse> {
-  const logger = options.logger ?? pino({ level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } });
+  const logger =
+    options.logger ??
+    pino({ level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' }, serializers: { req: requestSerializer } });
   const secret = resolveSecretKey(config.secretKey, config.dataDir);
   if (secret.generated) {
     logger.warn(
