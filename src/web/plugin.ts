@@ -79,6 +79,9 @@ const SENSITIVE_ACTIONS: Record<string, string> = {
   '/settings/tokens': 'create an API token',
 };
 
+/** Own keys only: `in` would also accept `constructor`, `__proto__`, `toString`, … */
+const isSensitiveAction = (path: string): boolean => Object.hasOwn(SENSITIVE_ACTIONS, path);
+
 const when = (iso: string | number | null | undefined) => {
   if (iso === null || iso === undefined) return html`<span class="muted">never</span>`;
   const d = new Date(iso);
@@ -154,7 +157,7 @@ export async function webPages(app: FastifyInstance, { gatehouse, cookies }: Web
     const hidden = html`${csrfField(csrfOf(session))}<input type="hidden" name="stepup_next" value="${next}">${carried.flatMap(([k, v]) =>
       (Array.isArray(v) ? v : [v]).filter((x) => typeof x === 'string').map((x) => html`<input type="hidden" name="${k}" value="${x}">`),
     )}`;
-    const what = SENSITIVE_ACTIONS[next] ?? 'continue';
+    const what = isSensitiveAction(next) ? SENSITIVE_ACTIONS[next] : 'continue';
     return send(reply, error ? 401 : 403, {
       title: 'Confirm it’s you',
       user: userOf(request),
@@ -649,7 +652,7 @@ ${field({ name: 'label', label: 'Name for this passkey', value: '', maxlength: 6
     }
     // Repeat the original action with the fresh session (307 keeps method and body). Only
     // our own sensitive actions are valid targets.
-    if (next in SENSITIVE_ACTIONS) return reply.redirect(next, 307);
+    if (isSensitiveAction(next)) return reply.redirect(next, 307);
     return reply.redirect('/settings', 303);
   });
 }
