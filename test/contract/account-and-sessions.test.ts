@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import {
-  Client, FAST, expectError, expectIso, login, mfaUser, signup, sleep, startMailCatcher, strongPassword, uniqueEmail, type MailCatcher,
-} from './client.js';
+import { Client, FAST, expectError, expectIso, login, mfaUser, signup, sleep, startMailCatcher, strongPassword, uniqueEmail, type MailCatcher, takeRecovery } from './client.js';
 
 let srv: TestServer;
 let ttl: TestServer;
@@ -176,5 +174,55 @@ describe.concurrent('email change', () => {
     expectError(await o.client.get('/api/session'), 401, 'unauthenticated');
     const m = await mail.waitFor((x) => x.to.includes(u.email) && x.event === 'account.password_changed');
     expect(m).toBeDefined();
+  });
+});
+
+describe('logout and email-change edges', () => {
+  let srv: TestServer;
+  let mail: MailCatcher;
+  beforeAll(async () => { mail = await startMailCatcher(); srv = await startTestServer({ ...FAST, GATEHOUSE_SMTP_URL: mail.url }); });
+  afterAll(async () => { await srv?.close(); await mail?.close(); });
+
+  describe.concurrent('logout and email-change edges', () => {
+    it('logout carrying only the remember-me cookie revokes it', async () => {
+      const u = await signup(srv.url, 'lor');
+      const { client } = await login(srv.url, u, { remember: true });
+      const r0 = client.jar.get('gatehouse_remember')!;
+      const c = new Client(srv.url); c.jar.set('gatehouse_remember', r0);
+      const out = await c.post('/api/auth/logout');
+      expect(out.status).toBe(204);
+      const d = new Client(srv.url); for (const [k, v] of c.jar.snapshot()) d.jar.set(k, v);
+      expectError(await d.get('/api/session'), 401, 'unauthenticated');
+      const e = new Client(srv.url); e.jar.set('gatehouse_remember', r0);
+      expectError(await e.get('/api/session'), 401, 'unauthenticated');
+    });
+    it('logout of a pending session restored from remember-me revokes the remember-me token', async () => {
+      const u = await mfaUser(srv.url, 'lorp');
+      const c = new Client(srv.url);
+      await c.post('/api/auth/login', { email: u.email, password: u.password, remember: true });
+      await c.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) });
+      const d = new Client(srv.url); d.jar.set('gatehouse_remember', c.jar.get('gatehouse_remember')!);
+      expectError(await d.get('/api/session'), 401, 'mfa_required');
+      expect((await d.post('/api/auth/logout')).status).toBe(204);
+      const e = new Client(srv.url); const r = d.jar.get('gatehouse_remember'); if (r) { e.jar.set('gatehouse_remember', r); expectError(await e.get('/api/session'), 401, 'unauthenticated'); }
+    });
+    it('email confirm uses the token alone, whatever session comes with it', async () => {
+      const a = await signup(srv.url, 'eca');
+      const b = await signup(srv.url, 'ecb');
+      const ne = uniqueEmail('ecnew');
+      expect((await a.client.post('/api/account/email', { email: ne })).status).toBe(202);
+      const m = await mail.waitFor((x) => x.to.includes(ne) && x.tokens.length > 0);
+      expect((await b.client.post('/api/account/email/confirm', { token: m.tokens[0] })).status).toBe(200);
+      expect((await a.client.get('/api/account')).body.email).toBe(ne);
+      expect((await b.client.get('/api/account')).body.email).toBe(b.email);
+    });
+    it('email-change link carries the public URL origin; reset link too', async () => {
+      const a = await signup(srv.url, 'lnk');
+      const ne = uniqueEmail('lnknew');
+      await a.client.post('/api/account/email', { email: ne });
+      const m = await mail.waitFor((x) => x.to.includes(ne) && x.tokens.length > 0);
+      expect(m.text).toContain(`${srv.url}/`);
+      expect(m.text).toMatch(new RegExp(`${srv.url.replace(/[.]/g, '\\.')}/\\S*token=`));
+    });
   });
 });

@@ -1,8 +1,9 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import {
-  Client, FAST, Totp, expectError, expectIso, login, loginFull, mfaUser, signup, sleep, strongPassword, takeRecovery, uniqueEmail, type MfaUser,
-} from './client.js';
+import { Client, FAST, Totp, expectError, expectIso, login, loginFull, mfaUser, signup, sleep, strongPassword, takeRecovery, uniqueEmail, type MfaUser, startMailCatcher, type MailCatcher } from './client.js';
 
 let srv: TestServer;
 let ttl: TestServer;
@@ -322,5 +323,161 @@ describe('GATEHOUSE_MFA_REQUIRED=all', () => {
     const l2 = await new Client(all.url).post('/api/auth/login', { email, password });
     expect(l2.status).toBe(202);
     expect(l2.body.status).toBe('mfa_required');
+  });
+});
+
+describe('lockout boundaries', () => {
+  let srv: TestServer;
+  beforeAll(async () => { srv = await startTestServer({ ...FAST, GATEHOUSE_LOCKOUT_SECONDS: '60' }); });
+  afterAll(async () => { await srv?.close(); });
+
+  describe.concurrent('lockout boundaries', () => {
+    it('5 + 5 wrong codes (each session capped) make 10: the account locks', async () => {
+      const u = await mfaUser(srv.url, 'ff');
+      for (let s = 0; s < 2; s++) {
+        const { client } = await login(srv.url, u);
+        const rs = [];
+        for (let i = 0; i < 5; i++) rs.push((await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() })).status);
+        expect(rs).toEqual([401, 401, 401, 401, 429]);
+      }
+      const { client } = await login(srv.url, u);
+      const r = await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) });
+      expectError(r, 429, 'too_many_attempts');
+      expect(r.body.retryAfter).toBeLessThanOrEqual(60);
+    });
+    it('9 wrong codes do not lock', async () => {
+      const u = await mfaUser(srv.url, 'nine');
+      for (const n of [4, 4, 1]) {
+        const { client } = await login(srv.url, u);
+        for (let i = 0; i < n; i++) expectError(await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }), 401, 'invalid_code');
+      }
+      const { client } = await login(srv.url, u);
+      expect((await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) })).status).toBe(200);
+    });
+    it('10 wrong passwords lock, and the retryAfter is in seconds', async () => {
+      const u = await signup(srv.url, 'ten');
+      for (let i = 0; i < 10; i++) expectError(await new Client(srv.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` }), 401, 'invalid_credentials');
+      const r = await new Client(srv.url).post('/api/auth/login', { email: u.email, password: u.password });
+      expectError(r, 429, 'too_many_attempts');
+      expect(r.body.retryAfter).toBeLessThanOrEqual(60);
+      expect(r.body.retryAfter).toBeGreaterThan(50);
+    });
+    it('a locked second factor: the pending session is still 202 at login, verify gets 429 with retryAfter ≤ lockout', async () => {
+      const u = await mfaUser(srv.url, 'lk');
+      for (let s = 0; s < 3; s++) { const { client } = await login(srv.url, u); for (let i = 0; i < 4; i++) await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }); }
+      const { client, res } = await login(srv.url, u);
+      expect([202, 429]).toContain(res.status);
+      if (res.status === 202) {
+        const r = await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() });
+        expectError(r, 429, 'too_many_attempts');
+        expect(r.body.retryAfter).toBeLessThanOrEqual(60);
+      }
+    });
+  });
+});
+
+describe('session-state edges', () => {
+  let srv: TestServer;
+  let all: TestServer;
+  let mail: MailCatcher;
+  beforeAll(async () => { mail = await startMailCatcher(); [srv, all] = await Promise.all([startTestServer({ ...FAST, GATEHOUSE_SMTP_URL: mail.url }), startTestServer({ ...FAST, GATEHOUSE_MFA_REQUIRED: 'all' })]); });
+  afterAll(async () => { await Promise.all([srv?.close(), all?.close()]); await mail?.close(); });
+
+  describe.concurrent('session-state edges', () => {
+    it('pending: confirm, DELETE session/token are 401 mfa_required; email confirm (no session needed) works', async () => {
+      const u = await mfaUser(srv.url, 'pe');
+      const ne = uniqueEmail('pene');
+      expect((await u.client.post('/api/account/email', { email: ne })).status).toBe(202);
+      const m = await mail.waitFor((x) => x.to.includes(ne) && x.tokens.length > 0);
+      const { client } = await login(srv.url, u);
+      for (const [mm, p, b] of [['POST', '/api/mfa/totp/confirm', { code: '123456' }], ['DELETE', '/api/sessions/x'], ['DELETE', '/api/tokens/x']] as [string, string, unknown?][]) {
+        expectError(await client.req(mm, p, b), 401, 'mfa_required');
+      }
+      const f = await client.post('/api/auth/password/forgot', { email: u.email });
+      expect(f.status).toBe(202);
+      const c = await client.post('/api/account/email/confirm', { token: m.tokens[0] });
+      expect(c.status, c.text).toBe(200);
+    });
+    it('MFA_REQUIRED=all: deleting the last factor never leaves a full session without a factor', async () => {
+      const c = new Client(all.url);
+      const email = uniqueEmail('alld'); const password = strongPassword();
+      await c.post('/api/auth/signup', { email, password });
+      const s = await c.post('/api/mfa/totp/setup');
+      const cf = await c.post('/api/mfa/totp/confirm', { code: new Totp(s.body.secret).next() });
+      expect(cf.status).toBe(200);
+      const d = await c.del(`/api/mfa/totp/${s.body.factorId}`);
+      // Interpretation (contract silent): Gatehouse refuses to remove the last factor under
+      // GATEHOUSE_MFA_REQUIRED=all with 400 invalid_request; removing it and downgrading the session would also do.
+      const after = await c.get('/api/account');
+      if (d.status === 204) expect(after.status).not.toBe(200);
+      else {
+        expectError(d, 400, 'invalid_request');
+        expect(after.body.mfaEnabled).toBe(true);
+      }
+    });
+  });
+});
+
+describe('instances sharing a database', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-contract-shared-'));
+    const env = { ...FAST, GATEHOUSE_DATA_DIR: dir, GATEHOUSE_LOCKOUT_SECONDS: '60' };
+    a = await startTestServer(env);
+    b = await startTestServer(env);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe.concurrent('instances sharing a database', () => {
+    it('a session made on one instance works on the other', async () => {
+      const u = await signup(a.url, 'sh');
+      const c = new Client(b.url);
+      for (const [k, v] of u.client.jar.snapshot()) c.jar.set(k, v);
+      expect((await c.get('/api/session')).status).toBe(200);
+    });
+    it('password failures count across instances', async () => {
+      const u = await signup(a.url, 'shp');
+      for (let i = 0; i < 10; i++) await new Client(i % 2 ? a.url : b.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` });
+      expectError(await new Client(a.url).post('/api/auth/login', { email: u.email, password: u.password }), 429, 'too_many_attempts');
+      expectError(await new Client(b.url).post('/api/auth/login', { email: u.email, password: u.password }), 429, 'too_many_attempts');
+    });
+    it('second-factor failures count across instances, in parallel', async () => {
+      const u = await mfaUser(a.url, 'shm');
+      const clients = await Promise.all([a, b, a, b].map(async (s) => (await login(s.url, u)).client));
+      await Promise.all(clients.flatMap((c) => [0, 1, 2].map(() => c.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }, { noStore: true }))));
+      const { client } = await login(b.url, u);
+      expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 429, 'too_many_attempts');
+    });
+    it('the 5-per-pending-session cap holds across instances', async () => {
+      const u = await mfaUser(a.url, 'sh5');
+      const { client } = await login(a.url, u);
+      const other = new Client(b.url);
+      for (const [k, v] of client.jar.snapshot()) other.jar.set(k, v);
+      const rs = [];
+      for (let i = 0; i < 5; i++) rs.push(await (i % 2 ? other : client).post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }, { noStore: true }));
+      expectError(rs[4]!, 429, 'too_many_attempts');
+      expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 401, 'no_pending_authentication');
+    });
+    it('a TOTP code accepted on one instance is refused on the other; a recovery code too', async () => {
+      const u = await mfaUser(a.url, 'shc');
+      const code = u.totp.nextOrNull();
+      const rc = takeRecovery(u);
+      const x = (await login(a.url, u)).client;
+      const y = (await login(b.url, u)).client;
+      if (code) {
+        const [r1, r2] = await Promise.all([x.post('/api/auth/mfa/verify', { method: 'totp', code }), y.post('/api/auth/mfa/verify', { method: 'totp', code })]);
+        expect([r1.status, r2.status].sort()).toEqual([200, 401]);
+      }
+      const x2 = (await login(a.url, u)).client;
+      const y2 = (await login(b.url, u)).client;
+      const [r3, r4] = await Promise.all([x2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: rc }), y2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: rc })]);
+      expect([r3.status, r4.status].sort()).toEqual([200, 401]);
+    });
   });
 });

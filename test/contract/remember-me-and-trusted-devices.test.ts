@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import {
-  Client, FAST, cookieLifetime, expectError, login, loginFull, mfaUser, signup, strongPassword, takeRecovery, type Jar,
-} from './client.js';
+import { Client, FAST, cookieLifetime, expectError, login, loginFull, mfaUser, signup, strongPassword, takeRecovery, type Jar, parseSetCookie, sleep, startMailCatcher, uniqueEmail, type MailCatcher } from './client.js';
 
 let srv: TestServer;
 let trusted: TestServer;
@@ -207,5 +205,121 @@ describe.concurrent('trusted devices', () => {
     expect((await c2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u), trustDevice: true })).status).toBe(200);
     await c2.post('/api/auth/logout');
     expect((await c2.post('/api/auth/login', { email: u.email, password: u.password })).status).toBe(202);
+  });
+});
+
+describe('limits, remember-me and cookie edges', () => {
+  let srv: TestServer;
+  let idle: TestServer;
+  let trusted: TestServer;
+  let mail: MailCatcher;
+  beforeAll(async () => {
+    mail = await startMailCatcher();
+    [srv, idle, trusted] = await Promise.all([
+      startTestServer({ ...FAST, GATEHOUSE_SMTP_URL: mail.url }),
+      startTestServer({ ...FAST, GATEHOUSE_SESSION_IDLE_TTL: '1' }),
+      startTestServer({ ...FAST, GATEHOUSE_TRUSTED_DEVICE_DAYS: '7', GATEHOUSE_PUBLIC_URL: 'https://gh.example' }),
+    ]);
+  });
+  afterAll(async () => { await Promise.all([srv?.close(), idle?.close(), trusted?.close()]); await mail?.close(); });
+
+  describe.concurrent('limits, remember-me and cookie edges', () => {
+    it('per-address password limit: many wrong passwords from one address eventually get 429, X-Forwarded-For does not help', async () => {
+      const s = await startTestServer({ ...FAST });
+      try {
+        let got: any;
+        for (let i = 0; i < 400 && !got; i++) {
+          const r = await new Client(s.url).post('/api/auth/login', { email: uniqueEmail('spray'), password: `Wrong!${i}abcdefg` }, { headers: { 'x-forwarded-for': `10.0.${i >> 8}.${i & 255}` } });
+          if (r.status === 429) got = r;
+          else expect(r.status).toBe(401);
+        }
+        expect(got).toBeDefined();
+        expectError(got, 429, 'too_many_attempts');
+      } finally { await s.close(); }
+    });
+    it('unknown and known accounts answer the same after 11 wrong passwords', async () => {
+      const u = await signup(srv.url, 'enum');
+      const ghost = uniqueEmail('ghost');
+      let a: any, b: any;
+      for (let i = 0; i < 11; i++) {
+        a = await new Client(srv.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` });
+        b = await new Client(srv.url).post('/api/auth/login', { email: ghost, password: `Wrong!${i}abcdefg` });
+      }
+      expect(b.status).toBe(a.status);
+      expect(b.body.error).toBe(a.body.error);
+    });
+    it('forgot is limited per address with 429 + Retry-After', async () => {
+      const s = await startTestServer({ ...FAST });
+      try {
+        let got: any;
+        for (let i = 0; i < 200 && !got; i++) {
+          const r = await new Client(s.url).post('/api/auth/password/forgot', { email: uniqueEmail('fl') });
+          if (r.status === 429) got = r; else expect(r.status).toBe(202);
+        }
+        expect(got).toBeDefined();
+        expectError(got, 429, 'too_many_attempts');
+      } finally { await s.close(); }
+    });
+    it('remember-me restores a session whose cookie idled out', async () => {
+      const u = await signup(idle.url, 'idr');
+      const { client } = await login(idle.url, u, { remember: true });
+      await sleep(1600);
+      const r = await client.get('/api/session');
+      expect(r.status, r.text).toBe(200);
+      expect(r.body.aal).toBe(1);
+    });
+    it('remember-me for a second-factor account rotates too, and a replay revokes the chain', async () => {
+      const u = await mfaUser(srv.url, 'rmr');
+      const c = new Client(srv.url);
+      await c.post('/api/auth/login', { email: u.email, password: u.password, remember: true });
+      await c.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) });
+      const r0 = c.jar.get('gatehouse_remember')!;
+      const d = new Client(srv.url); d.jar.set('gatehouse_remember', r0);
+      expectError(await d.get('/api/session'), 401, 'mfa_required');
+      const r1 = d.jar.get('gatehouse_remember');
+      expect(r1).toBeDefined();
+      expect(r1).not.toBe(r0);
+      const e = new Client(srv.url); e.jar.set('gatehouse_remember', r0);
+      expectError(await e.get('/api/session'), 401, 'unauthenticated');
+      const f = new Client(srv.url); f.jar.set('gatehouse_remember', r1!);
+      expectError(await f.get('/api/session'), 401, 'unauthenticated');
+    });
+    it('trusted-device and remember-me cookies carry the same flags (Secure on https)', async () => {
+      const u = await mfaUser(trusted.url, 'tdf');
+      const c = new Client(trusted.url);
+      await c.post('/api/auth/login', { email: u.email, password: u.password, remember: true });
+      const v = await c.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u), trustDevice: true });
+      expect(v.setCookies.length).toBeGreaterThanOrEqual(3);
+      for (const raw of v.setCookies) {
+        const ck = parseSetCookie(raw);
+        expect(ck.attrs['httponly'], raw).toBe(true);
+        expect(ck.attrs['secure'], raw).toBe(true);
+        expect(ck.attrs['path'], raw).toBe('/');
+        expect(String(ck.attrs['samesite']).toLowerCase(), raw).toMatch(/^(lax|strict)$/);
+      }
+    });
+    it('trustDevice with the feature off sets no device cookie', async () => {
+      const u = await mfaUser(srv.url, 'tdoff');
+      const c = new Client(srv.url);
+      await c.post('/api/auth/login', { email: u.email, password: u.password });
+      const v = await c.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u), trustDevice: true });
+      expect(v.setCookies.length).toBe(1);
+    });
+    it('after an email change, notifications go to the new address', async () => {
+      const u = await signup(srv.url, 'ecn');
+      const ne = uniqueEmail('ecnew');
+      await u.client.post('/api/account/email', { email: ne });
+      const m = await mail.waitFor((x) => x.to.includes(ne) && x.tokens.length > 0);
+      expect((await new Client(srv.url).post('/api/account/email/confirm', { token: m.tokens[0] })).status).toBe(200);
+      expect((await u.client.post('/api/tokens', { name: 'x', scopes: [] })).status).toBe(201);
+      const t = await mail.waitFor((x) => x.event === 'token.created' && (x.to.includes(ne) || x.to.includes(u.email)));
+      expect(t.to).toEqual([ne]);
+    });
+    it('verify with wrong field types is 400, trustDevice must be boolean', async () => {
+      const u = await mfaUser(srv.url, 'vt');
+      const { client } = await login(srv.url, u);
+      expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: u.recovery[0], trustDevice: 'yes' }), 400, 'invalid_request');
+      expectError(await client.post('/api/auth/login', { email: u.email, password: u.password, remember: 'yes' }), 400, 'invalid_request');
+    });
   });
 });

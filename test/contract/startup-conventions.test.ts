@@ -1,6 +1,9 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Client, FAST, expectError, expectIso, parseSetCookie, signup, mfaUser, login, sleep } from './client.js';
+import { Client, FAST, expectError, expectIso, parseSetCookie, signup, mfaUser, login, sleep, uniqueEmail } from './client.js';
 
 let srv: TestServer;
 let https: TestServer;
@@ -8,7 +11,7 @@ let proxied: TestServer;
 
 beforeAll(async () => {
   [srv, https, proxied] = await Promise.all([
-    startTestServer({ ...FAST, GATEHOUSE_STEP_UP_MAX_AGE: '1' }),
+    startTestServer({ ...FAST, GATEHOUSE_STEP_UP_MAX_AGE: '2' }),
     startTestServer({ ...FAST, GATEHOUSE_PUBLIC_URL: 'https://gatehouse.example' }),
     startTestServer({ ...FAST, GATEHOUSE_TRUST_PROXY: '127.0.0.1' }),
   ]);
@@ -200,7 +203,7 @@ describe('conventions: order of checks', () => {
   });
   it('CSRF comes before freshness, freshness before fields', async () => {
     const u = await signup(srv.url, 'order2');
-    await sleep(1300);
+    await sleep(2200);
     const a = await u.client.post('/api/tokens', { bogus: 1 }, { headers: { origin: 'https://evil.example' } });
     expectError(a, 403, 'csrf');
     const b = await u.client.post('/api/tokens', { bogus: 1 });
@@ -248,5 +251,142 @@ describe('conventions: token transport', () => {
     expect(out.status).toBe(204);
     const after = await c.get('/api/session', { bearer: l.body.sessionToken, noCookies: true });
     expectError(after, 401, 'unauthenticated');
+  });
+});
+
+describe('conventions: edges', () => {
+  it('the 64 KiB limit: exactly 64 KiB is accepted, one byte more is 413', async () => {
+    const make = (n: number) => {
+      const head = '{"email":"a@b.test","password":"';
+      const tail = '"}';
+      return head + 'p'.repeat(n - head.length - tail.length) + tail;
+    };
+    const at = await new Client(srv.url).post('/api/auth/login', undefined, { raw: make(64 * 1024) });
+    expect(at.status, at.text).not.toBe(413);
+    expect(at.status).toBeLessThan(500);
+    const over = await new Client(srv.url).post('/api/auth/login', undefined, { raw: make(64 * 1024 + 1) });
+    expectError(over, 413, 'payload_too_large');
+  });
+
+  it('unknown routes and methods answer a JSON error from the table', async () => {
+    const a = await new Client(srv.url).get('/api/does-not-exist');
+    expectError(a, 404, 'not_found');
+    const b = await new Client(srv.url).req('PUT', '/api/session', { x: 1 });
+    expect(b.status).toBeGreaterThanOrEqual(400);
+    expect(b.status).toBeLessThan(500);
+    expect(typeof b.body.error).toBe('string');
+  });
+
+  it('a body that is not JSON gets a table code, never 415/5xx', async () => {
+    const codes = ['invalid_request', 'weak_password', 'invalid_token', 'unauthenticated', 'invalid_credentials', 'mfa_required', 'no_pending_authentication', 'invalid_code', 'csrf', 'enrollment_required', 'step_up_required', 'interactive_session_required', 'insufficient_scope', 'not_found', 'email_taken', 'payload_too_large', 'too_many_attempts'];
+    const u = await signup(srv.url, 'ctype');
+    for (const [ct, raw] of [
+      ['text/plain', '{"email":"a@b.test","password":"x"}'],
+      ['application/xml', '<a/>'],
+      ['multipart/form-data; boundary=x', '--x--'],
+      ['application/json; charset=latin1', '{}'],
+    ] as const) {
+      for (const [c, p] of [[new Client(srv.url), '/api/auth/login'], [u.client, '/api/transfers']] as const) {
+        const r = await c.post(p, undefined, { raw, headers: { 'content-type': ct }, noStore: true });
+        expect(r.status, `${ct} ${p}: ${r.text}`).toBeGreaterThanOrEqual(400);
+        expect(r.status, `${ct} ${p}: ${r.text}`).toBeLessThan(500);
+        expect(codes, `${ct} ${p}: ${r.text}`).toContain(r.body?.error);
+      }
+    }
+    const gz = await new Client(srv.url).post('/api/auth/login', undefined, { raw: 'garbage', headers: { 'content-encoding': 'gzip' } });
+    expect(gz.status).toBeGreaterThanOrEqual(400);
+    expect(gz.status).toBeLessThan(500);
+    expect(codes).toContain(gz.body?.error);
+  });
+
+  it('CSRF: GETs are not state-changing; same-site and none fetch metadata pass; DELETE is checked', async () => {
+    const u = await signup(srv.url, 'csrf5');
+    expect((await u.client.get('/api/account', { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } })).status).toBe(200);
+    expect((await u.client.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { 'sec-fetch-site': 'same-site' } })).status).toBe(201);
+    expect((await u.client.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { 'sec-fetch-site': 'none' } })).status).toBe(201);
+    const other = await login(srv.url, u);
+    const id = ((await u.client.get('/api/sessions')).body.sessions as any[]).find((s) => !s.current).id;
+    expectError(await u.client.del(`/api/sessions/${id}`, { headers: { origin: 'https://evil.example' } }), 403, 'csrf');
+    expect((await other.client.get('/api/session')).status).toBe(200);
+  });
+
+  it('CSRF applies to pending-session cookies (verify) and to a remember-me cookie alone', async () => {
+    const m = await mfaUser(srv.url, 'csrf6');
+    const { client } = await login(srv.url, m);
+    expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: m.recovery[0] }, { headers: { origin: 'https://evil.example' } }), 403, 'csrf');
+    const v = await signup(srv.url, 'csrf7');
+    const r = await login(srv.url, v, { remember: true });
+    const remember = r.res.setCookies.map(parseSetCookie).find((c) => typeof c.attrs['max-age'] === 'string' && Number(c.attrs['max-age']) > 86400 * 2)!;
+    expect(remember).toBeDefined();
+    const only = new Client(srv.url);
+    only.jar.set(remember.name, remember.value);
+    const x = await only.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { origin: 'https://evil.example' } });
+    expectError(x, 403, 'csrf');
+  });
+
+  it('the enrolling state is checked before CSRF', async () => {
+    const all = await startTestServer({ ...FAST, GATEHOUSE_MFA_REQUIRED: 'all' });
+    try {
+      const c = new Client(all.url);
+      expect((await c.post('/api/auth/signup', { email: `e-${Date.now()}@example.test`, password: 'Gh!plentyStrong9' })).status).toBe(201);
+      expectError(await c.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { origin: 'https://evil.example' } }), 403, 'enrollment_required');
+    } finally {
+      await all.close();
+    }
+  });
+
+  it('an API token beats fields in the order: ★ with bad fields is interactive_session_required', async () => {
+    const u = await signup(srv.url, 'ordtok');
+    await u.client.post('/api/auth/reauth', { password: u.password });
+    const t = await u.client.post('/api/tokens', { name: 'x', scopes: ['account:read'] });
+    expect(t.status, t.text).toBe(201);
+    const r = await new Client(srv.url).post('/api/mfa/recovery-codes', { junk: true }, { bearer: t.body.token });
+    expectError(r, 403, 'interactive_session_required');
+    const big = await new Client(srv.url).post('/api/tokens', undefined, { bearer: t.body.token, raw: '{oops' });
+    expectError(big, 400, 'invalid_request');
+  });
+});
+
+describe('configuration variables', () => {
+  let srv: TestServer;
+  beforeAll(async () => { srv = await startTestServer({ ...FAST }); });
+  afterAll(async () => { await srv?.close(); });
+
+  describe.concurrent('configuration variables and input edges', () => {
+    it('password length counts characters, not UTF-16 units', async () => {
+      const seven = 'qZ7😀🦊🌵🚀'; // 7 code points, 11 UTF-16 units
+      expect([...seven].length).toBe(7);
+      expectError(await new Client(srv.url).post('/api/auth/signup', { email: uniqueEmail('pc'), password: seven }), 400, 'weak_password');
+      const long = ('qZ7$' + '😀🦊🌵🚀🍕🎲'.repeat(42)); // 4 + 252 = 256 code points, 508 units
+      expect([...long].length).toBe(256);
+      const r = await new Client(srv.url).post('/api/auth/signup', { email: uniqueEmail('pc'), password: long });
+      expect(r.status, r.text).toBe(201);
+    });
+    for (const [label, trust, honoured] of [
+      ['a CIDR range', '127.0.0.0/8', true],
+      ['a list naming the sender', '10.9.9.9, 127.0.0.1', true],
+      ['another address only', '10.9.9.9', false],
+    ] as const) {
+      it(`GATEHOUSE_TRUST_PROXY as ${label}`, async () => {
+        const s = await startTestServer({ ...FAST, GATEHOUSE_TRUST_PROXY: trust });
+        try {
+          const u = await signup(s.url, 'tp');
+          const c = new Client(s.url);
+          expect((await c.post('/api/auth/login', { email: u.email, password: u.password }, { headers: { 'x-forwarded-for': '203.0.113.50' } })).status).toBe(200);
+          const cur = (await c.get('/api/sessions')).body.sessions.find((x: any) => x.current);
+          if (honoured) expect(cur.ip).toBe('203.0.113.50');
+          else expect(cur.ip).not.toBe('203.0.113.50');
+        } finally { await s.close(); }
+      });
+    }
+    it('GATEHOUSE_DATABASE_URL=sqlite:PATH puts the database there', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gh-dburl-'));
+      const file = path.join(dir, 'custom.sqlite');
+      const s = await startTestServer({ ...FAST, GATEHOUSE_DATABASE_URL: `sqlite:${file}` });
+      try {
+        await signup(s.url, 'db');
+        expect(fs.existsSync(file)).toBe(true);
+      } finally { await s.close(); fs.rmSync(dir, { recursive: true, force: true }); }
+    });
   });
 });

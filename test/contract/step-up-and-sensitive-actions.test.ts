@@ -1,8 +1,8 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import {
-  Client, FAST, Totp, expectError, expectIso, login, loginFull, mfaUser, signup, sleep, strongPassword, takeRecovery, uniqueEmail, type MfaUser, type User,
-} from './client.js';
+import { Client, FAST, Totp, expectError, expectIso, login, loginFull, mfaUser, signup, sleep, strongPassword, takeRecovery, uniqueEmail, type MfaUser, type User, currentStep } from './client.js';
 
 let srv: TestServer;
 
@@ -193,5 +193,134 @@ describe.concurrent('sensitive actions when fresh', () => {
     expect(r.status).toBeGreaterThanOrEqual(400);
     expect(r.status).toBeLessThan(500);
     expect((await new Client(srv.url).post('/api/auth/login', { email: u.email, password: u.password })).status).toBe(200);
+  });
+});
+
+describe('assurance edges', () => {
+  let srv: TestServer;
+  let all: TestServer;
+  beforeAll(async () => {
+    [srv, all] = await Promise.all([startTestServer({ ...FAST, GATEHOUSE_LOCKOUT_SECONDS: '60' }), startTestServer({ ...FAST, GATEHOUSE_MFA_REQUIRED: 'all' })]);
+  });
+  afterAll(async () => { await Promise.all([srv?.close(), all?.close()]); });
+
+  describe.concurrent('assurance edges: token replacement, freshness, lockout inputs, at-rest secrets, enrolling', () => {
+    it('reauth replaces the session token', async () => {
+      const u = await signup(srv.url, 'rr');
+      const before = u.client.clone();
+      const r = await u.client.post('/api/auth/reauth', { password: u.password });
+      expect(r.status).toBe(200);
+      expect((await u.client.get('/api/session')).status).toBe(200);
+      expectError(await before.get('/api/session'), 401, 'unauthenticated');
+    });
+    it('reauth with token transport returns the new sessionToken', async () => {
+      const u = await signup(srv.url, 'rrt');
+      const c = new Client(srv.url);
+      const l = await c.post('/api/auth/login', { email: u.email, password: u.password, transport: 'token' });
+      const r = await c.post('/api/auth/reauth', { password: u.password }, { bearer: l.body.sessionToken, noCookies: true });
+      expect(r.status, r.text).toBe(200);
+      expect(typeof r.body.sessionToken).toBe('string');
+    });
+    it('a password-fresh session stops being fresh once another session adds a factor', async () => {
+      const u = await signup(srv.url, 'fa');
+      const s1 = (await login(srv.url, u)).client;
+      const m = await (await import('./client.js')).enrolTotp(u);
+      const r = await s1.post('/api/tokens', { name: 'x', scopes: [] });
+      expectError(r, 403, 'step_up_required');
+      void m;
+    });
+    it('wrong step-up codes count toward the account lockout', async () => {
+      const u = await mfaUser(srv.url, 'sul');
+      const c = await loginFull(srv.url, u);
+      for (let i = 0; i < 10; i++) await c.post('/api/auth/step-up', { method: 'totp', code: u.totp.wrong() });
+      const { client } = await login(srv.url, u);
+      expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 429, 'too_many_attempts');
+    });
+    it('while locked, a correct step-up code also gets 429', async () => {
+      const u = await mfaUser(srv.url, 'sul2');
+      const c = await loginFull(srv.url, u);
+      for (let s = 0; s < 3; s++) { const { client } = await login(srv.url, u); for (let i = 0; i < 4; i++) await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }); }
+      expectError(await c.post('/api/auth/step-up', { method: 'recovery_code', code: takeRecovery(u) }), 429, 'too_many_attempts');
+    });
+    it('wrong reauth passwords count toward the password lockout', async () => {
+      const u = await signup(srv.url, 'ral');
+      for (let i = 0; i < 10; i++) await u.client.post('/api/auth/reauth', { password: `Wrong!${i}abcdefg` });
+      expectError(await new Client(srv.url).post('/api/auth/login', { email: u.email, password: u.password }), 429, 'too_many_attempts');
+    });
+    it('wrong current passwords count toward the password lockout', async () => {
+      const u = await signup(srv.url, 'cpl');
+      for (let i = 0; i < 10; i++) await u.client.post('/api/account/password', { currentPassword: `Wrong!${i}abcdefg`, newPassword: strongPassword() });
+      expectError(await new Client(srv.url).post('/api/auth/login', { email: u.email, password: u.password }), 429, 'too_many_attempts');
+    });
+    it('login without cookies from a foreign origin: either allowed or csrf, never a session', async () => {
+      const u = await signup(srv.url, 'lcsrf');
+      const c = new Client(srv.url);
+      const r = await c.post('/api/auth/login', { email: u.email, password: u.password }, { headers: { origin: 'https://evil.example' } });
+      // Interpretation: the contract requires csrf for cookie-authenticated requests only and is silent
+      // on anonymous ones; Gatehouse also refuses cross-site anonymous state changes (login CSRF).
+      if (r.status === 200) return;
+      expectError(r, 403, 'csrf');
+      expectError(await c.get('/api/session'), 401, 'unauthenticated');
+      expect((await c.post('/api/auth/login', { email: u.email, password: u.password })).status).toBe(200);
+    });
+    it('TOTP codes two steps away are refused', async () => {
+      const u = await signup(srv.url, 'drift');
+      const s = await u.client.post('/api/mfa/totp/setup');
+      const t = new Totp(s.body.secret);
+      const cur = currentStep();
+      expectError(await u.client.post('/api/mfa/totp/confirm', { code: t.at(cur + 3) }), 401, 'invalid_code');
+      expectError(await u.client.post('/api/mfa/totp/confirm', { code: t.at(cur - 3) }), 401, 'invalid_code');
+      const uri = new URL(s.body.otpauthUri);
+      for (const [k, v] of [['algorithm', 'SHA1'], ['digits', '6'], ['period', '30']]) { const got = uri.searchParams.get(k!); if (got !== null) expect(got.toUpperCase()).toBe(v); }
+    });
+    it('secrets at rest: no recovery code, TOTP secret or remember token in plaintext in the data dir', async () => {
+      const u = await mfaUser(srv.url, 'rest');
+      const { client, res } = await login(srv.url, u, { remember: true });
+      await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) });
+      const rem = client.jar.map.get('gatehouse_remember')?.value;
+      await sleep(300);
+      const blobs = fs.readdirSync(srv.dataDir).filter((f) => fs.statSync(path.join(srv.dataDir, f)).isFile()).map((f) => fs.readFileSync(path.join(srv.dataDir, f)));
+      const needles = [u.totp.secret, ...u.recovery, ...u.recovery.map((c) => c.replace(/[\s-]/g, '')), u.totp.key.toString('hex')];
+      if (rem) needles.push(rem);
+      for (const n of needles) for (const b of blobs) expect(b.includes(Buffer.from(n)), n).toBe(false);
+      for (const b of blobs) expect(b.includes(u.totp.key)).toBe(false);
+      void res;
+    });
+    it('enrolling: token transport carries sessionToken; confirm returns a new one; remember:true is issued when full', async () => {
+      const c = new Client(all.url);
+      const email = uniqueEmail('enr'); const password = strongPassword();
+      expect((await c.post('/api/auth/signup', { email, password })).status).toBe(201);
+      const t = await new Client(all.url).post('/api/auth/login', { email, password, transport: 'token' });
+      expect(t.status).toBe(202);
+      expect(typeof t.body.sessionToken).toBe('string');
+      const b = new Client(all.url);
+      const s = await b.post('/api/mfa/totp/setup', undefined, { bearer: t.body.sessionToken, noCookies: true });
+      expect(s.status, s.text).toBe(200);
+      const tt = new Totp(s.body.secret);
+      const cf = await b.post('/api/mfa/totp/confirm', { code: tt.next() }, { bearer: t.body.sessionToken, noCookies: true });
+      expect(cf.status, cf.text).toBe(200);
+      expect(typeof cf.body.sessionToken).toBe('string');
+      expectError(await b.get('/api/session', { bearer: t.body.sessionToken, noCookies: true }), 401, 'unauthenticated');
+      expect((await b.get('/api/session', { bearer: cf.body.sessionToken, noCookies: true })).status).toBe(200);
+    });
+    it('enrolling with remember:true gets the remember-me cookie once enrolment makes it full', async () => {
+      const c = new Client(all.url);
+      const email = uniqueEmail('enrr'); const password = strongPassword();
+      expect((await new Client(all.url).post('/api/auth/signup', { email, password })).status).toBe(201);
+      const l = await c.post('/api/auth/login', { email, password, remember: true });
+      expect(l.status).toBe(202);
+      const s = await c.post('/api/mfa/totp/setup');
+      const cf = await c.post('/api/mfa/totp/confirm', { code: new Totp(s.body.secret).next() });
+      expect(cf.status).toBe(200);
+      expect(c.jar.map.has('gatehouse_remember')).toBe(true);
+    });
+    it('enrolling: other endpoints incl. reauth, step-up, GET /api/mfa are 403 enrollment_required', async () => {
+      const c = new Client(all.url);
+      const email = uniqueEmail('enro'); const password = strongPassword();
+      expect((await c.post('/api/auth/signup', { email, password })).status).toBe(201);
+      for (const [m, p, b] of [['POST', '/api/auth/reauth', { password }], ['POST', '/api/auth/step-up', { method: 'totp', code: '123456' }], ['GET', '/api/mfa'], ['GET', '/api/tokens'], ['GET', '/api/account/events'], ['POST', '/api/account/email', { email: uniqueEmail('x') }]] as [string, string, unknown?][]) {
+        expectError(await c.req(m, p, b), 403, 'enrollment_required');
+      }
+    });
   });
 });
