@@ -90,6 +90,13 @@ describe.concurrent('sessions', () => {
     expect((await u.client.get('/api/session')).status).toBe(200);
   });
 
+  it('DELETE /api/sessions/:id of the current session ends it', async () => {
+    const u = await signup(srv.url, 'ssown');
+    const own = ((await u.client.get('/api/sessions')).body.sessions as any[]).find((s) => s.current).id;
+    expect((await u.client.del(`/api/sessions/${own}`)).status).toBe(204);
+    expectError(await u.client.get('/api/session'), 401, 'unauthenticated');
+  });
+
   it('pending sessions of the account are not full sessions', async () => {
     const u = await mfaUser(srv.url, 'sspend');
     const p = await login(srv.url, u);

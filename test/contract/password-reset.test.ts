@@ -74,6 +74,15 @@ describe.concurrent('password reset', () => {
     expectError(await new Client(srv.url).post('/api/auth/login', { email: u.email, password: u.password }), 401, 'invalid_credentials');
   });
 
+  it('reset also revokes pending sessions (someone holding the old password)', async () => {
+    const u = await mfaUser(srv.url, 'rspend');
+    const p = await login(srv.url, u);
+    expect(p.res.status).toBe(202);
+    const { token } = await requestReset(u.email);
+    expect((await new Client(srv.url).post('/api/auth/password/reset', { token, password: strongPassword() })).status).toBe(200);
+    expectError(await p.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 401, 'no_pending_authentication');
+  });
+
   it('reset does not bypass the second factor', async () => {
     const u = await mfaUser(srv.url, 'rsmfa');
     const { token } = await requestReset(u.email);

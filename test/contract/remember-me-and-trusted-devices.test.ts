@@ -113,6 +113,18 @@ describe.concurrent('remember-me', () => {
     expect((await d.get('/api/session')).body.aal).toBe(2);
   });
 
+  it('a session restored from remember-me has entered no password: it is not fresh for ★ actions', async () => {
+    const u = await signup(srv.url, 'rmfresh');
+    const a = await login(srv.url, u, { remember: true });
+    const name = longLived(a.client.jar)[0]!;
+    const c = only(srv.url, name, a.client.jar.get(name)!);
+    expect((await c.get('/api/session')).status).toBe(200);
+    const r = await c.post('/api/tokens', { name: 't', scopes: [] });
+    expectError(r, 403, 'step_up_required');
+    expect((await c.post('/api/auth/reauth', { password: u.password })).status).toBe(200);
+    expect((await c.post('/api/tokens', { name: 't', scopes: [] })).status).toBe(201);
+  });
+
   it('logout revokes this device\'s remember-me token', async () => {
     const u = await signup(srv.url, 'rmlogout');
     const a = await login(srv.url, u, { remember: true });

@@ -110,6 +110,30 @@ describe('conventions: errors', () => {
   });
 });
 
+describe('conventions: hostile headers', () => {
+  it('malformed cookies, authorization, origin and forwarding headers never get a 5xx', async () => {
+    const u = await signup(srv.url, 'hdr');
+    const hdrs: Record<string, string>[] = [
+      { cookie: 'gatehouse_session=%E0%A4%A' }, { cookie: 'gatehouse_session=' + 'a'.repeat(7000) }, { cookie: 'gatehouse_remember=%%%' },
+      { cookie: 'gatehouse_remember=' }, { cookie: 'gatehouse_device=x; gatehouse_remember=y; gatehouse_session=z' }, { cookie: '=;;=;a' },
+      { authorization: 'Bearer' }, { authorization: 'Bearer ' }, { authorization: 'Basic Zm9vOmJhcg==' }, { authorization: 'Bearer ' + 'x'.repeat(7000) },
+      { authorization: 'Bearer a b c' }, { origin: 'null' }, { origin: '' }, { origin: 'http://[::1' }, { 'sec-fetch-site': '' }, { 'x-forwarded-for': 'garbage, ,,' },
+    ];
+    const routes: [string, string, unknown?][] = [
+      ['GET', '/api/session'], ['GET', '/api/account'], ['POST', '/api/transfers', { to: 'b', amountCents: 1 }], ['POST', '/api/auth/logout'],
+      ['POST', '/api/auth/login', { email: u.email, password: u.password }], ['POST', '/api/auth/mfa/verify', { method: 'totp', code: '123456' }],
+      ['GET', '/api/sessions?x[]=1&x[y]=2'], ['GET', '/healthz?%E0'],
+    ];
+    for (const h of hdrs) {
+      for (const [m, p, b] of routes) {
+        const r = await new Client(srv.url).req(m, p, b, { headers: h, noStore: true });
+        expect(r.status, `${JSON.stringify(h).slice(0, 60)} ${m} ${p}: ${r.text.slice(0, 80)}`).toBeLessThan(500);
+        if (r.status >= 400) expect(typeof r.body?.error).toBe('string');
+      }
+    }
+  });
+});
+
 describe('conventions: cookies', () => {
   it('the session cookie is HttpOnly, SameSite Lax/Strict, Path=/ and not Secure on http', async () => {
     const c = new Client(srv.url);

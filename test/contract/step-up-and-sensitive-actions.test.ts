@@ -187,6 +187,14 @@ describe.concurrent('sensitive actions when fresh', () => {
     expectError(await new Client(srv.url).post('/api/auth/login', { email: u.email, password: u.password }), 401, 'invalid_credentials');
   });
 
+  it('password change revokes other pending sessions too', async () => {
+    const u = await mfaUser(srv.url, 'pwcpend');
+    const p = await login(srv.url, u);
+    expect(p.res.status).toBe(202);
+    expect((await u.client.post('/api/account/password', { currentPassword: u.password, newPassword: strongPassword() })).status).toBe(200);
+    expectError(await p.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 401, 'no_pending_authentication');
+  });
+
   it('password change with a wrong current password is refused', async () => {
     const u = await signup(srv.url, 'pwcw');
     const r = await u.client.post('/api/account/password', { currentPassword: 'Wrong!pass123', newPassword: strongPassword() });
