@@ -165,6 +165,23 @@ describe.concurrent('email change', () => {
     expect((await new Client(srv.url).post('/api/auth/login', { email: plain, password: u.password })).status).toBe(200);
   });
 
+  it('two accounts confirming the same new address at once: one wins, the other gets a 4xx', async () => {
+    const a = await signup(srv.url, 'eca2');
+    const b = await signup(srv.url, 'ecb2');
+    const x = uniqueEmail('ectarget');
+    expect((await a.client.post('/api/account/email', { email: x })).status).toBe(202);
+    expect((await b.client.post('/api/account/email', { email: x })).status).toBe(202);
+    const ma = await mail.waitFor((m) => m.to.includes(x) && m.tokens.length > 0);
+    const mb = await mail.waitFor((m) => m.to.includes(x) && m.tokens.length > 0 && m !== ma);
+    const rs = await Promise.all([ma, mb].map((m) => new Client(srv.url).post('/api/account/email/confirm', { token: m.tokens[0] })));
+    expect(rs.map((r) => r.status).sort()).toEqual([200, rs.find((r) => r.status !== 200)!.status]);
+    const loser = rs.find((r) => r.status !== 200)!;
+    expect(loser.status).toBeGreaterThanOrEqual(400);
+    expect(loser.status).toBeLessThan(500);
+    const emails = [(await a.client.get('/api/account')).body.email, (await b.client.get('/api/account')).body.email];
+    expect(emails.filter((e) => e === x)).toHaveLength(1);
+  });
+
   it('unknown token is 400 invalid_token; bad fields 400 invalid_request; unauthenticated request 401', async () => {
     expectError(await new Client(srv.url).post('/api/account/email/confirm', { token: 'bogus' }), 400, 'invalid_token');
     expectError(await new Client(srv.url).post('/api/account/email/confirm', {}), 400, 'invalid_request');

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Client, FAST, Totp, expectError, expectIso, login, loginFull, mfaUser, signup, sleep, strongPassword, takeRecovery, uniqueEmail, type MfaUser, startMailCatcher, type MailCatcher } from './client.js';
+import { Client, FAST, Totp, currentStep, expectError, expectIso, login, loginFull, mfaUser, signup, sleep, strongPassword, takeRecovery, uniqueEmail, type MfaUser, startMailCatcher, type MailCatcher } from './client.js';
 
 let srv: TestServer;
 let ttl: TestServer;
@@ -165,6 +165,19 @@ describe('pending session', () => {
 });
 
 describe('codes', () => {
+  it('one step of drift each way is accepted', async () => {
+    for (const d of [-1, 1]) {
+      const now = Date.now() / 1000;
+      const into = now % 30;
+      if (into > 27 || into < 1) await sleep(3000);
+      const u = await signup(srv.url, 'drift');
+      const s = await u.client.post('/api/mfa/totp/setup');
+      const t = new Totp(s.body.secret);
+      const r = await u.client.post('/api/mfa/totp/confirm', { code: t.at(currentStep() + d) });
+      expect(r.status, `drift ${d}: ${r.text}`).toBe(200);
+    }
+  });
+
   it('a TOTP code, once accepted, is never accepted again, nor any code of an earlier step', async () => {
     const u = await mfaUser(srv.url, 'reuse');
     const a = await login(srv.url, u);
@@ -464,7 +477,14 @@ describe('instances sharing a database', () => {
       expectError(rs[4]!, 429, 'too_many_attempts');
       expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 401, 'no_pending_authentication');
     });
-    it('a TOTP code accepted on one instance is refused on the other; a recovery code too', async () => {
+    it('a factor enrolled on one instance verifies on the other (the key material is shared through the data dir)', async () => {
+      const u = await mfaUser(a.url, 'shk');
+      const { client } = await login(b.url, u);
+      const code = u.totp.nextOrNull();
+      const v = await client.post('/api/auth/mfa/verify', code ? { method: 'totp', code } : { method: 'recovery_code', code: takeRecovery(u) });
+      expect(v.status, v.text).toBe(200);
+    });
+  it('a TOTP code accepted on one instance is refused on the other; a recovery code too', async () => {
       const u = await mfaUser(a.url, 'shc');
       const code = u.totp.nextOrNull();
       const rc = takeRecovery(u);

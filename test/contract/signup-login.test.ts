@@ -44,6 +44,13 @@ describe('signup', () => {
     }
   });
 
+  it('parallel signups of one address (any case/whitespace) create one account', async () => {
+    const email = uniqueEmail('race');
+    const rs = await Promise.all([email, email.toUpperCase(), ` ${email}`, email, email].map((e) => new Client(srv.url).post('/api/auth/signup', { email: e, password: strongPassword() })));
+    expect(rs.filter((r) => r.status === 201)).toHaveLength(1);
+    for (const r of rs.filter((x) => x.status !== 201)) expectError(r, 409, 'email_taken');
+  });
+
   it('400 weak_password: fewer than 8, more than 256, commonly used', async () => {
     for (const pw of ['Ab1!xyz', 'A'.repeat(1) + 'b9!'.repeat(86), 'password', 'password123', '12345678', 'qwertyuiop']) {
       const r = await new Client(srv.url).post('/api/auth/signup', { email: uniqueEmail('weak'), password: pw });
