@@ -484,7 +484,7 @@ describe('instances sharing a database', () => {
       const v = await client.post('/api/auth/mfa/verify', code ? { method: 'totp', code } : { method: 'recovery_code', code: takeRecovery(u) });
       expect(v.status, v.text).toBe(200);
     });
-  it('a TOTP code accepted on one instance is refused on the other; a recovery code too', async () => {
+    it('a TOTP code accepted on one instance is refused on the other; a recovery code too', async () => {
       const u = await mfaUser(a.url, 'shc');
       const code = u.totp.nextOrNull();
       const rc = takeRecovery(u);
