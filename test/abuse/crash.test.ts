@@ -8,11 +8,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Client, FAST_ARGON2, PASSWORD, pending, spawnServer, totp, uniqueEmail } from './helpers.js';
+import { loginPending, PASSWORD, uniqueEmail } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
+import { FAST_ENV, spawnServer } from '../helpers/server.js';
+import { totpAt } from '../helpers/totp.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-crash-'));
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-const env = { ...FAST_ARGON2, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: 'crash-test-key', GATEHOUSE_LOG_LEVEL: 'silent' };
+const env = { ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: 'crash-test-key', GATEHOUSE_LOG_LEVEL: 'silent' };
 
 interface Enrolled {
   email: string;
@@ -39,13 +42,13 @@ describe('crash safety', () => {
           const setup = await c.post('/api/mfa/totp/setup');
           if (setup.status !== 200) continue;
           sent++;
-          const confirm = await c.post('/api/mfa/totp/confirm', { code: totp(setup.body.secret) });
+          const confirm = await c.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) });
           if (confirm.status !== 200) continue;
           const enrolled = { email, codes: confirm.body.recoveryCodes as string[] };
           acked.enrolled.push(enrolled);
           for (const code of enrolled.codes.slice(0, 3)) {
             if (stop) return;
-            const p = await pending(first.url, email);
+            const p = await loginPending(first.url, email);
             const entry = { email, code };
             inFlight.push(entry);
             sent++;
@@ -93,7 +96,7 @@ describe('crash safety', () => {
       }
       // Every acknowledged use stays used.
       for (const { email, code } of acked.used) {
-        const p = await pending(second.url, email);
+        const p = await loginPending(second.url, email);
         const r = await p.post('/api/auth/mfa/verify', { method: 'recovery_code', code });
         expect(r.status, `acknowledged code reusable for ${email}`).not.toBe(200);
       }
@@ -102,7 +105,7 @@ describe('crash safety', () => {
       for (const { email, code } of inFlightAtKill) {
         let ok = 0;
         for (let i = 0; i < 2; i++) {
-          const p = await pending(second.url, email);
+          const p = await loginPending(second.url, email);
           if ((await p.post('/api/auth/mfa/verify', { method: 'recovery_code', code })).status === 200) ok++;
         }
         expect(ok).toBeLessThanOrEqual(1);
@@ -111,8 +114,8 @@ describe('crash safety', () => {
       // Unused codes of acknowledged enrolments still work, once.
       for (const e of acked.enrolled.slice(0, 3)) {
         const code = e.codes[9]!;
-        const a = await (await pending(second.url, e.email)).post('/api/auth/mfa/verify', { method: 'recovery_code', code });
-        const b = await (await pending(second.url, e.email)).post('/api/auth/mfa/verify', { method: 'recovery_code', code });
+        const a = await (await loginPending(second.url, e.email)).post('/api/auth/mfa/verify', { method: 'recovery_code', code });
+        const b = await (await loginPending(second.url, e.email)).post('/api/auth/mfa/verify', { method: 'recovery_code', code });
         expect([a.status, b.status]).toEqual([200, 401]);
       }
       console.log(

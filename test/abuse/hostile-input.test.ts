@@ -13,7 +13,10 @@ import { loadConfig } from '../../src/config.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, FAST_ARGON2, mfaAccount, PASSWORD, pgSchema, signup } from './helpers.js';
+import { PASSWORD, signup, signupWithTotp } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
+import { pgSchema } from '../helpers/postgres.js';
+import { FAST_ENV } from '../helpers/server.js';
 
 export const CONTRACT_CODES = new Set([
   'invalid_request',
@@ -94,12 +97,12 @@ let mfaEmail: string;
 beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-hostile-'));
   running = await startServer(
-    loadConfig({ HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir, ...FAST_ARGON2 }),
+    loadConfig({ HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir, ...FAST_ENV }),
     { timeouts: { headers: 1_000, request: 2_000, idle: 3_000, keepAlive: 500 } },
   );
   base = running.url;
   routes = parseRoutes(running.app.printRoutes({ commonPrefix: false }));
-  mfaEmail = (await mfaAccount(base)).email;
+  mfaEmail = (await signupWithTotp(base, { confirmStep: 0 })).email;
 }, 60_000);
 
 afterAll(async () => {
@@ -274,8 +277,8 @@ describe('hostile input: every route', () => {
       for (const who of ['anonymous', 'full', 'pending']) {
         const client = await sessionFor(who);
         for (const b of [undefined, '{}', '{"unexpected":true}', '[]', 'null', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}']) {
-          const r = await client.req(route.method, fillParams(route.url, 'zzz'), b, b === undefined ? {} : { 'content-type': 'application/json' });
-          assertContractError({ status: r.status, text: r.text, contentType: r.headers.get('content-type') }, `${route.method} ${route.url} [${who}] ${b}`, isPage(route.url));
+          const r = await client.req(route.method, fillParams(route.url, 'zzz'), { raw: b });
+          assertContractError({ status: r.status, text: r.text, contentType: (r.headers['content-type'] as string | undefined) ?? null }, `${route.method} ${route.url} [${who}] ${b}`, isPage(route.url));
         }
       }
     }
@@ -291,11 +294,11 @@ describe('hostile input: every route, whole server on PostgreSQL', () => {
   beforeAll(async () => {
     schema = await pgSchema('hostile');
     pgServer = await startServer(
-      loadConfig({ HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_DATABASE_URL: schema.url, ...FAST_ARGON2 }),
+      loadConfig({ HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_DATABASE_URL: schema.url, ...FAST_ENV }),
     );
     saved = [base, mfaEmail];
     base = pgServer.url;
-    mfaEmail = (await mfaAccount(base)).email;
+    mfaEmail = (await signupWithTotp(base, { confirmStep: 0 })).email;
   }, 60_000);
   afterAll(async () => {
     if (saved) [base, mfaEmail] = saved;

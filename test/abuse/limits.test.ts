@@ -5,20 +5,12 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { startPair } from './helpers.js';
-import {
-  Client,
-  expect429,
-  FAST_ARGON2,
-  mfaAccount,
-  PASSWORD,
-  pending,
-  pgSchema,
-  REDIS_URL,
-  uniqueEmail,
-  wrongTotp,
-} from './helpers.js';
+import { loginPending, PASSWORD, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
+import { pgSchema, REDIS_URL } from '../helpers/postgres.js';
+import { FAST_ENV, startPair, startTestServer, type TestServer } from '../helpers/server.js';
+import { wrongTotp } from '../helpers/totp.js';
+import { expect429 } from './helpers.js';
 
 const LOCKOUT = 4;
 
@@ -27,7 +19,7 @@ interface Setup {
   start(): Promise<{ servers: TestServer[]; cleanup(): Promise<void> }>;
 }
 
-const common = { ...FAST_ARGON2, GATEHOUSE_LOCKOUT_SECONDS: String(LOCKOUT), GATEHOUSE_TRUST_PROXY: '127.0.0.1' };
+const common = { ...FAST_ENV, GATEHOUSE_LOCKOUT_SECONDS: String(LOCKOUT), GATEHOUSE_TRUST_PROXY: '127.0.0.1' };
 
 const setups: Setup[] = [
   {
@@ -120,8 +112,8 @@ describe.each(setups)('limits: $name', (setup) => {
   afterAll(async () => cleanup());
 
   it('the fifth wrong code in one pending session answers 429 and revokes that session', async () => {
-    const acct = await mfaAccount(url(0), uniqueEmail(), viaProxy());
-    const c = await pending(url(0), acct.email, viaProxy());
+    const acct = await signupWithTotp(url(0), { email: uniqueEmail(), headers: viaProxy(), confirmStep: 0 });
+    const c = await loginPending(url(0), acct.email, viaProxy());
     for (let i = 1; i <= 4; i++) {
       const r = await c.withBase(url(i)).post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) });
       expect(r.status, r.text).toBe(401);
@@ -135,14 +127,14 @@ describe.each(setups)('limits: $name', (setup) => {
     expect(after.status).toBe(401);
     expect(['no_pending_authentication', 'unauthenticated']).toContain(after.body.error);
     // The legitimate user, in a new session, still gets in (5 < 10 account-wide).
-    const fresh = await pending(url(1), acct.email, viaProxy());
+    const fresh = await loginPending(url(1), acct.email, viaProxy());
     expect((await fresh.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[0] })).status).toBe(200);
   });
 
   it('parallel wrong codes over many sessions, addresses, letter cases and instances: exactly 10 are checked, then even a correct code is locked out', async () => {
-    const acct = await mfaAccount(url(0), uniqueEmail(), viaProxy());
+    const acct = await signupWithTotp(url(0), { email: uniqueEmail(), headers: viaProxy(), confirmStep: 0 });
     // 8 pending sessions, each from its own address, with its own letter case, on alternating instances.
-    const sessions = await Promise.all(Array.from({ length: 8 }, (_, i) => pending(url(i), scramble(acct.email), viaProxy())));
+    const sessions = await Promise.all(Array.from({ length: 8 }, (_, i) => loginPending(url(i), scramble(acct.email), viaProxy())));
     // 32 wrong guesses at once: 4 per session (below the per-session limit).
     const guesses = sessions.flatMap((s, i) =>
       Array.from({ length: 4 }, (_, j) => s.withBase(url(i + j)).post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) })),
@@ -159,7 +151,7 @@ describe.each(setups)('limits: $name', (setup) => {
     expect(await events(servers[0]!, acct.userId, 'account.locked')).toBe(1);
 
     // Locked: the correct recovery code, in a brand-new session on the other instance, is refused.
-    const owner = await pending(url(1), acct.email, viaProxy());
+    const owner = await loginPending(url(1), acct.email, viaProxy());
     const locked = await owner.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[1] });
     expect(locked.body.error).toBe('too_many_attempts');
     const retryAfter = expect429(locked);
@@ -174,16 +166,16 @@ describe.each(setups)('limits: $name', (setup) => {
 
     // retryAfter is honest: after that many seconds the correct code works.
     await sleep(retryAfter * 1000 + 300);
-    const late = await pending(url(0), acct.email, viaProxy());
+    const late = await loginPending(url(0), acct.email, viaProxy());
     const ok = await late.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[1] });
     expect(ok.status, ok.text).toBe(200);
   });
 
   it('a correct code resets the run of failures', async () => {
-    const acct = await mfaAccount(url(0), uniqueEmail(), viaProxy());
+    const acct = await signupWithTotp(url(0), { email: uniqueEmail(), headers: viaProxy(), confirmStep: 0 });
     const wrong = async (n: number) => {
       for (let done = 0; done < n; ) {
-        const s = await pending(url(done), acct.email, viaProxy());
+        const s = await loginPending(url(done), acct.email, viaProxy());
         const batch = Math.min(4, n - done);
         const rs = await Promise.all(Array.from({ length: batch }, () => s.post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) })));
         for (const r of rs) expect(r.status).toBe(401);
@@ -191,17 +183,17 @@ describe.each(setups)('limits: $name', (setup) => {
       }
     };
     await wrong(9);
-    const s1 = await pending(url(1), acct.email, viaProxy());
+    const s1 = await loginPending(url(1), acct.email, viaProxy());
     expect((await s1.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[2] })).status).toBe(200);
     await wrong(9);
-    const s2 = await pending(url(0), acct.email, viaProxy());
+    const s2 = await loginPending(url(0), acct.email, viaProxy());
     expect((await s2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: acct.recoveryCodes[3] })).status).toBe(200);
     expect(await events(servers[0]!, acct.userId, 'account.locked')).toBe(0);
   });
 
   it('parallel wrong passwords across letter case, addresses and instances: 10 checked, then the correct password is locked; a pending session keeps its second-factor check', async () => {
-    const acct = await mfaAccount(url(0), uniqueEmail(), viaProxy());
-    const before = await pending(url(1), acct.email, viaProxy());
+    const acct = await signupWithTotp(url(0), { email: uniqueEmail(), headers: viaProxy(), confirmStep: 0 });
+    const before = await loginPending(url(1), acct.email, viaProxy());
     const replies = await Promise.all(
       Array.from({ length: 24 }, (_, i) =>
         new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(acct.email), password: `wrong password ${i}` }),
@@ -237,7 +229,7 @@ describe.each(setups)('limits: $name', (setup) => {
 
 describe('per-address password limit and X-Forwarded-For', () => {
   it('without GATEHOUSE_TRUST_PROXY, X-Forwarded-For changes nothing: one address is limited however the header varies', async () => {
-    const s = await startTestServer({ ...FAST_ARGON2 });
+    const s = await startTestServer({ ...FAST_ENV });
     try {
       const statuses: number[] = [];
       // 100 attempts per address per 15 minutes, each with a different (ignored) XFF and e-mail.
@@ -264,7 +256,7 @@ describe('per-address password limit and X-Forwarded-For', () => {
   });
 
   it('with GATEHOUSE_TRUST_PROXY naming the proxy, each forwarded client address has its own budget', async () => {
-    const s = await startTestServer({ ...FAST_ARGON2, GATEHOUSE_TRUST_PROXY: '127.0.0.1' });
+    const s = await startTestServer({ ...FAST_ENV, GATEHOUSE_TRUST_PROXY: '127.0.0.1' });
     try {
       const spray = (ip: string, n: number) =>
         Promise.all(

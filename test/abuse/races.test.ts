@@ -4,9 +4,11 @@
  * SQLite (one instance) and on two instances sharing PostgreSQL.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { startPair } from './helpers.js';
-import { FAST_ARGON2, mfaAccount, pending, pgSchema, totp, wrongTotp, type Client } from './helpers.js';
+import { loginPending, signupWithTotp } from '../helpers/accounts.js';
+import type { Client } from '../helpers/http-client.js';
+import { pgSchema } from '../helpers/postgres.js';
+import { FAST_ENV, startPair, startTestServer, type TestServer } from '../helpers/server.js';
+import { totpAt, wrongTotp } from '../helpers/totp.js';
 
 const PARALLEL = 24;
 
@@ -14,7 +16,7 @@ const setups = [
   {
     name: 'SQLite',
     async start() {
-      const s = await startTestServer({ ...FAST_ARGON2 });
+      const s = await startTestServer({ ...FAST_ENV });
       return { servers: [s], cleanup: () => s.close() };
     },
   },
@@ -22,7 +24,7 @@ const setups = [
     name: 'two instances on PostgreSQL',
     async start() {
       const pg = await pgSchema('races');
-      const env = { ...FAST_ARGON2, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_SECRET_KEY: 'races-test-key' };
+      const env = { ...FAST_ENV, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_SECRET_KEY: 'races-test-key' };
       const [a, b] = await startPair(env, pg.drop);
       return {
         servers: [a, b],
@@ -53,12 +55,12 @@ describe.each(setups)('races: $name', (setup) => {
   async function sessions(email: string, n: number): Promise<Client[]> {
     const out: Client[] = [];
     // Logins in small batches (each is a password hash), then the race itself all at once.
-    for (let i = 0; i < n; i += 6) out.push(...(await Promise.all(Array.from({ length: Math.min(6, n - i) }, (_, j) => pending(url(i + j), email)))));
+    for (let i = 0; i < n; i += 6) out.push(...(await Promise.all(Array.from({ length: Math.min(6, n - i) }, (_, j) => loginPending(url(i + j), email)))));
     return out;
   }
 
   it(`one recovery code raced by ${PARALLEL} pending sessions succeeds exactly once`, async () => {
-    const acct = await mfaAccount(url(0));
+    const acct = await signupWithTotp(url(0), { confirmStep: 0 });
     const racers = await sessions(acct.email, PARALLEL);
     const code = acct.recoveryCodes[0]!;
     const replies = await Promise.all(racers.map((c, i) => c.withBase(url(i)).post('/api/auth/mfa/verify', { method: 'recovery_code', code })));
@@ -67,23 +69,23 @@ describe.each(setups)('races: $name', (setup) => {
     for (const r of replies) expect([200, 401, 429], r.text).toContain(r.status);
     expect(await countEvents(servers[0]!, acct.userId, 'mfa.recovery_code_used')).toBe(1);
     // And it stays used.
-    const again = await pending(url(1), acct.email);
+    const again = await loginPending(url(1), acct.email);
     expect((await again.post('/api/auth/mfa/verify', { method: 'recovery_code', code: code.toLowerCase() })).status).not.toBe(200);
   });
 
   it(`one TOTP step raced by ${PARALLEL} pending sessions succeeds exactly once, and no earlier step works after it`, async () => {
-    const acct = await mfaAccount(url(0));
+    const acct = await signupWithTotp(url(0), { confirmStep: 0 });
     const racers = await sessions(acct.email, PARALLEL);
-    const code = totp(acct.secret, 1);
+    const code = totpAt(acct.secret, 1);
     const replies = await Promise.all(racers.map((c, i) => c.withBase(url(i)).post('/api/auth/mfa/verify', { method: 'totp', code })));
     expect(replies.filter((r) => r.status === 200).length).toBe(1);
     for (const r of replies) expect([200, 401, 429], r.text).toContain(r.status);
-    const late = await pending(url(1), acct.email);
-    expect((await late.post('/api/auth/mfa/verify', { method: 'totp', code: totp(acct.secret, 0) })).status).not.toBe(200);
+    const late = await loginPending(url(1), acct.email);
+    expect((await late.post('/api/auth/mfa/verify', { method: 'totp', code: totpAt(acct.secret, 0) })).status).not.toBe(200);
   });
 
   it(`one recovery code raced by 32 step-ups and verifications at once succeeds exactly once`, async () => {
-    const acct = await mfaAccount(url(0));
+    const acct = await signupWithTotp(url(0), { confirmStep: 0 });
     const racers = await sessions(acct.email, PARALLEL);
     // 8 sessions become full with recovery codes 1..8; then the last code is raced by two
     // step-ups from each full session and by the 16 remaining pending sessions at once.
@@ -103,7 +105,7 @@ describe.each(setups)('races: $name', (setup) => {
   });
 
   it(`${PARALLEL} parallel wrong codes in one pending session: exactly 5 are checked, the session is revoked`, async () => {
-    const acct = await mfaAccount(url(0));
+    const acct = await signupWithTotp(url(0), { confirmStep: 0 });
     const [c] = await sessions(acct.email, 1);
     const replies = await Promise.all(
       Array.from({ length: PARALLEL }, (_, i) => c!.withBase(url(i)).post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) })),

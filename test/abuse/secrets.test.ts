@@ -16,8 +16,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { rotateKeys } from '../../src/commands/rotate-key.js';
 import { SecretBox } from '../../src/services/keys.js';
 import { totpSecretContext } from '../../src/services/second-factor.js';
-import { startTestServer } from '../helpers/server.js';
-import { Client, FAST_ARGON2, mfaAccount, PASSWORD, pending, spawnServer, totp } from './helpers.js';
+import { loginPending, PASSWORD, signupWithTotp, type MfaAccount } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
+import { FAST_ENV, spawnServer, startTestServer } from '../helpers/server.js';
+import { totpAt } from '../helpers/totp.js';
 
 const OLD_KEY = 'old-key-material-for-the-rotation-test-0001';
 const NEW_KEY = 'new-key-material-for-the-rotation-test-0002';
@@ -47,17 +49,17 @@ async function waitForMailToken(dir: string, timeoutMs = 15_000): Promise<string
   return null;
 }
 
-let account: Awaited<ReturnType<typeof mfaAccount>>;
+let account: MfaAccount;
 
 describe('secrets at rest and in logs', () => {
   const secrets: Record<string, string[]> = {};
 
   it('a full flow leaves no secret in clear in the SQLite file, its WAL, or the structured logs', async () => {
     let logs = '';
-    const child = await spawnServer({ ...FAST_ARGON2, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: OLD_KEY, GATEHOUSE_LOG_LEVEL: 'debug' });
+    const child = await spawnServer({ ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: OLD_KEY, GATEHOUSE_LOG_LEVEL: 'debug' });
     try {
       const base = child.url;
-      account = await mfaAccount(base);
+      account = await signupWithTotp(base, { confirmStep: 0 });
       secrets.password = [PASSWORD];
       secrets.totpSecret = [account.secret];
       secrets.recoveryCodes = account.recoveryCodes;
@@ -69,13 +71,13 @@ describe('secrets at rest and in logs', () => {
       expect(l.status).toBe(202);
       secrets.sessionTokens.push(l.body.sessionToken);
       viaTotp.bearer = l.body.sessionToken;
-      const v = await viaTotp.post('/api/auth/mfa/verify', { method: 'totp', code: totp(account.secret, 1) });
+      const v = await viaTotp.post('/api/auth/mfa/verify', { method: 'totp', code: totpAt(account.secret, 1) });
       expect(v.status, v.text).toBe(200);
       secrets.sessionTokens.push(v.body.sessionToken);
-      secrets.totpCodes = [totp(account.secret, 0), totp(account.secret, 1)];
+      secrets.totpCodes = [totpAt(account.secret, 0), totpAt(account.secret, 1)];
 
       // Recovery-code login.
-      const viaCode = await pending(base, account.email);
+      const viaCode = await loginPending(base, account.email);
       expect((await viaCode.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[0] })).status).toBe(200);
       secrets.sessionTokens.push(...viaCode.cookies.values());
 
@@ -84,7 +86,7 @@ describe('secrets at rest and in logs', () => {
       const t = await viaCode.post('/api/tokens', { name: 'ci', scopes: ['account:read'] });
       expect(t.status, t.text).toBe(201);
       secrets.apiToken = [t.body.token];
-      const use = await new Client(base).get('/api/account', { authorization: `Bearer ${t.body.token}` });
+      const use = await new Client(base).get('/api/account', { headers: { authorization: `Bearer ${t.body.token}` } });
       expect(use.status).toBe(200);
 
       // A password reset request: the token only ever leaves in the e-mail.
@@ -141,21 +143,21 @@ describe('key rotation', () => {
     const newId = keyIdOf(new SecretBox(NEW_KEY).encrypt('x', 'y'));
 
     // 1. New key configured, old key listed as previous.
-    const env = { ...FAST_ARGON2, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: NEW_KEY, GATEHOUSE_PREVIOUS_SECRET_KEYS: OLD_KEY };
+    const env = { ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: NEW_KEY, GATEHOUSE_PREVIOUS_SECRET_KEYS: OLD_KEY };
     const s1 = await startTestServer(env);
     try {
       // The old TOTP secret still decrypts (a code of a later step than any used before).
-      const c = await pending(s1.url, account.email);
-      const later = totp(account.secret, 2);
+      const c = await loginPending(s1.url, account.email);
+      const later = totpAt(account.secret, 2);
       const viaTotp = await c.post('/api/auth/mfa/verify', { method: 'totp', code: later });
       // Step +2 is usually outside the drift window: a clean 401 (not a 500) still shows the
       // verifier decrypted the old-key secret to compare.
       if (viaTotp.status !== 200) expect(viaTotp.body.error).toBe('invalid_code');
       // Recovery codes hashed under the old key still verify while it is configured.
-      const c2 = await pending(s1.url, account.email);
+      const c2 = await loginPending(s1.url, account.email);
       expect((await c2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[2] })).status).toBe(200);
       // A new enrolment is sealed with the new key.
-      const fresh = await mfaAccount(s1.url);
+      const fresh = await signupWithTotp(s1.url, { confirmStep: 0 });
       const row = await s1.server.gatehouse.database.db.selectFrom('factors').select(['id', 'secret_enc']).where('user_id', '=', fresh.userId).executeTakeFirstOrThrow();
       expect(keyIdOf(row.secret_enc!)).toBe(newId);
       const old = await s1.server.gatehouse.database.db.selectFrom('factors').select(['id', 'secret_enc']).where('user_id', '=', account.userId).executeTakeFirstOrThrow();
@@ -176,7 +178,7 @@ describe('key rotation', () => {
     expect(again.factors.reencrypted).toBe(0);
 
     // 3. The old key removed entirely: every TOTP secret decrypts with the new key alone.
-    const s2 = await startTestServer({ ...FAST_ARGON2, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: NEW_KEY });
+    const s2 = await startTestServer({ ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: NEW_KEY });
     try {
       const rows = await s2.server.gatehouse.database.db.selectFrom('factors').select(['id', 'secret_enc']).execute();
       const box = new SecretBox(NEW_KEY);
@@ -184,7 +186,7 @@ describe('key rotation', () => {
       expect(rows.some((r) => box.decrypt(r.secret_enc!, totpSecretContext(r.id)) === account.secret)).toBe(true);
       // Documented rule: recovery codes hashed under a key that is no longer configured stop
       // working (they cannot be re-keyed); the user signs in with TOTP and regenerates them.
-      const c = await pending(s2.url, account.email);
+      const c = await loginPending(s2.url, account.email);
       const r = await c.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[3] });
       expect(r.status).toBe(401);
     } finally {

@@ -7,7 +7,9 @@
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Client, median, mfaAccount, PASSWORD, uniqueEmail } from './helpers.js';
+import { PASSWORD, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
+import { median } from './helpers.js';
 
 const SAMPLES = 30;
 let server: TestServer;
@@ -21,7 +23,7 @@ afterAll(async () => server.close());
 
 describe('timing', () => {
   it('unknown e-mail, wrong password and correct password (MFA account) take statistically indistinguishable time', async () => {
-    const acct = await mfaAccount(server.url);
+    const acct = await signupWithTotp(server.url, { confirmStep: 0 });
     const times = { unknown: [] as number[], wrong: [] as number[], correct: [] as number[] };
     let ip = 0;
     const attempt = async (email: string, password: string) => {

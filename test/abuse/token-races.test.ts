@@ -5,8 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Client, FAST_ARGON2, PASSWORD, pgSchema, signup, uniqueEmail } from './helpers.js';
+import { PASSWORD, signup, uniqueEmail } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
+import { pgSchema } from '../helpers/postgres.js';
+import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
 
 const PARALLEL = 24;
 let server: TestServer;
@@ -40,9 +42,9 @@ describe.each(setups)('token races ($name)', ({ pg }) => {
     if (pg) {
       const schema = await pgSchema('tokens');
       dropSchema = schema.drop;
-      server = await startTestServer({ ...FAST_ARGON2, GATEHOUSE_DATABASE_URL: schema.url });
+      server = await startTestServer({ ...FAST_ENV, GATEHOUSE_DATABASE_URL: schema.url });
     } else {
-      server = await startTestServer({ ...FAST_ARGON2 });
+      server = await startTestServer({ ...FAST_ENV });
     }
   }, 60_000);
   afterAll(async () => {
@@ -87,12 +89,12 @@ describe.each(setups)('token races ($name)', ({ pg }) => {
     expect(rememberName, 'remember-me cookie issued').toBeTruthy();
     const rememberCookie = `${rememberName}=${browser.cookies.get(rememberName!)}`;
     // Only the remember-me cookie, from 24 tabs at once.
-    const replies = await Promise.all(Array.from({ length: PARALLEL }, () => new Client(server.url).get('/api/session', { cookie: rememberCookie })));
+    const replies = await Promise.all(Array.from({ length: PARALLEL }, () => new Client(server.url).get('/api/session', { headers: { cookie: rememberCookie } })));
     const restored = replies.filter((r) => r.status === 200);
     expect(restored.length).toBeLessThanOrEqual(1);
     for (const r of replies) expect([200, 401], r.text).toContain(r.status);
     // The raced token itself is spent.
-    const replay = await new Client(server.url).get('/api/session', { cookie: rememberCookie });
+    const replay = await new Client(server.url).get('/api/session', { headers: { cookie: rememberCookie } });
     expect(replay.status).toBe(401);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * Starts a real Gatehouse server on 127.0.0.1 with a fresh temporary data dir (SQLite),
- * for HTTP tests. Settings are the contract's environment variables.
+ * for HTTP tests. Settings are the contract's environment variables. Also: a server in a
+ * child process (for crash and log tests), and two servers sharing one database.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -33,6 +34,67 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     async close() {
       await server.close();
       if (!env.GATEHOUSE_DATA_DIR) fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Settings that keep HTTP tests fast: cheap argon2. */
+export const FAST_ENV = { GATEHOUSE_ARGON2_MEMORY_KIB: '64', GATEHOUSE_ARGON2_ITERATIONS: '1' };
+
+/** `startTestServer` with cheap argon2 (`FAST_ENV`) under `env`. */
+export function startFastServer(env: Record<string, string> = {}): Promise<TestServer> {
+  return startTestServer({ ...FAST_ENV, ...env });
+}
+
+/** Two servers on one shared database, started one after the other (the first migrates); on failure `drop` runs. */
+export async function startPair(env: Record<string, string>, drop: () => Promise<void>): Promise<[TestServer, TestServer]> {
+  const started: TestServer[] = [];
+  try {
+    started.push(await startTestServer(env));
+    started.push(await startTestServer(env));
+    return started as [TestServer, TestServer];
+  } catch (err) {
+    for (const s of started) await s.close();
+    await drop();
+    throw err;
+  }
+}
+
+/** A server in a child process (`npx tsx`), in its own process group so SIGKILL takes it all. */
+export async function spawnServer(env: Record<string, string>) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('npx', ['tsx', 'test/abuse/fixtures/child-server.ts'], {
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'info', ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`child server did not start: ${stderr}`)), 45_000);
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+      const m = /READY (\S+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`child server exited ${code}: ${stderr}`)));
+  });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return {
+    url,
+    pid: child.pid!,
+    logs: () => stdout,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        /* already gone */
+      }
+      await exited;
     },
   };
 }

@@ -5,16 +5,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/services/keys.js';
-import type { TestServer } from '../helpers/server.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
 import { MailSink } from '../helpers/smtp.js';
-import { Client, signup, signupWithTotp, sleep, startServer } from './client.js';
+import { Client } from '../helpers/http-client.js';
+import { signup, signupWithTotp, sleep } from '../helpers/accounts.js';
 
 let server: TestServer;
 const smtp = new MailSink();
 
 beforeAll(async () => {
   await smtp.start();
-  server = await startServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_STEP_UP_MAX_AGE: '2', GATEHOUSE_TRANSFER_STEP_UP_CENTS: '1000' });
+  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_STEP_UP_MAX_AGE: '2', GATEHOUSE_TRANSFER_STEP_UP_CENTS: '1000' });
 });
 afterAll(async () => {
   await server?.close();

@@ -5,14 +5,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import type { TestServer } from '../helpers/server.js';
-import { Client, login, loginFull, PASSWORD, signup, signupWithTotp, startServer, uniqueEmail } from './client.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
+import { Client } from '../helpers/http-client.js';
+import { login, loginFull, PASSWORD, signup, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
 
 let server: TestServer;
 let base: string;
 
 beforeAll(async () => {
-  server = await startServer();
+  server = await startFastServer();
   base = server.url;
 });
 afterAll(() => server?.close());

@@ -3,16 +3,17 @@
  * confirm, a notice to the old address, 409 when the address got taken meanwhile.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestServer } from '../helpers/server.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
 import { linkToken, MailSink } from '../helpers/smtp.js';
-import { Client, signup, sleep, startServer, uniqueEmail } from './client.js';
+import { Client } from '../helpers/http-client.js';
+import { signup, sleep, uniqueEmail } from '../helpers/accounts.js';
 
 let server: TestServer;
 const smtp = new MailSink();
 
 beforeAll(async () => {
   await smtp.start();
-  server = await startServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_STEP_UP_MAX_AGE: '2', GATEHOUSE_PUBLIC_URL: 'http://127.0.0.1:1/' });
+  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_STEP_UP_MAX_AGE: '2', GATEHOUSE_PUBLIC_URL: 'http://127.0.0.1:1/' });
 });
 afterAll(async () => {
   await server?.close();

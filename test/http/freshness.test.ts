@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import type { TestServer } from '../helpers/server.js';
-import { Client, login, loginFull, signup, signupWithTotp, sleep, startServer } from './client.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
+import { Client } from '../helpers/http-client.js';
+import { login, loginFull, signup, signupWithTotp, sleep } from '../helpers/accounts.js';
 
 const MAX_AGE = 2;
 const THRESHOLD = 5000;
@@ -14,7 +15,7 @@ let server: TestServer;
 let base: string;
 
 beforeAll(async () => {
-  server = await startServer({ GATEHOUSE_STEP_UP_MAX_AGE: String(MAX_AGE), GATEHOUSE_TRANSFER_STEP_UP_CENTS: String(THRESHOLD) });
+  server = await startFastServer({ GATEHOUSE_STEP_UP_MAX_AGE: String(MAX_AGE), GATEHOUSE_TRANSFER_STEP_UP_CENTS: String(THRESHOLD) });
   base = server.url;
 });
 afterAll(() => server?.close());

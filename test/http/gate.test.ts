@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import type { RouteRequirement } from '../../src/http/gate.js';
 import { buildServer } from '../../src/server.js';
-import type { TestServer } from '../helpers/server.js';
-import { Client, FAST_ENV, login, PASSWORD, signup, signupWithTotp, sleep, startServer, uniqueEmail } from './client.js';
+import { FAST_ENV, startFastServer, type TestServer } from '../helpers/server.js';
+import { Client } from '../helpers/http-client.js';
+import { login, PASSWORD, signup, signupWithTotp, sleep, uniqueEmail } from '../helpers/accounts.js';
 
 /** Every route any Fastify instance created in this file registers, via an onRoute hook added first. */
 const registry = vi.hoisted(() => ({ routes: [] as Array<{ method: string; url: string; requires: unknown }> }));
@@ -41,7 +42,7 @@ interface Route {
 
 async function startAndEnumerate(env: Record<string, string>): Promise<{ server: TestServer; routes: Route[] }> {
   registry.routes.length = 0;
-  const server = await startServer(env);
+  const server = await startFastServer(env);
   const seen = new Set<string>();
   const routes: Route[] = [];
   for (const r of registry.routes) {

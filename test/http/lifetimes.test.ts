@@ -4,15 +4,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import type { TestServer } from '../helpers/server.js';
-import { Client, login, PASSWORD, signupWithTotp, sleep, startServer, uniqueEmail } from './client.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
+import { Client } from '../helpers/http-client.js';
+import { login, PASSWORD, signupWithTotp, sleep, uniqueEmail } from '../helpers/accounts.js';
 
 const servers: TestServer[] = [];
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.close()));
 });
 async function serve(env: Record<string, string>): Promise<string> {
-  const s = await startServer(env);
+  const s = await startFastServer(env);
   servers.push(s);
   return s.url;
 }

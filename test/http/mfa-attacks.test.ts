@@ -5,27 +5,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import type { TestServer } from '../helpers/server.js';
-import { Client, login, signupWithTotp, sleep, startServer, type MfaAccount } from './client.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
+import { Client } from '../helpers/http-client.js';
+import { login, type MfaAccount, signupWithTotp, sleep } from '../helpers/accounts.js';
+import { wrongTotp } from '../helpers/totp.js';
 
 const LOCKOUT = 4;
 let server: TestServer;
 let base: string;
 
 beforeAll(async () => {
-  server = await startServer({ GATEHOUSE_LOCKOUT_SECONDS: String(LOCKOUT) });
+  server = await startFastServer({ GATEHOUSE_LOCKOUT_SECONDS: String(LOCKOUT) });
   base = server.url;
 });
 afterAll(() => server?.close());
-
-/** A six-digit code that is wrong for every step in the drift window. */
-function wrongCode(secret: string, salt = 0): string {
-  const valid = new Set([-1, 0, 1].map((d) => totpCodeAt(secret, Date.now() + d * 30_000)));
-  for (let i = salt; ; i++) {
-    const candidate = String((i * 7919) % 1_000_000).padStart(6, '0');
-    if (!valid.has(candidate)) return candidate;
-  }
-}
 
 const verify = (c: Client, method: 'totp' | 'recovery_code', code: string) => c.post('/api/auth/mfa/verify', { method, code });
 
@@ -172,11 +165,11 @@ describe('guessing within one pending session', () => {
     const account = await signupWithTotp(base);
     const { client } = await login(base, account);
     for (let i = 0; i < 4; i++) {
-      const res = await verify(client, 'totp', wrongCode(account.secret, i));
+      const res = await verify(client, 'totp', wrongTotp(account.secret, i));
       expect(res.status).toBe(401);
       expect(res.body.error).toBe('invalid_code');
     }
-    expect429(await verify(client, 'totp', wrongCode(account.secret, 4)));
+    expect429(await verify(client, 'totp', wrongTotp(account.secret, 4)));
     // The session is gone: even the right code no longer completes it.
     const after = await verify(client, 'recovery_code', account.recoveryCodes[0]!);
     expect(after.status).toBe(401);

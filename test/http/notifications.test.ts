@@ -7,9 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import type { TestServer } from '../helpers/server.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
 import { MailSink } from '../helpers/smtp.js';
-import { Client, login, loginFull, signup, signupWithTotp, sleep, startServer, uniqueEmail } from './client.js';
+import { Client } from '../helpers/http-client.js';
+import { login, loginFull, signup, signupWithTotp, sleep, uniqueEmail } from '../helpers/accounts.js';
 
 const UA = 'Mozilla/5.0 (X11; Linux x86_64) NotificationTest/1.0';
 
@@ -18,7 +19,7 @@ describe('notifications over SMTP', () => {
   const smtp = new MailSink();
   beforeAll(async () => {
     await smtp.start();
-    server = await startServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_MAIL_FROM: 'Gatehouse <security@bank.test>', GATEHOUSE_LOCKOUT_SECONDS: '60' });
+    server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_MAIL_FROM: 'Gatehouse <security@bank.test>', GATEHOUSE_LOCKOUT_SECONDS: '60' });
   });
   afterAll(async () => {
     await server?.close();
@@ -107,7 +108,7 @@ describe('mail server outage', () => {
     const smtp = new MailSink();
     await smtp.start();
     const port = smtp.port;
-    const server = await startServer({ GATEHOUSE_SMTP_URL: smtp.url });
+    const server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url });
     try {
       const { client, email } = await signup(server.url);
       await smtp.stop();
@@ -143,7 +144,7 @@ describe('mail server outage', () => {
 
 describe('mail without SMTP', () => {
   it('writes each message as a file in <dataDir>/mail, link intact', async () => {
-    const server = await startServer();
+    const server = await startFastServer();
     try {
       const { email } = await signup(server.url);
       await new Client(server.url).post('/api/auth/password/forgot', { email });

@@ -4,8 +4,9 @@
  * are revoked, the current session stays, and `account.password_changed` is recorded.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Browser, FAST_ENV, PASSWORD, signup } from './credentials-helpers.js';
+import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, signup, uniqueEmail } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
 
 const NEW_PASSWORD = 'marble kettle horizon 2024!';
 
@@ -16,18 +17,18 @@ beforeAll(async () => {
 afterAll(async () => server?.close());
 
 async function login(address: string, password = PASSWORD, remember = false) {
-  const b = new Browser(server.url);
+  const b = new Client(server.url);
   const r = await b.post('/api/auth/login', { email: address, password, remember });
   return { b, r };
 }
 
 describe('password change', () => {
   it('revokes other sessions and remember-me tokens but keeps the current session', async () => {
-    const { email, browser: current } = await signup(server.url, 'pw-change');
+    const { email, client: current } = await signup(server.url, { email: uniqueEmail('pw-change') });
     const { b: other } = await login(email);
     const { b: remembered } = await login(email, PASSWORD, true);
     const rememberOnly = remembered.only('gatehouse_remember');
-    const native = new Browser(server.url);
+    const native = new Client(server.url);
     const tokenLogin = await native.post('/api/auth/login', { email, password: PASSWORD, transport: 'token' });
     expect(tokenLogin.status).toBe(200);
 
@@ -49,7 +50,7 @@ describe('password change', () => {
   });
 
   it('refuses a wrong current password, a weak new one, a stale session and a cross-site request', async () => {
-    const { email, browser } = await signup(server.url, 'pw-refuse');
+    const { email, client: browser } = await signup(server.url, { email: uniqueEmail('pw-refuse') });
     const wrong = await browser.post('/api/account/password', { currentPassword: 'not my password', newPassword: NEW_PASSWORD });
     expect(wrong.status).toBe(401);
     expect(wrong.body.error).toBe('invalid_credentials');
@@ -61,10 +62,10 @@ describe('password change', () => {
     expect(bad.body.error).toBe('invalid_request');
     const extra = await browser.post('/api/account/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD, email: 'x@y.z' });
     expect(extra.status).toBe(400);
-    const csrf = await browser.req('POST', '/api/account/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, { origin: 'https://evil.example' });
+    const csrf = await browser.req('POST', '/api/account/password', { json: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, headers: { origin: 'https://evil.example' } });
     expect(csrf.status).toBe(403);
     expect(csrf.body.error).toBe('csrf');
-    const anonymous = await new Browser(server.url).post('/api/account/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD });
+    const anonymous = await new Client(server.url).post('/api/account/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD });
     expect(anonymous.status).toBe(401);
     // A remember-me session is never fresh: the password must be re-entered first.
     const { b: remembered } = await login(email, PASSWORD, true);
@@ -79,7 +80,7 @@ describe('password change', () => {
   });
 
   it('counts wrong current passwords in the account’s password limiter', async () => {
-    const { email, browser } = await signup(server.url, 'pw-limit');
+    const { email, client: browser } = await signup(server.url, { email: uniqueEmail('pw-limit') });
     const statuses: number[] = [];
     for (let i = 0; i < 11; i++) {
       statuses.push((await browser.post('/api/account/password', { currentPassword: `wrong ${i} password`, newPassword: NEW_PASSWORD })).status);

@@ -5,9 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/services/keys.js';
-import type { TestServer } from '../helpers/server.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
 import { linkToken, MailSink } from '../helpers/smtp.js';
-import { Client, login, PASSWORD, signup, signupWithTotp, sleep, startServer, uniqueEmail } from './client.js';
+import { Client } from '../helpers/http-client.js';
+import { login, PASSWORD, signup, signupWithTotp, sleep, uniqueEmail } from '../helpers/accounts.js';
 
 let server: TestServer;
 const smtp = new MailSink();
@@ -15,7 +16,7 @@ const NEW_PASSWORD = 'copper-lantern-81-meadow';
 
 beforeAll(async () => {
   await smtp.start();
-  server = await startServer({ GATEHOUSE_SMTP_URL: smtp.url });
+  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url });
 });
 afterAll(async () => {
   await server?.close();

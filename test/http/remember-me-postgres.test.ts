@@ -3,45 +3,38 @@
  * 20 parallel uses of one token, spread over both instances, restore at most one session;
  * a chain replay seen by one instance kills the session restored on the other.
  */
-import crypto from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Browser, FAST_ENV, PASSWORD, signup } from './credentials-helpers.js';
+import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, signup, uniqueEmail } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
+import { pgSchema } from '../helpers/postgres.js';
 
-const PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 const REMEMBER = 'gatehouse_remember';
-const schema = `gh_remember_${crypto.randomBytes(5).toString('hex')}`;
 
+let db: Awaited<ReturnType<typeof pgSchema>>;
 let a: TestServer;
 let b: TestServer;
 beforeAll(async () => {
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  await admin.end();
-  const env = { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'remember-me-postgres-test-key', GATEHOUSE_DATABASE_URL: `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}` };
+  db = await pgSchema('remember');
+  const env = { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'remember-me-postgres-test-key', GATEHOUSE_DATABASE_URL: db.url };
   a = await startTestServer(env);
   b = await startTestServer(env);
 });
 afterAll(async () => {
   await a?.close();
   await b?.close();
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await admin.end();
+  await db?.drop();
 });
 
 describe('remember-me on PostgreSQL, two instances', () => {
   it('20 parallel uses of one token across both instances restore at most one session', async () => {
-    const { email } = await signup(a.url, 'rm-pg');
-    const login = new Browser(a.url);
+    const { email } = await signup(a.url, { email: uniqueEmail('rm-pg') });
+    const login = new Client(a.url);
     expect((await login.post('/api/auth/login', { email, password: PASSWORD, remember: true })).status).toBe(200);
     const token = login.cookies.get(REMEMBER)!;
     const replies = await Promise.all(
       Array.from({ length: 20 }, (_, i) => {
-        const c = new Browser(i % 2 === 0 ? a.url : b.url);
+        const c = new Client(i % 2 === 0 ? a.url : b.url);
         c.cookies.set(REMEMBER, token);
         return c.get('/api/session');
       }),
@@ -55,14 +48,14 @@ describe('remember-me on PostgreSQL, two instances', () => {
   });
 
   it('a replay on one instance ends the session restored on the other', async () => {
-    const { email } = await signup(a.url, 'rm-pg-replay');
-    const login = new Browser(a.url);
+    const { email } = await signup(a.url, { email: uniqueEmail('rm-pg-replay') });
+    const login = new Client(a.url);
     expect((await login.post('/api/auth/login', { email, password: PASSWORD, remember: true })).status).toBe(200);
     const token = login.cookies.get(REMEMBER)!;
-    const thief = new Browser(a.url);
+    const thief = new Client(a.url);
     thief.cookies.set(REMEMBER, token);
     expect((await thief.get('/api/session')).status).toBe(200);
-    const owner = new Browser(b.url);
+    const owner = new Client(b.url);
     owner.cookies.set(REMEMBER, token);
     expect((await owner.get('/api/session')).status).toBe(401);
     thief.cookies.delete(REMEMBER);

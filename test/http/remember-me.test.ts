@@ -5,8 +5,9 @@
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Browser, FAST_ENV, PASSWORD, cookieNamed, signup, signupWithTotp } from './credentials-helpers.js';
+import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, signup, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
+import { Client, cookieNamed } from '../helpers/http-client.js';
 
 const REMEMBER = 'gatehouse_remember';
 const SESSION = 'gatehouse_session';
@@ -19,8 +20,8 @@ afterAll(async () => server?.close());
 
 const db = () => server.server.gatehouse.database.db;
 
-async function rememberedLogin(address: string): Promise<Browser> {
-  const b = new Browser(server.url);
+async function rememberedLogin(address: string): Promise<Client> {
+  const b = new Client(server.url);
   const r = await b.post('/api/auth/login', { email: address, password: PASSWORD, remember: true });
   expect(r.status).toBe(200);
   expect(b.cookies.get(REMEMBER)).toBeTruthy();
@@ -29,8 +30,8 @@ async function rememberedLogin(address: string): Promise<Browser> {
 
 describe('remember-me', () => {
   it('is issued at login for an account without a factor: own cookie, hashed at rest, Lax/HttpOnly/Path=/', async () => {
-    const { email } = await signup(server.url, 'rm-issue');
-    const b = new Browser(server.url);
+    const { email } = await signup(server.url, { email: uniqueEmail('rm-issue') });
+    const b = new Client(server.url);
     const r = await b.post('/api/auth/login', { email, password: PASSWORD, remember: true });
     expect(r.status).toBe(200);
     const cookie = cookieNamed(r.setCookies, REMEMBER)!;
@@ -45,15 +46,15 @@ describe('remember-me', () => {
     expect(rows.some((row) => row.token_hash === token)).toBe(false);
 
     // Without remember:true, or over token transport, there is no remember-me cookie.
-    const plain = await new Browser(server.url).post('/api/auth/login', { email, password: PASSWORD });
+    const plain = await new Client(server.url).post('/api/auth/login', { email, password: PASSWORD });
     expect(cookieNamed(plain.setCookies, REMEMBER)).toBeUndefined();
-    const native = await new Browser(server.url).post('/api/auth/login', { email, password: PASSWORD, remember: true, transport: 'token' });
+    const native = await new Client(server.url).post('/api/auth/login', { email, password: PASSWORD, remember: true, transport: 'token' });
     expect(native.status).toBe(200);
     expect(cookieNamed(native.setCookies, REMEMBER)).toBeUndefined();
   });
 
   it('alone restores a full aal-1 session for an account without a factor, rotated, never fresh', async () => {
-    const { email } = await signup(server.url, 'rm-nofactor');
+    const { email } = await signup(server.url, { email: uniqueEmail('rm-nofactor') });
     const b = await rememberedLogin(email);
     const t1 = b.cookies.get(REMEMBER)!;
     const later = b.only(REMEMBER);
@@ -77,8 +78,8 @@ describe('remember-me', () => {
   });
 
   it('restores only a pending session for an account with a second factor; the request answers 401 mfa_required', async () => {
-    const account = await signupWithTotp(server.url, 'rm-mfa');
-    const b = new Browser(server.url);
+    const account = await signupWithTotp(server.url, { email: uniqueEmail('rm-mfa') });
+    const b = new Client(server.url);
     const login = await b.post('/api/auth/login', { email: account.email, password: PASSWORD, remember: true });
     expect(login.status).toBe(202);
     // Not full yet: no remember-me cookie.
@@ -108,7 +109,7 @@ describe('remember-me', () => {
   });
 
   it('a replayed old token revokes the whole chain and its sessions and records remember_me.replayed', async () => {
-    const { email, browser: owner } = await signup(server.url, 'rm-replay');
+    const { email, client: owner } = await signup(server.url, { email: uniqueEmail('rm-replay') });
     const b = await rememberedLogin(email);
     const stolen = b.only(REMEMBER); // a copy of T1
     const victim = b.only(REMEMBER);
@@ -121,7 +122,7 @@ describe('remember-me', () => {
     expect(stolen.cookies.has(REMEMBER)).toBe(false); // the dead cookie is cleared
     // The chain is gone: T2 no longer restores anything, and S2 was revoked with it.
     expect((await victim.get('/api/session')).status).toBe(401);
-    const t2Alone = new Browser(server.url);
+    const t2Alone = new Client(server.url);
     t2Alone.cookies.set(REMEMBER, t2);
     expect((await t2Alone.get('/api/session')).status).toBe(401);
 
@@ -131,7 +132,7 @@ describe('remember-me', () => {
   });
 
   it('20 parallel uses of one token restore at most one session', async () => {
-    const { email } = await signup(server.url, 'rm-race');
+    const { email } = await signup(server.url, { email: uniqueEmail('rm-race') });
     const b = await rememberedLogin(email);
     const token = b.cookies.get(REMEMBER)!;
     const user = await db().selectFrom('users').select('id').where('email', '=', email).executeTakeFirstOrThrow();
@@ -139,7 +140,7 @@ describe('remember-me', () => {
 
     const replies = await Promise.all(
       Array.from({ length: 20 }, () => {
-        const c = new Browser(server.url);
+        const c = new Client(server.url);
         c.cookies.set(REMEMBER, token);
         return c.get('/api/session');
       }),
@@ -159,7 +160,7 @@ describe('remember-me', () => {
   });
 
   it('logout revokes the session and this device’s remember-me token', async () => {
-    const { email } = await signup(server.url, 'rm-logout');
+    const { email } = await signup(server.url, { email: uniqueEmail('rm-logout') });
     const b = await rememberedLogin(email);
     const copy = b.only(SESSION, REMEMBER);
     const out = await b.post('/api/auth/logout');
@@ -174,13 +175,13 @@ describe('remember-me', () => {
     const keep = c.cookies.get(REMEMBER)!;
     const onlyRemember = c.only(REMEMBER);
     expect((await onlyRemember.post('/api/auth/logout')).status).toBe(204);
-    const again = new Browser(server.url);
+    const again = new Client(server.url);
     again.cookies.set(REMEMBER, keep);
     expect((await again.get('/api/session')).status).toBe(401);
   });
 
   it('revoking a session in the session list ends the remember-me chain it belongs to', async () => {
-    const { email, browser: manager } = await signup(server.url, 'rm-revoke');
+    const { email, client: manager } = await signup(server.url, { email: uniqueEmail('rm-revoke') });
     const b = await rememberedLogin(email);
     const laptop = b.only(REMEMBER);
     expect((await laptop.get('/api/session')).status).toBe(200); // restored session S
@@ -196,8 +197,8 @@ describe('remember-me', () => {
   it('uses a __Host-, Secure cookie when the public URL is https, and it alone restores a session', async () => {
     const https = await startTestServer({ ...FAST_ENV, GATEHOUSE_PUBLIC_URL: 'https://bank.example' });
     try {
-      const { email } = await signup(https.url, 'rm-https');
-      const b = new Browser(https.url);
+      const { email } = await signup(https.url, { email: uniqueEmail('rm-https') });
+      const b = new Client(https.url);
       const r = await b.post('/api/auth/login', { email, password: PASSWORD, remember: true });
       expect(r.status).toBe(200);
       const cookie = cookieNamed(r.setCookies, '__Host-gatehouse_remember')!;
@@ -214,7 +215,7 @@ describe('remember-me', () => {
 
   it('a garbage or unknown remember-me cookie is simply unauthenticated', async () => {
     for (const value of ['x', 'A'.repeat(43), 'A'.repeat(5000), '%00%ff']) {
-      const b = new Browser(server.url);
+      const b = new Client(server.url);
       b.cookies.set(REMEMBER, value);
       const r = await b.get('/api/session');
       expect(r.status).toBe(401);

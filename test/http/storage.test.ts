@@ -8,8 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { TestServer } from '../helpers/server.js';
-import { Client, login, PASSWORD, signup, signupWithTotp, startServer, uniqueEmail } from './client.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
+import { Client } from '../helpers/http-client.js';
+import { login, PASSWORD, signup, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
 
 const servers: TestServer[] = [];
 const dirs: string[] = [];
@@ -18,7 +19,7 @@ afterAll(async () => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 async function serve(env: Record<string, string> = {}) {
-  const s = await startServer(env);
+  const s = await startFastServer(env);
   servers.push(s);
   return s;
 }
@@ -82,7 +83,7 @@ describe('restarts', () => {
   it('rehashes on login when the argon2 cost changed; sessions and factors survive a restart', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-restart-'));
     dirs.push(dir);
-    const first = await startServer({ GATEHOUSE_DATA_DIR: dir, GATEHOUSE_ARGON2_MEMORY_KIB: '1024', GATEHOUSE_ARGON2_ITERATIONS: '1' });
+    const first = await startFastServer({ GATEHOUSE_DATA_DIR: dir, GATEHOUSE_ARGON2_MEMORY_KIB: '1024', GATEHOUSE_ARGON2_ITERATIONS: '1' });
     const account = await signupWithTotp(first.url);
     const before = await first.server.gatehouse.stores.users.findById(account.userId);
     expect(before!.password_hash).toMatch(/\$m=1024,t=1,p=1\$/);
@@ -106,7 +107,7 @@ describe('restarts', () => {
   it('an account lockout survives a restart (limits live in the database)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-restart-'));
     dirs.push(dir);
-    const first = await startServer({ GATEHOUSE_DATA_DIR: dir });
+    const first = await startFastServer({ GATEHOUSE_DATA_DIR: dir });
     const account = await signup(first.url);
     for (let i = 0; i < 10; i++) await login(first.url, { email: account.email, password: `wrong-${i}-password` });
     expect((await login(first.url, account)).res.status).toBe(429);

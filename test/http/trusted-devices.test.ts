@@ -5,8 +5,9 @@
  * GATEHOUSE_TRUSTED_DEVICE_DAYS=0 the flag is ignored.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Browser, FAST_ENV, PASSWORD, cookieNamed, signupWithTotp, type Account, type TotpClock } from './credentials-helpers.js';
+import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
+import { type MfaAccount, PASSWORD, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
+import { Client, cookieNamed } from '../helpers/http-client.js';
 
 const DEVICE = 'gatehouse_device';
 
@@ -23,11 +24,9 @@ afterAll(async () => {
   await off?.close();
 });
 
-type MfaAccount = Account & { totp: TotpClock };
-
 /** Password + recovery code with trustDevice:true in a new browser; returns that browser. */
-async function trustedBrowser(base: string, account: MfaAccount): Promise<Browser> {
-  const b = new Browser(base);
+async function trustedBrowser(base: string, account: MfaAccount): Promise<Client> {
+  const b = new Client(base);
   expect((await b.post('/api/auth/login', { email: account.email, password: PASSWORD })).status).toBe(202);
   const v = await b.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes.shift(), trustDevice: true });
   expect(v.status).toBe(200);
@@ -35,15 +34,15 @@ async function trustedBrowser(base: string, account: MfaAccount): Promise<Browse
 }
 
 /** Logs in with the password only, keeping whatever device cookie the browser holds. */
-async function passwordLogin(b: Browser, address: string, password = PASSWORD) {
+async function passwordLogin(b: Client, address: string, password = PASSWORD) {
   b.cookies.delete('gatehouse_session');
   return b.post('/api/auth/login', { email: address, password });
 }
 
 describe('trusted devices', () => {
   it('a trusted browser skips the prompt; amr shows it; the session is never fresh', async () => {
-    const account = await signupWithTotp(on.url, 'td-skip');
-    const b = new Browser(on.url);
+    const account = await signupWithTotp(on.url, { email: uniqueEmail('td-skip') });
+    const b = new Client(on.url);
     expect((await b.post('/api/auth/login', { email: account.email, password: PASSWORD })).status).toBe(202);
     const v = await b.post('/api/auth/mfa/verify', { method: 'totp', code: account.totp.next(), trustDevice: true });
     expect(v.status).toBe(200);
@@ -72,20 +71,20 @@ describe('trusted devices', () => {
     expect((await b.only(DEVICE).get('/api/session')).status).toBe(401);
     expect((await passwordLogin(b.only(DEVICE), account.email, 'wrong password entirely')).status).toBe(401);
     // Another browser is still asked for the factor.
-    expect((await new Browser(on.url).post('/api/auth/login', { email: account.email, password: PASSWORD })).status).toBe(202);
+    expect((await new Client(on.url).post('/api/auth/login', { email: account.email, password: PASSWORD })).status).toBe(202);
   });
 
   it('a device is bound to its account', async () => {
-    const alice = await signupWithTotp(on.url, 'td-alice');
-    const bob = await signupWithTotp(on.url, 'td-bob');
+    const alice = await signupWithTotp(on.url, { email: uniqueEmail('td-alice') });
+    const bob = await signupWithTotp(on.url, { email: uniqueEmail('td-bob') });
     const b = await trustedBrowser(on.url, alice);
     // Same browser, other account: the device cookie does not stand in for Bob's factor.
     expect((await passwordLogin(b, bob.email)).status).toBe(202);
   });
 
   it('lists and revokes devices; another account’s device id is 404', async () => {
-    const alice = await signupWithTotp(on.url, 'td-list');
-    const mallory = await signupWithTotp(on.url, 'td-mallory');
+    const alice = await signupWithTotp(on.url, { email: uniqueEmail('td-list') });
+    const mallory = await signupWithTotp(on.url, { email: uniqueEmail('td-mallory') });
     const b = await trustedBrowser(on.url, alice);
     const list = await b.get('/api/devices');
     expect(list.status).toBe(200);
@@ -106,7 +105,7 @@ describe('trusted devices', () => {
   });
 
   it('a password change revokes every trusted device', async () => {
-    const account = await signupWithTotp(on.url, 'td-pw');
+    const account = await signupWithTotp(on.url, { email: uniqueEmail('td-pw') });
     const b = await trustedBrowser(on.url, account);
     // A fresh factor check, then the change.
     const step = await b.post('/api/auth/step-up', { method: 'totp', code: account.totp.next() });
@@ -118,7 +117,7 @@ describe('trusted devices', () => {
   });
 
   it('removing a factor revokes every trusted device', async () => {
-    const account = await signupWithTotp(on.url, 'td-factor');
+    const account = await signupWithTotp(on.url, { email: uniqueEmail('td-factor') });
     const b = await trustedBrowser(on.url, account);
     expect((await b.get('/api/devices')).body.devices).toHaveLength(1);
     expect((await b.post('/api/auth/step-up', { method: 'totp', code: account.totp.next() })).status).toBe(200);
@@ -132,8 +131,8 @@ describe('trusted devices', () => {
   });
 
   it('with GATEHOUSE_TRUSTED_DEVICE_DAYS=0, trustDevice is ignored', async () => {
-    const account = await signupWithTotp(off.url, 'td-off');
-    const b = new Browser(off.url);
+    const account = await signupWithTotp(off.url, { email: uniqueEmail('td-off') });
+    const b = new Client(off.url);
     expect((await b.post('/api/auth/login', { email: account.email, password: PASSWORD })).status).toBe(202);
     const v = await b.post('/api/auth/mfa/verify', { method: 'totp', code: account.totp.next(), trustDevice: true });
     expect(v.status).toBe(200);

@@ -1,9 +1,10 @@
 /** WebAuthn / passkeys over the JSON API, with a software authenticator. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import type { TestServer } from '../helpers/server.js';
-import { Client, login, signup, signupWithTotp, startServer, type Account } from './client.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
 import { SoftAuthenticator } from './webauthn-soft-authenticator.js';
+import { Client } from '../helpers/http-client.js';
+import { type Account, login, signup, signupWithTotp } from '../helpers/accounts.js';
 
 async function addPasskey(account: Account, authenticator: SoftAuthenticator, client: Client = account.client) {
   const options = await client.post('/api/mfa/webauthn/register/options');
@@ -27,7 +28,7 @@ async function loginWithPasskey(base: string, account: Account, authenticator: S
 describe('WebAuthn as a second factor', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startServer();
+    server = await startFastServer();
   });
   afterAll(() => server.close());
 
@@ -122,7 +123,7 @@ describe('WebAuthn as a second factor', () => {
 describe('GATEHOUSE_STEP_UP_PHISHING_RESISTANT=true', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startServer({ GATEHOUSE_STEP_UP_PHISHING_RESISTANT: 'true' });
+    server = await startFastServer({ GATEHOUSE_STEP_UP_PHISHING_RESISTANT: 'true' });
   });
   afterAll(() => server.close());
 
@@ -168,7 +169,7 @@ describe('GATEHOUSE_STEP_UP_PHISHING_RESISTANT=true', () => {
 describe('GATEHOUSE_STEP_UP_PHISHING_RESISTANT with a short step-up age', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startServer({ GATEHOUSE_STEP_UP_PHISHING_RESISTANT: 'true', GATEHOUSE_STEP_UP_MAX_AGE: '2' });
+    server = await startFastServer({ GATEHOUSE_STEP_UP_PHISHING_RESISTANT: 'true', GATEHOUSE_STEP_UP_MAX_AGE: '2' });
   });
   afterAll(() => server.close());
 

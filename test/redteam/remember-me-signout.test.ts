@@ -9,41 +9,15 @@
  *    only the session row: the attacker's remember-me cookie kept restoring sessions
  *    (full ones for an account without a second factor). The JSON API ended the chain.
  */
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestServer } from '../helpers/server.js';
-import { Client, PASSWORD, signup, startServer } from '../http/client.js';
-
-class Browser {
-  cookies = new Map<string, string>();
-  constructor(readonly base: string) {}
-  async go(method: 'GET' | 'POST', path: string, form?: Record<string, string>) {
-    const h: Record<string, string> = {};
-    if (this.cookies.size) h.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-    let body: string | undefined;
-    if (form) {
-      body = new URLSearchParams(form).toString();
-      h['content-type'] = 'application/x-www-form-urlencoded';
-      h.origin = this.base;
-    }
-    const res = await request(this.base + path, { method, headers: h, body });
-    const raw = res.headers['set-cookie'];
-    for (const line of raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]) {
-      const [pair, ...attrs] = line.split(';');
-      const [name, value] = [pair!.slice(0, pair!.indexOf('=')).trim(), pair!.slice(pair!.indexOf('=') + 1).trim()];
-      if (value === '' || attrs.some((a) => /max-age=0/i.test(a) || (/expires=/i.test(a) && Date.parse(a.split('=')[1]!) < Date.now()))) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-    return { status: res.statusCode, location: res.headers.location as string | undefined, text: await res.body.text() };
-  }
-}
-
-const csrfIn = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+import { startFastServer, type TestServer } from '../helpers/server.js';
+import { Client, csrfIn, FormBrowser } from '../helpers/http-client.js';
+import { PASSWORD, signup } from '../helpers/accounts.js';
 
 describe('red team: remember-me ends with the session on the pages', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startServer();
+    server = await startFastServer();
   });
   afterAll(async () => {
     await server?.close();
@@ -51,7 +25,7 @@ describe('red team: remember-me ends with the session on the pages', () => {
 
   async function rememberedBrowser() {
     const account = await signup(server.url);
-    const b = new Browser(server.url);
+    const b = new FormBrowser(server.url);
     const signIn = await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD, remember: '1' });
     expect(signIn.location).toBe('/settings');
     expect(b.cookies.get('gatehouse_remember')).toBeTruthy();

@@ -4,42 +4,16 @@
  * inherits (`constructor`, `__proto__`, `toString`, …): a crafted `stepup_next` then got a
  * 307 replay of the form (codes and all) to a target outside the allowlist.
  */
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import type { TestServer } from '../helpers/server.js';
-import { PASSWORD, signupWithTotp, startServer } from '../http/client.js';
-
-class Browser {
-  cookies = new Map<string, string>();
-  constructor(readonly base: string) {}
-  async go(method: 'GET' | 'POST', path: string, form?: Record<string, string>) {
-    const h: Record<string, string> = {};
-    if (this.cookies.size) h.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-    let body: string | undefined;
-    if (form) {
-      body = new URLSearchParams(form).toString();
-      h['content-type'] = 'application/x-www-form-urlencoded';
-      h.origin = this.base;
-    }
-    const res = await request(this.base + path, { method, headers: h, body });
-    const raw = res.headers['set-cookie'];
-    for (const line of raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]) {
-      const [pair] = line.split(';');
-      const [name, value] = [pair!.slice(0, pair!.indexOf('=')).trim(), pair!.slice(pair!.indexOf('=') + 1).trim()];
-      if (value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-    return { status: res.statusCode, location: res.headers.location as string | undefined, text: await res.body.text() };
-  }
-}
-
-const csrfIn = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+import { startFastServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, signupWithTotp } from '../helpers/accounts.js';
+import { csrfIn, FormBrowser } from '../helpers/http-client.js';
 
 describe('red team: step-up replay targets', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startServer();
+    server = await startFastServer();
   });
   afterAll(async () => {
     await server?.close();
@@ -47,7 +21,7 @@ describe('red team: step-up replay targets', () => {
 
   async function signedIn() {
     const account = await signupWithTotp(server.url);
-    const b = new Browser(server.url);
+    const b = new FormBrowser(server.url);
     await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD });
     const challenge = await b.go('GET', '/sign-in/verify');
     const code = account.recoveryCodes.pop()!;

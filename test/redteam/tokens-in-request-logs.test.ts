@@ -9,7 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Client, FAST_ARGON2, PASSWORD, signup, spawnServer } from '../abuse/helpers.js';
+import { PASSWORD, signup } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
+import { FAST_ENV, spawnServer } from '../helpers/server.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-redteam-logs-'));
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
@@ -32,7 +34,7 @@ async function mailedToken(dir: string, timeoutMs = 15_000): Promise<string | nu
 
 describe('red team: secrets in request URLs stay out of the logs', () => {
   it('a reset link opened in the browser leaves no token in the info-level log, and still works', async () => {
-    const child = await spawnServer({ ...FAST_ARGON2, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_LOG_LEVEL: 'info' });
+    const child = await spawnServer({ ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_LOG_LEVEL: 'info' });
     let logs = '';
     let token: string | null = null;
     try {

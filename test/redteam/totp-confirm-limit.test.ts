@@ -7,24 +7,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import type { TestServer } from '../helpers/server.js';
-import { login, signup, startServer } from '../http/client.js';
-
-/** Codes that are not valid for `secret` anywhere near now. */
-function wrongCodes(secret: string, n: number): string[] {
-  const right = new Set([-2, -1, 0, 1, 2].map((o) => totpCodeAt(secret, Date.now() + o * 30_000)));
-  const out: string[] = [];
-  for (let i = 100_000; out.length < n; i += 7919) {
-    const c = String(i).padStart(6, '0');
-    if (!right.has(c)) out.push(c);
-  }
-  return out;
-}
+import { startFastServer, type TestServer } from '../helpers/server.js';
+import { login, signup } from '../helpers/accounts.js';
+import { wrongTotpCodes } from '../helpers/totp.js';
 
 describe('red team: TOTP confirmation under the account limit', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startServer();
+    server = await startFastServer();
   });
   afterAll(async () => {
     await server?.close();
@@ -41,7 +31,7 @@ describe('red team: TOTP confirmation under the account limit', () => {
     expect(res.status).toBe(200);
 
     let locked = false;
-    for (const code of wrongCodes(secret, 12)) {
+    for (const code of wrongTotpCodes(secret, 12)) {
       const r = await attacker.post('/api/mfa/totp/confirm', { code });
       if (r.status === 429) {
         locked = true;
@@ -62,7 +52,7 @@ describe('red team: TOTP confirmation under the account limit', () => {
     const owner = await signup(server.url);
     const setup = await owner.client.post('/api/mfa/totp/setup');
     const secret: string = setup.body.secret;
-    expect((await owner.client.post('/api/mfa/totp/confirm', { code: wrongCodes(secret, 1)[0] })).status).toBe(401);
+    expect((await owner.client.post('/api/mfa/totp/confirm', { code: wrongTotpCodes(secret, 1)[0] })).status).toBe(401);
     const ok = await owner.client.post('/api/mfa/totp/confirm', { code: totpCodeAt(secret, Date.now()) });
     expect(ok.status).toBe(200);
     expect(ok.body.recoveryCodes).toHaveLength(10);

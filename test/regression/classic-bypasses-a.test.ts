@@ -5,9 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import type { TestServer } from '../helpers/server.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
 import { linkToken, MailSink } from '../helpers/smtp.js';
-import { Client, login, loginFull, signupWithTotp, sleep, startServer, uniqueEmail, type MfaAccount } from '../http/client.js';
+import { Client } from '../helpers/http-client.js';
+import { login, loginFull, type MfaAccount, signupWithTotp, sleep, uniqueEmail } from '../helpers/accounts.js';
 
 let server: TestServer;
 const smtp = new MailSink();
@@ -15,7 +16,7 @@ const MAX_AGE = 2;
 
 beforeAll(async () => {
   await smtp.start();
-  server = await startServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_STEP_UP_MAX_AGE: String(MAX_AGE), GATEHOUSE_TRANSFER_STEP_UP_CENTS: '100000' });
+  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_STEP_UP_MAX_AGE: String(MAX_AGE), GATEHOUSE_TRANSFER_STEP_UP_CENTS: '100000' });
 });
 afterAll(async () => {
   await server?.close();

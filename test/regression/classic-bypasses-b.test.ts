@@ -4,8 +4,9 @@
  * flow still works.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Browser, FAST_ENV, PASSWORD, signupWithTotp } from '../http/credentials-helpers.js';
+import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
+import { Client } from '../helpers/http-client.js';
 
 let server: TestServer;
 beforeAll(async () => {
@@ -15,9 +16,9 @@ afterAll(async () => server?.close());
 
 describe('classic bypasses (B)', () => {
   it('(2) a remember-me cookie restores a session without MFA', async () => {
-    const victim = await signupWithTotp(server.url, 'seed2');
+    const victim = await signupWithTotp(server.url, { email: uniqueEmail('seed2') });
     // Legitimate: the victim logs in with "remember me" and completes the second factor.
-    const browser = new Browser(server.url);
+    const browser = new Client(server.url);
     const login = await browser.post('/api/auth/login', { email: victim.email, password: PASSWORD, remember: true });
     expect(login.status).toBe(202);
     expect(browser.cookies.has('gatehouse_remember')).toBe(false); // not before the factor
@@ -28,7 +29,7 @@ describe('classic bypasses (B)', () => {
 
     // Attack: the remember-me cookie alone (stolen, or the victim's own browser after the
     // session ended) must not give an authenticated session without the second factor.
-    const attacker = new Browser(server.url);
+    const attacker = new Client(server.url);
     attacker.cookies.set('gatehouse_remember', token!);
     for (const [method, path, body] of [
       ['GET', '/api/session'],
@@ -37,7 +38,7 @@ describe('classic bypasses (B)', () => {
       ['POST', '/api/transfers', { to: 'mallory', amountCents: 500 }],
       ['POST', '/api/account/password', { currentPassword: PASSWORD, newPassword: 'attacker chosen phrase 99' }],
     ] as const) {
-      const r = await attacker.req(method, path, body);
+      const r = await attacker.req(method, path, { json: body });
       expect(r.status, `${method} ${path}`).toBe(401);
       expect(r.body.error).toBe('mfa_required');
     }
@@ -60,7 +61,7 @@ describe('classic bypasses (B)', () => {
     expect(pending.status).toBe(401);
     // Legitimate path: a new remembered login restores a pending session later, and the
     // second factor completes it.
-    const relogin = new Browser(server.url);
+    const relogin = new Client(server.url);
     expect((await relogin.post('/api/auth/login', { email: victim.email, password: PASSWORD, remember: true })).status).toBe(202);
     expect((await relogin.post('/api/auth/mfa/verify', { method: 'recovery_code', code: victim.recoveryCodes[0] })).status).toBe(200);
     const later = relogin.only('gatehouse_remember');

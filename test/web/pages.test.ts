@@ -3,42 +3,12 @@
  * step-up in place, enrolment under GATEHOUSE_MFA_REQUIRED=all, password reset by page,
  * escaping, and the JSON API staying JSON-only.
  */
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
 import { linkToken, MailSink } from '../helpers/smtp.js';
-import type { TestServer } from '../helpers/server.js';
-import { FAST_ENV, PASSWORD, signupWithTotp, uniqueEmail } from '../http/client.js';
-import { startTestServer } from '../helpers/server.js';
-
-/** A browser-like client: cookie jar, urlencoded forms, our Origin. */
-class Browser {
-  cookies = new Map<string, string>();
-  constructor(readonly base: string) {}
-  async go(method: 'GET' | 'POST', path: string, form?: Record<string, string | string[]>, headers: Record<string, string> = {}) {
-    const h: Record<string, string> = { ...headers };
-    if (this.cookies.size) h.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-    let body: string | undefined;
-    if (form) {
-      const params = new URLSearchParams();
-      for (const [k, v] of Object.entries(form)) for (const x of Array.isArray(v) ? v : [v]) params.append(k, x);
-      body = params.toString();
-      h['content-type'] = 'application/x-www-form-urlencoded';
-      h.origin ??= this.base;
-    }
-    const res = await request(this.base + path, { method, headers: h, body });
-    const raw = res.headers['set-cookie'];
-    for (const line of raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]) {
-      const [pair, ...attrs] = line.split(';');
-      const [name, value] = [pair!.slice(0, pair!.indexOf('=')).trim(), pair!.slice(pair!.indexOf('=') + 1).trim()];
-      if (value === '' || attrs.some((a) => /max-age=0/i.test(a) || (/expires=/i.test(a) && Date.parse(a.split('=')[1]!) < Date.now()))) this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-    return { status: res.statusCode, location: res.headers.location as string | undefined, text: await res.body.text(), headers: res.headers };
-  }
-}
-
-const csrfIn = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
+import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
+import { PASSWORD, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
+import { csrfIn, FormBrowser } from '../helpers/http-client.js';
 
 describe('pages over HTTP', () => {
   let server: TestServer;
@@ -54,7 +24,7 @@ describe('pages over HTTP', () => {
 
   async function signedInWithTotp() {
     const account = await signupWithTotp(server.url);
-    const b = new Browser(server.url);
+    const b = new FormBrowser(server.url);
     expect((await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD })).location).toBe('/sign-in/verify');
     const challenge = await b.go('GET', '/sign-in/verify');
     const verify = await b.go('POST', '/sign-in/verify', { _csrf: csrfIn(challenge.text), method: 'totp', code: totpCodeAt(account.secret, Date.now()) });
@@ -63,7 +33,7 @@ describe('pages over HTTP', () => {
   }
 
   it('sends the anonymous to sign-in and the pending to the challenge', async () => {
-    const b = new Browser(server.url);
+    const b = new FormBrowser(server.url);
     expect((await b.go('GET', '/settings')).location).toBe('/sign-in');
     const account = await signupWithTotp(server.url);
     await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD });
@@ -124,7 +94,7 @@ describe('pages over HTTP', () => {
   });
 
   it('escapes what it echoes', async () => {
-    const b = new Browser(server.url);
+    const b = new FormBrowser(server.url);
     const res = await b.go('POST', '/sign-in', { email: '<script>alert(1)</script>@x', password: 'nope' });
     expect(res.status).toBe(401);
     expect(res.text).not.toContain('<script>alert(1)');
@@ -133,7 +103,7 @@ describe('pages over HTTP', () => {
 
   it('resets a password through the pages; the JSON API still refuses forms', async () => {
     const account = await signupWithTotp(server.url);
-    const b = new Browser(server.url);
+    const b = new FormBrowser(server.url);
     expect((await b.go('POST', '/forgot-password', { email: account.email })).text).toContain('Check your email');
     await smtp.waitFor(() => smtp.to(account.email, 'password_reset.requested').length > 0);
     const token = linkToken(smtp.to(account.email, 'password_reset.requested').at(-1)!);
@@ -154,7 +124,7 @@ describe('pages with GATEHOUSE_MFA_REQUIRED=all', () => {
   afterAll(() => server.close());
 
   it('an enrolling session is sent to enrol, enrols TOTP from the page, then reaches settings', async () => {
-    const b = new Browser(server.url);
+    const b = new FormBrowser(server.url);
     const signUp = await b.go('POST', '/sign-up', { email: uniqueEmail(), password: PASSWORD });
     expect(signUp.location).toBe('/enrol');
     expect((await b.go('GET', '/settings')).location).toBe('/enrol');
