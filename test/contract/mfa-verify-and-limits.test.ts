@@ -164,7 +164,7 @@ describe('pending session', () => {
   });
 });
 
-describe('codes', () => {
+describe.concurrent('codes', () => {
   it('one step of drift each way is accepted', async () => {
     for (const d of [-1, 1]) {
       const now = Date.now() / 1000;
@@ -209,7 +209,7 @@ describe('codes', () => {
   });
 });
 
-describe('limits', () => {
+describe.concurrent('limits', () => {
   it('the 5th wrong code in one pending session is 429 too_many_attempts and revokes that session', async () => {
     const u = await mfaUser(srv.url, 'five');
     const { client } = await login(srv.url, u);

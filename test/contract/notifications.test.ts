@@ -82,6 +82,14 @@ describe.concurrent('security notifications', () => {
     expect(mail.mails.filter((x) => x.event === 'account.locked' && x.to.includes(u.email))).toHaveLength(1);
   });
 
+  it('account.locked once, even when the lockout is reached by parallel requests', async () => {
+    const u = await signup(srv.url, 'nlkp');
+    await Promise.all(Array.from({ length: 16 }, (_, i) => new Client(srv.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` })));
+    await expectNotified(u, 'account.locked');
+    await sleep(500);
+    expect(mail.mails.filter((x) => x.event === 'account.locked' && x.to.includes(u.email))).toHaveLength(1);
+  });
+
   it('account.locked once when a second-factor lockout begins', async () => {
     const u = await mfaUser(srv.url, 'nlm');
     for (let s = 0; s < 3; s++) {
