@@ -5,7 +5,7 @@ import { Inconclusive } from './checks/types.js';
 import { AuditContext } from './context.js';
 import { AuditAbort, HttpClient, RequestFailed, type Exchange } from './http-client.js';
 import { maskExchange, SecretRegistry } from './mask.js';
-import { getPath } from './matchers.js';
+import { describeMatcher, getPath } from './matchers.js';
 import type { Profile } from './profile.js';
 import { AUDITOR_NAME, AUDITOR_VERSION, countStatuses, exitCodeFor, type AuditReport } from './report.js';
 
@@ -139,6 +139,20 @@ async function runPreflight(ctx: AuditContext): Promise<void> {
   }
   if (!me.ok) {
     throw new Error(`after a full login ${p.whoami.path} answered ${me.res.status}: check whoami and session in the profile`);
+  }
+  if (!verify.accepted && login.challenged) {
+    // The target asked for the factor and the session works after the code, yet the reply
+    // did not match secondFactor.accepted. Unless the password alone already gives a full
+    // session (MFA ignored: a finding), the matcher is wrong, and every code check would misjudge.
+    const again = await ctx.passwordLogin({ note: 'baseline: log in with the password only (was the code needed?)' });
+    const passwordOnly = await ctx.whoami(again.session, 'baseline: who-am-I with the password-only session');
+    if (!passwordOnly.ok) {
+      const where = verify.res.location ? `, Location ${verify.res.location}` : '';
+      throw new Error(
+        `a valid ${code.kind} code completed the login, but its reply (status ${verify.res.status}${where}) does not match ` +
+          `secondFactor.accepted (${describeMatcher(p.secondFactor.accepted)}): fix secondFactor.accepted`,
+      );
+    }
   }
   const full = { session: login.session, login: login.res, verify: verify.res, code, verifiedAt: Date.now() };
   for (const action of p.sensitiveActions) {

@@ -3,6 +3,7 @@
 import { getPath, setPath, succeeded } from '../matchers.js';
 import { changesAccount, type Profile } from '../profile.js';
 import { Session } from '../session.js';
+import { actionSucceeded } from './sensitive-actions.js';
 import { blocked, bypassed, notApplicable, type Check } from './types.js';
 
 export const passwordOnlySession: Check = {
@@ -76,7 +77,7 @@ export const pendingForcedBrowsing: Check = {
     }
     for (const a of p.sensitiveActions.filter((x) => !changesAccount(x) || p.safety.allowAccountChanges)) {
       const res = await ctx.send(ctx.sensitiveRequest(a, `${a.name} with the pending session`), login.session);
-      if (succeeded(res, a.success)) reached.push(`${a.name} (${res.status})`);
+      if (actionSucceeded(res, a)) reached.push(`${a.name} (${res.status})`);
     }
     const total = forcedBrowsingTargets(p).length;
     if (reached.length > 0) {

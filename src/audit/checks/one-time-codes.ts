@@ -1,7 +1,26 @@
 // Second-factor codes must be single-use and bound to their account: TOTP replay, recovery
 // code reuse (sequential and racing), and a valid code of another account.
 import { CodeSupply } from '../factors.js';
+import type { AuditContext } from '../context.js';
+import type { Session } from '../session.js';
 import { blocked, bypassed, Inconclusive, type Check } from './types.js';
+
+/**
+ * A reply that matches secondFactor.accepted counts as a bypass only once who-am-I agrees
+ * the session is now signed in; a matcher that also fits a refusal (e.g. a 200 error page)
+ * must not turn into a finding.
+ */
+async function confirmAccepted(ctx: AuditContext, session: Session, r: { res: { status: number }; accepted: boolean }): Promise<boolean> {
+  if (!r.accepted) return false;
+  const me = await ctx.whoami(session, 'confirm the session is now signed in');
+  if (!me.ok) {
+    throw new Inconclusive(
+      `the reply (status ${r.res.status}) matched secondFactor.accepted, but ${ctx.profile.whoami.path} still refuses the session ` +
+        `(status ${me.res.status}): the accepted matcher may be too loose`,
+    );
+  }
+  return true;
+}
 
 export const totpReplay: Check = {
   id: 'totp-replay',
@@ -21,7 +40,7 @@ export const totpReplay: Check = {
     await ctx.ensureHeadroom(1);
     const second = await ctx.passwordLogin({ note: 'log in again' });
     const replay = await ctx.submitCode(second.session, code, { note: 'submit the same TOTP code again' });
-    if (replay.accepted) return bypassed(`The same TOTP code was accepted a second time (status ${replay.res.status}).`);
+    if (await confirmAccepted(ctx, second.session, replay)) return bypassed(`The same TOTP code was accepted a second time (status ${replay.res.status}).`);
     return blocked(`The second use of the code was refused (status ${replay.res.status}).`);
   },
 };
@@ -47,7 +66,7 @@ export const recoveryCodeReuse: Check = {
     await ctx.ensureHeadroom(1);
     const second = await ctx.passwordLogin({ note: 'log in again' });
     const reuse = await ctx.submitCode(second.session, code, { note: 'submit the same recovery code again' });
-    if (reuse.accepted) return bypassed(`The used recovery code was accepted again (status ${reuse.res.status}).`);
+    if (await confirmAccepted(ctx, second.session, reuse)) return bypassed(`The used recovery code was accepted again (status ${reuse.res.status}).`);
     return blocked(`The second use of the recovery code was refused (status ${reuse.res.status}).`);
   },
 };
@@ -76,7 +95,11 @@ export const recoveryCodeRace: Check = {
     const results = await Promise.all(
       sessions.map((s, i) => ctx.submitCode(s, code, { note: `parallel submission ${i + 1} of ${n}` })),
     );
-    const accepted = results.filter((r) => r.accepted).length;
+    let accepted = results.filter((r) => r.accepted).length;
+    if (accepted > 1) {
+      accepted = 0;
+      for (const [i, r] of results.entries()) if (await confirmAccepted(ctx, sessions[i]!, r)) accepted++;
+    }
     if (accepted === 0) throw new Inconclusive('none of the parallel submissions was accepted; is the recovery code valid?');
     if (accepted > 1) return bypassed(`One recovery code was accepted by ${accepted} of ${n} parallel sessions.`);
     return blocked(`Exactly one of ${n} parallel submissions was accepted.`);
@@ -110,7 +133,7 @@ export const otpCrossAccount: Check = {
     await ctx.ensureHeadroom(1);
     const login = await ctx.passwordLogin({ note: `log in as ${ctx.account.username}` });
     const res = await ctx.submitCode(login.session, { kind: 'totp', code }, { note: `submit ${other.username}’s current TOTP code` });
-    if (res.accepted) return bypassed(`${other.username}’s code completed ${ctx.account.username}’s login (status ${res.res.status}).`);
+    if (await confirmAccepted(ctx, login.session, res)) return bypassed(`${other.username}’s code completed ${ctx.account.username}’s login (status ${res.res.status}).`);
     return blocked(`The other account’s code was refused (status ${res.res.status}).`);
   },
 };

@@ -2,6 +2,7 @@
 // e-mail/password, disabling MFA. Each is tried with the password-only session and/or with
 // a session whose second factor is older than the step-up window.
 import type { AuditContext } from '../context.js';
+import type { HttpResult } from '../http-client.js';
 import { getPath, succeeded } from '../matchers.js';
 import { changesAccount, type Profile, type SensitiveAction, type SensitiveKind } from '../profile.js';
 import type { Session } from '../session.js';
@@ -22,10 +23,25 @@ function whyNotApplicable(p: Profile, kinds: SensitiveKind[], what: string): str
   return undefined;
 }
 
+/**
+ * Whether a sensitive action went through. Without a `success` matcher a redirect is
+ * ambiguous (Post/Redirect/Get apps redirect on success and on refusal alike), so that
+ * cannot conclude rather than silently count as "refused".
+ */
+export function actionSucceeded(res: HttpResult, action: SensitiveAction): boolean {
+  if (!action.success && res.status >= 300 && res.status < 400) {
+    throw new Inconclusive(
+      `${action.name} answered with a redirect (status ${res.status}${res.location ? `, Location ${res.location}` : ''}), ` +
+        'which could be a success or a refusal: give this action a success matcher (e.g. success: {redirect: …})',
+    );
+  }
+  return succeeded(res, action.success);
+}
+
 /** Tries one action in one session; returns a line for the summary when it got through. */
 async function attempt(ctx: AuditContext, action: SensitiveAction, session: Session, sessionLabel: string): Promise<string | undefined> {
   const res = await ctx.send(ctx.sensitiveRequest(action, `${action.name} with the ${sessionLabel}`), session);
-  if (!succeeded(res, action.success)) return undefined;
+  if (!actionSucceeded(res, action)) return undefined;
   let line = `${action.name} with the ${sessionLabel} (status ${res.status})`;
   const probe = ctx.profile.apiToken?.probe;
   const token = action.tokenField ? getPath(res.json, action.tokenField) : undefined;

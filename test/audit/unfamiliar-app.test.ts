@@ -1,0 +1,84 @@
+// The auditor against an app written without looking at its code: "Inkwell", a notes app
+// with form posts, a 302 to /login/otp as the MFA signal, Post/Redirect/Get settings
+// actions and a guess limit that ends the pending login with a redirect. Its profile was
+// written from docs/audit.md alone. Planted: TOTP replay and disabling 2FA without step-up.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { deepMerge, parseProfile } from '../../src/audit/profile.js';
+import { runAudit } from '../../src/audit/runner.js';
+import { INKWELL_USERS, startInkwell } from '../fixtures/inkwell-notes/app.js';
+import { digest, idsWith } from './helpers.js';
+
+const PROFILE_PATH = fileURLToPath(new URL('../fixtures/inkwell-notes/profile.yaml', import.meta.url));
+const NOT_IN_PROFILE = ['password-reset-session', 'token-login-skips-mfa'];
+
+function profile(edit: (raw: any) => void = () => {}) {
+  const raw = parse(readFileSync(PROFILE_PATH, 'utf8'));
+  edit(raw);
+  return parseProfile(deepMerge(raw, {}), 'inkwell profile');
+}
+
+async function audit(opts: Parameters<typeof startInkwell>[0], p = profile()) {
+  const app = await startInkwell({ stepUpSeconds: 2, ...opts });
+  try {
+    return await runAudit({ target: app.url, profile: p });
+  } finally {
+    await app.close();
+  }
+}
+
+describe.concurrent('auditor against an unfamiliar app (Inkwell notes)', () => {
+  it('reports exactly the two planted flaws as bypassed', async () => {
+    const report = await audit({});
+    expect(idsWith(report, 'bypassed'), digest(report)).toEqual(['mfa-disable-without-reauth', 'totp-replay']);
+    expect(idsWith(report, 'error'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(NOT_IN_PROFILE);
+    expect(report.exitCode).toBe(1);
+    // The replay finding is confirmed by who-am-I, not by the code reply alone.
+    const replay = report.results.find((r) => r.id === 'totp-replay')!;
+    expect(replay.evidence.at(-1)?.request.url).toMatch(/\/me$/);
+    expect(replay.evidence.at(-1)?.response?.status).toBe(200);
+    const text = JSON.stringify(report);
+    for (const u of INKWELL_USERS) {
+      expect(text).not.toContain(u.password);
+      expect(text).not.toContain(u.totpSecret);
+      for (const c of u.recoveryCodes) expect(text).not.toContain(c);
+    }
+  });
+
+  it('finds nothing once the two flaws are fixed', async () => {
+    const report = await audit({ flaws: { totpReplay: false, disable2faWithoutReauth: false } });
+    expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'error'), digest(report)).toEqual([]);
+    expect(report.exitCode).toBe(0);
+  });
+
+  // Mistakes a new user makes with such an app must fail closed, never flip a verdict.
+  it('stops at the preflight when secondFactor.accepted is left at "any 2xx" but the app redirects', async () => {
+    const report = await audit({}, profile((raw) => delete raw.secondFactor.accepted));
+    expect(report.aborted).toMatch(/status 302, Location \/notes\) does not match secondFactor\.accepted/);
+    expect(report.exitCode).toBe(2);
+  });
+
+  it('does not report a redirecting action as refused when it has no success matcher', async () => {
+    const report = await audit(
+      { flaws: { totpReplay: false } },
+      profile((raw) => raw.sensitiveActions.forEach((a: Record<string, unknown>) => delete a.success)),
+    );
+    expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'blocked'), digest(report)).not.toContain('mfa-disable-without-reauth');
+    expect(report.results.find((r) => r.id === 'mfa-disable-without-reauth')?.summary).toMatch(/give this action a success matcher/);
+    expect(report.exitCode).toBe(2);
+  });
+
+  it('does not turn a too-loose accepted matcher into code findings', async () => {
+    const report = await audit(
+      { flaws: { totpReplay: false, disable2faWithoutReauth: false } },
+      profile((raw) => (raw.secondFactor.accepted = { status: [200, 302] })),
+    );
+    expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
+    expect(report.results.find((r) => r.id === 'otp-cross-account')?.summary).toMatch(/accepted matcher may be too loose/);
+  });
+});
