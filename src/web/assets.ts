@@ -7,6 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { requires } from '../http/gate.js';
 
 export const STYLESHEET = `
 :root { color-scheme: light dark; --fg: #1b1f24; --bg: #f6f7f9; --card: #fff; --muted: #5a6270; --accent: #1d4ed8; --danger: #b42318; --ok: #067647; --line: #d0d5dd; }
@@ -119,4 +121,16 @@ export function loadWebAuthnBrowserModules(): Map<string, string> {
   };
   walk(root);
   return files;
+}
+
+/** /assets/…: public, so the sign-in page can load them. */
+export async function assetRoutes(app: FastifyInstance): Promise<void> {
+  const modules = loadWebAuthnBrowserModules();
+  const js = (reply: FastifyReply, body: string) => reply.type('text/javascript; charset=utf-8').send(body);
+  app.get('/assets/gatehouse.css', { config: requires({ session: 'none' }) }, async (_r, reply) => reply.type('text/css; charset=utf-8').send(STYLESHEET));
+  app.get('/assets/gatehouse.js', { config: requires({ session: 'none' }) }, async (_r, reply) => js(reply, SCRIPT));
+  app.get('/assets/simplewebauthn/*', { config: requires({ session: 'none' }) }, async (request, reply) => {
+    const file = modules.get((request.params as { '*': string })['*']);
+    return file === undefined ? reply.status(404).type('text/plain').send('not found') : js(reply, file);
+  });
 }

@@ -42,6 +42,14 @@ ${shell.body}
 /** Hidden form-token field for forms of a signed-in session. */
 export const csrfField = (csrf: string | null | undefined) => (csrf ? html`<input type="hidden" name="_csrf" value="${csrf}">` : null);
 
+/** A form that is one button: posts the form token and `fields` to `action`. */
+export function postButton(o: { action: string; csrf: string; label: string; fields?: Record<string, string>; className?: string; ariaLabel?: string; card?: boolean }): Html {
+  const hidden = Object.entries(o.fields ?? {}).map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`);
+  return html`<form${o.card ? raw(' class="card"') : null} method="post" action="${o.action}">${csrfField(o.csrf)}${hidden}<button${o.className ? html` class="${o.className}"` : null} type="submit"${
+    o.ariaLabel ? html` aria-label="${o.ariaLabel}"` : null
+  }>${o.label}</button></form>`;
+}
+
 /** A labelled input. `error` marks it invalid and describes it; the first error gets focus. */
 export function field(opts: {
   name: string;
@@ -166,6 +174,15 @@ export function resetView(v: { token: string; error?: string | null }): Html {
 <input type="hidden" name="token" value="${v.token}">
 ${field({ name: 'password', label: 'New password', type: 'password', autocomplete: 'new-password', autofocus: true, hint: 'At least 8 characters. Every session of the account is signed out.', error: v.error ?? null })}
 <button type="submit">Set new password</button>
+</form>`;
+}
+
+/** A button, not an automatic confirmation: link scanners fetch the mailed URL too. */
+export function confirmEmailView(v: { token: string }): Html {
+  return html`<form class="card" method="post" action="/confirm-email">
+<input type="hidden" name="token" value="${v.token}">
+<p>Confirm that this address should be the one your Gatehouse account uses to sign in and to receive security mail.</p>
+<button type="submit">Confirm new address</button>
 </form>`;
 }
 

@@ -1,0 +1,45 @@
+/**
+ * Forgot / reset password: the mail links to /reset-password?token=…, whose form posts the
+ * token back with the new password. Public routes: the mailed token is the credential.
+ */
+import type { FastifyInstance } from 'fastify';
+import { GatehouseError } from '../../core/errors.js';
+import { requires } from '../../http/gate.js';
+import { send, type Web } from '../context.js';
+import { formOf, queryParam, str } from '../form.js';
+import { html } from '../html.js';
+import { forgotView, resetView } from '../views.js';
+
+export async function passwordPages(app: FastifyInstance, { gatehouse }: Web): Promise<void> {
+  app.get('/forgot-password', { config: requires({ session: 'none' }) }, async (_request, reply) => send(reply, 200, { title: 'Forgot your password?', body: forgotView({}) }));
+
+  app.post('/forgot-password', { config: requires({ session: 'none' }) }, async (request, reply) => {
+    const email = str(formOf(request), 'email', 320);
+    try {
+      await gatehouse.passwordReset.forgot(email, request.ctx);
+    } catch (e) {
+      if (!(e instanceof GatehouseError) || e.status === 429) throw e;
+      return send(reply, e.status, { title: 'Forgot your password?', error: e.message, body: forgotView({ email }) });
+    }
+    return send(reply, 200, { title: 'Check your email', body: forgotView({ sent: true }) });
+  });
+
+  app.get('/reset-password', { config: requires({ session: 'none' }) }, async (request, reply) => {
+    const token = queryParam(request, 'token');
+    if (!token) return reply.redirect('/forgot-password', 303);
+    return send(reply, 200, { title: 'Choose a new password', body: resetView({ token }) });
+  });
+
+  app.post('/reset-password', { config: requires({ session: 'none' }) }, async (request, reply) => {
+    const form = formOf(request);
+    const token = str(form, 'token', 200);
+    try {
+      await gatehouse.passwordReset.reset(token, str(form, 'password', 4096), request.ctx);
+    } catch (e) {
+      if (!(e instanceof GatehouseError) || e.status === 429) throw e;
+      const message = e.code === 'invalid_token' ? 'This reset link is unknown, already used or expired. Ask for a new one.' : e.message;
+      return send(reply, e.status, { title: 'Choose a new password', error: message, body: e.code === 'invalid_token' ? html`<p><a href="/forgot-password">Ask for a new link</a></p>` : resetView({ token, error: message }) });
+    }
+    return reply.redirect('/sign-in?notice=password_changed', 303);
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * The security settings page: second factors, recovery codes, sessions, trusted devices,
+ * API tokens and recent activity. Pure rendering; pages/settings.ts loads the data.
+ */
+import { API_TOKEN_SCOPES } from '../core/scopes.js';
+import type { Gatehouse } from '../gatehouse.js';
+import { html, type Html } from './html.js';
+import { csrfField, field, postButton } from './views.js';
+
+type Loaded<F extends (...args: never[]) => unknown> = Awaited<ReturnType<F>>;
+
+export interface SettingsData {
+  sessionId: string;
+  csrf: string;
+  mfa: Loaded<Gatehouse['factors']['list']>;
+  passkeys: Loaded<Gatehouse['webauthn']['list']>;
+  sessions: Loaded<Gatehouse['sessions']['list']>;
+  events: Loaded<Gatehouse['log']['list']>;
+  tokens: Loaded<Gatehouse['apiTokens']['list']>;
+  /** null: trusted devices are turned off (the section is not shown). */
+  devices: Loaded<Gatehouse['trustedDevices']['list']> | null;
+}
+
+/** Security-log types in words; unknown types are shown as they are. */
+const EVENT_NAMES: Record<string, string> = {
+  'account.created': 'Account created',
+  'login.succeeded': 'Signed in',
+  'login.failed': 'Wrong password entered',
+  'mfa.failed': 'Wrong second factor entered',
+  'mfa.verified': 'Second factor verified',
+  'mfa.step_up': 'Confirmed it was you (step-up)',
+  'mfa.recovery_code_used': 'Recovery code used',
+  'mfa.factor_added': 'Second factor added',
+  'mfa.factor_removed': 'Second factor removed',
+  'mfa.recovery_codes_regenerated': 'New recovery codes created',
+  'mfa.webauthn_sign_count_regression': 'Passkey refused: its counter went backwards (possible clone)',
+  'mfa.webauthn_backup_state_changed': 'Passkey backup state changed',
+  'account.locked': 'Account temporarily locked after failed attempts',
+  'account.email_changed': 'Email address changed',
+  'account.password_changed': 'Password changed',
+  'session.revoked': 'A session was signed out',
+  'token.created': 'API token created',
+  'token.revoked': 'API token revoked',
+  'password_reset.requested': 'Password reset requested',
+  'password_reset.completed': 'Password reset',
+};
+
+const FACTOR_NAMES: Record<string, string> = { totp: 'Authenticator app', webauthn: 'Passkey', recovery_code: 'Recovery code' };
+
+const when = (iso: string | number | null | undefined) => {
+  if (iso === null || iso === undefined) return html`<span class="muted">never</span>`;
+  const d = new Date(iso);
+  return html`<time datetime="${d.toISOString()}">${d.toISOString().slice(0, 16).replace('T', ' ')} UTC</time>`;
+};
+
+/** One row of a list: what it is (and a mark after it), details under it, and the button that ends it. */
+const item = (name: string, detail: Html, action: Html | null, mark: Html | null = null) =>
+  html`<li><span><strong>${name}</strong>${mark}<br><span class="muted">${detail}</span></span>${action}</li>`;
+
+export function settingsView(d: SettingsData): Html {
+  const { csrf } = d;
+  const labels = new Map(d.passkeys.map((p) => [p.id, p]));
+  const factorItems = d.mfa.factors.map((f) => {
+    const pk = labels.get(f.id);
+    const name = pk ? `Passkey “${pk.label ?? 'Passkey'}”` : FACTOR_NAMES[f.type] ?? f.type;
+    const detail = pk ? html` · ${pk.backedUp ? 'synced' : 'this device only'}${pk.userVerified ? ' · with PIN or biometrics' : ''} · last used ${when(pk.lastUsedAt)}` : null;
+    return item(name, html`added ${when(f.createdAt)}${detail}`, postButton({ action: '/settings/factors/remove', csrf, fields: { factorId: f.id, type: f.type }, className: 'danger', ariaLabel: `Remove ${name}`, label: 'Remove' }));
+  });
+  const hasTotp = d.mfa.factors.some((f) => f.type === 'totp');
+  return html`
+<section class="card" aria-labelledby="h-factors">
+<h2 id="h-factors">Second factors</h2>
+${factorItems.length ? html`<ul class="list">${factorItems}</ul>` : html`<p>You have no second factor. Add one so a stolen password is not enough to get in.</p>`}
+${hasTotp ? null : postButton({ action: '/settings/totp/setup', csrf, label: 'Add authenticator app' })}
+${postButton({ action: '/settings/passkeys/new', csrf, label: 'Add a passkey', className: hasTotp ? '' : 'secondary' })}
+</section>
+${d.mfa.factors.length
+  ? html`<section class="card" aria-labelledby="h-codes"><h2 id="h-codes">Recovery codes</h2>
+<p><strong id="codes-remaining">${d.mfa.recoveryCodesRemaining}</strong> of 10 unused recovery codes left.</p>
+${postButton({ action: '/settings/recovery-codes', csrf, label: 'Create new codes', className: 'secondary' })}
+<p class="hint">New codes replace all old ones.</p></section>`
+  : null}
+<section class="card" aria-labelledby="h-sessions">
+<h2 id="h-sessions">Where you’re signed in</h2>
+<ul class="list">${d.sessions.map((row) =>
+    item(
+      row.user_agent.slice(0, 80) || 'Unknown client',
+      html`${row.ip} · ${row.state === 'full' ? 'signed in' : 'waiting for second factor'} · since ${when(row.created_at)} · last seen ${when(row.last_seen_at)}`,
+      postButton({ action: '/settings/sessions/revoke', csrf, fields: { sessionId: row.id }, className: 'danger', ariaLabel: `Sign out ${row.id === d.sessionId ? 'this session' : `session from ${row.ip}`}`, label: 'Sign out' }),
+      row.id === d.sessionId ? html` <em>(this session)</em>` : null,
+    ),
+  )}</ul>
+</section>
+${d.devices
+  ? html`<section class="card" aria-labelledby="h-devices"><h2 id="h-devices">Trusted devices</h2>
+${d.devices.length
+  ? html`<ul class="list">${d.devices.map((dev) => item(dev.userAgent.slice(0, 80) || 'Unknown device', html`${dev.ip} · trusted until ${when(dev.expiresAt)}`, postButton({ action: '/settings/devices/revoke', csrf, fields: { deviceId: dev.id }, className: 'danger', label: 'Forget' })))}</ul>`
+  : html`<p class="muted">No trusted devices.</p>`}
+</section>`
+  : null}
+<section class="card" aria-labelledby="h-tokens">
+<h2 id="h-tokens">API tokens</h2>
+${d.tokens.length
+  ? html`<ul class="list">${d.tokens.map((t) => item(t.name, html`${t.scopes.join(', ') || 'no scopes'} · created ${when(t.createdAt)} · last used ${when(t.lastUsedAt)}`, postButton({ action: '/settings/tokens/revoke', csrf, fields: { tokenId: t.id }, className: 'danger', ariaLabel: `Revoke token ${t.name}`, label: 'Revoke' })))}</ul>`
+  : html`<p class="muted">No API tokens.</p>`}
+<form method="post" action="/settings/tokens">${csrfField(csrf)}
+${field({ name: 'name', label: 'New token name', maxlength: 100 })}
+<fieldset><legend>Scopes</legend>
+${API_TOKEN_SCOPES.map((s) => html`<label class="check"><input type="checkbox" name="scopes" value="${s}"> ${s}</label>`)}
+</fieldset>
+<button type="submit" class="secondary">Create token</button>
+</form>
+</section>
+<section class="card" aria-labelledby="h-activity">
+<h2 id="h-activity">Recent security activity</h2>
+<ul class="list">${d.events.map((e) => item(EVENT_NAMES[e.type] ?? e.type, html`${when(e.at)} · ${e.ip}`, null))}</ul>
+</section>`;
+}
