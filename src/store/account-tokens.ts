@@ -6,40 +6,69 @@ type Db = Transaction<Database> | Kysely<Database>;
 export type EmailChangeRow = Selectable<EmailChangesTable>;
 export type PasswordResetRow = Selectable<PasswordResetsTable>;
 
-export class EmailChangeStore {
-  constructor(private readonly db: Kysely<Database>) {}
+type MailedTokenTable = 'email_changes' | 'password_resets';
+/**
+ * The columns both tables share, which is all the common code touches, under one table
+ * name for the type checker (`name` below is the real table).
+ */
+type MailedTokenDb = Kysely<{ mailed_token: Pick<PasswordResetsTable, 'user_id' | 'token_hash' | 'expires_at' | 'used_at'> }>;
 
-  async insert(trx: Db, row: EmailChangeRow): Promise<void> {
-    await trx.insertInto('email_changes').values(row).execute();
+/** The single-use rules both kinds of mailed token share; one table each. */
+class MailedTokenStore<T extends MailedTokenTable, Row extends Selectable<Database[T]>> {
+  constructor(
+    protected readonly db: Kysely<Database>,
+    private readonly table: T,
+  ) {}
+
+  private as(trx: Db): MailedTokenDb {
+    return trx as unknown as MailedTokenDb;
+  }
+
+  private get name(): 'mailed_token' {
+    return this.table as unknown as 'mailed_token';
+  }
+
+  async insert(trx: Db, row: Row): Promise<void> {
+    await (trx as Kysely<Database>).insertInto(this.table).values(row as never).execute();
   }
 
   /**
-   * Uses the token: a conditional UPDATE, so of two parallel confirmations exactly one
-   * gets the row. Null when unknown, used or expired.
+   * Uses the token: a conditional UPDATE, so of two parallel uses exactly one gets the
+   * row. Null when unknown, used or expired.
    */
-  async consume(trx: Db, tokenHash: string, now: number): Promise<EmailChangeRow | null> {
-    const row = await trx
-      .updateTable('email_changes')
+  async consume(trx: Db, tokenHash: string, now: number): Promise<Row | null> {
+    const row = await this.as(trx)
+      .updateTable(this.name)
       .set({ used_at: now })
       .where('token_hash', '=', tokenHash)
       .where('used_at', 'is', null)
       .where('expires_at', '>', now)
       .returningAll()
       .executeTakeFirst();
-    return row ?? null;
+    return (row as Row | undefined) ?? null;
   }
 
-  /** Voids every open request of the account (a newer request, a password change or reset). */
+  /** Voids every open token of the account (a newer request, a password change or reset). */
   async voidOpen(trx: Db, userId: string, now: number): Promise<void> {
-    await trx.updateTable('email_changes').set({ used_at: now }).where('user_id', '=', userId).where('used_at', 'is', null).execute();
+    await this.as(trx).updateTable(this.name).set({ used_at: now }).where('user_id', '=', userId).where('used_at', 'is', null).execute();
+  }
+
+  /** Deletes the tokens past their expiry (used or not); the number deleted. */
+  async deleteExpired(now: number): Promise<number> {
+    const result = await this.as(this.db).deleteFrom(this.name).where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 }
 
-export class PasswordResetStore {
-  constructor(private readonly db: Kysely<Database>) {}
+export class EmailChangeStore extends MailedTokenStore<'email_changes', EmailChangeRow> {
+  constructor(db: Kysely<Database>) {
+    super(db, 'email_changes');
+  }
+}
 
-  async insert(trx: Db, row: PasswordResetRow): Promise<void> {
-    await trx.insertInto('password_resets').values(row).execute();
+export class PasswordResetStore extends MailedTokenStore<'password_resets', PasswordResetRow> {
+  constructor(db: Kysely<Database>) {
+    super(db, 'password_resets');
   }
 
   /** A usable token's row, without using it (to check the new password before spending it). */
@@ -51,22 +80,5 @@ export class PasswordResetStore {
       .where('used_at', 'is', null)
       .where('expires_at', '>', now)
       .executeTakeFirst();
-  }
-
-  /** Uses the token atomically (conditional UPDATE); null when someone else used it first. */
-  async consume(trx: Db, tokenHash: string, now: number): Promise<PasswordResetRow | null> {
-    const row = await trx
-      .updateTable('password_resets')
-      .set({ used_at: now })
-      .where('token_hash', '=', tokenHash)
-      .where('used_at', 'is', null)
-      .where('expires_at', '>', now)
-      .returningAll()
-      .executeTakeFirst();
-    return row ?? null;
-  }
-
-  async voidOpen(trx: Db, userId: string, now: number): Promise<void> {
-    await trx.updateTable('password_resets').set({ used_at: now }).where('user_id', '=', userId).where('used_at', 'is', null).execute();
   }
 }
