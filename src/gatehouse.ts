@@ -21,6 +21,7 @@ import { SecurityLog } from './services/security-log.js';
 import { SessionService } from './services/sessions.js';
 import { TrustedDeviceService } from './services/trusted-devices.js';
 import { WebAuthnService } from './services/webauthn.js';
+import { MaintenanceService } from './services/maintenance.js';
 import { RememberTokenStore, TrustedDeviceStore } from './store/credentials.js';
 import { EmailChangeStore, PasswordResetStore } from './store/account-tokens.js';
 import { ApiTokenStore } from './store/api-tokens.js';
@@ -54,6 +55,8 @@ export interface Gatehouse {
   emailChange: EmailChangeService;
   passwordReset: PasswordResetService;
   mail: Mail;
+  /** Deletes expired rows; `startServer` starts its timer, `close()` stops it. */
+  maintenance: MaintenanceService;
   /**
    * Revokes every way into the account (sessions, and whatever features register here:
    * remember-me tokens, trusted devices), except the session `keepSessionId` if given.
@@ -155,7 +158,8 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   });
 
   // WebAuthn / passkeys (issue 5): assertions are checked inside the verifier's limits.
-  const webauthn = new WebAuthnService(db, new WebAuthnStore(db), stores.factors, stores.recoveryCodes, keys.hasher, sessions, log, {
+  const webauthnStore = new WebAuthnStore(db);
+  const webauthn = new WebAuthnService(db, webauthnStore, stores.factors, stores.recoveryCodes, keys.hasher, sessions, log, {
     publicUrl: () => config.publicUrl,
     rpName: 'Gatehouse',
     mfaRequired: config.mfaRequired,
@@ -167,8 +171,10 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
 
   // Remember-me and trusted devices (issue 3): every chain and every device goes on
   // password change and reset; devices also go when a factor is removed.
-  const rememberMe = new RememberMeService(new RememberTokenStore(db), stores.users, sessions, auth, log, { rememberDays: config.rememberDays });
-  const trustedDevices = new TrustedDeviceService(new TrustedDeviceStore(db), log, { days: config.trustedDeviceDays });
+  const rememberTokens = new RememberTokenStore(db);
+  const trustedDeviceStore = new TrustedDeviceStore(db);
+  const rememberMe = new RememberMeService(rememberTokens, stores.users, sessions, auth, log, { rememberDays: config.rememberDays });
+  const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
   auth.deviceTrust = trustedDevices;
   // A session signed out from the sessions list (API or page) takes its remember-me chain along.
   sessions.revokedHooks.push((sessionId) => rememberMe.revokeForLogout(sessionId, undefined, Date.now()));
@@ -201,6 +207,19 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   });
   mail.start();
 
+  const maintenance = new MaintenanceService(
+    {
+      sessions: stores.sessions,
+      rememberTokens,
+      trustedDevices: trustedDeviceStore,
+      webauthn: webauthnStore,
+      emailChanges,
+      passwordResets,
+      outbox: mail.store,
+    },
+    logger,
+  );
+
   return {
     config,
     logger,
@@ -222,9 +241,11 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     emailChange,
     passwordReset,
     mail,
+    maintenance,
     accessRevokers,
     revokeAccountAccess,
     async close() {
+      await maintenance.stop();
       await passwordReset.settle();
       await mail.stop();
       await database.close();

@@ -103,5 +103,8 @@ export async function startServer(config: GatehouseConfig = loadConfig(), option
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   if (!config.publicUrlConfigured) config.publicUrl = url;
   gatehouse.logger.info({ url, publicUrl: config.publicUrl, database: config.databaseUrl.split(':')[0] }, 'gatehouse listening');
+  // Expired-row cleanup: first run shortly after start, then every ten minutes (unref'd);
+  // stopped by gatehouse.close() on the app's onClose.
+  gatehouse.maintenance.start();
   return { app, gatehouse, url, close: () => app.close() };
 }

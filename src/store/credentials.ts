@@ -76,8 +76,10 @@ export class RememberTokenStore {
     await this.db.updateTable('remember_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
   }
 
-  async deleteExpired(now: number): Promise<void> {
-    await this.db.deleteFrom('remember_tokens').where('expires_at', '<=', now).execute();
+  /** Deletes the tokens past their expiry (used, revoked or not); the number deleted. */
+  async deleteExpired(now: number): Promise<number> {
+    const result = await this.db.deleteFrom('remember_tokens').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 }
 
@@ -121,5 +123,11 @@ export class TrustedDeviceStore {
 
   async deleteAllForUser(userId: string): Promise<void> {
     await this.db.deleteFrom('trusted_devices').where('user_id', '=', userId).execute();
+  }
+
+  /** Deletes the devices past their expiry; the number deleted. */
+  async deleteExpired(now: number): Promise<number> {
+    const result = await this.db.deleteFrom('trusted_devices').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 }

@@ -58,6 +58,12 @@ export class MailOutboxStore {
     await this.db.updateTable('mail_outbox').set({ status: 'failed', body_enc: '', last_error: error.slice(0, 500) }).where('id', '=', id).execute();
   }
 
+  /** Deletes the sent messages (their bodies are already gone) sent at or before `sentBefore`; the number deleted. */
+  async deleteSent(sentBefore: number): Promise<number> {
+    const result = await this.db.deleteFrom('mail_outbox').where('status', '=', 'sent').where('sent_at', '<=', sentBefore).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Whether a message of this type went (or is going) to this account since `since`. */
   async queuedSince(trx: Transaction<Database> | Kysely<Database>, userId: string, eventType: string, since: number): Promise<boolean> {
     const row = await trx

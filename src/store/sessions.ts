@@ -93,7 +93,9 @@ export class SessionStore {
     await q.execute();
   }
 
-  async deleteExpired(now: number): Promise<void> {
-    await this.db.deleteFrom('sessions').where('expires_at', '<=', now).execute();
+  /** Deletes the sessions past their absolute expiry; the number deleted. */
+  async deleteExpired(now: number): Promise<number> {
+    const result = await this.db.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 }

@@ -84,4 +84,10 @@ export class WebAuthnStore {
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
+
+  /** Deletes the challenges past their expiry (used or not); the number deleted. */
+  async deleteExpiredChallenges(now: number): Promise<number> {
+    const result = await this.db.deleteFrom('webauthn_challenges').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
 }

@@ -1,0 +1,98 @@
+/**
+ * Deletes rows that can no longer be used: expired sessions, remember-me tokens, trusted
+ * devices, WebAuthn challenges, e-mail change and password reset tokens, and sent mail.
+ * Every check of those rows already refuses an expired one; this only keeps the tables
+ * (and what a stolen database file holds) small. Runs on an unref'd timer.
+ */
+import type { EmailChangeStore, PasswordResetStore } from '../store/account-tokens.js';
+import type { RememberTokenStore, TrustedDeviceStore } from '../store/credentials.js';
+import type { MailOutboxStore } from '../store/mail-outbox.js';
+import type { SessionStore } from '../store/sessions.js';
+import type { WebAuthnStore } from '../store/webauthn.js';
+
+export interface ExpiringStores {
+  sessions: Pick<SessionStore, 'deleteExpired'>;
+  rememberTokens: Pick<RememberTokenStore, 'deleteExpired'>;
+  trustedDevices: Pick<TrustedDeviceStore, 'deleteExpired'>;
+  webauthn: Pick<WebAuthnStore, 'deleteExpiredChallenges'>;
+  emailChanges: Pick<EmailChangeStore, 'deleteExpired'>;
+  passwordResets: Pick<PasswordResetStore, 'deleteExpired'>;
+  outbox: Pick<MailOutboxStore, 'deleteSent'>;
+}
+
+export type PurgeCounts = Record<keyof ExpiringStores, number>;
+
+export interface MaintenanceOptions {
+  /** Between two runs. */
+  intervalMs?: number;
+  /** From `start()` to the first run. */
+  firstRunMs?: number;
+  /**
+   * How long a sent message's row is kept. The notification throttle looks back at recent
+   * messages (five minutes for failed second-factor mails), so this must stay well above.
+   */
+  sentMailRetentionMs?: number;
+}
+
+interface Logger {
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export class MaintenanceService {
+  private readonly intervalMs: number;
+  private readonly firstRunMs: number;
+  private readonly sentMailRetentionMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly stores: ExpiringStores,
+    private readonly logger: Logger,
+    options: MaintenanceOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? 10 * 60_000;
+    this.firstRunMs = options.firstRunMs ?? 30_000;
+    this.sentMailRetentionMs = options.sentMailRetentionMs ?? 24 * 60 * 60_000;
+  }
+
+  /** Deletes every row that expired at or before `now`; the number deleted per table. */
+  async purgeExpired(now: number = Date.now()): Promise<PurgeCounts> {
+    const s = this.stores;
+    return {
+      sessions: await s.sessions.deleteExpired(now),
+      rememberTokens: await s.rememberTokens.deleteExpired(now),
+      trustedDevices: await s.trustedDevices.deleteExpired(now),
+      webauthn: await s.webauthn.deleteExpiredChallenges(now),
+      emailChanges: await s.emailChanges.deleteExpired(now),
+      passwordResets: await s.passwordResets.deleteExpired(now),
+      outbox: await s.outbox.deleteSent(now - this.sentMailRetentionMs),
+    };
+  }
+
+  /** Runs `purgeExpired` shortly after, then every interval; the timer never keeps the process alive. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.tick(), this.firstRunMs).unref();
+  }
+
+  /** Stops the timer and waits for a run in flight. */
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  private tick(): void {
+    const run = this.purgeExpired()
+      .then((counts) => {
+        if (Object.values(counts).some((n) => n > 0)) this.logger.info({ purged: counts }, 'expired rows purged');
+      })
+      .catch((err: unknown) => this.logger.error({ err }, 'purging expired rows failed'));
+    this.running = run;
+    void run.finally(() => {
+      if (this.running === run) this.running = null;
+      if (this.timer) this.timer = setTimeout(() => this.tick(), this.intervalMs).unref();
+    });
+  }
+}
