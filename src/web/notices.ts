@@ -8,6 +8,7 @@ import { queryParam } from './form.js';
 const NOTICES: Record<string, string> = {
   signed_out: 'You are signed out.',
   password_changed: 'Your password was changed. Sign in with the new one.',
+  password_updated: 'Your password was changed. Your other sessions were signed out.',
   session_expired: 'Your sign-in expired. Start again.',
   totp_added: 'Authenticator app added.',
   passkey_added: 'Passkey added.',

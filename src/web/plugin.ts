@@ -1,8 +1,9 @@
 /**
  * The pages Gatehouse serves: sign up, sign in, the second-factor challenge, forgot/reset
- * password, e-mail confirmation, enrolment and security settings. They call the same
- * services as the JSON API and every route declares its requirement to the same gate, so a
- * page can never reach a state the API would refuse. Gate refusals become redirects or
+ * password, e-mail confirmation, enrolment and security settings (with changing the e-mail
+ * address and password). They call the same services as the JSON API and every route
+ * declares its requirement to the same gate, so a page can never reach a state the API
+ * would refuse. Gate refusals become redirects or
  * pages here: unauthenticated → /sign-in, pending → /sign-in/verify, step-up → the factor
  * prompt in place (step-up.ts), which then repeats the original request (307).
  *
@@ -23,6 +24,7 @@ import type { CookiePolicy } from '../http/cookies.js';
 import { assetRoutes } from './assets.js';
 import { send, sessionOrNull, userOf, webContext, type Web } from './context.js';
 import { html } from './html.js';
+import { accountPages } from './pages/account.js';
 import { confirmEmailPages } from './pages/confirm-email.js';
 import { factorPages } from './pages/factors.js';
 import { passwordPages } from './pages/password.js';
@@ -63,6 +65,7 @@ export async function webPages(app: FastifyInstance, { gatehouse, cookies }: Web
   await confirmEmailPages(app, web);
   await factorPages(app, web);
   await settingsPages(app, web);
+  await accountPages(app, web);
   await stepUpRoutes(app, web);
 }
 

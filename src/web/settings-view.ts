@@ -1,9 +1,10 @@
 /**
- * The security settings page: second factors, recovery codes, sessions, trusted devices,
- * API tokens and recent activity. Pure rendering; pages/settings.ts loads the data.
+ * The security settings page: e-mail address and password (account-view.ts), second
+ * factors, recovery codes, sessions, trusted devices, API tokens and recent activity. Pure rendering; pages/settings.ts loads the data.
  */
 import { API_TOKEN_SCOPES } from '../core/scopes.js';
 import type { Gatehouse } from '../gatehouse.js';
+import { accountSections, type AccountFormState } from './account-view.js';
 import { html, type Html } from './html.js';
 import { csrfField, field, postButton } from './views.js';
 
@@ -12,6 +13,10 @@ type Loaded<F extends (...args: never[]) => unknown> = Awaited<ReturnType<F>>;
 export interface SettingsData {
   sessionId: string;
   csrf: string;
+  /** The account's address (the e-mail section shows it). */
+  email: string;
+  /** What the e-mail and password forms show after a post. */
+  account: AccountFormState;
   mfa: Loaded<Gatehouse['factors']['list']>;
   passkeys: Loaded<Gatehouse['webauthn']['list']>;
   sessions: Loaded<Gatehouse['sessions']['list']>;
@@ -68,6 +73,7 @@ export function settingsView(d: SettingsData): Html {
   });
   const hasTotp = d.mfa.factors.some((f) => f.type === 'totp');
   return html`
+${accountSections({ email: d.email, csrf, state: d.account })}
 <section class="card" aria-labelledby="h-factors">
 <h2 id="h-factors">Second factors</h2>
 ${factorItems.length ? html`<ul class="list">${factorItems}</ul>` : html`<p>You have no second factor. Add one so a stolen password is not enough to get in.</p>`}

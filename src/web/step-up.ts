@@ -4,6 +4,8 @@
  * it answers 307 to the original action, which the browser repeats (same method and body)
  * with the fresh session, through the gate again. Only the actions listed here are valid
  * targets, so the prompt can never be used as an open redirect or to replay other posts.
+ * Password fields are never carried (they would be written into the page): the action
+ * then receives the post without them and asks for them again.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../core/errors.js';
@@ -25,7 +27,12 @@ const SENSITIVE_ACTIONS: Record<string, string> = {
   '/settings/passkeys': 'add a passkey',
   '/settings/recovery-codes': 'create new recovery codes',
   '/settings/tokens': 'create an API token',
+  '/settings/email': 'change your email address',
+  '/settings/password': 'change your password',
 };
+
+/** Never carried into the prompt's page (and so never repeated): passwords stay out of the HTML. */
+const isSecretField = (name: string): boolean => /password/i.test(name);
 
 /** Own keys only: `in` would also accept `constructor`, `__proto__`, `toString`, … */
 const isSensitiveAction = (path: string): boolean => Object.hasOwn(SENSITIVE_ACTIONS, path);
@@ -35,8 +42,11 @@ export function stepUpPrompt(web: Web, request: FastifyRequest, reply: FastifyRe
   const session = sessionOf(request);
   const form = formOf(request);
   const next = request.method === 'POST' ? str(form, 'stepup_next', 200) || request.routeOptions.url || '/settings' : '/settings';
-  const carried = request.method === 'POST' ? Object.entries(form).filter(([k]) => !k.startsWith('stepup_') && k !== '_csrf') : [];
-  const hidden = html`${csrfField(web.tokens.of(session))}<input type="hidden" name="stepup_next" value="${next}">${carried.flatMap(([k, v]) =>
+  const fields = request.method === 'POST' ? Object.entries(form).filter(([k]) => !k.startsWith('stepup_') && k !== '_csrf') : [];
+  const carried = fields.filter(([k]) => !isSecretField(k));
+  // Remembered across a wrong factor (the prompt's own post no longer holds the passwords).
+  const dropped = fields.length > carried.length || (request.method === 'POST' && str(form, 'stepup_dropped', 1) === '1');
+  const hidden = html`${csrfField(web.tokens.of(session))}<input type="hidden" name="stepup_next" value="${next}">${dropped ? html`<input type="hidden" name="stepup_dropped" value="1">` : null}${carried.flatMap(([k, v]) =>
     (Array.isArray(v) ? v : [v]).filter((x) => typeof x === 'string').map((x) => html`<input type="hidden" name="${k}" value="${x}">`),
   )}`;
   const what = isSensitiveAction(next) ? SENSITIVE_ACTIONS[next] : 'continue';
@@ -45,6 +55,7 @@ export function stepUpPrompt(web: Web, request: FastifyRequest, reply: FastifyRe
     user: userOf(web, request),
     error: error?.message ?? null,
     body: html`<p>To ${what}, confirm with ${methods.includes('password') ? 'your password' : 'your second factor'}. This keeps someone who finds your session open from making changes.</p>
+${dropped ? html`<p class="hint">The passwords you typed are not kept while you confirm: you will enter them again afterwards.</p>` : null}
 ${factorForms({ methods, prefix: 'stepup_', action: '/settings/step-up', hidden, passkeyOptionsUrl: '/api/auth/step-up/webauthn/options', errorMethod: error?.method ?? null, error: error?.message ?? null })}
 <p><a href="/settings">Cancel</a></p>`,
   });

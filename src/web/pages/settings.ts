@@ -1,19 +1,27 @@
 /**
  * The security settings page and its list actions: signing out a session, forgetting a
- * trusted device, creating and revoking API tokens. (Factor actions: pages/factors.ts.)
+ * trusted device, creating and revoking API tokens. (Factor actions: pages/factors.ts;
+ * e-mail address and password: pages/account.ts.)
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../core/errors.js';
 import { clearCookie } from '../../http/cookies.js';
 import { endRememberMe } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
+import type { AccountFormState } from '../account-view.js';
 import { send, userOf, type Web } from '../context.js';
 import { formOf, list, str } from '../form.js';
 import { html } from '../html.js';
 import { noticeOf } from '../notices.js';
 import { settingsView } from '../settings-view.js';
 
-export async function settingsPage(web: Web, request: FastifyRequest, reply: FastifyReply, status: number, message: { notice?: string | null; error?: string | null }) {
+export async function settingsPage(
+  web: Web,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  message: { notice?: string | null; error?: string | null; account?: AccountFormState },
+) {
   const { factors, webauthn, sessions, log, apiTokens, trustedDevices } = web.gatehouse;
   const session = sessionOf(request);
   const csrf = web.tokens.of(session);
@@ -26,7 +34,7 @@ export async function settingsPage(web: Web, request: FastifyRequest, reply: Fas
     apiTokens.list(session.userId),
     trustedDevices.enabled ? trustedDevices.list(session.userId, now) : Promise.resolve(null),
   ]);
-  const body = settingsView({ sessionId: session.id, csrf, mfa, passkeys, sessions: sessionRows, events, tokens, devices });
+  const body = settingsView({ sessionId: session.id, csrf, email: session.email, account: message.account ?? {}, mfa, passkeys, sessions: sessionRows, events, tokens, devices });
   return send(reply, status, { title: 'Security settings', user: { email: session.email, csrf }, notice: message.notice ?? null, error: message.error ?? null, body });
 }
 
