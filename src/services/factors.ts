@@ -3,13 +3,14 @@
  * users.factor_methods (what the gate reads) in step, in the same transaction.
  */
 import type { Kysely } from 'kysely';
-import { InvalidCodeError, InvalidRequestError, NotFoundError, TooManyAttemptsError } from '../core/errors.js';
+import { InvalidCodeError, InvalidRequestError, TooManyAttemptsError } from '../core/errors.js';
 import { completeSecondFactor } from '../core/session-state.js';
 import type { FactorStore, RecoveryCodeStore } from '../store/factors.js';
 import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
 import { newId, type KeyedHasher, type SecretBox } from './keys.js';
 import type { AttemptLimiter } from './limits.js';
+import { removeFactor, settleFactorAdded } from './factor-changes.js';
 import { issueRecoveryCodes } from './recovery-codes.js';
 import { totpSecretContext } from './second-factor.js';
 import type { SecurityLog } from './security-log.js';
@@ -111,13 +112,7 @@ export class FactorService {
     const hadFactor = session.factorMethods.length > 0;
     const recoveryCodes = await this.db.transaction().execute(async (trx) => {
       if (!(await this.factors.confirm(trx, pending.id, ctx.now, step))) throw new InvalidCodeError();
-            await this.factors.refreshFactorMethods(trx, session.userId, ctx.now);
-      let codes: string[] | null = null;
-      if (!hadFactor) {
-        const issued = issueRecoveryCodes(this.hasher);
-        await this.recoveryCodes.replaceAll(trx, session.userId, issued.rows, ctx.now);
-        codes = issued.display;
-      }
+      const codes = await settleFactorAdded(this.changeDeps(), trx, session.userId, hadFactor, ctx.now);
       await this.log.record('mfa.factor_added', session.userId, ctx, { type: 'totp', factorId: pending.id }, trx);
       return codes;
     });
@@ -127,24 +122,12 @@ export class FactorService {
   }
 
   async deleteTotp(session: ActiveSession, factorId: string, ctx: RequestContext): Promise<void> {
-    const factor = await this.factors.findForUser(session.userId, factorId);
-    if (!factor || factor.type !== 'totp') throw new NotFoundError('No such factor.');
-    await this.db.transaction().execute(async (trx) => {
-      if (!(await this.factors.delete(trx, session.userId, factorId))) throw new NotFoundError('No such factor.');
-      const methods = await this.factors.refreshFactorMethods(trx, session.userId, ctx.now);
-      if (methods.length === 0) {
-        if (this.options.mfaRequired === 'all' && factor.confirmed_at !== null) {
-          throw new InvalidRequestError('Your organisation requires a second factor: add another before removing this one.', [
-            { path: 'factorId', message: 'last factor' },
-          ]);
-        }
-        await this.recoveryCodes.deleteAll(trx, session.userId);
-      }
-      if (factor.confirmed_at !== null) {
-        await this.log.record('mfa.factor_removed', session.userId, ctx, { type: factor.type, factorId }, trx);
-      }
-    });
-    if (factor.confirmed_at !== null) for (const hook of this.factorRemovedHooks) await hook(session.userId);
+    await removeFactor(this.changeDeps(), session, factorId, 'totp', ctx);
+  }
+
+  private changeDeps() {
+    const { db, factors, recoveryCodes, log, hasher } = this;
+    return { db, factors, recoveryCodes, log, hasher, mfaRequired: this.options.mfaRequired, hooks: this.factorRemovedHooks };
   }
 
   async regenerateRecoveryCodes(session: ActiveSession, ctx: RequestContext): Promise<string[]> {

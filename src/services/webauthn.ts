@@ -25,14 +25,14 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { Kysely } from 'kysely';
-import { InvalidRequestError, NotFoundError } from '../core/errors.js';
+import { InvalidRequestError } from '../core/errors.js';
 import { completeSecondFactor, type AuthMethod } from '../core/session-state.js';
 import type { FactorStore, RecoveryCodeStore } from '../store/factors.js';
 import type { Database } from '../store/schema.js';
 import type { WebAuthnStore } from '../store/webauthn.js';
 import type { RequestContext } from './context.js';
 import { hashToken, newId, type KeyedHasher } from './keys.js';
-import { issueRecoveryCodes } from './recovery-codes.js';
+import { removeFactor, settleFactorAdded } from './factor-changes.js';
 import type { SecurityLog } from './security-log.js';
 import type { ActiveSession, IssuedSession, SessionService } from './sessions.js';
 
@@ -200,13 +200,7 @@ export class WebAuthnService {
         aaguid: info.aaguid,
         last_used_at: ctx.now,
       });
-      await this.factors.refreshFactorMethods(trx, session.userId, ctx.now);
-      let codes: string[] | null = null;
-      if (!hadFactor) {
-        const issued = issueRecoveryCodes(this.hasher);
-        await this.recoveryCodes.replaceAll(trx, session.userId, issued.rows, ctx.now);
-        codes = issued.display;
-      }
+      const codes = await settleFactorAdded(this.changeDeps(), trx, session.userId, hadFactor, ctx.now);
       await this.log.record(
         'mfa.factor_added',
         session.userId,
@@ -284,23 +278,13 @@ export class WebAuthnService {
     return webauthnAmr({ backedUp, deviceType: info.credentialDeviceType, userVerified: info.userVerified });
   }
 
+  /** Removes a passkey (always a confirmed factor) and its credential. */
   async remove(session: ActiveSession, factorId: string, ctx: RequestContext): Promise<void> {
-    const factor = await this.factors.findForUser(session.userId, factorId);
-    if (!factor || factor.type !== 'webauthn') throw new NotFoundError('No such factor.');
-    await this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('webauthn_credentials').where('factor_id', '=', factorId).where('user_id', '=', session.userId).execute();
-      if (!(await this.factors.delete(trx, session.userId, factorId))) throw new NotFoundError('No such factor.');
-      const methods = await this.factors.refreshFactorMethods(trx, session.userId, ctx.now);
-      if (methods.length === 0) {
-        if (this.options.mfaRequired === 'all') {
-          throw new InvalidRequestError('Your organisation requires a second factor: add another before removing this one.', [
-            { path: 'factorId', message: 'last factor' },
-          ]);
-        }
-        await this.recoveryCodes.deleteAll(trx, session.userId);
-      }
-      await this.log.record('mfa.factor_removed', session.userId, ctx, { type: 'webauthn', factorId }, trx);
-    });
-    for (const hook of this.options.factorRemovedHooks ?? []) await hook(session.userId);
+    await removeFactor(this.changeDeps(), session, factorId, 'webauthn', ctx, (trx) => this.store.deleteForFactor(trx, session.userId, factorId));
+  }
+
+  private changeDeps() {
+    const { db, factors, recoveryCodes, log, hasher } = this;
+    return { db, factors, recoveryCodes, log, hasher, mfaRequired: this.options.mfaRequired, hooks: this.options.factorRemovedHooks ?? [] };
   }
 }

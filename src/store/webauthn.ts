@@ -85,6 +85,11 @@ export class WebAuthnStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /** Deletes the credential of a passkey factor (before the factor row goes). */
+  async deleteForFactor(trx: Transaction<Database> | Kysely<Database>, userId: string, factorId: string): Promise<void> {
+    await trx.deleteFrom('webauthn_credentials').where('factor_id', '=', factorId).where('user_id', '=', userId).execute();
+  }
+
   /** Deletes the challenges past their expiry (used or not); the number deleted. */
   async deleteExpiredChallenges(now: number): Promise<number> {
     const result = await this.db.deleteFrom('webauthn_challenges').where('expires_at', '<=', now).executeTakeFirst();
