@@ -18,6 +18,7 @@ import { SecretBox } from '../../src/services/keys.js';
 import { totpSecretContext } from '../../src/services/second-factor.js';
 import { loginPending, PASSWORD, signupWithTotp, type MfaAccount } from '../helpers/accounts.js';
 import { Client } from '../helpers/http-client.js';
+import { mailedToken } from '../helpers/mail-files.js';
 import { FAST_ENV, spawnServer, startTestServer } from '../helpers/server.js';
 import { totpAt } from '../helpers/totp.js';
 
@@ -31,22 +32,6 @@ function forms(secret: string): string[] {
   const out = new Set([secret, secret.toLowerCase(), secret.replace(/[-\s]/g, ''), secret.replace(/[-\s]/g, '').toLowerCase()]);
   out.add(Buffer.from(secret).toString('base64'));
   return [...out].filter((s) => s.length >= 8);
-}
-
-async function waitForMailToken(dir: string, timeoutMs = 15_000): Promise<string | null> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const mailDir = path.join(dir, 'mail');
-    if (fs.existsSync(mailDir)) {
-      for (const f of fs.readdirSync(mailDir)) {
-        const text = fs.readFileSync(path.join(mailDir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/gi, '=');
-        const m = /[?&]token=([A-Za-z0-9_\-.~]+)/.exec(text);
-        if (m) return m[1]!;
-      }
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return null;
 }
 
 let account: MfaAccount;
@@ -91,7 +76,7 @@ describe('secrets at rest and in logs', () => {
 
       // A password reset request: the token only ever leaves in the e-mail.
       expect((await new Client(base).post('/api/auth/password/forgot', { email: account.email })).status).toBe(202);
-      const resetToken = await waitForMailToken(dataDir);
+      const resetToken = await mailedToken(dataDir);
       expect(resetToken, 'reset mail written to the data dir').toBeTruthy();
       secrets.resetToken = [resetToken!];
 

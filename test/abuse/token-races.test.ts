@@ -2,11 +2,10 @@
  * Single use of mailed and long-lived tokens under ≥20 concurrent requests: a password
  * reset token, an e-mail confirmation token, and a remember-me token each succeed at most once.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PASSWORD, signup, uniqueEmail } from '../helpers/accounts.js';
 import { Client } from '../helpers/http-client.js';
+import { mailedToken } from '../helpers/mail-files.js';
 import { pgSchema } from '../helpers/postgres.js';
 import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -14,21 +13,10 @@ const PARALLEL = 24;
 let server: TestServer;
 
 /** The token in the newest mail to `to` (file transport: GATEHOUSE_SMTP_URL unset). */
-async function mailedToken(to: string, timeoutMs = 15_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  const dir = path.join(server.dataDir, 'mail');
-  while (Date.now() < deadline) {
-    if (fs.existsSync(dir)) {
-      for (const f of fs.readdirSync(dir).sort().reverse()) {
-        const text = fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/gi, '=');
-        if (!new RegExp(`^To: .*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(text)) continue;
-        const m = /[?&]token=([A-Za-z0-9_\-.~]+)/.exec(text);
-        if (m) return m[1]!;
-      }
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no mail with a token to ${to}`);
+async function mailedTokenTo(to: string): Promise<string> {
+  const token = await mailedToken(server.dataDir, { to });
+  if (token === null) throw new Error(`no mail with a token to ${to}`);
+  return token;
 }
 
 const setups = [
@@ -55,7 +43,7 @@ describe.each(setups)('token races ($name)', ({ pg }) => {
   it(`a password reset token raced by ${PARALLEL} requests resets the password once`, async () => {
     const acct = await signup(server.url);
     expect((await new Client(server.url).post('/api/auth/password/forgot', { email: acct.email })).status).toBe(202);
-    const token = await mailedToken(acct.email);
+    const token = await mailedTokenTo(acct.email);
     const replies = await Promise.all(
       Array.from({ length: PARALLEL }, (_, i) => new Client(server.url).post('/api/auth/password/reset', { token, password: `brand new password ${i} xyz` })),
     );
@@ -73,7 +61,7 @@ describe.each(setups)('token races ($name)', ({ pg }) => {
     const next = uniqueEmail('moved');
     const ask = await acct.client.post('/api/account/email', { email: next });
     expect(ask.status, ask.text).toBe(202);
-    const token = await mailedToken(next);
+    const token = await mailedTokenTo(next);
     const replies = await Promise.all(Array.from({ length: PARALLEL }, () => new Client(server.url).post('/api/account/email/confirm', { token })));
     expect(replies.filter((r) => r.status === 200).length).toBe(1);
     for (const r of replies.filter((r) => r.status !== 200)) expect(r.body.error, r.text).toBe('invalid_token');
