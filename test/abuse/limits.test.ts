@@ -7,8 +7,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loginPending, PASSWORD, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
 import { Client } from '../helpers/http-client.js';
-import { pgSchema, REDIS_URL } from '../helpers/postgres.js';
-import { FAST_ENV, startPair, startTestServer, type TestServer } from '../helpers/server.js';
+import { REDIS_URL } from '../helpers/postgres.js';
+import { FAST_ENV, startPostgresPair, startTestServer, type TestServer } from '../helpers/server.js';
 import { wrongTotp } from '../helpers/totp.js';
 import { expect429 } from './helpers.js';
 
@@ -32,28 +32,16 @@ const setups: Setup[] = [
   {
     name: 'two instances sharing PostgreSQL, limits in PostgreSQL',
     async start() {
-      const pg = await pgSchema('limits');
-      const env = { ...common, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_SECRET_KEY: 'limits-test-key-pg' };
-      // Started one after the other: the first runs the migrations.
-      const [a, b] = await startPair(env, pg.drop);
-      return {
-        servers: [a, b],
-        async cleanup() {
-          await a.close();
-          await b.close();
-          await pg.drop();
-        },
-      };
+      return startPostgresPair('limits', { ...common, GATEHOUSE_SECRET_KEY: 'limits-test-key-pg' });
     },
   },
   {
     name: 'two instances sharing PostgreSQL, limits in Redis',
     async start() {
-      const pg = await pgSchema('limitsr');
-      const env = { ...common, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_REDIS_URL: REDIS_URL, GATEHOUSE_SECRET_KEY: 'limits-test-key-redis' };
-      const [a, b] = await startPair(env, pg.drop);
+      const pair = await startPostgresPair('limitsr', { ...common, GATEHOUSE_REDIS_URL: REDIS_URL, GATEHOUSE_SECRET_KEY: 'limits-test-key-redis' });
+      const [a] = pair.servers;
       return {
-        servers: [a, b],
+        servers: pair.servers,
         async cleanup() {
           // Only the keys this run created (unique user ids, e-mails and addresses).
           const users = await a.server.gatehouse.database.db.selectFrom('users').select(['id', 'email_normalized']).execute();
@@ -64,9 +52,7 @@ const setups: Setup[] = [
           ];
           if (keys.length) await redis.del(...keys);
           redis.disconnect();
-          await a.close();
-          await b.close();
-          await pg.drop();
+          await pair.cleanup();
         },
       };
     },

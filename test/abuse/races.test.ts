@@ -6,8 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loginPending, signupWithTotp } from '../helpers/accounts.js';
 import type { Client } from '../helpers/http-client.js';
-import { pgSchema } from '../helpers/postgres.js';
-import { FAST_ENV, startPair, startTestServer, type TestServer } from '../helpers/server.js';
+import { FAST_ENV, startPostgresPair, startTestServer, type TestServer } from '../helpers/server.js';
 import { totpAt, wrongTotp } from '../helpers/totp.js';
 
 const PARALLEL = 24;
@@ -23,17 +22,7 @@ const setups = [
   {
     name: 'two instances on PostgreSQL',
     async start() {
-      const pg = await pgSchema('races');
-      const env = { ...FAST_ENV, GATEHOUSE_DATABASE_URL: pg.url, GATEHOUSE_SECRET_KEY: 'races-test-key' };
-      const [a, b] = await startPair(env, pg.drop);
-      return {
-        servers: [a, b],
-        async cleanup() {
-          await a.close();
-          await b.close();
-          await pg.drop();
-        },
-      };
+      return startPostgresPair('races', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'races-test-key' });
     },
   },
 ];

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { pgSchema } from './postgres.js';
 
 export interface TestServer {
   url: string;
@@ -46,18 +47,31 @@ export function startFastServer(env: Record<string, string> = {}): Promise<TestS
   return startTestServer({ ...FAST_ENV, ...env });
 }
 
-/** Two servers on one shared database, started one after the other (the first migrates); on failure `drop` runs. */
-export async function startPair(env: Record<string, string>, drop: () => Promise<void>): Promise<[TestServer, TestServer]> {
+/**
+ * Two servers sharing a throw-away PostgreSQL schema, started one after the other (the
+ * first migrates). `cleanup` closes both and drops the schema (so does a failed start).
+ */
+export async function startPostgresPair(label: string, env: Record<string, string>) {
+  const schema = await pgSchema(label);
+  const full = { ...env, GATEHOUSE_DATABASE_URL: schema.url };
   const started: TestServer[] = [];
   try {
-    started.push(await startTestServer(env));
-    started.push(await startTestServer(env));
-    return started as [TestServer, TestServer];
+    started.push(await startTestServer(full));
+    started.push(await startTestServer(full));
   } catch (err) {
     for (const s of started) await s.close();
-    await drop();
+    await schema.drop();
     throw err;
   }
+  const servers = started as [TestServer, TestServer];
+  return {
+    servers,
+    schema,
+    async cleanup() {
+      for (const s of servers) await s.close();
+      await schema.drop();
+    },
+  };
 }
 
 /** A server in a child process (`npx tsx`), in its own process group so SIGKILL takes it all. */

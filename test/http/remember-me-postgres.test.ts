@@ -4,27 +4,20 @@
  * a chain replay seen by one instance kills the session restored on the other.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
+import { FAST_ENV, startPostgresPair, type TestServer } from '../helpers/server.js';
 import { PASSWORD, signup, uniqueEmail } from '../helpers/accounts.js';
 import { Client } from '../helpers/http-client.js';
-import { pgSchema } from '../helpers/postgres.js';
 
 const REMEMBER = 'gatehouse_remember';
 
-let db: Awaited<ReturnType<typeof pgSchema>>;
+let pair: Awaited<ReturnType<typeof startPostgresPair>>;
 let a: TestServer;
 let b: TestServer;
 beforeAll(async () => {
-  db = await pgSchema('remember');
-  const env = { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'remember-me-postgres-test-key', GATEHOUSE_DATABASE_URL: db.url };
-  a = await startTestServer(env);
-  b = await startTestServer(env);
+  pair = await startPostgresPair('remember', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'remember-me-postgres-test-key' });
+  [a, b] = pair.servers;
 });
-afterAll(async () => {
-  await a?.close();
-  await b?.close();
-  await db?.drop();
-});
+afterAll(() => pair?.cleanup());
 
 describe('remember-me on PostgreSQL, two instances', () => {
   it('20 parallel uses of one token across both instances restore at most one session', async () => {
