@@ -57,6 +57,10 @@ export async function signupWithTotp(base: string, options: SignupOptions & { co
   const setup = await account.client.post('/api/mfa/totp/setup');
   if (setup.status !== 200) throw new Error(`setup failed: ${setup.status} ${setup.text}`);
   const step = options.confirmStep ?? -1;
+  // A step boundary between computing the code and the server checking it would move the
+  // drift window past the previous step: start clear of one.
+  const leftInStep = 30_000 - (Date.now() % 30_000);
+  if (leftInStep < 1_500) await sleep(leftInStep + 50);
   const confirm = await account.client.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret, step) });
   if (confirm.status !== 200) throw new Error(`confirm failed: ${confirm.status} ${confirm.text}`);
   return {
