@@ -44,6 +44,10 @@ function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+// On a developer machine without Chromium these tests skip; in CI (.ci/run installs
+// Chromium) a missing browser is a failure, never a silent skip.
+if (!CHROMIUM && process.env.CI) throw new Error('CI is set but no Chromium was found: .ci/run should install it');
+
 describe.skipIf(!CHROMIUM)('pages in Chromium', () => {
   let server: TestServer;
   let browser: Browser;
