@@ -3,6 +3,9 @@
  *
  * - `POST /api/mfa/webauthn/register/options` ★ → PublicKeyCredentialCreationOptionsJSON
  * - `POST /api/mfa/webauthn/register {response, label?}` ★ → `{factorId, recoveryCodes?, aal, amr}`
+ *   Both also for enrolling sessions (GATEHOUSE_MFA_REQUIRED=all), exactly like TOTP
+ *   setup/confirm: the options need a fresh password check (login counts), the
+ *   registration makes the session full.
  * - `GET /api/mfa/webauthn` → `{passkeys:[...]}`
  * - `DELETE /api/mfa/webauthn/:factorId` ★ → 204
  * - `POST /api/auth/webauthn/options` (pending session) → request options for mfa/verify
@@ -10,11 +13,12 @@
  * - `POST /api/auth/mfa/verify` and `POST /api/auth/step-up` accept
  *   `{method:"webauthn", response}` (the assertion as @simplewebauthn/browser returns it).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { assuranceLevel } from '../../core/session-state.js';
 import type { Gatehouse } from '../../gatehouse.js';
 import type { CookiePolicy } from '../cookies.js';
+import { issueRememberMeIfAsked } from '../credentials.js';
 import { requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 import { deliverSession } from './auth.js';
@@ -51,18 +55,30 @@ export function parseSecondFactor(
   return { method: 'webauthn', code: '', response: parsed.response, trustDevice: parsed.trustDevice };
 }
 
+/**
+ * Registration is ★ for full sessions; an enrolling session completes it like a TOTP
+ * confirmation (its options already needed a fresh password check).
+ */
+export const registrationIsSensitive = (request: FastifyRequest): boolean =>
+  !(request.principal.kind === 'session' && request.principal.session.facts.state === 'enrolling');
+
 export async function webauthnRoutes(app: FastifyInstance, { gatehouse, cookies }: { gatehouse: Gatehouse; cookies: CookiePolicy }): Promise<void> {
   const { webauthn } = gatehouse;
 
-  app.post('/api/mfa/webauthn/register/options', { config: requires({ session: 'full', fresh: true }) }, async (request) =>
+  // Enrolling sessions may register a passkey as their first factor, as they may set up TOTP.
+  app.post('/api/mfa/webauthn/register/options', { config: requires({ session: 'enrolling', fresh: true }) }, async (request) =>
     webauthn.registrationOptions(sessionOf(request), request.ctx),
   );
 
-  app.post('/api/mfa/webauthn/register', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => {
+  app.post('/api/mfa/webauthn/register', { config: requires({ session: 'enrolling', fresh: registrationIsSensitive }) }, async (request, reply) => {
     const body = parse(RegisterBody, request.body);
     const session = sessionOf(request);
     const result = await webauthn.verifyRegistration(session, body.response, body.label ?? null, request.ctx);
     const token = deliverSession(reply, cookies, result.session, session.transport);
+    // enrolling → full: a login that asked to be remembered gets its remember-me cookie now.
+    if (session.facts.state === 'enrolling') {
+      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: session.transport });
+    }
     return reply.status(201).send({
       factorId: result.factorId,
       ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}),

@@ -1,20 +1,35 @@
 /**
  * Second factors: enrolment (GATEHOUSE_MFA_REQUIRED=all), adding an authenticator app or a
  * passkey, removing a factor and new recovery codes. Enrolling sessions may add a TOTP
- * factor, as in the API; everything else needs a full session.
+ * factor or a passkey, as in the API; everything else needs a full session.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../core/errors.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import { deliverSession } from '../../http/routes/auth.js';
+import { registrationIsSensitive } from '../../http/routes/webauthn.js';
 import type { ActiveSession } from '../../services/sessions.js';
 import { send, userOf, type Web } from '../context.js';
 import { formOf, json, str } from '../form.js';
-import { html } from '../html.js';
+import { html, type Html } from '../html.js';
 import { csrfField, field, postButton, recoveryCodesView } from '../views.js';
 import { settingsAction } from './settings.js';
 
 const savedThem = html`<p><a class="button" href="/settings">I saved them — continue</a></p>`;
+
+/**
+ * The passkey registration form (the button shows once /assets/gatehouse.js finds WebAuthn;
+ * it fetches the options, runs the authenticator and posts the response here). Without
+ * `label` nothing of it is visible without JavaScript.
+ */
+function passkeyForm(o: { csrf: string; button: string; label: boolean; intro?: Html | null }): Html {
+  return html`<form${o.label ? html` class="card"` : null} method="post" action="/settings/passkeys">${csrfField(o.csrf)}<input type="hidden" name="response" value="">
+${o.intro ?? null}${o.label ? field({ name: 'label', label: 'Name for this passkey', value: '', maxlength: 64, required: false, hint: 'For example “Laptop” or “Blue security key”.' }) : null}
+<button type="button"${o.label ? null : html` class="secondary"`} data-passkey="register" data-options="/api/mfa/webauthn/register/options" data-field="response" data-status="passkey-status" hidden>${o.button}</button>
+${o.label ? html`<noscript><p class="alert">Adding a passkey needs JavaScript in this browser.</p></noscript>` : null}
+<p class="field-error" role="alert" id="passkey-status" hidden></p>
+</form>`;
+}
 
 export async function factorPages(app: FastifyInstance, web: Web): Promise<void> {
   const { gatehouse, cookies } = web;
@@ -38,6 +53,7 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
       title: 'Add a second factor',
       body: html`<p>Your organisation requires a second factor before you can continue.</p>
 ${postButton({ action: '/settings/totp/setup', csrf, label: 'Set up an authenticator app', card: true })}
+${passkeyForm({ csrf, button: 'Add a passkey', label: false })}
 ${postButton({ action: '/sign-out', csrf, label: 'Sign out', className: 'link' })}`,
     });
   });
@@ -103,19 +119,19 @@ ${totpConfirmForm(web.tokens.of(session))}`,
       title: 'Add a passkey',
       user: userOf(web, request),
       error: error ?? null,
-      body: html`<form class="card" method="post" action="/settings/passkeys">${csrfField(web.tokens.of(sessionOf(request)))}<input type="hidden" name="response" value="">
-<p>A passkey lives in your phone, computer or security key and cannot be phished: it only works on this site.</p>
-${field({ name: 'label', label: 'Name for this passkey', value: '', maxlength: 64, required: false, hint: 'For example “Laptop” or “Blue security key”.' })}
-<button type="button" data-passkey="register" data-options="/api/mfa/webauthn/register/options" data-field="response" data-status="passkey-status" hidden>Create passkey</button>
-<noscript><p class="alert">Adding a passkey needs JavaScript in this browser.</p></noscript>
-<p class="field-error" role="alert" id="passkey-status" hidden></p>
-</form>
-<p><a href="/settings">Cancel</a></p>`,
+      body: html`${passkeyForm({
+        csrf: web.tokens.of(sessionOf(request)),
+        button: 'Create passkey',
+        label: true,
+        intro: html`<p>A passkey lives in your phone, computer or security key and cannot be phished: it only works on this site.</p>`,
+      })}
+<p><a href="${sessionOf(request).facts.state === 'enrolling' ? '/enrol' : '/settings'}">Cancel</a></p>`,
     });
 
-  app.post('/settings/passkeys/new', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => passkeyPage(request, reply, 200));
+  // Enrolling sessions may add a passkey as their first factor (as in the API); ★ otherwise.
+  app.post('/settings/passkeys/new', { config: requires({ session: 'enrolling', fresh: true }) }, async (request, reply) => passkeyPage(request, reply, 200));
 
-  app.post('/settings/passkeys', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => {
+  app.post('/settings/passkeys', { config: requires({ session: 'enrolling', fresh: registrationIsSensitive }) }, async (request, reply) => {
     const session = sessionOf(request);
     const form = formOf(request);
     try {
