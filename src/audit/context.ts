@@ -4,9 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { CodeSupply, type IssuedCode } from './factors.js';
 import { sleep, type HttpClient, type HttpResult, type OutgoingRequest } from './http-client.js';
+import { describeExtractor, extractorOf, extractValue } from './extract.js';
 import { fillTemplate, getPath, matches, setPath, succeeded } from './matchers.js';
 import type { SecretRegistry } from './mask.js';
-import type { Account, Profile, SensitiveAction } from './profile.js';
+import type { Account, FetchFirst, Profile, SensitiveAction } from './profile.js';
 import { Session } from './session.js';
 import { Inconclusive } from './checks/types.js';
 
@@ -15,6 +16,26 @@ export interface ProgressEvents {
 }
 
 export type CodePreference = 'totp' | 'recovery' | 'any';
+
+/** What a request step's `fetchFirst` found, to be added to the request. */
+export interface Prepared {
+  fields: { path: string; value: string }[];
+  headers: Record<string, string>;
+  /** Values the page did not have (the request goes out without them), for notes and messages. */
+  missing: string[];
+}
+
+/** A reply to a request step, with what its fetchFirst could not find. */
+export type StepResult = HttpResult & { missing: string[] };
+
+/** Any profile request that may say `fetchFirst`. */
+export interface StepSpec {
+  fetchFirst?: FetchFirst | undefined;
+}
+
+/** " (fetchFirst found no …)" for error messages, or "". */
+export const missingNote = (missing: readonly string[]): string =>
+  missing.length ? `; its fetchFirst found no ${missing.join(', no ')}` : '';
 
 export interface LoginResult {
   session: Session;
@@ -26,7 +47,7 @@ export interface LoginResult {
 export interface FullLogin {
   session: Session;
   login: HttpResult;
-  verify: HttpResult;
+  verify: StepResult;
   code: IssuedCode;
   /** When the second factor was verified, for step-up timing. */
   verifiedAt: number;
@@ -89,6 +110,43 @@ export class AuditContext {
     return res;
   }
 
+  /**
+   * Runs a step's `fetchFirst`: GETs the page in the same session (so its cookies join the
+   * jar) and reads each value. A value the page lacks is reported, not fatal: the request
+   * then goes out without it, since a page that refuses a weak session is itself an answer.
+   */
+  async prepare(spec: StepSpec, session: Session, opts: { headers?: Record<string, string>; vars?: Record<string, string> } = {}): Promise<Prepared | undefined> {
+    const f = spec.fetchFirst;
+    if (!f) return undefined;
+    const path = fillTemplate(f.path, opts.vars ?? this.vars(this.account));
+    const wanted = f.values.map((v) => describeExtractor(extractorOf(v)));
+    const res = await this.send({ method: f.method, path, headers: opts.headers, note: `fetch ${path} for ${wanted.join(', ')}` }, session);
+    const out: Prepared = { fields: [], headers: {}, missing: [] };
+    for (const [i, v] of f.values.entries()) {
+      const value = extractValue(extractorOf(v), res, session);
+      if (value === undefined) {
+        out.missing.push(`${wanted[i]} (GET ${path} answered ${res.status}${res.location ? `, Location ${res.location}` : ''})`);
+        continue;
+      }
+      this.secrets.add(value);
+      if (v.field !== undefined) out.fields.push({ path: v.field, value });
+      else if (v.header !== undefined) out.headers[v.header] = value;
+    }
+    return out;
+  }
+
+  /** Sends one request step: its fetchFirst (unless already `prepared`), then the request with the values added. */
+  async sendStep(
+    spec: StepSpec,
+    req: OutgoingRequest,
+    session: Session,
+    opts: { takeToken?: boolean; prepared?: Prepared; vars?: Record<string, string> } = {},
+  ): Promise<StepResult> {
+    const prepared = opts.prepared ?? (await this.prepare(spec, session, { headers: req.headers, vars: opts.vars }));
+    const res = await this.send(withPrepared(req, prepared), session, opts);
+    return { ...res, missing: prepared?.missing ?? [] };
+  }
+
   /** Step one only: username and password. */
   async passwordLogin(opts: { account?: Account; remember?: boolean; note?: string } = {}): Promise<LoginResult> {
     const account = opts.account ?? this.account;
@@ -99,33 +157,49 @@ export class AuditContext {
     const remember = this.profile.rememberMe;
     if (opts.remember && remember) setPath(body, remember.loginField, remember.loginValue);
     const session = this.newSession();
-    const res = await this.send(
+    const res = await this.sendStep(
+      spec,
       { method: spec.method, path: spec.path, encoding: spec.encoding, body, headers: spec.headers, note: opts.note ?? 'log in with the password' },
       session,
-      { takeToken: true },
+      { takeToken: true, vars: this.vars(account) },
     );
     const challenged = matches(res, spec.mfaRequired);
     // Some apps say "second factor required" with a 401; only an error that is not the
     // challenge means the password login itself failed.
     if (res.status >= 400 && !challenged) {
-      throw new Inconclusive(`the password login for ${account.username} failed with status ${res.status}`);
+      throw new Inconclusive(`the password login for ${account.username} failed with status ${res.status}${missingNote(res.missing)}`);
     }
     return { session, res, challenged };
+  }
+
+  private codeSpec(kind: IssuedCode['kind']) {
+    const factor = this.profile.secondFactor;
+    const spec = kind === 'totp' ? factor.totp : factor.recoveryCode;
+    if (!spec) throw new Inconclusive(`the profile has no secondFactor.${kind === 'totp' ? 'totp' : 'recoveryCode'}`);
+    return spec;
+  }
+
+  /**
+   * The code form's fetchFirst on its own, so that parallel submissions (the race check)
+   * fetch their pages first and then really go out at once.
+   */
+  async prepareCode(session: Session, kind: IssuedCode['kind'], headers?: Record<string, string>): Promise<Prepared | undefined> {
+    return this.prepare(this.codeSpec(kind), session, { headers });
   }
 
   /** Step two: submits a TOTP or recovery code in the session. */
   async submitCode(
     session: Session,
     code: Pick<IssuedCode, 'kind' | 'code'>,
-    opts: { note?: string; headers?: Record<string, string> } = {},
-  ): Promise<{ res: HttpResult; accepted: boolean }> {
+    opts: { note?: string; headers?: Record<string, string>; prepared?: Prepared | undefined } = {},
+  ): Promise<{ res: StepResult; accepted: boolean }> {
     const factor = this.profile.secondFactor;
-    const spec = code.kind === 'totp' ? factor.totp : factor.recoveryCode;
-    if (!spec) throw new Inconclusive(`the profile has no secondFactor.${code.kind === 'totp' ? 'totp' : 'recoveryCode'}`);
+    const spec = this.codeSpec(code.kind);
     this.secrets.add(code.code);
     const body = structuredClone(spec.body ?? {});
     setPath(body, spec.codeField, code.code);
-    const res = await this.send(
+    const res = await this.sendStep(
+      spec,
       {
         method: spec.method,
         path: spec.path,
@@ -135,7 +209,7 @@ export class AuditContext {
         note: opts.note ?? `submit the ${code.kind === 'totp' ? 'TOTP' : 'recovery'} code`,
       },
       session,
-      { takeToken: true },
+      { takeToken: true, ...(opts.prepared ? { prepared: opts.prepared } : {}) },
     );
     const accepted = succeeded(res, factor.accepted);
     // Every session the checks submit codes in belongs to the primary account.
@@ -170,7 +244,9 @@ export class AuditContext {
       note: `complete the login with a ${code.kind === 'totp' ? 'TOTP' : 'recovery'} code`,
     });
     if (!accepted) {
-      throw new Inconclusive(`a valid ${code.kind} code was refused (status ${verify.status}); is the profile's secret or code list current?`);
+      throw new Inconclusive(
+        `a valid ${code.kind} code was refused (status ${verify.status}${missingNote(verify.missing)}); is the profile's secret or code list current?`,
+      );
     }
     return { session: login.session, login: login.res, verify, code, verifiedAt: Date.now() };
   }
@@ -179,6 +255,11 @@ export class AuditContext {
     const w = this.profile.whoami;
     const res = await this.send({ method: w.method, path: w.path, note }, session);
     return { res, ok: succeeded(res, w.success) };
+  }
+
+  /** Reads a value (JSON field or extractor) from a reply, e.g. an API token or a `params` lookup. */
+  extract(spec: Parameters<typeof extractorOf>[0], res: HttpResult, session?: Session, jsonField?: string): string | undefined {
+    return extractValue(extractorOf(spec, jsonField), res, session);
   }
 
   /**
@@ -226,4 +307,16 @@ export class AuditContext {
   vars(account: Account): Record<string, string> {
     return { username: account.username, password: account.password, nonce: this.nonce() };
   }
+}
+
+/** The request with what fetchFirst found: body fields (form or JSON) and headers. */
+export function withPrepared(req: OutgoingRequest, prepared: Prepared | undefined): OutgoingRequest {
+  if (!prepared) return req;
+  let body = req.body;
+  if (prepared.fields.length) {
+    body = structuredClone(req.body ?? {});
+    for (const f of prepared.fields) setPath(body, f.path, f.value);
+  }
+  const note = prepared.missing.length ? `${req.note} (sent without ${prepared.missing.join(', ')})` : req.note;
+  return { ...req, body, headers: { ...req.headers, ...prepared.headers }, note };
 }

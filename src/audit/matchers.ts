@@ -25,7 +25,17 @@ export function setPath(target: Record<string, unknown>, path: string, value: un
   current[keys[keys.length - 1] as string] = value;
 }
 
-export function matches(res: HttpResult, m: Matcher): boolean {
+/** Every condition given holds, and no matcher under `not` does. */
+export function matches(res: Pick<HttpResult, 'status' | 'json' | 'text' | 'location'>, m: Matcher): boolean {
+  if (!conditionsHold(res, m)) return false;
+  if (m.not !== undefined) {
+    const excluded = Array.isArray(m.not) ? m.not : [m.not];
+    if (excluded.some((n) => conditionsHold(res, n))) return false;
+  }
+  return true;
+}
+
+function conditionsHold(res: Pick<HttpResult, 'status' | 'json' | 'text' | 'location'>, m: Omit<Matcher, 'not'>): boolean {
   if (m.status !== undefined) {
     const wanted = Array.isArray(m.status) ? m.status : [m.status];
     if (!wanted.includes(res.status)) return false;
@@ -40,18 +50,25 @@ export function matches(res: HttpResult, m: Matcher): boolean {
 }
 
 /** A profile matcher if given, else "any 2xx". */
-export function succeeded(res: HttpResult, m: Matcher | undefined): boolean {
+export function succeeded(res: Pick<HttpResult, 'status' | 'json' | 'text' | 'location'>, m: Matcher | undefined): boolean {
   return m ? matches(res, m) : res.status >= 200 && res.status < 300;
 }
 
 export function describeMatcher(m: Matcher | undefined): string {
   if (!m) return 'a 2xx status';
+  const parts = describeConditions(m);
+  const excluded = m.not === undefined ? [] : Array.isArray(m.not) ? m.not : [m.not];
+  for (const n of excluded) parts.push(`not (${describeConditions(n).join(' and ')})`);
+  return parts.join(' and ');
+}
+
+function describeConditions(m: Omit<Matcher, 'not'>): string[] {
   const parts: string[] = [];
   if (m.status !== undefined) parts.push(`status ${Array.isArray(m.status) ? m.status.join('/') : m.status}`);
   if (m.body) parts.push(m.body.equals === undefined ? `body has ${m.body.path}` : `body ${m.body.path} = ${JSON.stringify(m.body.equals)}`);
   if (m.bodyContains) parts.push(`body contains ${JSON.stringify(m.bodyContains)}`);
   if (m.redirect) parts.push(`redirect to …${m.redirect}…`);
-  return parts.join(' and ');
+  return parts;
 }
 
 /** Replaces `{name}` in strings (deeply), leaving unknown placeholders alone. */

@@ -1,5 +1,6 @@
 // --dry-run: what the audit would do, without sending a single request.
-import type { Profile } from './profile.js';
+import { describeExtractor, extractorOf } from './extract.js';
+import type { FetchFirst, Profile } from './profile.js';
 import { selectedChecks } from './runner.js';
 
 export function renderPlan(target: string, profile: Profile, only?: readonly string[]): string {
@@ -19,13 +20,28 @@ export function renderPlan(target: string, profile: Profile, only?: readonly str
     '',
     'Preflight:',
     `  - ${profile.whoami.method} ${profile.whoami.path} without a session (must be refused)`,
-    `  - ${profile.login.method} ${profile.login.path} with the password, then a second-factor code`,
+    `  - ${fetchFirstNote(profile.login)}${profile.login.method} ${profile.login.path} with the password, then a second-factor code`,
     `  - ${profile.whoami.method} ${profile.whoami.path} with the full session (must succeed)`,
     ...profile.sensitiveActions.flatMap((a) =>
-      Object.entries(a.params ?? {}).map(([n, l]) => `  - ${l.method} ${l.path} to look up {${n}} (${l.field})`),
+      Object.entries(a.params ?? {}).map(([n, l]) => `  - ${l.method} ${l.path} to look up {${n}} (${describeExtractor(extractorOf(l, l.field))})`),
     ),
     '',
   ];
+  const steps = [
+    ['login', profile.login],
+    ['secondFactor.totp', profile.secondFactor.totp],
+    ['secondFactor.recoveryCode', profile.secondFactor.recoveryCode],
+    ...profile.sensitiveActions.map((a) => [a.name, a] as const),
+    ['passwordReset.request', profile.passwordReset?.request],
+    ['passwordReset.reset', profile.passwordReset?.reset],
+    ['tokenLogin', profile.tokenLogin],
+  ] as const;
+  const fetching = steps.filter(([, s]) => s?.fetchFirst);
+  if (fetching.length) {
+    lines.push('Before each request of these steps, a page is fetched in the same session and values are carried over:');
+    for (const [label, s] of fetching) lines.push(`  - ${label}: ${fetchFirstNote(s ?? {}).replace(/, then $/, '')}`);
+    lines.push('');
+  }
   const width = String(checks.length).length;
   for (const [i, check] of checks.entries()) {
     const head = `[${String(i + 1).padStart(width)}/${checks.length}] ${check.id}: ${check.title} (${check.severity})`;
@@ -37,4 +53,12 @@ export function renderPlan(target: string, profile: Profile, only?: readonly str
     lines.push(head, ...check.plan(profile).map((step) => `      - ${step}`));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** "GET /login (<input name="csrf"> → field csrf), then " or "". */
+function fetchFirstNote(step: { fetchFirst?: FetchFirst | undefined }): string {
+  const f = step.fetchFirst;
+  if (!f) return '';
+  const values = f.values.map((v) => `${describeExtractor(extractorOf(v))} → ${v.field !== undefined ? `field ${v.field}` : `header ${v.header}`}`);
+  return `GET ${f.path} (${values.join(', ')}), then `;
 }

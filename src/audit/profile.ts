@@ -18,23 +18,105 @@ const targetPath = z
 const bodyFields = z.record(z.string(), z.unknown());
 const headerMap = z.record(z.string(), z.string());
 
-/** Describes what a response looks like; every condition given must hold. */
+const matcherConditions = {
+  status: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
+  body: z
+    .strictObject({
+      path: z.string().min(1),
+      equals: z.union([z.string(), z.number(), z.boolean(), z.null()]).optional(),
+    })
+    .optional(),
+  bodyContains: z.string().min(1).optional(),
+  redirect: z.string().min(1).optional(),
+};
+const MATCHER_KEYS = 'status, body, bodyContains, redirect';
+const hasCondition = (m: Record<string, unknown>) => Object.values(m).some((v) => v !== undefined);
+
+/** A matcher without `not`: what `not` may exclude (one level of negation keeps it readable). */
+const plainMatcher = z
+  .strictObject(matcherConditions)
+  .refine(hasCondition, { message: `give at least one of ${MATCHER_KEYS}` });
+
+/**
+ * Describes what a response looks like; every condition given must hold. `not` excludes
+ * responses: a matcher (or each matcher of a list) that must NOT match, e.g.
+ * `{status: 302, not: {redirect: /login}}`.
+ */
 export const matcherSchema = z
   .strictObject({
-    status: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
-    body: z
-      .strictObject({
-        path: z.string().min(1),
-        equals: z.union([z.string(), z.number(), z.boolean(), z.null()]).optional(),
-      })
-      .optional(),
-    bodyContains: z.string().min(1).optional(),
-    redirect: z.string().min(1).optional(),
+    ...matcherConditions,
+    not: z.union([plainMatcher, z.array(plainMatcher).min(1)]).optional(),
   })
-  .refine((m) => Object.values(m).some((v) => v !== undefined), {
-    message: 'give at least one of status, body, bodyContains, redirect',
-  });
+  .refine(hasCondition, { message: `give at least one of ${MATCHER_KEYS}, not` });
 export type Matcher = z.infer<typeof matcherSchema>;
+
+/**
+ * Where a value is read from in a response: exactly one of a JSON field (dotted path), a
+ * hidden/any `<input name=…>`'s value, a `<meta name=…>`'s content, a cookie (set by the
+ * response or already in the session's jar), or a regular expression's one capture group.
+ */
+export const EXTRACTOR_KEYS = ['json', 'input', 'meta', 'cookie', 'regex'] as const;
+const extractorFields = {
+  json: z.string().min(1).optional(),
+  input: z.string().min(1).optional(),
+  meta: z.string().min(1).optional(),
+  cookie: z.string().min(1).optional(),
+  regex: z
+    .string()
+    .min(1)
+    .superRefine((src, ctx) => {
+      let groups: number;
+      try {
+        // Matching the empty alternative reports how many capture groups the pattern has.
+        groups = (new RegExp(`${src}|`).exec('')?.length ?? 1) - 1;
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `not a valid regular expression: ${(err as Error).message}` });
+        return;
+      }
+      if (groups !== 1) {
+        ctx.addIssue({ code: 'custom', message: `needs exactly one capture group (the value), found ${groups}; use (?:…) for other groups` });
+      }
+    })
+    .optional(),
+};
+export type Extractor = { [K in (typeof EXTRACTOR_KEYS)[number]]?: string };
+
+const extractorKeysGiven = (v: Record<string, unknown>) => EXTRACTOR_KEYS.filter((k) => v[k] !== undefined);
+function exactlyOneExtractor(v: Record<string, unknown>, ctx: z.RefinementCtx, extraKeys: string[] = []): void {
+  const given = [...extraKeys.filter((k) => v[k] !== undefined), ...extractorKeysGiven(v)];
+  if (given.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `give exactly one of ${[...extraKeys, ...EXTRACTOR_KEYS].join(', ')}${given.length ? ` (got ${given.join(', ')})` : ''}`,
+    });
+  }
+}
+
+export const extractorSchema = z.strictObject(extractorFields).superRefine((v, ctx) => exactlyOneExtractor(v, ctx));
+
+/** One value fetchFirst reads from the page, and where the request then carries it. */
+const fetchedValue = z
+  .strictObject({
+    ...extractorFields,
+    /** Sent as this body field (dotted for nested JSON). */
+    field: z.string().min(1).optional(),
+    /** Sent in this request header. */
+    header: z.string().min(1).optional(),
+  })
+  .superRefine((v, ctx) => {
+    exactlyOneExtractor(v, ctx);
+    if ((v.field === undefined) === (v.header === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of field, header (where the value is sent)' });
+    }
+  });
+
+/** GET a page in the same session before the request and carry values from it (CSRF tokens). */
+export const fetchFirstSchema = z.strictObject({
+  method: z.literal('GET').default('GET'),
+  path: targetPath,
+  values: z.array(fetchedValue).min(1),
+});
+export type FetchFirst = z.infer<typeof fetchFirstSchema>;
 
 const endpoint = {
   method: httpMethod.default('GET'),
@@ -47,6 +129,7 @@ const requestSpec = {
   encoding: encoding.default('json'),
   body: bodyFields.optional(),
   headers: headerMap.optional(),
+  fetchFirst: fetchFirstSchema.optional(),
 };
 
 const codeSubmission = z.strictObject({ ...requestSpec, codeField: z.string().min(1).default('code') });
@@ -54,9 +137,14 @@ const codeSubmission = z.strictObject({ ...requestSpec, codeField: z.string().mi
 const sensitiveKind = z.enum(['change_email', 'change_password', 'create_api_token', 'disable_mfa', 'other']);
 export type SensitiveKind = z.infer<typeof sensitiveKind>;
 
-const paramLookup = z.strictObject({ ...endpoint, field: z.string().min(1) });
+/** `field` is a JSON field (as `json`); or any other extractor, e.g. `input: factor_id`. */
+const paramLookup = z
+  .strictObject({ ...endpoint, field: z.string().min(1).optional(), ...extractorFields })
+  .superRefine((v, ctx) => exactlyOneExtractor(v, ctx, ['field']));
+export type ParamLookup = z.infer<typeof paramLookup>;
 
-const sensitiveAction = z.strictObject({
+const sensitiveAction = z
+  .strictObject({
   name: z.string().min(1),
   kind: sensitiveKind,
   ...requestSpec,
@@ -65,9 +153,15 @@ const sensitiveAction = z.strictObject({
   success: matcherSchema.optional(),
   /** For create_api_token: the response body field that carries the new token. */
   tokenField: z.string().min(1).optional(),
+  /** For create_api_token: where the new token is, for replies that are not JSON (e.g. `regex`). */
+  token: extractorSchema.optional(),
   /** Defaults to true for change_email, change_password and disable_mfa. */
   changesAccount: z.boolean().optional(),
-});
+})
+  .refine((a) => a.tokenField === undefined || a.token === undefined, {
+    message: 'give tokenField or token, not both',
+    path: ['token'],
+  });
 export type SensitiveAction = z.infer<typeof sensitiveAction>;
 
 const account = z.strictObject({
@@ -85,7 +179,9 @@ const account = z.strictObject({
 export type Account = z.infer<typeof account>;
 
 const resetToken = z.discriminatedUnion('from', [
-  z.strictObject({ from: z.literal('response'), field: z.string().min(1) }),
+  z
+    .strictObject({ from: z.literal('response'), field: z.string().min(1).optional(), ...extractorFields })
+    .superRefine((v, ctx) => exactlyOneExtractor(v, ctx, ['field'])),
   z.strictObject({
     from: z.literal('mailDir'),
     dir: z.string().min(1),

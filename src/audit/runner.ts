@@ -2,10 +2,11 @@
 // login and who-am-I), then every check in order, each with its own evidence log.
 import { allChecks, type Check, type CheckResult } from './checks/index.js';
 import { Inconclusive } from './checks/types.js';
-import { AuditContext } from './context.js';
+import { AuditContext, missingNote } from './context.js';
 import { AuditAbort, HttpClient, RequestFailed, type Exchange } from './http-client.js';
 import { maskExchange, SecretRegistry } from './mask.js';
-import { describeMatcher, getPath } from './matchers.js';
+import { describeExtractor, extractorOf } from './extract.js';
+import { describeMatcher } from './matchers.js';
 import type { Profile } from './profile.js';
 import { AUDITOR_NAME, AUDITOR_VERSION, countStatuses, exitCodeFor, type AuditReport } from './report.js';
 
@@ -134,7 +135,7 @@ async function runPreflight(ctx: AuditContext): Promise<void> {
   if (!verify.accepted && !me.ok) {
     throw new Error(
       `could not complete a full login as ${ctx.account.username}: a valid ${code.kind} code was refused ` +
-        `(status ${verify.res.status}); is the profile's secret or code list current?`,
+        `(status ${verify.res.status}${missingNote(verify.res.missing)}); is the profile's secret or code list current?`,
     );
   }
   if (!me.ok) {
@@ -159,9 +160,10 @@ async function runPreflight(ctx: AuditContext): Promise<void> {
     for (const [name, lookup] of Object.entries(action.params ?? {})) {
       if (ctx.params[name] !== undefined) continue;
       const res = await ctx.send({ method: lookup.method, path: lookup.path, note: `look up {${name}} for ${action.name}` }, full.session);
-      const value = getPath(res.json, lookup.field);
-      if (typeof value !== 'string' && typeof value !== 'number') {
-        throw new Error(`${action.name}: ${lookup.method} ${lookup.path} gave no ${lookup.field} for {${name}} (status ${res.status})`);
+      const value = ctx.extract(lookup, res, full.session, lookup.field);
+      if (value === undefined) {
+        const where = describeExtractor(extractorOf(lookup, lookup.field));
+        throw new Error(`${action.name}: ${lookup.method} ${lookup.path} gave no ${where} for {${name}} (status ${res.status})`);
       }
       ctx.params[name] = String(value);
     }

@@ -2,6 +2,7 @@
 // with form posts, a 302 to /login/otp as the MFA signal, Post/Redirect/Get settings
 // actions and a guess limit that ends the pending login with a redirect. Its profile was
 // written from docs/audit.md alone. Planted: TOTP replay and disabling 2FA without step-up.
+// Every form needs a per-session CSRF token, which the profile fetches first (fetchFirst).
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
@@ -36,6 +37,12 @@ describe.concurrent('auditor against an unfamiliar app (Inkwell notes)', () => {
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(NOT_IN_PROFILE);
     expect(report.exitCode).toBe(1);
+    // The 2FA switch-off went through with the CSRF token and factor id read from /settings.
+    const disable = report.results.find((r) => r.id === 'mfa-disable-without-reauth')!;
+    const notes = disable.evidence.map((e) => e.note);
+    expect(notes).toContain('fetch /settings for <input name="csrf">');
+    const sent = disable.evidence.find((e) => e.request.url.endsWith('/settings/2fa/disable') && e.response?.status === 302);
+    expect(sent?.request.body).toMatch(/^factor=totp-[0-9a-f]{8}&csrf=/);
     // The replay finding is confirmed by who-am-I, not by the code reply alone.
     const replay = report.results.find((r) => r.id === 'totp-replay')!;
     expect(replay.evidence.at(-1)?.request.url).toMatch(/\/me$/);
@@ -80,5 +87,24 @@ describe.concurrent('auditor against an unfamiliar app (Inkwell notes)', () => {
     );
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
     expect(report.results.find((r) => r.id === 'otp-cross-account')?.summary).toMatch(/accepted matcher may be too loose/);
+  });
+
+  it('reads the API key from the HTML page it is shown on, with the CSRF token sent in a header', async () => {
+    const report = await audit({ flaws: { totpReplay: false, disable2faWithoutReauth: false, apiKeyWithoutReauth: true } });
+    expect(idsWith(report, 'bypassed'), digest(report)).toEqual(['api-token-without-step-up']);
+    const result = report.results.find((r) => r.id === 'api-token-without-step-up')!;
+    // Refused with the pending session (its form page redirects it away), minted with the stale one.
+    expect(result.summary).toMatch(/create API key with the session whose second factor is older than 2s \(status 200\); the token then read \/api\/notes \(status 200\)/);
+    const minted = result.evidence.find((e) => e.request.url.endsWith('/settings/api-keys') && e.response?.status === 200);
+    expect(minted?.request.headers['x-csrf-token']).toBeDefined();
+    expect(JSON.stringify(report)).not.toMatch(/ink_[A-Za-z0-9_-]{20}/); // the minted key is masked
+  });
+
+  it('needs the CSRF token: without fetchFirst, or with the wrong input name, the preflight stops and says why', async () => {
+    const without = await audit({}, profile((raw) => delete raw.login.fetchFirst));
+    expect(without.aborted).toMatch(/password login for marta failed with status 403/);
+    const wrong = await audit({}, profile((raw) => (raw.login.fetchFirst.values[0].input = 'csrf_token')));
+    expect(wrong.aborted).toMatch(/status 403; its fetchFirst found no <input name="csrf_token"> \(GET \/login answered 200\)/);
+    expect(wrong.exitCode).toBe(2);
   });
 });

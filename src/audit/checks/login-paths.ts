@@ -71,19 +71,23 @@ export const pendingForcedBrowsing: Check = {
       );
     }
     const reached: string[] = [];
+    /** Actions whose fetchFirst page did not serve the pending session (sent without the value). */
+    const unserved: string[] = [];
     for (const e of p.protectedEndpoints) {
       const res = await ctx.send({ method: e.method, path: e.path, note: `${e.method} ${e.path} with the pending session` }, login.session);
       if (succeeded(res, e.success)) reached.push(`${e.method} ${e.path} (${res.status})`);
     }
     for (const a of p.sensitiveActions.filter((x) => !changesAccount(x) || p.safety.allowAccountChanges)) {
-      const res = await ctx.send(ctx.sensitiveRequest(a, `${a.name} with the pending session`), login.session);
+      const res = await ctx.sendStep(a, ctx.sensitiveRequest(a, `${a.name} with the pending session`), login.session);
       if (actionSucceeded(res, a)) reached.push(`${a.name} (${res.status})`);
+      else if (res.missing.length) unserved.push(a.name);
     }
     const total = forcedBrowsingTargets(p).length;
     if (reached.length > 0) {
       return bypassed(`The pending session was accepted by ${reached.length} of ${total} endpoints: ${reached.join(', ')}.`);
     }
-    return blocked(`All ${total} endpoints refused the pending session.`);
+    const note = unserved.length ? ` (the form pages of ${unserved.join(', ')} gave it no fetchFirst value; those were sent without)` : '';
+    return blocked(`All ${total} endpoints refused the pending session${note}.`);
   },
 };
 
@@ -109,14 +113,11 @@ export const tokenLoginSkipsMfa: Check = {
     const body = structuredClone(spec.body ?? {}) as Record<string, unknown>;
     setPath(body, spec.usernameField, ctx.account.username);
     setPath(body, spec.passwordField, ctx.account.password);
-    const res = await ctx.http.send({
-      method: spec.method,
-      path: spec.path,
-      encoding: spec.encoding,
-      body,
-      headers: spec.headers,
-      note: 'token login with the password',
-    });
+    const res = await ctx.sendStep(
+      spec,
+      { method: spec.method, path: spec.path, encoding: spec.encoding, body, headers: spec.headers, note: 'token login with the password' },
+      new Session(),
+    );
     const token = getPath(res.json, spec.tokenField);
     if (typeof token !== 'string' || !token) {
       return blocked(`The token login answered ${res.status} without a token in ${spec.tokenField}.`);

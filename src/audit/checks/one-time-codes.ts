@@ -1,7 +1,7 @@
 // Second-factor codes must be single-use and bound to their account: TOTP replay, recovery
 // code reuse (sequential and racing), and a valid code of another account.
 import { CodeSupply } from '../factors.js';
-import type { AuditContext } from '../context.js';
+import type { AuditContext, Prepared } from '../context.js';
 import type { Session } from '../session.js';
 import { blocked, bypassed, Inconclusive, type Check } from './types.js';
 
@@ -92,8 +92,12 @@ export const recoveryCodeRace: Check = {
     for (let i = 1; i <= n; i++) sessions.push((await ctx.passwordLogin({ note: `pending session ${i} of ${n}` })).session);
     const code = ctx.codes.takeRecovery(true);
     if (!code) throw new Inconclusive('no recovery code left');
+    // Any fetchFirst page (a CSRF token) is fetched for every session first, so that the
+    // submissions themselves still go out at the same moment.
+    const prepared: (Prepared | undefined)[] = [];
+    for (const s of sessions) prepared.push(await ctx.prepareCode(s, 'recovery'));
     const results = await Promise.all(
-      sessions.map((s, i) => ctx.submitCode(s, code, { note: `parallel submission ${i + 1} of ${n}` })),
+      sessions.map((s, i) => ctx.submitCode(s, code, { note: `parallel submission ${i + 1} of ${n}`, prepared: prepared[i] })),
     );
     let accepted = results.filter((r) => r.accepted).length;
     if (accepted > 1) {

@@ -4,7 +4,9 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sleep } from '../http-client.js';
-import { getPath, setPath } from '../matchers.js';
+import { missingNote } from '../context.js';
+import { describeExtractor, extractorOf } from '../extract.js';
+import { setPath } from '../matchers.js';
 import { blocked, bypassed, Inconclusive, type Check } from './types.js';
 
 export const passwordResetSession: Check = {
@@ -26,7 +28,7 @@ export const passwordResetSession: Check = {
     `${p.passwordReset?.request.method} ${p.passwordReset?.request.path} for the first account`,
     p.passwordReset?.token.from === 'mailDir'
       ? `read the reset token from the newest mail under ${p.passwordReset.token.dir}`
-      : `read the reset token from the response field ${p.passwordReset?.token.from === 'response' ? p.passwordReset.token.field : ''}`,
+      : `read the reset token from the response (${p.passwordReset?.token.from === 'response' ? describeExtractor(extractorOf(p.passwordReset.token, p.passwordReset.token.field)) : ''})`,
     `${p.passwordReset?.reset.method} ${p.passwordReset?.reset.path} (new password = ${p.passwordReset?.newPassword ? 'passwordReset.newPassword' : 'the current one'})`,
     `${p.whoami.method} ${p.whoami.path} with whatever the reset response set`,
   ],
@@ -36,11 +38,13 @@ export const passwordResetSession: Check = {
     const since = Date.now();
     const reqBody = structuredClone(cfg.request.body ?? {});
     setPath(reqBody, cfg.request.emailField, ctx.account.email ?? ctx.account.username);
-    const asked = await ctx.http.send({ ...cfg.request, body: reqBody, note: 'ask for a password reset' });
-    if (asked.status >= 400) throw new Inconclusive(`the target refused the reset request (status ${asked.status})`);
+    // A client of its own, so that a fetchFirst page's cookies go with the request.
+    const asker = ctx.newSession();
+    const asked = await ctx.sendStep(cfg.request, { ...cfg.request, body: reqBody, note: 'ask for a password reset' }, asker);
+    if (asked.status >= 400) throw new Inconclusive(`the target refused the reset request (status ${asked.status}${missingNote(asked.missing)})`);
     const token =
       cfg.token.from === 'response'
-        ? stringAt(getPath(asked.json, cfg.token.field))
+        ? ctx.extract(cfg.token, asked, asker, cfg.token.field)
         : await tokenFromMail(cfg.token.dir, cfg.token.pattern, since);
     if (!token) throw new Inconclusive('no reset token found (check passwordReset.token)');
     ctx.secrets.add(token);
@@ -49,8 +53,8 @@ export const passwordResetSession: Check = {
     const body = structuredClone(cfg.reset.body ?? {});
     setPath(body, cfg.reset.tokenField, token);
     setPath(body, cfg.reset.passwordField, cfg.newPassword ?? ctx.account.password);
-    const reset = await ctx.send({ ...cfg.reset, body, note: 'complete the reset with the token' }, session);
-    if (reset.status >= 400) throw new Inconclusive(`the target refused the reset (status ${reset.status})`);
+    const reset = await ctx.sendStep(cfg.reset, { ...cfg.reset, body, note: 'complete the reset with the token' }, session);
+    if (reset.status >= 400) throw new Inconclusive(`the target refused the reset (status ${reset.status}${missingNote(reset.missing)})`);
     if (cfg.newPassword) ctx.account.password = cfg.newPassword;
     if (session.isEmpty()) return blocked(`The reset succeeded (status ${reset.status}) and set no session at all.`);
     const me = await ctx.whoami(session, 'ask who-am-I with what the reset response set');
@@ -58,8 +62,6 @@ export const passwordResetSession: Check = {
     return blocked(`The reset set a cookie or token, but it gets status ${me.res.status} from ${ctx.profile.whoami.path}.`);
   },
 };
-
-const stringAt = (v: unknown): string | undefined => (typeof v === 'string' && v ? v : undefined);
 
 /** Polls the mail directory briefly: mail is often written just after the response. */
 async function tokenFromMail(dir: string, pattern: string, since: number): Promise<string | undefined> {

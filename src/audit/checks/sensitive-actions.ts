@@ -38,13 +38,21 @@ export function actionSucceeded(res: HttpResult, action: SensitiveAction): boole
   return succeeded(res, action.success);
 }
 
-/** Tries one action in one session; returns a line for the summary when it got through. */
-async function attempt(ctx: AuditContext, action: SensitiveAction, session: Session, sessionLabel: string): Promise<string | undefined> {
-  const res = await ctx.send(ctx.sensitiveRequest(action, `${action.name} with the ${sessionLabel}`), session);
-  if (!actionSucceeded(res, action)) return undefined;
+/**
+ * Tries one action in one session; returns a line for the summary when it got through, and
+ * otherwise what its fetchFirst page did not give this session (shown with the refusal).
+ */
+async function attempt(
+  ctx: AuditContext,
+  action: SensitiveAction,
+  session: Session,
+  sessionLabel: string,
+): Promise<{ line?: string; missing: string[] }> {
+  const res = await ctx.sendStep(action, ctx.sensitiveRequest(action, `${action.name} with the ${sessionLabel}`), session);
+  if (!actionSucceeded(res, action)) return { missing: res.missing };
   let line = `${action.name} with the ${sessionLabel} (status ${res.status})`;
   const probe = ctx.profile.apiToken?.probe;
-  const token = action.tokenField ? getPath(res.json, action.tokenField) : undefined;
+  const token = action.token ? ctx.extract(action.token, res, session) : action.tokenField ? getPath(res.json, action.tokenField) : undefined;
   if (action.kind === 'create_api_token' && typeof token === 'string' && probe) {
     // Show the impact: the token minted this way really opens the API.
     ctx.secrets.add(token);
@@ -57,8 +65,12 @@ async function attempt(ctx: AuditContext, action: SensitiveAction, session: Sess
     });
     line += `; the token then read ${probe.path} (status ${use.status})`;
   }
-  return line;
+  return { line, missing: res.missing };
 }
+
+/** "disable MFA (stale)" plus, when the form page did not serve this session, that fact. */
+const triedLabel = (name: string, kind: string, missing: string[]): string =>
+  `${name} (${kind}${missing.length ? `; its page gave no ${missing.join(', no ')}` : ''})`;
 
 /** Runs `actions` with a password-only session and (when a window is configured) a stale one. */
 async function tryWithWeakSessions(ctx: AuditContext, actions: SensitiveAction[], opts: { passwordOnly: boolean }) {
@@ -67,8 +79,8 @@ async function tryWithWeakSessions(ctx: AuditContext, actions: SensitiveAction[]
   if (opts.passwordOnly) {
     for (const a of actions) {
       const login = await ctx.passwordLogin({ note: 'log in with the password only' });
-      const line = await attempt(ctx, a, login.session, 'password-only session');
-      tried.push(`${a.name} (password-only)`);
+      const { line, missing } = await attempt(ctx, a, login.session, 'password-only session');
+      tried.push(triedLabel(a.name, 'password-only', missing));
       if (line) got.push(line);
     }
   }
@@ -81,8 +93,8 @@ async function tryWithWeakSessions(ctx: AuditContext, actions: SensitiveAction[]
       throw new Inconclusive(`the stale session no longer reaches ${ctx.profile.whoami.path} (status ${alive.res.status}), so a refusal would prove nothing`);
     }
     for (const a of actions) {
-      const line = await attempt(ctx, a, stale, `session whose second factor is older than ${ctx.profile.stepUp.maxAgeSeconds}s`);
-      tried.push(`${a.name} (stale)`);
+      const { line, missing } = await attempt(ctx, a, stale, `session whose second factor is older than ${ctx.profile.stepUp.maxAgeSeconds}s`);
+      tried.push(triedLabel(a.name, 'stale', missing));
       if (line) got.push(line);
     }
   }
