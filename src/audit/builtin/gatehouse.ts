@@ -95,8 +95,9 @@ export const gatehouseProfile: Record<string, unknown> = {
   },
   passwordReset: {
     request: { method: 'POST', path: '/api/auth/password/forgot', emailField: 'email' },
-    // Without GATEHOUSE_SMTP_URL, Gatehouse writes mail into its data dir.
-    token: { from: 'mailDir', dir: './data' },
+    // Without GATEHOUSE_SMTP_URL, Gatehouse writes mail into its data dir. Match the reset
+    // link itself: other mails (an e-mail change confirmation) carry a token= too.
+    token: { from: 'mailDir', dir: './data', pattern: 'reset-password\\?token=([A-Za-z0-9._~%-]+)' },
     reset: { method: 'POST', path: '/api/auth/password/reset', tokenField: 'token', passwordField: 'password' },
   },
   tokenLogin: {
