@@ -19,6 +19,8 @@ export interface SignupOptions {
   password?: string;
   /** Headers the account's client sends with every request (e.g. X-Forwarded-For). */
   headers?: Record<string, string>;
+  /** `token`: the session comes as a bearer token, which the client then sends. */
+  transport?: 'cookie' | 'token';
 }
 
 export interface Account {
@@ -27,15 +29,18 @@ export interface Account {
   /** A client holding a full session. */
   client: Client;
   userId: string;
+  /** The signup's outcome: `authenticated`, or `enrollment_required` when a factor is required first. */
+  status: string;
 }
 
 export async function signup(base: string, options: SignupOptions = {}): Promise<Account> {
   const email = options.email ?? uniqueEmail();
   const password = options.password ?? PASSWORD;
   const client = new Client(base, options.headers);
-  const res = await client.post('/api/auth/signup', { email, password });
+  const res = await client.post('/api/auth/signup', options.transport ? { email, password, transport: options.transport } : { email, password });
   if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${res.text}`);
-  return { email, password, client, userId: res.body.user.id };
+  if (options.transport === 'token') client.bearer = res.body.sessionToken;
+  return { email, password, client, userId: res.body.user.id, status: res.body.status };
 }
 
 export interface MfaAccount extends Account {

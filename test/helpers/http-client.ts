@@ -128,13 +128,17 @@ export class Client {
 /** The form token in a page. */
 export const csrfIn = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
 
-/** A browser on the HTML pages: cookie jar, urlencoded forms with our Origin. */
+/**
+ * A browser on the HTML pages: cookie jar, urlencoded forms with our Origin (a header given
+ * as `null`, e.g. `{ origin: null }`, is not sent at all).
+ */
 export class FormBrowser {
   cookies = new Map<string, string>();
   constructor(readonly base: string) {}
 
-  async go(method: 'GET' | 'POST', path: string, form?: Record<string, string | string[]>, headers: Record<string, string> = {}) {
-    const h: Record<string, string> = { ...headers };
+  async go(method: 'GET' | 'POST', path: string, form?: Record<string, string | string[]>, headers: Record<string, string | null> = {}) {
+    const h: Record<string, string> = {};
+    for (const [k, v] of Object.entries(headers)) if (v !== null) h[k] = v;
     const cookie = cookieHeader(this.cookies);
     if (cookie) h.cookie = cookie;
     let body: string | undefined;
@@ -143,7 +147,7 @@ export class FormBrowser {
       for (const [k, v] of Object.entries(form)) for (const x of Array.isArray(v) ? v : [v]) params.append(k, x);
       body = params.toString();
       h['content-type'] = 'application/x-www-form-urlencoded';
-      h.origin ??= this.base;
+      if (headers.origin !== null) h.origin ??= this.base;
     }
     const res = await request(this.base + path, { method, headers: h, body });
     storeSetCookies(this.cookies, res.headers['set-cookie']);

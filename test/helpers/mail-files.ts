@@ -5,6 +5,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The files in the mail folder (only the finished `.eml` ones with `emlOnly`), newest (by
+ * file name) first, soft line breaks and `=3D` undone.
+ */
+function mailTexts(dataDir: string, emlOnly = false): string[] {
+  const dir = path.join(dataDir, 'mail');
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => !emlOnly || f.endsWith('.eml'))
+    .sort()
+    .reverse()
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/gi, '='));
+}
+
+/** Whether `text` (a message or its header) has a `To:` line naming `to`. */
+const addressedTo = (text: string, to: string) => new RegExp(`^To: .*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(text);
+
 export interface MailedTokenOptions {
   /** Only messages to this address. */
   to?: string;
@@ -16,18 +36,54 @@ export interface MailedTokenOptions {
 /** The token in the newest mailed link (by file name) that matches; null when none comes within the timeout. */
 export async function mailedToken(dataDir: string, options: MailedTokenOptions = {}): Promise<string | null> {
   const { to, link = /[?&]token=([A-Za-z0-9_\-.~]+)/, timeoutMs = 15_000 } = options;
-  const dir = path.join(dataDir, 'mail');
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (fs.existsSync(dir)) {
-      for (const f of fs.readdirSync(dir).sort().reverse()) {
-        const text = fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/gi, '=');
-        if (to !== undefined && !new RegExp(`^To: .*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(text)) continue;
-        const m = link.exec(text);
-        if (m) return m[1]!;
-      }
+    for (const text of mailTexts(dataDir)) {
+      if (to !== undefined && !addressedTo(text, to)) continue;
+      const m = link.exec(text);
+      if (m) return m[1]!;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   return null;
+}
+
+export interface MailedLinkOptions {
+  /** The recipient (its `To:` header). */
+  to: string;
+  /** The message's `X-Gatehouse-Event` header, e.g. `password_reset.requested`. */
+  event: string;
+  /** The path of the link, e.g. `/confirm-email`; the link carries `?token=`. */
+  linkPath: string;
+  timeoutMs?: number;
+}
+
+/**
+ * Waits for the newest mail of `event` to `to` and returns its text and its `linkPath`
+ * link; throws when that mail has no such link or none comes within the timeout.
+ */
+export async function mailedMessage(dataDir: string, options: MailedLinkOptions): Promise<{ raw: string; link: URL }> {
+  const { to, event, linkPath, timeoutMs = 10_000 } = options;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const raw of mailTexts(dataDir, true)) {
+      const head = raw.slice(0, raw.search(/\r?\n\r?\n/));
+      if (!addressedTo(head, to) || !head.includes(`X-Gatehouse-Event: ${event}`)) continue;
+      const link = new RegExp(`https?://\\S+${linkPath}\\?token=[A-Za-z0-9_-]+`).exec(raw);
+      if (!link) throw new Error(`no ${linkPath} link in:\n${raw}`);
+      return { raw, link: new URL(link[0]) };
+    }
+    if (Date.now() > deadline) throw new Error(`no ${event} mail to ${to} in ${path.join(dataDir, 'mail')}`);
+    await sleep(50);
+  }
+}
+
+/** The `linkPath` link in the newest mail of `event` to `to` (see `mailedMessage`). */
+export async function mailedLink(dataDir: string, options: MailedLinkOptions): Promise<URL> {
+  return (await mailedMessage(dataDir, options)).link;
+}
+
+/** Whether any mail so far mentions `to` (for "nothing was sent"). */
+export function anyMailTo(dataDir: string, to: string): boolean {
+  return mailTexts(dataDir).some((text) => text.includes(to));
 }

@@ -10,12 +10,9 @@ import { login, PASSWORD, signup, sleep, uniqueEmail } from '../helpers/accounts
 import { SoftAuthenticator } from './webauthn-soft-authenticator.js';
 
 async function enrollingClient(base: string) {
-  const email = uniqueEmail();
-  const client = new Client(base);
-  const res = await client.post('/api/auth/signup', { email, password: PASSWORD });
-  expect(res.status).toBe(201);
-  expect(res.body.status).toBe('enrollment_required');
-  return { email, client };
+  const account = await signup(base);
+  expect(account.status).toBe('enrollment_required');
+  return account;
 }
 
 async function register(client: Client, auth: SoftAuthenticator) {
@@ -116,15 +113,12 @@ describe('passkey enrolment (GATEHOUSE_MFA_REQUIRED=all)', () => {
   });
 
   it('token transport gets a new token; a login with remember:true gets its remember-me cookie once full', async () => {
-    const email = uniqueEmail();
-    const viaToken = new Client(server.url);
-    const signed = await viaToken.post('/api/auth/signup', { email, password: PASSWORD, transport: 'token' });
-    expect(signed.status).toBe(201);
-    viaToken.bearer = signed.body.sessionToken;
+    const { client: viaToken } = await signup(server.url, { transport: 'token' });
+    const signedToken = viaToken.bearer;
     const reg = await register(viaToken, new SoftAuthenticator({ origin: server.url }));
     expect(reg.status).toBe(201);
     expect(reg.body.sessionToken).toBeTruthy();
-    expect(reg.body.sessionToken).not.toBe(signed.body.sessionToken);
+    expect(reg.body.sessionToken).not.toBe(signedToken);
     expect((await viaToken.get('/api/session')).status).toBe(401);
     viaToken.bearer = reg.body.sessionToken;
     expect((await viaToken.get('/api/session')).status).toBe(200);

@@ -8,44 +8,17 @@
  * a password change keeps this session and signs out the others. Passwords never appear
  * in a page.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { totpCodeAt } from '../../src/services/totp.js';
-import { PASSWORD, signupWithTotp, uniqueEmail, type MfaAccount } from '../helpers/accounts.js';
+import { PASSWORD, signupWithTotp, sleep, uniqueEmail, type MfaAccount } from '../helpers/accounts.js';
 import { csrfIn, FormBrowser } from '../helpers/http-client.js';
-import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
+import { anyMailTo, mailedMessage } from '../helpers/mail-files.js';
+import { startFastServer, type TestServer } from '../helpers/server.js';
+import { totpAt } from '../helpers/totp.js';
 
 const NEW_PASSWORD = 'copper-lantern-81-meadow';
 const STEP_UP_MAX_AGE = 2;
 
 type Page = Awaited<ReturnType<FormBrowser['go']>>;
-
-/** Waits for the mail of `event` to `to` in the server's mail folder; returns the text and the `linkPath` link in it. */
-async function mailTo(server: TestServer, to: string, event: string, linkPath: string): Promise<{ raw: string; link: URL }> {
-  const dir = path.join(server.dataDir, 'mail');
-  const until = Date.now() + 10_000;
-  for (;;) {
-    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.eml')) : [];
-    for (const file of files) {
-      const raw = fs.readFileSync(path.join(dir, file), 'utf8');
-      const head = raw.slice(0, raw.search(/\r?\n\r?\n/));
-      if (!new RegExp(`^To: .*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(head) || !head.includes(`X-Gatehouse-Event: ${event}`)) continue;
-      const link = new RegExp(`https?://\\S+${linkPath}\\?token=[A-Za-z0-9_-]+`).exec(raw);
-      if (!link) throw new Error(`no ${linkPath} link in:\n${raw}`);
-      return { raw, link: new URL(link[0]) };
-    }
-    if (Date.now() > until) throw new Error(`no ${event} mail to ${to} in ${dir}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Whether any mail went to `to` (for "nothing was sent"). */
-function anyMailTo(server: TestServer, to: string): boolean {
-  const dir = path.join(server.dataDir, 'mail');
-  if (!fs.existsSync(dir)) return false;
-  return fs.readdirSync(dir).some((f) => fs.readFileSync(path.join(dir, f), 'utf8').includes(to));
-}
 
 const unescape = (s: string) => s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#96;/g, '`').replace(/&amp;/g, '&');
 
@@ -84,11 +57,11 @@ function expectFieldError(res: Page, fieldId: string, words: string | RegExp) {
 }
 
 /** Signs in through the pages with the TOTP code (password, then the second step). */
-async function signInWithTotp(server: TestServer, account: MfaAccount, at = Date.now()): Promise<FormBrowser> {
+async function signInWithTotp(server: TestServer, account: MfaAccount): Promise<FormBrowser> {
   const b = new FormBrowser(server.url);
   expect((await b.go('POST', '/sign-in', { email: account.email, password: account.password })).location).toBe('/sign-in/verify');
   const challenge = await b.go('GET', '/sign-in/verify');
-  const verify = await b.go('POST', '/sign-in/verify', { _csrf: csrfIn(challenge.text), method: 'totp', code: totpCodeAt(account.secret, at) });
+  const verify = await b.go('POST', '/sign-in/verify', { _csrf: csrfIn(challenge.text), method: 'totp', code: totpAt(account.secret) });
   expect(verify.location).toBe('/settings');
   return b;
 }
@@ -116,7 +89,7 @@ const settings = async (b: FormBrowser) => {
 describe('account pages: fresh sessions', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ ...FAST_ENV });
+    server = await startFastServer();
   });
   afterAll(() => server?.close());
 
@@ -144,7 +117,7 @@ describe('account pages: fresh sessions', () => {
     expect(sent.text).toContain(`<div class="notice" role="status">We sent a link to ${next}; your address changes when you open it.</div>`);
     expect(sent.text).toContain(`You sign in with <strong>${email}</strong>`);
 
-    const { raw, link } = await mailTo(server, next, 'account.email_change_requested', '/confirm-email');
+    const { raw, link } = await mailedMessage(server.dataDir, { to: next, event: 'account.email_change_requested', linkPath: '/confirm-email' });
     expect(raw).toContain(email);
     expect(link.origin).toBe(new URL(server.url).origin);
     const done = await b.go('POST', '/confirm-email', { token: link.searchParams.get('token')! });
@@ -250,8 +223,8 @@ describe('account pages: fresh sessions', () => {
     expect(pw.text).not.toContain(NEW_PASSWORD);
 
     // Nothing happened: no mail to the new address, the old password still works.
-    await new Promise((r) => setTimeout(r, 300));
-    expect(anyMailTo(server, next)).toBe(false);
+    await sleep(300);
+    expect(anyMailTo(server.dataDir, next)).toBe(false);
     const full = await signInWithTotp(server, account);
     expect((await settings(full)).text).toContain(`You sign in with <strong>${account.email}</strong>`);
   });
@@ -277,8 +250,8 @@ describe('account pages: fresh sessions', () => {
       const other = await signUpByPage(server);
       expect((await b.go('POST', action, { _csrf: (await settings(other.b)).csrf, ...fields })).status).toBe(403);
     }
-    await new Promise((r) => setTimeout(r, 300));
-    expect(anyMailTo(server, next)).toBe(false);
+    await sleep(300);
+    expect(anyMailTo(server.dataDir, next)).toBe(false);
     expect((await settings(b)).text).toContain(`You sign in with <strong>${email}</strong>`);
     await signInWithPassword(server, email, PASSWORD);
   });
@@ -287,11 +260,11 @@ describe('account pages: fresh sessions', () => {
 describe('account pages: stale sessions step up in place', () => {
   let server: TestServer;
   beforeAll(async () => {
-    server = await startTestServer({ ...FAST_ENV, GATEHOUSE_STEP_UP_MAX_AGE: String(STEP_UP_MAX_AGE) });
+    server = await startFastServer({ GATEHOUSE_STEP_UP_MAX_AGE: String(STEP_UP_MAX_AGE) });
   });
   afterAll(() => server?.close());
 
-  const goStale = () => new Promise((r) => setTimeout(r, STEP_UP_MAX_AGE * 1000 + 200));
+  const goStale = () => sleep(STEP_UP_MAX_AGE * 1000 + 200);
 
   it('e-mail: the prompt carries the address, and the change completes after the second factor', async () => {
     const account = await signupWithTotp(server.url);
@@ -310,12 +283,12 @@ describe('account pages: stale sessions step up in place', () => {
     expect(prompt.text).toContain('To change your email address, confirm with your second factor.');
     expect(prompt.text).toContain('name="stepup_next" value="/settings/email"');
     expect(prompt.text).toContain(`<input type="hidden" name="email" value="${next}">`);
-    expect(anyMailTo(server, next)).toBe(false);
+    expect(anyMailTo(server.dataDir, next)).toBe(false);
 
-    const done = await confirmAndRepeat(b, prompt, 'totp', { stepup_code: totpCodeAt(account.secret, Date.now() + 30_000) }, '/settings/email');
+    const done = await confirmAndRepeat(b, prompt, 'totp', { stepup_code: totpAt(account.secret, 1) }, '/settings/email');
     expect(done.status).toBe(200);
     expect(done.text).toContain(`We sent a link to ${next}; your address changes when you open it.`);
-    await mailTo(server, next, 'account.email_change_requested', '/confirm-email');
+    await mailedMessage(server.dataDir, { to: next, event: 'account.email_change_requested', linkPath: '/confirm-email' });
   });
 
   it('password (second factor): the prompt drops the passwords, then asks for them again and changes it', async () => {
@@ -337,7 +310,7 @@ describe('account pages: stale sessions step up in place', () => {
     expect(wrong.status).toBe(401);
     expect(wrong.text).toContain('The passwords you typed are not kept while you confirm');
 
-    const again = await confirmAndRepeat(b, prompt, 'totp', { stepup_code: totpCodeAt(account.secret, Date.now() + 30_000) }, '/settings/password');
+    const again = await confirmAndRepeat(b, prompt, 'totp', { stepup_code: totpAt(account.secret, 1) }, '/settings/password');
     expect(again.status).toBe(200);
     expect(again.text).toContain('Enter your current and new password again');
     expect(/<input id="f-currentPassword"[^>]*>/.exec(again.text)![0]).toContain('autofocus');
