@@ -3,6 +3,7 @@
  * layer (and a host application) only talk to the `Gatehouse` object this returns.
  */
 import { Redis } from 'ioredis';
+import type { Transaction } from 'kysely';
 import pino, { type Logger } from 'pino';
 import type { GatehouseConfig } from './config.js';
 import { createMail, type Mail } from './mail/index.js';
@@ -10,6 +11,8 @@ import { ApiTokenService } from './services/api-tokens.js';
 import { AuthService } from './services/auth.js';
 import { EmailChangeService } from './services/email-change.js';
 import { FactorService } from './services/factors.js';
+import { AccountChanges } from './services/account-changes.js';
+import type { FactorChangeDeps } from './services/factor-changes.js';
 import { KeyedHasher, resolveSecretKey, SecretBox } from './services/keys.js';
 import { createLimits, type Limits } from './services/limits.js';
 import { PasswordChangeService } from './services/password-change.js';
@@ -26,8 +29,9 @@ import { RememberTokenStore, TrustedDeviceStore } from './store/credentials.js';
 import { EmailChangeStore, PasswordResetStore } from './store/account-tokens.js';
 import { ApiTokenStore } from './store/api-tokens.js';
 import { openDatabase, type DatabaseHandle } from './store/database.js';
+import type { Database } from './store/schema.js';
 import { EventStore } from './store/events.js';
-import { FactorStore, RecoveryCodeStore } from './store/factors.js';
+import { FactorSetupStore, FactorStore, RecoveryCodeStore } from './store/factors.js';
 import { SessionStore } from './store/sessions.js';
 import { UserStore } from './store/users.js';
 import { WebAuthnStore } from './store/webauthn.js';
@@ -36,7 +40,7 @@ export interface Gatehouse {
   config: GatehouseConfig;
   logger: Logger;
   database: DatabaseHandle;
-  stores: { users: UserStore; sessions: SessionStore; factors: FactorStore; recoveryCodes: RecoveryCodeStore; events: EventStore };
+  stores: { users: UserStore; sessions: SessionStore; factors: FactorStore; factorSetups: FactorSetupStore; recoveryCodes: RecoveryCodeStore; events: EventStore };
   keys: { box: SecretBox; hasher: KeyedHasher };
   limits: Limits;
   passwords: PasswordHasher;
@@ -45,6 +49,8 @@ export interface Gatehouse {
   verifier: SecondFactorVerifier;
   auth: AuthService;
   factors: FactorService;
+  /** Serialised security changes of one account (the account lock). */
+  accountChanges: AccountChanges;
   /** Passkeys (issue 5). */
   webauthn: WebAuthnService;
   rememberMe: RememberMeService;
@@ -62,9 +68,12 @@ export interface Gatehouse {
    * remember-me tokens, trusted devices), except the session `keepSessionId` if given.
    * Password change and reset call this.
    */
-  revokeAccountAccess(userId: string, keepSessionId?: string): Promise<void>;
-  /** Features that hold credentials register their revocation here. */
-  accessRevokers: Array<(userId: string, keepSessionId?: string) => Promise<void>>;
+  revokeAccountAccess(userId: string, keepSessionId: string | undefined, trx: Transaction<Database>): Promise<void>;
+  /**
+   * Features that hold credentials register their revocation here. They run inside the
+   * account-locked transaction of the change that revokes (AccountChanges).
+   */
+  accessRevokers: Array<(userId: string, keepSessionId: string | undefined, trx: Transaction<Database>) => Promise<void>>;
   /** Releases the database and Redis connections. */
   close(): Promise<void>;
 }
@@ -134,13 +143,15 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     users: new UserStore(db),
     sessions: new SessionStore(db),
     factors: new FactorStore(db),
+    factorSetups: new FactorSetupStore(db),
     recoveryCodes: new RecoveryCodeStore(db),
     events: new EventStore(db),
   };
   const keys = { box: new SecretBox(secret.key, config.previousSecretKeys), hasher: new KeyedHasher(secret.key, config.previousSecretKeys) };
   const limits = await createLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }, config.lockoutSeconds);
   const passwords = new PasswordHasher(config.argon2);
-  const sessions = new SessionService(stores.sessions, {
+  const accountChanges = new AccountChanges(db, stores.users, stores.sessions, stores.factors, stores.factorSetups);
+  const sessions = new SessionService(stores.sessions, accountChanges, {
     pendingTtlSeconds: config.pendingTtlSeconds,
     sessionTtlSeconds: config.sessionTtlSeconds,
     sessionIdleTtlSeconds: config.sessionIdleTtlSeconds,
@@ -151,23 +162,28 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     mfaRequired: config.mfaRequired,
     pendingTtlSeconds: config.pendingTtlSeconds,
   });
-  const factors = new FactorService(db, stores.factors, stores.recoveryCodes, keys.box, keys.hasher, sessions, log, {
-    issuer: 'Gatehouse',
+  // The factor lifecycle: every change to an account's factors runs under its lock.
+  const factorRemovedHooks: Array<(userId: string) => Promise<void>> = [];
+  const factorChanges: FactorChangeDeps = {
+    accounts: accountChanges,
+    factors: stores.factors,
+    setups: stores.factorSetups,
+    recoveryCodes: stores.recoveryCodes,
+    sessions,
+    log,
+    hasher: keys.hasher,
+    freshness: { stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds, phishingResistantOnly: config.stepUpPhishingResistant },
     mfaRequired: config.mfaRequired,
-    codeLimit: limits.mfaPerAccount,
-  });
+    removedHooks: factorRemovedHooks,
+  };
+  const factors = new FactorService(factorChanges, stores.users, keys.box, { issuer: 'Gatehouse', codeLimit: limits.mfaPerAccount });
 
-  // WebAuthn / passkeys (issue 5): assertions are checked inside the verifier's limits.
+  // Passkeys: assertions are checked inside the verifier's limits.
   const webauthnStore = new WebAuthnStore(db);
-  const webauthn = new WebAuthnService(db, webauthnStore, stores.factors, stores.recoveryCodes, keys.hasher, sessions, log, {
-    publicUrl: () => config.publicUrl,
-    rpName: 'Gatehouse',
-    mfaRequired: config.mfaRequired,
-    factorRemovedHooks: factors.factorRemovedHooks,
-  });
+  const webauthn = new WebAuthnService(factorChanges, stores.users, webauthnStore, { publicUrl: () => config.publicUrl, rpName: 'Gatehouse' });
   verifier.assertions = webauthn;
 
-  const accessRevokers: Gatehouse['accessRevokers'] = [(userId, keep) => sessions.revokeAll(userId, keep)];
+  const accessRevokers: Gatehouse['accessRevokers'] = [(userId, keep, trx) => sessions.revokeAll(userId, keep, trx)];
 
   // Remember-me and trusted devices (issue 3): every chain and every device goes on
   // password change and reset; devices also go when a factor is removed.
@@ -178,12 +194,15 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   auth.deviceTrust = trustedDevices;
   // A session signed out from the sessions list (API or page) takes its remember-me chain along.
   sessions.revokedHooks.push((sessionId) => rememberMe.revokeForLogout(sessionId, undefined, Date.now()));
-  factors.factorRemovedHooks.push((userId) => trustedDevices.revokeAll(userId));
-  accessRevokers.push((userId) => rememberMe.revokeAll(userId, Date.now()), (userId) => trustedDevices.revokeAll(userId));
-  const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId) => {
-    for (const revoke of accessRevokers) await revoke(userId, keepSessionId);
+  factorRemovedHooks.push((userId) => trustedDevices.revokeAll(userId));
+  accessRevokers.push(
+    (userId, _keep, trx) => rememberMe.revokeAll(userId, Date.now(), trx),
+    (userId, _keep, trx) => trustedDevices.revokeAll(userId, trx),
+  );
+  const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId, trx) => {
+    for (const revoke of accessRevokers) await revoke(userId, keepSessionId, trx);
   };
-  const passwordChange = new PasswordChangeService(stores.users, passwords, limits, log, revokeAccountAccess);
+  const passwordChange = new PasswordChangeService(accountChanges, stores.users, passwords, limits, log, revokeAccountAccess);
 
   // Mail (outbox + worker + notification listener), API tokens, e-mail change, password reset.
   const mail = createMail({ config, db, box: keys.box, logger, log });
@@ -191,19 +210,17 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   const apiTokens = new ApiTokenService(db, new ApiTokenStore(db), log);
   const emailChanges = new EmailChangeStore(db);
   const passwordResets = new PasswordResetStore(db);
-  const emailChange = new EmailChangeService(db, stores.users, emailChanges, passwordResets, mail.outbox, log, publicUrl);
+  const emailChange = new EmailChangeService(db, accountChanges, stores.users, emailChanges, passwordResets, mail.outbox, log, publicUrl);
   const passwordReset = new PasswordResetService(
-    db, stores.users, passwordResets, emailChanges, passwords, limits,
+    db, accountChanges, stores.users, passwordResets, emailChanges, passwords, limits,
     await createPasswordResetLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }),
     log, revokeAccountAccess, (userId, ctx) => apiTokens.revokeAll(userId, ctx), publicUrl,
   );
   passwordReset.onError = (err) => logger.error({ err }, 'password reset request failed');
   // Mailed links (pending e-mail changes, reset links) die with every other way in.
-  accessRevokers.push(async (userId) => {
-    await db.transaction().execute(async (trx) => {
-      await emailChanges.voidOpen(trx, userId, Date.now());
-      await passwordResets.voidOpen(trx, userId, Date.now());
-    });
+  accessRevokers.push(async (userId, _keep, trx) => {
+    await emailChanges.voidOpen(trx, userId, Date.now());
+    await passwordResets.voidOpen(trx, userId, Date.now());
   });
   mail.start();
 
@@ -213,6 +230,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
       rememberTokens,
       trustedDevices: trustedDeviceStore,
       webauthn: webauthnStore,
+      factorSetups: stores.factorSetups,
       emailChanges,
       passwordResets,
       outbox: mail.store,
@@ -233,6 +251,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     verifier,
     auth,
     factors,
+    accountChanges,
     webauthn,
     rememberMe,
     trustedDevices,

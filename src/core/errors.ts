@@ -105,6 +105,15 @@ export class EnrollmentRequiredError extends GatehouseError {
   }
 }
 
+/** Confirming a factor set-up that is expired, voided by a security change, or not this session's. */
+export class NoPendingSetupError extends GatehouseError {
+  readonly code = 'no_pending_setup';
+  readonly status = 400;
+  constructor() {
+    super('There is no factor set-up in progress for this session (it expired or was voided): start again.');
+  }
+}
+
 export class StepUpRequiredError extends GatehouseError {
   readonly code = 'step_up_required';
   readonly status = 403;

@@ -180,6 +180,15 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
 
 export const gate = fp(gatePlugin, { name: 'gatehouse-gate', fastify: '5.x' });
 
+/**
+ * The freshness of a factor confirmation (TOTP confirm, passkey registration): ★ when the
+ * account already has a factor (I2). The gate answers step_up_required early (pages step
+ * up in place); the service decides again under the account lock with the factors the
+ * account has at that moment.
+ */
+export const addingFactorIsSensitive = (request: FastifyRequest): boolean =>
+  request.principal.kind === 'session' && request.principal.session.factorMethods.length > 0;
+
 /** The session behind the request; only call from routes that require one. */
 export function sessionOf(request: FastifyRequest): ActiveSession {
   if (request.principal.kind !== 'session') throw new Error('route requires a session but the gate resolved none');

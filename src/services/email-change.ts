@@ -9,6 +9,7 @@ import type { MailOutbox } from '../mail/outbox.js';
 import type { EmailChangeStore, PasswordResetStore } from '../store/account-tokens.js';
 import type { Database } from '../store/schema.js';
 import type { UserStore } from '../store/users.js';
+import { AccountGoneError, type AccountChanges } from './account-changes.js';
 import type { RequestContext } from './context.js';
 import { hashToken, newId, randomToken } from './keys.js';
 import type { SecurityLog } from './security-log.js';
@@ -25,6 +26,7 @@ function isUniqueViolation(err: unknown): boolean {
 export class EmailChangeService {
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly accounts: AccountChanges,
     private readonly users: UserStore,
     private readonly changes: EmailChangeStore,
     private readonly resets: PasswordResetStore,
@@ -96,10 +98,14 @@ export class EmailChangeService {
 
   async confirm(token: string, ctx: RequestContext): Promise<{ email: string }> {
     if (!MAILED_TOKEN_SHAPE.test(token)) throw new InvalidTokenError();
+    const tokenHash = hashToken(token);
+    const usable = await this.changes.findUsable(tokenHash, ctx.now);
+    if (!usable) throw new InvalidTokenError();
     try {
-      return await this.db.transaction().execute(async (trx) => {
-        const change = await this.changes.consume(trx, hashToken(token), ctx.now);
-        if (!change) throw new InvalidTokenError();
+      // A security change (the recovery address): under the account lock, voiding set-ups.
+      return await this.accounts.apply(usable.user_id, ctx.now, { voidsSetups: true, run: async (trx) => {
+        const change = await this.changes.consume(trx, tokenHash, ctx.now);
+        if (!change || change.user_id !== usable.user_id) throw new InvalidTokenError();
         const user = await trx.selectFrom('users').select(['id', 'email']).where('id', '=', change.user_id).executeTakeFirst();
         if (!user) throw new InvalidTokenError();
         const normalized = normaliseEmail(change.new_email);
@@ -111,8 +117,9 @@ export class EmailChangeService {
         await this.resets.voidOpen(trx, user.id, ctx.now);
         await this.log.record('account.email_changed', user.id, ctx, { from: user.email, to: change.new_email }, trx);
         return { email: change.new_email };
-      });
+      } });
     } catch (err) {
+      if (err instanceof AccountGoneError) throw new InvalidTokenError();
       if (isUniqueViolation(err)) throw new EmailTakenError();
       throw err;
     }

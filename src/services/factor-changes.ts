@@ -1,73 +1,123 @@
 /**
  * What adding or removing any second factor (TOTP or passkey) does to the account, in one
- * place: the gate's `factor_methods`, recovery codes (issued with the first factor, deleted
- * with the last), the last-factor rule under GATEHOUSE_MFA_REQUIRED=all, the security log
- * and the factor-removed hooks (trusted devices).
+ * place: the confirmation decision of the state machine (core/factor-lifecycle.ts), the
+ * gate's `factor_methods`, recovery codes (issued with the first factor, deleted with the
+ * last), the last-factor rule under GATEHOUSE_MFA_REQUIRED=all, the security log and the
+ * factor-removed hooks (trusted devices). Every change runs under the account lock.
  */
-import type { Kysely, Transaction } from 'kysely';
-import { InvalidRequestError, NotFoundError } from '../core/errors.js';
-import type { FactorStore, RecoveryCodeStore } from '../store/factors.js';
-import type { Database } from '../store/schema.js';
+import type { Transaction } from 'kysely';
+import { InvalidRequestError, NoPendingSetupError, NotFoundError } from '../core/errors.js';
+import { decideConfirmation, type FactorType } from '../core/factor-lifecycle.js';
+import type { FreshnessPolicy } from '../core/requirements.js';
+import { assuranceLevel, type AuthMethod } from '../core/session-state.js';
+import type { FactorSetupStore, FactorStore, RecoveryCodeStore } from '../store/factors.js';
+import type { Database, FactorSetupRow } from '../store/schema.js';
+import type { AccountChanges } from './account-changes.js';
 import type { RequestContext } from './context.js';
 import type { KeyedHasher } from './keys.js';
 import { issueRecoveryCodes } from './recovery-codes.js';
 import type { SecurityLog } from './security-log.js';
-import type { ActiveSession } from './sessions.js';
+import type { ActiveSession, IssuedSession, SessionService } from './sessions.js';
 
 export interface FactorChangeDeps {
-  db: Kysely<Database>;
+  accounts: AccountChanges;
   factors: FactorStore;
+  setups: FactorSetupStore;
   recoveryCodes: RecoveryCodeStore;
+  sessions: SessionService;
   log: SecurityLog;
+  hasher: KeyedHasher;
+  freshness: FreshnessPolicy;
+  mfaRequired: 'off' | 'all';
+  /** Run after a confirmed factor is removed (trusted devices are revoked here). */
+  removedHooks: ReadonlyArray<(userId: string) => Promise<void>>;
+}
+
+export interface ConfirmedFactor {
+  /** Shown once, with the account's first factor only. */
+  recoveryCodes: string[] | null;
+  /** The session with a new token when it became full and fresh (first factor), else null. */
+  session: IssuedSession | null;
+  aal: 1 | 2;
 }
 
 /**
- * Inside the transaction that confirmed a factor: refreshes the account's factor methods
- * and, when it is the account's first factor, issues recovery codes (shown once; else null).
+ * Confirms the session's set-up as a factor: under the account lock, consumes the set-up
+ * (I3), decides first or additional factor (I1, I2), inserts the factor with
+ * `insertFactor`, refreshes the gate's list (I4), issues recovery codes for a first
+ * factor, moves the epoch and, for a first factor, advances the session in the same
+ * transaction, so no response ever carries codes of a factor that did not land.
  */
-export async function settleFactorAdded(
-  deps: Pick<FactorChangeDeps, 'factors' | 'recoveryCodes'> & { hasher: KeyedHasher },
-  trx: Transaction<Database>,
-  userId: string,
-  hadFactor: boolean,
-  now: number,
-): Promise<string[] | null> {
-  await deps.factors.refreshFactorMethods(trx, userId, now);
-  if (hadFactor) return null;
-  const issued = issueRecoveryCodes(deps.hasher);
-  await deps.recoveryCodes.replaceAll(trx, userId, issued.rows, now);
-  return issued.display;
+export async function confirmFactor(
+  deps: FactorChangeDeps,
+  session: ActiveSession,
+  setup: FactorSetupRow,
+  factor: { type: FactorType; amr: AuthMethod[]; details: Record<string, unknown> },
+  ctx: RequestContext,
+  insertFactor: (trx: Transaction<Database>) => Promise<void>,
+): Promise<ConfirmedFactor> {
+  return deps.accounts.apply(session.userId, ctx.now, {
+    actingSession: session,
+    voidsSetups: true,
+    run: async (trx, account) => {
+      const outcome = decideConfirmation({
+        sessionId: session.id,
+        session: session.facts,
+        setup: { sessionId: setup.session_id, accountEpoch: Number(setup.account_epoch), expiresAt: Number(setup.expires_at) },
+        account,
+        factorAmr: factor.amr,
+        now: ctx.now,
+        policy: deps.freshness,
+        times: deps.sessions.times,
+      });
+      if (!(await deps.setups.consume(trx, setup.id, session.id, account.epoch, ctx.now))) throw new NoPendingSetupError();
+      await insertFactor(trx);
+      await deps.factors.refreshFactorMethods(trx, session.userId, ctx.now);
+      let recoveryCodes: string[] | null = null;
+      if (outcome.kind === 'first_factor') {
+        const issued = issueRecoveryCodes(deps.hasher);
+        await deps.recoveryCodes.replaceAll(trx, session.userId, issued.rows, ctx.now);
+        recoveryCodes = issued.display;
+      }
+      await deps.log.record('mfa.factor_added', session.userId, ctx, { type: factor.type, factorId: setup.id, ...factor.details }, trx);
+      if (outcome.kind === 'additional_factor') return { recoveryCodes, session: null, aal: assuranceLevel(session.facts) };
+      const advanced = await deps.sessions.advance(session, outcome.session, trx);
+      return { recoveryCodes, session: advanced, aal: assuranceLevel(advanced.facts) };
+    },
+  });
 }
 
 /**
  * Removes the session's factor `factorId` of `type` (404 for another type or account).
- * `beforeDelete` removes rows that hang on the factor (a passkey's credential). An
- * unconfirmed factor (an enrolment in progress) goes silently and may always go.
+ * `beforeDelete` removes rows that hang on the factor (a passkey's credential).
  */
 export async function removeFactor(
-  deps: FactorChangeDeps & { mfaRequired: 'off' | 'all'; hooks: ReadonlyArray<(userId: string) => Promise<void>> },
+  deps: FactorChangeDeps,
   session: ActiveSession,
   factorId: string,
-  type: 'totp' | 'webauthn',
+  type: FactorType,
   ctx: RequestContext,
   beforeDelete?: (trx: Transaction<Database>) => Promise<void>,
 ): Promise<void> {
-  const factor = await deps.factors.findForUser(session.userId, factorId);
-  if (!factor || factor.type !== type) throw new NotFoundError('No such factor.');
-  const confirmed = factor.confirmed_at !== null;
-  await deps.db.transaction().execute(async (trx) => {
-    await beforeDelete?.(trx);
-    if (!(await deps.factors.delete(trx, session.userId, factorId))) throw new NotFoundError('No such factor.');
-    const methods = await deps.factors.refreshFactorMethods(trx, session.userId, ctx.now);
-    if (methods.length === 0) {
-      if (deps.mfaRequired === 'all' && confirmed) {
-        throw new InvalidRequestError('Your organisation requires a second factor: add another before removing this one.', [
-          { path: 'factorId', message: 'last factor' },
-        ]);
+  await deps.accounts.apply(session.userId, ctx.now, {
+    actingSession: session,
+    voidsSetups: true,
+    run: async (trx) => {
+      const factor = await trx.selectFrom('factors').select('type').where('id', '=', factorId).where('user_id', '=', session.userId).executeTakeFirst();
+      if (!factor || factor.type !== type) throw new NotFoundError('No such factor.');
+      await beforeDelete?.(trx);
+      if (!(await deps.factors.delete(trx, session.userId, factorId))) throw new NotFoundError('No such factor.');
+      const methods = await deps.factors.refreshFactorMethods(trx, session.userId, ctx.now);
+      if (methods.length === 0) {
+        if (deps.mfaRequired === 'all') {
+          throw new InvalidRequestError('Your organisation requires a second factor: add another before removing this one.', [
+            { path: 'factorId', message: 'last factor' },
+          ]);
+        }
+        await deps.recoveryCodes.deleteAll(trx, session.userId);
       }
-      await deps.recoveryCodes.deleteAll(trx, session.userId);
-    }
-    if (confirmed) await deps.log.record('mfa.factor_removed', session.userId, ctx, { type, factorId }, trx);
+      await deps.log.record('mfa.factor_removed', session.userId, ctx, { type, factorId }, trx);
+    },
   });
-  if (confirmed) for (const hook of deps.hooks) await hook(session.userId);
+  for (const hook of deps.removedHooks) await hook(session.userId);
 }

@@ -1,20 +1,18 @@
 /**
- * Enrolling and removing second factors, and recovery codes. Each change keeps
- * users.factor_methods (what the gate reads) in step, in the same transaction.
+ * TOTP enrolment and removal, the account's factor list and recovery codes. Set-ups and
+ * confirmations follow the factor lifecycle (core/factor-lifecycle.ts) through
+ * factor-changes.ts, shared with passkeys.
  */
-import type { Kysely } from 'kysely';
-import { InvalidCodeError, InvalidRequestError, TooManyAttemptsError } from '../core/errors.js';
-import { completeSecondFactor } from '../core/session-state.js';
-import type { FactorStore, RecoveryCodeStore } from '../store/factors.js';
-import type { Database } from '../store/schema.js';
+import { InvalidCodeError, InvalidRequestError, NoPendingSetupError, TooManyAttemptsError } from '../core/errors.js';
+import { newSetup } from '../core/factor-lifecycle.js';
+import type { UserStore } from '../store/users.js';
 import type { RequestContext } from './context.js';
-import { newId, type KeyedHasher, type SecretBox } from './keys.js';
+import { confirmFactor, removeFactor, type ConfirmedFactor, type FactorChangeDeps } from './factor-changes.js';
+import { newId, type SecretBox } from './keys.js';
 import type { AttemptLimiter } from './limits.js';
-import { removeFactor, settleFactorAdded } from './factor-changes.js';
 import { issueRecoveryCodes } from './recovery-codes.js';
 import { totpSecretContext } from './second-factor.js';
-import type { SecurityLog } from './security-log.js';
-import type { ActiveSession, IssuedSession, SessionService } from './sessions.js';
+import type { ActiveSession } from './sessions.js';
 import { matchTotpStep, newTotpSecret, totpQrSvg, totpUri } from './totp.js';
 
 export interface TotpSetup {
@@ -22,6 +20,7 @@ export interface TotpSetup {
   secret: string;
   otpauthUri: string;
   qrSvg: string;
+  expiresAt: string;
 }
 
 export interface FactorSummary {
@@ -30,70 +29,80 @@ export interface FactorSummary {
   createdAt: string;
 }
 
-export class FactorService {
-  /** Run after a confirmed factor is removed (trusted devices are revoked here). */
-  readonly factorRemovedHooks: Array<(userId: string) => Promise<void>> = [];
+/** An unconfirmed set-up of the current session (I3): listed so the owner sees it. */
+export interface PendingSetupSummary {
+  id: string;
+  type: string;
+  createdAt: string;
+  expiresAt: string;
+}
 
+export interface FactorServiceOptions {
+  issuer: string;
+  /**
+   * The account's second-factor limiter (Limits.mfaPerAccount): a confirmation checks a
+   * code too, so wrong ones count and lock exactly like login and step-up codes.
+   */
+  codeLimit: AttemptLimiter;
+}
+
+export class FactorService {
   constructor(
-    private readonly db: Kysely<Database>,
-    private readonly factors: FactorStore,
-    private readonly recoveryCodes: RecoveryCodeStore,
+    private readonly changes: FactorChangeDeps,
+    private readonly users: UserStore,
     private readonly box: SecretBox,
-    private readonly hasher: KeyedHasher,
-    private readonly sessions: SessionService,
-    private readonly log: SecurityLog,
-    private readonly options: {
-      issuer: string;
-      mfaRequired: 'off' | 'all';
-      /**
-       * The account's second-factor limiter (Limits.mfaPerAccount): a confirmation checks a
-       * code too, so wrong ones count and lock exactly like login and step-up codes.
-       */
-      codeLimit: AttemptLimiter;
-    },
+    private readonly options: FactorServiceOptions,
   ) {}
 
-  async list(userId: string): Promise<{ factors: FactorSummary[]; recoveryCodesRemaining: number }> {
-    const rows = await this.factors.listConfirmed(userId);
+  async list(
+    session: Pick<ActiveSession, 'id' | 'userId'>,
+    now: number,
+  ): Promise<{ factors: FactorSummary[]; recoveryCodesRemaining: number; pendingSetups: PendingSetupSummary[] }> {
+    const iso = (t: number) => new Date(Number(t)).toISOString();
+    const rows = await this.changes.factors.listConfirmed(session.userId);
+    const setups = await this.changes.setups.listForSession(session.id, now);
     return {
-      factors: rows.map((f) => ({ id: f.id, type: f.type, createdAt: new Date(f.created_at).toISOString() })),
-      recoveryCodesRemaining: await this.recoveryCodes.remaining(userId),
+      factors: rows.map((f) => ({ id: f.id, type: f.type, createdAt: iso(f.created_at) })),
+      recoveryCodesRemaining: await this.changes.recoveryCodes.remaining(session.userId),
+      pendingSetups: setups.map((s) => ({ id: s.id, type: s.type, createdAt: iso(s.created_at), expiresAt: iso(s.expires_at) })),
     };
   }
 
-  /** Starts a TOTP enrolment; the factor stays inactive until confirmed with a code. */
+  /**
+   * Starts a TOTP enrolment in this session. The secret is inactive until this session
+   * confirms it within SETUP_TTL_SECONDS and before any security change of the account.
+   */
   async setupTotp(session: ActiveSession, ctx: RequestContext): Promise<TotpSetup> {
-    await this.factors.deleteUnconfirmed(session.userId, 'totp');
+    const epoch = await this.users.epochOf(session.userId);
+    if (epoch === undefined) throw new NoPendingSetupError();
     const factorId = newId();
     const secret = newTotpSecret();
-    await this.factors.insert({
+    const setup = newSetup(session.id, epoch, ctx.now);
+    await this.changes.setups.replace({
       id: factorId,
       user_id: session.userId,
+      session_id: session.id,
       type: 'totp',
       secret_enc: this.box.encrypt(secret, totpSecretContext(factorId)),
-      last_used_step: null,
-      confirmed_at: null,
+      challenge_hash: null,
+      account_epoch: setup.accountEpoch,
       created_at: ctx.now,
-      label: null,
+      expires_at: setup.expiresAt,
     });
     const otpauthUri = totpUri(secret, this.options.issuer, session.email);
-    return { factorId, secret, otpauthUri, qrSvg: await totpQrSvg(otpauthUri) };
+    return { factorId, secret, otpauthUri, qrSvg: await totpQrSvg(otpauthUri), expiresAt: new Date(setup.expiresAt).toISOString() };
   }
 
   /**
-   * Activates the pending TOTP set-up. The session counts as having just verified a
-   * second factor (its token is replaced) and the confirming code counts as used.
+   * Activates this session's TOTP set-up with a code of it. The account's first factor
+   * makes the session full and fresh (its token is replaced) and comes with recovery
+   * codes; an additional factor needs a fresh existing factor and changes no freshness.
    */
-  async confirmTotp(
-    session: ActiveSession,
-    code: string,
-    ctx: RequestContext,
-  ): Promise<{ recoveryCodes: string[] | null; session: IssuedSession }> {
-    const pending = await this.factors.latestUnconfirmed(session.userId, 'totp');
-    if (!pending?.secret_enc) throw new InvalidRequestError('Start TOTP setup first.', [{ path: 'code', message: 'no TOTP setup in progress' }]);
-    const secret = this.box.decrypt(pending.secret_enc, totpSecretContext(pending.id));
-    // Reserve before checking: any session of the account may call this, so unbounded
-    // guessing would let one confirm an enrolment in progress (and become fresh).
+  async confirmTotp(session: ActiveSession, code: string, ctx: RequestContext): Promise<ConfirmedFactor> {
+    const setup = await this.changes.setups.findLive(session.id, 'totp', ctx.now);
+    if (!setup?.secret_enc) throw new NoPendingSetupError();
+    const secret = this.box.decrypt(setup.secret_enc, totpSecretContext(setup.id));
+    // Reserve before checking, under the account's code limit like every other code check.
     const limiter = this.options.codeLimit;
     const reservation = await limiter.reserve(session.userId);
     if (!reservation.allowed) {
@@ -103,41 +112,44 @@ export class FactorService {
     if (step === null) {
       if (limiter.isLast(reservation)) {
         const seconds = await limiter.lock(session.userId);
-        await this.log.record('account.locked', session.userId, ctx, { check: 'second_factor', seconds });
+        await this.changes.log.record('account.locked', session.userId, ctx, { check: 'second_factor', seconds });
       }
       throw new InvalidCodeError();
     }
-
-    // Recovery codes come with the account's first factor only.
-    const hadFactor = session.factorMethods.length > 0;
-    const recoveryCodes = await this.db.transaction().execute(async (trx) => {
-      if (!(await this.factors.confirm(trx, pending.id, ctx.now, step))) throw new InvalidCodeError();
-      const codes = await settleFactorAdded(this.changeDeps(), trx, session.userId, hadFactor, ctx.now);
-      await this.log.record('mfa.factor_added', session.userId, ctx, { type: 'totp', factorId: pending.id }, trx);
-      return codes;
-    });
+    const confirmed = await confirmFactor(this.changes, session, setup, { type: 'totp', amr: ['otp'], details: {} }, ctx, (trx) =>
+      this.changes.factors.insert(trx, {
+        id: setup.id,
+        user_id: session.userId,
+        type: 'totp',
+        secret_enc: setup.secret_enc,
+        // The confirming code counts as used.
+        last_used_step: step,
+        confirmed_at: ctx.now,
+        created_at: ctx.now,
+        label: null,
+      }),
+    );
     await limiter.reset(session.userId);
-    const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, ['otp'], ctx.now, this.sessions.times));
-    return { recoveryCodes, session: issued };
+    return confirmed;
   }
 
   async deleteTotp(session: ActiveSession, factorId: string, ctx: RequestContext): Promise<void> {
-    await removeFactor(this.changeDeps(), session, factorId, 'totp', ctx);
+    await removeFactor(this.changes, session, factorId, 'totp', ctx);
   }
 
-  private changeDeps() {
-    const { db, factors, recoveryCodes, log, hasher } = this;
-    return { db, factors, recoveryCodes, log, hasher, mfaRequired: this.options.mfaRequired, hooks: this.factorRemovedHooks };
-  }
-
+  /** New recovery codes; under the account lock, so they never outlive the last factor. */
   async regenerateRecoveryCodes(session: ActiveSession, ctx: RequestContext): Promise<string[]> {
-    if (session.factorMethods.length === 0) {
-      throw new InvalidRequestError('Add a second factor before creating recovery codes.', [{ path: '', message: 'no second factor' }]);
-    }
-    const issued = issueRecoveryCodes(this.hasher);
-    await this.db.transaction().execute(async (trx) => {
-      await this.recoveryCodes.replaceAll(trx, session.userId, issued.rows, ctx.now);
-      await this.log.record('mfa.recovery_codes_regenerated', session.userId, ctx, {}, trx);
+    const issued = issueRecoveryCodes(this.changes.hasher);
+    await this.changes.accounts.apply(session.userId, ctx.now, {
+      actingSession: session,
+      voidsSetups: false,
+      run: async (trx, account) => {
+        if (account.factorMethods.length === 0) {
+          throw new InvalidRequestError('Add a second factor before creating recovery codes.', [{ path: '', message: 'no second factor' }]);
+        }
+        await this.changes.recoveryCodes.replaceAll(trx, session.userId, issued.rows, ctx.now);
+        await this.changes.log.record('mfa.recovery_codes_regenerated', session.userId, ctx, {}, trx);
+      },
     });
     return issued.display;
   }

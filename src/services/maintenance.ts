@@ -9,12 +9,14 @@ import type { RememberTokenStore, TrustedDeviceStore } from '../store/credential
 import type { MailOutboxStore } from '../store/mail-outbox.js';
 import type { SessionStore } from '../store/sessions.js';
 import type { WebAuthnStore } from '../store/webauthn.js';
+import type { FactorSetupStore } from '../store/factors.js';
 
 export interface ExpiringStores {
   sessions: Pick<SessionStore, 'deleteExpired'>;
   rememberTokens: Pick<RememberTokenStore, 'deleteExpired'>;
   trustedDevices: Pick<TrustedDeviceStore, 'deleteExpired'>;
   webauthn: Pick<WebAuthnStore, 'deleteExpiredChallenges'>;
+  factorSetups: Pick<FactorSetupStore, 'deleteExpired'>;
   emailChanges: Pick<EmailChangeStore, 'deleteExpired'>;
   passwordResets: Pick<PasswordResetStore, 'deleteExpired'>;
   outbox: Pick<MailOutboxStore, 'deleteSent'>;
@@ -64,6 +66,7 @@ export class MaintenanceService {
       rememberTokens: await s.rememberTokens.deleteExpired(now),
       trustedDevices: await s.trustedDevices.deleteExpired(now),
       webauthn: await s.webauthn.deleteExpiredChallenges(now),
+      factorSetups: await s.factorSetups.deleteExpired(now),
       emailChanges: await s.emailChanges.deleteExpired(now),
       passwordResets: await s.passwordResets.deleteExpired(now),
       outbox: await s.outbox.deleteSent(now - this.sentMailRetentionMs),

@@ -1,11 +1,16 @@
 /**
  * Password change (★): the current password is checked under the per-account password
- * limiter, the new one against the policy; then every other session, every remember-me
- * token and every trusted device of the account is revoked.
+ * limiter, the new one against the policy; then, under the account lock, every other
+ * session, every remember-me token and every trusted device of the account is revoked.
+ * Of two concurrent changes from different sessions, the first revokes the second's
+ * session before the second takes the lock: the second answers 401 (AccountChanges).
  */
 import { InvalidCredentialsError, TooManyAttemptsError } from '../core/errors.js';
 import { normaliseEmail } from '../core/email.js';
+import type { Transaction } from 'kysely';
+import type { Database } from '../store/schema.js';
 import type { UserStore } from '../store/users.js';
+import { AccountGoneError, type AccountChanges } from './account-changes.js';
 import type { RequestContext } from './context.js';
 import type { Limits } from './limits.js';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords.js';
@@ -14,11 +19,12 @@ import type { ActiveSession } from './sessions.js';
 
 export class PasswordChangeService {
   constructor(
+    private readonly accounts: AccountChanges,
     private readonly users: UserStore,
     private readonly passwords: PasswordHasher,
     private readonly limits: Limits,
     private readonly log: SecurityLog,
-    private readonly revokeAccountAccess: (userId: string, keepSessionId?: string) => Promise<void>,
+    private readonly revokeAccountAccess: (userId: string, keepSessionId: string | undefined, trx: Transaction<Database>) => Promise<void>,
   ) {}
 
   async change(session: ActiveSession, currentPassword: string, newPassword: string, ctx: RequestContext): Promise<void> {
@@ -37,8 +43,17 @@ export class PasswordChangeService {
       throw new InvalidCredentialsError();
     }
     await this.limits.passwordPerAccount.reset(key);
-    await this.users.updatePasswordHash(user.id, await this.passwords.hash(newPassword), ctx.now);
-    await this.revokeAccountAccess(user.id, session.id);
-    await this.log.record('account.password_changed', user.id, ctx);
+    const newHash = await this.passwords.hash(newPassword);
+    await this.accounts.apply(user.id, ctx.now, {
+      actingSession: session,
+      voidsSetups: true,
+      run: async (trx, account) => {
+        // Checked against the password as it is now, not as read before the lock.
+        if (account.passwordHash !== user.password_hash) throw new AccountGoneError();
+        await this.users.updatePasswordHash(user.id, newHash, ctx.now, trx);
+        await this.revokeAccountAccess(user.id, session.id, trx);
+        await this.log.record('account.password_changed', user.id, ctx, {}, trx);
+      },
+    });
   }
 }

@@ -4,13 +4,14 @@
  * needs the second factor. `forgot` answers the same, with the same work, whether or not
  * the address belongs to an account; the mail itself goes out later, from the outbox.
  */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { InvalidTokenError, TooManyAttemptsError } from '../core/errors.js';
 import { normaliseEmail } from '../core/email.js';
 import { MAIL_LINK } from '../mail/notifications.js';
 import type { EmailChangeStore, PasswordResetStore } from '../store/account-tokens.js';
 import type { Database } from '../store/schema.js';
 import type { UserStore } from '../store/users.js';
+import { AccountGoneError, type AccountChanges } from './account-changes.js';
 import type { RequestContext } from './context.js';
 import { MAILED_TOKEN_SHAPE } from './email-change.js';
 import { hashToken, newId, randomToken } from './keys.js';
@@ -30,6 +31,7 @@ export interface PasswordResetLimits {
 export class PasswordResetService {
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly accounts: AccountChanges,
     private readonly users: UserStore,
     private readonly resets: PasswordResetStore,
     private readonly changes: EmailChangeStore,
@@ -37,7 +39,7 @@ export class PasswordResetService {
     private readonly limits: Limits,
     private readonly resetLimits: PasswordResetLimits,
     private readonly log: SecurityLog,
-    private readonly revokeAccountAccess: (userId: string) => Promise<void>,
+    private readonly revokeAccountAccess: (userId: string, keepSessionId: undefined, trx: Transaction<Database>) => Promise<void>,
     private readonly revokeApiTokens: (userId: string, ctx: RequestContext) => Promise<unknown>,
     private readonly publicUrl: () => string,
   ) {}
@@ -99,23 +101,30 @@ export class PasswordResetService {
     if (!MAILED_TOKEN_SHAPE.test(token)) throw new InvalidTokenError();
     const tokenHash = hashToken(token);
     // Look before using it: a weak password must not spend the link.
-    if (!(await this.resets.findUsable(tokenHash, ctx.now))) throw new InvalidTokenError();
+    const usable = await this.resets.findUsable(tokenHash, ctx.now);
+    if (!usable) throw new InvalidTokenError();
     assertAcceptablePassword(password);
     const passwordHash = await this.passwords.hash(password);
-    const user = await this.db.transaction().execute(async (trx) => {
-      const used = await this.resets.consume(trx, tokenHash, ctx.now);
-      if (!used) throw new InvalidTokenError();
-      const row = await trx.selectFrom('users').select(['id', 'email_normalized']).where('id', '=', used.user_id).executeTakeFirst();
-      if (!row) throw new InvalidTokenError();
-      await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: ctx.now }).where('id', '=', row.id).execute();
-      await this.resets.voidOpen(trx, row.id, ctx.now);
-      await this.changes.voidOpen(trx, row.id, ctx.now);
-      await this.log.record('account.password_changed', row.id, ctx, { via: 'reset' }, trx);
-      await this.log.record('password_reset.completed', row.id, ctx, {}, trx);
-      return row;
+    // Under the account lock: sessions, remember-me tokens, trusted devices (whatever is
+    // registered) and open links go in the same transaction as the new password.
+    const user = await this.accounts.apply(usable.user_id, ctx.now, {
+      voidsSetups: true,
+      run: async (trx) => {
+        const used = await this.resets.consume(trx, tokenHash, ctx.now);
+        if (!used || used.user_id !== usable.user_id) throw new InvalidTokenError();
+        const row = await trx.selectFrom('users').select(['id', 'email_normalized']).where('id', '=', used.user_id).executeTakeFirst();
+        if (!row) throw new InvalidTokenError();
+        await this.users.updatePasswordHash(row.id, passwordHash, ctx.now, trx);
+        await this.revokeAccountAccess(row.id, undefined, trx);
+        await this.log.record('account.password_changed', row.id, ctx, { via: 'reset' }, trx);
+        await this.log.record('password_reset.completed', row.id, ctx, {}, trx);
+        return row;
+      },
+    }).catch((err: unknown) => {
+      // The account went away between the look-up and the lock: the link is as good as unknown.
+      if (err instanceof AccountGoneError) throw new InvalidTokenError();
+      throw err;
     });
-    // Sessions, remember-me tokens, trusted devices (whatever is registered) and API tokens.
-    await this.revokeAccountAccess(user.id);
     await this.revokeApiTokens(user.id, ctx);
     // The owner proved control of the mailbox: earlier wrong passwords no longer count.
     await this.limits.passwordPerAccount.reset(user.email_normalized);

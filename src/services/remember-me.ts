@@ -12,6 +12,8 @@
  * - A restored session goes through the state machine (FirstFactor `remember_me`):
  *   pending for an account with a second factor, aal 1 otherwise, never fresh.
  */
+import type { Transaction } from 'kysely';
+import type { Database } from '../store/schema.js';
 import type { RememberTokenStore } from '../store/credentials.js';
 import type { UserStore } from '../store/users.js';
 import type { AuthService, LoginResult } from './auth.js';
@@ -125,7 +127,7 @@ export class RememberMeService {
   }
 
   /** Password change, reset, revoke-all: every chain of the account. */
-  revokeAll(userId: string, now: number): Promise<void> {
-    return this.store.revokeAllForUser(userId, now);
+  revokeAll(userId: string, now: number, trx?: Transaction<Database>): Promise<void> {
+    return this.store.revokeAllForUser(userId, now, trx);
   }
 }

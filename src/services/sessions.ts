@@ -11,7 +11,10 @@ import {
   type SessionState,
   type SessionTimes,
 } from '../core/session-state.js';
+import type { Transaction } from 'kysely';
 import { UnauthenticatedError } from '../core/errors.js';
+import type { Database } from '../store/schema.js';
+import type { AccountChanges } from './account-changes.js';
 import type { SessionStore, SessionWithAccount } from '../store/sessions.js';
 import type { RequestContext } from './context.js';
 import { hashToken, newId, randomToken } from './keys.js';
@@ -89,6 +92,7 @@ export class SessionService {
 
   constructor(
     private readonly store: SessionStore,
+    private readonly accounts: AccountChanges,
     readonly times: SessionTimes,
   ) {}
 
@@ -135,8 +139,11 @@ export class SessionService {
     return session;
   }
 
-  /** Writes the new facts with a new token; the old token stops working. */
-  async advance(session: ActiveSession, next: SessionFacts): Promise<IssuedSession> {
+  /**
+   * Writes the new facts with a new token; the old token stops working. Inside an account
+   * change, pass its transaction so the session moves with the change or not at all.
+   */
+  async advance(session: ActiveSession, next: SessionFacts, trx?: Transaction<Database>): Promise<IssuedSession> {
     const token = randomToken();
     const ok = await this.store.replace(session.id, session.tokenHash, {
       token_hash: hashToken(token),
@@ -147,7 +154,7 @@ export class SessionService {
       webauthn_at: next.webauthnAt ?? null,
       expires_at: next.expiresAt,
       last_seen_at: next.lastSeenAt,
-    });
+    }, trx);
     // Someone else advanced (or revoked) this session first with the same token.
     if (!ok) throw new SessionReplacedError();
     return { id: session.id, token, facts: next };
@@ -173,16 +180,22 @@ export class SessionService {
 
   /**
    * Revokes one of the account's sessions (false: no such session of this account), and
-   * runs `revokedHooks` (the remember-me chain behind it ends too), whoever asked.
+   * runs `revokedHooks` (the remember-me chain behind it ends too). Under the account lock:
+   * of two sessions revoking each other at once, one wins and the other answers 401.
    */
-  async revokeForUser(userId: string, sessionId: string): Promise<boolean> {
-    if (!(await this.store.deleteForUser(userId, sessionId))) return false;
+  async revokeForUser(acting: ActiveSession, sessionId: string, now: number): Promise<boolean> {
+    const deleted = await this.accounts.apply(acting.userId, now, {
+      actingSession: acting,
+      voidsSetups: false,
+      run: (trx) => this.store.deleteForUser(acting.userId, sessionId, trx),
+    });
+    if (!deleted) return false;
     for (const hook of this.revokedHooks) await hook(sessionId);
     return true;
   }
 
-  revokeAll(userId: string, keepSessionId?: string): Promise<void> {
-    return this.store.deleteAllForUser(userId, keepSessionId);
+  revokeAll(userId: string, keepSessionId?: string, trx?: Transaction<Database>): Promise<void> {
+    return this.store.deleteAllForUser(userId, keepSessionId, trx);
   }
 
   /** The account's live sessions: neither past their absolute end nor idle too long. */

@@ -6,6 +6,8 @@
  * Removing a factor, changing or resetting the password revokes all of an account's
  * devices.
  */
+import type { Transaction } from 'kysely';
+import type { Database } from '../store/schema.js';
 import type { TrustedDeviceStore } from '../store/credentials.js';
 import type { DeviceTrust } from './auth.js';
 import type { RequestContext } from './context.js';
@@ -79,7 +81,7 @@ export class TrustedDeviceService implements DeviceTrust {
     await this.log.record('device.revoked', userId, ctx, { deviceId: id });
   }
 
-  revokeAll(userId: string): Promise<void> {
-    return this.store.deleteAllForUser(userId);
+  revokeAll(userId: string, trx?: Transaction<Database>): Promise<void> {
+    return this.store.deleteAllForUser(userId, trx);
   }
 }

@@ -24,17 +24,16 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import type { Kysely } from 'kysely';
-import { InvalidRequestError } from '../core/errors.js';
-import { completeSecondFactor, type AuthMethod } from '../core/session-state.js';
-import type { FactorStore, RecoveryCodeStore } from '../store/factors.js';
-import type { Database } from '../store/schema.js';
+import { timingSafeEqual } from 'node:crypto';
+import { InvalidRequestError, NoPendingSetupError } from '../core/errors.js';
+import { newSetup, SETUP_TTL_SECONDS } from '../core/factor-lifecycle.js';
+import type { AuthMethod } from '../core/session-state.js';
+import type { UserStore } from '../store/users.js';
 import type { WebAuthnStore } from '../store/webauthn.js';
 import type { RequestContext } from './context.js';
-import { hashToken, newId, type KeyedHasher } from './keys.js';
-import { removeFactor, settleFactorAdded } from './factor-changes.js';
-import type { SecurityLog } from './security-log.js';
-import type { ActiveSession, IssuedSession, SessionService } from './sessions.js';
+import { confirmFactor, removeFactor, type ConfirmedFactor, type FactorChangeDeps } from './factor-changes.js';
+import { hashToken, newId } from './keys.js';
+import type { ActiveSession } from './sessions.js';
 
 export const CHALLENGE_TTL_SECONDS = 300;
 
@@ -54,13 +53,16 @@ export interface WebAuthnOptions {
   /** Read lazily: with PORT=0 the public URL is final only after listen. */
   publicUrl: () => string;
   rpName: string;
-  mfaRequired: 'off' | 'all';
-  /** Run after a passkey is removed (shared with FactorService: trusted devices go). */
-  factorRemovedHooks?: Array<(userId: string) => Promise<void>>;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 function parseTransports(value: string): string[] {
@@ -80,13 +82,9 @@ export function webauthnAmr(info: { backedUp: boolean; deviceType: string; userV
 
 export class WebAuthnService {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly changes: FactorChangeDeps,
+    private readonly users: UserStore,
     private readonly store: WebAuthnStore,
-    private readonly factors: FactorStore,
-    private readonly recoveryCodes: RecoveryCodeStore,
-    private readonly hasher: KeyedHasher,
-    private readonly sessions: SessionService,
-    private readonly log: SecurityLog,
     private readonly options: WebAuthnOptions,
   ) {}
 
@@ -121,9 +119,16 @@ export class WebAuthnService {
     return (challenge: string) => this.store.consumeChallenge(sessionId, purpose, hashToken(challenge), now);
   }
 
+  /**
+   * Begins a passkey registration in this session: the challenge is an unconfirmed
+   * factor set-up (I3), bound to this session and the account's epoch, and expires.
+   */
   async registrationOptions(session: ActiveSession, ctx: RequestContext): Promise<PublicKeyCredentialCreationOptionsJSON> {
     const { rpID } = this.relyingParty();
     const existing = await this.store.listForUser(session.userId);
+    const epoch = await this.users.epochOf(session.userId);
+    if (epoch === undefined) throw new NoPendingSetupError();
+    const ttlSeconds = Math.min(CHALLENGE_TTL_SECONDS, SETUP_TTL_SECONDS);
     const options = await generateRegistrationOptions({
       rpName: this.options.rpName,
       rpID,
@@ -132,31 +137,46 @@ export class WebAuthnService {
       attestationType: 'none',
       excludeCredentials: existing.map((c) => ({ id: c.credential_id, transports: parseTransports(c.transports) })),
       authenticatorSelection: { residentKey: 'preferred', userVerification: 'preferred' },
-      timeout: CHALLENGE_TTL_SECONDS * 1000,
+      timeout: ttlSeconds * 1000,
     });
-    await this.putChallenge(session, 'register', options.challenge, ctx.now);
+    const setup = newSetup(session.id, epoch, ctx.now);
+    await this.changes.setups.replace({
+      id: newId(),
+      user_id: session.userId,
+      session_id: session.id,
+      type: 'webauthn',
+      secret_enc: null,
+      challenge_hash: hashToken(options.challenge),
+      account_epoch: setup.accountEpoch,
+      created_at: ctx.now,
+      expires_at: Math.min(setup.expiresAt, ctx.now + ttlSeconds * 1000),
+    });
     return options;
   }
 
   /**
-   * Verifies a registration response and activates the passkey. Like a TOTP
-   * confirmation, the session counts as having just verified this factor (token replaced),
-   * and the account's first factor comes with recovery codes.
+   * Verifies a registration response against this session's set-up and activates the
+   * passkey, following the factor lifecycle: the account's first factor makes the session
+   * full and fresh and comes with recovery codes; an additional one needs a fresh existing
+   * factor and changes no freshness.
    */
   async verifyRegistration(
     session: ActiveSession,
     response: unknown,
     label: string | null,
     ctx: RequestContext,
-  ): Promise<{ factorId: string; recoveryCodes: string[] | null; session: IssuedSession; amr: AuthMethod[] }> {
+  ): Promise<ConfirmedFactor & { factorId: string; amr: AuthMethod[] }> {
     const refused = () => new InvalidRequestError('The passkey could not be registered. Try again.', [{ path: 'response', message: 'not a valid registration' }]);
+    const setup = await this.changes.setups.findLive(session.id, 'webauthn', ctx.now);
+    if (!setup?.challenge_hash) throw new NoPendingSetupError();
     if (!isObject(response) || typeof response.id !== 'string') throw refused();
     const { rpID, origin } = this.relyingParty();
+    const expectedHash = setup.challenge_hash;
     let verification;
     try {
       verification = await verifyRegistrationResponse({
         response: response as unknown as RegistrationResponseJSON,
-        expectedChallenge: this.challengeConsumer(session.id, 'register', ctx.now),
+        expectedChallenge: (challenge: string) => sameHash(hashToken(challenge), expectedHash),
         expectedOrigin: origin,
         expectedRPID: rpID,
         requireUserVerification: false,
@@ -169,11 +189,10 @@ export class WebAuthnService {
     const credentialId = info.credential.id;
     if (await this.store.credentialIdTaken(credentialId)) throw refused();
 
-    const factorId = newId();
-    const hadFactor = session.factorMethods.length > 0;
+    const factorId = setup.id;
     const amr = webauthnAmr({ backedUp: info.credentialBackedUp, deviceType: info.credentialDeviceType, userVerified: info.userVerified });
-    const recoveryCodes = await this.db.transaction().execute(async (trx) => {
-      // A parallel registration of the same credential loses on the unique index.
+    const details = { deviceType: info.credentialDeviceType, backedUp: info.credentialBackedUp, userVerified: info.userVerified };
+    const confirmed = await confirmFactor(this.changes, session, setup, { type: 'webauthn', amr, details }, ctx, async (trx) => {
       await trx
         .insertInto('factors')
         .values({
@@ -200,21 +219,12 @@ export class WebAuthnService {
         aaguid: info.aaguid,
         last_used_at: ctx.now,
       });
-      const codes = await settleFactorAdded(this.changeDeps(), trx, session.userId, hadFactor, ctx.now);
-      await this.log.record(
-        'mfa.factor_added',
-        session.userId,
-        ctx,
-        { type: 'webauthn', factorId, deviceType: info.credentialDeviceType, backedUp: info.credentialBackedUp, userVerified: info.userVerified },
-        trx,
-      );
-      return codes;
     }).catch((error: unknown) => {
+      // A parallel registration of the same credential loses on the unique index.
       if (error instanceof Error && /unique|duplicate/i.test(error.message)) throw refused();
       throw error;
     });
-    const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times));
-    return { factorId, recoveryCodes, session: issued, amr };
+    return { ...confirmed, factorId, amr };
   }
 
   /** Options for an assertion at login (pending session) or step-up (full session). */
@@ -263,7 +273,7 @@ export class WebAuthnService {
     const stored = Number(credential.counter);
     if ((stored > 0 || info.newCounter > 0) && info.newCounter <= stored) {
       await this.store.recordRegression(credential.factor_id);
-      await this.log.record('mfa.webauthn_sign_count_regression', userId, ctx, {
+      await this.changes.log.record('mfa.webauthn_sign_count_regression', userId, ctx, {
         factorId: credential.factor_id,
         storedCounter: stored,
         presentedCounter: info.newCounter,
@@ -273,18 +283,14 @@ export class WebAuthnService {
     const backedUp = info.credentialBackedUp;
     if (!(await this.store.recordUse(credential.factor_id, stored, { counter: info.newCounter, backedUp, now: ctx.now }))) return null;
     if (backedUp !== (credential.backed_up === 1)) {
-      await this.log.record('mfa.webauthn_backup_state_changed', userId, ctx, { factorId: credential.factor_id, backedUp });
+      await this.changes.log.record('mfa.webauthn_backup_state_changed', userId, ctx, { factorId: credential.factor_id, backedUp });
     }
     return webauthnAmr({ backedUp, deviceType: info.credentialDeviceType, userVerified: info.userVerified });
   }
 
   /** Removes a passkey (always a confirmed factor) and its credential. */
   async remove(session: ActiveSession, factorId: string, ctx: RequestContext): Promise<void> {
-    await removeFactor(this.changeDeps(), session, factorId, 'webauthn', ctx, (trx) => this.store.deleteForFactor(trx, session.userId, factorId));
+    await removeFactor(this.changes, session, factorId, 'webauthn', ctx, (trx) => this.store.deleteForFactor(trx, session.userId, factorId));
   }
 
-  private changeDeps() {
-    const { db, factors, recoveryCodes, log, hasher } = this;
-    return { db, factors, recoveryCodes, log, hasher, mfaRequired: this.options.mfaRequired, hooks: this.options.factorRemovedHooks ?? [] };
-  }
 }

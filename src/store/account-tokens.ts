@@ -48,6 +48,21 @@ class MailedTokenStore<T extends MailedTokenTable, Row extends Selectable<Databa
     return (row as Row | undefined) ?? null;
   }
 
+  /**
+   * A usable token's row, without using it: to check a new password before spending the
+   * link, and to know which account to lock before consuming it.
+   */
+  async findUsable(tokenHash: string, now: number): Promise<Row | undefined> {
+    const row = await this.as(this.db)
+      .selectFrom(this.name)
+      .selectAll()
+      .where('token_hash', '=', tokenHash)
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return row as Row | undefined;
+  }
+
   /** Voids every open token of the account (a newer request, a password change or reset). */
   async voidOpen(trx: Db, userId: string, now: number): Promise<void> {
     await this.as(trx).updateTable(this.name).set({ used_at: now }).where('user_id', '=', userId).where('used_at', 'is', null).execute();
@@ -69,16 +84,5 @@ export class EmailChangeStore extends MailedTokenStore<'email_changes', EmailCha
 export class PasswordResetStore extends MailedTokenStore<'password_resets', PasswordResetRow> {
   constructor(db: Kysely<Database>) {
     super(db, 'password_resets');
-  }
-
-  /** A usable token's row, without using it (to check the new password before spending it). */
-  findUsable(tokenHash: string, now: number): Promise<PasswordResetRow | undefined> {
-    return this.db
-      .selectFrom('password_resets')
-      .selectAll()
-      .where('token_hash', '=', tokenHash)
-      .where('used_at', 'is', null)
-      .where('expires_at', '>', now)
-      .executeTakeFirst();
   }
 }

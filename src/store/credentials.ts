@@ -3,7 +3,7 @@
  * Both hold only SHA-256 hashes of their tokens. Single use of a remember-me token is a
  * conditional UPDATE, never read-then-write.
  */
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database, RememberTokensTable, TrustedDevicesTable } from './schema.js';
 
 export type RememberTokenRow = Selectable<RememberTokensTable>;
@@ -72,8 +72,8 @@ export class RememberTokenStore {
     return rows.map((r) => r.family_id);
   }
 
-  async revokeAllForUser(userId: string, now: number): Promise<void> {
-    await this.db.updateTable('remember_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+  async revokeAllForUser(userId: string, now: number, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<void> {
+    await trx.updateTable('remember_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
   }
 
   /** Deletes the tokens past their expiry (used, revoked or not); the number deleted. */
@@ -121,8 +121,8 @@ export class TrustedDeviceStore {
     await this.db.deleteFrom('trusted_devices').where('token_hash', '=', tokenHash).execute();
   }
 
-  async deleteAllForUser(userId: string): Promise<void> {
-    await this.db.deleteFrom('trusted_devices').where('user_id', '=', userId).execute();
+  async deleteAllForUser(userId: string, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<void> {
+    await trx.deleteFrom('trusted_devices').where('user_id', '=', userId).execute();
   }
 
   /** Deletes the devices past their expiry; the number deleted. */

@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { Database, FactorRow } from './schema.js';
+import type { Database, FactorRow, FactorSetupRow } from './schema.js';
 
 export class FactorStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -9,7 +9,6 @@ export class FactorStore {
       .selectFrom('factors')
       .selectAll()
       .where('user_id', '=', userId)
-      .where('confirmed_at', 'is not', null)
       .orderBy('created_at', 'asc')
       .execute();
   }
@@ -18,24 +17,9 @@ export class FactorStore {
     return this.db.selectFrom('factors').selectAll().where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
   }
 
-  latestUnconfirmed(userId: string, type: string): Promise<FactorRow | undefined> {
-    return this.db
-      .selectFrom('factors')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .where('type', '=', type)
-      .where('confirmed_at', 'is', null)
-      .orderBy('created_at', 'desc')
-      .executeTakeFirst();
-  }
-
-  async insert(row: FactorRow): Promise<void> {
-    await this.db.insertInto('factors').values(row).execute();
-  }
-
-  /** Unconfirmed set-ups of this type are replaced by a new one. */
-  async deleteUnconfirmed(userId: string, type: string): Promise<void> {
-    await this.db.deleteFrom('factors').where('user_id', '=', userId).where('type', '=', type).where('confirmed_at', 'is', null).execute();
+  /** Inserts a confirmed factor (inside the account-locked transaction that confirms it). */
+  async insert(trx: Transaction<Database>, row: FactorRow): Promise<void> {
+    await trx.insertInto('factors').values(row).execute();
   }
 
   /**
@@ -52,35 +36,29 @@ export class FactorStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  async confirm(trx: Transaction<Database> | Kysely<Database>, factorId: string, now: number, step: number): Promise<boolean> {
-    const result = await trx
-      .updateTable('factors')
-      .set({ confirmed_at: now, last_used_step: step })
-      .where('id', '=', factorId)
-      .where('confirmed_at', 'is', null)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
-  }
-
   async delete(trx: Transaction<Database> | Kysely<Database>, userId: string, factorId: string): Promise<boolean> {
     const result = await trx.deleteFrom('factors').where('id', '=', factorId).where('user_id', '=', userId).executeTakeFirst();
     return Number(result.numDeletedRows) === 1;
   }
 
-  /** Keeps users.factor_methods (read by the gate) in step with the confirmed factors. */
-  async refreshFactorMethods(trx: Transaction<Database> | Kysely<Database>, userId: string, now: number): Promise<string[]> {
-    const rows = await trx
-      .selectFrom('factors')
-      .select('type')
-      .distinct()
-      .where('user_id', '=', userId)
-      .where('confirmed_at', 'is not', null)
-      .execute();
-    const types = rows.map((r) => r.type).sort();
-    const methods = types.length ? [...types, 'recovery_code'] : [];
+  /**
+   * Keeps users.factor_methods (read by the gate) in step with the confirmed factors. Only
+   * called under the account lock (AccountChanges), so concurrent changes cannot interleave
+   * between this read and the write (I4).
+   */
+  async refreshFactorMethods(trx: Transaction<Database>, userId: string, now: number): Promise<string[]> {
+    const methods = await this.methodsOf(trx, userId);
     await trx.updateTable('users').set({ factor_methods: JSON.stringify(methods), updated_at: now }).where('id', '=', userId).execute();
     return methods;
   }
+
+  /** The account's second-factor methods, read from its confirmed factors (not the cached list). */
+  async methodsOf(trx: Transaction<Database>, userId: string): Promise<string[]> {
+    const rows = await trx.selectFrom('factors').select('type').distinct().where('user_id', '=', userId).execute();
+    const types = rows.map((r) => r.type).sort();
+    return types.length ? [...types, 'recovery_code'] : [];
+  }
+
 }
 
 export class RecoveryCodeStore {
@@ -119,5 +97,64 @@ export class RecoveryCodeStore {
 
   async deleteAll(trx: Transaction<Database> | Kysely<Database>, userId: string): Promise<void> {
     await trx.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
+  }
+}
+
+/**
+ * Unconfirmed factor set-ups (I3): each belongs to one session and one account epoch and
+ * expires. Confirming consumes it with a conditional DELETE, so it is used at most once.
+ */
+export class FactorSetupStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** A new set-up replaces the session's earlier set-up of the same type. */
+  async replace(row: FactorSetupRow): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('factor_setups').where('session_id', '=', row.session_id).where('type', '=', row.type).execute();
+      await trx.insertInto('factor_setups').values(row).execute();
+    });
+  }
+
+  /** The session's unexpired set-up of this type (whether still valid is decided under the lock). */
+  findLive(sessionId: string, type: string, now: number): Promise<FactorSetupRow | undefined> {
+    return this.db
+      .selectFrom('factor_setups')
+      .selectAll()
+      .where('session_id', '=', sessionId)
+      .where('type', '=', type)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+  }
+
+  listForSession(sessionId: string, now: number): Promise<FactorSetupRow[]> {
+    return this.db
+      .selectFrom('factor_setups')
+      .selectAll()
+      .where('session_id', '=', sessionId)
+      .where('expires_at', '>', now)
+      .orderBy('created_at', 'asc')
+      .execute();
+  }
+
+  /** Uses the set-up once, and only while it is unexpired and of the account's current epoch. */
+  async consume(trx: Transaction<Database>, id: string, sessionId: string, epoch: number, now: number): Promise<boolean> {
+    const result = await trx
+      .deleteFrom('factor_setups')
+      .where('id', '=', id)
+      .where('session_id', '=', sessionId)
+      .where('account_epoch', '=', epoch)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) === 1;
+  }
+
+  /** Voids every set-up of the account (a security change; the epoch moves too). */
+  async deleteForAccount(trx: Transaction<Database>, userId: string): Promise<void> {
+    await trx.deleteFrom('factor_setups').where('user_id', '=', userId).execute();
+  }
+
+  async deleteExpired(now: number): Promise<number> {
+    const result = await this.db.deleteFrom('factor_setups').where('expires_at', '<=', now).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 }

@@ -12,6 +12,11 @@ export interface UsersTable {
   password_hash: string;
   /** JSON array of second-factor methods the account has, kept in step with `factors`. */
   factor_methods: string;
+  /**
+   * Counts the account's security changes (factors, password, e-mail). A factor set-up
+   * begun in an earlier epoch is void.
+   */
+  security_epoch: ColumnType<number, number | undefined, number>;
   created_at: number;
   updated_at: number;
 }
@@ -51,6 +56,25 @@ export interface FactorsTable {
   confirmed_at: number | null;
   created_at: number;
   label: string | null;
+}
+
+/**
+ * An unconfirmed factor set-up: a TOTP secret or a passkey registration challenge. It
+ * belongs to the session that began it and the account epoch it began in, and expires.
+ */
+export interface FactorSetupsTable {
+  /** Becomes the factor's id when confirmed (the TOTP secret is encrypted under it). */
+  id: string;
+  user_id: string;
+  session_id: string;
+  type: string;
+  /** TOTP: the encrypted secret (SecretBox format). */
+  secret_enc: string | null;
+  /** WebAuthn: SHA-256 of the registration challenge. */
+  challenge_hash: string | null;
+  account_epoch: number;
+  created_at: number;
+  expires_at: number;
 }
 
 export interface RecoveryCodesTable {
@@ -149,6 +173,7 @@ export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   factors: FactorsTable;
+  factor_setups: FactorSetupsTable;
   recovery_codes: RecoveryCodesTable;
   events: EventsTable;
   remember_tokens: RememberTokensTable;
@@ -164,6 +189,7 @@ export interface Database {
 export type UserRow = Selectable<UsersTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type FactorRow = Selectable<FactorsTable>;
+export type FactorSetupRow = Selectable<FactorSetupsTable>;
 
 /** Public data of a WebAuthn credential; its factor row is `factors.id = factor_id`. */
 export interface WebAuthnCredentialsTable {

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database, SessionRow } from './schema.js';
 
 /** A session row joined with what the gate needs of its account: one indexed read. */
@@ -32,8 +32,9 @@ export class SessionStore {
     id: string,
     expectedTokenHash: string,
     changes: Partial<Pick<SessionRow, 'token_hash' | 'state' | 'amr' | 'password_at' | 'mfa_at' | 'expires_at' | 'last_seen_at' | 'webauthn_at'>>,
+    trx: Transaction<Database> | Kysely<Database> = this.db,
   ): Promise<boolean> {
-    const result = await this.db
+    const result = await trx
       .updateTable('sessions')
       .set(changes)
       .where('id', '=', id)
@@ -56,6 +57,12 @@ export class SessionStore {
       .returning('mfa_attempts')
       .executeTakeFirst();
     return row ? Number(row.mfa_attempts) : null;
+  }
+
+  /** True while the session exists with this token (not revoked, not replaced). */
+  async isCurrent(trx: Transaction<Database>, id: string, tokenHash: string): Promise<boolean> {
+    const row = await trx.selectFrom('sessions').select('id').where('id', '=', id).where('token_hash', '=', tokenHash).executeTakeFirst();
+    return row !== undefined;
   }
 
   async touch(id: string, now: number): Promise<void> {
@@ -81,14 +88,14 @@ export class SessionStore {
     await this.db.deleteFrom('sessions').where('id', '=', id).where('state', '=', 'pending').execute();
   }
 
-  async deleteForUser(userId: string, id: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('sessions').where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
+  async deleteForUser(userId: string, id: string, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<boolean> {
+    const result = await trx.deleteFrom('sessions').where('id', '=', id).where('user_id', '=', userId).executeTakeFirst();
     return Number(result.numDeletedRows) === 1;
   }
 
   /** Revokes every session of the account except `keepId` (if given). */
-  async deleteAllForUser(userId: string, keepId?: string): Promise<void> {
-    let q = this.db.deleteFrom('sessions').where('user_id', '=', userId);
+  async deleteAllForUser(userId: string, keepId?: string, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<void> {
+    let q = trx.deleteFrom('sessions').where('user_id', '=', userId);
     if (keepId) q = q.where('id', '!=', keepId);
     await q.execute();
   }

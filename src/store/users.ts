@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database, UserRow } from './schema.js';
 
 export class UserStore {
@@ -13,7 +13,7 @@ export class UserStore {
   }
 
   /** Returns false when the normalised email is already taken (unique index). */
-  async insert(user: Omit<UserRow, 'factor_methods'>): Promise<boolean> {
+  async insert(user: Omit<UserRow, 'factor_methods' | 'security_epoch'>): Promise<boolean> {
     const result = await this.db
       .insertInto('users')
       .values({ ...user, factor_methods: '[]' })
@@ -22,7 +22,36 @@ export class UserStore {
     return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
   }
 
-  async updatePasswordHash(id: string, passwordHash: string, now: number): Promise<void> {
-    await this.db.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id).execute();
+  async updatePasswordHash(id: string, passwordHash: string, now: number, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<void> {
+    await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id).execute();
+  }
+
+  /**
+   * Locks the account for a security change: the first statement of the transaction, it
+   * takes the user row's write lock (a row lock on PostgreSQL, the write lock on SQLite)
+   * until commit, so changes to one account run one after another on every instance.
+   */
+  async lockForChange(trx: Transaction<Database>, id: string): Promise<{ epoch: number; passwordHash: string } | undefined> {
+    const row = await trx
+      .updateTable('users')
+      .set((eb) => ({ security_epoch: eb.ref('security_epoch') }))
+      .where('id', '=', id)
+      .returning(['security_epoch', 'password_hash'])
+      .executeTakeFirst();
+    return row ? { epoch: Number(row.security_epoch), passwordHash: row.password_hash } : undefined;
+  }
+
+  /** Moves the account to a new epoch: unconfirmed set-ups of earlier epochs are void. */
+  async bumpEpoch(trx: Transaction<Database>, id: string, now: number): Promise<void> {
+    await trx
+      .updateTable('users')
+      .set((eb) => ({ security_epoch: eb('security_epoch', '+', 1), updated_at: now }))
+      .where('id', '=', id)
+      .execute();
+  }
+
+  async epochOf(id: string): Promise<number | undefined> {
+    const row = await this.db.selectFrom('users').select('security_epoch').where('id', '=', id).executeTakeFirst();
+    return row ? Number(row.security_epoch) : undefined;
   }
 }

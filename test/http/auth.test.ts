@@ -254,8 +254,13 @@ describe('second factors', () => {
     expect(setup.body.otpauthUri).toMatch(/^otpauth:\/\/totp\//);
     expect(setup.body.otpauthUri).toContain(`secret=${setup.body.secret}`);
     expect(setup.body.qrSvg).toMatch(/^<svg[\s\S]*<\/svg>\s*$/);
-    // Not active yet: login still needs no second factor.
-    expect((await account.client.get('/api/mfa')).body).toEqual({ factors: [], recoveryCodesRemaining: 0 });
+    // Not active yet: login still needs no second factor. The set-up is listed as this session's.
+    expect((await account.client.get('/api/mfa')).body).toEqual({
+      factors: [],
+      recoveryCodesRemaining: 0,
+      pendingSetups: [{ id: setup.body.factorId, type: 'totp', createdAt: expect.stringMatching(ISO), expiresAt: setup.body.expiresAt }],
+    });
+    expect(Date.parse(setup.body.expiresAt) - Date.now()).toBeLessThanOrEqual(600_000);
     expect((await login(base, account)).res.status).toBe(200);
   });
 
@@ -279,6 +284,7 @@ describe('second factors', () => {
     expect(list.body).toEqual({
       factors: [{ id: setup.body.factorId, type: 'totp', createdAt: expect.stringMatching(ISO) }],
       recoveryCodesRemaining: 10,
+      pendingSetups: [],
     });
     // The confirming code counts as used.
     const { client } = await login(base, account);
@@ -286,11 +292,11 @@ describe('second factors', () => {
     expect(replay.body.error).toBe('invalid_code');
   });
 
-  it('confirm without a setup → 400 invalid_request', async () => {
+  it('confirm without a setup → 400 no_pending_setup', async () => {
     const account = await signup(base);
     const res = await account.client.post('/api/mfa/totp/confirm', { code: '123456' });
     expect(res.status).toBe(400);
-    expect(res.body.error).toBe('invalid_request');
+    expect(res.body.error).toBe('no_pending_setup');
   });
 
   it('regenerating recovery codes: 10 new ones, all earlier codes stop working', async () => {
@@ -314,7 +320,7 @@ describe('second factors', () => {
     expect((await login(base, victim)).res.status).toBe(202);
 
     expect((await victim.client.delete(`/api/mfa/totp/${victim.factorId}`)).status).toBe(204);
-    expect((await victim.client.get('/api/mfa')).body).toEqual({ factors: [], recoveryCodesRemaining: 0 });
+    expect((await victim.client.get('/api/mfa')).body).toEqual({ factors: [], recoveryCodesRemaining: 0, pendingSetups: [] });
     expect((await login(base, victim)).res.status).toBe(200);
     expect((await victim.client.delete(`/api/mfa/totp/${victim.factorId}`)).status).toBe(404);
   });

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFastServer, type TestServer } from '../helpers/server.js';
 import { Client, csrfIn, FormBrowser } from '../helpers/http-client.js';
-import { login, PASSWORD, signup, sleep, uniqueEmail } from '../helpers/accounts.js';
+import { login, PASSWORD, signup, signupWithTotp, sleep, uniqueEmail } from '../helpers/accounts.js';
 import { SoftAuthenticator } from './webauthn-soft-authenticator.js';
 
 async function enrollingClient(base: string) {
@@ -190,8 +190,8 @@ describe('passkey registration freshness (GATEHOUSE_STEP_UP_MAX_AGE=1)', () => {
     await enrolling?.close();
   });
 
-  it('a full session: options and registration stay ★ (a stale session steps up)', async () => {
-    const account = await signup(full.url);
+  it('an account with a factor: options and registration stay ★ at the moment of registration (a stale session steps up)', async () => {
+    const account = await signupWithTotp(full.url);
     const auth = new SoftAuthenticator({ origin: full.url });
     const options = await account.client.post('/api/mfa/webauthn/register/options');
     expect(options.status).toBe(200);
@@ -200,6 +200,23 @@ describe('passkey registration freshness (GATEHOUSE_STEP_UP_MAX_AGE=1)', () => {
     expect(reg.status).toBe(403);
     expect(reg.body.error).toBe('step_up_required');
     expect((await account.client.post('/api/mfa/webauthn/register/options')).body.error).toBe('step_up_required');
+    // Legitimate: after a step-up the same set-up completes, as an additional factor.
+    expect((await account.client.post('/api/auth/step-up', { method: 'totp', code: account.totp.next() })).status).toBe(200);
+    const again = await account.client.post('/api/mfa/webauthn/register', { response: auth.register(options.body) });
+    expect(again.status).toBe(201);
+    expect(again.body.recoveryCodes).toBeUndefined();
+  });
+
+  it('a full session of an account without a factor: the first passkey completes the set-up it began while fresh', async () => {
+    const account = await signup(full.url);
+    const auth = new SoftAuthenticator({ origin: full.url });
+    const options = await account.client.post('/api/mfa/webauthn/register/options');
+    expect(options.status).toBe(200);
+    await sleep(1_300);
+    const reg = await account.client.post('/api/mfa/webauthn/register', { response: auth.register(options.body) });
+    expect(reg.status).toBe(201);
+    expect(reg.body.aal).toBe(2);
+    expect(reg.body.recoveryCodes).toHaveLength(10);
   });
 
   it('an enrolling session: the options need a fresh password check; the registration then completes like a TOTP confirmation', async () => {

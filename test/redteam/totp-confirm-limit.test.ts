@@ -1,9 +1,10 @@
 /**
- * Red team: TOTP confirmation checks a code of the account's pending authenticator, so it
- * must obey the account's second-factor limit. Without it, any other session of the
- * account (an old cookie, a remember-me session) can guess the 6-digit code of an
- * enrolment in progress without bound, win the race against the owner, and come out with
- * a fresh session (mfaAt = now, so ★ actions) and the account's first recovery codes.
+ * Red team: TOTP confirmation checks a code of the account's pending authenticator. Any
+ * other session of the account (an old cookie, a remember-me session) that could confirm
+ * it would guess the 6-digit code of an enrolment in progress, win the race against the
+ * owner, and come out with a fresh session and the account's first recovery codes. A
+ * set-up belongs to the session that began it (I3): other sessions cannot confirm it at
+ * all, and the session's own wrong codes obey the account's second-factor limit.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
@@ -20,7 +21,7 @@ describe('red team: TOTP confirmation under the account limit', () => {
     await server?.close();
   });
 
-  it('another session of the account cannot guess an enrolment in progress without bound', async () => {
+  it('another session of the account cannot confirm an enrolment in progress at all, and its tries cost the owner nothing', async () => {
     const owner = await signup(server.url);
     const setup = await owner.client.post('/api/mfa/totp/setup');
     expect(setup.status).toBe(200);
@@ -29,6 +30,24 @@ describe('red team: TOTP confirmation under the account limit', () => {
     // The attacker's session: any other full session of the account.
     const { client: attacker, res } = await login(server.url, owner);
     expect(res.status).toBe(200);
+    for (const code of [...wrongTotpCodes(secret, 11), totpCodeAt(secret, Date.now())]) {
+      const r = await attacker.post('/api/mfa/totp/confirm', { code });
+      expect(r.status).toBe(400);
+      expect(r.body.error).toBe('no_pending_setup');
+    }
+    expect((await attacker.get('/api/mfa')).body.factors).toHaveLength(0);
+    // The owner's set-up is untouched and not locked: the right code enrols.
+    const ok = await owner.client.post('/api/mfa/totp/confirm', { code: totpCodeAt(secret, Date.now()) });
+    expect(ok.status).toBe(200);
+    expect(ok.body.recoveryCodes).toHaveLength(10);
+  });
+
+  it('the session that began the set-up cannot guess its code without bound', async () => {
+    const owner = await signup(server.url);
+    const setup = await owner.client.post('/api/mfa/totp/setup');
+    expect(setup.status).toBe(200);
+    const secret: string = setup.body.secret;
+    const attacker = owner.client;
 
     let locked = false;
     for (const code of wrongTotpCodes(secret, 12)) {

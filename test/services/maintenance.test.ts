@@ -56,12 +56,17 @@ async function seed(t0: number, soon: number, later: number) {
     ids[tag].reset = id();
     await db.insertInto('password_resets').values({ id: ids[tag].reset, user_id: userId, token_hash: id(), created_at: t0, expires_at: expiresAt, used_at: null }).execute();
   }
-  // Challenges hang on the live session (so that only their own expiry decides).
+  // Challenges and factor set-ups hang on the live session (so that only their own expiry decides).
   for (const [tag, expiresAt] of [['old', soon], ['live', later]] as const) {
     ids[tag].challenge = id();
     await db
       .insertInto('webauthn_challenges')
       .values({ id: ids[tag].challenge, session_id: ids.live.session!, purpose: `test-${tag}`, challenge_hash: id(), expires_at: expiresAt, used_at: null })
+      .execute();
+    ids[tag].setup = id();
+    await db
+      .insertInto('factor_setups')
+      .values({ id: ids[tag].setup, user_id: userId, session_id: ids.live.session!, type: 'totp', secret_enc: 'x', challenge_hash: null, account_epoch: 0, created_at: t0, expires_at: expiresAt })
       .execute();
   }
   // Mail: sent two days before t0 (gone), sent at t0 (kept: recent), failed long ago (kept: not sent).
@@ -91,6 +96,7 @@ const TABLES: Record<string, keyof Database> = {
   emailChange: 'email_changes',
   reset: 'password_resets',
   challenge: 'webauthn_challenges',
+  setup: 'factor_setups',
   mail: 'mail_outbox',
   failedMail: 'mail_outbox',
 };

@@ -54,7 +54,7 @@ export async function accountRoutes(app: FastifyInstance, { gatehouse }: { gateh
   app.delete('/api/sessions/:id', { config: requires({ session: 'full' }) }, async (request, reply) => {
     const { id } = parse(SessionParams, request.params);
     const session = sessionOf(request);
-    if (!(await sessions.revokeForUser(session.userId, id))) throw new NotFoundError('No such session.');
+    if (!(await sessions.revokeForUser(session, id, request.ctx.now))) throw new NotFoundError('No such session.');
     // The remember-me chain that session came from (or was issued to) ends with it.
     await gatehouse.rememberMe.revokeForLogout(id, undefined, request.ctx.now);
     await log.record('session.revoked', session.userId, request.ctx, { sessionId: id });

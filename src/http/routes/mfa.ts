@@ -3,10 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Gatehouse } from '../../gatehouse.js';
 import type { CookiePolicy } from '../cookies.js';
-import { issueRememberMeIfAsked } from '../credentials.js';
-import { requires, sessionOf } from '../gate.js';
+import { deliverConfirmedFactor } from '../factor-confirmation.js';
+import { addingFactorIsSensitive, requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
-import { deliverSession } from './auth.js';
 
 const ConfirmBody = z.object({ code: boundedString(1, 64) }).strict();
 const FactorParams = z.object({ factorId: boundedString(1, 64) });
@@ -14,7 +13,7 @@ const FactorParams = z.object({ factorId: boundedString(1, 64) });
 export async function mfaRoutes(app: FastifyInstance, { gatehouse, cookies }: { gatehouse: Gatehouse; cookies: CookiePolicy }): Promise<void> {
   const { factors } = gatehouse;
 
-  app.get('/api/mfa', { config: requires({ session: 'full' }) }, async (request) => factors.list(sessionOf(request).userId));
+  app.get('/api/mfa', { config: requires({ session: 'full' }) }, async (request) => factors.list(sessionOf(request), request.ctx.now));
 
   // Enrolling sessions may set up TOTP; the check of freshness makes a stolen, idle
   // session unable to add an attacker's authenticator.
@@ -22,16 +21,12 @@ export async function mfaRoutes(app: FastifyInstance, { gatehouse, cookies }: { 
     factors.setupTotp(sessionOf(request), request.ctx),
   );
 
-  app.post('/api/mfa/totp/confirm', { config: requires({ session: 'enrolling' }) }, async (request, reply) => {
+  app.post('/api/mfa/totp/confirm', { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) }, async (request, reply) => {
     const body = parse(ConfirmBody, request.body);
     const session = sessionOf(request);
     const result = await factors.confirmTotp(session, body.code, request.ctx);
-    const token = deliverSession(reply, cookies, result.session, session.transport);
-    // enrolling → full: a login that asked to be remembered gets its remember-me cookie now.
-    if (session.facts.state === 'enrolling') {
-      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: session.transport });
-    }
-    return reply.send({ ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}), aal: 2, ...token });
+    const token = await deliverConfirmedFactor(request, reply, gatehouse, cookies, session, result);
+    return reply.send({ ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}), aal: result.aal, ...token });
   });
 
   app.delete('/api/mfa/totp/:factorId', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => {

@@ -2,10 +2,11 @@
  * WebAuthn / passkeys over JSON (extends the contract; see docs/api.md):
  *
  * - `POST /api/mfa/webauthn/register/options` ★ → PublicKeyCredentialCreationOptionsJSON
- * - `POST /api/mfa/webauthn/register {response, label?}` ★ → `{factorId, recoveryCodes?, aal, amr}`
+ * - `POST /api/mfa/webauthn/register {response, label?}` → `{factorId, recoveryCodes?, aal, amr}`
  *   Both also for enrolling sessions (GATEHOUSE_MFA_REQUIRED=all), exactly like TOTP
- *   setup/confirm: the options need a fresh password check (login counts), the
- *   registration makes the session full.
+ *   setup/confirm (the factor lifecycle, core/factor-lifecycle.ts): the options are an
+ *   unconfirmed set-up of this session; registering the account's first factor makes the
+ *   session full, an additional one is ★ and changes no freshness.
  * - `GET /api/mfa/webauthn` → `{passkeys:[...]}`
  * - `DELETE /api/mfa/webauthn/:factorId` ★ → 204
  * - `POST /api/auth/webauthn/options` (pending session) → request options for mfa/verify
@@ -13,15 +14,13 @@
  * - `POST /api/auth/mfa/verify` and `POST /api/auth/step-up` accept
  *   `{method:"webauthn", response}` (the assertion as @simplewebauthn/browser returns it).
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { assuranceLevel } from '../../core/session-state.js';
 import type { Gatehouse } from '../../gatehouse.js';
 import type { CookiePolicy } from '../cookies.js';
-import { issueRememberMeIfAsked } from '../credentials.js';
-import { requires, sessionOf } from '../gate.js';
+import { deliverConfirmedFactor } from '../factor-confirmation.js';
+import { addingFactorIsSensitive, requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
-import { deliverSession } from './auth.js';
 
 /** A WebAuthn response object as the browser library produces it; checked by the service. */
 const CredentialResponse = z.record(z.string(), z.unknown()).refine((r) => JSON.stringify(r).length <= 32 * 1024, 'too large');
@@ -55,13 +54,6 @@ export function parseSecondFactor(
   return { method: 'webauthn', code: '', response: parsed.response, trustDevice: parsed.trustDevice };
 }
 
-/**
- * Registration is ★ for full sessions; an enrolling session completes it like a TOTP
- * confirmation (its options already needed a fresh password check).
- */
-export const registrationIsSensitive = (request: FastifyRequest): boolean =>
-  !(request.principal.kind === 'session' && request.principal.session.facts.state === 'enrolling');
-
 export async function webauthnRoutes(app: FastifyInstance, { gatehouse, cookies }: { gatehouse: Gatehouse; cookies: CookiePolicy }): Promise<void> {
   const { webauthn } = gatehouse;
 
@@ -70,20 +62,16 @@ export async function webauthnRoutes(app: FastifyInstance, { gatehouse, cookies 
     webauthn.registrationOptions(sessionOf(request), request.ctx),
   );
 
-  app.post('/api/mfa/webauthn/register', { config: requires({ session: 'enrolling', fresh: registrationIsSensitive }) }, async (request, reply) => {
+  app.post('/api/mfa/webauthn/register', { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) }, async (request, reply) => {
     const body = parse(RegisterBody, request.body);
     const session = sessionOf(request);
     const result = await webauthn.verifyRegistration(session, body.response, body.label ?? null, request.ctx);
-    const token = deliverSession(reply, cookies, result.session, session.transport);
-    // enrolling → full: a login that asked to be remembered gets its remember-me cookie now.
-    if (session.facts.state === 'enrolling') {
-      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: session.transport });
-    }
+    const token = await deliverConfirmedFactor(request, reply, gatehouse, cookies, session, result);
     return reply.status(201).send({
       factorId: result.factorId,
       ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}),
-      aal: assuranceLevel(result.session.facts),
-      amr: result.session.facts.amr,
+      aal: result.aal,
+      amr: result.session?.facts.amr ?? session.facts.amr,
       ...token,
     });
   });

@@ -5,9 +5,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../core/errors.js';
-import { requires, sessionOf } from '../../http/gate.js';
+import { addingFactorIsSensitive, requires, sessionOf } from '../../http/gate.js';
 import { deliverSession } from '../../http/routes/auth.js';
-import { registrationIsSensitive } from '../../http/routes/webauthn.js';
+import type { ConfirmedFactor } from '../../services/factor-changes.js';
 import type { ActiveSession } from '../../services/sessions.js';
 import { send, userOf, type Web } from '../context.js';
 import { formOf, json, str } from '../form.js';
@@ -39,8 +39,8 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
    * A factor was added: the session is re-issued (its assurance changed). The first factor
    * also brings recovery codes, shown once; otherwise back to settings with `notice`.
    */
-  function factorAdded(reply: FastifyReply, session: ActiveSession, result: { session: Parameters<typeof deliverSession>[2]; recoveryCodes?: string[] | null }, notice: string, title: string) {
-    deliverSession(reply, cookies, result.session, 'cookie');
+  function factorAdded(reply: FastifyReply, session: ActiveSession, result: ConfirmedFactor, notice: string, title: string) {
+    if (result.session) deliverSession(reply, cookies, result.session, 'cookie');
     if (!result.recoveryCodes) return reply.redirect(`/settings?notice=${notice}`, 303);
     return send(reply, 200, { title, user: { email: session.email, csrf: web.tokens.of(session) }, body: recoveryCodesView(result.recoveryCodes, savedThem) });
   }
@@ -86,13 +86,13 @@ ${totpConfirmForm(web.tokens.of(session))}`,
     });
   });
 
-  app.post('/settings/totp/confirm', { config: requires({ session: 'enrolling' }) }, async (request, reply) => {
+  app.post('/settings/totp/confirm', { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) }, async (request, reply) => {
     const session = sessionOf(request);
     try {
       const result = await factors.confirmTotp(session, str(formOf(request), 'code', 64), request.ctx);
       return factorAdded(reply, session, result, 'totp_added', 'Authenticator app added');
     } catch (e) {
-      if (!(e instanceof GatehouseError) || !['invalid_code', 'invalid_request'].includes(e.code)) throw e;
+      if (!(e instanceof GatehouseError) || !['invalid_code', 'invalid_request', 'no_pending_setup'].includes(e.code)) throw e;
       const message = e.code === 'invalid_code' ? 'That code is not right. Check the app and try the current code.' : e.message;
       const csrf = web.tokens.of(session);
       return send(reply, e.status, {
@@ -131,14 +131,14 @@ ${totpConfirmForm(web.tokens.of(session))}`,
   // Enrolling sessions may add a passkey as their first factor (as in the API); ★ otherwise.
   app.post('/settings/passkeys/new', { config: requires({ session: 'enrolling', fresh: true }) }, async (request, reply) => passkeyPage(request, reply, 200));
 
-  app.post('/settings/passkeys', { config: requires({ session: 'enrolling', fresh: registrationIsSensitive }) }, async (request, reply) => {
+  app.post('/settings/passkeys', { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) }, async (request, reply) => {
     const session = sessionOf(request);
     const form = formOf(request);
     try {
       const result = await webauthn.verifyRegistration(session, json(form, 'response'), str(form, 'label', 64) || null, request.ctx);
       return factorAdded(reply, session, result, 'passkey_added', 'Passkey added');
     } catch (e) {
-      if (e instanceof GatehouseError && e.code === 'invalid_request') return passkeyPage(request, reply, 400, e.message);
+      if (e instanceof GatehouseError && (e.code === 'invalid_request' || e.code === 'no_pending_setup')) return passkeyPage(request, reply, 400, e.message);
       throw e;
     }
   });

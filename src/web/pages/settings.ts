@@ -27,7 +27,7 @@ export async function settingsPage(
   const csrf = web.tokens.of(session);
   const now = request.ctx.now;
   const [mfa, passkeys, sessionRows, events, tokens, devices] = await Promise.all([
-    factors.list(session.userId),
+    factors.list(session, now),
     webauthn.list(session.userId),
     sessions.list(session.userId, now),
     log.list(session.userId, 15),
@@ -59,7 +59,7 @@ export async function settingsPages(app: FastifyInstance, web: Web): Promise<voi
   app.post('/settings/sessions/revoke', { config: requires({ session: 'full' }) }, async (request, reply) => {
     const session = sessionOf(request);
     const id = str(formOf(request), 'sessionId', 64);
-    if (!(await gatehouse.sessions.revokeForUser(session.userId, id))) return settingsPage(web, request, reply, 404, { error: 'No such session.' });
+    if (!(await gatehouse.sessions.revokeForUser(session, id, request.ctx.now))) return settingsPage(web, request, reply, 404, { error: 'No such session.' });
     await gatehouse.log.record('session.revoked', session.userId, request.ctx, { sessionId: id });
     if (id === session.id) {
       await endRememberMe(request, reply, gatehouse, cookies, session);

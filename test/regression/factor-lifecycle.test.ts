@@ -1,0 +1,210 @@
+/**
+ * Regression tests for the factor-lifecycle defects found from outside (issues 9 and 17),
+ * by name, on SQLite and on PostgreSQL with two instances (each session of a pair on its
+ * own instance, concurrent requests on different instances). Each asserts that the attack
+ * fails and that the legitimate flow still works. Invariants: docs/security.md, I1–I5.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '../helpers/http-client.js';
+import { login, PASSWORD, signup, signupWithTotp, type Account } from '../helpers/accounts.js';
+import { FAST_ENV, startFastServer, startPostgresPair } from '../helpers/server.js';
+import { totpAt } from '../helpers/totp.js';
+import { SoftAuthenticator } from '../http/webauthn-soft-authenticator.js';
+
+interface Deployment {
+  /** Two instances' URLs (SQLite: the same server twice). */
+  urls: [string, string];
+  close(): Promise<void>;
+}
+
+const BACKENDS: Array<[string, (env: Record<string, string>) => Promise<Deployment>]> = [
+  [
+    'SQLite',
+    async (env) => {
+      const s = await startFastServer(env);
+      return { urls: [s.url, s.url], close: () => s.close() };
+    },
+  ],
+  [
+    'PostgreSQL, two instances',
+    async (env) => {
+      const pair = await startPostgresPair('lifecycle', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'factor-lifecycle-regression-key-0123456789', ...env });
+      return { urls: [pair.servers[0].url, pair.servers[1].url], close: pair.cleanup };
+    },
+  ],
+];
+
+/** Registers a passkey in the client's session: options, then the response, on the client's server. */
+async function registerPasskey(client: Client, options?: { challenge: string; rp: { id?: string } }) {
+  const opts = options ?? (await client.post('/api/mfa/webauthn/register/options')).body;
+  return client.post('/api/mfa/webauthn/register', { response: new SoftAuthenticator({ origin: client.base }).register(opts) });
+}
+
+/** A second full session of a password-only account, on another instance. */
+async function secondSession(base: string, account: Account): Promise<Client> {
+  const { client, res } = await login(base, account);
+  if (res.status !== 200 && res.status !== 202) throw new Error(`login ${res.status}`);
+  return client;
+}
+
+describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => {
+  let plain: Deployment;
+  let required: Deployment;
+  beforeAll(async () => {
+    plain = await deploy({});
+    required = await deploy({ GATEHOUSE_MFA_REQUIRED: 'all' });
+  });
+  afterAll(async () => {
+    await plain?.close();
+    await required?.close();
+  });
+
+  it('issue 9 (1): a session cannot confirm a TOTP set-up left over from before the owner added a passkey', async () => {
+    const owner = await signup(plain.urls[0]);
+    const attacker = await secondSession(plain.urls[1], owner);
+    const setup = await attacker.post('/api/mfa/totp/setup');
+    expect(setup.status).toBe(200);
+
+    // The owner adds a passkey: the account's first factor, so the owner gets recovery codes.
+    const passkey = await registerPasskey(owner.client);
+    expect(passkey.status).toBe(201);
+    expect(passkey.body.recoveryCodes).toHaveLength(10);
+
+    // Attack: adding a factor to an account that has one needs a fresh existing factor
+    // (I2; were it fresh, the set-up would still be void, I3); the session stays stale.
+    const confirm = await attacker.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) });
+    expect(confirm.status).toBe(403);
+    expect(confirm.body.error).toBe('step_up_required');
+    expect(confirm.body.methods).not.toContain('totp');
+    expect((await attacker.post('/api/tokens', { name: 'x', scopes: ['account:read'] })).body.error).toBe('step_up_required');
+    expect((await attacker.delete(`/api/mfa/webauthn/${passkey.body.factorId}`)).body.error).toBe('step_up_required');
+    expect((await owner.client.get('/api/mfa')).body.factors.map((f: { type: string }) => f.type)).toEqual(['webauthn']);
+
+    // Legitimate: the owner, fresh from the passkey, adds TOTP as an additional factor; the
+    // confirmation neither issues codes nor renews the session's freshness (I2).
+    const before = (await owner.client.get('/api/session')).body.mfaAt;
+    const own = await owner.client.post('/api/mfa/totp/setup');
+    const added = await owner.client.post('/api/mfa/totp/confirm', { code: totpAt(own.body.secret) });
+    expect(added.status).toBe(200);
+    expect(added.body.recoveryCodes).toBeUndefined();
+    expect((await owner.client.get('/api/session')).body.mfaAt).toBe(before);
+    expect((await login(plain.urls[1], owner)).res.status).toBe(202);
+  });
+
+  it('issue 9 (1), passkey variant: registration options fetched before the owner enrolled TOTP are void', async () => {
+    const owner = await signup(plain.urls[0]);
+    const attacker = await secondSession(plain.urls[1], owner);
+    const options = await attacker.post('/api/mfa/webauthn/register/options');
+    expect(options.status).toBe(200);
+    const setup = await owner.client.post('/api/mfa/totp/setup');
+    expect((await owner.client.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) })).status).toBe(200);
+
+    const reg = await registerPasskey(attacker, options.body);
+    expect(reg.status).toBe(403);
+    expect(reg.body.error).toBe('step_up_required');
+    expect((await attacker.get('/api/session')).body).toMatchObject({ aal: 1, mfaAt: null });
+    expect((await owner.client.get('/api/mfa')).body.factors.map((f: { type: string }) => f.type)).toEqual(['totp']);
+  });
+
+  it('a set-up is void after its own session changes the password (any security change moves the epoch)', async () => {
+    const owner = await signup(plain.urls[0]);
+    const setup = await owner.client.post('/api/mfa/totp/setup');
+    const changed = await owner.client.post('/api/account/password', { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 77' });
+    expect(changed.status).toBe(200);
+    const confirm = await owner.client.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) });
+    expect(confirm.body.error).toBe('no_pending_setup');
+    // Legitimate: a new set-up after the change confirms.
+    const again = await owner.client.post('/api/mfa/totp/setup');
+    expect((await owner.client.post('/api/mfa/totp/confirm', { code: totpAt(again.body.secret) })).status).toBe(200);
+  });
+
+  it('issue 17 (1): an enrolling session cannot confirm a TOTP set-up begun before the owner enrolled a passkey', async () => {
+    const owner = await signup(required.urls[0]);
+    expect(owner.status).toBe('enrollment_required');
+    const { client: enrolling, res } = await login(required.urls[1], owner);
+    expect(res.body.status).toBe('enrollment_required');
+    const setup = await enrolling.post('/api/mfa/totp/setup');
+    expect(setup.status).toBe(200);
+
+    const passkey = await registerPasskey(owner.client);
+    expect(passkey.status).toBe(201);
+    expect(passkey.body.recoveryCodes).toHaveLength(10);
+
+    const confirm = await enrolling.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) });
+    expect(confirm.status).toBe(403);
+    expect(confirm.body.error).toBe('step_up_required');
+    expect((await enrolling.get('/api/session')).status).toBe(403);
+    expect((await enrolling.post('/api/tokens', { name: 'x', scopes: ['account:read'] })).status).toBe(403);
+    expect((await enrolling.get('/api/account')).body.error).toBe('enrollment_required');
+    // Legitimate: the owner's session is full.
+    expect((await owner.client.get('/api/account')).status).toBe(200);
+  });
+
+  it('issue 17 (2): of two concurrent password changes from two sessions, at most one answers 200, and its password is in force', async () => {
+    for (let round = 0; round < 6; round++) {
+      const owner = await signup(plain.urls[0]);
+      const other = await secondSession(plain.urls[1], owner);
+      const [a, b] = await Promise.all([
+        owner.client.post('/api/account/password', { currentPassword: PASSWORD, newPassword: `first new passphrase ${round}` }),
+        other.post('/api/account/password', { currentPassword: PASSWORD, newPassword: `second new passphrase ${round}` }),
+      ]);
+      expect([a.status, b.status].sort()).toEqual([200, 401]);
+      const winner = a.status === 200 ? `first new passphrase ${round}` : `second new passphrase ${round}`;
+      const loser = a.status === 200 ? `second new passphrase ${round}` : `first new passphrase ${round}`;
+      expect((await login(plain.urls[0], { email: owner.email, password: winner })).res.status).toBe(200);
+      expect((await login(plain.urls[1], { email: owner.email, password: loser })).res.status).toBe(401);
+      // The winning session lives on; the losing one was revoked first.
+      const [winnerClient, loserClient] = a.status === 200 ? [owner.client, other] : [other, owner.client];
+      expect((await winnerClient.get('/api/account')).status).toBe(200);
+      expect((await loserClient.get('/api/account')).status).toBe(401);
+    }
+  });
+
+  it('issue 17 (3): of two concurrent first-factor enrolments exactly one gets recovery codes, and they work', async () => {
+    for (let round = 0; round < 5; round++) {
+      const owner = await signup(required.urls[0]);
+      const { client: second } = await login(required.urls[1], owner);
+      const [optsA, optsB] = await Promise.all([
+        owner.client.post('/api/mfa/webauthn/register/options'),
+        second.post('/api/mfa/webauthn/register/options'),
+      ]);
+      const [a, b] = await Promise.all([registerPasskey(owner.client, optsA.body), registerPasskey(second, optsB.body)]);
+      const withCodes = [a, b].filter((r) => r.status === 201 && Array.isArray(r.body.recoveryCodes));
+      expect(withCodes).toHaveLength(1);
+      const other = withCodes[0] === a ? b : a;
+      // The other is refused, never a second set of codes: its set-up was voided by the first
+      // factor (400), or the gate already saw the factor and asked for a step-up (403).
+      expect([400, 403]).toContain(other.status);
+      expect(other.body.recoveryCodes).toBeUndefined();
+      const { client: pending, res } = await login(required.urls[round % 2], owner);
+      expect(res.status).toBe(202);
+      const verify = await pending.post('/api/auth/mfa/verify', { method: 'recovery_code', code: withCodes[0]!.body.recoveryCodes[0] });
+      expect(verify.status).toBe(200);
+      expect((await owner.client.get('/api/mfa')).status).toBe(withCodes[0] === a ? 200 : 403);
+    }
+  });
+
+  it('issue 9 (2): concurrent TOTP removal and passkey registration keep the login factor list equal to the confirmed factors', async () => {
+    for (let round = 0; round < 8; round++) {
+      const owner = await signupWithTotp(plain.urls[0]);
+      // A second fresh session on the other instance, ready to register a passkey.
+      const { client: second } = await login(plain.urls[1], owner);
+      expect((await second.post('/api/auth/mfa/verify', { method: 'recovery_code', code: owner.recoveryCodes[0] })).status).toBe(200);
+      const options = await second.post('/api/mfa/webauthn/register/options');
+      expect(options.status).toBe(200);
+      const [removed, registered] = await Promise.all([
+        owner.client.delete(`/api/mfa/totp/${owner.factorId}`),
+        registerPasskey(second, options.body),
+      ]);
+      expect(removed.status).toBe(204);
+      expect([201, 400]).toContain(registered.status);
+      const mfa = (await second.get('/api/mfa')).body;
+      const types = mfa.factors.map((f: { type: string }) => f.type);
+      expect(types).toEqual(registered.status === 201 ? ['webauthn'] : []);
+      // The login factor list follows the confirmed factors, on both instances.
+      for (const url of plain.urls) expect((await login(url, owner)).res.status).toBe(types.length ? 202 : 200);
+      // Codes exist exactly while a factor does.
+      expect(mfa.recoveryCodesRemaining > 0).toBe(types.length > 0);
+    }
+  });
+});
