@@ -177,7 +177,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
   auth.deviceTrust = trustedDevices;
   // A session signed out from the sessions list (API or page) takes its remember-me chain along.
-  sessions.revokedHooks.push((sessionId) => rememberMe.revokeForLogout(sessionId, undefined, Date.now()));
+  sessions.revokedHooks.push((sessionId) => rememberMe.endForRevokedSession(sessionId, Date.now()));
   factors.factorRemovedHooks.push((userId) => trustedDevices.revokeAll(userId));
   accessRevokers.push((userId) => rememberMe.revokeAll(userId, Date.now()), (userId) => trustedDevices.revokeAll(userId));
   const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId) => {
@@ -218,6 +218,8 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
       outbox: mail.store,
     },
     logger,
+    // Remember-me tombstones outlive their chain by a session lifetime (see the option).
+    { rememberTombstoneMs: config.sessionTtlSeconds * 1000 },
   );
 
   return {
