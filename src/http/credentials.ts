@@ -76,6 +76,26 @@ export async function endRememberMe(
 }
 
 /**
+ * The gate's `screenSession`: a browser using a live session while its remember-me
+ * cookie is stale (someone else rotated it: the thief restored from a copy) is caught
+ * during use, not only at its next restore, login or logout. Only stale tokens count
+ * here: a chain ended elsewhere (this browser changed its password and kept its
+ * session) must not sign the browser out. When the alarm ended this very session (it
+ * belongs to the chain), the request goes on unauthenticated.
+ */
+export function rememberMeScreener(gatehouse: Gatehouse, cookies: CookiePolicy): NonNullable<GateExtensions['screenSession']> {
+  return async (request: FastifyRequest, reply: FastifyReply, session: ActiveSession): Promise<boolean> => {
+    const presented = request.cookies[cookies.names.remember];
+    if (presented === undefined) return true;
+    const found = await gatehouse.rememberMe.screenStale(presented, request.ctx);
+    if (found.kind !== 'stale') return true;
+    clearCookie(reply, cookies, cookies.names.remember);
+    const still = await gatehouse.sessions.resolve(request.cookies[cookies.names.session] ?? '', 'cookie', request.ctx.now);
+    return still !== null && still.id === session.id;
+  };
+}
+
+/**
  * The gate's `restoreSession`: a request with a remember-me cookie and no valid session
  * gets a new session through the state machine (pending for accounts with a second
  * factor, so the request itself is answered `401 mfa_required`), plus the rotated

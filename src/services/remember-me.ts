@@ -16,7 +16,8 @@
  *
  * - Every route that reads the cookie (restore in the gate, login and sign-up, the
  *   issuing of a new chain, logout and sign-out) hands the presented token to this
- *   service first (`screen`, `restore`, `replace`, `logout`).
+ *   service first (`screen`, `restore`, `replace`, `logout`); so does the gate, once per
+ *   touch interval, for a request carrying a live session too (`screenStale`).
  * - A token the legitimate browser was told to drop (rotated: it got the successor;
  *   signed out or replaced: its cookie was cleared or overwritten) or of a chain already
  *   caught replaying is *stale*: whoever presents it holds a copy. The chain's remaining
@@ -127,6 +128,17 @@ export class RememberMeService {
   async screen(presented: string | undefined, ctx: RequestContext): Promise<Presented> {
     const found = await this.inspect(presented, ctx.now);
     await this.settle(found, ctx);
+    return found;
+  }
+
+  /**
+   * Alongside a live session: only a stale token is acted on (the alarm). An ended one is
+   * left alone, since the session may be the one that ended the chain (a password change
+   * keeps the session that made it) and the cookie restores nothing anyway.
+   */
+  async screenStale(presented: string | undefined, ctx: RequestContext): Promise<Presented> {
+    const found = await this.inspect(presented, ctx.now);
+    if (found.kind === 'stale') await this.settle(found, ctx);
     return found;
   }
 

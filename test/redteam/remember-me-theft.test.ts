@@ -205,6 +205,47 @@ describe('red team: a stolen remember-me cookie is caught whatever the owner doe
   });
 });
 
+/** What a minute without requests does: the sessions are due for their next touch (and screen). */
+async function idleAMinute(userId: string) {
+  await db().updateTable('sessions').set({ last_seen_at: Date.now() - 61_000 }).where('user_id', '=', userId).execute();
+}
+
+describe('red team: caught while the owner keeps using a live session', () => {
+  it('the owner’s browser keeps its session and shows the stale T1 with every request: caught at the next touch', async () => {
+    const victim = await owner('rm-theft-inuse');
+    const { thieves, t2, t3 } = await steal(victim.browser.cookies.get(REMEMBER)!);
+    // Within the touch interval the request is served from the session alone (no extra read).
+    expect((await victim.browser.get('/api/account/events')).status).toBe(200);
+    await idleAMinute(victim.userId);
+    // The owner's session was issued the stolen chain's first token: it ends with the chain.
+    const r = await victim.browser.get('/api/account/events');
+    expect(r.status).toBe(401);
+    expect(victim.browser.cookies.has(REMEMBER)).toBe(false);
+    await expectCaught(victim, thieves, [t2, t3]);
+    expect((await victim.browser.post('/api/auth/login', { email: victim.email, password: PASSWORD })).status).toBe(200);
+    expect((await victim.browser.get('/api/account/events')).status).toBe(200);
+  });
+
+  it('legitimate: a live cookie next to a live session, and a cookie ended by this browser’s own password change, raise nothing', async () => {
+    const me = await owner('rm-inuse-legit');
+    await idleAMinute(me.userId);
+    expect((await me.browser.get('/api/account/events')).status).toBe(200);
+    expect(me.browser.cookies.has(REMEMBER)).toBe(true);
+
+    // A session restored from the chain changes the password (after reauth): the chain is
+    // revoked ('account'), the session stays, the browser still carries the old cookie.
+    const restored = me.browser.only(REMEMBER);
+    expect((await restored.get('/api/session')).status).toBe(200);
+    expect((await restored.post('/api/auth/reauth', { password: PASSWORD })).status).toBe(200);
+    const change = await restored.post('/api/account/password', { currentPassword: PASSWORD, newPassword: 'yet another passphrase 77' });
+    expect(change.status).toBe(200);
+    await idleAMinute(me.userId);
+    expect((await restored.get('/api/account/events')).status).toBe(200);
+    expect(await replayEvents(me.userId)).toBe(0);
+    expect(await replayMailsQueued(me.userId)).toBe(0);
+  });
+});
+
 describe('red team: remember-me tokens of another account presented at login', () => {
   it('a stale token of account B at A’s login is evidence against B’s chain: B’s thief is out, B is mailed, A is unaffected', async () => {
     const b = await owner('rm-other-stale-b');
