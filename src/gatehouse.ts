@@ -193,7 +193,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
   auth.deviceTrust = trustedDevices;
   // A session signed out from the sessions list (API or page) takes its remember-me chain along.
-  sessions.revokedHooks.push((sessionId) => rememberMe.revokeForLogout(sessionId, undefined, Date.now()));
+  sessions.revokedHooks.push((sessionId) => rememberMe.endForRevokedSession(sessionId, Date.now()));
   factorRemovedHooks.push((userId) => trustedDevices.revokeAll(userId));
   accessRevokers.push(
     (userId, _keep, trx) => rememberMe.revokeAll(userId, Date.now(), trx),
@@ -236,6 +236,8 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
       outbox: mail.store,
     },
     logger,
+    // Remember-me tombstones outlive their chain by a session lifetime (see the option).
+    { rememberTombstoneMs: config.sessionTtlSeconds * 1000 },
   );
 
   return {

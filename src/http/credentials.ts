@@ -18,8 +18,22 @@ function secondsUntil(expiresAt: number, now: number): number {
 const NO_RESTORE = new Set(['/api/auth/logout']);
 
 /**
+ * Login and sign-up: the remember-me cookie the browser presents is screened before
+ * anything else (a stale one is theft evidence, whatever account it belongs to and
+ * whether or not the password is right). A cookie that cannot restore is cleared; a live
+ * one stays until a new chain replaces it.
+ */
+export async function screenRememberMe(request: FastifyRequest, reply: FastifyReply, gatehouse: Gatehouse, cookies: CookiePolicy): Promise<void> {
+  const presented = request.cookies[cookies.names.remember];
+  if (presented === undefined) return;
+  const found = await gatehouse.rememberMe.screen(presented, request.ctx);
+  if (found.kind !== 'live') clearCookie(reply, cookies, cookies.names.remember);
+}
+
+/**
  * A session just became full. When it asked to be remembered (and travels in a cookie),
- * starts a remember-me chain and sets its cookie; the chain the browser held before ends.
+ * starts a remember-me chain and sets its cookie; the chain the browser held before ends
+ * explicitly (or, if its token was stale, raises the alarm).
  */
 export async function issueRememberMeIfAsked(
   request: FastifyRequest,
@@ -30,7 +44,7 @@ export async function issueRememberMeIfAsked(
 ): Promise<void> {
   if (!session.remember || session.transport !== 'cookie') return;
   const presented = request.cookies[cookies.names.remember];
-  if (presented) await gatehouse.rememberMe.revokeForLogout(null, presented, request.ctx.now);
+  if (presented !== undefined) await gatehouse.rememberMe.replace(presented, request.ctx);
   const issued = await gatehouse.rememberMe.issue(session.userId, session.sessionId, request.ctx);
   reply.setCookie(cookies.names.remember, issued.token, cookieOptions(cookies, secondsUntil(issued.expiresAt, request.ctx.now)));
 }
@@ -57,8 +71,28 @@ export async function endRememberMe(
   cookies: CookiePolicy,
   session: ActiveSession | null,
 ): Promise<void> {
-  await gatehouse.rememberMe.revokeForLogout(session?.id ?? null, request.cookies[cookies.names.remember], request.ctx.now);
+  await gatehouse.rememberMe.logout(session?.id ?? null, request.cookies[cookies.names.remember], request.ctx);
   if (request.cookies[cookies.names.remember] !== undefined) clearCookie(reply, cookies, cookies.names.remember);
+}
+
+/**
+ * The gate's `screenSession`: a browser using a live session while its remember-me
+ * cookie is stale (someone else rotated it: the thief restored from a copy) is caught
+ * during use, not only at its next restore, login or logout. Only stale tokens count
+ * here: a chain ended elsewhere (this browser changed its password and kept its
+ * session) must not sign the browser out. When the alarm ended this very session (it
+ * belongs to the chain), the request goes on unauthenticated.
+ */
+export function rememberMeScreener(gatehouse: Gatehouse, cookies: CookiePolicy): NonNullable<GateExtensions['screenSession']> {
+  return async (request: FastifyRequest, reply: FastifyReply, session: ActiveSession): Promise<boolean> => {
+    const presented = request.cookies[cookies.names.remember];
+    if (presented === undefined) return true;
+    const found = await gatehouse.rememberMe.screenStale(presented, request.ctx);
+    if (found.kind !== 'stale') return true;
+    clearCookie(reply, cookies, cookies.names.remember);
+    const still = await gatehouse.sessions.resolve(request.cookies[cookies.names.session] ?? '', 'cookie', request.ctx.now);
+    return still !== null && still.id === session.id;
+  };
 }
 
 /**

@@ -9,6 +9,7 @@ import fp from 'fastify-plugin';
 import { CsrfError, type GatehouseError } from '../core/errors.js';
 import { authorize, type Principal, type SessionRequirement } from '../core/requirements.js';
 import type { Scope } from '../core/scopes.js';
+import { needsTouch } from '../core/session-state.js';
 import type { Gatehouse } from '../gatehouse.js';
 import type { RequestContext } from '../services/context.js';
 import type { ActiveSession } from '../services/sessions.js';
@@ -45,6 +46,11 @@ export interface GateExtensions {
   apiTokens?: { prefix: string; resolve(token: string, now: number): Promise<ApiTokenPrincipal | null> };
   /** Restores a session when no valid session came with the request (remember-me). */
   restoreSession?: (request: FastifyRequest, reply: FastifyReply, ctx: RequestContext) => Promise<ActiveSession | null>;
+  /**
+   * Looks at the other credentials a cookie session's request carries (remember-me), as
+   * often as the session is touched; false when that ended the session.
+   */
+  screenSession?: (request: FastifyRequest, reply: FastifyReply, session: ActiveSession) => Promise<boolean>;
 }
 
 declare module 'fastify' {
@@ -91,7 +97,12 @@ async function resolvePrincipal(
   }
   const cookie = request.cookies[cookies.names.session];
   const session = cookie ? await gatehouse.sessions.resolve(cookie, 'cookie', now) : null;
-  if (session) return { kind: 'session', session, via: 'cookie' };
+  if (session) {
+    // At most once per touch interval, so a live session costs no extra read per request.
+    const screen = extensions.screenSession && needsTouch(session.facts, now, gatehouse.sessions.times.sessionIdleTtlSeconds);
+    if (screen && !(await extensions.screenSession!(request, reply, session))) return { kind: 'anonymous' };
+    return { kind: 'session', session, via: 'cookie' };
+  }
   const restored = restore && extensions.restoreSession ? await extensions.restoreSession(request, reply, request.ctx) : null;
   return restored ? { kind: 'session', session: restored, via: 'cookie' } : { kind: 'anonymous' };
 }

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Gatehouse } from '../gatehouse.js';
 import { cookiePolicy } from './cookies.js';
-import { rememberMeRestorer } from './credentials.js';
+import { rememberMeRestorer, rememberMeScreener } from './credentials.js';
 import { installErrorHandling } from './errors.js';
 import { gate, type GateExtensions } from './gate.js';
 import { accountRoutes } from './routes/account.js';
@@ -49,7 +49,7 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
     // Authentication responses must never be cached by browsers or proxies.
     reply.header('Cache-Control', 'no-store');
   });
-  await app.register(gate, { gatehouse, extensions: { restoreSession: rememberMeRestorer(gatehouse, cookies), apiTokens: gatehouse.apiTokens.gateExtension(), ...extensions } });
+  await app.register(gate, { gatehouse, extensions: { restoreSession: rememberMeRestorer(gatehouse, cookies), screenSession: rememberMeScreener(gatehouse, cookies), apiTokens: gatehouse.apiTokens.gateExtension(), ...extensions } });
 
   await app.register(healthRoutes);
   await app.register(authRoutes, { gatehouse, cookies });

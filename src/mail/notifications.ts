@@ -22,6 +22,8 @@ export const NOTIFIED_EVENT_TYPES = [
   'account.locked',
   'token.created',
   'password_reset.requested',
+  // Not in the contract's list: a stolen remember-me cookie was caught (issue 18).
+  'remember_me.replayed',
 ] as const;
 
 /**
@@ -162,6 +164,31 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
           'Whoever holds it can use your account within those scopes.',
         ],
         [...ifYou, ...notYou(['Sign in and delete the token under API tokens.', ...secure])],
+      );
+    case 'remember_me.replayed':
+      // At most one per chain per burst: RememberMeService claims the chain's alarm first.
+      return compose(
+        'a copy of your "keep me signed in" cookie was used',
+        [
+          'A "keep me signed in" cookie of your account was presented after it had',
+          'already been used or signed out. That happens when someone copied it from',
+          'your browser (malware, a shared or lost computer, a synced profile).',
+          '',
+          'We signed out every session that came from that cookie, including any the',
+          'copy had opened, and it will not work again. The address and browser below',
+          'are those of the request that presented it: yours or the copy\'s.',
+        ],
+        [
+          '',
+          'What to do now:',
+          `  1. Change your password (or reset it: ${forgot}). This signs out everything else.`,
+          '  2. Sign in and check your sessions: sign out any you do not recognise.',
+          '  3. Check your second factors, passkeys and API tokens, and remove what you did not add.',
+          '  4. Check your security events for other changes, and scan the computer for malware.',
+          '',
+          'Rarely, several tabs of your own browser restoring at the same moment look the same;',
+          'changing your password is the safe answer either way.',
+        ],
       );
     case 'password_reset.requested': {
       const link = str((d as Record<PropertyKey, unknown>)[MAIL_LINK]);

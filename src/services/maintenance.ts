@@ -34,6 +34,12 @@ export interface MaintenanceOptions {
    * messages (five minutes for failed second-factor mails), so this must stay well above.
    */
   sentMailRetentionMs?: number;
+  /**
+   * How long remember-me rows outlive their chain's expiry. A revoked or rotated token is
+   * the tombstone that recognises a late replay (issue 18); a session restored just before
+   * the chain expired lives up to a session lifetime more, so keep at least that.
+   */
+  rememberTombstoneMs?: number;
 }
 
 interface Logger {
@@ -45,6 +51,7 @@ export class MaintenanceService {
   private readonly intervalMs: number;
   private readonly firstRunMs: number;
   private readonly sentMailRetentionMs: number;
+  private readonly rememberTombstoneMs: number;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
 
@@ -56,14 +63,18 @@ export class MaintenanceService {
     this.intervalMs = options.intervalMs ?? 10 * 60_000;
     this.firstRunMs = options.firstRunMs ?? 30_000;
     this.sentMailRetentionMs = options.sentMailRetentionMs ?? 24 * 60 * 60_000;
+    this.rememberTombstoneMs = options.rememberTombstoneMs ?? 0;
   }
 
-  /** Deletes every row that expired at or before `now`; the number deleted per table. */
+  /**
+   * Deletes every row that expired at or before `now` (remember-me rows only once their
+   * tombstone time has passed too); the number deleted per table.
+   */
   async purgeExpired(now: number = Date.now()): Promise<PurgeCounts> {
     const s = this.stores;
     return {
       sessions: await s.sessions.deleteExpired(now),
-      rememberTokens: await s.rememberTokens.deleteExpired(now),
+      rememberTokens: await s.rememberTokens.deleteExpired(now - this.rememberTombstoneMs),
       trustedDevices: await s.trustedDevices.deleteExpired(now),
       webauthn: await s.webauthn.deleteExpiredChallenges(now),
       factorSetups: await s.factorSetups.deleteExpired(now),

@@ -9,6 +9,14 @@ import type { Database, RememberTokensTable, TrustedDevicesTable } from './schem
 export type RememberTokenRow = Selectable<RememberTokensTable>;
 export type TrustedDeviceRow = Selectable<TrustedDevicesTable>;
 
+/**
+ * Why a chain ended. `replayed`, `logout` and `superseded` mean the legitimate browser
+ * was told to drop its token (or the chain is known stolen): presenting one of their
+ * tokens later proves a copy. `session_revoked` and `account` end a chain from elsewhere;
+ * the owner's browser still holds its token and presents it in good faith.
+ */
+export type RevokeReason = 'replayed' | 'logout' | 'superseded' | 'session_revoked' | 'account';
+
 export class RememberTokenStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -19,7 +27,7 @@ export class RememberTokenStore {
   /**
    * Consumes `tokenHash` and stores its successor in one transaction, so a replay that
    * revokes the family always revokes the successor too. Undefined when the token is not
-   * (or no longer) usable.
+   * (or no longer) usable, or any token of its chain has been revoked.
    */
   rotate(tokenHash: string, now: number, successor: (used: RememberTokenRow) => RememberTokenRow): Promise<RememberTokenRow | undefined> {
     return this.db.transaction().execute(async (trx) => {
@@ -30,6 +38,17 @@ export class RememberTokenStore {
         .where('used_at', 'is', null)
         .where('revoked_at', 'is', null)
         .where('expires_at', '>', now)
+        // A chain is revoked as a whole: one revoked row means the chain is over.
+        .where(({ not, exists, selectFrom }) =>
+          not(
+            exists(
+              selectFrom('remember_tokens as chain')
+                .select('chain.id')
+                .whereRef('chain.family_id', '=', 'remember_tokens.family_id')
+                .where('chain.revoked_at', 'is not', null),
+            ),
+          ),
+        )
         .returningAll()
         .executeTakeFirst();
       if (!used) return undefined;
@@ -38,13 +57,15 @@ export class RememberTokenStore {
     });
   }
 
-  isRevoked(id: string): Promise<boolean> {
-    return this.db
+  /** Whether any token of the chain has been revoked (then the whole chain is over). */
+  async familyRevoked(familyId: string): Promise<boolean> {
+    const row = await this.db
       .selectFrom('remember_tokens')
-      .select('revoked_at')
-      .where('id', '=', id)
-      .executeTakeFirst()
-      .then((row) => !row || row.revoked_at !== null);
+      .select('id')
+      .where('family_id', '=', familyId)
+      .where('revoked_at', 'is not', null)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   findByHash(tokenHash: string): Promise<RememberTokenRow | undefined> {
@@ -55,15 +76,44 @@ export class RememberTokenStore {
     await this.db.updateTable('remember_tokens').set({ session_id: sessionId }).where('id', '=', id).execute();
   }
 
-  /** Revokes a whole chain; returns the sessions its tokens were issued to. */
-  async revokeFamily(familyId: string, now: number): Promise<string[]> {
-    const rows = await this.db
+  /**
+   * Revokes every token of a chain not revoked yet (the first reason stays); the number
+   * revoked. Rows already revoked keep their time and reason: the tombstone says why.
+   */
+  async revokeFamily(familyId: string, now: number, reason: RevokeReason): Promise<number> {
+    const result = await this.db
       .updateTable('remember_tokens')
-      .set({ revoked_at: now })
+      .set({ revoked_at: now, revoked_reason: reason })
       .where('family_id', '=', familyId)
-      .returning(['session_id'])
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  /** The sessions a chain's tokens were issued to or restored into. */
+  async sessionsOfFamily(familyId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('remember_tokens')
+      .select('session_id')
+      .distinct()
+      .where('family_id', '=', familyId)
+      .where('session_id', 'is not', null)
       .execute();
     return rows.map((r) => r.session_id).filter((s): s is string => s !== null);
+  }
+
+  /**
+   * Claims the chain's alarm: true for exactly one caller per `windowMs` (a conditional
+   * UPDATE, so parallel replays on any number of instances notify once).
+   */
+  async claimAlarm(familyId: string, now: number, windowMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('remember_tokens')
+      .set({ alarmed_at: now })
+      .where('family_id', '=', familyId)
+      .where((eb) => eb.or([eb('alarmed_at', 'is', null), eb('alarmed_at', '<=', now - windowMs)]))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   /** Families that issued a token to this session (normally at most one). */
@@ -72,13 +122,21 @@ export class RememberTokenStore {
     return rows.map((r) => r.family_id);
   }
 
-  async revokeAllForUser(userId: string, now: number, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<void> {
-    await trx.updateTable('remember_tokens').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+  async revokeAllForUser(userId: string, now: number, reason: RevokeReason, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<void> {
+    await trx
+      .updateTable('remember_tokens')
+      .set({ revoked_at: now, revoked_reason: reason })
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .execute();
   }
 
-  /** Deletes the tokens past their expiry (used, revoked or not); the number deleted. */
-  async deleteExpired(now: number): Promise<number> {
-    const result = await this.db.deleteFrom('remember_tokens').where('expires_at', '<=', now).executeTakeFirst();
+  /**
+   * Deletes the tokens whose chain expired at or before `before` (used, revoked or not);
+   * the number deleted. The caller keeps tombstones past the chain's own expiry.
+   */
+  async deleteExpired(before: number): Promise<number> {
+    const result = await this.db.deleteFrom('remember_tokens').where('expires_at', '<=', before).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 }

@@ -107,6 +107,10 @@ export interface RememberTokensTable {
   expires_at: number;
   used_at: number | null;
   revoked_at: number | null;
+  /** Why the chain ended (`RevokeReason`); null on rows revoked before 0006. */
+  revoked_reason: string | null;
+  /** When a replay of this chain was last notified (one mail per burst). */
+  alarmed_at: number | null;
   ip: string;
   user_agent: string;
 }

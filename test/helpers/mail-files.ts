@@ -87,3 +87,22 @@ export async function mailedLink(dataDir: string, options: MailedLinkOptions): P
 export function anyMailTo(dataDir: string, to: string): boolean {
   return mailTexts(dataDir).some((text) => text.includes(to));
 }
+
+/** The finished messages of `event` to `to` so far, newest first (for counting, or mail without a link). */
+export function mailsOf(dataDir: string, options: { to: string; event: string }): string[] {
+  return mailTexts(dataDir, true).filter((raw) => {
+    const head = raw.slice(0, raw.search(/\r?\n\r?\n/));
+    return addressedTo(head, options.to) && head.includes(`X-Gatehouse-Event: ${options.event}`);
+  });
+}
+
+/** Waits for the newest message of `event` to `to` (see `mailsOf`); throws when none comes within the timeout. */
+export async function mailOf(dataDir: string, options: { to: string; event: string; timeoutMs?: number }): Promise<string> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  for (;;) {
+    const found = mailsOf(dataDir, options)[0];
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no ${options.event} mail to ${options.to} in ${path.join(dataDir, 'mail')}`);
+    await sleep(50);
+  }
+}

@@ -176,7 +176,7 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
       // factor (400), or the gate already saw the factor and asked for a step-up (403).
       expect([400, 403]).toContain(other.status);
       expect(other.body.recoveryCodes).toBeUndefined();
-      const { client: pending, res } = await login(required.urls[round % 2], owner);
+      const { client: pending, res } = await login(required.urls[round % 2]!, owner);
       expect(res.status).toBe(202);
       const verify = await pending.post('/api/auth/mfa/verify', { method: 'recovery_code', code: withCodes[0]!.body.recoveryCodes[0] });
       expect(verify.status).toBe(200);

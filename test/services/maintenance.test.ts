@@ -101,20 +101,29 @@ const TABLES: Record<string, keyof Database> = {
   failedMail: 'mail_outbox',
 };
 
+/** How long remember-me rows outlive their chain: the server's session lifetime. */
+const tombstoneMs = () => server.server.gatehouse.config.sessionTtlSeconds * 1000;
+
 describe('maintenance: purgeExpired', () => {
-  it('deletes expired sessions, remember-me tokens, devices, challenges, mailed tokens and old sent mail; keeps live rows', async () => {
+  it('deletes expired sessions, devices, challenges, mailed tokens and old sent mail; keeps live rows', async () => {
     const t0 = Date.now();
     const ids = await seed(t0, t0 + HOUR, t0 + 30 * DAY);
     for (const tag of ['old', 'live'] as const) for (const [kind, rowId] of Object.entries(ids[tag])) expect(await exists(TABLES[kind]!, rowId), `${tag} ${kind} seeded`).toBe(true);
 
-    const counts = await server.server.gatehouse.maintenance.purgeExpired(t0 + 2 * HOUR);
+    const purgeAt = t0 + 2 * HOUR;
+    const counts = await server.server.gatehouse.maintenance.purgeExpired(purgeAt);
 
-    for (const [kind, rowId] of Object.entries(ids.old)) expect(await exists(TABLES[kind]!, rowId), `expired ${kind}`).toBe(false);
+    // Remember-me rows stay a session lifetime past their expiry (tombstones; next test).
+    const { remember: tombstone, ...old } = ids.old;
+    expect(await exists('remember_tokens', tombstone!)).toBe(true);
+    expect(counts.rememberTokens).toBe(0);
+    delete (counts as Partial<typeof counts>).rememberTokens;
+    for (const [kind, rowId] of Object.entries(old)) expect(await exists(TABLES[kind]!, rowId), `expired ${kind}`).toBe(false);
     for (const [kind, rowId] of Object.entries(ids.live)) expect(await exists(TABLES[kind]!, rowId), `live ${kind}`).toBe(true);
     for (const n of Object.values(counts)) expect(n).toBeGreaterThanOrEqual(1);
 
     // Nothing left to do at the same instant.
-    const again = await server.server.gatehouse.maintenance.purgeExpired(t0 + 2 * HOUR);
+    const again = await server.server.gatehouse.maintenance.purgeExpired(purgeAt);
     expect(Object.values(again).every((n) => n === 0)).toBe(true);
   });
 
@@ -124,5 +133,17 @@ describe('maintenance: purgeExpired', () => {
     await server.server.gatehouse.maintenance.purgeExpired(t0 + HOUR);
     expect(await exists('sessions', ids.old.session!)).toBe(false);
     expect(await exists('sessions', ids.live.session!)).toBe(true);
+  });
+
+  it('keeps a remember-me row (the tombstone that recognises a late replay) until a session lifetime after its chain expired', async () => {
+    const t0 = Date.now();
+    const ids = await seed(t0, t0 + HOUR, t0 + 30 * DAY);
+    // Expired, not yet past the tombstone time: kept, though the expired session goes.
+    await server.server.gatehouse.maintenance.purgeExpired(t0 + HOUR + tombstoneMs() - 1);
+    expect(await exists('sessions', ids.old.session!)).toBe(false);
+    expect(await exists('remember_tokens', ids.old.remember!)).toBe(true);
+    await server.server.gatehouse.maintenance.purgeExpired(t0 + HOUR + tombstoneMs());
+    expect(await exists('remember_tokens', ids.old.remember!)).toBe(false);
+    expect(await exists('remember_tokens', ids.live.remember!)).toBe(true);
   });
 });

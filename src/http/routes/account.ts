@@ -55,8 +55,8 @@ export async function accountRoutes(app: FastifyInstance, { gatehouse }: { gateh
     const { id } = parse(SessionParams, request.params);
     const session = sessionOf(request);
     if (!(await sessions.revokeForUser(session, id, request.ctx.now))) throw new NotFoundError('No such session.');
-    // The remember-me chain that session came from (or was issued to) ends with it.
-    await gatehouse.rememberMe.revokeForLogout(id, undefined, request.ctx.now);
+    // The remember-me chain that session came from (or was issued to) ended with it
+    // (SessionService.revokedHooks).
     await log.record('session.revoked', session.userId, request.ctx, { sessionId: id });
     return reply.status(204).send();
   });

@@ -6,7 +6,7 @@ import type { Gatehouse } from '../../gatehouse.js';
 import type { LoginResult } from '../../services/auth.js';
 import type { IssuedSession, SessionTransport } from '../../services/sessions.js';
 import { clearCookie, cookieOptions, type CookiePolicy } from '../cookies.js';
-import { endRememberMe, issueRememberMeIfAsked, trustDeviceIfAsked } from '../credentials.js';
+import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, trustDeviceIfAsked } from '../credentials.js';
 import { requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 import { parseSecondFactor } from './webauthn.js';
@@ -78,6 +78,7 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
   app.post('/api/auth/signup', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const body = parse(SignupBody, request.body);
     const transport = body.transport ?? 'cookie';
+    await screenRememberMe(request, reply, gatehouse, cookies);
     const result = await auth.signup({ email: body.email, password: body.password, transport }, request.ctx);
     if (transport === 'cookie') await revokePresentedSession(request, gatehouse, cookies);
     const token = deliverSession(reply, cookies, result.session, transport);
@@ -88,6 +89,8 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
   app.post('/api/auth/login', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const body = parse(Credentials, request.body);
     const transport = body.transport ?? 'cookie';
+    // Before the password is checked: a stale cookie is evidence even on a failed login.
+    await screenRememberMe(request, reply, gatehouse, cookies);
     const result = await auth.login(
       {
         email: body.email,

@@ -8,6 +8,7 @@ import * as m0002credentials from './0002_credentials.js';
 import * as m0003tokensMail from './0003_tokens_mail.js';
 import * as m0004webauthn from './0004_webauthn.js';
 import * as m0005factorLifecycle from './0005_factor_lifecycle.js';
+import * as m0006rememberTheft from './0006_remember_theft.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '0003_tokens_mail': m0003tokensMail,
   '0004_webauthn': m0004webauthn,
   '0005_factor_lifecycle': m0005factorLifecycle,
+  '0006_remember_theft': m0006rememberTheft,
 };

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError, InvalidCodeError, TooManyAttemptsError } from '../../core/errors.js';
 import { clearCookie } from '../../http/cookies.js';
-import { endRememberMe, issueRememberMeIfAsked, trustDeviceIfAsked } from '../../http/credentials.js';
+import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, trustDeviceIfAsked } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import { deliverSession } from '../../http/routes/auth.js';
 import { send, sessionOrNull, type Web } from '../context.js';
@@ -32,6 +32,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
   app.post('/sign-up', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const form = formOf(request);
     const email = str(form, 'email', 320);
+    await screenRememberMe(request, reply, gatehouse, cookies);
     try {
       const result = await auth.signup({ email, password: str(form, 'password', 4096), transport: 'cookie' }, request.ctx);
       await revokePresentedSession(request);
@@ -50,6 +51,8 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
     const form = formOf(request);
     const email = str(form, 'email', 320);
     const remember = str(form, 'remember') !== '';
+    // Before the password is checked: a stale cookie is evidence even on a failed sign-in.
+    await screenRememberMe(request, reply, gatehouse, cookies);
     let result;
     try {
       result = await auth.login(
