@@ -177,9 +177,9 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
   auth.deviceTrust = trustedDevices;
   // A session signed out from the sessions list (API or page) takes its remember-me chain along.
-  sessions.revokedHooks.push((sessionId) => rememberMe.revokeForLogout(sessionId, undefined, Date.now()));
+  sessions.revokedHooks.push((sessionId) => rememberMe.revokeForLogout(sessionId, undefined, config.now()));
   factors.factorRemovedHooks.push((userId) => trustedDevices.revokeAll(userId));
-  accessRevokers.push((userId) => rememberMe.revokeAll(userId, Date.now()), (userId) => trustedDevices.revokeAll(userId));
+  accessRevokers.push((userId) => rememberMe.revokeAll(userId, config.now()), (userId) => trustedDevices.revokeAll(userId));
   const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId) => {
     for (const revoke of accessRevokers) await revoke(userId, keepSessionId);
   };
@@ -201,8 +201,8 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   // Mailed links (pending e-mail changes, reset links) die with every other way in.
   accessRevokers.push(async (userId) => {
     await db.transaction().execute(async (trx) => {
-      await emailChanges.voidOpen(trx, userId, Date.now());
-      await passwordResets.voidOpen(trx, userId, Date.now());
+      await emailChanges.voidOpen(trx, userId, config.now());
+      await passwordResets.voidOpen(trx, userId, config.now());
     });
   });
   mail.start();
