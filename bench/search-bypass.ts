@@ -1,6 +1,7 @@
 /**
  * Long runs of the model-based bypass search (issues 9 and 17):
  *   npm run search:bypass -- --runs N [--backend sqlite|postgres] [--seed S] [--mfa off|all] [--max-commands K]
+ *     [--without a+b,c+d]   (leave out concurrent pairs already known to fail)
  * Each seed runs up to N command sequences; a violation is shrunk and printed, then the
  * search goes on with the next seed until N sequences ran in total. Prints runs, commands
  * executed and time; exits 1 when something was found.
@@ -18,8 +19,9 @@ const backend = arg('backend', 'sqlite') as Backend;
 const mfas = arg('mfa', 'off,all').split(',') as ('off' | 'all')[];
 let seed = Number(arg('seed', String(Date.now() % 1_000_000)));
 const maxCommands = Number(arg('max-commands', '14'));
+const withoutPairs = arg('without', '').split(',').filter(Boolean);
 if (!['sqlite', 'postgres'].includes(backend) || !Number.isInteger(total) || total < 1) {
-  console.error('usage: npm run search:bypass -- --runs N [--backend sqlite|postgres] [--seed S] [--mfa off|all] [--max-commands K]');
+  console.error('usage: npm run search:bypass -- --runs N [--backend sqlite|postgres] [--seed S] [--mfa off|all] [--max-commands K] [--without a+b,…]');
   process.exit(2);
 }
 
@@ -32,7 +34,7 @@ for (const mfa of mfas) {
   let left = Math.ceil(total / mfas.length);
   try {
     while (left > 0) {
-      const r = await runSearch({ backend, mfaRequired: mfa, runs: left, seed, maxCommands, servers });
+      const r = await runSearch({ backend, mfaRequired: mfa, runs: left, seed, maxCommands, servers, withoutPairs });
       runs += r.runs;
       commands += r.commands;
       left -= r.runs;

@@ -6,6 +6,7 @@
  * session request never silently restores a new session; only `restore` / `replay` and
  * trusted-device logins send them.
  */
+import crypto from 'node:crypto';
 import { Agent, setGlobalDispatcher } from 'undici';
 import { totpCodeAt } from '../../src/services/totp.js';
 import { PASSWORD } from '../helpers/accounts.js';
@@ -50,6 +51,8 @@ export async function startServers(backend: Backend, mfaRequired: 'off' | 'all')
     GATEHOUSE_SESSION_IDLE_TTL: String(30 * 86_400),
     GATEHOUSE_SESSION_TTL: String(60 * 86_400),
     GATEHOUSE_TRUSTED_DEVICE_DAYS: '30',
+    // Both instances must share the key (else each generates its own and keyed hashes differ).
+    GATEHOUSE_SECRET_KEY: `model-search-${crypto.randomBytes(16).toString('hex')}`,
   };
   if (backend === 'sqlite') {
     const s: TestServer = await startTestServer(env, { now: clock.now });

@@ -245,7 +245,11 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
   const sess = 's' in action ? m.sessions[action.s]! : undefined;
   const acc = sess ? m.accounts[sess.account]! : 'acct' in action ? m.accounts[action.acct] : undefined;
   const isFull = !!sess && live(m, sess) && sess.state === 'full';
-  const star = (what: string): Judgement | null => (sess && fresh(m, sess) ? null : bad('star-without-freshness', `${what} succeeded without a fresh check (session s${sess?.id})`));
+  const star = (what: string): Judgement | null => {
+    if (sess && fresh(m, sess)) return null;
+    if (sess && !live(m, sess)) return bad('I5-revoked', `${what} succeeded from s${sess.id}, which is ${sess.state === 'revoked' ? `revoked (${sess.revokedBy})` : 'expired'}`);
+    return bad('star-without-freshness', `${what} succeeded without a fresh check (session s${sess?.id})`);
+  };
 
   switch (action.t) {
     case 'advance':
@@ -497,7 +501,7 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
       }
       const seen = p.mfaAt === null ? null : Date.parse(p.mfaAt);
       if (seen !== s.mfaAt) {
-        return bad('I1', `s${s.id} shows mfaAt ${p.mfaAt} but verified no confirmed factor then (model: ${s.mfaAt === null ? 'never' : new Date(s.mfaAt).toISOString()})`);
+        return bad('I1-I2-fresh', `s${s.id} shows mfaAt ${p.mfaAt} but verified no confirmed factor then (model: ${s.mfaAt === null ? 'never' : new Date(s.mfaAt).toISOString()})`);
       }
       return ok(m);
     }
