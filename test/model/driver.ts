@@ -161,7 +161,8 @@ export class Driver {
     const deadline = Date.now() + 2_000;
     while (Date.now() < deadline) {
       for (const dir of this.servers.dataDirs) {
-        const token = await mailedToken(dir, { to, link, timeoutMs: 50 });
+        // A file the mail worker is just renaming can vanish between listing and reading.
+        const token = await mailedToken(dir, { to, link, timeoutMs: 50 }).catch(() => null);
         if (token && !this.seenMail.has(token)) {
           this.seenMail.add(token);
           return token;

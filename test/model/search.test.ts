@@ -17,10 +17,10 @@ const LIFECYCLE_FIXED = false;
 const KNOWN_ON_MAIN = /^(I1|I2|I3-|I4-|I5-|serial\(|codes|star-without-freshness)/;
 
 const CASES = [
-  { backend: 'sqlite', mfaRequired: 'off', seed: 9001, runs: 25 },
-  { backend: 'sqlite', mfaRequired: 'all', seed: 9002, runs: 25 },
-  { backend: 'postgres', mfaRequired: 'off', seed: 9003, runs: 12 },
-  { backend: 'postgres', mfaRequired: 'all', seed: 9004, runs: 10 },
+  { backend: 'sqlite', mfaRequired: 'off', seed: 9001, runs: 80 },
+  { backend: 'sqlite', mfaRequired: 'all', seed: 9002, runs: 60 },
+  { backend: 'postgres', mfaRequired: 'off', seed: 9003, runs: 25 },
+  { backend: 'postgres', mfaRequired: 'all', seed: 9004, runs: 20 },
 ] as const;
 
 describe('model-based search for MFA bypasses', () => {
