@@ -33,6 +33,12 @@ export interface GatehouseConfig {
   lockoutSeconds: number;
   transferStepUpCents: number;
   logLevel: string;
+  /**
+   * The clock, epoch milliseconds: Date.now. Not read from the environment; in-process test
+   * servers inject a movable clock (test/model) to cross the step-up window, the pending
+   * TTL and TOTP steps without waiting. Every request reads it once (request.ctx.now).
+   */
+  now: () => number;
 }
 
 export class ConfigError extends Error {}
@@ -103,5 +109,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatehouseConfi
     lockoutSeconds: int(env, 'GATEHOUSE_LOCKOUT_SECONDS', 900, 1),
     transferStepUpCents: int(env, 'GATEHOUSE_TRANSFER_STEP_UP_CENTS', 100000, 1),
     logLevel: text(env, 'GATEHOUSE_LOG_LEVEL') ?? 'info',
+    now: Date.now,
   };
 }

@@ -193,10 +193,10 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
   auth.deviceTrust = trustedDevices;
   // A session signed out from the sessions list (API or page) takes its remember-me chain along.
-  sessions.revokedHooks.push((sessionId) => rememberMe.endForRevokedSession(sessionId, Date.now()));
+  sessions.revokedHooks.push((sessionId) => rememberMe.endForRevokedSession(sessionId, config.now()));
   factorRemovedHooks.push((userId) => trustedDevices.revokeAll(userId));
   accessRevokers.push(
-    (userId, _keep, trx) => rememberMe.revokeAll(userId, Date.now(), trx),
+    (userId, _keep, trx) => rememberMe.revokeAll(userId, config.now(), trx),
     (userId, _keep, trx) => trustedDevices.revokeAll(userId, trx),
   );
   const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId, trx) => {
@@ -219,8 +219,8 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   passwordReset.onError = (err) => logger.error({ err }, 'password reset request failed');
   // Mailed links (pending e-mail changes, reset links) die with every other way in.
   accessRevokers.push(async (userId, _keep, trx) => {
-    await emailChanges.voidOpen(trx, userId, Date.now());
-    await passwordResets.voidOpen(trx, userId, Date.now());
+    await emailChanges.voidOpen(trx, userId, config.now());
+    await passwordResets.voidOpen(trx, userId, config.now());
   });
   mail.start();
 

@@ -157,7 +157,7 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
 
   app.addHook('onRequest', async (request) => {
     const ua = request.headers['user-agent'];
-    request.ctx = { ip: request.ip, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : '', now: Date.now() };
+    request.ctx = { ip: request.ip, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : '', now: gatehouse.config.now() };
     request.principal = { kind: 'anonymous' };
   });
 

@@ -34,7 +34,7 @@ export function createMail(
   const mailLogger = logger.child({ component: 'mail' });
   const transport = config.smtpUrl ? smtpTransport(config.smtpUrl, mailLogger) : fileTransport(path.join(config.dataDir, 'mail'), mailLogger);
   const store = new MailOutboxStore(db);
-  const outbox = new MailOutbox(store, transport, box, mailLogger, { from: config.mailFrom, ...options });
+  const outbox = new MailOutbox(store, transport, box, mailLogger, { from: config.mailFrom, now: config.now, ...options });
   // Read at enqueue time: with PORT=0 the public URL is only known after listen.
   log.onEvent(notificationListener({ outbox, store, publicUrl: () => config.publicUrl }));
   return { outbox, store, start: () => outbox.start(), stop: () => outbox.stop() };

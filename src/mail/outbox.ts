@@ -30,6 +30,8 @@ export interface OutboxOptions {
   retryMaxMs?: number;
   /** Give up on a message this old, ms. */
   maxAgeMs?: number;
+  /** The clock (GatehouseConfig.now). */
+  now?: () => number;
 }
 
 const LEASE_MS = 60_000;
@@ -68,7 +70,7 @@ export class MailOutbox {
    * Queues a message; call it inside the transaction that records what the mail is about.
    * The body is encrypted at rest (it may carry a single-use link token).
    */
-  async enqueue(trx: Transaction<Database> | Kysely<Database>, mail: QueuedMail, now = Date.now()): Promise<string> {
+  async enqueue(trx: Transaction<Database> | Kysely<Database>, mail: QueuedMail, now = (this.options.now ?? Date.now)()): Promise<string> {
     const id = newId();
     await this.store.insert(trx, {
       id,
@@ -140,7 +142,7 @@ export class MailOutbox {
    * Sends every due message once. Stops at the first failed send (the server is probably
    * down): the rest waits for the retry instead of hammering it.
    */
-  async drain(now = () => Date.now()): Promise<{ sent: number; failedAfterMs: number | null }> {
+  async drain(now = this.options.now ?? (() => Date.now())): Promise<{ sent: number; failedAfterMs: number | null }> {
     let sent = 0;
     for (;;) {
       if (this.closed) return { sent, failedAfterMs: null };

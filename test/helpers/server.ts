@@ -17,7 +17,12 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+/** Settings that are not environment variables (the model-based search injects a clock). */
+export interface TestServerOptions {
+  now?: () => number;
+}
+
+export async function startTestServer(env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = env.GATEHOUSE_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-test-'));
   const config = loadConfig({
     HOST: '127.0.0.1',
@@ -26,6 +31,7 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     ...env,
     GATEHOUSE_DATA_DIR: dataDir,
   });
+  if (options.now) config.now = options.now;
   const server = await startServer(config);
   const url = server.url;
   return {
@@ -43,21 +49,21 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
 export const FAST_ENV = { GATEHOUSE_ARGON2_MEMORY_KIB: '64', GATEHOUSE_ARGON2_ITERATIONS: '1' };
 
 /** `startTestServer` with cheap argon2 (`FAST_ENV`) under `env`. */
-export function startFastServer(env: Record<string, string> = {}): Promise<TestServer> {
-  return startTestServer({ ...FAST_ENV, ...env });
+export function startFastServer(env: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
+  return startTestServer({ ...FAST_ENV, ...env }, options);
 }
 
 /**
  * Two servers sharing a throw-away PostgreSQL schema, started one after the other (the
  * first migrates). `cleanup` closes both and drops the schema (so does a failed start).
  */
-export async function startPostgresPair(label: string, env: Record<string, string>) {
+export async function startPostgresPair(label: string, env: Record<string, string>, options: TestServerOptions = {}) {
   const schema = await pgSchema(label);
   const full = { ...env, GATEHOUSE_DATABASE_URL: schema.url };
   const started: TestServer[] = [];
   try {
-    started.push(await startTestServer(full));
-    started.push(await startTestServer(full));
+    started.push(await startTestServer(full, options));
+    started.push(await startTestServer(full, options));
   } catch (err) {
     for (const s of started) await s.close();
     await schema.drop();

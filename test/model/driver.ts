@@ -1,0 +1,355 @@
+/**
+ * The real-server side of the model-based search: Gatehouse servers with a movable clock
+ * (one SQLite server, or two instances on one PostgreSQL schema), one `Client` per model
+ * session, and `perform(action)` turning a model action into HTTP requests and an `Obs`.
+ * Remember-me and trusted-device cookies are kept apart from the session clients, so a
+ * session request never silently restores a new session; only `restore` / `replay` and
+ * trusted-device logins send them.
+ */
+import crypto from 'node:crypto';
+import { Agent, setGlobalDispatcher } from 'undici';
+import { totpCodeAt } from '../../src/services/totp.js';
+import { PASSWORD } from '../helpers/accounts.js';
+import { Client, type Res } from '../helpers/http-client.js';
+import { mailedToken } from '../helpers/mail-files.js';
+import { FAST_ENV, startPostgresPair, startTestServer, type TestServer } from '../helpers/server.js';
+import { SoftAuthenticator } from '../http/webauthn-soft-authenticator.js';
+import { stepOf, type Action, type Cred, type ModelState, type Obs, type Probe } from './model.js';
+
+export type Backend = 'sqlite' | 'postgres';
+
+/** A clock that stands still unless moved: the model knows the server's time exactly. */
+export class ModelClock {
+  constructor(public t = Date.now()) {}
+  readonly now = () => this.t;
+  advance(ms: number): number {
+    return (this.t += ms);
+  }
+}
+
+export const STEP_UP_SECONDS = 900;
+export const PENDING_SECONDS = 300;
+
+export interface Servers {
+  urls: string[];
+  dataDirs: string[];
+  clock: ModelClock;
+  close(): Promise<void>;
+}
+
+/** Servers for a search: long session lifetimes (not modelled), trusted devices on. */
+export async function startServers(backend: Backend, mfaRequired: 'off' | 'all'): Promise<Servers> {
+  // The servers close idle keep-alive connections after 5 s (mail waits can be that long):
+  // never reuse one that old, or a request dies with ECONNRESET.
+  setGlobalDispatcher(new Agent({ keepAliveTimeout: 1_000, keepAliveMaxTimeout: 2_000 }));
+  const clock = new ModelClock();
+  const env = {
+    ...FAST_ENV,
+    GATEHOUSE_MFA_REQUIRED: mfaRequired,
+    GATEHOUSE_STEP_UP_MAX_AGE: String(STEP_UP_SECONDS),
+    GATEHOUSE_PENDING_TTL: String(PENDING_SECONDS),
+    GATEHOUSE_SESSION_IDLE_TTL: String(30 * 86_400),
+    GATEHOUSE_SESSION_TTL: String(60 * 86_400),
+    GATEHOUSE_TRUSTED_DEVICE_DAYS: '30',
+    // Both instances must share the key (else each generates its own and keyed hashes differ).
+    GATEHOUSE_SECRET_KEY: `model-search-${crypto.randomBytes(16).toString('hex')}`,
+  };
+  if (backend === 'sqlite') {
+    const s: TestServer = await startTestServer(env, { now: clock.now });
+    return { urls: [s.url], dataDirs: [s.dataDir], clock, close: () => s.close() };
+  }
+  const pair = await startPostgresPair('model', env, { now: clock.now });
+  return { urls: pair.servers.map((s) => s.url), dataDirs: pair.servers.map((s) => s.dataDir), clock, close: () => pair.cleanup() };
+}
+
+export const PASSWORDS = [PASSWORD, 'amber-lantern-51-meadow', 'quiet-orchard-77-falcon'];
+const REMEMBER = 'gatehouse_remember';
+const DEVICE = 'gatehouse_device';
+const SESSION = 'gatehouse_session';
+
+/**
+ * A request that died with ECONNRESET on a pooled connection the server had just closed
+ * never reached a handler: send it once more.
+ */
+async function retry<T>(send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') throw err;
+    return send();
+  }
+}
+
+export class Driver {
+  private readonly clients = new Map<number, Client>();
+  private readonly chains = new Map<number, { cur: string; old: string | null }>();
+  private readonly devices = new Map<number, string>();
+  private readonly authenticators: SoftAuthenticator[] = [];
+  private readonly seenMail = new Set<string>();
+  /** Recovery-code sets handed out during the current step (checked by a probe). */
+  handedOutCodes: { acct: number; codes: string[] }[] = [];
+  requests = 0;
+
+  constructor(readonly servers: Servers) {}
+
+  get instances(): number {
+    return this.servers.urls.length;
+  }
+
+  newAuthenticator(): number {
+    this.authenticators.push(new SoftAuthenticator({ origin: this.servers.urls[0]! }));
+    return this.authenticators.length - 1;
+  }
+
+  private url(instance: number): string {
+    return this.servers.urls[instance % this.instances]!;
+  }
+
+  /** Sends as model session `s` to `instance`, keeping its token/cookie up to date. */
+  private async as(s: number, instance: number, send: (c: Client) => Promise<Res>, chain?: number, device?: number | null): Promise<Res> {
+    const own = this.clients.get(s);
+    if (!own) return { status: 401, body: { error: 'unauthenticated' }, text: '', headers: {}, setCookies: [] };
+    const c = own.withBase(this.url(instance));
+    const res = await retry(() => send(c));
+    this.requests++;
+    if (typeof res.body?.sessionToken === 'string') c.bearer = res.body.sessionToken;
+    this.keepCredentials(c, chain, device);
+    own.cookies = c.cookies;
+    own.bearer = c.bearer;
+    return res;
+  }
+
+  /** Moves a fresh remember-me / device cookie out of a session client into its store. */
+  private keepCredentials(c: Client, chain?: number, device?: number | null): void {
+    const remember = c.cookies.get(REMEMBER);
+    if (remember !== undefined) {
+      c.cookies.delete(REMEMBER);
+      if (chain !== undefined) {
+        const prev = this.chains.get(chain);
+        this.chains.set(chain, { cur: remember, old: prev ? prev.cur : null });
+      }
+    }
+    const dev = c.cookies.get(DEVICE);
+    if (dev !== undefined) {
+      c.cookies.delete(DEVICE);
+      if (device !== undefined && device !== null) this.devices.set(device, dev);
+    }
+  }
+
+  private totp(secret: string): { code: string; step: number } {
+    const t = this.servers.clock.t;
+    return { code: totpCodeAt(secret, t), step: stepOf(t) };
+  }
+
+  private async credential(m: ModelState, s: number, cred: Cred, instance: number, purpose: 'verify' | 'stepUp'): Promise<{ body: Record<string, unknown>; step?: number }> {
+    const acct = m.accounts[m.sessions[s]!.account]!;
+    if (cred.kind === 'recovery') return { body: { method: 'recovery_code', code: cred.code } };
+    const f = acct.factors.find((x) => x.key === cred.factor)!;
+    if (cred.kind === 'totp') {
+      const { code, step } = this.totp(f.secret!);
+      return { body: { method: 'totp', code }, step };
+    }
+    const optionsPath = purpose === 'verify' ? '/api/auth/webauthn/options' : '/api/auth/step-up/webauthn/options';
+    const opts = await this.as(s, instance, (c) => c.post(optionsPath));
+    const auth = this.authenticators[f.auth!]!;
+    auth.options.origin = this.url(instance);
+    const response = opts.status === 200 ? auth.authenticate(opts.body) : { id: auth.id, rawId: auth.id, type: 'public-key', response: {}, clientExtensionResults: {} };
+    return { body: { method: 'webauthn', response } };
+  }
+
+  private async mailed(to: string, link: RegExp): Promise<string | null> {
+    const deadline = Date.now() + 2_000;
+    while (Date.now() < deadline) {
+      for (const dir of this.servers.dataDirs) {
+        // A file the mail worker is just renaming can vanish between listing and reading.
+        const token = await mailedToken(dir, { to, link, timeoutMs: 50 }).catch(() => null);
+        if (token && !this.seenMail.has(token)) {
+          this.seenMail.add(token);
+          return token;
+        }
+      }
+    }
+    return null;
+  }
+
+  /** Performs `action` as resolved against `m` (the first candidate state). */
+  async perform(m: ModelState, a: Action, instance?: number): Promise<Obs> {
+    const sessionInstance = 's' in a ? (instance ?? m.sessions[a.s]!.instance) : (instance ?? 0);
+    const inst = sessionInstance % this.instances;
+    const res = (r: Res, extra: Partial<Obs> = {}): Obs => ({ status: r.status, body: r.body, ...extra });
+    switch (a.t) {
+      case 'advance':
+        this.servers.clock.advance(a.ms);
+        return { status: 0, body: null };
+      case 'signup': {
+        const c = new Client(this.url(a.instance));
+        const r = await retry(() => c.post('/api/auth/signup', { email: a.email, password: a.password, ...(a.transport === 'token' ? { transport: 'token' } : {}) }));
+        this.requests++;
+        if (a.transport === 'token') c.bearer = r.body?.sessionToken ?? null;
+        this.clients.set(a.newSession, c);
+        return res(r);
+      }
+      case 'login': {
+        const acct = m.accounts[a.acct]!;
+        const c = new Client(this.url(a.instance));
+        const device = a.device === null ? undefined : this.devices.get(a.device);
+        if (device) c.cookies.set(DEVICE, device);
+        const r = await retry(() => c.post('/api/auth/login', { email: acct.email, password: a.password, remember: a.remember, transport: a.transport }));
+        this.requests++;
+        if (a.transport === 'token') c.bearer = r.body?.sessionToken ?? null;
+        c.cookies.delete(DEVICE);
+        this.keepCredentials(c, a.newChain);
+        this.clients.set(a.newSession, c);
+        return res(r);
+      }
+      case 'verify':
+      case 'stepUp': {
+        const { body, step } = await this.credential(m, a.s, a.cred, inst, a.t);
+        const path = a.t === 'verify' ? '/api/auth/mfa/verify' : '/api/auth/step-up';
+        const full = a.t === 'verify' && a.trustDevice !== null ? { ...body, trustDevice: true } : body;
+        const r = await this.as(a.s, inst, (c) => c.post(path, full), a.t === 'verify' ? a.newChain : undefined, a.t === 'verify' ? a.trustDevice : undefined);
+        return res(r, { step });
+      }
+      case 'reauth':
+        return res(await this.as(a.s, inst, (c) => c.post('/api/auth/reauth', { password: a.password })));
+      case 'setup': {
+        const path = a.kind === 'totp' ? '/api/mfa/totp/setup' : '/api/mfa/webauthn/register/options';
+        const r = await this.as(a.s, inst, (c) => c.post(path));
+        const material = a.kind === 'totp' ? { secret: r.body?.secret, serverId: r.body?.factorId } : { options: r.body };
+        return res(r, { material });
+      }
+      case 'confirm': {
+        const setup = m.sessions[a.owner]!.setups[a.kind];
+        if (a.kind === 'totp') {
+          const { code, step } = setup?.secret ? this.totp(setup.secret) : { code: '000000', step: undefined };
+          return res(await this.as(a.s, inst, (c) => c.post('/api/mfa/totp/confirm', { code }), a.newChain), { step });
+        }
+        const auth = this.authenticators[setup?.auth ?? this.newAuthenticator()]!;
+        auth.options.origin = this.url(inst);
+        const response = setup?.options ? auth.register(setup.options as { challenge: string; rp: { id?: string } }) : {};
+        return res(await this.as(a.s, inst, (c) => c.post('/api/mfa/webauthn/register', { response }), a.newChain));
+      }
+      case 'deleteFactor': {
+        const f = m.accounts[m.sessions[a.s]!.account]!.factors.find((x) => x.key === a.factor)!;
+        const path = f.kind === 'totp' ? `/api/mfa/totp/${f.serverId}` : `/api/mfa/webauthn/${f.serverId}`;
+        return res(await this.as(a.s, inst, (c) => c.delete(path)));
+      }
+      case 'regenCodes':
+        return res(await this.as(a.s, inst, (c) => c.post('/api/mfa/recovery-codes')));
+      case 'deleteSession': {
+        // The target's server id, as the target itself sees it (a dead target: a made-up id).
+        const list = await this.as(a.target, inst, (c) => c.get('/api/sessions'));
+        const id = (list.body?.sessions as { id: string; current: boolean }[] | undefined)?.find((x) => x.current)?.id ?? 'no-such-session';
+        return res(await this.as(a.s, inst, (c) => c.delete(`/api/sessions/${id}`)));
+      }
+      case 'logout':
+        return res(await this.as(a.s, inst, (c) => c.post('/api/auth/logout')));
+      case 'changePassword':
+        return res(await this.as(a.s, inst, (c) => c.post('/api/account/password', { currentPassword: a.current, newPassword: a.next })));
+      case 'forgot': {
+        const email = m.accounts[a.acct]!.email;
+        const r = await retry(() => new Client(this.url(inst)).post('/api/auth/password/forgot', { email }));
+        this.requests++;
+        return res(r, { mailed: r.status === 202 ? await this.mailed(email, /reset-password\?token=([A-Za-z0-9_-]+)/) : null });
+      }
+      case 'reset': {
+        const t = m.accounts[a.acct]!.tokens[a.token]!;
+        this.requests++;
+        return res(await retry(() => new Client(this.url(inst)).post('/api/auth/password/reset', { token: t.token, password: a.next })));
+      }
+      case 'changeEmail': {
+        const r = await this.as(a.s, inst, (c) => c.post('/api/account/email', { email: a.next }));
+        return res(r, { mailed: r.status === 202 ? await this.mailed(a.next, /confirm-email\?token=([A-Za-z0-9_-]+)/) : null });
+      }
+      case 'confirmEmail': {
+        const t = m.accounts[a.acct]!.tokens[a.token]!;
+        this.requests++;
+        return res(await retry(() => new Client(this.url(inst)).post('/api/account/email/confirm', { token: t.token })));
+      }
+      case 'createToken':
+        return res(await this.as(a.s, inst, (c) => c.post('/api/tokens', { name: 'search', scopes: ['account:read'] })));
+      case 'useToken': {
+        const t = m.accounts[a.acct]!.tokens[a.token]!;
+        const c = new Client(this.url(inst));
+        c.bearer = t.token;
+        const r = await retry(() => c.get('/api/account'));
+        const star = await retry(() => c.post('/api/tokens', { name: 'x', scopes: ['account:read'] }));
+        this.requests += 2;
+        return { status: r.status, body: { ...(typeof r.body === 'object' ? r.body : {}), starStatus: star.status } };
+      }
+      case 'restore':
+      case 'replay': {
+        const stored = this.chains.get(a.chain);
+        const value = a.t === 'restore' ? stored?.cur : stored?.old;
+        const c = new Client(this.url(a.instance));
+        if (value) c.cookies.set(REMEMBER, value);
+        const r = await retry(() => c.get('/api/session'));
+        this.requests++;
+        const rotated = c.cookies.get(REMEMBER);
+        if (a.t === 'restore' && rotated && rotated !== value) this.chains.set(a.chain, { cur: rotated, old: value ?? null });
+        c.cookies.delete(REMEMBER);
+        if (a.t === 'restore') this.clients.set(a.newSession, c);
+        return res(r);
+      }
+    }
+  }
+
+  /** Observations after a step: every session of `accounts` on every instance. */
+  async probeSessions(m: ModelState, accounts: Set<number>): Promise<Probe[]> {
+    const out: Probe[] = [];
+    for (const s of Object.values(m.sessions)) {
+      if (!accounts.has(s.account)) continue;
+      const own = this.clients.get(s.id);
+      if (!own) continue;
+      for (let i = 0; i < this.instances; i++) {
+        // Only the session credential: no remember-me cookie may stand in.
+        const c = new Client(this.url(i));
+        if (own.bearer) c.bearer = own.bearer;
+        const cookie = own.cookies.get(SESSION);
+        if (cookie) c.cookies.set(SESSION, cookie);
+        const r = await retry(() => c.get('/api/session'));
+        const p = r.status === 200 && s.state === 'full' ? { status: 200 } : await retry(() => c.get('/api/account'));
+        this.requests += 2;
+        out.push({ t: 'session', s: s.id, instance: i, status: r.status, mfaAt: r.body?.mfaAt ?? null, protectedStatus: p.status });
+      }
+    }
+    return out;
+  }
+
+  /** Password-only logins on every instance (then signed out), and the factor list. */
+  async probeAccount(m: ModelState, acct: number): Promise<Probe[]> {
+    const a = m.accounts[acct]!;
+    const out: Probe[] = [];
+    for (let i = 0; i < this.instances; i++) {
+      const c = new Client(this.url(i));
+      const r = await retry(() => c.post('/api/auth/login', { email: a.email, password: a.password }));
+      await retry(() => c.post('/api/auth/logout'));
+      this.requests += 2;
+      out.push({ t: 'login', acct, instance: i, status: r.status, body: r.body });
+    }
+    const viewer = Object.values(m.sessions).find((s) => s.account === acct && s.state === 'full' && this.clients.has(s.id));
+    if (viewer) {
+      const r = await this.as(viewer.id, viewer.instance, (c) => c.get('/api/mfa'));
+      if (r.status === 200) out.push({ t: 'factors', acct, ids: (r.body.factors as { id: string }[]).map((f) => f.id) });
+    }
+    return out;
+  }
+
+  /** Each recovery-code set handed out in this step: does one of its codes work? */
+  async probeCodes(m: ModelState): Promise<Probe[]> {
+    const out: Probe[] = [];
+    for (const { acct, codes } of this.handedOutCodes) {
+      const code = codes[codes.length - 1]!;
+      const a = m.accounts[acct]!;
+      const c = new Client(this.url(0));
+      const login = await retry(() => c.post('/api/auth/login', { email: a.email, password: a.password }));
+      if (login.status !== 202) continue;
+      const r = await retry(() => c.post('/api/auth/mfa/verify', { method: 'recovery_code', code }));
+      await retry(() => c.post('/api/auth/logout'));
+      this.requests += 3;
+      out.push({ t: 'codeWorks', acct, code, status: r.status });
+    }
+    this.handedOutCodes = [];
+    return out;
+  }
+}

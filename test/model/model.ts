@@ -1,0 +1,587 @@
+/**
+ * The model of the model-based bypass search (issues 9 and 17): what Gatehouse's accounts,
+ * sessions and credentials *should* be after each observed answer, following contract v1.1.
+ *
+ * The model does not predict status codes. `judge(state, action, obs)` decides whether an
+ * observed answer is *admissible* in a state and, if so, what the state is afterwards:
+ * refusals (4xx) are admissible almost everywhere and change nothing, successes are
+ * admissible only when the contract allows them (freshness, confirmed factors, single use,
+ * ownership of setups, revocation). So the same model runs against today's main and the
+ * lifecycle fix, and a violation is an answer no correct server could give:
+ * "this succeeded although…". Concurrent pairs are judged as linearizability: some serial
+ * order of the two must admit both answers (see `judgePair`); probes (`judgeProbe`) check
+ * read-only observations (session state, password-only login, factor list) the same way.
+ *
+ * Covered: accounts (password, e-mail), TOTP and passkey factors, recovery codes, sessions
+ * (pending, enrolling, full; cookie and token transport; instance), unconfirmed setups
+ * (owner session, start time, voided by account changes), remember-me chains (restore,
+ * rotation, replay), trusted devices, API tokens, reset and e-mail-change tokens, the
+ * clock (step-up window, pending TTL, setup TTL, TOTP steps).
+ * Not covered: wrong codes and guessing limits (other suites hold those), idle/absolute
+ * session lifetimes (the search runs with long ones), the HTML pages, scopes of API tokens
+ * beyond "a token never performs ★", WebAuthn challenge TTLs, notifications.
+ */
+
+export type FactorKind = 'totp' | 'webauthn';
+
+export const STEP_MS = 30_000;
+/** Contract v1.1: an unconfirmed setup lives at most 10 minutes. */
+export const SETUP_TTL_MS = 10 * 60_000;
+export const RESET_TTL_MS = 30 * 60_000;
+
+export interface MFactor {
+  key: string;
+  kind: FactorKind;
+  serverId: string;
+  secret?: string;
+  /** The driver's authenticator for a passkey. */
+  auth?: number;
+  /** Last TOTP step accepted (single use: that step and every earlier one are spent). */
+  lastStep: number;
+}
+
+export interface MSetup {
+  kind: FactorKind;
+  /** TOTP secret, or the registration options (JSON) for a passkey. */
+  secret?: string;
+  options?: unknown;
+  auth?: number;
+  /** The factor id the server gave at setup (TOTP). */
+  serverId?: string;
+  startedAt: number;
+  /** Why it no longer may be confirmed (factor change, password change, …), if so. */
+  voidBy: string | null;
+}
+
+export interface MSession {
+  id: number;
+  account: number;
+  instance: number;
+  transport: 'cookie' | 'token';
+  state: 'pending' | 'enrolling' | 'full' | 'revoked';
+  revokedBy?: string;
+  createdAt: number;
+  passwordAt: number | null;
+  mfaAt: number | null;
+  trusted: boolean;
+  remember: boolean;
+  setups: Partial<Record<FactorKind, MSetup>>;
+}
+
+export interface MChain {
+  id: number;
+  account: number;
+  /** The session it was issued to or restored last (logout / delete of it ends the chain). */
+  session: number;
+  valid: boolean;
+  /** An earlier (rotated-away) token exists to replay. */
+  hasOld: boolean;
+}
+
+export interface MToken {
+  kind: 'reset' | 'email' | 'api';
+  token: string;
+  createdAt: number;
+  spent: string | null;
+  newEmail?: string;
+}
+
+export interface MAccount {
+  idx: number;
+  email: string;
+  password: string;
+  factors: MFactor[];
+  /** Recovery codes that must work (the set last handed out, minus used ones). */
+  codes: string[];
+  tokens: MToken[];
+  /** Trusted devices (by driver device id): valid or not. */
+  devices: Record<number, boolean>;
+}
+
+export interface ModelState {
+  now: number;
+  mfaRequired: 'off' | 'all';
+  stepUpMs: number;
+  pendingMs: number;
+  accounts: MAccount[];
+  /** By model id (ids are shared with chains and factors, so they are sparse). */
+  sessions: Record<number, MSession>;
+  chains: Record<number, MChain>;
+}
+
+export type Cred = { kind: 'totp'; factor: string } | { kind: 'recovery'; code: string } | { kind: 'webauthn'; factor: string };
+
+/** A resolved action (what the driver sends); ids are model ids. */
+export type Action =
+  | { t: 'signup'; acct: number; email: string; password: string; newSession: number; transport: 'cookie' | 'token'; instance: number }
+  | { t: 'login'; acct: number; password: string; transport: 'cookie' | 'token'; remember: boolean; instance: number; device: number | null; newSession: number; newChain: number }
+  | { t: 'verify'; s: number; cred: Cred; trustDevice: number | null; newChain: number }
+  | { t: 'stepUp'; s: number; cred: Cred }
+  | { t: 'reauth'; s: number; password: string }
+  | { t: 'setup'; s: number; kind: FactorKind; auth?: number }
+  | { t: 'confirm'; s: number; kind: FactorKind; owner: number; factorKey: string; newChain: number }
+  | { t: 'deleteFactor'; s: number; factor: string }
+  | { t: 'regenCodes'; s: number }
+  | { t: 'deleteSession'; s: number; target: number }
+  | { t: 'logout'; s: number }
+  | { t: 'changePassword'; s: number; current: string; next: string }
+  | { t: 'forgot'; acct: number }
+  | { t: 'reset'; acct: number; token: number; next: string }
+  | { t: 'changeEmail'; s: number; next: string }
+  | { t: 'confirmEmail'; acct: number; token: number }
+  | { t: 'createToken'; s: number }
+  | { t: 'useToken'; acct: number; token: number }
+  | { t: 'restore'; chain: number; newSession: number; instance: number }
+  | { t: 'replay'; chain: number; instance: number }
+  | { t: 'advance'; ms: number };
+
+/** What the driver observed: status, body, and material it fetched (mailed tokens, step). */
+export interface Obs {
+  status: number;
+  body: any;
+  /** For forgot / changeEmail: the mailed token, if one came. */
+  mailed?: string | null;
+  /** The TOTP step the driver computed its code for. */
+  step?: number;
+  /** For setup / confirm: the setup material the driver used. */
+  material?: { secret?: string; options?: unknown; serverId?: string };
+}
+
+export interface Violation {
+  rule: string;
+  detail: string;
+}
+
+export type Judgement = { ok: true; next: ModelState } | { ok: false; violation: Violation };
+
+const ok = (next: ModelState): Judgement => ({ ok: true, next });
+const bad = (rule: string, detail: string): Judgement => ({ ok: false, violation: { rule, detail } });
+
+export function initialState(now: number, mfaRequired: 'off' | 'all', stepUpSeconds: number, pendingSeconds: number): ModelState {
+  return { now, mfaRequired, stepUpMs: stepUpSeconds * 1000, pendingMs: pendingSeconds * 1000, accounts: [], sessions: {}, chains: {} };
+}
+
+export const clone = (m: ModelState): ModelState => structuredClone(m);
+export const stepOf = (t: number) => Math.floor(t / STEP_MS);
+
+export function live(m: ModelState, s: MSession): boolean {
+  if (s.state === 'revoked') return false;
+  if ((s.state === 'pending' || s.state === 'enrolling') && m.now - s.createdAt > m.pendingMs) return false;
+  return true;
+}
+
+/** Contract: a fresh check of the strongest factor the account has (trusted devices never count). */
+export function fresh(m: ModelState, s: MSession): boolean {
+  if (!live(m, s) || s.state === 'pending') return false;
+  const within = (t: number | null) => t !== null && m.now - t <= m.stepUpMs;
+  if (m.accounts[s.account]!.factors.length > 0) return s.state === 'full' && within(s.mfaAt);
+  return within(s.passwordAt) || within(s.mfaAt);
+}
+
+/** v1.1: adding a factor to an account that has one needs a fresh check of an existing factor. */
+export const freshByFactor = (m: ModelState, s: MSession) =>
+  s.state === 'full' && m.accounts[s.account]!.factors.length > 0 && s.mfaAt !== null && m.now - s.mfaAt <= m.stepUpMs;
+
+function voidSetups(m: ModelState, acct: number, why: string, except?: number): void {
+  for (const s of Object.values(m.sessions)) {
+    if (s.account !== acct || s.id === except) continue;
+    for (const setup of Object.values(s.setups)) if (setup && !setup.voidBy) setup.voidBy = why;
+  }
+}
+
+function revokeSession(m: ModelState, s: MSession, why: string): void {
+  if (s.state === 'revoked') return;
+  s.state = 'revoked';
+  s.revokedBy = why;
+  for (const setup of Object.values(s.setups)) if (setup && !setup.voidBy) setup.voidBy = why;
+  for (const c of Object.values(m.chains)) if (c.session === s.id) c.valid = false;
+}
+
+/** Password change (keep = the changing session) and reset: every other way in ends. */
+function revokeAccountAccess(m: ModelState, acct: number, why: string, keep?: number): void {
+  for (const s of Object.values(m.sessions)) if (s.account === acct && s.id !== keep) revokeSession(m, s, why);
+  for (const c of Object.values(m.chains)) if (c.account === acct) c.valid = false;
+  const a = m.accounts[acct]!;
+  for (const d of Object.keys(a.devices)) a.devices[Number(d)] = false;
+  for (const t of a.tokens) if ((t.kind === 'reset' || t.kind === 'email') && !t.spent) t.spent = why;
+  voidSetups(m, acct, why);
+}
+
+function newSession(m: ModelState, id: number, acct: number, instance: number, transport: 'cookie' | 'token', state: MSession['state'], extra: Partial<MSession> = {}): MSession {
+  const s: MSession = { id, account: acct, instance, transport, state, createdAt: m.now, passwordAt: m.now, mfaAt: null, trusted: false, remember: false, setups: {}, ...extra };
+  m.sessions[id] = s;
+  return s;
+}
+
+function issueChainIfAsked(m: ModelState, s: MSession, chainId: number): void {
+  if (s.remember && s.transport === 'cookie' && !Object.values(m.chains).some((c) => c.session === s.id && c.valid)) {
+    m.chains[chainId] = { id: chainId, account: s.account, session: s.id, valid: true, hasOld: false };
+  }
+}
+
+/** Whether `cred` is a factor confirmed now whose code the server may accept (I1, I5). */
+function credentialUsable(a: MAccount, cred: Cred, obs: Obs): string | null {
+  if (cred.kind === 'recovery') return a.codes.includes(cred.code) ? null : 'a recovery code that was used, replaced or never issued';
+  const f = a.factors.find((x) => x.key === cred.factor);
+  if (!f) return `factor ${cred.factor}, which is not a confirmed factor (I1)`;
+  if (cred.kind === 'totp' && obs.step !== undefined && obs.step <= f.lastStep) return `TOTP step ${obs.step} of ${f.key} although step ${f.lastStep} was already used (I5)`;
+  return null;
+}
+
+function spendCredential(a: MAccount, cred: Cred, obs: Obs): void {
+  if (cred.kind === 'recovery') a.codes = a.codes.filter((c) => c !== cred.code);
+  else if (cred.kind === 'totp') {
+    const f = a.factors.find((x) => x.key === cred.factor)!;
+    if (obs.step !== undefined) f.lastStep = Math.max(f.lastStep, obs.step);
+  }
+}
+
+const success = (status: number) => status >= 200 && status < 300;
+
+/** Judges one observed answer to `action` in state `m0` (never mutates `m0`). */
+export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
+  if (obs.status >= 500) return bad('no-5xx', `${action.t} answered ${obs.status}`);
+  const m = clone(m0);
+  const sess = 's' in action ? m.sessions[action.s]! : undefined;
+  const acc = sess ? m.accounts[sess.account]! : 'acct' in action ? m.accounts[action.acct] : undefined;
+  const isFull = !!sess && live(m, sess) && sess.state === 'full';
+  const star = (what: string): Judgement | null => {
+    if (sess && fresh(m, sess)) return null;
+    if (sess && !live(m, sess)) return bad('I5-revoked', `${what} succeeded from s${sess.id}, which is ${sess.state === 'revoked' ? `revoked (${sess.revokedBy})` : 'expired'}`);
+    return bad('star-without-freshness', `${what} succeeded without a fresh check (session s${sess?.id})`);
+  };
+
+  switch (action.t) {
+    case 'advance':
+      m.now += action.ms;
+      return ok(m);
+
+    case 'signup': {
+      if (obs.status !== 201) return bad('liveness', `signup answered ${obs.status}`);
+      m.accounts[action.acct] = { idx: action.acct, email: action.email, password: action.password, factors: [], codes: [], tokens: [], devices: {} };
+      newSession(m, action.newSession, action.acct, action.instance, action.transport, m.mfaRequired === 'all' ? 'enrolling' : 'full');
+      return ok(m);
+    }
+
+    case 'login': {
+      const a = acc!;
+      const hasFactor = a.factors.length > 0;
+      const deviceOk = action.device !== null && a.devices[action.device] === true;
+      if (obs.status === 429) return ok(m);
+      if (obs.status === 401) {
+        if (action.password === a.password) return bad('I4-password', `login with the password in force (${a.password}) answered 401`);
+        return ok(m);
+      }
+      if (action.password !== a.password) return bad('password', `login with a password not in force answered ${obs.status}`);
+      if (obs.status === 200) {
+        if (hasFactor && !deviceOk) return bad('I4-login', `password-only login answered 200 although a${a.factors.map((f) => ` ${f.kind}`).join(',')} factor is confirmed`);
+        if (!hasFactor && m.mfaRequired === 'all') return bad('I4-login', 'login answered 200 (full) for an account that must enrol first');
+        const s = newSession(m, action.newSession, action.acct, action.instance, action.transport, 'full', { trusted: hasFactor, remember: action.remember });
+        issueChainIfAsked(m, s, action.newChain);
+        return ok(m);
+      }
+      if (obs.status === 202) {
+        const status = obs.body?.status;
+        if (status === 'mfa_required' && !hasFactor) return bad('I4-login', 'login asked for a second factor although the account has no confirmed factor');
+        if (status === 'enrollment_required' && hasFactor) return bad('I4-login', 'login asked to enrol although a factor is confirmed');
+        newSession(m, action.newSession, action.acct, action.instance, action.transport, status === 'mfa_required' ? 'pending' : 'enrolling', { remember: action.remember });
+        return ok(m);
+      }
+      return ok(m);
+    }
+
+    case 'verify':
+    case 'stepUp': {
+      if (!success(obs.status)) return ok(m);
+      const s = sess!;
+      const want = action.t === 'verify' ? 'pending' : 'full';
+      if (!live(m, s) || s.state !== want) return bad(action.t === 'verify' ? 'verify-state' : 'I5-revoked', `${action.t} succeeded on a session that is ${live(m, s) ? s.state : `gone (${s.revokedBy ?? 'expired'})`}`);
+      const why = credentialUsable(acc!, action.cred, obs);
+      if (why) return bad('I1', `${action.t} succeeded with ${why}`);
+      spendCredential(acc!, action.cred, obs);
+      s.state = 'full';
+      s.mfaAt = m.now;
+      s.trusted = false;
+      if (action.t === 'verify') {
+        if (action.trustDevice !== null && s.transport === 'cookie') acc!.devices[action.trustDevice] = true;
+        issueChainIfAsked(m, s, action.newChain);
+      }
+      return ok(m);
+    }
+
+    case 'reauth': {
+      if (!success(obs.status)) return ok(m);
+      if (!isFull) return bad('I5-revoked', `reauth succeeded on a session that is not full and live (s${sess!.id})`);
+      if (action.password !== acc!.password) return bad('password', 'reauth accepted a password not in force');
+      sess!.passwordAt = m.now;
+      return ok(m);
+    }
+
+    case 'setup': {
+      if (!success(obs.status)) return ok(m);
+      const s = sess!;
+      if (!live(m, s) || s.state === 'pending') return bad('protected-route', `factor setup answered ${obs.status} to a ${live(m, s) ? s.state : 'revoked'} session`);
+      const denied = star(`${action.kind} setup`);
+      if (denied) return denied;
+      s.setups[action.kind] = { kind: action.kind, secret: obs.material?.secret, options: obs.material?.options, serverId: obs.material?.serverId, auth: action.auth, startedAt: m.now, voidBy: null };
+      return ok(m);
+    }
+
+    case 'confirm': {
+      if (!success(obs.status)) return ok(m);
+      const s = sess!;
+      const a = acc!;
+      if (!live(m, s) || s.state === 'pending') return bad('I5-revoked', `confirm succeeded on a ${live(m, s) ? s.state : `revoked (${s.revokedBy})`} session`);
+      const owner = m.sessions[action.owner]!;
+      const setup = owner.setups[action.kind];
+      if (!setup) return bad('I3-foreign', `confirm succeeded without a setup`);
+      if (owner.id !== s.id) return bad('I3-foreign', `s${s.id} confirmed the ${action.kind} setup of s${owner.id}`);
+      if (setup.voidBy) return bad('I3-void', `s${s.id} (${s.state}) confirmed a ${action.kind} setup voided by ${setup.voidBy}`);
+      if (m.now - setup.startedAt > SETUP_TTL_MS) return bad('I3-expired', `s${s.id} confirmed a ${action.kind} setup started ${Math.round((m.now - setup.startedAt) / 1000)} s ago`);
+      const first = a.factors.length === 0;
+      if (!first && !freshByFactor(m, s)) {
+        return bad('I2', `s${s.id} (${s.state}, ${s.mfaAt === null ? 'never verified a factor' : `factor verified ${Math.round((m.now - s.mfaAt) / 1000)} s ago`}) added a ${action.kind} factor to an account that has ${a.factors.map((f) => f.kind).join(', ')}`);
+      }
+      const codes: string[] | undefined = obs.body?.recoveryCodes;
+      if (!first && codes) return bad('codes', `adding a second factor handed out recovery codes (the first set stops working)`);
+      a.factors.push({ key: action.factorKey, kind: action.kind, serverId: String(obs.body?.factorId ?? setup.serverId ?? ''), secret: setup.secret, auth: setup.auth, lastStep: obs.step ?? -1 });
+      if (codes) a.codes = [...codes];
+      delete s.setups[action.kind];
+      voidSetups(m, s.account, `a factor change by s${s.id}`);
+      if (first) {
+        s.state = 'full';
+        s.mfaAt = m.now;
+        issueChainIfAsked(m, s, action.newChain);
+      }
+      return ok(m);
+    }
+
+    case 'deleteFactor': {
+      if (!success(obs.status)) return ok(m);
+      const denied = star('factor removal');
+      if (denied) return denied;
+      const a = acc!;
+      const before = a.factors.length;
+      a.factors = a.factors.filter((f) => f.key !== action.factor);
+      if (a.factors.length === before) return bad('I4-list', `removing factor ${action.factor}, which is not confirmed, answered ${obs.status}`);
+      if (a.factors.length === 0) a.codes = [];
+      for (const d of Object.keys(a.devices)) a.devices[Number(d)] = false;
+      voidSetups(m, sess!.account, `a factor change by s${sess!.id}`);
+      return ok(m);
+    }
+
+    case 'regenCodes': {
+      if (!success(obs.status)) return ok(m);
+      const denied = star('recovery-code regeneration');
+      if (denied) return denied;
+      if (acc!.factors.length === 0) return bad('codes', 'recovery codes issued for an account without a factor');
+      acc!.codes = [...(obs.body?.recoveryCodes ?? [])];
+      return ok(m);
+    }
+
+    case 'deleteSession': {
+      if (!success(obs.status)) return ok(m);
+      if (!isFull) return bad('I5-revoked', `session delete succeeded from s${sess!.id}, which is not full and live`);
+      revokeSession(m, m.sessions[action.target]!, `session delete by s${sess!.id}`);
+      return ok(m);
+    }
+
+    case 'logout': {
+      if (obs.status === 204) revokeSession(m, sess!, 'logout');
+      return ok(m);
+    }
+
+    case 'changePassword': {
+      if (!success(obs.status)) return ok(m);
+      const denied = star('password change');
+      if (denied) return denied;
+      if (action.current !== acc!.password) return bad('password', 'password change accepted a current password not in force');
+      acc!.password = action.next;
+      revokeAccountAccess(m, sess!.account, `password change by s${sess!.id}`, sess!.id);
+      return ok(m);
+    }
+
+    case 'forgot': {
+      if (obs.mailed) acc!.tokens.push({ kind: 'reset', token: obs.mailed, createdAt: m.now, spent: null });
+      return ok(m);
+    }
+
+    case 'reset': {
+      const t = acc!.tokens[action.token]!;
+      if (!success(obs.status)) return ok(m);
+      if (t.spent) return bad('I5-token', `a reset token already ${t.spent} reset the password`);
+      if (m.now - t.createdAt > RESET_TTL_MS) return bad('I5-token', 'an expired reset token reset the password');
+      t.spent = 'used';
+      acc!.password = action.next;
+      revokeAccountAccess(m, action.acct, 'password reset');
+      for (const x of acc!.tokens) if (x.kind === 'api') x.spent = 'password reset';
+      return ok(m);
+    }
+
+    case 'changeEmail': {
+      if (!success(obs.status)) return ok(m);
+      const denied = star('e-mail change');
+      if (denied) return denied;
+      if (obs.mailed) acc!.tokens.push({ kind: 'email', token: obs.mailed, createdAt: m.now, spent: null, newEmail: action.next });
+      return ok(m);
+    }
+
+    case 'confirmEmail': {
+      const t = acc!.tokens[action.token]!;
+      if (!success(obs.status)) return ok(m);
+      if (t.spent) return bad('I5-token', `an e-mail token already ${t.spent} changed the address`);
+      t.spent = 'used';
+      acc!.email = t.newEmail!;
+      voidSetups(m, action.acct, 'an e-mail change');
+      return ok(m);
+    }
+
+    case 'createToken': {
+      if (!success(obs.status)) return ok(m);
+      const denied = star('API token creation');
+      if (denied) return denied;
+      acc!.tokens.push({ kind: 'api', token: String(obs.body?.token), createdAt: m.now, spent: null });
+      return ok(m);
+    }
+
+    case 'useToken': {
+      const t = acc!.tokens[action.token]!;
+      // obs.status: GET /api/account with the token; obs.body.star: its ★ attempt's status.
+      if (obs.body?.starStatus !== undefined && success(obs.body.starStatus)) return bad('star-without-freshness', 'an API token performed a ★ action');
+      if (success(obs.status) && t.spent) return bad('I5-revoked', `an API token revoked by ${t.spent} still works`);
+      return ok(m);
+    }
+
+    case 'restore':
+    case 'replay': {
+      const c = m.chains[action.chain]!;
+      const a = m.accounts[c.account]!;
+      const created = obs.status === 200 || obs.body?.error === 'mfa_required';
+      if (action.t === 'replay') {
+        if (created) return bad('I5-remember', 'a replayed (rotated-away) remember-me token opened a session');
+        c.valid = false;
+        return ok(m);
+      }
+      if (!created) return ok(m);
+      if (!c.valid) return bad('I5-remember', `a revoked remember-me chain opened a ${obs.status === 200 ? 'full' : 'pending'} session`);
+      if (obs.status === 200 && (a.factors.length > 0 || m.mfaRequired === 'all')) return bad('I4-login', 'a remember-me token alone opened a full session of an account with a second factor');
+      const s = newSession(m, action.newSession, c.account, action.instance, 'cookie', obs.status === 200 ? 'full' : 'pending', { passwordAt: null, remember: true });
+      c.session = s.id;
+      c.hasOld = true;
+      return ok(m);
+    }
+  }
+}
+
+/** Read-only observations, checked like answers. */
+export type Probe =
+  | { t: 'session'; s: number; instance: number; status: number; mfaAt: string | null; protectedStatus: number }
+  | { t: 'login'; acct: number; instance: number; status: number; body: any }
+  | { t: 'factors'; acct: number; ids: string[] }
+  | { t: 'codeWorks'; acct: number; code: string; status: number };
+
+/** Judges a probe; it may learn (a live session the server dropped) but never grants. */
+export function judgeProbe(m0: ModelState, p: Probe): Judgement {
+  const m = clone(m0);
+  switch (p.t) {
+    case 'session': {
+      const s = m.sessions[p.s]!;
+      if (p.status >= 500 || p.protectedStatus >= 500) return bad('no-5xx', `GET /api/session or /api/account answered ${p.status}/${p.protectedStatus}`);
+      if (!live(m, s) || s.state === 'pending' || s.state === 'enrolling') {
+        if (p.status === 200 || p.protectedStatus === 200) {
+          const what = s.state === 'revoked' ? `revoked by ${s.revokedBy}` : live(m, s) ? s.state : `an expired ${s.state} session`;
+          return bad(s.state === 'revoked' ? 'I5-revoked' : 'protected-route', `s${s.id} (${what}) is answered 200 by a protected route on instance ${p.instance}`);
+        }
+        return ok(m);
+      }
+      if (p.status !== 200) {
+        // The server ended a session the model thought live: not a bypass, learn it.
+        revokeSession(m, s, `the server (${p.status})`);
+        return ok(m);
+      }
+      const seen = p.mfaAt === null ? null : Date.parse(p.mfaAt);
+      if (seen !== s.mfaAt) {
+        return bad('I1-I2-fresh', `s${s.id} shows mfaAt ${p.mfaAt} but verified no confirmed factor then (model: ${s.mfaAt === null ? 'never' : new Date(s.mfaAt).toISOString()})`);
+      }
+      return ok(m);
+    }
+    case 'login': {
+      const a = m.accounts[p.acct]!;
+      if (p.status === 429) return ok(m);
+      if (p.status === 401) return bad('I4-password', `a login with the password in force answered 401 on instance ${p.instance}`);
+      const has = a.factors.length > 0;
+      if (p.status === 200 && has) return bad('I4-login', `password-only login answered 200 on instance ${p.instance} although ${a.factors.map((f) => f.kind).join(', ')} is confirmed`);
+      if (p.status === 202 && p.body?.status === 'mfa_required' && !has) return bad('I4-login', `login on instance ${p.instance} asks for a factor (${p.body?.methods}) though none is confirmed`);
+      if (p.status === 202 && has) {
+        const methods: string[] = p.body?.methods ?? [];
+        for (const kind of ['totp', 'webauthn'] as const) {
+          if (methods.includes(kind) !== a.factors.some((f) => f.kind === kind)) return bad('I4-login', `login on instance ${p.instance} offers methods ${methods.join(',')} but the confirmed factors are ${a.factors.map((f) => f.kind).join(',')}`);
+        }
+      }
+      return ok(m);
+    }
+    case 'factors': {
+      const want = m.accounts[p.acct]!.factors.map((f) => f.serverId).sort();
+      const got = [...p.ids].sort();
+      if (JSON.stringify(want) !== JSON.stringify(got)) return bad('I4-list', `GET /api/mfa lists ${got.length} factor(s) [${got.join(', ')}], the confirmed ones are [${want.join(', ')}]`);
+      return ok(m);
+    }
+    case 'codeWorks': {
+      if (p.status !== 200 && p.status !== 429) return bad('codes', `a recovery code handed out (and unused) answered ${p.status}`);
+      const a = m.accounts[p.acct]!;
+      a.codes = a.codes.filter((c) => c !== p.code);
+      return ok(m);
+    }
+  }
+}
+
+/** A set of states that explain everything observed so far (more than one after a pair). */
+export type Candidates = ModelState[];
+
+export interface Checked {
+  candidates: Candidates;
+  violation?: Violation;
+}
+
+/** Keeps the candidates that admit `observe`; a violation when none does. */
+export function filter(cands: Candidates, observe: (m: ModelState) => Judgement): Checked {
+  const next: ModelState[] = [];
+  let first: Violation | undefined;
+  for (const m of cands) {
+    const j = observe(m);
+    if (j.ok) next.push(j.next);
+    else first ??= j.violation;
+  }
+  return next.length ? { candidates: dedupe(next) } : { candidates: cands, violation: first };
+}
+
+function dedupe(states: ModelState[]): ModelState[] {
+  const seen = new Set<string>();
+  return states.filter((s) => {
+    const k = JSON.stringify(s);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** Two actions sent at once: admissible when some serial order admits both answers. */
+export function judgePair(cands: Candidates, a: Action, oa: Obs, b: Action, ob: Obs): Checked {
+  const next: ModelState[] = [];
+  const why: string[] = [];
+  for (const m of cands) {
+    for (const [x, ox, y, oy, label] of [[a, oa, b, ob, 'A then B'], [b, ob, a, oa, 'B then A']] as const) {
+      const j1 = judge(m, x, ox);
+      if (!j1.ok) {
+        why.push(`${label}: ${j1.violation.rule}: ${j1.violation.detail}`);
+        continue;
+      }
+      const j2 = judge(j1.next, y, oy);
+      if (!j2.ok) why.push(`${label}: ${j2.violation.rule}: ${j2.violation.detail}`);
+      else next.push(j2.next);
+    }
+  }
+  if (next.length) return { candidates: dedupe(next) };
+  const rules = [...new Set(why.map((w) => w.split(':')[1]!.trim()))].join('|');
+  return { candidates: cands, violation: { rule: `serial(${a.t}+${b.t}):${rules}`, detail: `no serial order explains both answers — ${why.join(' / ')}` } };
+}
