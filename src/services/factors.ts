@@ -12,6 +12,7 @@ import { newId, type SecretBox } from './keys.js';
 import type { AttemptLimiter } from './limits.js';
 import { issueRecoveryCodes } from './recovery-codes.js';
 import { totpSecretContext } from './second-factor.js';
+import { AccountGoneError } from './account-changes.js';
 import type { ActiveSession } from './sessions.js';
 import { matchTotpStep, newTotpSecret, totpQrSvg, totpUri } from './totp.js';
 
@@ -78,7 +79,7 @@ export class FactorService {
     const factorId = newId();
     const secret = newTotpSecret();
     const setup = newSetup(session.id, epoch, ctx.now);
-    await this.changes.setups.replace({
+    const stored = await this.changes.setups.replace({
       id: factorId,
       user_id: session.userId,
       session_id: session.id,
@@ -89,6 +90,8 @@ export class FactorService {
       created_at: ctx.now,
       expires_at: setup.expiresAt,
     });
+    // The session ended while the set-up was being made (a concurrent logout).
+    if (!stored) throw new AccountGoneError();
     const otpauthUri = totpUri(secret, this.options.issuer, session.email);
     return { factorId, secret, otpauthUri, qrSvg: await totpQrSvg(otpauthUri), expiresAt: new Date(setup.expiresAt).toISOString() };
   }

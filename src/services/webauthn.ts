@@ -33,6 +33,7 @@ import type { WebAuthnStore } from '../store/webauthn.js';
 import type { RequestContext } from './context.js';
 import { confirmFactor, removeFactor, type ConfirmedFactor, type FactorChangeDeps } from './factor-changes.js';
 import { hashToken, newId } from './keys.js';
+import { AccountGoneError } from './account-changes.js';
 import type { ActiveSession } from './sessions.js';
 
 export const CHALLENGE_TTL_SECONDS = 300;
@@ -140,7 +141,7 @@ export class WebAuthnService {
       timeout: ttlSeconds * 1000,
     });
     const setup = newSetup(session.id, epoch, ctx.now);
-    await this.changes.setups.replace({
+    const stored = await this.changes.setups.replace({
       id: newId(),
       user_id: session.userId,
       session_id: session.id,
@@ -151,6 +152,8 @@ export class WebAuthnService {
       created_at: ctx.now,
       expires_at: Math.min(setup.expiresAt, ctx.now + ttlSeconds * 1000),
     });
+    // The session ended while the set-up was being made (a concurrent logout).
+    if (!stored) throw new AccountGoneError();
     return options;
   }
 

@@ -1,6 +1,11 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, FactorRow, FactorSetupRow } from './schema.js';
 
+function isForeignKeyViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}
+
 export class FactorStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -107,12 +112,21 @@ export class RecoveryCodeStore {
 export class FactorSetupStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** A new set-up replaces the session's earlier set-up of the same type. */
-  async replace(row: FactorSetupRow): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('factor_setups').where('session_id', '=', row.session_id).where('type', '=', row.type).execute();
-      await trx.insertInto('factor_setups').values(row).execute();
-    });
+  /**
+   * A new set-up replaces the session's earlier set-up of the same type. False when the
+   * session ended meanwhile (a concurrent logout: the foreign key refuses the row).
+   */
+  async replace(row: FactorSetupRow): Promise<boolean> {
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('factor_setups').where('session_id', '=', row.session_id).where('type', '=', row.type).execute();
+        await trx.insertInto('factor_setups').values(row).execute();
+      });
+      return true;
+    } catch (err) {
+      if (isForeignKeyViolation(err)) return false;
+      throw err;
+    }
   }
 
   /** The session's unexpired set-up of this type (whether still valid is decided under the lock). */
