@@ -6,7 +6,10 @@
  * a real SMTP server, at exactly that mailbox (RCPT TO and To:).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PASSWORD, signup } from '../helpers/accounts.js';
+import { NOTIFIED_EVENT_TYPES } from '../../src/mail/index.js';
+import { bodyContext } from '../../src/mail/outbox.js';
+import { login, loginFull, PASSWORD, signup, signupWithTotp } from '../helpers/accounts.js';
+import { wrongTotpCodes } from '../helpers/totp.js';
 import { Client, csrfIn, FormBrowser } from '../helpers/http-client.js';
 import { startFastServer, type TestServer } from '../helpers/server.js';
 import { linkToken, MailSink } from '../helpers/smtp.js';
@@ -118,5 +121,86 @@ describe('each accepted address gets its mail at exactly that mailbox', () => {
       expect((await new Client(server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).body.email).toBe(a.stored);
       expect((await owner.client.get('/api/account')).body.email).toBe(a.stored);
     }
+  });
+});
+
+describe('every notification type goes to exactly the stored mailbox', () => {
+  it('for an internationalised, mixed-case, plus-tagged address: RCPT TO and To: are the stored form, one recipient each', async () => {
+    const typed = `Ada.L+${Date.now()}@B\u00FCcher.Example`;
+    const account = await signupWithTotp(server.url, { email: typed });
+    const stored = (await account.client.get('/api/account')).body.email as string;
+    expect(stored).toBe(typed.replace('@B\u00FCcher.Example', '@xn--bcher-kva.example'));
+    const acct = { ...account, email: stored };
+
+    const pending = await login(server.url, acct);
+    await pending.client.post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotpCodes(account.secret, 1)[0] });
+    const full = await loginFull(server.url, acct);
+    expect((await full.post('/api/auth/step-up', { method: 'totp', code: account.totp.next() })).status).toBe(200);
+    expect((await full.post('/api/mfa/recovery-codes')).status).toBe(200);
+    expect((await full.post('/api/tokens', { name: 'ci', scopes: ['account:read'] })).status).toBe(201);
+    expect((await full.delete(`/api/mfa/totp/${account.factorId}`)).status).toBe(204);
+    const newPassword = 'granite-orchard-44-violin';
+    expect((await full.post('/api/account/password', { currentPassword: PASSWORD, newPassword })).status).toBe(200);
+    expect((await new Client(server.url).post('/api/auth/password/forgot', { email: typed })).status).toBe(202);
+    const next = `next-${Date.now()}@\u4F8B\u3048.\u30C6\u30B9\u30C8`;
+    const nextStored = next.replace('@\u4F8B\u3048.\u30C6\u30B9\u30C8', '@xn--r8jz45g.xn--zckzah');
+    expect((await full.post('/api/account/email', { email: next })).status).toBe(202);
+    const confirmation = await rcptFor(nextStored, 'account.email_change_confirmation');
+    expect((await new Client(server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).status).toBe(200);
+    for (let i = 0; i < 10; i++) await new Client(server.url).post('/api/auth/login', { email: next, password: `wrong-${i}-password` });
+
+    const expected: Record<string, string> = {
+      'mfa.factor_added': stored,
+      'mfa.failed': stored,
+      'mfa.recovery_code_used': stored,
+      'mfa.recovery_codes_regenerated': stored,
+      'token.created': stored,
+      'mfa.factor_removed': stored,
+      'account.password_changed': stored,
+      'password_reset.requested': stored,
+      'account.email_change_requested': stored,
+      'account.email_change_confirmation': nextStored,
+      'account.email_changed': stored,
+      'account.locked': nextStored,
+    };
+    // Every contract notification type is in the list.
+    for (const type of NOTIFIED_EVENT_TYPES) expect(Object.keys(expected)).toContain(type);
+    for (const [event, to] of Object.entries(expected)) {
+      const mail = await rcptFor(to, event);
+      expect(mail.rcptRaw, event).toEqual([to]);
+      expect(mail.to, event).toHaveLength(1);
+      expect(mail.headers.to, event).toBe(to);
+    }
+    // Nothing of this account's went anywhere else.
+    const mine = smtp.messages.filter((m) => m.raw.includes(stored.split('@')[0]!) || m.rcptRaw.includes(nextStored));
+    for (const m of mine) expect([[stored], [nextStored]]).toContainEqual(m.rcptRaw);
+  });
+});
+
+describe('an address stored before the grammar is never handed to the mail library', () => {
+  it('a queued message to a list or a display-name address is given up at once, and nothing is sent', async () => {
+    const gatehouse = server.server.gatehouse;
+    const before = smtp.messages.length;
+    const ids: string[] = [];
+    for (const to of ['a,victim@example.test', 'x<other@evil.test>', 'victim@example.test\u200B', 'victim@B\u00FCcher.example']) {
+      const id = `legacy-${ids.length}-${Date.now()}`;
+      ids.push(id);
+      await gatehouse.database.db
+        .insertInto('mail_outbox')
+        .values({
+          id, user_id: null, event_type: 'password_reset.requested', to_address: to, subject: 'x',
+          body_enc: gatehouse.keys.box.encrypt('hello', bodyContext(id)), status: 'pending',
+          next_attempt_at: Date.now(), last_error: null, created_at: Date.now(), sent_at: null,
+        })
+        .execute();
+    }
+    // A legitimate message queued after them still goes out (the worker did not stall).
+    const ok = await signup(server.url);
+    await new Client(server.url).post('/api/auth/password/forgot', { email: ok.email });
+    await rcptFor(ok.email, 'password_reset.requested');
+    const rows = await gatehouse.database.db.selectFrom('mail_outbox').select(['status', 'last_error']).where('id', 'in', ids).execute();
+    expect(rows.map((r) => r.status)).toEqual(['failed', 'failed', 'failed', 'failed']);
+    expect(rows.every((r) => /not a single mailbox/.test(r.last_error ?? ''))).toBe(true);
+    expect(smtp.messages.slice(before).map((m) => m.rcptRaw)).toEqual([[ok.email]]);
   });
 });
