@@ -4,7 +4,7 @@
  * An address is accepted only if it names exactly one mailbox that every mail library
  * and relay reads the same way, so a security mail can never reach someone else:
  *
- * - input: leading/trailing ASCII spaces are trimmed, then Unicode NFKC (the contract's
+ * - input: leading/trailing spaces and tabs are trimmed, then Unicode NFKC (the contract's
  *   matching form); any other space, control, invisible format character (category Cf,
  *   e.g. U+200B, U+FEFF, U+2060), default-ignorable code point, line or paragraph
  *   separator, private-use, surrogate or unassigned code point anywhere is refused, before
@@ -144,7 +144,9 @@ function checkDomain(typed: string): { ok: true; ascii: string; unicode: string 
 export function parseEmail(input: string): EmailParse {
   if (typeof input !== 'string') return fail('empty', 'not an email address');
   if (input.length > MAX_INPUT) return fail('too_long', 'the address is too long');
-  const trimmed = input.replace(/^ +| +$/g, '');
+  // Spaces and tabs at the ends are what forms and copy-paste add (the contract trims);
+  // every other control or separator is refused wherever it stands.
+  const trimmed = input.replace(/^[ \t]+|[ \t]+$/g, '');
   if (trimmed === '') return fail('empty', 'enter an email address');
   if (FORBIDDEN.test(trimmed)) return fail('invisible_or_control', 'the address contains a space, control or invisible character');
   const text = trimmed.normalize('NFKC');

@@ -18,7 +18,9 @@ describe('the address grammar', () => {
       const ch = String.fromCodePoint(cp);
       if (!/[\p{Cc}\p{Cf}\p{Zs}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/u.test(ch) || ch === ' ') continue;
       tried++;
-      for (const address of [`a${ch}b@example.test`, `ab@exa${ch}mple.test`, `ab@example.test${ch}`, `${ch}ab@example.test`]) {
+      // A tab at the ends is trimmed (the contract's "trimmed"), like a space.
+      const ends = ch === '\t' ? [] : [`ab@example.test${ch}`, `${ch}ab@example.test`];
+      for (const address of [`a${ch}b@example.test`, `ab@exa${ch}mple.test`, ...ends]) {
         expect(parseEmail(address).ok, `U+${cp.toString(16)} in ${JSON.stringify(address)}`).toBe(false);
       }
     }
