@@ -13,6 +13,10 @@ const commands: Record<string, Command> = {
     summary: 're-encrypt factor secrets under GATEHOUSE_SECRET_KEY (old keys in GATEHOUSE_PREVIOUS_SECRET_KEYS)',
     run: async (argv) => (await import('./commands/rotate-key.js')).rotateKeyCommand(argv),
   },
+  doctor: {
+    summary: 'list stored e-mail addresses (accounts, pending changes, queued mail) that the address rules refuse; changes nothing',
+    run: async (argv) => (await import('./commands/doctor.js')).doctorCommand(argv),
+  },
 };
 
 function usage(): string {

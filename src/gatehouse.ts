@@ -26,7 +26,7 @@ import { TrustedDeviceService } from './services/trusted-devices.js';
 import { WebAuthnService } from './services/webauthn.js';
 import { MaintenanceService } from './services/maintenance.js';
 import { RememberTokenStore, TrustedDeviceStore } from './store/credentials.js';
-import { EmailChangeStore, PasswordResetStore } from './store/account-tokens.js';
+import { EmailChangeCancelStore, EmailChangeStore, PasswordResetStore } from './store/account-tokens.js';
 import { ApiTokenStore } from './store/api-tokens.js';
 import { openDatabase, type DatabaseHandle } from './store/database.js';
 import type { Database } from './store/schema.js';
@@ -210,7 +210,12 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   const apiTokens = new ApiTokenService(db, new ApiTokenStore(db), log);
   const emailChanges = new EmailChangeStore(db);
   const passwordResets = new PasswordResetStore(db);
-  const emailChange = new EmailChangeService(db, accountChanges, stores.users, emailChanges, passwordResets, mail.outbox, log, publicUrl);
+  const emailChange = new EmailChangeService(
+    db, accountChanges, stores.users, emailChanges, passwordResets, new EmailChangeCancelStore(db), mail.outbox, log, publicUrl,
+    async (sessionId) => {
+      for (const hook of sessions.revokedHooks) await hook(sessionId);
+    },
+  );
   const passwordReset = new PasswordResetService(
     db, accountChanges, stores.users, passwordResets, emailChanges, passwords, limits,
     await createPasswordResetLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }),

@@ -10,3 +10,5 @@ export { buildServer, startServer, type RunningServer } from './server.js';
 export * from './core/errors.js';
 export type { Scope } from './core/scopes.js';
 export type { SessionState, AuthMethod } from './core/session-state.js';
+/** The one address grammar: hosts that take addresses themselves use it too (contract v1.1). */
+export { parseEmail, requireEmail, normaliseEmail, displayEmail, type EmailAddress, type EmailParse, type EmailProblem } from './core/email.js';

@@ -17,6 +17,7 @@ export const NOTIFIED_EVENT_TYPES = [
   'mfa.factor_added',
   'mfa.factor_removed',
   'mfa.recovery_codes_regenerated',
+  'account.email_change_requested',
   'account.email_changed',
   'account.password_changed',
   'account.locked',
@@ -121,6 +122,29 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
         ['New recovery codes were created for your account.', 'All earlier recovery codes stopped working.'],
         [...ifYou, ...notYou(['Someone may control your account.', ...secure])],
       );
+    case 'account.email_change_requested': {
+      const link = str((d as Record<PropertyKey, unknown>)[MAIL_LINK]);
+      return compose(
+        'someone asked to change your e-mail address',
+        [
+          `Someone signed in to your account asked to change its e-mail address to`,
+          `${str(d.to) ?? 'a new address'}. Nothing has changed yet: the change happens only`,
+          'when the link sent to the new address is opened (within 24 hours).',
+          'Whoever controls the account address can reset its password, so check this.',
+        ],
+        [
+          ...ifYou,
+          '',
+          'If this was not you, open this link to cancel the change and sign out the',
+          'session that asked for it. It works once and does not sign you in:',
+          '',
+          ...(link ? [link, ''] : []),
+          'Then, at once:',
+          ...secure.map((s, i) => `  ${i + 1}. ${s}`),
+          `  ${secure.length + 1}. Check your second factors (authenticator apps, passkeys): remove any you did not add.`,
+        ],
+      );
+    }
     case 'account.email_changed':
       return compose(
         'your e-mail address was changed',

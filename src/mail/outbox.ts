@@ -166,9 +166,9 @@ export class MailOutbox {
           sent++;
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
-          if (now() - row.created_at > this.maxAgeMs) {
+          if ((err as { permanent?: unknown }).permanent === true || now() - row.created_at > this.maxAgeMs) {
             await this.store.markFailed(row.id, message);
-            this.logger.error({ mailId: row.id, event: row.event_type, attempts: row.attempts }, 'mail given up after retries');
+            this.logger.error({ mailId: row.id, event: row.event_type, attempts: row.attempts, error: message }, 'mail given up');
             continue;
           }
           const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.max(0, row.attempts - 1));

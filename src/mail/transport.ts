@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import type { Logger } from 'pino';
+import { parseEmail } from '../core/email.js';
 
 export interface OutgoingMail {
   id: string;
@@ -23,9 +24,29 @@ export interface MailTransport {
   close(): void;
 }
 
-/** The bare address of a `Name <address>` sender, for the SMTP envelope. */
+/** The bare address of a `Name <address>` sender (operator configuration), for the SMTP envelope. */
 function bareAddress(value: string): string {
   return /<([^<>\s]+)>/.exec(value)?.[1] ?? value.trim();
+}
+
+/**
+ * A recipient that is not exactly one mailbox in the grammar's stored form (core/email.ts),
+ * e.g. an address stored before the grammar (`gatehouse doctor` lists them). Never sent:
+ * a mail library would re-parse it and might deliver to another mailbox, or to several.
+ * Permanent: the outbox gives the message up at once instead of retrying.
+ */
+export class RefusedRecipientError extends Error {
+  readonly permanent = true;
+  constructor() {
+    super('recipient is not a single mailbox in the stored form; not sent (see gatehouse doctor)');
+  }
+}
+
+/** The recipient as the stored, validated mailbox, or a RefusedRecipientError. */
+export function recipientOf(stored: string): string {
+  const parsed = parseEmail(stored);
+  if (!parsed.ok || parsed.email.address !== stored) throw new RefusedRecipientError();
+  return parsed.email.address;
 }
 
 const oneLine = (value: string) => value.replace(/[\r\n]+/g, ' ');
@@ -54,8 +75,16 @@ export function composeMessage(mail: OutgoingMail, date = new Date()): string {
   return [...headers, '', ...body].join('\r\n') + '\r\n';
 }
 
-function toNodemailer(mail: OutgoingMail) {
-  return { envelope: { from: bareAddress(mail.from), to: [mail.to] }, raw: composeMessage(mail) };
+/**
+ * An explicit envelope of address objects: nodemailer takes RCPT TO from here and never
+ * parses a recipient string (the raw message's To: header is ours, not read for routing).
+ */
+export function toNodemailer(mail: OutgoingMail) {
+  const to = recipientOf(mail.to);
+  return {
+    envelope: { from: { name: '', address: bareAddress(mail.from) }, to: [{ name: '', address: to }] },
+    raw: composeMessage({ ...mail, to }),
+  };
 }
 
 export function smtpTransport(url: string, logger: Logger): MailTransport {
@@ -69,7 +98,11 @@ export function smtpTransport(url: string, logger: Logger): MailTransport {
   return {
     kind: 'smtp',
     async send(mail) {
-      await transporter.sendMail(toNodemailer(mail));
+      const info = await transporter.sendMail(toNodemailer(mail));
+      // Belt and braces: what went out as RCPT TO must be exactly the stored mailbox.
+      if (info.envelope.to.length !== 1 || info.envelope.to[0] !== mail.to) {
+        logger.error({ mailId: mail.id, event: mail.headers['X-Gatehouse-Event'] }, 'SMTP envelope differed from the stored address');
+      }
       logger.info({ mailId: mail.id, to: mail.to, event: mail.headers['X-Gatehouse-Event'] }, 'mail sent over SMTP');
     },
     close: () => transporter.close(),

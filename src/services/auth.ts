@@ -5,11 +5,10 @@
 import {
   EmailTakenError,
   InvalidCredentialsError,
-  InvalidRequestError,
   NoPendingAuthenticationError,
   TooManyAttemptsError,
 } from '../core/errors.js';
-import { looksLikeEmail, normaliseEmail } from '../core/email.js';
+import { normaliseEmail, requireEmail } from '../core/email.js';
 import { completeSecondFactor, recordPassword, startSession, type FirstFactor } from '../core/session-state.js';
 import type { UserStore } from '../store/users.js';
 import type { RequestContext } from './context.js';
@@ -67,10 +66,9 @@ export class AuthService {
     input: { email: string; password: string; transport: SessionTransport },
     ctx: RequestContext,
   ): Promise<LoginResult> {
-    const email = input.email.normalize('NFKC').trim();
-    if (!looksLikeEmail(email)) throw new InvalidRequestError('Enter a valid email address.', [{ path: 'email', message: 'not an email address' }]);
+    // The one grammar (core/email.ts): the stored form is the only address mail ever goes to.
+    const { address: email, key: emailNormalized } = requireEmail(input.email);
     assertAcceptablePassword(input.password);
-    const emailNormalized = normaliseEmail(email);
     if (await this.users.findByNormalizedEmail(emailNormalized)) throw new EmailTakenError();
     const user = { id: newId(), email, email_normalized: emailNormalized, created_at: ctx.now, updated_at: ctx.now };
     const inserted = await this.users.insert({ ...user, password_hash: await this.passwords.hash(input.password) });
@@ -83,9 +81,12 @@ export class AuthService {
     input: { email: string; password: string; transport: SessionTransport; remember: boolean; deviceToken?: string },
     ctx: RequestContext,
   ): Promise<LoginResult> {
-    const emailKey = normaliseEmail(input.email);
+    // A refused address is a 400 decided by its spelling alone, before any lookup: it says
+    // nothing about which accounts exist (no stored address fails the grammar once
+    // `gatehouse doctor` is clean).
+    const emailKey = requireEmail(input.email).key;
     // Length is checked before hashing, so a megabyte "password" costs nothing.
-    if (input.password.length > 1024 || emailKey.length > 254) throw new InvalidCredentialsError();
+    if (input.password.length > 1024) throw new InvalidCredentialsError();
 
     const byAddress = await this.limits.passwordPerAddress.reserve(ctx.ip);
     if (!byAddress.allowed) throw new TooManyAttemptsError(byAddress.retryAfterSeconds);

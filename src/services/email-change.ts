@@ -1,12 +1,17 @@
 /**
  * Changing the account's e-mail address (★): a link with a single-use token goes to the
  * new address; following it (no session needed) changes the address and tells the old one.
+ * At request time the old address is told too (`account.email_change_requested`, contract
+ * v1.1), with a single-use cancel link that voids exactly that change and signs out the
+ * session that asked: changing the recovery address is a takeover path, and its owner
+ * must be able to stop it before it completes.
  */
 import type { Kysely } from 'kysely';
 import { EmailTakenError, InvalidRequestError, InvalidTokenError, NotFoundError } from '../core/errors.js';
-import { looksLikeEmail, normaliseEmail } from '../core/email.js';
+import { normaliseEmail, requireEmail, type EmailAddress } from '../core/email.js';
+import { MAIL_LINK } from '../mail/notifications.js';
 import type { MailOutbox } from '../mail/outbox.js';
-import type { EmailChangeStore, PasswordResetStore } from '../store/account-tokens.js';
+import type { EmailChangeCancelStore, EmailChangeStore, PasswordResetStore } from '../store/account-tokens.js';
 import type { Database } from '../store/schema.js';
 import type { UserStore } from '../store/users.js';
 import { AccountGoneError, type AccountChanges } from './account-changes.js';
@@ -15,6 +20,15 @@ import { hashToken, newId, randomToken } from './keys.js';
 import type { SecurityLog } from './security-log.js';
 
 export const EMAIL_CHANGE_TTL_MS = 24 * 3_600_000;
+/** The X-Gatehouse-Event of the confirmation mail to the new address (not a security event). */
+export const EMAIL_CONFIRMATION_MAIL = 'account.email_change_confirmation';
+
+export interface CancelResult {
+  /** `email_change_cancelled`: this change was pending and is now void; otherwise it was already confirmed, replaced or expired. */
+  status: 'email_change_cancelled' | 'change_not_pending';
+  /** Whether the session that asked for the change was still live and is now signed out. */
+  sessionRevoked: boolean;
+}
 /** 256 bits, base64url. */
 export const MAILED_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
@@ -30,15 +44,19 @@ export class EmailChangeService {
     private readonly users: UserStore,
     private readonly changes: EmailChangeStore,
     private readonly resets: PasswordResetStore,
+    private readonly cancels: EmailChangeCancelStore,
     private readonly outbox: MailOutbox,
     private readonly log: SecurityLog,
     private readonly publicUrl: () => string,
+    /** Runs after a session row was deleted (its remember-me chain ends too). */
+    private readonly afterSessionRevoked: (sessionId: string) => Promise<void> = async () => {},
   ) {}
 
-  async request(userId: string, newEmail: string, ctx: RequestContext): Promise<void> {
-    const email = newEmail.normalize('NFKC').trim();
-    if (!looksLikeEmail(email)) throw new InvalidRequestError('Enter a valid email address.', [{ path: 'email', message: 'not an email address' }]);
-    const normalized = normaliseEmail(email);
+  /** `session`: the session asking, which the cancel link will sign out. */
+  async request(session: { userId: string; id: string }, newEmail: string, ctx: RequestContext): Promise<EmailAddress> {
+    const userId = session.userId;
+    const parsed = requireEmail(newEmail);
+    const { address: email, key: normalized } = parsed;
     const user = await this.users.findById(userId);
     if (!user) throw new NotFoundError();
     if (normalized === user.email_normalized) {
@@ -49,11 +67,14 @@ export class EmailChangeService {
 
     const token = randomToken();
     const link = `${this.publicUrl()}/confirm-email?token=${token}`;
+    const cancelToken = randomToken();
+    const cancelLink = `${this.publicUrl()}/cancel-email-change?token=${cancelToken}`;
+    const changeId = newId();
     await this.db.transaction().execute(async (trx) => {
       // Only the newest request can be confirmed.
       await this.changes.voidOpen(trx, userId, ctx.now);
       await this.changes.insert(trx, {
-        id: newId(),
+        id: changeId,
         user_id: userId,
         new_email: email,
         token_hash: hashToken(token),
@@ -61,12 +82,24 @@ export class EmailChangeService {
         expires_at: ctx.now + EMAIL_CHANGE_TTL_MS,
         used_at: null,
       });
-      await this.log.record('account.email_change_requested', userId, ctx, { to: email }, trx);
+      await this.cancels.insert(trx, {
+        id: newId(),
+        user_id: userId,
+        change_id: changeId,
+        session_id: session.id,
+        token_hash: hashToken(cancelToken),
+        created_at: ctx.now,
+        expires_at: ctx.now + EMAIL_CHANGE_TTL_MS,
+        used_at: null,
+      });
+      // The notification listener mails this to the current (old) address; the cancel link
+      // rides along in memory only (symbol key), never in the stored event.
+      await this.log.record('account.email_change_requested', userId, ctx, { to: email, [MAIL_LINK]: cancelLink } as Record<string, unknown>, trx);
       await this.outbox.enqueue(
         trx,
         {
           userId,
-          eventType: 'account.email_change_requested',
+          eventType: EMAIL_CONFIRMATION_MAIL,
           to: email,
           subject: 'Gatehouse: confirm your new e-mail address',
           text: [
@@ -84,7 +117,7 @@ export class EmailChangeService {
             `Browser: ${ctx.userAgent.replace(/[\p{Cc}\p{Cf}]/gu, ' ').slice(0, 200) || 'unknown'}`,
             '',
             'If you did not ask for this, ignore this message: nothing changes',
-            'unless the link is opened.',
+            'unless the link is opened. The current address has been told as well.',
             '',
             '-- ',
             `Gatehouse, ${this.publicUrl()}`,
@@ -94,6 +127,7 @@ export class EmailChangeService {
         ctx.now,
       );
     });
+    return parsed;
   }
 
   async confirm(token: string, ctx: RequestContext): Promise<{ email: string }> {
@@ -123,5 +157,37 @@ export class EmailChangeService {
       if (isUniqueViolation(err)) throw new EmailTakenError();
       throw err;
     }
+  }
+
+  /**
+   * The cancel link (old address): in one transaction, spends the token (conditional
+   * UPDATE: single use), voids the one change it was issued for if still pending, and
+   * deletes the session that asked. It issues no session and needs none: the token is the
+   * credential, and it can do nothing but this.
+   */
+  async cancel(token: string, ctx: RequestContext): Promise<CancelResult> {
+    if (!MAILED_TOKEN_SHAPE.test(token)) throw new InvalidTokenError();
+    const tokenHash = hashToken(token);
+    const usable = await this.cancels.findUsable(tokenHash, ctx.now);
+    if (!usable) throw new InvalidTokenError();
+    // Under the account lock: a cancel and a confirmation (or a password change) of the
+    // same account run one after the other, never interleaved.
+    const result = await this.accounts.apply(usable.user_id, ctx.now, { voidsSetups: false, run: async (trx) => {
+      const row = await this.cancels.consume(trx, tokenHash, ctx.now);
+      if (!row || row.user_id !== usable.user_id) throw new InvalidTokenError();
+      const voided = await this.changes.voidOne(trx, row.change_id, ctx.now);
+      let sessionRevoked = false;
+      if (row.session_id) {
+        const deleted = await trx.deleteFrom('sessions').where('id', '=', row.session_id).where('user_id', '=', row.user_id).executeTakeFirst();
+        sessionRevoked = Number(deleted.numDeletedRows) > 0;
+      }
+      await this.log.record('account.email_change_cancelled', row.user_id, ctx, { changeVoided: voided, sessionRevoked }, trx);
+      return { userId: row.user_id, sessionId: row.session_id, voided, sessionRevoked };
+    } }).catch((err: unknown) => {
+      if (err instanceof AccountGoneError) throw new InvalidTokenError();
+      throw err;
+    });
+    if (result.sessionId) await this.afterSessionRevoked(result.sessionId);
+    return { status: result.voided ? 'email_change_cancelled' : 'change_not_pending', sessionRevoked: result.sessionRevoked };
   }
 }

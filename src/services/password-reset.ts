@@ -6,7 +6,7 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import { InvalidTokenError, TooManyAttemptsError } from '../core/errors.js';
-import { normaliseEmail } from '../core/email.js';
+import { requireEmail } from '../core/email.js';
 import { MAIL_LINK } from '../mail/notifications.js';
 import type { EmailChangeStore, PasswordResetStore } from '../store/account-tokens.js';
 import type { Database } from '../store/schema.js';
@@ -53,11 +53,13 @@ export class PasswordResetService {
    * are done after the response, so known and unknown addresses take the same time.
    */
   async forgot(email: string, ctx: RequestContext): Promise<void> {
+    // Decided by the spelling alone, before any lookup: a 400 here says nothing about accounts.
+    const key = requireEmail(email).key;
     const byAddress = await this.resetLimits.perAddress.reserve(ctx.ip);
     if (!byAddress.allowed) throw new TooManyAttemptsError(byAddress.retryAfterSeconds);
     // Started on a later turn of the event loop: SQLite calls are synchronous, and they must
     // not run before the response is written.
-    const work = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.issue(email, ctx));
+    const work = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.issue(key, ctx));
     // Under a flood, the caller waits for its own work (backpressure) rather than queueing without bound.
     if (this.inFlight.size >= 64) return work.catch(this.onError);
     const task: Promise<void> = work.catch(this.onError).finally(() => this.inFlight.delete(task));
@@ -69,11 +71,11 @@ export class PasswordResetService {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
-  private async issue(email: string, ctx: RequestContext): Promise<void> {
-    const key = normaliseEmail(email);
+  /** `key`: the grammar's matching key of the address asked for. */
+  private async issue(key: string, ctx: RequestContext): Promise<void> {
     // Everything below runs for known and unknown addresses alike, up to the one insert.
     const byAccount = await this.resetLimits.perAccount.reserve(key);
-    const user = key.length <= 254 ? await this.users.findByNormalizedEmail(key) : undefined;
+    const user = await this.users.findByNormalizedEmail(key);
     const token = randomToken();
     const tokenHash = hashToken(token);
     const link = `${this.publicUrl()}/reset-password?token=${token}`;

@@ -1,12 +1,13 @@
-/** Single-use, expiring tokens mailed to a person: e-mail change confirmations and password resets. */
+/** Single-use, expiring tokens mailed to a person: e-mail change confirmations and cancels, password resets. */
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import type { Database, EmailChangesTable, PasswordResetsTable } from './schema.js';
+import type { Database, EmailChangeCancelsTable, EmailChangesTable, PasswordResetsTable } from './schema.js';
 
 type Db = Transaction<Database> | Kysely<Database>;
 export type EmailChangeRow = Selectable<EmailChangesTable>;
 export type PasswordResetRow = Selectable<PasswordResetsTable>;
+export type EmailChangeCancelRow = Selectable<EmailChangeCancelsTable>;
 
-type MailedTokenTable = 'email_changes' | 'password_resets';
+type MailedTokenTable = 'email_changes' | 'email_change_cancels' | 'password_resets';
 /**
  * The columns both tables share, which is all the common code touches, under one table
  * name for the type checker (`name` below is the real table).
@@ -78,6 +79,31 @@ class MailedTokenStore<T extends MailedTokenTable, Row extends Selectable<Databa
 export class EmailChangeStore extends MailedTokenStore<'email_changes', EmailChangeRow> {
   constructor(db: Kysely<Database>) {
     super(db, 'email_changes');
+  }
+
+  /**
+   * Voids this one change if it is still open (conditional UPDATE); false when it was
+   * already confirmed, replaced by a newer request, voided or expired.
+   */
+  async voidOne(trx: Db, changeId: string, now: number): Promise<boolean> {
+    const result = await trx
+      .updateTable('email_changes')
+      .set({ used_at: now })
+      .where('id', '=', changeId)
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+}
+
+/**
+ * Cancel links of e-mail changes (to the old address). Single use like the others; never
+ * voided in bulk: it is the old owner's way back, and it grants nothing but a cancel.
+ */
+export class EmailChangeCancelStore extends MailedTokenStore<'email_change_cancels', EmailChangeCancelRow> {
+  constructor(db: Kysely<Database>) {
+    super(db, 'email_change_cancels');
   }
 }
 

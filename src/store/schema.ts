@@ -148,6 +148,21 @@ export interface EmailChangesTable {
   used_at: number | null;
 }
 
+/**
+ * The cancel link of one e-mail change, mailed to the old address: voids that change and
+ * signs out the session that asked for it (`session_id`).
+ */
+export interface EmailChangeCancelsTable {
+  id: string;
+  user_id: string;
+  change_id: string;
+  session_id: string | null;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface PasswordResetsTable {
   id: string;
   user_id: string;
@@ -184,6 +199,7 @@ export interface Database {
   trusted_devices: TrustedDevicesTable;
   api_tokens: ApiTokensTable;
   email_changes: EmailChangesTable;
+  email_change_cancels: EmailChangeCancelsTable;
   password_resets: PasswordResetsTable;
   mail_outbox: MailOutboxTable;
   webauthn_credentials: WebAuthnCredentialsTable;

@@ -3,6 +3,7 @@
  * pages/account.ts handles the posts. Passwords are never put back into the page: a
  * refusal only names the field it belongs to.
  */
+import { displayEmail } from '../core/email.js';
 import { html, type Html } from './html.js';
 import { csrfField, field } from './views.js';
 
@@ -20,7 +21,7 @@ export function accountSections(v: { email: string; csrf: string; state: Account
   const pwError = (name: PasswordField) => (p?.errorField === name ? p.error : null);
   return html`<section class="card" aria-labelledby="h-email">
 <h2 id="h-email">Email address</h2>
-<p>You sign in with <strong>${v.email}</strong>.</p>
+<p>You sign in with <strong>${displayEmail(v.email)}</strong>.</p>
 <form method="post" action="/settings/email" novalidate>${csrfField(v.csrf)}
 ${field({ name: 'email', label: 'New email address', type: 'email', autocomplete: 'email', maxlength: 320, value: e?.value ?? '', hint: 'We send a link to the new address; your address changes when you open it.', error: e?.error ?? null })}
 <button type="submit" class="secondary">Change email address</button>

@@ -41,6 +41,8 @@ const EVENT_NAMES: Record<string, string> = {
   'mfa.webauthn_sign_count_regression': 'Passkey refused: its counter went backwards (possible clone)',
   'mfa.webauthn_backup_state_changed': 'Passkey backup state changed',
   'account.locked': 'Account temporarily locked after failed attempts',
+  'account.email_change_requested': 'Email address change requested (your current address was told)',
+  'account.email_change_cancelled': 'Email address change cancelled from the link sent to your address',
   'account.email_changed': 'Email address changed',
   'account.password_changed': 'Password changed',
   'session.revoked': 'A session was signed out',

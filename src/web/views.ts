@@ -186,6 +186,14 @@ export function confirmEmailView(v: { token: string }): Html {
 </form>`;
 }
 
+export function cancelEmailChangeView(v: { token: string }): Html {
+  return html`<form class="card" method="post" action="/cancel-email-change">
+<input type="hidden" name="token" value="${v.token}">
+<p>Someone asked to change the e-mail address of your Gatehouse account. Cancel it if it was not you: the change is stopped and the session that asked for it is signed out. This does not sign you in.</p>
+<button type="submit">Cancel the change</button>
+</form>`;
+}
+
 export function recoveryCodesView(codes: string[], next: Html): Html {
   const text = `Gatehouse recovery codes\nEach code works once.\n\n${codes.join('\n')}\n`;
   return html`<section class="card">

@@ -7,7 +7,10 @@ import { SMTPServer } from 'smtp-server';
 
 export interface ReceivedMail {
   from: string;
+  /** The recipients as smtp-server parsed them (it decodes punycode domains to Unicode). */
   to: string[];
+  /** The RCPT TO addresses byte for byte as the client sent them. */
+  rcptRaw: string[];
   raw: string;
   headers: Record<string, string>;
   /** The body after the blank line (7bit/8bit: no transfer decoding needed). */
@@ -15,7 +18,7 @@ export interface ReceivedMail {
   event: string | undefined;
 }
 
-function parse(raw: string, from: string, to: string[]): ReceivedMail {
+function parse(raw: string, from: string, to: string[], rcptRaw: string[]): ReceivedMail {
   const split = raw.search(/\r?\n\r?\n/);
   const head = raw.slice(0, split).replace(/\r?\n[ \t]+/g, ' ');
   const headers: Record<string, string> = {};
@@ -24,7 +27,7 @@ function parse(raw: string, from: string, to: string[]): ReceivedMail {
     if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
   }
   const text = raw.slice(split).replace(/^\r?\n\r?\n/, '').replace(/\r\n/g, '\n');
-  return { from, to, raw, headers, text, event: headers['x-gatehouse-event'] };
+  return { from, to, rcptRaw, raw, headers, text, event: headers['x-gatehouse-event'] };
 }
 
 export class MailSink {
@@ -33,16 +36,33 @@ export class MailSink {
   port = 0;
 
   async start(port = 0): Promise<void> {
+    // Raw RCPT TO lines per connection (id), read from smtp-server's command log.
+    const rcpts = new Map<string, string[]>();
+    const quiet = () => {};
+    const logger = {
+      trace: quiet,
+      info: quiet,
+      warn: quiet,
+      error: quiet,
+      fatal: quiet,
+      debug: (entry: { tnx?: string; cid?: string; command?: string }, _message: string, line?: string) => {
+        if (entry?.tnx !== 'command' || !entry.cid || typeof line !== 'string') return;
+        if (entry.command === 'MAIL') rcpts.set(entry.cid, []);
+        const m = /^RCPT TO:\s*<([^>]*)>/i.exec(line);
+        if (m) rcpts.set(entry.cid, [...(rcpts.get(entry.cid) ?? []), m[1]!]);
+      },
+    };
     const server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS', 'AUTH'],
-      logger: false,
+      logger: logger as never,
       onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
           const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-          this.messages.push(parse(Buffer.concat(chunks).toString('utf8'), from, session.envelope.rcptTo.map((r) => r.address)));
+          const rcptRaw = rcpts.get(session.id) ?? [];
+          this.messages.push(parse(Buffer.concat(chunks).toString('utf8'), from, session.envelope.rcptTo.map((r) => r.address), rcptRaw));
           callback();
         });
       },

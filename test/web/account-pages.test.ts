@@ -117,7 +117,7 @@ describe('account pages: fresh sessions', () => {
     expect(sent.text).toContain(`<div class="notice" role="status">We sent a link to ${next}; your address changes when you open it.</div>`);
     expect(sent.text).toContain(`You sign in with <strong>${email}</strong>`);
 
-    const { raw, link } = await mailedMessage(server.dataDir, { to: next, event: 'account.email_change_requested', linkPath: '/confirm-email' });
+    const { raw, link } = await mailedMessage(server.dataDir, { to: next, event: 'account.email_change_confirmation', linkPath: '/confirm-email' });
     expect(raw).toContain(email);
     expect(link.origin).toBe(new URL(server.url).origin);
     const done = await b.go('POST', '/confirm-email', { token: link.searchParams.get('token')! });
@@ -288,7 +288,7 @@ describe('account pages: stale sessions step up in place', () => {
     const done = await confirmAndRepeat(b, prompt, 'totp', { stepup_code: totpAt(account.secret, 1) }, '/settings/email');
     expect(done.status).toBe(200);
     expect(done.text).toContain(`We sent a link to ${next}; your address changes when you open it.`);
-    await mailedMessage(server.dataDir, { to: next, event: 'account.email_change_requested', linkPath: '/confirm-email' });
+    await mailedMessage(server.dataDir, { to: next, event: 'account.email_change_confirmation', linkPath: '/confirm-email' });
   });
 
   it('password (second factor): the prompt drops the passwords, then asks for them again and changes it', async () => {

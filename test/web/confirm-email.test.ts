@@ -28,7 +28,7 @@ const emailOf = async (client: Client) => (await client.get('/api/account')).bod
 /** Asks for an e-mail change by API and returns the confirmation link from the mail. */
 async function requestChange(client: Client, next: string) {
   expect((await client.post('/api/account/email', { email: next })).status).toBe(202);
-  const link = await mailedLink(server.dataDir, { to: next, event: 'account.email_change_requested', linkPath: '/confirm-email' });
+  const link = await mailedLink(server.dataDir, { to: next, event: 'account.email_change_confirmation', linkPath: '/confirm-email' });
   return { link, token: link.searchParams.get('token')! };
 }
 

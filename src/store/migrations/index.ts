@@ -9,6 +9,7 @@ import * as m0003tokensMail from './0003_tokens_mail.js';
 import * as m0004webauthn from './0004_webauthn.js';
 import * as m0005factorLifecycle from './0005_factor_lifecycle.js';
 import * as m0006rememberTheft from './0006_remember_theft.js';
+import * as m0007emailChangeCancel from './0007_email_change_cancel.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '0004_webauthn': m0004webauthn,
   '0005_factor_lifecycle': m0005factorLifecycle,
   '0006_remember_theft': m0006rememberTheft,
+  '0007_email_change_cancel': m0007emailChangeCancel,
 };

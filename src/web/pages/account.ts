@@ -8,7 +8,7 @@
  * Passwords are never written into a page; a refusal names the field it belongs to.
  */
 import type { FastifyInstance } from 'fastify';
-import { GatehouseError } from '../../core/errors.js';
+import { GatehouseError, InvalidRequestError } from '../../core/errors.js';
 import { clearCookie } from '../../http/cookies.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import type { PasswordField } from '../account-view.js';
@@ -22,20 +22,26 @@ const EMAIL_REFUSALS: Record<string, string | null> = {
   email_taken: 'Another account already uses this address.',
 };
 
+/** The refusal's own words, with the field's reason when there is one (e.g. why an address is refused). */
+function fieldMessage(e: GatehouseError): string {
+  const details = e instanceof InvalidRequestError ? e.details : [];
+  return details[0] ? `${e.message} (${details[0].message})` : e.message;
+}
+
 export async function accountPages(app: FastifyInstance, web: Web): Promise<void> {
   const { gatehouse, cookies } = web;
 
   app.post('/settings/email', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => {
     const typed = str(formOf(request), 'email', 320);
+    let sentTo: string;
     try {
-      await gatehouse.emailChange.request(sessionOf(request).userId, typed, request.ctx);
+      // The address as the service stored it (and mailed), in its readable form.
+      sentTo = (await gatehouse.emailChange.request(sessionOf(request), typed, request.ctx)).display;
     } catch (e) {
       if (!(e instanceof GatehouseError) || !Object.hasOwn(EMAIL_REFUSALS, e.code)) throw e;
-      const error = EMAIL_REFUSALS[e.code] ?? e.message;
+      const error = EMAIL_REFUSALS[e.code] ?? fieldMessage(e);
       return settingsPage(web, request, reply, e.status, { error, account: { email: { value: typed, error } } });
     }
-    // The address as the service stored it (and mailed).
-    const sentTo = typed.normalize('NFKC').trim();
     return settingsPage(web, request, reply, 200, { notice: `We sent a link to ${sentTo}; your address changes when you open it.` });
   });
 

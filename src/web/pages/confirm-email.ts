@@ -1,5 +1,7 @@
 /**
- * Confirming a new e-mail address from the mailed link (/confirm-email?token=…). The GET
+ * Confirming a new e-mail address from the mailed link (/confirm-email?token=…), and
+ * cancelling one from the link mailed to the old address (/cancel-email-change?token=…,
+ * like POST /api/account/email/cancel). The GET
  * only shows a button; the POST confirms. Mail clients and link scanners fetch links on
  * their own, and must not be able to confirm for the user. Public routes, like the API's
  * POST /api/account/email/confirm: the mailed token is the credential, and the gate's
@@ -11,7 +13,7 @@ import { requires } from '../../http/gate.js';
 import { send, type Web } from '../context.js';
 import { formOf, queryParam, str } from '../form.js';
 import { html } from '../html.js';
-import { confirmEmailView } from '../views.js';
+import { cancelEmailChangeView, confirmEmailView } from '../views.js';
 
 const TITLE = 'Confirm your new email address';
 
@@ -40,6 +42,35 @@ export async function confirmEmailPages(app: FastifyInstance, { gatehouse }: Web
       title: 'Email address changed',
       notice: 'Your email address was changed.',
       body: html`<p class="card">Your account now uses <strong>${email}</strong>. Sign in with this address from now on.</p><p><a href="/settings">Security settings</a></p>`,
+    });
+  });
+
+  const CANCEL_TITLE = 'Cancel the e-mail address change';
+  const checkFactors = html`<p>Then secure your account: <a href="/forgot-password">reset your password</a>, sign in and check your second factors (authenticator apps, passkeys), sessions and API tokens, and remove anything you do not recognise.</p>`;
+
+  app.get('/cancel-email-change', { config: requires({ session: 'none' }) }, async (request, reply) => {
+    const token = queryParam(request, 'token');
+    if (!token) return send(reply, 400, { title: CANCEL_TITLE, error: 'This link is incomplete. Open the link from the email again.', body: html`<p><a href="/sign-in">Sign in</a></p>` });
+    return send(reply, 200, { title: CANCEL_TITLE, body: cancelEmailChangeView({ token }) });
+  });
+
+  app.post('/cancel-email-change', { config: requires({ session: 'none' }) }, async (request, reply) => {
+    let result: Awaited<ReturnType<typeof gatehouse.emailChange.cancel>>;
+    try {
+      result = await gatehouse.emailChange.cancel(str(formOf(request), 'token', 200), request.ctx);
+    } catch (e) {
+      if (!(e instanceof GatehouseError) || e.code !== 'invalid_token') throw e;
+      return send(reply, 400, { title: CANCEL_TITLE, error: 'This cancel link is unknown, already used or expired.', body: checkFactors });
+    }
+    const what =
+      result.status === 'email_change_cancelled'
+        ? 'The e-mail address change was cancelled: your account keeps its address.'
+        : 'That change was no longer pending: it was already confirmed, replaced by a newer request (look for a newer email) or expired.';
+    const session = result.sessionRevoked ? ' The session that asked for it was signed out.' : '';
+    return send(reply, 200, {
+      title: 'E-mail address change cancelled',
+      notice: `${what}${session}`,
+      body: html`<p class="card">${what}${session}</p>${checkFactors}`,
     });
   });
 }
