@@ -111,7 +111,12 @@ export interface Limits {
   passwordPerAccount: AttemptLimiter;
   /** Password attempts per client address. */
   passwordPerAddress: AttemptLimiter;
+  /** Request bodies refused as malformed or too deeply nested, per client address. */
+  badBodiesPerAddress: AttemptLimiter;
 }
+
+/** Malformed or too deeply nested bodies an address may send per window before it gets 429 for them. */
+export const BAD_BODIES_PER_ADDRESS = 50;
 
 export const MFA_ATTEMPTS_PER_PENDING_SESSION = 5;
 export const CONSECUTIVE_FAILURES_BEFORE_LOCKOUT = 10;
@@ -131,6 +136,11 @@ export async function createLimits(backend: LimiterBackend, lockoutSeconds: numb
     }),
     passwordPerAddress: await createLimiter(backend, 'password_address', {
       points: 100,
+      windowSeconds: 900,
+      blockSeconds: 900,
+    }),
+    badBodiesPerAddress: await createLimiter(backend, 'bad_body_address', {
+      points: BAD_BODIES_PER_ADDRESS,
       windowSeconds: 900,
       blockSeconds: 900,
     }),
