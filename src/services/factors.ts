@@ -9,7 +9,7 @@ import type { FactorStore, RecoveryCodeStore } from '../store/factors.js';
 import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
 import { newId, type KeyedHasher, type SecretBox } from './keys.js';
-import type { AttemptLimiter } from './limits.js';
+import type { FailureLimiter } from './limits.js';
 import { removeFactor, settleFactorAdded } from './factor-changes.js';
 import { issueRecoveryCodes } from './recovery-codes.js';
 import { totpSecretContext } from './second-factor.js';
@@ -49,7 +49,7 @@ export class FactorService {
        * The account's second-factor limiter (Limits.mfaPerAccount): a confirmation checks a
        * code too, so wrong ones count and lock exactly like login and step-up codes.
        */
-      codeLimit: AttemptLimiter;
+      codeLimit: FailureLimiter;
     },
   ) {}
 
@@ -101,12 +101,12 @@ export class FactorService {
     }
     const step = matchTotpStep(secret, code.replace(/\s/g, ''), ctx.now);
     if (step === null) {
-      if (limiter.isLast(reservation)) {
-        const seconds = await limiter.lock(session.userId);
-        await this.log.record('account.locked', session.userId, ctx, { check: 'second_factor', seconds });
-      }
+      const seconds = await reservation.attempt.failed();
+      if (seconds !== null) await this.log.record('account.locked', session.userId, ctx, { check: 'second_factor', seconds });
       throw new InvalidCodeError();
     }
+    // A right code ends the run of failures (and settles this attempt) whatever happens next.
+    await reservation.attempt.succeeded();
 
     // Recovery codes come with the account's first factor only.
     const hadFactor = session.factorMethods.length > 0;
@@ -116,7 +116,6 @@ export class FactorService {
       await this.log.record('mfa.factor_added', session.userId, ctx, { type: 'totp', factorId: pending.id }, trx);
       return codes;
     });
-    await limiter.reset(session.userId);
     const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, ['otp'], ctx.now, this.sessions.times));
     return { recoveryCodes, session: issued };
   }

@@ -47,7 +47,7 @@ const setups: Setup[] = [
           const users = await a.server.gatehouse.database.db.selectFrom('users').select(['id', 'email_normalized']).execute();
           const redis = new Redis(REDIS_URL);
           const keys = [
-            ...users.flatMap((u) => [`mfa_account:${u.id}`, `password_account:${u.email_normalized}`]),
+            ...users.flatMap((u) => [`gatehouse:failures:mfa_account:${u.id}`, `gatehouse:failures:password_account:${u.email_normalized}`]),
             ...usedAddresses.map((ip) => `password_address:${ip}`),
           ];
           if (keys.length) await redis.del(...keys);

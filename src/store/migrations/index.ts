@@ -7,10 +7,12 @@ import * as m0001 from './0001_initial.js';
 import * as m0002credentials from './0002_credentials.js';
 import * as m0003tokensMail from './0003_tokens_mail.js';
 import * as m0004webauthn from './0004_webauthn.js';
+import * as m0006attemptCounters from './0006_attempt_counters.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_credentials': m0002credentials,
   '0003_tokens_mail': m0003tokensMail,
   '0004_webauthn': m0004webauthn,
+  '0006_attempt_counters': m0006attemptCounters,
 };
