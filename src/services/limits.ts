@@ -365,11 +365,11 @@ export interface Limits {
   passwordPerAccount: FailureLimiter;
   /** Password attempts per client address. */
   passwordPerAddress: AttemptLimiter;
-  /** Request bodies refused as malformed or too deeply nested, per client address. */
+  /** Request bodies refused as too deeply nested, per client address. */
   badBodiesPerAddress: AttemptLimiter;
 }
 
-/** Malformed or too deeply nested bodies an address may send per window before it gets 429 for them. */
+/** Too deeply nested bodies an address may send per window before it gets 429 for them. */
 export const BAD_BODIES_PER_ADDRESS = 50;
 
 export const MFA_ATTEMPTS_PER_PENDING_SESSION = 5;
