@@ -5,8 +5,10 @@
  */
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { InvalidRequestError, TooManyAttemptsError } from '../core/errors.js';
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../core/json-limits.js';
 import type { Gatehouse } from '../gatehouse.js';
 import { cookiePolicy } from './cookies.js';
 import { rememberMeRestorer, rememberMeScreener } from './credentials.js';
@@ -33,12 +35,25 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
   const cookies = cookiePolicy(gatehouse.config.publicUrl);
   installErrorHandling(app);
   // JSON only. Prototype-poisoning keys are refused; an empty body is "no body" (clients
-  // often send the JSON content type on body-less POSTs).
+  // often send the JSON content type on body-less POSTs). Nesting is limited before the
+  // text is parsed (core/json-limits.ts); bodies refused as too deep are counted per
+  // client address, and a flood of them is answered 429 (no client of ours sends one).
   const json = app.getDefaultJsonParser('error', 'error');
+  const parseJson = (request: FastifyRequest, text: string) =>
+    new Promise<unknown>((resolve, reject) => json(request, text, (err, value) => (err ? reject(err) : resolve(value))));
+  const countBadBody = async (request: FastifyRequest) => {
+    const allowed = await gatehouse.limits.badBodiesPerAddress.reserve(request.ip);
+    if (!allowed.allowed) throw new TooManyAttemptsError(allowed.retryAfterSeconds, 'Too many malformed requests from this address. Try again later.');
+  };
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined);
-    return json(request, body as string, done);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, async (request: FastifyRequest, body: string | Buffer) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return undefined;
+    if (jsonNestingExceeds(text, MAX_JSON_DEPTH)) {
+      await countBadBody(request);
+      throw new InvalidRequestError(`The request body is nested too deeply (at most ${MAX_JSON_DEPTH} levels of arrays and objects).`);
+    }
+    return parseJson(request, text);
   });
   await app.register(cookie);
   await app.register(helmet, {

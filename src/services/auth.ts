@@ -13,7 +13,7 @@ import { completeSecondFactor, recordPassword, startSession, type FirstFactor } 
 import type { UserStore } from '../store/users.js';
 import type { RequestContext } from './context.js';
 import { newId } from './keys.js';
-import type { Limits, Reservation } from './limits.js';
+import type { Attempt, Limits } from './limits.js';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords.js';
 import type { CodeMethod, SecondFactorVerifier } from './second-factor.js';
 import type { SecurityLog } from './security-log.js';
@@ -94,14 +94,17 @@ export class AuthService {
     const user = await this.users.findByNormalizedEmail(emailKey);
     if (!byAccount.allowed) throw new TooManyAttemptsError(byAccount.retryAfterSeconds);
 
-    const valid = user ? await this.passwords.verify(user.password_hash, input.password) : await this.passwords.verifyDummy(input.password);
-    if (!user || !valid) {
-      if (user) await this.log.record('login.failed', user.id, ctx);
-      await this.lockIfLast(byAccount, emailKey, user?.id ?? null, ctx);
-      throw new InvalidCredentialsError();
+    try {
+      const valid = user ? await this.passwords.verify(user.password_hash, input.password) : await this.passwords.verifyDummy(input.password);
+      if (!user || !valid) {
+        if (user) await this.log.record('login.failed', user.id, ctx);
+        await this.settleFailure(byAccount.attempt, user?.id ?? null, ctx);
+        throw new InvalidCredentialsError();
+      }
+      await byAccount.attempt.succeeded();
+    } finally {
+      await byAccount.attempt.release();
     }
-
-    await this.limits.passwordPerAccount.reset(emailKey);
     await this.limits.passwordPerAddress.refund(ctx.ip);
     if (this.passwords.needsRehash(user.password_hash)) {
       await this.users.updatePasswordHash(user.id, await this.passwords.hash(input.password), ctx.now);
@@ -158,23 +161,26 @@ export class AuthService {
   async reauthenticate(session: ActiveSession, password: string, ctx: RequestContext): Promise<IssuedSession> {
     const reservation = await this.limits.passwordPerAccount.reserve(normaliseEmail(session.email));
     if (!reservation.allowed) throw new TooManyAttemptsError(reservation.retryAfterSeconds);
-    const user = await this.users.findById(session.userId);
-    if (!user || password.length > 1024 || !(await this.passwords.verify(user.password_hash, password))) {
-      await this.lockIfLast(reservation, normaliseEmail(session.email), session.userId, ctx);
-      throw new InvalidCredentialsError();
+    try {
+      const user = await this.users.findById(session.userId);
+      if (!user || password.length > 1024 || !(await this.passwords.verify(user.password_hash, password))) {
+        await this.settleFailure(reservation.attempt, session.userId, ctx);
+        throw new InvalidCredentialsError();
+      }
+      await reservation.attempt.succeeded();
+    } finally {
+      await reservation.attempt.release();
     }
-    await this.limits.passwordPerAccount.reset(normaliseEmail(session.email));
     return this.sessions.advance(session, recordPassword(session.facts, ctx.now));
   }
 
   /**
-   * The one failure that used up the account's last password attempt starts the lockout
-   * and records account.locked (once per lockout, also under parallel attempts).
+   * Counts a wrong password. The one failure that locks the account records account.locked
+   * (once per lockout, also under parallel attempts).
    */
-  private async lockIfLast(reservation: Reservation, emailKey: string, userId: string | null, ctx: RequestContext): Promise<void> {
-    if (!this.limits.passwordPerAccount.isLast(reservation)) return;
-    const seconds = await this.limits.passwordPerAccount.lock(emailKey);
-    if (userId) await this.log.record('account.locked', userId, ctx, { check: 'password', seconds });
+  private async settleFailure(attempt: Attempt, userId: string | null, ctx: RequestContext): Promise<void> {
+    const seconds = await attempt.failed();
+    if (seconds !== null && userId) await this.log.record('account.locked', userId, ctx, { check: 'password', seconds });
   }
 
   async logout(session: ActiveSession | null): Promise<void> {

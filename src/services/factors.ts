@@ -9,7 +9,7 @@ import type { UserStore } from '../store/users.js';
 import type { RequestContext } from './context.js';
 import { confirmFactor, removeFactor, type ConfirmedFactor, type FactorChangeDeps } from './factor-changes.js';
 import { newId, type SecretBox } from './keys.js';
-import type { AttemptLimiter } from './limits.js';
+import type { FailureLimiter } from './limits.js';
 import { issueRecoveryCodes } from './recovery-codes.js';
 import { totpSecretContext } from './second-factor.js';
 import { AccountGoneError } from './account-changes.js';
@@ -44,7 +44,7 @@ export interface FactorServiceOptions {
    * The account's second-factor limiter (Limits.mfaPerAccount): a confirmation checks a
    * code too, so wrong ones count and lock exactly like login and step-up codes.
    */
-  codeLimit: AttemptLimiter;
+  codeLimit: FailureLimiter;
 }
 
 export class FactorService {
@@ -113,12 +113,12 @@ export class FactorService {
     }
     const step = matchTotpStep(secret, code.replace(/\s/g, ''), ctx.now);
     if (step === null) {
-      if (limiter.isLast(reservation)) {
-        const seconds = await limiter.lock(session.userId);
-        await this.changes.log.record('account.locked', session.userId, ctx, { check: 'second_factor', seconds });
-      }
+      const seconds = await reservation.attempt.failed();
+      if (seconds !== null) await this.changes.log.record('account.locked', session.userId, ctx, { check: 'second_factor', seconds });
       throw new InvalidCodeError();
     }
+    // A right code ends the run of failures (and settles this attempt) whatever happens next.
+    await reservation.attempt.succeeded();
     const confirmed = await confirmFactor(this.changes, session, setup, { type: 'totp', amr: ['otp'], details: {} }, ctx, (trx) =>
       this.changes.factors.insert(trx, {
         id: setup.id,
@@ -132,7 +132,6 @@ export class FactorService {
         label: null,
       }),
     );
-    await limiter.reset(session.userId);
     return confirmed;
   }
 

@@ -31,18 +31,20 @@ export class PasswordChangeService {
     assertAcceptablePassword(newPassword);
     const key = normaliseEmail(session.email);
     const reservation = await this.limits.passwordPerAccount.reserve(key);
-    if (!reservation.allowed) {
-      if (reservation.blockStarted) {
-        await this.log.record('account.locked', session.userId, ctx, { check: 'password', seconds: reservation.retryAfterSeconds });
+    if (!reservation.allowed) throw new TooManyAttemptsError(reservation.retryAfterSeconds);
+    let user;
+    try {
+      user = await this.users.findById(session.userId);
+      if (!user || currentPassword.length > 1024 || !(await this.passwords.verify(user.password_hash, currentPassword))) {
+        if (user) await this.log.record('password_change.failed', user.id, ctx);
+        const seconds = await reservation.attempt.failed();
+        if (seconds !== null) await this.log.record('account.locked', session.userId, ctx, { check: 'password', seconds });
+        throw new InvalidCredentialsError();
       }
-      throw new TooManyAttemptsError(reservation.retryAfterSeconds);
+      await reservation.attempt.succeeded();
+    } finally {
+      await reservation.attempt.release();
     }
-    const user = await this.users.findById(session.userId);
-    if (!user || currentPassword.length > 1024 || !(await this.passwords.verify(user.password_hash, currentPassword))) {
-      if (user) await this.log.record('password_change.failed', user.id, ctx);
-      throw new InvalidCredentialsError();
-    }
-    await this.limits.passwordPerAccount.reset(key);
     const newHash = await this.passwords.hash(newPassword);
     await this.accounts.apply(user.id, ctx.now, {
       actingSession: session,

@@ -70,24 +70,26 @@ export class SecondFactorVerifier {
       throw new TooManyAttemptsError(reservation.retryAfterSeconds, 'Second-factor checks for this account are locked for a while.');
     }
 
-    const amr = await this.checkCode(check, ctx);
-    if (amr) {
-      await this.limits.mfaPerAccount.reset(check.userId);
-      if (check.method === 'recovery_code') {
-        const remaining = await this.recoveryCodes.remaining(check.userId);
-        await this.log.record('mfa.recovery_code_used', check.userId, ctx, { remaining });
-      }
-      return amr;
-    }
-
-    await this.log.record('mfa.failed', check.userId, ctx, { method: check.method });
-    // Exactly one request holds the last attempt (reserved atomically): it starts the
-    // lockout and records account.locked, once per lockout however many run in parallel.
+    const attempt = reservation.attempt;
     let lockedFor: number | null = null;
-    if (this.limits.mfaPerAccount.isLast(reservation)) {
-      lockedFor = await this.limits.mfaPerAccount.lock(check.userId);
-      await this.log.record('account.locked', check.userId, ctx, { check: 'second_factor', seconds: lockedFor });
+    try {
+      const amr = await this.checkCode(check, ctx);
+      if (amr) {
+        await attempt.succeeded();
+        if (check.method === 'recovery_code') {
+          const remaining = await this.recoveryCodes.remaining(check.userId);
+          await this.log.record('mfa.recovery_code_used', check.userId, ctx, { remaining });
+        }
+        return amr;
+      }
+      await this.log.record('mfa.failed', check.userId, ctx, { method: check.method });
+      // Exactly one failure reaches the limit (settled atomically): it starts the lockout
+      // and records account.locked, once per lockout however many run in parallel.
+      lockedFor = await attempt.failed();
+    } finally {
+      await attempt.release();
     }
+    if (lockedFor !== null) await this.log.record('account.locked', check.userId, ctx, { check: 'second_factor', seconds: lockedFor });
     if (check.pendingSessionId && sessionAttempt >= MFA_ATTEMPTS_PER_PENDING_SESSION) {
       await this.sessions.revokePending(check.pendingSessionId);
       throw new TooManyAttemptsError(lockedFor ?? 1, 'Too many wrong codes; sign in again.');

@@ -3,6 +3,7 @@
  * parser keeps whatever the client sent), so every read is bounded and typed here.
  */
 import type { FastifyRequest } from 'fastify';
+import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../core/json-limits.js';
 
 export type Form = Record<string, unknown>;
 
@@ -23,8 +24,11 @@ export function list(form: Form, name: string): string[] {
 
 /** A JSON field (a WebAuthn response the script filled in); null when absent or malformed, for the service to refuse. */
 export function json(form: Form, name: string): unknown {
+  const text = str(form, name, 32 * 1024);
+  // Depth first: nothing recursive may ever see a body nested thousands of levels deep.
+  if (jsonNestingExceeds(text, MAX_JSON_DEPTH)) return null;
   try {
-    return JSON.parse(str(form, name, 32 * 1024) || 'null');
+    return JSON.parse(text || 'null');
   } catch {
     return null;
   }

@@ -16,29 +16,31 @@ const LOCKOUT = 4;
 
 interface Setup {
   name: string;
-  start(): Promise<{ servers: TestServer[]; cleanup(): Promise<void> }>;
+  start(env?: Record<string, string>): Promise<{ servers: TestServer[]; cleanup(): Promise<void> }>;
 }
 
 const common = { ...FAST_ENV, GATEHOUSE_LOCKOUT_SECONDS: String(LOCKOUT), GATEHOUSE_TRUST_PROXY: '127.0.0.1' };
+/** The default password-hashing cost: parallel logins overlap in flight as they do in production. */
+const realCost = { ...common, GATEHOUSE_ARGON2_MEMORY_KIB: '19456', GATEHOUSE_ARGON2_ITERATIONS: '2' };
 
 const setups: Setup[] = [
   {
     name: 'SQLite, limits in the database',
-    async start() {
-      const s = await startTestServer(common);
+    async start(env = common) {
+      const s = await startTestServer(env);
       return { servers: [s], cleanup: () => s.close() };
     },
   },
   {
     name: 'two instances sharing PostgreSQL, limits in PostgreSQL',
-    async start() {
-      return startPostgresPair('limits', { ...common, GATEHOUSE_SECRET_KEY: 'limits-test-key-pg' });
+    async start(env = common) {
+      return startPostgresPair('limits', { ...env, GATEHOUSE_SECRET_KEY: 'limits-test-key-pg' });
     },
   },
   {
     name: 'two instances sharing PostgreSQL, limits in Redis',
-    async start() {
-      const pair = await startPostgresPair('limitsr', { ...common, GATEHOUSE_REDIS_URL: REDIS_URL, GATEHOUSE_SECRET_KEY: 'limits-test-key-redis' });
+    async start(env = common) {
+      const pair = await startPostgresPair('limitsr', { ...env, GATEHOUSE_REDIS_URL: REDIS_URL, GATEHOUSE_SECRET_KEY: 'limits-test-key-redis' });
       const [a] = pair.servers;
       return {
         servers: pair.servers,
@@ -47,7 +49,7 @@ const setups: Setup[] = [
           const users = await a.server.gatehouse.database.db.selectFrom('users').select(['id', 'email_normalized']).execute();
           const redis = new Redis(REDIS_URL);
           const keys = [
-            ...users.flatMap((u) => [`mfa_account:${u.id}`, `password_account:${u.email_normalized}`]),
+            ...users.flatMap((u) => [`gatehouse:failures:mfa_account:${u.id}`, `gatehouse:failures:password_account:${u.email_normalized}`]),
             ...usedAddresses.map((ip) => `password_address:${ip}`),
           ];
           if (keys.length) await redis.del(...keys);
@@ -203,6 +205,51 @@ describe.each(setups)('limits: $name', (setup) => {
     expect(later.status, later.text).toBe(202);
   });
 
+  // Issue 9, defect 4 (contract v1.1): attempts in flight are not failures.
+  it('20 correct and 9 wrong passwords at once: every correct one succeeds and every wrong one is checked', async () => {
+    const acct = await signupWithTotp(url(0), { email: uniqueEmail(), headers: viaProxy(), confirmStep: 0 });
+    const attempts = Array.from({ length: 29 }, (_, i) => (i % 3 === 2 && i < 27 ? `wrong password ${i}` : PASSWORD));
+    const replies = await Promise.all(
+      attempts.map((password, i) => new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(acct.email), password })),
+    );
+    const correct = replies.filter((_, i) => attempts[i] === PASSWORD);
+    const wrong = replies.filter((_, i) => attempts[i] !== PASSWORD);
+    expect(correct.map((r) => r.status)).toEqual(Array(20).fill(202));
+    expect(wrong.map((r) => r.status)).toEqual(Array(9).fill(401));
+    expect(await events(servers[0]!, acct.userId, 'login.failed')).toBe(9);
+  });
+
+  it('20 correct and 24 wrong passwords at once: no correct one is refused unless ten wrong ones settled first and locked, and the cap holds afterwards', async () => {
+    const acct = await signupWithTotp(url(0), { email: uniqueEmail(), headers: viaProxy(), confirmStep: 0 });
+    // Correct and wrong on both instances, interleaved.
+    const attempts = Array.from({ length: 44 }, (_, i) => (i % 4 < 2 && i < 40 ? PASSWORD : `wrong password ${i}`));
+    const replies = await Promise.all(
+      attempts.map((password, i) => new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(acct.email), password })),
+    );
+    const correct = replies.filter((_, i) => attempts[i] === PASSWORD);
+    const wrong = replies.filter((_, i) => attempts[i] !== PASSWORD);
+    for (const r of wrong) expect([401, 429], r.text).toContain(r.status);
+    for (const r of correct) expect([202, 429], r.text).toContain(r.status);
+    // Which attempts get checked first is up to the network and the scheduler: with more
+    // than ten wrong ones, ten may settle before a correct one is checked; only that lock
+    // (settled failures, never attempts in flight) may refuse a correct password.
+    const locked = await events(servers[0]!, acct.userId, 'account.locked');
+    if (locked === 0) expect(correct.map((r) => r.status)).toEqual(Array(20).fill(202));
+    else for (const r of correct.filter((r) => r.status === 429)) expect(expect429(r)).toBeGreaterThan(1);
+    expect(await events(servers[0]!, acct.userId, 'login.failed')).toBe(wrong.filter((r) => r.status === 401).length);
+
+    // Whatever the burst left over, no more than 10 wrong passwords get checked now, and then the account is locked.
+    const after = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => new Client(url(i), viaProxy()).post('/api/auth/login', { email: acct.email, password: `more wrong ${i}` })),
+    );
+    const checkedAfter = after.filter((r) => r.status === 401).length;
+    expect(checkedAfter).toBeLessThanOrEqual(10);
+    expect(after.filter((r) => r.status === 429).length).toBe(24 - checkedAfter);
+    // One lock, or two if the burst's own lock ran out before these arrived.
+    expect([1, 2]).toContain(await events(servers[0]!, acct.userId, 'account.locked'));
+    expect((await new Client(url(1), viaProxy()).post('/api/auth/login', { email: acct.email, password: PASSWORD })).status).toBe(429);
+  });
+
   it('unknown e-mails are limited exactly like known ones (no account enumeration through the lockout)', async () => {
     const email = uniqueEmail('nobody');
     const replies = await Promise.all(
@@ -211,6 +258,27 @@ describe.each(setups)('limits: $name', (setup) => {
     expect(replies.filter((r) => r.status === 401).length).toBe(10);
     for (const r of replies.filter((r) => r.status === 429)) expect429(r);
   });
+});
+
+describe.each(setups)('parallel correct logins at the default hashing cost: $name', (setup) => {
+  let servers: TestServer[] = [];
+  let cleanup = async () => {};
+  const url = (i: number) => servers[i % servers.length]!.url;
+  beforeAll(async () => {
+    ({ servers, cleanup } = await setup.start(realCost));
+  }, 60_000);
+  afterAll(async () => cleanup());
+
+  it('20 simultaneous correct logins to one account all succeed, spread over addresses, letter cases and instances', async () => {
+    const acct = await signupWithTotp(url(0), { email: uniqueEmail(), headers: viaProxy(), confirmStep: 0 });
+    const replies = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(acct.email), password: PASSWORD })),
+    );
+    expect(replies.map((r) => r.status)).toEqual(Array(20).fill(202));
+    expect(replies.every((r) => r.body.status === 'mfa_required')).toBe(true);
+    expect(await events(servers[0]!, acct.userId, 'account.locked')).toBe(0);
+  });
+
 });
 
 describe('per-address password limit and X-Forwarded-For', () => {

@@ -10,6 +10,7 @@ import * as m0004webauthn from './0004_webauthn.js';
 import * as m0005factorLifecycle from './0005_factor_lifecycle.js';
 import * as m0006rememberTheft from './0006_remember_theft.js';
 import * as m0007emailChangeCancel from './0007_email_change_cancel.js';
+import * as m0008attemptCounters from './0008_attempt_counters.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '0005_factor_lifecycle': m0005factorLifecycle,
   '0006_remember_theft': m0006rememberTheft,
   '0007_email_change_cancel': m0007emailChangeCancel,
+  '0008_attempt_counters': m0008attemptCounters,
 };
