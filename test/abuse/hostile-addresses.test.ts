@@ -135,6 +135,15 @@ describe('every notification type goes to exactly the stored mailbox', () => {
     const pending = await login(server.url, acct);
     await pending.client.post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotpCodes(account.secret, 1)[0] });
     const full = await loginFull(server.url, acct);
+    // A remember-me chain, rotated by a thief's restore, then its stale first token presented.
+    const remembered = await login(server.url, acct, { remember: true });
+    expect((await remembered.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes.pop() })).status).toBe(200);
+    const firstToken = remembered.client.cookies.get('gatehouse_remember')!;
+    for (let i = 0; i < 2; i++) {
+      const holder = new Client(server.url);
+      holder.cookies.set('gatehouse_remember', firstToken);
+      await holder.get('/api/session');
+    }
     expect((await full.post('/api/auth/step-up', { method: 'totp', code: account.totp.next() })).status).toBe(200);
     expect((await full.post('/api/mfa/recovery-codes')).status).toBe(200);
     expect((await full.post('/api/tokens', { name: 'ci', scopes: ['account:read'] })).status).toBe(201);
@@ -162,6 +171,7 @@ describe('every notification type goes to exactly the stored mailbox', () => {
       'account.email_change_confirmation': nextStored,
       'account.email_changed': stored,
       'account.locked': nextStored,
+      'remember_me.replayed': stored,
     };
     // Every contract notification type is in the list.
     for (const type of NOTIFIED_EVENT_TYPES) expect(Object.keys(expected)).toContain(type);
