@@ -28,7 +28,7 @@ import { MaintenanceService } from './services/maintenance.js';
 import { RememberTokenStore, TrustedDeviceStore } from './store/credentials.js';
 import { EmailChangeCancelStore, EmailChangeStore, PasswordResetStore } from './store/account-tokens.js';
 import { ApiTokenStore } from './store/api-tokens.js';
-import { openDatabase, type DatabaseHandle } from './store/database.js';
+import { databaseAnswers, openDatabase, type DatabaseHandle } from './store/database.js';
 import type { Database } from './store/schema.js';
 import { EventStore } from './store/events.js';
 import { FactorSetupStore, FactorStore, RecoveryCodeStore } from './store/factors.js';
@@ -74,6 +74,8 @@ export interface Gatehouse {
    * account-locked transaction of the change that revokes (AccountChanges).
    */
   accessRevokers: Array<(userId: string, keepSessionId: string | undefined, trx: Transaction<Database>) => Promise<void>>;
+  /** Whether requests can be served: the database and Redis (if configured) answer, not shutting down. */
+  readiness(): Promise<{ ready: boolean; database: boolean; redis: boolean | null; closing: boolean }>;
   /** Releases the database and Redis connections. */
   close(): Promise<void>;
 }
@@ -135,9 +137,23 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     );
   }
 
-  const database = await openDatabase(config.databaseUrl);
+  const database = await openDatabase(config.databaseUrl, {
+    onConnectionError: (err) => logger.warn({ err }, 'database connection lost; the pool reconnects by itself'),
+  });
   const { db } = database;
   const redis = config.redisUrl ? new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }) : null;
+  // ioredis reconnects by itself; without a listener its errors would crash the process.
+  // Logged once per outage, not per retry.
+  let redisDown = false;
+  redis?.on('error', (err) => {
+    if (!redisDown) logger.warn({ err }, 'redis unreachable; reconnecting (requests that need it answer 503)');
+    redisDown = true;
+  });
+  redis?.on('ready', () => {
+    if (redisDown) logger.info('redis reachable again');
+    redisDown = false;
+  });
+  let closing = false;
 
   const stores = {
     users: new UserStore(db),
@@ -270,7 +286,13 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     maintenance,
     accessRevokers,
     revokeAccountAccess,
+    async readiness() {
+      const databaseUp = await databaseAnswers(database);
+      const redisUp = redis ? await redis.ping().then(() => true, () => false) : null;
+      return { ready: !closing && databaseUp && redisUp !== false, database: databaseUp, redis: redisUp, closing };
+    },
     async close() {
+      closing = true;
       await maintenance.stop();
       await passwordReset.settle();
       await mail.stop();

@@ -189,3 +189,18 @@ export class TooManyAttemptsError extends GatehouseError {
     return { retryAfter: this.retryAfter };
   }
 }
+
+/** A dependency (database, Redis) cannot be reached: nothing was decided; try again later. */
+export class ServiceUnavailableError extends GatehouseError {
+  readonly code = 'service_unavailable';
+  readonly status = 503;
+  /** Seconds a client should wait before retrying; always at least 1. */
+  readonly retryAfter: number;
+  constructor(retryAfterSeconds = 5, message = 'The service is briefly unavailable. Try again shortly.') {
+    super(message);
+    this.retryAfter = Math.max(1, Math.ceil(retryAfterSeconds));
+  }
+  override extra() {
+    return { retryAfter: this.retryAfter };
+  }
+}

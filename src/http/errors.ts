@@ -4,10 +4,13 @@
  * anything else is logged and answered without internals.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { GatehouseError, InvalidRequestError, NotFoundError, PayloadTooLargeError, TooManyAttemptsError } from '../core/errors.js';
+import { GatehouseError, InvalidRequestError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, TooManyAttemptsError } from '../core/errors.js';
+import { isDependencyOutage } from '../services/dependency-outage.js';
 
 function asGatehouseError(error: FastifyError | Error): GatehouseError | null {
   if (error instanceof GatehouseError) return error;
+  // A database or Redis outage: nothing was decided (limits stay closed); retry shortly.
+  if (isDependencyOutage(error)) return new ServiceUnavailableError();
   const fe = error as FastifyError;
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || fe.statusCode === 413) return new PayloadTooLargeError();
   if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || fe.statusCode === 415) {
@@ -24,7 +27,8 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const known = asGatehouseError(error as FastifyError);
     if (known) {
-      if (known instanceof TooManyAttemptsError) reply.header('Retry-After', String(known.retryAfter));
+      if (known instanceof TooManyAttemptsError || known instanceof ServiceUnavailableError) reply.header('Retry-After', String(known.retryAfter));
+      if (known instanceof ServiceUnavailableError) request.log.warn({ err: error }, 'dependency unavailable: answered 503');
       return reply.status(known.status).type('application/json').send(known.toJSON());
     }
     request.log.error({ err: error }, 'unhandled error');

@@ -66,7 +66,7 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
   });
   await app.register(gate, { gatehouse, extensions: { restoreSession: rememberMeRestorer(gatehouse, cookies), screenSession: rememberMeScreener(gatehouse, cookies), apiTokens: gatehouse.apiTokens.gateExtension(), ...extensions } });
 
-  await app.register(healthRoutes);
+  await app.register(healthRoutes, { gatehouse });
   await app.register(authRoutes, { gatehouse, cookies });
   await app.register(mfaRoutes, { gatehouse, cookies });
   await app.register(webauthnRoutes, { gatehouse, cookies });

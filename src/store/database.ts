@@ -15,11 +15,39 @@ export type DatabaseHandle =
   | { kind: 'sqlite'; db: Kysely<Database>; sqlite: SqliteDatabase.Database; close(): Promise<void> }
   | { kind: 'postgres'; db: Kysely<Database>; pool: pg.Pool; close(): Promise<void> };
 
+/** True when the database answers a trivial query within `timeoutMs`. */
+export async function databaseAnswers(handle: DatabaseHandle, timeoutMs = 2_000): Promise<boolean> {
+  if (handle.kind === 'sqlite') {
+    try {
+      handle.sqlite.prepare('SELECT 1').get();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  const query = handle.pool.query('SELECT 1').then(() => true as const, () => false as const);
+  try {
+    return await Promise.race([query, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // PostgreSQL returns bigint (int8) as strings; our bigints are epoch milliseconds and counters.
 pg.types.setTypeParser(20, (value) => Number(value));
 
-export async function openDatabase(url: string): Promise<DatabaseHandle> {
-  const handle = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url) : openSqlite(url);
+export interface DatabaseOptions {
+  /**
+   * Errors of idle pooled connections (the server restarted, the network dropped). Without
+   * a listener they would crash the process; the pool replaces the connection by itself.
+   */
+  onConnectionError?: (err: Error) => void;
+}
+
+export async function openDatabase(url: string, options: DatabaseOptions = {}): Promise<DatabaseHandle> {
+  const handle = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url, options) : openSqlite(url);
   // Kysely looks for its migration tables in every schema unless told which one: with
   // PostgreSQL, pin them to the connection's schema (search_path), so several deployments
   // (or test runs) in one database, each in its own schema, never see each other's.
@@ -42,8 +70,11 @@ function openSqlite(url: string): DatabaseHandle {
   return { kind: 'sqlite', db, sqlite, close: () => db.destroy() };
 }
 
-function openPostgres(url: string): DatabaseHandle {
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
+  // A connection attempt that hangs (server gone, network partitioned) fails after 5 s, so
+  // the request answers 503 instead of waiting forever.
+  const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5_000 });
+  pool.on('error', (err) => options.onConnectionError?.(err));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { kind: 'postgres', db, pool, close: () => db.destroy() };
 }
