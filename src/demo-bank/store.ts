@@ -27,7 +27,22 @@ export class DemoBankStore {
     this.db = db as Kysely<DemoBankTables>;
   }
 
+  /**
+   * Creates the demo's table. Instances starting together on an empty PostgreSQL database
+   * race on CREATE TABLE IF NOT EXISTS (a duplicate type or relation): the loser finds the
+   * table made by the winner on its second try.
+   */
   async migrate(): Promise<void> {
+    try {
+      await this.createTable();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code !== '23505' && code !== '42P07') throw err;
+      await this.createTable();
+    }
+  }
+
+  private async createTable(): Promise<void> {
     await this.db.schema
       .createTable('demo_transactions')
       .ifNotExists()

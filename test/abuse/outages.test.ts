@@ -8,7 +8,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Client } from '../helpers/http-client.js';
 import { login, PASSWORD, signup, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
-import { startFastServer, type TestServer } from '../helpers/server.js';
+import { FAST_ENV, startFastServer, startTestServer, type TestServer } from '../helpers/server.js';
+import { pgSchema } from '../helpers/postgres.js';
 import { throwawayPostgres, throwawayRedis } from '../helpers/throwaway.js';
 
 interface Tally {
@@ -99,4 +100,28 @@ describe('dependency outages', () => {
     // Every signup acknowledged before the crash is still there.
     for (const a of acknowledged) expect((await login(server.url, a)).res.status).toBe(200);
   }, 120_000);
+});
+
+describe('start-up', () => {
+  it('three instances started at once on an empty PostgreSQL database all come up (five rounds)', async () => {
+    for (let round = 0; round < 5; round++) {
+      const schema = await pgSchema('startup');
+      const env = { ...FAST_ENV, GATEHOUSE_DATABASE_URL: schema.url, GATEHOUSE_SECRET_KEY: 'three-instances-start-together-0123456789' };
+      const started = await Promise.allSettled([startTestServer(env), startTestServer(env), startTestServer(env)]);
+      try {
+        expect(started.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+        for (const s of started) {
+          if (s.status !== 'fulfilled') continue;
+          expect((await new Client(s.value.url).get('/readyz')).status).toBe(200);
+        }
+        // Every table exists: a signup on one and a login on another work.
+        const [a, b] = started.map((s) => (s.status === 'fulfilled' ? s.value.url : ''));
+        const account = await signup(a!);
+        expect((await login(b!, account)).res.status).toBe(200);
+      } finally {
+        for (const s of started) if (s.status === 'fulfilled') await s.value.close();
+        await schema.drop();
+      }
+    }
+  }, 180_000);
 });
