@@ -9,6 +9,13 @@ type Command = { summary: string; run(argv: string[]): Promise<number> };
 // so `gatehouse audit` stays a plain HTTP client that never loads the database driver.
 const commands: Record<string, Command> = {
   audit: { summary: 'run MFA-bypass attacks against a web app and report what got through', run: auditCommand },
+  keygen: {
+    summary: 'print a new GATEHOUSE_SECRET_KEY (256 random bits, base64url)',
+    run: async () => {
+      process.stdout.write(`${(await import('./services/keys.js')).generateSecretKey()}\n`);
+      return 0;
+    },
+  },
   'rotate-key': {
     summary: 're-encrypt factor secrets under GATEHOUSE_SECRET_KEY (old keys in GATEHOUSE_PREVIOUS_SECRET_KEYS)',
     run: async (argv) => (await import('./commands/rotate-key.js')).rotateKeyCommand(argv),

@@ -13,7 +13,8 @@ import { EmailChangeService } from './services/email-change.js';
 import { FactorService } from './services/factors.js';
 import { AccountChanges } from './services/account-changes.js';
 import type { FactorChangeDeps } from './services/factor-changes.js';
-import { KeyedHasher, resolveSecretKey, SecretBox } from './services/keys.js';
+import { assertKeyMatchesData, KeyedHasher, resolveSecretKey, SecretBox } from './services/keys.js';
+import { KeyFingerprintStore } from './store/key-fingerprints.js';
 import { createLimits, type Limits } from './services/limits.js';
 import { PasswordChangeService } from './services/password-change.js';
 import { createPasswordResetLimits, PasswordResetService } from './services/password-reset.js';
@@ -164,6 +165,12 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     events: new EventStore(db),
   };
   const keys = { box: new SecretBox(secret.key, config.previousSecretKeys), hasher: new KeyedHasher(secret.key, config.previousSecretKeys) };
+  try {
+    await assertKeyMatchesData(new KeyFingerprintStore(db), keys.box, secret.key, config.previousSecretKeys, config.now());
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
   const limits = await createLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }, config.lockoutSeconds);
   const passwords = new PasswordHasher(config.argon2);
   const accountChanges = new AccountChanges(db, stores.users, stores.sessions, stores.factors, stores.factorSetups);

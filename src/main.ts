@@ -1,6 +1,7 @@
 /** `npm start`: runs the Gatehouse server from the environment's settings. */
 import { ConfigError, loadConfig } from './config.js';
 import { startServer } from './server.js';
+import { KeyError } from './services/keys.js';
 
 try {
   const config = loadConfig();
@@ -12,7 +13,7 @@ try {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 } catch (err) {
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof KeyError) {
     console.error(`gatehouse: configuration error: ${err.message}`);
     process.exit(2);
   }

@@ -48,6 +48,12 @@ export class SecretBox {
     return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
   }
 
+  /** True when one of this box's keys (current or previous) sealed the value. */
+  canOpen(sealed: string): boolean {
+    const id = sealed.split('.')[1];
+    return id !== undefined && this.byId.has(id);
+  }
+
   /** True when the value was sealed with an older key and should be re-encrypted. */
   isStale(sealed: string): boolean {
     return sealed.split('.')[1] !== this.current.id;
@@ -104,9 +110,37 @@ export interface ResolvedSecretKey {
   generated: boolean;
 }
 
+/**
+ * The key format: at least 256 bits, written as base64url (43+ characters, what
+ * `gatehouse keygen` prints), base64, or hex (64+ characters).
+ */
+export function keyStrengthProblem(key: string): string | null {
+  const bytes = /^[0-9a-fA-F]+$/.test(key) && key.length % 2 === 0 ? key.length / 2 : /^[A-Za-z0-9_+/-]+={0,2}$/.test(key) ? Math.floor((key.replace(/=+$/, '').length * 6) / 8) : 0;
+  return bytes >= 32 ? null : 'must be at least 256 bits of random data, base64url, base64 or hex (run `gatehouse keygen` for one)';
+}
+
+/** A new key in the documented format. */
+export function generateSecretKey(): string {
+  return crypto.randomBytes(32).toString('base64url');
+}
+
+/**
+ * A non-secret fingerprint of a key, recorded in the database: an instance whose key is
+ * not the one the data was written with refuses to start instead of failing on use.
+ */
+export function keyFingerprint(master: string): string {
+  return crypto.createHmac('sha256', derive(master, 'gatehouse/key-fingerprint/v1')).update('fingerprint').digest('base64url').slice(0, 22);
+}
+
+export class KeyError extends Error {}
+
 /** The configured key, or one generated once into the data dir (mode 0600). */
 export function resolveSecretKey(configured: string | null, dataDir: string): ResolvedSecretKey {
-  if (configured) return { key: configured, generated: false };
+  if (configured) {
+    const problem = keyStrengthProblem(configured);
+    if (problem) throw new KeyError(`GATEHOUSE_SECRET_KEY ${problem}`);
+    return { key: configured, generated: false };
+  }
   const file = path.join(dataDir, 'secret.key');
   try {
     return { key: fs.readFileSync(file, 'utf8').trim(), generated: false };
@@ -114,7 +148,7 @@ export function resolveSecretKey(configured: string | null, dataDir: string): Re
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   fs.mkdirSync(dataDir, { recursive: true });
-  const key = crypto.randomBytes(32).toString('base64url');
+  const key = generateSecretKey();
   try {
     fs.writeFileSync(file, key + '\n', { mode: 0o600, flag: 'wx' });
     return { key, generated: true };
@@ -123,4 +157,31 @@ export function resolveSecretKey(configured: string | null, dataDir: string): Re
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { key: fs.readFileSync(file, 'utf8').trim(), generated: false };
     throw err;
   }
+}
+
+/**
+ * Start-up check that the configured key is the one the data was written with: its
+ * fingerprint is recorded (or, after a rotation, a previous key's is); on a database
+ * without fingerprints yet, a stored ciphertext must open with it. Throws KeyError.
+ */
+export async function assertKeyMatchesData(
+  store: { all(): Promise<Set<string>>; add(fingerprint: string, now: number): Promise<void>; sampleCiphertext(): Promise<string | null> },
+  box: SecretBox,
+  key: string,
+  previousKeys: string[],
+  now: number,
+): Promise<void> {
+  const known = await store.all();
+  const current = keyFingerprint(key);
+  if (known.has(current)) return;
+  const refused = new KeyError(
+    'GATEHOUSE_SECRET_KEY is not the key this database was written with: set it to that key (to rotate, keep the new one and list the old one in GATEHOUSE_PREVIOUS_SECRET_KEYS)',
+  );
+  if (known.size > 0) {
+    if (!previousKeys.some((old) => known.has(keyFingerprint(old)))) throw refused;
+  } else {
+    const sample = await store.sampleCiphertext();
+    if (sample !== null && !box.canOpen(sample)) throw refused;
+  }
+  await store.add(current, now);
 }

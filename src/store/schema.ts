@@ -188,6 +188,11 @@ export interface MailOutboxTable {
   sent_at: number | null;
 }
 
+export interface KeyFingerprintsTable {
+  fingerprint: string;
+  created_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -202,6 +207,7 @@ export interface Database {
   email_change_cancels: EmailChangeCancelsTable;
   password_resets: PasswordResetsTable;
   mail_outbox: MailOutboxTable;
+  key_fingerprints: KeyFingerprintsTable;
   webauthn_credentials: WebAuthnCredentialsTable;
   webauthn_challenges: WebAuthnChallengesTable;
 }

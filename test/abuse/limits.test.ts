@@ -34,13 +34,13 @@ const setups: Setup[] = [
   {
     name: 'two instances sharing PostgreSQL, limits in PostgreSQL',
     async start(env = common) {
-      return startPostgresPair('limits', { ...env, GATEHOUSE_SECRET_KEY: 'limits-test-key-pg' });
+      return startPostgresPair('limits', { ...env, GATEHOUSE_SECRET_KEY: 'limits-test-key-pg-000000000000000000000000' });
     },
   },
   {
     name: 'two instances sharing PostgreSQL, limits in Redis',
     async start(env = common) {
-      const pair = await startPostgresPair('limitsr', { ...env, GATEHOUSE_REDIS_URL: REDIS_URL, GATEHOUSE_SECRET_KEY: 'limits-test-key-redis' });
+      const pair = await startPostgresPair('limitsr', { ...env, GATEHOUSE_REDIS_URL: REDIS_URL, GATEHOUSE_SECRET_KEY: 'limits-test-key-redis-000000000000000000000' });
       const [a] = pair.servers;
       return {
         servers: pair.servers,

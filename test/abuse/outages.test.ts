@@ -106,7 +106,7 @@ describe('start-up', () => {
   it('three instances started at once on an empty PostgreSQL database all come up (five rounds)', async () => {
     for (let round = 0; round < 5; round++) {
       const schema = await pgSchema('startup');
-      const env = { ...FAST_ENV, GATEHOUSE_DATABASE_URL: schema.url, GATEHOUSE_SECRET_KEY: 'three-instances-start-together-0123456789' };
+      const env = { ...FAST_ENV, GATEHOUSE_DATABASE_URL: schema.url, GATEHOUSE_SECRET_KEY: 'three-instances-start-together-0123456789-0' };
       const started = await Promise.allSettled([startTestServer(env), startTestServer(env), startTestServer(env)]);
       try {
         expect(started.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);

@@ -22,7 +22,7 @@ const setups = [
   {
     name: 'two instances on PostgreSQL',
     async start() {
-      return startPostgresPair('races', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'races-test-key' });
+      return startPostgresPair('races', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'races-test-key-0000000000000000000000000000' });
     },
   },
 ];

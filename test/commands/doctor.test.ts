@@ -13,7 +13,7 @@ import { FAST_ENV, startTestServer } from '../helpers/server.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-doctor-'));
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-const env = { ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: 'doctor-test-key-material-000000000001' };
+const env = { ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: 'doctor-test-key-material-000000000001-00000' };
 
 describe('gatehouse doctor', () => {
   it('lists invalid and non-canonical stored addresses without changing them; a clean database has no findings', async () => {

@@ -3,6 +3,7 @@
  * for HTTP tests. Settings are the contract's environment variables. Also: a server in a
  * child process (for crash and log tests), and two servers sharing one database.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,7 +60,8 @@ export function startFastServer(env: Record<string, string> = {}, options: TestS
  */
 export async function startPostgresPair(label: string, env: Record<string, string>, options: TestServerOptions = {}) {
   const schema = await pgSchema(label);
-  const full = { ...env, GATEHOUSE_DATABASE_URL: schema.url };
+  // Instances of one deployment share its key (a second key would be refused at start).
+  const full = { GATEHOUSE_SECRET_KEY: crypto.randomBytes(32).toString('base64url'), ...env, GATEHOUSE_DATABASE_URL: schema.url };
   const started: TestServer[] = [];
   try {
     started.push(await startTestServer(full, options));

@@ -16,7 +16,7 @@ let pair: Awaited<ReturnType<typeof startPostgresPair>>;
 let a: TestServer;
 let b: TestServer;
 beforeAll(async () => {
-  pair = await startPostgresPair('remember', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'remember-me-postgres-test-key' });
+  pair = await startPostgresPair('remember', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'remember-me-postgres-test-key-0000000000000' });
   [a, b] = pair.servers;
 });
 afterAll(() => pair?.cleanup());

@@ -52,7 +52,7 @@ export async function startServers(backend: Backend, mfaRequired: 'off' | 'all')
     GATEHOUSE_SESSION_TTL: String(60 * 86_400),
     GATEHOUSE_TRUSTED_DEVICE_DAYS: '30',
     // Both instances must share the key (else each generates its own and keyed hashes differ).
-    GATEHOUSE_SECRET_KEY: `model-search-${crypto.randomBytes(16).toString('hex')}`,
+    GATEHOUSE_SECRET_KEY: crypto.randomBytes(32).toString("base64url"),
   };
   if (backend === 'sqlite') {
     const s: TestServer = await startTestServer(env, { now: clock.now });

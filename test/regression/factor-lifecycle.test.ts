@@ -28,7 +28,7 @@ const BACKENDS: Array<[string, (env: Record<string, string>) => Promise<Deployme
   [
     'PostgreSQL, two instances',
     async (env) => {
-      const pair = await startPostgresPair('lifecycle', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'factor-lifecycle-regression-key-0123456789', ...env });
+      const pair = await startPostgresPair('lifecycle', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'factor-lifecycle-regression-key-0123456789-', ...env });
       return { urls: [pair.servers[0].url, pair.servers[1].url], close: pair.cleanup };
     },
   ],

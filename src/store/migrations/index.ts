@@ -12,6 +12,7 @@ import * as m0006rememberTheft from './0006_remember_theft.js';
 import * as m0007emailChangeCancel from './0007_email_change_cancel.js';
 import * as m0008attemptCounters from './0008_attempt_counters.js';
 import * as m0010limiterTables from './0010_limiter_tables.js';
+import * as m0011keyFingerprints from './0011_key_fingerprints.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -23,4 +24,5 @@ export const migrations: Record<string, Migration> = {
   '0007_email_change_cancel': m0007emailChangeCancel,
   '0008_attempt_counters': m0008attemptCounters,
   '0010_limiter_tables': m0010limiterTables,
+  '0011_key_fingerprints': m0011keyFingerprints,
 };
