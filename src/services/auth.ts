@@ -106,13 +106,25 @@ export class AuthService {
       await byAccount.attempt.release();
     }
     await this.limits.passwordPerAddress.refund(ctx.ip);
+    let verifiedHash = user.password_hash;
     if (this.passwords.needsRehash(user.password_hash)) {
-      await this.users.updatePasswordHash(user.id, await this.passwords.hash(input.password), ctx.now);
+      // Conditional: never write the checked password over one changed meanwhile.
+      const rehashed = await this.passwords.hash(input.password);
+      if (await this.users.replacePasswordHash(user.id, user.password_hash, rehashed, ctx.now)) verifiedHash = rehashed;
     }
     const factorMethods = JSON.parse(user.factor_methods) as string[];
     const trusted = factorMethods.length > 0 && (await this.deviceTrust.isTrusted(user.id, input.deviceToken, ctx.now));
     const factor: FirstFactor = trusted ? { kind: 'password_on_trusted_device' } : { kind: 'password' };
-    return this.establish({ id: user.id, email: user.email }, factorMethods, factor, ctx, input.transport, input.remember);
+    const result = await this.establish({ id: user.id, email: user.email }, factorMethods, factor, ctx, input.transport, input.remember);
+    // A password change or reset that committed while this password was being checked
+    // revoked every session but could not see this one: the password checked is no longer
+    // the account's. Re-read after the insert: a change committing later deletes the row.
+    const current = await this.users.findById(user.id);
+    if (current?.password_hash !== verifiedHash) {
+      await this.sessions.revoke(result.session.id);
+      throw new InvalidCredentialsError();
+    }
+    return result;
   }
 
   /** Opens a new session after a first factor, in whatever state the state machine says. */

@@ -26,6 +26,17 @@ export class UserStore {
     await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id).execute();
   }
 
+  /** Replaces the hash only while it is still `expected` (a rehash at login); false otherwise. */
+  async replacePasswordHash(id: string, expected: string, passwordHash: string, now: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set({ password_hash: passwordHash, updated_at: now })
+      .where('id', '=', id)
+      .where('password_hash', '=', expected)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   /**
    * Locks the account for a security change: the first statement of the transaction, it
    * takes the user row's write lock (a row lock on PostgreSQL, the write lock on SQLite)
