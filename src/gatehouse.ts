@@ -230,7 +230,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   // Mail (outbox + worker + notification listener), API tokens, e-mail change, password reset.
   const mail = createMail({ config, db, box: keys.box, logger, log });
   const publicUrl = () => config.publicUrl;
-  const apiTokens = new ApiTokenService(db, new ApiTokenStore(db), log);
+  const apiTokens = new ApiTokenService(db, accountChanges, new ApiTokenStore(db), log);
   const emailChanges = new EmailChangeStore(db);
   const passwordResets = new PasswordResetStore(db);
   const emailChange = new EmailChangeService(
@@ -242,7 +242,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   const passwordReset = new PasswordResetService(
     db, accountChanges, stores.users, passwordResets, emailChanges, passwords, limits,
     await createPasswordResetLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }),
-    log, revokeAccountAccess, (userId, ctx) => apiTokens.revokeAll(userId, ctx), publicUrl,
+    log, revokeAccountAccess, (userId, ctx, trx) => apiTokens.revokeAll(userId, ctx, trx), publicUrl,
   );
   passwordReset.onError = (err) => logger.error({ err }, 'password reset request failed');
   // Mailed links (pending e-mail changes, reset links) die with every other way in.

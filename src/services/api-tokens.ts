@@ -4,14 +4,16 @@
  * credential: the gate lets it call only routes that name one of its scopes, and never a
  * sensitive (★) one.
  */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { InvalidRequestError, NotFoundError } from '../core/errors.js';
 import { API_TOKEN_SCOPES, isScope, type Scope } from '../core/scopes.js';
 import type { ApiTokenStore } from '../store/api-tokens.js';
 import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
 import { hashToken, newId, randomToken } from './keys.js';
+import type { AccountChanges } from './account-changes.js';
 import type { SecurityLog } from './security-log.js';
+import type { ActiveSession } from './sessions.js';
 
 export const API_TOKEN_PREFIX = 'gth_pat_';
 /** lastUsedAt is written at most this often per token. */
@@ -48,11 +50,21 @@ const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString()
 export class ApiTokenService {
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly accounts: AccountChanges,
     private readonly store: ApiTokenStore,
     private readonly log: SecurityLog,
   ) {}
 
-  async create(userId: string, input: { name: string; scopes: string[] }, ctx: RequestContext): Promise<{ id: string; token: string; scopes: Scope[] }> {
+  /**
+   * A lasting credential: written under the account lock, by a session that must still be
+   * current then (a concurrent password reset that revoked it wins; the token is not made).
+   */
+  async create(
+    session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash'>,
+    input: { name: string; scopes: string[] },
+    ctx: RequestContext,
+  ): Promise<{ id: string; token: string; scopes: Scope[] }> {
+    const userId = session.userId;
     const unknown = input.scopes.filter((s) => !isScope(s));
     if (unknown.length > 0) {
       throw new InvalidRequestError(`Unknown scope(s): ${unknown.join(', ')}. Scopes are ${API_TOKEN_SCOPES.join(', ')}.`, [
@@ -61,15 +73,14 @@ export class ApiTokenService {
     }
     // Keep the contract's order; duplicates collapse.
     const scopes = API_TOKEN_SCOPES.filter((s) => input.scopes.includes(s));
-    const existing = await this.store.listForUser(userId);
-    if (existing.length >= MAX_TOKENS_PER_ACCOUNT) {
-      throw new InvalidRequestError(`An account can hold at most ${MAX_TOKENS_PER_ACCOUNT} tokens; delete some first.`, [
-        { path: 'name', message: 'too many tokens' },
-      ]);
-    }
     const token = `${API_TOKEN_PREFIX}${randomToken(32)}`;
     const id = newId();
-    await this.db.transaction().execute(async (trx) => {
+    await this.accounts.apply(userId, ctx.now, { actingSession: session, voidsSetups: false, run: async (trx) => {
+      if ((await this.store.countForUser(trx, userId)) >= MAX_TOKENS_PER_ACCOUNT) {
+        throw new InvalidRequestError(`An account can hold at most ${MAX_TOKENS_PER_ACCOUNT} tokens; delete some first.`, [
+          { path: 'name', message: 'too many tokens' },
+        ]);
+      }
       await this.store.insert(trx, {
         id,
         user_id: userId,
@@ -80,7 +91,7 @@ export class ApiTokenService {
         last_used_at: null,
       });
       await this.log.record('token.created', userId, ctx, { tokenId: id, name: input.name, scopes }, trx);
-    });
+    } });
     return { id, token, scopes };
   }
 
@@ -97,12 +108,11 @@ export class ApiTokenService {
     });
   }
 
-  async revokeAll(userId: string, ctx: RequestContext): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
-      const n = await this.store.deleteAllForUser(trx, userId);
-      if (n > 0) await this.log.record('token.revoked', userId, ctx, { all: true, count: n }, trx);
-      return n;
-    });
+  /** Every token of the account, inside the caller's (account-locked) transaction. */
+  async revokeAll(userId: string, ctx: RequestContext, trx: Transaction<Database>): Promise<number> {
+    const n = await this.store.deleteAllForUser(trx, userId);
+    if (n > 0) await this.log.record('token.revoked', userId, ctx, { all: true, count: n }, trx);
+    return n;
   }
 
   /** For the gate: the token's account and scopes, or null. */

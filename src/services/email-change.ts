@@ -18,6 +18,7 @@ import { AccountGoneError, type AccountChanges } from './account-changes.js';
 import type { RequestContext } from './context.js';
 import { hashToken, newId, randomToken } from './keys.js';
 import type { SecurityLog } from './security-log.js';
+import type { ActiveSession } from './sessions.js';
 
 export const EMAIL_CHANGE_TTL_MS = 24 * 3_600_000;
 /** The X-Gatehouse-Event of the confirmation mail to the new address (not a security event). */
@@ -52,8 +53,13 @@ export class EmailChangeService {
     private readonly afterSessionRevoked: (sessionId: string) => Promise<void> = async () => {},
   ) {}
 
-  /** `session`: the session asking, which the cancel link will sign out. */
-  async request(session: { userId: string; id: string }, newEmail: string, ctx: RequestContext): Promise<EmailAddress> {
+  /**
+   * `session`: the session asking, which the cancel link will sign out. The change is a
+   * new recovery path: it is written under the account lock by a session that must still
+   * be current then, so a concurrent password reset (which voids open changes) cannot be
+   * outlived by a change requested from a session it revoked.
+   */
+  async request(session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash'>, newEmail: string, ctx: RequestContext): Promise<EmailAddress> {
     const userId = session.userId;
     const parsed = requireEmail(newEmail);
     const { address: email, key: normalized } = parsed;
@@ -70,7 +76,7 @@ export class EmailChangeService {
     const cancelToken = randomToken();
     const cancelLink = `${this.publicUrl()}/cancel-email-change?token=${cancelToken}`;
     const changeId = newId();
-    await this.db.transaction().execute(async (trx) => {
+    await this.accounts.apply(userId, ctx.now, { actingSession: session, voidsSetups: false, run: async (trx) => {
       // Only the newest request can be confirmed.
       await this.changes.voidOpen(trx, userId, ctx.now);
       await this.changes.insert(trx, {
@@ -126,7 +132,7 @@ export class EmailChangeService {
         },
         ctx.now,
       );
-    });
+    } });
     return parsed;
   }
 

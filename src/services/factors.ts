@@ -117,8 +117,8 @@ export class FactorService {
       if (seconds !== null) await this.changes.log.record('account.locked', session.userId, ctx, { check: 'second_factor', seconds });
       throw new InvalidCodeError();
     }
-    // A right code ends the run of failures (and settles this attempt) whatever happens next.
-    await reservation.attempt.succeeded();
+    // A right code ends the run of failures only once the confirmation is decided: a void or
+    // refused confirmation releases its place without counting either way.
     const confirmed = await confirmFactor(this.changes, session, setup, { type: 'totp', amr: ['otp'], details: {} }, ctx, (trx) =>
       this.changes.factors.insert(trx, {
         id: setup.id,
@@ -131,7 +131,11 @@ export class FactorService {
         created_at: ctx.now,
         label: null,
       }),
-    );
+    ).catch(async (err: unknown) => {
+      await reservation.attempt.release();
+      throw err;
+    });
+    await reservation.attempt.succeeded();
     return confirmed;
   }
 

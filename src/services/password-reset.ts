@@ -40,7 +40,7 @@ export class PasswordResetService {
     private readonly resetLimits: PasswordResetLimits,
     private readonly log: SecurityLog,
     private readonly revokeAccountAccess: (userId: string, keepSessionId: undefined, trx: Transaction<Database>) => Promise<void>,
-    private readonly revokeApiTokens: (userId: string, ctx: RequestContext) => Promise<unknown>,
+    private readonly revokeApiTokens: (userId: string, ctx: RequestContext, trx: Transaction<Database>) => Promise<unknown>,
     private readonly publicUrl: () => string,
   ) {}
 
@@ -118,6 +118,7 @@ export class PasswordResetService {
         if (!row) throw new InvalidTokenError();
         await this.users.updatePasswordHash(row.id, passwordHash, ctx.now, trx);
         await this.revokeAccountAccess(row.id, undefined, trx);
+        await this.revokeApiTokens(row.id, ctx, trx);
         await this.log.record('account.password_changed', row.id, ctx, { via: 'reset' }, trx);
         await this.log.record('password_reset.completed', row.id, ctx, {}, trx);
         return row;
@@ -127,7 +128,6 @@ export class PasswordResetService {
       if (err instanceof AccountGoneError) throw new InvalidTokenError();
       throw err;
     });
-    await this.revokeApiTokens(user.id, ctx);
     // The owner proved control of the mailbox: earlier wrong passwords no longer count.
     await this.limits.passwordPerAccount.reset(user.email_normalized);
   }

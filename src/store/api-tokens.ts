@@ -30,6 +30,11 @@ export class ApiTokenStore {
     return Number(result.numDeletedRows) === 1;
   }
 
+  async countForUser(trx: Transaction<Database> | Kysely<Database>, userId: string): Promise<number> {
+    const row = await trx.selectFrom('api_tokens').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   async deleteAllForUser(trx: Transaction<Database> | Kysely<Database>, userId: string): Promise<number> {
     const result = await trx.deleteFrom('api_tokens').where('user_id', '=', userId).executeTakeFirst();
     return Number(result.numDeletedRows);

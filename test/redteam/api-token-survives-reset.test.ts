@@ -24,7 +24,7 @@ describe('red team: an API token created during a password reset survives it', (
   let server: TestServer;
   let other: TestServer;
   beforeAll(async () => {
-    pair = await startPostgresPair('rt_token_reset', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'rt-token-reset-shared-key-0123456789abcdef' });
+    pair = await startPostgresPair('rt_token_reset', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'rt-token-reset-shared-key-0123456789abcdef-' });
     [server, other] = pair.servers;
   });
   afterAll(async () => {

@@ -47,7 +47,7 @@ describe('red team: an e-mail change requested during a password reset survives 
   let server: TestServer;
   let other: TestServer;
   beforeAll(async () => {
-    pair = await startPostgresPair('rt_email_reset', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'rt-email-reset-shared-key-0123456789abcdef' });
+    pair = await startPostgresPair('rt_email_reset', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'rt-email-reset-shared-key-0123456789abcdef-' });
     [server, other] = pair.servers;
   });
   afterAll(async () => {

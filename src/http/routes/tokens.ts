@@ -19,7 +19,7 @@ export async function tokenRoutes(app: FastifyInstance, { gatehouse }: { gatehou
 
   app.post('/api/tokens', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => {
     const body = parse(CreateBody, request.body);
-    const created = await apiTokens.create(sessionOf(request).userId, body, request.ctx);
+    const created = await apiTokens.create(sessionOf(request), body, request.ctx);
     return reply.status(201).send(created);
   });
 

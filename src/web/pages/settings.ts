@@ -81,7 +81,7 @@ export async function settingsPages(app: FastifyInstance, web: Web): Promise<voi
       const form = formOf(request);
       const name = str(form, 'name', 100).trim();
       if (!name) return settingsPage(web, request, reply, 400, { error: 'Give the token a name.' });
-      const created = await gatehouse.apiTokens.create(sessionOf(request).userId, { name, scopes: list(form, 'scopes') }, request.ctx);
+      const created = await gatehouse.apiTokens.create(sessionOf(request), { name, scopes: list(form, 'scopes') }, request.ctx);
       return send(reply, 201, {
         title: 'API token created',
         user: userOf(web, request),
