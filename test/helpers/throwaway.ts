@@ -102,7 +102,20 @@ export async function throwawayPostgres(): Promise<ThrowawayPostgres> {
   asPostgres(pgBin('initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   const options = `-p ${port} -k ${sockets} -c listen_addresses=127.0.0.1 -c fsync=on`;
   const start = async () => {
-    asPostgres(pgBin('pg_ctl'), ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-w', 'start']);
+    // After a SIGKILL the old backends may take a moment to notice and release shared
+    // memory: a start refused for that is tried again, for a bounded time.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        asPostgres(pgBin('pg_ctl'), ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-t', '120', '-w', 'start']);
+        break;
+      } catch (err) {
+        if (attempt >= 10) {
+          const log = fs.existsSync(path.join(dir, 'log')) ? fs.readFileSync(path.join(dir, 'log'), 'utf8').slice(-2_000) : '';
+          throw new Error(`postgres did not start: ${String(err)}\n${log}`);
+        }
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
     await waitFor(() => accepts(port), `postgres on ${port}`);
   };
   const postmasterPid = () => Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);

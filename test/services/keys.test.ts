@@ -80,7 +80,9 @@ describe('resolveSecretKey', () => {
       expect(fs.statSync(path.join(dir, 'secret.key')).mode & 0o777).toBe(0o600);
       const second = resolveSecretKey(null, dir);
       expect(second).toEqual({ key: first.key, generated: false });
-      expect(resolveSecretKey('configured', dir)).toEqual({ key: 'configured', generated: false });
+      const configured = 'configured-key-material-0123456789abcdefghij';
+      expect(resolveSecretKey(configured, dir)).toEqual({ key: configured, generated: false });
+      expect(() => resolveSecretKey('configured', dir)).toThrow(/at least 256 bits/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
