@@ -6,7 +6,7 @@ import { getPath } from './matchers.js';
 import { EXTRACTOR_KEYS, type Extractor } from './profile.js';
 import type { Session } from './session.js';
 
-type Source = Pick<HttpResult, 'text' | 'json'> & { setCookies?: readonly string[] };
+type Source = Pick<HttpResult, 'text' | 'json'> & { setCookies?: readonly string[]; headers?: HttpResult['headers'] };
 
 /**
  * The one extractor inside a spec that may carry other keys too; `jsonField` is the older
@@ -24,6 +24,7 @@ export function describeExtractor(ex: Extractor): string {
   if (ex.input !== undefined) return `<input name="${ex.input}">`;
   if (ex.meta !== undefined) return `<meta name="${ex.meta}">`;
   if (ex.cookie !== undefined) return `cookie ${ex.cookie}`;
+  if (ex.replyHeader !== undefined) return `reply header ${ex.replyHeader}`;
   return `regex /${ex.regex ?? ''}/`;
 }
 
@@ -42,6 +43,10 @@ export function extractValue(ex: Extractor, res: Source, session?: Session): str
   if (ex.cookie !== undefined) {
     const raw = cookieFrom(res.setCookies ?? [], ex.cookie) ?? session?.cookies.get(ex.cookie);
     return raw === undefined ? undefined : nonEmpty(safeDecode(raw));
+  }
+  if (ex.replyHeader !== undefined) {
+    const v = res.headers?.[ex.replyHeader.toLowerCase()];
+    return nonEmpty(Array.isArray(v) ? v[0] : v);
   }
   if (ex.regex !== undefined) return nonEmpty(new RegExp(ex.regex).exec(res.text)?.[1]);
   return undefined;

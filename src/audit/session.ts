@@ -11,6 +11,8 @@ export interface BearerConfig {
 export class Session {
   readonly cookies = new Map<string, string>();
   bearer: string | undefined;
+  /** Values a flow step captured from a reply (a pending token, a remember-me token), for `{name}` later. */
+  readonly vars = new Map<string, string>();
 
   constructor(readonly bearerConfig: BearerConfig = { header: 'Authorization', scheme: 'Bearer' }) {}
 
@@ -40,10 +42,15 @@ export class Session {
     }
   }
 
+  setCookie(name: string, value: string): void {
+    this.cookies.set(name, value);
+  }
+
   clone(): Session {
     const copy = new Session(this.bearerConfig);
     for (const [k, v] of this.cookies) copy.cookies.set(k, v);
     copy.bearer = this.bearer;
+    for (const [k, v] of this.vars) copy.vars.set(k, v);
     return copy;
   }
 
@@ -53,7 +60,7 @@ export class Session {
 
   /** Every secret value this session carries, so reports can mask them. */
   secrets(): string[] {
-    return [...this.cookies.values(), ...(this.bearer ? [this.bearer] : [])];
+    return [...this.cookies.values(), ...(this.bearer ? [this.bearer] : []), ...this.vars.values()];
   }
 }
 

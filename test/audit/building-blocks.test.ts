@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CheckResult } from '../../src/audit/checks/types.js';
+import type { CheckResult, Status } from '../../src/audit/checks/types.js';
 import { CodeSupply } from '../../src/audit/factors.js';
 import { AuditAbort, HttpClient, type Exchange } from '../../src/audit/http-client.js';
 import { maskExchange, SecretRegistry } from '../../src/audit/mask.js';
@@ -174,11 +174,14 @@ describe('reports', () => {
   });
 
   it('exit codes: a bypass outranks an incomplete run', () => {
-    const c = (s: Partial<Record<'blocked' | 'bypassed' | 'not_applicable' | 'error', number>>) => ({ blocked: 0, bypassed: 0, not_applicable: 0, error: 0, ...s });
+    const c = (s: Partial<Record<Status, number>>) => ({ blocked: 0, bypassed: 0, not_applicable: 0, inconclusive: 0, error: 0, ...s });
     expect(exitCodeFor(c({ blocked: 3, not_applicable: 2 }), undefined)).toBe(0);
     expect(exitCodeFor(c({ bypassed: 1, error: 1 }), 'stopped')).toBe(1);
     expect(exitCodeFor(c({ blocked: 1, error: 1 }), undefined)).toBe(2);
     expect(exitCodeFor(c({}), 'preflight failed')).toBe(2);
+    // A limiter that kept a check from concluding leaves the run incomplete, never clean.
+    expect(exitCodeFor(c({ blocked: 5, inconclusive: 1 }), undefined)).toBe(2);
+    expect(exitCodeFor(c({ bypassed: 1, inconclusive: 1 }), undefined)).toBe(1);
   });
 
   it('--only pulls in the checks a check builds on, in run order', () => {

@@ -144,8 +144,8 @@ describe('profile validation of the new fields', () => {
       }),
     ).toEqual([
       'login.fetchFirst.path: must be a path on the target starting with "/" (not a full URL)',
-      'login.fetchFirst.values.0: give exactly one of json, input, meta, cookie, regex',
-      'login.fetchFirst.values.1: give exactly one of json, input, meta, cookie, regex (got input, meta)',
+      'login.fetchFirst.values.0: give exactly one of json, input, meta, cookie, replyHeader, regex',
+      'login.fetchFirst.values.1: give exactly one of json, input, meta, cookie, replyHeader, regex (got input, meta)',
       'login.fetchFirst.values.2: give exactly one of field, header (where the value is sent)',
       'login.fetchFirst.values.3.regex: needs exactly one capture group (the value), found 2; use (?:…) for other groups',
       expect.stringMatching(/^login\.fetchFirst\.values\.4\.regex: not a valid regular expression/),
@@ -164,8 +164,8 @@ describe('profile validation of the new fields', () => {
         ];
       }),
     ).toEqual([
-      'sensitiveActions.0.params.id: give exactly one of field, json, input, meta, cookie, regex (got field, input)',
-      'sensitiveActions.0.params.none: give exactly one of field, json, input, meta, cookie, regex',
+      'sensitiveActions.0.params.id: give exactly one of field, json, input, meta, cookie, replyHeader, regex (got field, input)',
+      'sensitiveActions.0.params.none: give exactly one of field, json, input, meta, cookie, replyHeader, regex',
       'sensitiveActions.0.token: give tokenField or token, not both',
     ]);
     expect(problems((raw) => (raw.whoami.success = { not: {} }))).toEqual([

@@ -26,7 +26,7 @@ export const passwordOnlySession: Check = {
     if (me.ok) {
       return bypassed(`The login ${asked}, yet the session it set already reaches ${ctx.profile.whoami.path} (status ${me.res.status}).`);
     }
-    return blocked(`The login ${asked}; the session it set gets status ${me.res.status} from ${ctx.profile.whoami.path}.`);
+    return blocked(`The login ${asked}; the session it set gets status ${me.res.status} from ${ctx.profile.whoami.path}.`, ctx.refusalWhy(me.res, 'whoami.success'));
   },
 };
 
@@ -74,11 +74,20 @@ export const pendingForcedBrowsing: Check = {
     /** Actions whose fetchFirst page did not serve the pending session (sent without the value). */
     const unserved: string[] = [];
     for (const e of p.protectedEndpoints) {
-      const res = await ctx.send({ method: e.method, path: e.path, note: `${e.method} ${e.path} with the pending session` }, login.session);
+      const res = await ctx.retryLimited(
+        `${e.method} ${e.path}`,
+        () => ctx.send({ method: e.method, path: e.path, note: `${e.method} ${e.path} with the pending session` }, login.session),
+        (r) => (succeeded(r, e.success) ? undefined : r),
+      );
       if (succeeded(res, e.success)) reached.push(`${e.method} ${e.path} (${res.status})`);
     }
     for (const a of p.sensitiveActions.filter((x) => !changesAccount(x) || p.safety.allowAccountChanges)) {
-      const res = await ctx.sendStep(a, ctx.sensitiveRequest(a, `${a.name} with the pending session`), login.session);
+      // A wrong code for any {totp} in it: a pending session must not get through even so.
+      const res = await ctx.retryLimited(
+        a.name,
+        () => ctx.sendAction(a, login.session, `${a.name} with the pending session`),
+        (r) => (actionSucceeded(r, a) ? undefined : r),
+      );
       if (actionSucceeded(res, a)) reached.push(`${a.name} (${res.status})`);
       else if (res.missing.length) unserved.push(a.name);
     }
@@ -87,7 +96,7 @@ export const pendingForcedBrowsing: Check = {
       return bypassed(`The pending session was accepted by ${reached.length} of ${total} endpoints: ${reached.join(', ')}.`);
     }
     const note = unserved.length ? ` (the form pages of ${unserved.join(', ')} gave it no fetchFirst value; those were sent without)` : '';
-    return blocked(`All ${total} endpoints refused the pending session${note}.`);
+    return blocked(`All ${total} endpoints refused the pending session${note}.`, 'each reply failed its success matcher (default: a 2xx), and none was a limit reply');
   },
 };
 
@@ -113,14 +122,19 @@ export const tokenLoginSkipsMfa: Check = {
     const body = structuredClone(spec.body ?? {}) as Record<string, unknown>;
     setPath(body, spec.usernameField, ctx.account.username);
     setPath(body, spec.passwordField, ctx.account.password);
-    const res = await ctx.sendStep(
-      spec,
-      { method: spec.method, path: spec.path, encoding: spec.encoding, body, headers: spec.headers, note: 'token login with the password' },
-      new Session(),
+    const res = await ctx.retryLimited(
+      'the token login',
+      () =>
+        ctx.sendStep(
+          spec,
+          { method: spec.method, path: spec.path, encoding: spec.encoding, body, headers: spec.headers, note: 'token login with the password' },
+          new Session(),
+        ),
+      (r) => (r.status >= 400 ? r : undefined),
     );
     const token = getPath(res.json, spec.tokenField);
     if (typeof token !== 'string' || !token) {
-      return blocked(`The token login answered ${res.status} without a token in ${spec.tokenField}.`);
+      return blocked(`The token login answered ${res.status} without a token in ${spec.tokenField}.`, `no string in JSON field ${spec.tokenField}, and not a limit reply`);
     }
     ctx.secrets.add(token);
     const session = new Session({ header: spec.header, scheme: spec.scheme });
@@ -129,6 +143,6 @@ export const tokenLoginSkipsMfa: Check = {
     if (me.ok) {
       return bypassed(`The token returned after the password alone reaches ${ctx.profile.whoami.path} (status ${me.res.status}).`);
     }
-    return blocked(`A token was issued, but before the second factor it gets status ${me.res.status} from ${ctx.profile.whoami.path}.`);
+    return blocked(`A token was issued, but before the second factor it gets status ${me.res.status} from ${ctx.profile.whoami.path}.`, ctx.refusalWhy(me.res, 'whoami.success'));
   },
 };
