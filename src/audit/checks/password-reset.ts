@@ -61,7 +61,7 @@ export const passwordResetSession: Check = {
     setPath(body, cfg.reset.passwordField, cfg.newPassword ?? ctx.account.password);
     const reset = await ctx.retryLimited(
       'the reset',
-      () => ctx.sendStep(cfg.reset, { ...cfg.reset, body, note: 'complete the reset with the token' }, session, { vars: { token } }),
+      () => ctx.sendStep(cfg.reset, { ...cfg.reset, body, note: 'complete the reset with the token' }, session, { vars: { token }, takeToken: true }),
       (r) => (r.status >= 400 ? r : undefined),
     );
     if (reset.status >= 400) throw new Inconclusive(`the target refused the reset (status ${reset.status}${missingNote(reset.missing)})`);

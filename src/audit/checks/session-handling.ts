@@ -109,7 +109,7 @@ export const rememberMeSkipsMfa: Check = {
     const me = await ctx.whoami(client, 'ask who-am-I with what the remember-me cookie gave');
     if (me.ok) {
       return bypassed(
-        `The remember-me cookie (${names.join(', ')}) alone produced a session that reaches ${ctx.profile.whoami.path} ` +
+        `The remember-me ${cfg.token ? 'token' : 'cookie'} (${names.join(', ')}) alone produced a session that reaches ${ctx.profile.whoami.path} ` +
           `(status ${me.res.status}) without any second factor.`,
       );
     }
