@@ -494,9 +494,53 @@ export class AuditContext {
     return this.sendStep(action, this.sensitiveRequest(action, note), session, { credentials });
   }
 
+  /**
+   * After an account-changing action went through: carry the change into the account the
+   * later checks log in with (a new e-mail address, which may be the login name; a new
+   * password), so one check's success does not turn every later one into an error.
+   * Returns what was followed, for the summary.
+   */
+  followChange(action: SensitiveAction, res: HttpResult): string | undefined {
+    const raw = res.exchange.request.body;
+    if (raw === undefined) return undefined;
+    let fields: [string, string][];
+    try {
+      const json = JSON.parse(raw) as unknown;
+      fields = flatten(json);
+    } catch {
+      fields = [...new URLSearchParams(raw)];
+    }
+    const a = this.account;
+    if (action.kind === 'change_email') {
+      const old = a.email ?? a.username;
+      const next = fields.map(([, v]) => v).find((v) => v.includes('@') && v !== old);
+      if (!next) return undefined;
+      if (a.username === old) a.username = next;
+      a.email = next;
+      return `the account's address is now ${next}; later checks use it`;
+    }
+    if (action.kind === 'change_password') {
+      const next =
+        fields.find(([k, v]) => /new/i.test(k) && /pass/i.test(k) && v !== a.password)?.[1] ??
+        fields.find(([k, v]) => /pass/i.test(k) && v !== a.password && !v.startsWith('wrong-'))?.[1];
+      if (!next) return undefined;
+      a.password = next;
+      this.secrets.add(next);
+      return 'the account has a new password; later checks use it';
+    }
+    return undefined;
+  }
+
   vars(account: Account): Record<string, string> {
     return { username: account.username, password: account.password, email: account.email ?? account.username, nonce: this.nonce() };
   }
+}
+
+/** [dotted path, string value] for every string or number leaf of a JSON value. */
+function flatten(value: unknown, prefix = ''): [string, string][] {
+  if (typeof value === 'string' || typeof value === 'number') return [[prefix, String(value)]];
+  if (value === null || typeof value !== 'object') return [];
+  return Object.entries(value).flatMap(([k, v]) => flatten(v, prefix ? `${prefix}.${k}` : k));
 }
 
 /** The request with what fetchFirst found: body fields (form or JSON) and headers. */

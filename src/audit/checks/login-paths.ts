@@ -88,7 +88,10 @@ export const pendingForcedBrowsing: Check = {
         () => ctx.sendAction(a, login.session, `${a.name} with the pending session`),
         (r) => (actionSucceeded(r, a) ? undefined : r),
       );
-      if (actionSucceeded(res, a)) reached.push(`${a.name} (${res.status})`);
+      if (actionSucceeded(res, a)) {
+        reached.push(`${a.name} (${res.status})`);
+        if (changesAccount(a)) ctx.followChange(a, res);
+      }
       else if (res.missing.length) unserved.push(a.name);
     }
     const total = forcedBrowsingTargets(p).length;

@@ -81,7 +81,9 @@ async function attempt(ctx: AuditContext, action: SensitiveAction, session: Sess
     );
     last = { res };
     if (actionSucceeded(res, action)) {
-      return { line: `${await impact(ctx, action, res, session, `${action.name} with the ${sessionLabel}${v.label} (status ${res.status})`)}; re-authentication demanded: ${v.demanded}`, missing: res.missing, demanded: v.demanded };
+      const followed = changesAccount(action) ? ctx.followChange(action, res) : undefined;
+      const line = await impact(ctx, action, res, session, `${action.name} with the ${sessionLabel}${v.label} (status ${res.status})`);
+      return { line: `${line}; re-authentication demanded: ${v.demanded}${followed ? ` (${followed})` : ''}`, missing: res.missing, demanded: v.demanded };
     }
   }
   const demanded = uses.factor ? 'a fresh second factor' : uses.password ? 'more than the password' : 'a fresh session (refused as is)';
