@@ -113,7 +113,7 @@ export class AuditContext {
 
   newSession(): Session {
     const { header, scheme } = this.profile.session;
-    return new Session({ header, scheme });
+    return new Session({ header, scheme }, this.http.origin);
   }
 
   async wait(ms: number, reason: string): Promise<void> {
@@ -130,7 +130,7 @@ export class AuditContext {
   async send(req: OutgoingRequest, session?: Session, opts: { takeToken?: boolean } = {}): Promise<HttpResult> {
     const res = await this.http.send(req, session);
     if (session) {
-      session.absorbSetCookies(res.setCookies);
+      session.absorbSetCookies(res.setCookies, new URL(res.exchange.request.url).pathname);
       const { transport, tokenField } = this.profile.session;
       if (opts.takeToken && transport === 'bearer' && tokenField) {
         const token = getPath(res.json, tokenField);

@@ -45,7 +45,7 @@ export const mfaGuessUnlimited: Check = {
   id: 'mfa-guess-unlimited',
   title: 'Second-factor guesses not limited',
   severity: 'high',
-  references: ['WSTG-ATHN-03', 'WSTG-ATHN-11', 'ASVS 4.0.3 V2.2.1'],
+  references: ['WSTG-ATHN-03', 'WSTG-ATHN-11', 'ASVS 5.0 V6.3.1'],
   description:
     'Submits wrong codes in one pending session until the target limits them or the configured cap is reached. ' +
     'A six-digit code falls to an unthrottled guesser within hours.',
@@ -67,7 +67,7 @@ export const xffRateLimitEvasion: Check = {
   id: 'xff-rate-limit-evasion',
   title: 'Rate limit evaded with X-Forwarded-For',
   severity: 'medium',
-  references: ['WSTG-ATHN-03', 'ASVS 4.0.3 V2.2.1'],
+  references: ['WSTG-ATHN-03', 'ASVS 5.0 V6.3.1'],
   description:
     'Repeats the wrong-code run with a different X-Forwarded-For address on every attempt. ' +
     'A limiter keyed on a client-supplied address is no limit at all.',

@@ -10,7 +10,7 @@ export const passwordOnlySession: Check = {
   id: 'password-only-session',
   title: 'Password-only session reaches protected data',
   severity: 'critical',
-  references: ['WSTG-ATHN-11', 'WSTG-ATHN-04', 'ASVS 4.0.3 V1.2.4', 'ASVS 4.0.3 V2.8'],
+  references: ['WSTG-ATHN-11', 'WSTG-ATHN-04', 'ASVS 5.0 V6.3.3', 'ASVS 5.0 V6.3.4'],
   description:
     'Logs in with the correct password, skips the second factor, and asks the protected who-am-I endpoint. ' +
     'A stolen password alone must not open the account.',
@@ -44,7 +44,7 @@ export const pendingForcedBrowsing: Check = {
   id: 'pending-forced-browsing',
   title: 'Pending session reaches other endpoints (forced browsing)',
   severity: 'critical',
-  references: ['WSTG-ATHN-04', 'WSTG-ATHZ-02', 'ASVS 4.0.3 V1.2.4'],
+  references: ['WSTG-ATHN-04', 'WSTG-ATHZ-02', 'ASVS 5.0 V6.3.4'],
   description:
     'Takes the session that is waiting for the second factor and requests every endpoint the profile lists, ' +
     'in case one of them forgot to check that the factor was verified.',
@@ -107,7 +107,7 @@ export const tokenLoginSkipsMfa: Check = {
   id: 'token-login-skips-mfa',
   title: 'Token/mobile login skips MFA',
   severity: 'critical',
-  references: ['WSTG-ATHN-04', 'WSTG-ATHN-11', 'ASVS 4.0.3 V1.2.4'],
+  references: ['WSTG-ATHN-04', 'WSTG-ATHN-11', 'ASVS 5.0 V6.3.4'],
   description:
     'Logs in through the token (mobile/API) login with the password only and uses the token it returns ' +
     'on the who-am-I endpoint. Alternative login paths often forget the second factor.',
@@ -131,7 +131,7 @@ export const tokenLoginSkipsMfa: Check = {
         ctx.sendStep(
           spec,
           { method: spec.method, path: spec.path, encoding: spec.encoding, body, headers: spec.headers, note: 'token login with the password' },
-          new Session(),
+          ctx.newSession(),
         ),
       (r) => (r.status >= 400 ? r : undefined),
     );
@@ -140,7 +140,7 @@ export const tokenLoginSkipsMfa: Check = {
       return blocked(`The token login answered ${res.status} without a token in ${spec.tokenField}.`, `no string in JSON field ${spec.tokenField}, and not a limit reply`);
     }
     ctx.secrets.add(token);
-    const session = new Session({ header: spec.header, scheme: spec.scheme });
+    const session = new Session({ header: spec.header, scheme: spec.scheme }, ctx.http.origin);
     session.bearer = token;
     const me = await ctx.whoami(session, 'ask who-am-I with the token from the password-only login');
     if (me.ok) {

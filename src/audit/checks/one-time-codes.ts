@@ -29,7 +29,7 @@ export const totpReplay: Check = {
   id: 'totp-replay',
   title: 'TOTP code accepted twice',
   severity: 'medium',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V2.8.4', 'ASVS 4.0.3 V2.8.5'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V6.5.1'],
   description:
     'Completes a login with a TOTP code, then submits the same code in a new login. ' +
     'A code seen over someone’s shoulder or phished in real time must not work a second time.',
@@ -58,7 +58,7 @@ export const recoveryCodeReuse: Check = {
   id: 'recovery-code-reuse',
   title: 'Recovery code reusable',
   severity: 'high',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V2.6.1'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V6.5.1'],
   description: 'Completes a login with a recovery code, then submits the same code in a new login.',
   fixHint: 'Delete (or mark used) a recovery code in the same transaction that accepts it.',
   notApplicable: (p) =>
@@ -93,7 +93,7 @@ export const recoveryCodeRace: Check = {
   id: 'recovery-code-race',
   title: 'Recovery code race (parallel use)',
   severity: 'medium',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V2.6.1'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V6.5.1'],
   description:
     'Opens several pending sessions and submits one unused recovery code in all of them at the same moment. ' +
     'A check-then-delete without a transaction lets the code through more than once.',
@@ -147,7 +147,7 @@ export const otpCrossAccount: Check = {
   id: 'otp-cross-account',
   title: 'OTP accepted for another account',
   severity: 'critical',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V2.8'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V6.3.3'],
   description:
     'Logs in as the first account and submits a currently valid TOTP code of the second account. ' +
     'An attacker with a victim’s password and their own authenticator must not get in.',

@@ -156,7 +156,7 @@ export const apiTokenWithoutStepUp: Check = {
   id: 'api-token-without-step-up',
   title: 'API token minted without step-up',
   severity: 'high',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V3.7.1', 'ASVS 4.0.3 V1.2.4'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V7.5.3', 'ASVS 5.0 V6.3.4'],
   description:
     'Asks for a personal API token with the password-only session and with a stale session. ' +
     'A token outlives the session and never sees a second factor again, so minting one must need a fresh factor.',
@@ -180,7 +180,7 @@ export const staleSessionSensitiveAction: Check = {
   id: 'stale-session-sensitive-action',
   title: 'Sensitive action with a stale session',
   severity: 'high',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V3.7.1'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V7.5.1'],
   description:
     'Waits until the second factor of a session is older than the step-up window, then performs each sensitive ' +
     'action (change e-mail, change password, …). A hijacked, idle session must not be able to take the account over.',
@@ -202,7 +202,7 @@ export const mfaDisableWithoutReauth: Check = {
   id: 'mfa-disable-without-reauth',
   title: 'MFA disabled without re-authentication',
   severity: 'high',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V3.7.1', 'ASVS 4.0.3 V2.5.7'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V7.5.1'],
   description:
     'Tries to remove the second factor with the password-only session and with a stale session. ' +
     'Whoever can switch MFA off without proving the factor again has beaten it for good.',

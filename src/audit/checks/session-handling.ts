@@ -7,7 +7,7 @@ export const sessionFixationMfa: Check = {
   id: 'session-fixation-mfa',
   title: 'Session token not replaced after MFA (fixation)',
   severity: 'medium',
-  references: ['WSTG-SESS-03', 'ASVS 4.0.3 V3.2.1'],
+  references: ['WSTG-SESS-03', 'ASVS 5.0 V7.2.4'],
   description:
     'Keeps a copy of the session token issued after the password, completes the second factor, then uses the ' +
     'old copy. If it still works, anyone who planted or saw the pre-MFA token now holds a fully verified session.',
@@ -45,7 +45,7 @@ export const rememberMeSkipsMfa: Check = {
   id: 'remember-me-skips-mfa',
   title: 'Remember-me restores a session without MFA',
   severity: 'high',
-  references: ['WSTG-ATHN-05', 'WSTG-ATHN-11', 'ASVS 4.0.3 V1.2.4', 'ASVS 4.0.3 V3.7.1'],
+  references: ['WSTG-ATHN-05', 'WSTG-ATHN-11', 'ASVS 5.0 V6.3.4'],
   description:
     'Logs in with "remember me", then presents only the remember-me cookie from a fresh client. ' +
     'Restoring a session from it must still ask for the second factor.',
@@ -77,11 +77,11 @@ export const rememberMeSkipsMfa: Check = {
     } else {
       // Without a configured name, the remember-me cookie is whatever a remember-me login
       // sets that the ordinary (preflight) login did not.
-      const ordinary = new Set(ctx.preflight?.session.cookies.keys() ?? []);
-      names = cfg.cookie ? [cfg.cookie] : [...full.session.cookies.keys()].filter((n) => !ordinary.has(n));
+      const ordinary = new Set(ctx.preflight?.session.cookieNames() ?? []);
+      names = cfg.cookie ? [cfg.cookie] : full.session.cookieNames().filter((n) => !ordinary.has(n));
       for (const n of names) {
-        const v = full.session.cookies.get(n);
-        if (v !== undefined) client.cookies.set(n, v);
+        const v = full.session.cookie(n);
+        if (v !== undefined) client.setCookie(n, v);
       }
     }
     if (client.isEmpty() && !cfg.token) {

@@ -15,7 +15,7 @@ export interface CheckInfo {
   id: string;
   title: string;
   severity: Severity;
-  /** OWASP WSTG test ids and ASVS 4.0.3 requirement numbers. */
+  /** OWASP WSTG test ids and ASVS 5.0 requirement numbers (as docs/security.md cites them). */
   references: string[];
   /** What the attack is, in one or two sentences. */
   description: string;
