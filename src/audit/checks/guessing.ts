@@ -35,7 +35,7 @@ async function guess(ctx: AuditContext, cap: number, headers: (i: number) => Rec
 
 const guessPlan = (p: Profile, extra = ''): string[] => [
   `${p.login.method} ${p.login.path} with the password (pending session)`,
-  `up to ${p.limits.maxGuesses} wrong codes${extra}, stopping at the first response matching ${describeMatcher(p.secondFactor.limited)}`,
+  `up to ${p.limits.maxGuesses} wrong codes${extra}, stopping at the first limit reply (${describeMatcher(p.secondFactor.limited)}, any 429 or Retry-After, or a 4xx saying "too many")`,
 ];
 
 /** The result of mfa-guess-unlimited, for the X-Forwarded-For check to compare against. */

@@ -57,7 +57,9 @@ export const rememberMeSkipsMfa: Check = {
     const restore = p.rememberMe?.restore ?? p.whoami;
     return [
       `full login with ${p.rememberMe?.loginField}=${String(p.rememberMe?.loginValue)}`,
-      `keep only the remember-me cookie (${p.rememberMe?.cookie ?? 'detected: cookies only a remember-me login sets'})`,
+      p.rememberMe?.token
+        ? `read the remember-me token (${describeExtractor(extractorOf(p.rememberMe.token))}) from the login's replies; a fresh client keeps only it`
+        : `keep only the remember-me cookie (${p.rememberMe?.cookie ?? 'detected: cookies only a remember-me login sets'})`,
       `${restore.method} ${restore.path}, then ${p.whoami.method} ${p.whoami.path} with what that gives`,
     ];
   },
