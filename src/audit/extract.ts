@@ -1,12 +1,17 @@
 // Reading one value out of a response, for apps that put what the next request needs in
 // HTML rather than JSON: a CSRF token in a hidden input or a meta tag, a token in a
 // cookie that must be echoed in a header, an API key printed once on a page.
+import { parse, type DefaultTreeAdapterMap } from 'parse5';
+import { Cookie } from 'tough-cookie';
 import type { HttpResult } from './http-client.js';
 import { getPath } from './matchers.js';
 import { EXTRACTOR_KEYS, type Extractor } from './profile.js';
 import type { Session } from './session.js';
 
-type Source = Pick<HttpResult, 'text' | 'json'> & { setCookies?: readonly string[] };
+type ParentNode = DefaultTreeAdapterMap['parentNode'];
+type Element = DefaultTreeAdapterMap['element'];
+
+type Source = Pick<HttpResult, 'text' | 'json'> & { setCookies?: readonly string[]; headers?: HttpResult['headers'] };
 
 /**
  * The one extractor inside a spec that may carry other keys too; `jsonField` is the older
@@ -24,6 +29,7 @@ export function describeExtractor(ex: Extractor): string {
   if (ex.input !== undefined) return `<input name="${ex.input}">`;
   if (ex.meta !== undefined) return `<meta name="${ex.meta}">`;
   if (ex.cookie !== undefined) return `cookie ${ex.cookie}`;
+  if (ex.replyHeader !== undefined) return `reply header ${ex.replyHeader}`;
   return `regex /${ex.regex ?? ''}/`;
 }
 
@@ -40,8 +46,12 @@ export function extractValue(ex: Extractor, res: Source, session?: Session): str
   if (ex.input !== undefined) return attrOfTag(res.text, 'input', 'name', ex.input, 'value');
   if (ex.meta !== undefined) return attrOfTag(res.text, 'meta', 'name', ex.meta, 'content');
   if (ex.cookie !== undefined) {
-    const raw = cookieFrom(res.setCookies ?? [], ex.cookie) ?? session?.cookies.get(ex.cookie);
+    const raw = cookieFrom(res.setCookies ?? [], ex.cookie) ?? session?.cookie(ex.cookie);
     return raw === undefined ? undefined : nonEmpty(safeDecode(raw));
+  }
+  if (ex.replyHeader !== undefined) {
+    const v = res.headers?.[ex.replyHeader.toLowerCase()];
+    return nonEmpty(Array.isArray(v) ? v[0] : v);
   }
   if (ex.regex !== undefined) return nonEmpty(new RegExp(ex.regex).exec(res.text)?.[1]);
   return undefined;
@@ -60,42 +70,30 @@ function safeDecode(v: string): string {
 function cookieFrom(setCookies: readonly string[], name: string): string | undefined {
   let found: string | undefined;
   for (const line of setCookies) {
-    const pair = line.split(';')[0] ?? '';
-    const eq = pair.indexOf('=');
-    if (eq > 0 && pair.slice(0, eq).trim() === name) found = pair.slice(eq + 1).trim();
+    const c = Cookie.parse(line, { loose: true });
+    if (c?.key === name) found = c.value;
   }
   return found;
 }
 
-/** The `want` attribute of the first `<tag>` whose `key` attribute equals `value`. */
+/**
+ * The `want` attribute of the first `<tag>` (in document order) whose `key` attribute
+ * equals `value`, from the document as a browser would parse it (parse5: any attribute
+ * syntax, every named and numeric entity).
+ */
 function attrOfTag(html: string, tag: string, key: string, value: string, want: string): string | undefined {
-  for (const [element] of html.matchAll(new RegExp(`<${tag}\\b[^>]*>`, 'gi'))) {
-    const attrs = parseAttributes(element.slice(tag.length + 1));
-    if (attrs.get(key) === value) {
-      const v = attrs.get(want);
-      return v === undefined ? undefined : nonEmpty(decodeEntities(v));
-    }
+  const found = findElement(parse(html), (el) => el.tagName === tag && el.attrs.some((a) => a.name === key && a.value === value));
+  return found ? nonEmpty(found.attrs.find((a) => a.name === want)?.value) : undefined;
+}
+
+function findElement(node: ParentNode, test: (el: Element) => boolean): Element | undefined {
+  // <template> contents are a separate fragment in parse5.
+  const children = [...('content' in node && node.content ? node.content.childNodes : []), ...node.childNodes];
+  for (const child of children) {
+    if (!('tagName' in child)) continue;
+    if (test(child)) return child;
+    const inner = findElement(child, test);
+    if (inner) return inner;
   }
   return undefined;
-}
-
-function parseAttributes(text: string): Map<string, string> {
-  const attrs = new Map<string, string>();
-  for (const m of text.matchAll(/([^\s"'=<>/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g)) {
-    const name = (m[1] ?? '').toLowerCase();
-    if (!attrs.has(name)) attrs.set(name, m[2] ?? m[3] ?? m[4] ?? '');
-  }
-  return attrs;
-}
-
-const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", '#39': "'" };
-
-function decodeEntities(v: string): string {
-  return v.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (whole, ent: string) => {
-    if (ent[0] === '#') {
-      const code = ent[1] === 'x' || ent[1] === 'X' ? parseInt(ent.slice(2), 16) : parseInt(ent.slice(1), 10);
-      return Number.isFinite(code) && code <= 0x10ffff ? String.fromCodePoint(code) : whole;
-    }
-    return NAMED[ent.toLowerCase()] ?? whole;
-  });
 }

@@ -109,7 +109,7 @@ export class HttpClient {
     await this.limiter.take();
 
     const headers: Record<string, string> = { accept: 'application/json, text/html;q=0.9, */*;q=0.5' };
-    Object.assign(headers, session?.headers() ?? {});
+    Object.assign(headers, session?.headers(url.pathname) ?? {});
     for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
     let body: string | undefined;
     if (req.body !== undefined && req.method !== 'GET') {

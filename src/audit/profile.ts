@@ -55,9 +55,11 @@ export type Matcher = z.infer<typeof matcherSchema>;
  * hidden/any `<input name=…>`'s value, a `<meta name=…>`'s content, a cookie (set by the
  * response or already in the session's jar), or a regular expression's one capture group.
  */
-export const EXTRACTOR_KEYS = ['json', 'input', 'meta', 'cookie', 'regex'] as const;
+export const EXTRACTOR_KEYS = ['json', 'input', 'meta', 'cookie', 'replyHeader', 'regex'] as const;
 const extractorFields = {
   json: z.string().min(1).optional(),
+  /** A response header (e.g. a token in `X-MFA-Token`), by name. */
+  replyHeader: z.string().min(1).optional(),
   input: z.string().min(1).optional(),
   meta: z.string().min(1).optional(),
   cookie: z.string().min(1).optional(),
@@ -123,13 +125,23 @@ const endpoint = {
   path: targetPath,
 };
 
+const placeholderName = z.string().regex(/^\w+$/, 'names are letters, digits, _');
+
+/**
+ * A request step. Besides the body and headers, `{placeholders}` may go into the path, the
+ * `query` and `cookies`; `capture` reads values from this step's reply (JSON, header,
+ * cookie, HTML) into the session, for `{name}` in any later step of the same session.
+ */
 const requestSpec = {
   method: httpMethod.default('POST'),
   path: targetPath,
   encoding: encoding.default('json'),
   body: bodyFields.optional(),
   headers: headerMap.optional(),
+  query: z.record(z.string(), z.string()).optional(),
+  cookies: z.record(z.string(), z.string()).optional(),
   fetchFirst: fetchFirstSchema.optional(),
+  capture: z.record(placeholderName, extractorSchema).optional(),
 };
 
 const codeSubmission = z.strictObject({ ...requestSpec, codeField: z.string().min(1).default('code') });
@@ -157,6 +169,8 @@ const sensitiveAction = z
   token: extractorSchema.optional(),
   /** Defaults to true for change_email, change_password and disable_mfa. */
   changesAccount: z.boolean().optional(),
+  /** Requests sent in the same session right before the action (re-authentication, step-up), e.g. with `{password}` and `{totp}`. */
+  stepUp: z.array(z.strictObject(requestSpec)).optional(),
 })
   .refine((a) => a.tokenField === undefined || a.token === undefined, {
     message: 'give tokenField or token, not both',
@@ -236,16 +250,19 @@ export const profileSchema = z
         loginField: z.string().min(1),
         loginValue: z.union([z.string(), z.boolean(), z.number()]).default(true),
         cookie: z.string().min(1).optional(),
-        restore: z.strictObject(endpoint).optional(),
+        /** A remember-me token handed out in a reply body (or header) instead of a cookie: read it here; `{rememberToken}` then goes into `restore`. */
+        token: extractorSchema.optional(),
+        restore: z.strictObject({ ...requestSpec, method: httpMethod.default('GET') }).optional(),
       })
       .optional(),
     passwordReset: z
       .strictObject({
         request: z.strictObject({ ...requestSpec, emailField: z.string().min(1).default('email') }),
         token: resetToken,
+        /** `{token}` in the path or query places the reset token there (then no body field unless tokenField is given). */
         reset: z.strictObject({
           ...requestSpec,
-          tokenField: z.string().min(1).default('token'),
+          tokenField: z.string().min(1).optional(),
           passwordField: z.string().min(1).default('password'),
         }),
         newPassword: z.string().min(1).optional(),
@@ -267,8 +284,10 @@ export const profileSchema = z
         maxGuesses: z.number().int().min(1).max(50).default(10),
         lockoutAfter: z.number().int().min(1).max(1000).default(10),
         raceParallelism: z.number().int().min(2).max(10).default(3),
+        /** Longest Retry-After the auditor waits out before calling a check inconclusive: limited. */
+        maxWaitSeconds: z.number().min(0).max(600).default(10),
       })
-      .default({ maxGuesses: 10, lockoutAfter: 10, raceParallelism: 3 }),
+      .default({ maxGuesses: 10, lockoutAfter: 10, raceParallelism: 3, maxWaitSeconds: 10 }),
     safety: z
       .strictObject({
         allowAccountChanges: z.boolean().default(false),

@@ -1,9 +1,11 @@
 // The audit's result as data; every report format is rendered from this.
+import { createRequire } from 'node:module';
 import type { CheckResult, Status } from './checks/types.js';
 import type { Exchange } from './http-client.js';
 
 export const AUDITOR_NAME = 'gatehouse-audit';
-export const AUDITOR_VERSION = '1.0.0';
+/** The package's version: the auditor ships with Gatehouse and is versioned with it. */
+export const AUDITOR_VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 export interface AuditReport {
   tool: { name: string; version: string };
@@ -24,7 +26,7 @@ export interface AuditReport {
 }
 
 export function countStatuses(results: readonly CheckResult[]): Record<Status, number> {
-  const counts: Record<Status, number> = { blocked: 0, bypassed: 0, not_applicable: 0, error: 0 };
+  const counts: Record<Status, number> = { blocked: 0, bypassed: 0, not_applicable: 0, inconclusive: 0, error: 0 };
   for (const r of results) counts[r.status]++;
   return counts;
 }
@@ -32,6 +34,6 @@ export function countStatuses(results: readonly CheckResult[]): Record<Status, n
 /** A finding outranks an incomplete run: if something got through, that is the news. */
 export function exitCodeFor(counts: Record<Status, number>, aborted: string | undefined): 0 | 1 | 2 {
   if (counts.bypassed > 0) return 1;
-  if (aborted !== undefined || counts.error > 0) return 2;
+  if (aborted !== undefined || counts.error > 0 || counts.inconclusive > 0) return 2;
   return 0;
 }

@@ -1,7 +1,7 @@
 // Runs the checks against one target: a preflight that proves the profile works (a full
 // login and who-am-I), then every check in order, each with its own evidence log.
 import { allChecks, type Check, type CheckResult } from './checks/index.js';
-import { Inconclusive } from './checks/types.js';
+import { Inconclusive, Limited } from './checks/types.js';
 import { AuditContext, missingNote } from './context.js';
 import { AuditAbort, HttpClient, RequestFailed, type Exchange } from './http-client.js';
 import { maskExchange, SecretRegistry } from './mask.js';
@@ -84,6 +84,13 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
         const verdict = await check.run(ctx);
         result = { ...base, ...verdict, durationMs: Date.now() - t0 };
       } catch (err) {
+        if (err instanceof Limited) {
+          // A limiter's refusal proves nothing about the flaw behind it: never "blocked".
+          result = { ...base, status: 'inconclusive', summary: `Inconclusive (limited): ${err.message}`, why: `limited: ${err.signal}`, durationMs: Date.now() - t0 };
+          results.push(result);
+          listener.onCheckEnd?.(result, i, checks.length);
+          continue;
+        }
         if (err instanceof AuditAbort) aborted = `stopped during ${check.id}: ${err.message}`;
         // Anything else unexpected is a bug in the check: report it on that check (so the
         // rest of the audit still runs) and make it recognisable as such.
@@ -129,6 +136,13 @@ async function runPreflight(ctx: AuditContext): Promise<void> {
   const login = await ctx.passwordLogin({ note: 'baseline: log in with the password' });
   const code = await ctx.issueCode(ctx.codes.hasTotp ? 'totp' : 'recovery');
   const verify = await ctx.submitCode(login.session, code, { note: 'baseline: complete the login with a valid code' });
+  if (verify.limited) {
+    // The target is limiting the auditor itself: say so, rather than blame the secret.
+    throw new Error(
+      `a valid second-factor code got a limit reply (${verify.limited}): the target is limiting this client; ` +
+        'wait until the limit ends (or raise it on the test deployment) and run again',
+    );
+  }
   const me = await ctx.whoami(login.session, 'baseline: who-am-I with the full session');
   // A refused code is fatal only if the session does not work anyway: an app that ignores
   // MFA entirely may have no pending state to verify, and that is a finding, not a setup error.

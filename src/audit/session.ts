@@ -1,25 +1,41 @@
-// A client-side session: the cookies a target set and/or a bearer token it handed out.
-// Kept deliberately dumb (no domain/path rules) because the auditor only ever talks to
-// one origin, and it must be cloneable so checks can replay an old token after a new one
+// A client-side session: the cookies a target set and/or a bearer token it handed out,
+// plus the values flow steps captured from replies. Cookies live in one tough-cookie jar
+// (the only cookie parser in the auditor: expiry, Max-Age, paths and prefixes as a browser
+// would), and the session is cloneable so checks can replay an old token after a new one
 // was issued (fixation, remember-me).
+import { Cookie, CookieJar } from 'tough-cookie';
 
 export interface BearerConfig {
   header: string;
   scheme: string;
 }
 
+/** Where cookies are kept: the target's host, as https so Secure cookies of an http test target are kept too. */
+const DEFAULT_ORIGIN = 'http://127.0.0.1';
+
 export class Session {
-  readonly cookies = new Map<string, string>();
+  private jar = newJar();
+  private readonly base: string;
   bearer: string | undefined;
+  /** Values a flow step captured from a reply (a pending token, a remember-me token), for `{name}` later. */
+  readonly vars = new Map<string, string>();
 
-  constructor(readonly bearerConfig: BearerConfig = { header: 'Authorization', scheme: 'Bearer' }) {}
+  constructor(
+    readonly bearerConfig: BearerConfig = { header: 'Authorization', scheme: 'Bearer' },
+    origin: string = DEFAULT_ORIGIN,
+  ) {
+    this.base = `https://${new URL(origin).host}`;
+  }
 
-  /** Headers that present this session to the target. */
-  headers(): Record<string, string> {
+  private url(path = '/'): string {
+    return new URL(path, this.base).href;
+  }
+
+  /** Headers that present this session to the target, for a request to `path`. */
+  headers(path = '/'): Record<string, string> {
     const headers: Record<string, string> = {};
-    if (this.cookies.size > 0) {
-      headers['cookie'] = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-    }
+    const cookie = this.jar.getCookieStringSync(this.url(path));
+    if (cookie) headers['cookie'] = cookie;
     if (this.bearer !== undefined) {
       const { header, scheme } = this.bearerConfig;
       headers[header.toLowerCase()] = scheme ? `${scheme} ${this.bearer}` : this.bearer;
@@ -27,42 +43,54 @@ export class Session {
     return headers;
   }
 
-  /** Applies Set-Cookie headers; an expired or emptied cookie is removed. */
-  absorbSetCookies(setCookies: readonly string[]): void {
+  /** Applies Set-Cookie headers of a reply to `path`; expired or emptied cookies go away. */
+  absorbSetCookies(setCookies: readonly string[], path = '/'): void {
     for (const line of setCookies) {
-      const [pair = '', ...attrs] = line.split(';');
-      const eq = pair.indexOf('=');
-      if (eq <= 0) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      if (value === '' || attrs.some((a) => isExpiry(a))) this.cookies.delete(name);
-      else this.cookies.set(name, value);
+      const parsed = Cookie.parse(line, { loose: true });
+      if (!parsed) continue;
+      // An emptied cookie is how many apps "delete" one without an expiry.
+      if (parsed.value === '') parsed.setExpires(new Date(0));
+      this.jar.setCookieSync(parsed, this.url(path), { ignoreError: true });
     }
   }
 
+  /** The value of a cookie by name (any path), or undefined. */
+  cookie(name: string): string | undefined {
+    return this.all().find((c) => c.key === name)?.value;
+  }
+
+  cookieNames(): string[] {
+    return [...new Set(this.all().map((c) => c.key))];
+  }
+
+  /** Sets a cookie for the whole site (a value a profile step places, or one copied from another session). */
+  setCookie(name: string, value: string): void {
+    this.jar.setCookieSync(new Cookie({ key: name, value, path: '/' }), this.url('/'), { ignoreError: true });
+  }
+
   clone(): Session {
-    const copy = new Session(this.bearerConfig);
-    for (const [k, v] of this.cookies) copy.cookies.set(k, v);
+    const copy = new Session(this.bearerConfig, this.base);
+    copy.jar = this.jar.cloneSync() ?? newJar();
     copy.bearer = this.bearer;
+    for (const [k, v] of this.vars) copy.vars.set(k, v);
     return copy;
   }
 
   isEmpty(): boolean {
-    return this.cookies.size === 0 && this.bearer === undefined;
+    return this.all().length === 0 && this.bearer === undefined;
   }
 
   /** Every secret value this session carries, so reports can mask them. */
   secrets(): string[] {
-    return [...this.cookies.values(), ...(this.bearer ? [this.bearer] : [])];
+    return [...this.all().map((c) => c.value), ...(this.bearer ? [this.bearer] : []), ...this.vars.values()];
+  }
+
+  private all(): Cookie[] {
+    return this.jar.getCookiesSync(this.url('/'), { allPaths: true });
   }
 }
 
-function isExpiry(attr: string): boolean {
-  const [key = '', value = ''] = attr.split('=').map((s) => s.trim());
-  if (key.toLowerCase() === 'max-age') return Number(value) <= 0;
-  if (key.toLowerCase() === 'expires') {
-    const at = Date.parse(value);
-    return !Number.isNaN(at) && at <= Date.now();
-  }
-  return false;
+function newJar(): CookieJar {
+  // Lenient like a tester's browser, not a strict one: a black-box auditor keeps what it is given.
+  return new CookieJar(undefined, { looseMode: true, rejectPublicSuffixes: false, allowSpecialUseDomain: true, prefixSecurity: 'unsafe-disabled' });
 }

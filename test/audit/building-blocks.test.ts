@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CheckResult } from '../../src/audit/checks/types.js';
+import type { CheckResult, Status } from '../../src/audit/checks/types.js';
 import { CodeSupply } from '../../src/audit/factors.js';
 import { AuditAbort, HttpClient, type Exchange } from '../../src/audit/http-client.js';
 import { maskExchange, SecretRegistry } from '../../src/audit/mask.js';
@@ -174,11 +174,25 @@ describe('reports', () => {
   });
 
   it('exit codes: a bypass outranks an incomplete run', () => {
-    const c = (s: Partial<Record<'blocked' | 'bypassed' | 'not_applicable' | 'error', number>>) => ({ blocked: 0, bypassed: 0, not_applicable: 0, error: 0, ...s });
+    const c = (s: Partial<Record<Status, number>>) => ({ blocked: 0, bypassed: 0, not_applicable: 0, inconclusive: 0, error: 0, ...s });
     expect(exitCodeFor(c({ blocked: 3, not_applicable: 2 }), undefined)).toBe(0);
     expect(exitCodeFor(c({ bypassed: 1, error: 1 }), 'stopped')).toBe(1);
     expect(exitCodeFor(c({ blocked: 1, error: 1 }), undefined)).toBe(2);
     expect(exitCodeFor(c({}), 'preflight failed')).toBe(2);
+    // A limiter that kept a check from concluding leaves the run incomplete, never clean.
+    expect(exitCodeFor(c({ blocked: 5, inconclusive: 1 }), undefined)).toBe(2);
+    expect(exitCodeFor(c({ bypassed: 1, inconclusive: 1 }), undefined)).toBe(1);
+  });
+
+  it('reports carry the package version and cite ASVS 5.0', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { AUDITOR_VERSION } = await import('../../src/audit/report.js');
+    const { allChecks } = await import('../../src/audit/checks/index.js');
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(AUDITOR_VERSION).toBe(pkg.version);
+    const asvs = allChecks.flatMap((c) => c.references.filter((r) => r.startsWith('ASVS')));
+    expect(asvs.length).toBeGreaterThanOrEqual(allChecks.length);
+    for (const r of asvs) expect(r).toMatch(/^ASVS 5\.0 V[67]\.\d+\.\d+$/);
   });
 
   it('--only pulls in the checks a check builds on, in run order', () => {
@@ -259,7 +273,7 @@ describe('independence from Gatehouse', () => {
       for (const spec of specs) {
         if (spec.startsWith('node:')) continue;
         if (!spec.startsWith('.')) {
-          if (!['yaml', 'zod', 'undici', 'otpauth'].includes(spec)) offenders.push(`${file}: ${spec} (unexpected package)`);
+          if (!['yaml', 'zod', 'undici', 'otpauth', 'parse5', 'tough-cookie'].includes(spec)) offenders.push(`${file}: ${spec} (unexpected package)`);
           continue;
         }
         const target = relative(root, resolve(dirname(join(root, file)), spec));

@@ -64,7 +64,7 @@ describe('extractors', () => {
 
   it('reads a cookie from the reply, else from the session jar, URL-decoded', () => {
     const jar = new Session();
-    jar.cookies.set('XSRF-TOKEN', 'from%2Fjar');
+    jar.setCookie('XSRF-TOKEN', 'from%2Fjar');
     expect(extractValue({ cookie: 'XSRF-TOKEN' }, page('', ['XSRF-TOKEN=fresh%3D; Path=/']), jar)).toBe('fresh=');
     expect(extractValue({ cookie: 'XSRF-TOKEN' }, page(''), jar)).toBe('from/jar');
     expect(extractValue({ cookie: 'XSRF-TOKEN' }, page(''))).toBeUndefined();
@@ -144,8 +144,8 @@ describe('profile validation of the new fields', () => {
       }),
     ).toEqual([
       'login.fetchFirst.path: must be a path on the target starting with "/" (not a full URL)',
-      'login.fetchFirst.values.0: give exactly one of json, input, meta, cookie, regex',
-      'login.fetchFirst.values.1: give exactly one of json, input, meta, cookie, regex (got input, meta)',
+      'login.fetchFirst.values.0: give exactly one of json, input, meta, cookie, replyHeader, regex',
+      'login.fetchFirst.values.1: give exactly one of json, input, meta, cookie, replyHeader, regex (got input, meta)',
       'login.fetchFirst.values.2: give exactly one of field, header (where the value is sent)',
       'login.fetchFirst.values.3.regex: needs exactly one capture group (the value), found 2; use (?:…) for other groups',
       expect.stringMatching(/^login\.fetchFirst\.values\.4\.regex: not a valid regular expression/),
@@ -164,8 +164,8 @@ describe('profile validation of the new fields', () => {
         ];
       }),
     ).toEqual([
-      'sensitiveActions.0.params.id: give exactly one of field, json, input, meta, cookie, regex (got field, input)',
-      'sensitiveActions.0.params.none: give exactly one of field, json, input, meta, cookie, regex',
+      'sensitiveActions.0.params.id: give exactly one of field, json, input, meta, cookie, replyHeader, regex (got field, input)',
+      'sensitiveActions.0.params.none: give exactly one of field, json, input, meta, cookie, replyHeader, regex',
       'sensitiveActions.0.token: give tokenField or token, not both',
     ]);
     expect(problems((raw) => (raw.whoami.success = { not: {} }))).toEqual([
@@ -228,7 +228,7 @@ describe('fetchFirst over HTTP', () => {
     expect(post.headers['x-csrf-token']).toBe('meta-7');
     expect(post.headers['x-xsrf-token']).toBe('x+y');
     expect(JSON.parse(post.body)).toEqual({ meta: { csrf: 'in-5' }, user: { email: 'a@example.test' }, password: 'pw-123456' });
-    expect(login.session.cookies.get('sid')).toBe('pending-1');
+    expect(login.session.cookie('sid')).toBe('pending-1');
   });
 
   it('sends form fields too, and says in the evidence when the page did not have a value', async () => {
@@ -247,5 +247,44 @@ describe('fetchFirst over HTTP', () => {
     const form = context({ encoding: 'form', fetchFirst: { path: '/login', values: [{ input: 'csrf', field: 'csrf' }] } });
     await form.passwordLogin();
     expect(seen[1]?.body).toBe('email=a%40example.test&password=pw-123456&csrf=in-5');
+  });
+});
+
+describe('parsing with parse5, tough-cookie, and complete mail only', () => {
+  it('reads HTML as a browser does: any entity, and nothing inside a comment', async () => {
+    const { extractValue } = await import('../../src/audit/extract.js');
+    const html = '<!-- <input name="csrf" value="stale"> --><form><input name=csrf value="a&eacute;&#x2F;b&nbsp;c&hellip;"></form>';
+    expect(extractValue({ input: 'csrf' }, { text: html, json: undefined })).toBe('aé/b\u00a0c…');
+    expect(extractValue({ meta: 'csrf' }, { text: '<template><meta name="csrf" content="t"></template>', json: undefined })).toBe('t');
+  });
+
+  it('keeps cookies by path and prefix rules, and a reply header extractor reads headers', async () => {
+    const { extractValue } = await import('../../src/audit/extract.js');
+    const s = new Session(undefined, 'http://127.0.0.1:9');
+    s.absorbSetCookies(['__Host-sid=h1; Path=/; Secure; HttpOnly', 'api=a1; Path=/api', 'sid=x; Max-Age=60'], '/login');
+    expect(s.headers('/').cookie).toBe('__Host-sid=h1; sid=x');
+    expect(s.headers('/api/me').cookie).toContain('api=a1');
+    expect(s.cookieNames().sort()).toEqual(['__Host-sid', 'api', 'sid']);
+    s.absorbSetCookies(['sid=; Path=/']);
+    expect(s.cookie('sid')).toBeUndefined();
+    expect(extractValue({ replyHeader: 'X-MFA-Token' }, { text: '', json: undefined, headers: { 'x-mfa-token': 'mt-1' } })).toBe('mt-1');
+  });
+
+  it('the mail reader ignores a file until it is complete (.partial renamed into place)', async () => {
+    const { mkdtemp, rm, writeFile, rename } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { tokenFromMail } = await import('../../src/audit/checks/password-reset.js');
+    const dir = await mkdtemp(join(tmpdir(), 'audit-partial-'));
+    try {
+      const since = Date.now();
+      await writeFile(join(dir, 'm1.eml.partial'), 'https://x/reset?token=half');
+      expect(await tokenFromMail(dir, 'token=([a-z]+)', since, 1)).toBeUndefined();
+      await writeFile(join(dir, 'm1.eml.partial'), 'https://x/reset?token=whole\r\n');
+      await rename(join(dir, 'm1.eml.partial'), join(dir, 'm1.eml'));
+      expect(await tokenFromMail(dir, 'token=([a-z]+)', since, 1)).toBe('whole');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

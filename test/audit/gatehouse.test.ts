@@ -3,6 +3,7 @@
 // confirm), so the auditor and this test both treat Gatehouse as a black box.
 import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
+import { Session } from '../../src/audit/session.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseProfile } from '../../src/audit/profile.js';
 import { runAudit } from '../../src/audit/runner.js';
@@ -18,23 +19,22 @@ interface TestAccount {
 
 /** Just enough of a cookie-carrying client for the account setup. */
 class Client {
-  private readonly cookies = new Map<string, string>();
-  constructor(private readonly base: string) {}
+  // The auditor's own session jar: one cookie implementation for the whole auditor suite.
+  private readonly jar: Session;
+  constructor(private readonly base: string) {
+    this.jar = new Session(undefined, base);
+  }
 
   async post(path: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
     const res = await fetch(new URL(path, this.base), {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
-        cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
+        ...this.jar.headers(path),
       },
       body: JSON.stringify(body),
     });
-    for (const line of res.headers.getSetCookie()) {
-      const [pair = ''] = line.split(';');
-      const eq = pair.indexOf('=');
-      if (eq > 0) this.cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
-    }
+    this.jar.absorbSetCookies(res.headers.getSetCookie(), path);
     const text = await res.text();
     return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
   }

@@ -26,8 +26,9 @@ interface Case {
 
 const cases: Case[] = [
   { flaw: 'totpReplay', expect: { 'totp-replay': 'bypassed' } },
-  { flaw: 'recoveryCodeReuse', expect: { 'recovery-code-reuse': 'bypassed' } },
-  { flaw: 'recoveryCodeRace', expect: { 'recovery-code-race': 'bypassed' } },
+  // The race check builds on the reuse check: a simply reusable code is one finding, not two.
+  { flaw: 'recoveryCodeRace', expect: { 'recovery-code-reuse': 'blocked', 'recovery-code-race': 'bypassed' } },
+  { flaw: 'recoveryCodeReuse', expect: { 'recovery-code-reuse': 'bypassed', 'recovery-code-race': 'not_applicable' } },
   { flaw: 'otpAnyAccount', expect: { 'otp-cross-account': 'bypassed' } },
   { flaw: 'keepSessionAfterMfa', expect: { 'session-fixation-mfa': 'bypassed' } },
   { flaw: 'pendingReachesDashboard', expect: { 'pending-forced-browsing': 'bypassed' } },

@@ -35,7 +35,7 @@ async function guess(ctx: AuditContext, cap: number, headers: (i: number) => Rec
 
 const guessPlan = (p: Profile, extra = ''): string[] => [
   `${p.login.method} ${p.login.path} with the password (pending session)`,
-  `up to ${p.limits.maxGuesses} wrong codes${extra}, stopping at the first response matching ${describeMatcher(p.secondFactor.limited)}`,
+  `up to ${p.limits.maxGuesses} wrong codes${extra}, stopping at the first limit reply (${describeMatcher(p.secondFactor.limited)}, any 429 or Retry-After, or a 4xx saying "too many")`,
 ];
 
 /** The result of mfa-guess-unlimited, for the X-Forwarded-For check to compare against. */
@@ -45,7 +45,7 @@ export const mfaGuessUnlimited: Check = {
   id: 'mfa-guess-unlimited',
   title: 'Second-factor guesses not limited',
   severity: 'high',
-  references: ['WSTG-ATHN-03', 'WSTG-ATHN-11', 'ASVS 4.0.3 V2.2.1'],
+  references: ['WSTG-ATHN-03', 'WSTG-ATHN-11', 'ASVS 5.0 V6.3.1'],
   description:
     'Submits wrong codes in one pending session until the target limits them or the configured cap is reached. ' +
     'A six-digit code falls to an unthrottled guesser within hours.',
@@ -67,7 +67,7 @@ export const xffRateLimitEvasion: Check = {
   id: 'xff-rate-limit-evasion',
   title: 'Rate limit evaded with X-Forwarded-For',
   severity: 'medium',
-  references: ['WSTG-ATHN-03', 'ASVS 4.0.3 V2.2.1'],
+  references: ['WSTG-ATHN-03', 'ASVS 5.0 V6.3.1'],
   description:
     'Repeats the wrong-code run with a different X-Forwarded-For address on every attempt. ' +
     'A limiter keyed on a client-supplied address is no limit at all.',

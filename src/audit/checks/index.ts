@@ -1,8 +1,9 @@
 // The checks, in the order they run. The order is deliberate:
 // - cheap, harmless checks first;
 // - brute-force checks late, because a target's lockout may follow them;
-// - checks that may change the account (disable MFA, reset the password) last, so that if
-//   they get through, they cannot spoil the checks before them.
+// - checks that may change the account (e-mail, password, factors) last, so that if they
+//   get through, they cannot spoil the checks before them; and what they changed is
+//   followed (AuditContext.followChange), so the ones after them still log in.
 import type { Check } from './types.js';
 import { passwordOnlySession, pendingForcedBrowsing, tokenLoginSkipsMfa } from './login-paths.js';
 import { rememberMeSkipsMfa, sessionFixationMfa } from './session-handling.js';
@@ -22,9 +23,9 @@ export const allChecks: readonly Check[] = [
   recoveryCodeRace,
   otpCrossAccount,
   apiTokenWithoutStepUp,
-  staleSessionSensitiveAction,
   mfaGuessUnlimited,
   xffRateLimitEvasion,
+  staleSessionSensitiveAction,
   mfaDisableWithoutReauth,
   passwordResetSession,
 ];

@@ -1,7 +1,7 @@
 // Sensitive actions must demand a fresh second factor: minting API tokens, changing
 // e-mail/password, disabling MFA. Each is tried with the password-only session and/or with
 // a session whose second factor is older than the step-up window.
-import type { AuditContext } from '../context.js';
+import type { AuditContext, Credentials, StepResult } from '../context.js';
 import type { HttpResult } from '../http-client.js';
 import { getPath, succeeded } from '../matchers.js';
 import { changesAccount, type Profile, type SensitiveAction, type SensitiveKind } from '../profile.js';
@@ -38,23 +38,63 @@ export function actionSucceeded(res: HttpResult, action: SensitiveAction): boole
   return succeeded(res, action.success);
 }
 
+/** Which credentials an action (and its step-up sequence) asks the auditor to send. */
+export function credentialsUsed(action: SensitiveAction): { password: boolean; factor: boolean } {
+  const text = JSON.stringify([action.path, action.body, action.headers, action.query, action.stepUp]);
+  return { password: text.includes('{password}'), factor: /\{(?:totp|recoveryCode)\}/.test(text) };
+}
+
+interface Attempt {
+  line?: string;
+  missing: string[];
+  /** What the app turned out to demand: none, password only, a fresh second factor. */
+  demanded: string;
+  why?: string;
+}
+
 /**
- * Tries one action in one session; returns a line for the summary when it got through, and
- * otherwise what its fetchFirst page did not give this session (shown with the refusal).
+ * Tries one action in one session. An action whose template carries `{password}`,
+ * `{totp}` or `{recoveryCode}` is sent with a wrong value first (accepted: the app demanded
+ * nothing), then with the right password and a wrong code (accepted: password only). The
+ * right code is never sent: the action would then really take effect. What the app demanded
+ * goes into the verdict, so "password only" is not reported as "no re-authentication".
  */
-async function attempt(
-  ctx: AuditContext,
-  action: SensitiveAction,
-  session: Session,
-  sessionLabel: string,
-): Promise<{ line?: string; missing: string[] }> {
-  const res = await ctx.sendStep(action, ctx.sensitiveRequest(action, `${action.name} with the ${sessionLabel}`), session);
-  if (!actionSucceeded(res, action)) return { missing: res.missing };
-  let line = `${action.name} with the ${sessionLabel} (status ${res.status})`;
+async function attempt(ctx: AuditContext, action: SensitiveAction, session: Session, sessionLabel: string): Promise<Attempt> {
+  const uses = credentialsUsed(action);
+  const variants: { creds: Credentials; demanded: string; label: string }[] = [
+    { creds: { password: 'wrong', factor: 'wrong' }, demanded: 'none', label: uses.password || uses.factor ? ' and a wrong password/code' : '' },
+  ];
+  if (uses.password) {
+    variants.push({
+      creds: { password: 'right', factor: 'wrong' },
+      demanded: 'password only (no fresh second factor)',
+      label: uses.factor ? ' and the password but a wrong code' : ' and the password',
+    });
+  }
+  let last: { res: StepResult } | undefined;
+  for (const v of variants) {
+    const note = `${action.name} with the ${sessionLabel}${v.label}`;
+    const { res } = await ctx.retryLimited(
+      action.name,
+      async () => ({ res: await ctx.sendAction(action, session, note, v.creds) }),
+      (r) => (actionSucceeded(r.res, action) ? undefined : r.res),
+    );
+    last = { res };
+    if (actionSucceeded(res, action)) {
+      const followed = changesAccount(action) ? ctx.followChange(action, res) : undefined;
+      const line = await impact(ctx, action, res, session, `${action.name} with the ${sessionLabel}${v.label} (status ${res.status})`);
+      return { line: `${line}; re-authentication demanded: ${v.demanded}${followed ? ` (${followed})` : ''}`, missing: res.missing, demanded: v.demanded };
+    }
+  }
+  const demanded = uses.factor ? 'a fresh second factor' : uses.password ? 'more than the password' : 'a fresh session (refused as is)';
+  return { missing: last?.res.missing ?? [], demanded, why: last ? ctx.refusalWhy(last.res, action.success ? 'the action\'s success matcher' : 'a 2xx') : undefined };
+}
+
+/** For an API token that was minted: show the impact, the token really opens the API. */
+async function impact(ctx: AuditContext, action: SensitiveAction, res: HttpResult, session: Session, line: string): Promise<string> {
   const probe = ctx.profile.apiToken?.probe;
   const token = action.token ? ctx.extract(action.token, res, session) : action.tokenField ? getPath(res.json, action.tokenField) : undefined;
   if (action.kind === 'create_api_token' && typeof token === 'string' && probe) {
-    // Show the impact: the token minted this way really opens the API.
     ctx.secrets.add(token);
     const { header, scheme } = ctx.profile.apiToken ?? { header: 'Authorization', scheme: 'Bearer' };
     const use = await ctx.http.send({
@@ -63,25 +103,27 @@ async function attempt(
       headers: { [header]: scheme ? `${scheme} ${token}` : token },
       note: 'use the minted API token',
     });
-    line += `; the token then read ${probe.path} (status ${use.status})`;
+    return `${line}; the token then read ${probe.path} (status ${use.status})`;
   }
-  return { line, missing: res.missing };
+  return line;
 }
 
 /** "disable MFA (stale)" plus, when the form page did not serve this session, that fact. */
-const triedLabel = (name: string, kind: string, missing: string[]): string =>
-  `${name} (${kind}${missing.length ? `; its page gave no ${missing.join(', no ')}` : ''})`;
+const triedLabel = (name: string, kind: string, a: Attempt): string =>
+  `${name} (${kind}; demanded ${a.demanded}${a.missing.length ? `; its page gave no ${a.missing.join(', no ')}` : ''})`;
 
 /** Runs `actions` with a password-only session and (when a window is configured) a stale one. */
 async function tryWithWeakSessions(ctx: AuditContext, actions: SensitiveAction[], opts: { passwordOnly: boolean }) {
   const got: string[] = [];
   const tried: string[] = [];
+  const whys: string[] = [];
   if (opts.passwordOnly) {
     for (const a of actions) {
       const login = await ctx.passwordLogin({ note: 'log in with the password only' });
-      const { line, missing } = await attempt(ctx, a, login.session, 'password-only session');
-      tried.push(triedLabel(a.name, 'password-only', missing));
-      if (line) got.push(line);
+      const r = await attempt(ctx, a, login.session, 'password-only session');
+      tried.push(triedLabel(a.name, 'password-only', r));
+      if (r.line) got.push(r.line);
+      if (r.why) whys.push(`${a.name} (password-only): ${r.why}`);
     }
   }
   if (ctx.profile.stepUp) {
@@ -93,12 +135,13 @@ async function tryWithWeakSessions(ctx: AuditContext, actions: SensitiveAction[]
       throw new Inconclusive(`the stale session no longer reaches ${ctx.profile.whoami.path} (status ${alive.res.status}), so a refusal would prove nothing`);
     }
     for (const a of actions) {
-      const { line, missing } = await attempt(ctx, a, stale, `session whose second factor is older than ${ctx.profile.stepUp.maxAgeSeconds}s`);
-      tried.push(triedLabel(a.name, 'stale', missing));
-      if (line) got.push(line);
+      const r = await attempt(ctx, a, stale, `session whose second factor is older than ${ctx.profile.stepUp.maxAgeSeconds}s`);
+      tried.push(triedLabel(a.name, 'stale', r));
+      if (r.line) got.push(r.line);
+      if (r.why) whys.push(`${a.name} (stale): ${r.why}`);
     }
   }
-  return { got, tried };
+  return { got, tried, why: whys.join('; ') };
 }
 
 const stalePlan = (p: Profile, actions: SensitiveAction[]): string[] =>
@@ -113,7 +156,7 @@ export const apiTokenWithoutStepUp: Check = {
   id: 'api-token-without-step-up',
   title: 'API token minted without step-up',
   severity: 'high',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V3.7.1', 'ASVS 4.0.3 V1.2.4'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V7.5.3', 'ASVS 5.0 V6.3.4'],
   description:
     'Asks for a personal API token with the password-only session and with a stale session. ' +
     'A token outlives the session and never sees a second factor again, so minting one must need a fresh factor.',
@@ -125,9 +168,9 @@ export const apiTokenWithoutStepUp: Check = {
   },
   async run(ctx) {
     const actions = actionsOf(ctx.profile, ['create_api_token']).filter((a) => allowed(ctx.profile, a));
-    const { got, tried } = await tryWithWeakSessions(ctx, actions, { passwordOnly: true });
+    const { got, tried, why } = await tryWithWeakSessions(ctx, actions, { passwordOnly: true });
     if (got.length) return bypassed(`A token was minted: ${got.join('; ')}.`);
-    return blocked(`Refused in every attempt: ${tried.join(', ')}.`);
+    return blocked(`Refused in every attempt: ${tried.join(', ')}.`, why);
   },
 };
 
@@ -137,7 +180,7 @@ export const staleSessionSensitiveAction: Check = {
   id: 'stale-session-sensitive-action',
   title: 'Sensitive action with a stale session',
   severity: 'high',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V3.7.1'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V7.5.1'],
   description:
     'Waits until the second factor of a session is older than the step-up window, then performs each sensitive ' +
     'action (change e-mail, change password, …). A hijacked, idle session must not be able to take the account over.',
@@ -149,9 +192,9 @@ export const staleSessionSensitiveAction: Check = {
   plan: (p) => stalePlan(p, actionsOf(p, STALE_KINDS).filter((a) => allowed(p, a))),
   async run(ctx) {
     const actions = actionsOf(ctx.profile, STALE_KINDS).filter((a) => allowed(ctx.profile, a));
-    const { got, tried } = await tryWithWeakSessions(ctx, actions, { passwordOnly: false });
+    const { got, tried, why } = await tryWithWeakSessions(ctx, actions, { passwordOnly: false });
     if (got.length) return bypassed(`Done without a fresh second factor: ${got.join('; ')}.`);
-    return blocked(`Refused in every attempt: ${tried.join(', ')}.`);
+    return blocked(`Refused in every attempt: ${tried.join(', ')}.`, why);
   },
 };
 
@@ -159,7 +202,7 @@ export const mfaDisableWithoutReauth: Check = {
   id: 'mfa-disable-without-reauth',
   title: 'MFA disabled without re-authentication',
   severity: 'high',
-  references: ['WSTG-ATHN-11', 'ASVS 4.0.3 V3.7.1', 'ASVS 4.0.3 V2.5.7'],
+  references: ['WSTG-ATHN-11', 'ASVS 5.0 V7.5.1'],
   description:
     'Tries to remove the second factor with the password-only session and with a stale session. ' +
     'Whoever can switch MFA off without proving the factor again has beaten it for good.',
@@ -171,8 +214,8 @@ export const mfaDisableWithoutReauth: Check = {
   },
   async run(ctx) {
     const actions = actionsOf(ctx.profile, ['disable_mfa']).filter((a) => allowed(ctx.profile, a));
-    const { got, tried } = await tryWithWeakSessions(ctx, actions, { passwordOnly: true });
+    const { got, tried, why } = await tryWithWeakSessions(ctx, actions, { passwordOnly: true });
     if (got.length) return bypassed(`MFA was switched off: ${got.join('; ')}.`);
-    return blocked(`Refused in every attempt: ${tried.join(', ')}.`);
+    return blocked(`Refused in every attempt: ${tried.join(', ')}.`, why);
   },
 };

@@ -4,14 +4,18 @@ import type { AuditContext } from '../context.js';
 import type { Exchange } from '../http-client.js';
 import type { Profile } from '../profile.js';
 
-export type Status = 'blocked' | 'bypassed' | 'not_applicable' | 'error';
+/**
+ * `inconclusive`: the target answered, but with a limit (429, Retry-After, a "too many"
+ * reply): the door was closed by a limiter, which says nothing about the flaw behind it.
+ */
+export type Status = 'blocked' | 'bypassed' | 'not_applicable' | 'inconclusive' | 'error';
 export type Severity = 'critical' | 'high' | 'medium' | 'low';
 
 export interface CheckInfo {
   id: string;
   title: string;
   severity: Severity;
-  /** OWASP WSTG test ids and ASVS 4.0.3 requirement numbers. */
+  /** OWASP WSTG test ids and ASVS 5.0 requirement numbers (as docs/security.md cites them). */
   references: string[];
   /** What the attack is, in one or two sentences. */
   description: string;
@@ -21,6 +25,11 @@ export interface CheckInfo {
 export interface Verdict {
   status: Exclude<Status, 'error'>;
   summary: string;
+  /**
+   * Why the deciding reply counts as it does: for `blocked`, what made it a refusal (and
+   * that it was not a limit reply); for `inconclusive`, the limit seen (`limited: …`).
+   */
+  why?: string;
 }
 
 export interface Check extends CheckInfo {
@@ -36,6 +45,7 @@ export interface Check extends CheckInfo {
 export interface CheckResult extends CheckInfo {
   status: Status;
   summary: string;
+  why?: string;
   durationMs: number;
   evidence: Exchange[];
 }
@@ -48,6 +58,21 @@ export class Inconclusive extends Error {
   }
 }
 
-export const blocked = (summary: string): Verdict => ({ status: 'blocked', summary });
+/**
+ * The target limited the auditor (429, Retry-After, the declared or a recognisable "too
+ * many" reply) where a refusal would have been the verdict: reported `inconclusive: limited`.
+ */
+export class Limited extends Inconclusive {
+  constructor(
+    message: string,
+    /** What identified the reply as a limit, e.g. `status 429, Retry-After 900`. */
+    readonly signal: string,
+  ) {
+    super(message);
+    this.name = 'Limited';
+  }
+}
+
+export const blocked = (summary: string, why?: string): Verdict => ({ status: 'blocked', summary, ...(why ? { why } : {}) });
 export const bypassed = (summary: string): Verdict => ({ status: 'bypassed', summary });
 export const notApplicable = (summary: string): Verdict => ({ status: 'not_applicable', summary });

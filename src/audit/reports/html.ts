@@ -18,6 +18,7 @@ const STATUS_TEXT: Record<Status, string> = {
   blocked: 'Blocked',
   bypassed: 'Bypassed',
   not_applicable: 'Not applicable',
+  inconclusive: 'Inconclusive: limited',
   error: 'Could not conclude',
 };
 
@@ -25,7 +26,7 @@ const CSS = `
 body{font:15px/1.5 system-ui,sans-serif;margin:2rem auto;max-width:1000px;padding:0 1rem;color:#222}
 h1{margin-bottom:.2rem}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical-align:top}
 .s{font-weight:600;padding:.1rem .5rem;border-radius:3px;white-space:nowrap}.blocked{background:#dff5e1;color:#1b5e20}
-.bypassed{background:#fde0e0;color:#b71c1c}.not_applicable{background:#eee;color:#555}.error{background:#fff3cd;color:#7a5b00}
+.bypassed{background:#fde0e0;color:#b71c1c}.not_applicable{background:#eee;color:#555}.error,.inconclusive{background:#fff3cd;color:#7a5b00}
 section{border:1px solid #ddd;border-radius:6px;padding:0 1rem 1rem;margin:1.5rem 0}section.bypassed{border-color:#e57373;background:#fff}
 pre{background:#f6f8fa;padding:.6rem;overflow:auto;white-space:pre-wrap;word-break:break-all;font-size:12.5px}
 details{margin:.4rem 0}summary{cursor:pointer}.meta{color:#666}`;
@@ -41,7 +42,7 @@ export function renderHtml(report: AuditReport): string {
 <p class="meta">Target <b>${escapeHtml(report.target)}</b> · profile ${escapeHtml(report.profile)} · ${escapeHtml(report.startedAt)} ·
 ${escapeHtml(report.requestCount)} requests in ${escapeHtml((report.durationMs / 1000).toFixed(1))}s · ${escapeHtml(report.tool.name)} ${escapeHtml(report.tool.version)}</p>
 <h2>Summary</h2>
-<p><b>${escapeHtml(verdict)}</b> ${c.bypassed} bypassed, ${c.blocked} blocked, ${c.not_applicable} not applicable, ${c.error} could not conclude.</p>
+<p><b>${escapeHtml(verdict)}</b> ${c.bypassed} bypassed, ${c.blocked} blocked, ${c.not_applicable} not applicable, ${c.inconclusive} inconclusive (limited), ${c.error} could not conclude.</p>
 ${report.aborted ? `<p class="s error">${escapeHtml(report.aborted)}</p>` : ''}
 <table><thead><tr><th>Check</th><th>Severity</th><th>Result</th><th>Summary</th></tr></thead><tbody>
 ${report.results.map(summaryRow).join('\n')}
@@ -64,6 +65,7 @@ function section(r: CheckResult): string {
 <p class="meta">${escapeHtml(r.id)} · severity ${escapeHtml(r.severity)} · ${r.references.map(escapeHtml).join(', ')}</p>
 <p>${escapeHtml(r.description)}</p>
 <p><b>Result:</b> ${escapeHtml(r.summary)}</p>
+${r.why ? `<p><b>Why:</b> ${escapeHtml(r.why)}</p>` : ''}
 <p><b>Fix:</b> ${escapeHtml(r.fixHint)}</p>
 ${r.evidence.length ? `<h3>Evidence (${r.evidence.length} requests)</h3>${r.evidence.map(exchange).join('\n')}` : ''}
 </section>`;

@@ -70,6 +70,7 @@ function resultKind(r: CheckResult): { kind: string; level: string } {
       return { kind: 'pass', level: 'none' };
     case 'not_applicable':
       return { kind: 'notApplicable', level: 'none' };
+    case 'inconclusive':
     case 'error':
       return { kind: 'review', level: 'none' };
   }

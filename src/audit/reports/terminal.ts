@@ -8,10 +8,11 @@ const LABEL: Record<Status, string> = {
   blocked: 'BLOCKED',
   bypassed: 'BYPASSED',
   not_applicable: 'N/A',
+  inconclusive: 'LIMITED',
   error: 'ERROR',
 };
 
-const COLOR: Record<Status, string> = { blocked: '32', bypassed: '31;1', not_applicable: '2', error: '33' };
+const COLOR: Record<Status, string> = { blocked: '32', bypassed: '31;1', not_applicable: '2', inconclusive: '33', error: '33' };
 
 export interface Output {
   write(text: string): unknown;
@@ -70,7 +71,7 @@ export function renderSummary(report: AuditReport, color = false): string {
     '',
     `Target:  ${report.target}   Profile: ${report.profile}`,
     `Checks:  ${report.counts.bypassed} bypassed, ${report.counts.blocked} blocked, ` +
-      `${report.counts.not_applicable} not applicable, ${report.counts.error} error ` +
+      `${report.counts.not_applicable} not applicable, ${report.counts.inconclusive} inconclusive (limited), ${report.counts.error} error ` +
       `(${report.requestCount} requests, ${(report.durationMs / 1000).toFixed(1)}s)`,
     '',
     `${'check'.padEnd(idWidth)}  ${'severity'.padEnd(8)}  ${'result'.padEnd(8)}  summary`,
