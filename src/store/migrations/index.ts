@@ -11,6 +11,7 @@ import * as m0005factorLifecycle from './0005_factor_lifecycle.js';
 import * as m0006rememberTheft from './0006_remember_theft.js';
 import * as m0007emailChangeCancel from './0007_email_change_cancel.js';
 import * as m0008attemptCounters from './0008_attempt_counters.js';
+import * as m0009oidc from './0009_oidc.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '0006_remember_theft': m0006rememberTheft,
   '0007_email_change_cancel': m0007emailChangeCancel,
   '0008_attempt_counters': m0008attemptCounters,
+  '0009_oidc': m0009oidc,
 };
