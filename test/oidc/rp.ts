@@ -96,3 +96,15 @@ export async function follow(browser: FormBrowser, location: string, max = 12): 
 
 /** The authorization URL's path on the server. */
 export const authPath = (server: TestServer, url: URL) => pathOf(server.url, url.href);
+
+/**
+ * A browser already signed in to Gatehouse runs one authorization request to the end and
+ * the RP redeems the code (optionally for a resource server's JWT access token).
+ */
+export async function authorize(server: TestServer, rp: Rp, browser: FormBrowser, params: Record<string, string> = {}, tokenParams: Record<string, string> = {}) {
+  const req = await rp.start(params);
+  const done = await follow(browser, authPath(server, req.url));
+  if (!('landed' in done)) throw new Error(`the authorization did not reach the RP: ${JSON.stringify(done).slice(0, 300)}`);
+  if (done.landed.searchParams.get('error')) throw new Error(`authorization error: ${done.landed.searchParams.get('error')}`);
+  return oidc.authorizationCodeGrant(rp.config, done.landed, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce }, tokenParams);
+}
