@@ -24,6 +24,14 @@ const commands: Record<string, Command> = {
     summary: 'list stored e-mail addresses (accounts, pending changes, queued mail) that the address rules refuse; changes nothing',
     run: async (argv) => (await import('./commands/doctor.js')).doctorCommand(argv),
   },
+  clients: {
+    summary: 'register, list and remove relying parties of the OpenID Provider (/oidc)',
+    run: async (argv) => (await import('./commands/oidc.js')).clientsCommand(argv),
+  },
+  'oidc-keys': {
+    summary: 'rotate the OpenID Provider signing keys',
+    run: async (argv) => (await import('./commands/oidc.js')).oidcKeysCommand(argv),
+  },
 };
 
 function usage(): string {

@@ -36,6 +36,8 @@ import { FactorSetupStore, FactorStore, RecoveryCodeStore } from './store/factor
 import { SessionStore } from './store/sessions.js';
 import { UserStore } from './store/users.js';
 import { WebAuthnStore } from './store/webauthn.js';
+// OIDC provider (issue 14)
+import { revokeAccountGrants } from './oidc/adapter.js';
 
 export interface Gatehouse {
   config: GatehouseConfig;
@@ -251,6 +253,9 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     await passwordResets.voidOpen(trx, userId, config.now());
   });
   mail.start();
+  // OIDC provider (issue 14): its grants and tokens die with every other way in, and with a removed factor.
+  accessRevokers.push((userId, _keep, trx) => revokeAccountGrants(trx, userId));
+  factorRemovedHooks.push((userId) => revokeAccountGrants(db, userId));
 
   const maintenance = new MaintenanceService(
     {

@@ -25,6 +25,8 @@ import { passwordResetRoutes } from './routes/password-reset.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { webauthnRoutes } from './routes/webauthn.js';
 import { webPages } from '../web/plugin.js';
+// OIDC provider (issue 14)
+import { oidcRoutes } from '../oidc/plugin.js';
 
 export interface GatehousePluginOptions {
   gatehouse: Gatehouse;
@@ -78,6 +80,8 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
   await app.register(tokenRoutes, { gatehouse });
   await app.register(emailRoutes, { gatehouse });
   await app.register(passwordResetRoutes, { gatehouse });
+  // OIDC provider (issue 14): /oidc/*, /.well-known/openid-configuration; encapsulated.
+  await app.register(oidcRoutes, { gatehouse, cookies });
 }
 
 export const gatehouseFastify = fp(gatehousePlugin, { name: 'gatehouse', fastify: '5.x' });

@@ -346,7 +346,7 @@ export async function createLimiter(backend: LimiterBackend, name: string, spec:
   }
   const handle = backend.handle;
   const limiter = await new Promise<RateLimiterAbstract>((resolve, reject) => {
-    // The table comes from the migrations (0010_limiter_tables), never from the library at start-up.
+    // The table comes from the migrations (0009_limiter_tables), never from the library at start-up.
     const options = { ...common, tableName: `rate_limits_${name.replace(/\W/g, '_')}`, tableCreated: true, clearExpiredByTimeout: false };
     let created: RateLimiterAbstract;
     const done = (err?: unknown) => (err ? reject(err) : setImmediate(() => resolve(created)));

@@ -11,8 +11,9 @@ import * as m0005factorLifecycle from './0005_factor_lifecycle.js';
 import * as m0006rememberTheft from './0006_remember_theft.js';
 import * as m0007emailChangeCancel from './0007_email_change_cancel.js';
 import * as m0008attemptCounters from './0008_attempt_counters.js';
-import * as m0010limiterTables from './0010_limiter_tables.js';
-import * as m0011keyFingerprints from './0011_key_fingerprints.js';
+import * as m0009limiterTables from './0009_limiter_tables.js';
+import * as m0010keyFingerprints from './0010_key_fingerprints.js';
+import * as m0011oidc from './0011_oidc.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -23,6 +24,7 @@ export const migrations: Record<string, Migration> = {
   '0006_remember_theft': m0006rememberTheft,
   '0007_email_change_cancel': m0007emailChangeCancel,
   '0008_attempt_counters': m0008attemptCounters,
-  '0010_limiter_tables': m0010limiterTables,
-  '0011_key_fingerprints': m0011keyFingerprints,
+  '0009_limiter_tables': m0009limiterTables,
+  '0010_key_fingerprints': m0010keyFingerprints,
+  '0011_oidc': m0011oidc,
 };

@@ -8,6 +8,7 @@ import { clearCookie } from '../../http/cookies.js';
 import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, trustDeviceIfAsked } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import { deliverSession } from '../../http/routes/auth.js';
+import { takeOidcReturn } from '../../oidc/plugin.js';
 import { send, sessionOrNull, type Web } from '../context.js';
 import { factorInput, isCodeMethod, wrongFactor } from '../factor-input.js';
 import { formOf, str } from '../form.js';
@@ -67,7 +68,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
     deliverSession(reply, cookies, result.session, 'cookie');
     if (result.outcome === 'authenticated') {
       await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: result.user.id, sessionId: result.session.id, remember, transport: 'cookie' });
-      return reply.redirect('/settings', 303);
+      return reply.redirect(takeOidcReturn(request, reply, cookies) ?? '/settings', 303);
     }
     return reply.redirect(result.outcome === 'mfa_required' ? '/sign-in/verify' : '/enrol', 303);
   });
@@ -105,7 +106,7 @@ ${postButton({ action: '/sign-out', csrf, label: 'Cancel and sign out', classNam
       deliverSession(reply, cookies, issued, 'cookie');
       await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: 'cookie' });
       await trustDeviceIfAsked(request, reply, gatehouse, cookies, session.userId, str(form, 'trustDevice') !== '');
-      return reply.redirect('/settings', 303);
+      return reply.redirect(takeOidcReturn(request, reply, cookies) ?? '/settings', 303);
     } catch (e) {
       if (e instanceof InvalidCodeError) return challengePage(request, reply, 401, { method: input.method, message: wrongFactor(input.method) });
       if (e instanceof TooManyAttemptsError) {

@@ -1,0 +1,204 @@
+/**
+ * The oidc-provider configuration: Gatehouse's storage, keys and clients, its session
+ * state machine in front of every authorization, and assurance (acr, amr, auth_time) on
+ * every token.
+ *
+ * The provider keeps its own session cookie, but it never decides on its own: the first
+ * prompt of the policy ("gatehouse") requires an interaction unless the provider session
+ * mirrors the browser's current, full Gatehouse session exactly (account, acr, amr,
+ * auth_time). So a pending, enrolling, signed-out or changed Gatehouse session always goes
+ * back through Gatehouse's interaction (interaction.ts), and `prompt=none` then answers
+ * `login_required`.
+ */
+import type { Kysely } from 'kysely';
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Gatehouse } from '../gatehouse.js';
+import type { CookiePolicy } from '../http/cookies.js';
+import type { Database } from '../store/schema.js';
+import { KyselyAdapter } from './adapter.js';
+import { ACR_VALUES, acrSatisfies, parseAcrValues, wireAssurance } from './assurance.js';
+import type { ClientRegistry } from './clients.js';
+import { escapeHtml, simplePage } from './pages.js';
+import type { ResourceServers } from './resources.js';
+import { loadSigningKeys } from './signing-keys.js';
+import { OIDC_TTL_ACCESS } from './ttl.js';
+
+export const OIDC_PREFIX = '/oidc';
+
+/** Token lifetimes, seconds. Access tokens are short: a JWT access token outlives a revocation until it expires. */
+export const OIDC_TTL = {
+  AccessToken: OIDC_TTL_ACCESS,
+  AuthorizationCode: 60,
+  IdToken: 600,
+  Interaction: 600,
+  Grant: 14 * 24 * 3600,
+  RefreshToken: 14 * 24 * 3600,
+  Session: 14 * 24 * 3600,
+};
+
+export interface ProviderDeps {
+  gatehouse: Gatehouse;
+  clients: ClientRegistry;
+  resources: ResourceServers;
+  cookies: CookiePolicy;
+  /** The path of Gatehouse's step for an interaction (plugin.ts). */
+  interactionUrl: (uid: string) => string;
+}
+
+/** The Gatehouse session the browser presents to the provider (cookie), if full and usable. */
+async function gatehouseAssuranceOf(ctx: KoaContextWithOIDC, deps: ProviderDeps) {
+  const token = ctx.cookies.get(deps.cookies.names.session, { signed: false });
+  if (!token) return null;
+  const session = await deps.gatehouse.sessions.resolve(token, 'cookie', deps.gatehouse.config.now());
+  if (!session) return null;
+  const assurance = wireAssurance(session.facts);
+  return assurance ? { session, assurance } : null;
+}
+
+const sameAmr = (a: readonly string[] | undefined, b: readonly string[]) => (a ?? []).length === b.length && b.every((m) => (a ?? []).includes(m));
+
+function policy(deps: ProviderDeps) {
+  const { Prompt, Check, base } = interactionPolicy;
+  const prompts = base();
+  prompts.add(
+    new Prompt(
+      { name: 'gatehouse', requestable: false },
+      new Check('gatehouse_session', 'End-User must be signed in to Gatehouse with a full session', 'login_required', async (ctx) => {
+        const current = await gatehouseAssuranceOf(ctx, deps);
+        const s = ctx.oidc.session;
+        if (!current || !s) return Check.REQUEST_PROMPT;
+        const { session, assurance } = current;
+        const matches =
+          s.accountId === session.userId && s.acr === assurance.acr && sameAmr(s.amr, assurance.amr) && s.loginTs === Math.floor(assurance.authTime / 1000);
+        return matches ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+      }),
+    ),
+    0,
+  );
+  // acr_values are essential: a session below every requested value needs an interaction
+  // (step-up or re-authentication), and without one the request fails.
+  prompts.get('login')!.checks.push(
+    new Check('acr_values', 'none of the requested acr_values is met by the current authentication', 'unmet_authentication_requirements', (ctx) =>
+      acrSatisfies(ctx.oidc.session?.acr, parseAcrValues(ctx.oidc.params?.acr_values)) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT,
+    ),
+  );
+  return prompts;
+}
+
+/** The claims source of an access token: the code or refresh token it was exchanged for. */
+function assuranceSource(ctx: KoaContextWithOIDC): { acr?: string; amr?: string[]; authTime?: number } | undefined {
+  const e = ctx.oidc.entities;
+  return e.AuthorizationCode ?? e.RefreshToken ?? undefined;
+}
+
+export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): Promise<Provider> {
+  const { gatehouse, clients, resources, cookies } = deps;
+  const issuer = `${gatehouse.config.publicUrl}${OIDC_PREFIX}`;
+  const keys = await loadSigningKeys(db, gatehouse.keys.box, gatehouse.config.now());
+
+  const configuration: Configuration = {
+    adapter: (name: string) => new KyselyAdapter(name, db, clients),
+    clients: [],
+    jwks: { keys: keys as never },
+    // Signs the provider's own cookies; derived from GATEHOUSE_SECRET_KEY, never stored.
+    cookies: {
+      keys: [gatehouse.keys.hasher.hash('gatehouse/oidc-cookie-keys/v1')],
+      long: { httpOnly: true, sameSite: 'lax', secure: cookies.secure },
+      short: { httpOnly: true, sameSite: 'lax', secure: cookies.secure },
+    },
+    acrValues: ACR_VALUES,
+    // Assurance goes into every ID token (openid scope), not only when asked for with the claims parameter.
+    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email'] },
+    scopes: ['openid', 'offline_access', 'email'],
+    responseTypes: ['code'],
+    clientDefaults: { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic', id_token_signed_response_alg: 'RS256' },
+    // PKCE (S256) for every client, confidential ones included (OAuth 2.1).
+    pkce: { required: () => true },
+    async findAccount(_ctx, sub) {
+      const user = await gatehouse.stores.users.findById(sub);
+      if (!user) return undefined;
+      return { accountId: user.id, claims: async () => ({ sub: user.id, email: user.email }) };
+    },
+    interactions: {
+      policy: policy(deps),
+      url: (_ctx, interaction) => deps.interactionUrl(interaction.uid),
+    },
+    // Refresh tokens for every client allowed the grant (offline_access not required).
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Access tokens carry the assurance of the sign-in that produced them; a refresh copies
+    // it from the refresh token, so it can never rise or move auth_time.
+    async extraTokenClaims(ctx, token) {
+      if (token.kind !== 'AccessToken') return undefined;
+      const src = assuranceSource(ctx);
+      if (!src) return undefined;
+      return { acr: src.acr, amr: src.amr, auth_time: src.authTime };
+    },
+    features: {
+      devInteractions: { enabled: false },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      backchannelLogout: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          ctx.type = 'html';
+          ctx.body = simplePage('Sign out', `${form}<p>Sign out of Gatehouse and the applications you signed in to with it?</p>
+<p><button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm">No, stay signed in</button></p>`);
+        },
+        async postLogoutSuccessSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = simplePage('Signed out', '<p>You are signed out.</p><p><a href="/sign-in">Sign in again</a></p>');
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (_ctx, _client, oneOf) => oneOf,
+        useGrantedResource: async () => false,
+        getResourceServerInfo: async (_ctx, indicator) => resources.info(indicator),
+      },
+    },
+    ttl: {
+      AccessToken: OIDC_TTL.AccessToken,
+      AuthorizationCode: OIDC_TTL.AuthorizationCode,
+      IdToken: OIDC_TTL.IdToken,
+      Interaction: OIDC_TTL.Interaction,
+      Grant: OIDC_TTL.Grant,
+      Session: OIDC_TTL.Session,
+      RefreshToken: OIDC_TTL.RefreshToken,
+    },
+    async renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.body = simplePage(
+        'Sign-in could not continue',
+        `${Object.entries(out)
+          .map(([k, v]) => `<p><strong>${escapeHtml(k)}</strong>: ${escapeHtml(String(v))}</p>`)
+          .join('')}<p><a href="/settings">Security settings</a></p>`,
+      );
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+  provider.proxy = gatehouse.config.trustProxy.length > 0;
+  provider.on('server_error', (_ctx, err) => gatehouse.logger.error({ err }, 'oidc provider error'));
+
+  // RP-initiated logout ("yes, sign me out") also ends the Gatehouse session of this browser.
+  const LOGOUT = Symbol('gatehouse-logout');
+  provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+    if (ctx.oidc.params?.logout) (ctx as unknown as Record<symbol, boolean>)[LOGOUT] = true;
+  });
+  provider.use(async (ctx, next) => {
+    await next();
+    if (!(ctx as unknown as Record<symbol, boolean>)[LOGOUT]) return;
+    const token = ctx.cookies.get(cookies.names.session, { signed: false });
+    const session = token ? await gatehouse.sessions.resolve(token, 'cookie', gatehouse.config.now()) : null;
+    await gatehouse.auth.logout(session);
+    // And this browser's remember-me chain, as the sign-out page does.
+    const remember = ctx.cookies.get(cookies.names.remember, { signed: false });
+    await gatehouse.rememberMe.logout(session?.id ?? null, remember, { ip: ctx.ip, userAgent: String(ctx.get('user-agent')).slice(0, 512), now: gatehouse.config.now() });
+    const clear = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure: cookies.secure, signed: false };
+    ctx.cookies.set(cookies.names.session, null, clear);
+    if (remember !== undefined) ctx.cookies.set(cookies.names.remember, null, clear);
+  });
+  return provider;
+}
