@@ -6,7 +6,6 @@ export { createGatehouse, type Gatehouse, type GatehouseOptions } from './gateho
 export { gatehouseFastify, type GatehousePluginOptions } from './http/plugin.js';
 export { requires, sessionOf, userIdOf, type RouteRequirement, type RequestPrincipal } from './http/gate.js';
 export { parse } from './http/validation.js';
-export { buildServer, startServer, type RunningServer } from './server.js';
 export * from './core/errors.js';
 export type { Scope } from './core/scopes.js';
 export type { SessionState, AuthMethod } from './core/session-state.js';

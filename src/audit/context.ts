@@ -9,7 +9,7 @@ import { fillTemplate, getPath, matches, setPath, succeeded } from './matchers.j
 import type { SecretRegistry } from './mask.js';
 import type { Account, FetchFirst, Profile, SensitiveAction } from './profile.js';
 import { Session } from './session.js';
-import { Inconclusive } from './checks/types.js';
+import { Inconclusive } from './inconclusive.js';
 
 export interface ProgressEvents {
   onWait?(reason: string, ms: number): void;

@@ -40,13 +40,8 @@ export interface CheckResult extends CheckInfo {
   evidence: Exchange[];
 }
 
-/** The check could not reach a conclusion (e.g. a precondition failed on the target). */
-export class Inconclusive extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'Inconclusive';
-  }
-}
+// Its own module, so that the context can throw it without importing the checks' types.
+export { Inconclusive } from '../inconclusive.js';
 
 export const blocked = (summary: string): Verdict => ({ status: 'blocked', summary });
 export const bypassed = (summary: string): Verdict => ({ status: 'bypassed', summary });

@@ -1,5 +1,5 @@
 /** `npm start`: runs the Gatehouse server from the environment's settings. */
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig } from '../config.js';
 import { startServer } from './server.js';
 
 try {

@@ -2,10 +2,10 @@
  * A ready-to-run Gatehouse server: the library plus the demo bank, on Fastify.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
-import { loadConfig, type GatehouseConfig } from './config.js';
-import { registerDemoBank } from './demo-bank/routes.js';
-import { createGatehouse, type Gatehouse } from './gatehouse.js';
-import { gatehouseFastify } from './http/plugin.js';
+import { loadConfig, type GatehouseConfig } from '../config.js';
+import { registerDemoBank } from '../demo-bank/routes.js';
+import { createGatehouse, type Gatehouse } from '../gatehouse.js';
+import { gatehouseFastify } from '../http/plugin.js';
 
 /** The contract's body limit. */
 export const BODY_LIMIT_BYTES = 64 * 1024;
