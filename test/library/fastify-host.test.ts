@@ -179,3 +179,41 @@ describe('startup guarantees in a host app', () => {
     await expect(createGatehouse({ publicUrl: 'ftp://x' })).rejects.toThrow(/publicUrl/);
   });
 });
+
+describe('plugin options', () => {
+  it('prefix and pages: false mount only the API, under the prefix', async () => {
+    const dataDir = tempDir();
+    const gatehouse = await createGatehouse({ dataDir, logLevel: 'silent', ...fast });
+    const app = Fastify();
+    await app.register(gatehouseFastify, { gatehouse, prefix: '/auth', pages: false });
+    app.get('/', { config: requires({ session: 'full' }) }, async (request) => ({ me: gatehouse.userIdOf(request) }));
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const client = new Client(base);
+      const made = await client.post('/auth/api/auth/signup', { email: `p${Date.now()}@example.com`, password: 'violet-kettle-29-harbour' });
+      expect(made.status).toBe(201);
+      expect((await client.get('/')).body).toEqual({ me: made.body.user.id });
+      // Unknown URLs under the prefix get Gatehouse's JSON 404; pages are not served.
+      expect((await client.get('/auth/nothing')).body.error).toBe('not_found');
+      expect((await client.get('/sign-in')).status).toBe(404);
+      expect((await client.get('/api/auth/signup')).status).toBe(404);
+    } finally {
+      await app.close();
+      await gatehouse.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a prefix with the pages on is refused at startup', async () => {
+    const dataDir = tempDir();
+    const gatehouse = await createGatehouse({ dataDir, logLevel: 'silent', ...fast });
+    const app = Fastify();
+    try {
+      await expect(app.register(gatehouseFastify, { gatehouse, prefix: '/auth' }).ready()).rejects.toThrow(/pages: false/);
+    } finally {
+      await app.close().catch(() => undefined);
+      await gatehouse.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
