@@ -20,7 +20,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { loadConfig } from '../src/config.js';
-import { startServer } from '../src/server.js';
+import { startServer } from '../src/server/server.js';
 import { PasswordHasher } from '../src/services/passwords.js';
 import { totpCodeAt } from '../src/services/totp.js';
 

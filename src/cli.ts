@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `gatehouse` command. Each subcommand is an async function from its arguments to an
 // exit code; to add one (e.g. `rotate-key`), add an entry to `commands`.
+import { createRequire } from 'node:module';
 import { auditCommand } from './audit/command.js';
 
 type Command = { summary: string; run(argv: string[]): Promise<number> };
@@ -39,11 +40,17 @@ function usage(): string {
   const list = Object.entries(commands)
     .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
     .join('\n');
-  return `Usage: gatehouse <command> [options]\n\nCommands:\n${list}\n\nRun "gatehouse <command> --help" for a command's options.\n`;
+  return `Usage: gatehouse <command> [options]\n       gatehouse --version\n\nCommands:\n${list}\n\nRun "gatehouse <command> --help" for a command's options.\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    // src/cli.ts and dist/cli.js both sit one folder below package.json.
+    const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+    process.stdout.write(`gatehouse ${version}\n`);
+    return 0;
+  }
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;

@@ -1,11 +1,13 @@
 /**
- * Assembles Gatehouse from its parts: database, keys, stores and use cases. The HTTP
- * layer (and a host application) only talk to the `Gatehouse` object this returns.
+ * Assembles Gatehouse from its parts: database, keys, stores and use cases, all wired
+ * through their constructors. The object this returns is internal (the HTTP layer, the
+ * pages, the server and the CLI use it); host applications get the facade in facade.ts.
  */
 import { Redis } from 'ioredis';
 import type { Transaction } from 'kysely';
 import pino, { type Logger } from 'pino';
-import type { GatehouseConfig } from './config.js';
+import { withPublicUrl, type GatehouseConfig } from './config.js';
+import { PublicOrigins } from './core/origins.js';
 import { createMail, type Mail } from './mail/index.js';
 import { ApiTokenService } from './services/api-tokens.js';
 import { AuthService } from './services/auth.js';
@@ -41,6 +43,8 @@ import { revokeAccountGrants } from './oidc/adapter.js';
 
 export interface Gatehouse {
   config: GatehouseConfig;
+  /** The public origin: configured, or in development localhost/127.0.0.1 at the listening port. */
+  origins: PublicOrigins;
   logger: Logger;
   database: DatabaseHandle;
   stores: { users: UserStore; sessions: SessionStore; factors: FactorStore; factorSetups: FactorSetupStore; recoveryCodes: RecoveryCodeStore; events: EventStore };
@@ -54,12 +58,12 @@ export interface Gatehouse {
   factors: FactorService;
   /** Serialised security changes of one account (the account lock). */
   accountChanges: AccountChanges;
-  /** Passkeys (issue 5). */
+  /** Passkeys. */
   webauthn: WebAuthnService;
   rememberMe: RememberMeService;
   trustedDevices: TrustedDeviceService;
   passwordChange: PasswordChangeService;
-  /** Personal API tokens, e-mail change, password reset, mail outbox and notifications (issue 3). */
+  /** Personal API tokens, e-mail change, password reset, mail outbox and notifications. */
   apiTokens: ApiTokenService;
   emailChange: EmailChangeService;
   passwordReset: PasswordResetService;
@@ -72,20 +76,18 @@ export interface Gatehouse {
    * Password change and reset call this.
    */
   revokeAccountAccess(userId: string, keepSessionId: string | undefined, trx: Transaction<Database>): Promise<void>;
-  /**
-   * Features that hold credentials register their revocation here. They run inside the
-   * account-locked transaction of the change that revokes (AccountChanges).
-   */
-  accessRevokers: Array<(userId: string, keepSessionId: string | undefined, trx: Transaction<Database>) => Promise<void>>;
   /** Whether requests can be served: the database and Redis (if configured) answer, not shutting down. */
   readiness(): Promise<{ ready: boolean; database: boolean; redis: boolean | null; closing: boolean }>;
   /** Releases the database and Redis connections. */
   close(): Promise<void>;
 }
 
-export interface GatehouseOptions {
+export interface AssemblyOptions {
   logger?: Logger;
 }
+
+/** A revocation of one kind of credential, run inside the account-locked transaction of the change. */
+type AccessRevoker = (userId: string, keepSessionId: string | undefined, trx: Transaction<Database>) => Promise<void>;
 
 /** Paths in log objects that must never be written out. */
 export const REDACTED_LOG_PATHS = [
@@ -128,7 +130,10 @@ const requestSerializer = (req: { method?: string; url?: string; host?: string; 
   remotePort: req.socket?.remotePort,
 });
 
-export async function createGatehouse(config: GatehouseConfig, options: GatehouseOptions = {}): Promise<Gatehouse> {
+export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicUrl'>, options: AssemblyOptions = {}): Promise<Gatehouse> {
+  const origins = new PublicOrigins(settings.configuredPublicUrl);
+  // The public URL is read from the origins on every access, never assigned.
+  const config: GatehouseConfig = withPublicUrl(settings, () => origins.url());
   const logger =
     options.logger ??
     pino({ level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' }, serializers: { req: requestSerializer } });
@@ -182,11 +187,6 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     sessionIdleTtlSeconds: config.sessionIdleTtlSeconds,
   });
   const log = new SecurityLog(db, stores.events);
-  const verifier = new SecondFactorVerifier(stores.factors, stores.recoveryCodes, keys.box, keys.hasher, limits, sessions, log);
-  const auth = new AuthService(stores.users, sessions, passwords, verifier, limits, log, {
-    mfaRequired: config.mfaRequired,
-    pendingTtlSeconds: config.pendingTtlSeconds,
-  });
   // The factor lifecycle: every change to an account's factors runs under its lock.
   const factorRemovedHooks: Array<(userId: string) => Promise<void>> = [];
   const factorChanges: FactorChangeDeps = {
@@ -201,22 +201,30 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     mfaRequired: config.mfaRequired,
     removedHooks: factorRemovedHooks,
   };
-  const factors = new FactorService(factorChanges, stores.users, keys.box, { issuer: 'Gatehouse', codeLimit: limits.mfaPerAccount });
+  const factors = new FactorService(factorChanges, stores.users, keys.box, { issuer: config.productName, codeLimit: limits.mfaPerAccount });
 
   // Passkeys: assertions are checked inside the verifier's limits.
   const webauthnStore = new WebAuthnStore(db);
-  const webauthn = new WebAuthnService(factorChanges, stores.users, webauthnStore, { publicUrl: () => config.publicUrl, rpName: 'Gatehouse' });
-  verifier.assertions = webauthn;
+  const webauthn = new WebAuthnService(factorChanges, stores.users, webauthnStore, {
+    publicUrl: () => origins.url(),
+    acceptedOrigins: () => origins.accepted(),
+    rpName: config.productName,
+  });
+  const verifier = new SecondFactorVerifier(stores.factors, stores.recoveryCodes, keys.box, keys.hasher, limits, sessions, log, webauthn);
 
-  const accessRevokers: Gatehouse['accessRevokers'] = [(userId, keep, trx) => sessions.revokeAll(userId, keep, trx)];
+  const accessRevokers: AccessRevoker[] = [(userId, keep, trx) => sessions.revokeAll(userId, keep, trx)];
 
-  // Remember-me and trusted devices (issue 3): every chain and every device goes on
-  // password change and reset; devices also go when a factor is removed.
+  // Remember-me and trusted devices: every chain and every device goes on password change
+  // and reset; devices also go when a factor is removed.
   const rememberTokens = new RememberTokenStore(db);
   const trustedDeviceStore = new TrustedDeviceStore(db);
-  const rememberMe = new RememberMeService(rememberTokens, stores.users, sessions, auth, log, { rememberDays: config.rememberDays });
   const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
-  auth.deviceTrust = trustedDevices;
+  const auth = new AuthService(
+    stores.users, sessions, passwords, verifier, limits, log,
+    { mfaRequired: config.mfaRequired, pendingTtlSeconds: config.pendingTtlSeconds },
+    trustedDevices,
+  );
+  const rememberMe = new RememberMeService(rememberTokens, stores.users, sessions, auth, log, { rememberDays: config.rememberDays });
   // A session signed out from the sessions list (API or page) takes its remember-me chain along.
   sessions.revokedHooks.push((sessionId) => rememberMe.endForRevokedSession(sessionId, config.now()));
   factorRemovedHooks.push((userId) => trustedDevices.revokeAll(userId));
@@ -232,7 +240,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
   // Mail (outbox + worker + notification listener), API tokens, e-mail change, password reset.
   const mail = createMail({ config, db, box: keys.box, logger, log });
   const publicUrl = () => config.publicUrl;
-  const apiTokens = new ApiTokenService(db, accountChanges, new ApiTokenStore(db), log);
+  const apiTokens = new ApiTokenService(db, accountChanges, new ApiTokenStore(db), log, config.scopes);
   const emailChanges = new EmailChangeStore(db);
   const passwordResets = new PasswordResetStore(db);
   const emailChange = new EmailChangeService(
@@ -275,6 +283,7 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
 
   return {
     config,
+    origins,
     logger,
     database,
     stores,
@@ -296,7 +305,6 @@ export async function createGatehouse(config: GatehouseConfig, options: Gatehous
     passwordReset,
     mail,
     maintenance,
-    accessRevokers,
     revokeAccountAccess,
     async readiness() {
       const databaseUp = await databaseAnswers(database);

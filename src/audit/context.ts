@@ -9,7 +9,7 @@ import { describeMatcher, fillTemplate, getPath, matches, setPath, succeeded } f
 import type { SecretRegistry } from './mask.js';
 import type { Account, Extractor, FetchFirst, Profile, SensitiveAction } from './profile.js';
 import { Session } from './session.js';
-import { Inconclusive, Limited } from './checks/types.js';
+import { Inconclusive, Limited } from './inconclusive.js';
 
 /**
  * Words apps put in a refusal when they stop taking requests. A 4xx saying one of these is

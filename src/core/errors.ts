@@ -23,7 +23,8 @@ export interface FieldIssue {
 }
 
 export class InvalidRequestError extends GatehouseError {
-  readonly code = 'invalid_request';
+  static readonly code = 'invalid_request';
+  readonly code = InvalidRequestError.code;
   readonly status = 400;
   constructor(message = 'The request is malformed.', readonly details: FieldIssue[] = []) {
     super(message);
@@ -34,12 +35,14 @@ export class InvalidRequestError extends GatehouseError {
 }
 
 export class WeakPasswordError extends GatehouseError {
-  readonly code = 'weak_password';
+  static readonly code = 'weak_password';
+  readonly code = WeakPasswordError.code;
   readonly status = 400;
 }
 
 export class InvalidTokenError extends GatehouseError {
-  readonly code = 'invalid_token';
+  static readonly code = 'invalid_token';
+  readonly code = InvalidTokenError.code;
   readonly status = 400;
   constructor(message = 'This link or token is unknown, already used or expired.') {
     super(message);
@@ -47,7 +50,8 @@ export class InvalidTokenError extends GatehouseError {
 }
 
 export class UnauthenticatedError extends GatehouseError {
-  readonly code = 'unauthenticated';
+  static readonly code = 'unauthenticated';
+  readonly code = UnauthenticatedError.code;
   readonly status = 401;
   constructor(message = 'Sign in first.') {
     super(message);
@@ -55,7 +59,8 @@ export class UnauthenticatedError extends GatehouseError {
 }
 
 export class InvalidCredentialsError extends GatehouseError {
-  readonly code = 'invalid_credentials';
+  static readonly code = 'invalid_credentials';
+  readonly code = InvalidCredentialsError.code;
   readonly status = 401;
   constructor() {
     super('Wrong email or password.');
@@ -63,7 +68,8 @@ export class InvalidCredentialsError extends GatehouseError {
 }
 
 export class MfaRequiredError extends GatehouseError {
-  readonly code = 'mfa_required';
+  static readonly code = 'mfa_required';
+  readonly code = MfaRequiredError.code;
   readonly status = 401;
   constructor(readonly methods: string[] = []) {
     super('Finish signing in with your second factor first.');
@@ -74,7 +80,8 @@ export class MfaRequiredError extends GatehouseError {
 }
 
 export class NoPendingAuthenticationError extends GatehouseError {
-  readonly code = 'no_pending_authentication';
+  static readonly code = 'no_pending_authentication';
+  readonly code = NoPendingAuthenticationError.code;
   readonly status = 401;
   constructor() {
     super('There is no sign-in waiting for a second factor. Sign in with your password first.');
@@ -82,7 +89,8 @@ export class NoPendingAuthenticationError extends GatehouseError {
 }
 
 export class InvalidCodeError extends GatehouseError {
-  readonly code = 'invalid_code';
+  static readonly code = 'invalid_code';
+  readonly code = InvalidCodeError.code;
   readonly status = 401;
   constructor() {
     super('That code is not valid.');
@@ -90,7 +98,8 @@ export class InvalidCodeError extends GatehouseError {
 }
 
 export class CsrfError extends GatehouseError {
-  readonly code = 'csrf';
+  static readonly code = 'csrf';
+  readonly code = CsrfError.code;
   readonly status = 403;
   constructor() {
     super('Cross-site request refused.');
@@ -98,7 +107,8 @@ export class CsrfError extends GatehouseError {
 }
 
 export class EnrollmentRequiredError extends GatehouseError {
-  readonly code = 'enrollment_required';
+  static readonly code = 'enrollment_required';
+  readonly code = EnrollmentRequiredError.code;
   readonly status = 403;
   constructor() {
     super('Set up a second factor before using your account.');
@@ -107,7 +117,8 @@ export class EnrollmentRequiredError extends GatehouseError {
 
 /** Confirming a factor set-up that is expired, voided by a security change, or not this session's. */
 export class NoPendingSetupError extends GatehouseError {
-  readonly code = 'no_pending_setup';
+  static readonly code = 'no_pending_setup';
+  readonly code = NoPendingSetupError.code;
   readonly status = 400;
   constructor() {
     super('There is no factor set-up in progress for this session (it expired or was voided): start again.');
@@ -115,7 +126,8 @@ export class NoPendingSetupError extends GatehouseError {
 }
 
 export class StepUpRequiredError extends GatehouseError {
-  readonly code = 'step_up_required';
+  static readonly code = 'step_up_required';
+  readonly code = StepUpRequiredError.code;
   readonly status = 403;
   constructor(readonly methods: string[], readonly maxAge: number) {
     super('This action needs a fresh check of your strongest factor.');
@@ -126,7 +138,8 @@ export class StepUpRequiredError extends GatehouseError {
 }
 
 export class InteractiveSessionRequiredError extends GatehouseError {
-  readonly code = 'interactive_session_required';
+  static readonly code = 'interactive_session_required';
+  readonly code = InteractiveSessionRequiredError.code;
   readonly status = 403;
   constructor() {
     super('API tokens cannot do this; sign in interactively.');
@@ -134,7 +147,8 @@ export class InteractiveSessionRequiredError extends GatehouseError {
 }
 
 export class InsufficientScopeError extends GatehouseError {
-  readonly code = 'insufficient_scope';
+  static readonly code = 'insufficient_scope';
+  readonly code = InsufficientScopeError.code;
   readonly status = 403;
   constructor(readonly scope: string) {
     super(`This token lacks the "${scope}" scope.`);
@@ -145,7 +159,8 @@ export class InsufficientScopeError extends GatehouseError {
 }
 
 export class NotFoundError extends GatehouseError {
-  readonly code = 'not_found';
+  static readonly code = 'not_found';
+  readonly code = NotFoundError.code;
   readonly status = 404;
   constructor(message = 'Not found.') {
     super(message);
@@ -153,7 +168,8 @@ export class NotFoundError extends GatehouseError {
 }
 
 export class MethodNotAllowedError extends GatehouseError {
-  readonly code = 'method_not_allowed';
+  static readonly code = 'method_not_allowed';
+  readonly code = MethodNotAllowedError.code;
   readonly status = 405;
   constructor() {
     super('Method not allowed.');
@@ -161,7 +177,8 @@ export class MethodNotAllowedError extends GatehouseError {
 }
 
 export class EmailTakenError extends GatehouseError {
-  readonly code = 'email_taken';
+  static readonly code = 'email_taken';
+  readonly code = EmailTakenError.code;
   readonly status = 409;
   constructor() {
     super('An account with this email already exists.');
@@ -169,7 +186,8 @@ export class EmailTakenError extends GatehouseError {
 }
 
 export class PayloadTooLargeError extends GatehouseError {
-  readonly code = 'payload_too_large';
+  static readonly code = 'payload_too_large';
+  readonly code = PayloadTooLargeError.code;
   readonly status = 413;
   constructor() {
     super('The request body is larger than 64 KiB.');
@@ -177,7 +195,8 @@ export class PayloadTooLargeError extends GatehouseError {
 }
 
 export class TooManyAttemptsError extends GatehouseError {
-  readonly code = 'too_many_attempts';
+  static readonly code = 'too_many_attempts';
+  readonly code = TooManyAttemptsError.code;
   readonly status = 429;
   /** Seconds until a retry may succeed; always at least 1. */
   readonly retryAfter: number;

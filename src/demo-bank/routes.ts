@@ -4,8 +4,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { parse, requires, userIdOf, type Gatehouse } from '../index.js';
+import { parse, requires, userIdOf } from '../index.js';
 import { DemoBankStore } from './store.js';
 
 const TransferBody = z
@@ -16,10 +17,17 @@ const TransferBody = z
   })
   .strict();
 
-async function demoBank(app: FastifyInstance, { gatehouse }: { gatehouse: Gatehouse }): Promise<void> {
-  const store = new DemoBankStore(gatehouse.database.db);
+export interface DemoBankOptions {
+  /** Where the demo keeps its ledger (the server hands it the database Gatehouse uses). */
+  db: Kysely<any>;
+  /** Transfers at or above this need a fresh factor (GATEHOUSE_TRANSFER_STEP_UP_CENTS). */
+  transferStepUpCents: number;
+}
+
+async function demoBank(app: FastifyInstance, { db, transferStepUpCents }: DemoBankOptions): Promise<void> {
+  const store = new DemoBankStore(db);
   await store.migrate();
-  const threshold = gatehouse.config.transferStepUpCents;
+  const threshold = transferStepUpCents;
 
   app.get('/api/account/transactions', { config: requires({ session: 'full', scope: 'transactions:read' }) }, async (request) => ({
     transactions: await store.list(userIdOf(request)),

@@ -23,7 +23,7 @@ function asGatehouseError(error: FastifyError | Error): GatehouseError | null {
   return null;
 }
 
-export function installErrorHandling(app: FastifyInstance): void {
+export function installErrorHandling(app: FastifyInstance, options: { notFound: boolean } = { notFound: true }): void {
   app.setErrorHandler((error, request, reply) => {
     const known = asGatehouseError(error as FastifyError);
     if (known) {
@@ -35,5 +35,5 @@ export function installErrorHandling(app: FastifyInstance): void {
     return reply.status(500).type('application/json').send({ error: 'internal_error', message: 'Something went wrong on our side.' });
   });
 
-  app.setNotFoundHandler((_request, reply) => reply.status(404).send(new NotFoundError('No such endpoint.').toJSON()));
+  if (options.notFound) app.setNotFoundHandler((_request, reply) => reply.status(404).send(new NotFoundError('No such endpoint.').toJSON()));
 }

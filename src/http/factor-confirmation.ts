@@ -10,7 +10,7 @@ import type { ConfirmedFactor } from '../services/factor-changes.js';
 import type { ActiveSession } from '../services/sessions.js';
 import type { CookiePolicy } from './cookies.js';
 import { issueRememberMeIfAsked } from './credentials.js';
-import { deliverSession } from './routes/auth.js';
+import { deliverSession } from './session-delivery.js';
 
 export async function deliverConfirmedFactor(
   request: FastifyRequest,

@@ -4,9 +4,10 @@
  * gate resolves who is asking (one indexed read), applies the requirement, then the CSRF
  * rule, in the contract's order: authentication, CSRF, freshness.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { CsrfError, type GatehouseError } from '../core/errors.js';
+import { CsrfError, TooManyAttemptsError, type GatehouseError } from '../core/errors.js';
+import type { PublicOrigins } from '../core/origins.js';
 import { authorize, type Principal, type SessionRequirement } from '../core/requirements.js';
 import type { Scope } from '../core/scopes.js';
 import { needsTouch } from '../core/session-state.js';
@@ -68,6 +69,8 @@ const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export interface GateOptions {
   gatehouse: Gatehouse;
   extensions: GateExtensions;
+  /** The route config flag of Gatehouse's own routes: their refusals go to their error handlers. */
+  ownRoute: string;
 }
 
 function bearerToken(request: FastifyRequest): string | null {
@@ -120,27 +123,36 @@ function toCorePrincipal(principal: RequestPrincipal): Principal {
 
 /**
  * Cookie-borne, state-changing requests must come from our own origin. Bearer requests
- * are exempt: a browser never attaches them on its own.
+ * are exempt: a browser never attaches them on its own. Every refusal is logged with the
+ * origins expected and received, so a misconfigured public URL is visible.
  */
-function csrfViolation(request: FastifyRequest, principal: RequestPrincipal, publicOrigin: string): GatehouseError | null {
+function csrfViolation(request: FastifyRequest, principal: RequestPrincipal, origins: PublicOrigins, logger: FastifyBaseLogger): GatehouseError | null {
   if (!STATE_CHANGING.has(request.method)) return null;
   if (principal.kind === 'api_token' || (principal.kind === 'session' && principal.via === 'bearer')) return null;
   if (principal.kind === 'anonymous' && bearerToken(request)) return null;
   const origin = request.headers.origin;
-  if (typeof origin === 'string' && origin !== publicOrigin) return new CsrfError();
-  if (request.headers['sec-fetch-site'] === 'cross-site') return new CsrfError();
+  const fetchSite = request.headers['sec-fetch-site'];
+  if ((typeof origin === 'string' && !origins.accepts(origin)) || fetchSite === 'cross-site') {
+    // Gatehouse's logger, not the request's: a host app's logger may be off.
+    logger.warn(
+      { reqId: request.id, expectedOrigin: origins.accepted(), receivedOrigin: origin ?? null, secFetchSite: fetchSite ?? null, url: request.routeOptions.url },
+      'refused a cross-origin request (csrf)',
+    );
+    return new CsrfError();
+  }
   return null;
+}
+
+/** A refusal on a host application's route: the contract's JSON error, whatever the host's error handler does. */
+export function sendRefusal(reply: FastifyReply, error: GatehouseError): FastifyReply {
+  if (error instanceof TooManyAttemptsError) reply.header('Retry-After', String(error.retryAfter));
+  return reply.status(error.status).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(error.toJSON());
 }
 
 async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<void> {
   const { gatehouse, extensions } = options;
+  const { origins } = gatehouse;
   const cookies = cookiePolicy(gatehouse.config.publicUrl);
-  // Read per request (cheaply cached): with PORT=0 the public URL is known only after listen.
-  let origin = { url: '', origin: '' };
-  const publicOrigin = () => {
-    if (origin.url !== gatehouse.config.publicUrl) origin = { url: gatehouse.config.publicUrl, origin: new URL(gatehouse.config.publicUrl).origin };
-    return origin.origin;
-  };
   const policy = {
     stepUpMaxAgeSeconds: gatehouse.config.stepUpMaxAgeSeconds,
     phishingResistantOnly: gatehouse.config.stepUpPhishingResistant,
@@ -150,8 +162,12 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
   app.decorateRequest('ctx', null as never);
 
   app.addHook('onRoute', (route) => {
-    if (!route.config?.requires) {
+    const requirement = route.config?.requires;
+    if (!requirement) {
       throw new Error(`Route ${String(route.method)} ${route.url} declares no requirement: add config: requires({ session: ... })`);
+    }
+    if (requirement.scope !== undefined && !gatehouse.config.scopes.includes(requirement.scope)) {
+      throw new Error(`Route ${String(route.method)} ${route.url} names scope "${requirement.scope}", which is not declared in the options' scopes`);
     }
   });
 
@@ -159,6 +175,8 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     const ua = request.headers['user-agent'];
     request.ctx = { ip: request.ip, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : '', now: gatehouse.config.now() };
     request.principal = { kind: 'anonymous' };
+    // Development: the port the host listens on, when no listen hook told us (e.g. Node handler).
+    if (!origins.knowsPort) origins.listening(request.socket.localPort ?? 0);
   });
 
   // After the body is parsed (size and JSON syntax come first), before it is validated.
@@ -181,9 +199,12 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     const core = toCorePrincipal(principal);
     const denied =
       authorize({ ...rest, fresh: false }, core, request.ctx.now, policy) ??
-      csrfViolation(request, principal, publicOrigin()) ??
+      csrfViolation(request, principal, origins, gatehouse.logger) ??
       (fresh ? authorize({ ...rest, fresh: true }, core, request.ctx.now, policy) : null);
-    if (denied) throw denied;
+    if (denied) {
+      if (request.routeOptions.config[options.ownRoute as 'requires']) throw denied;
+      return sendRefusal(reply, denied);
+    }
 
     if (principal.kind === 'session') await gatehouse.sessions.touchIfStale(principal.session, request.ctx.now);
   });

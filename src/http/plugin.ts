@@ -1,7 +1,10 @@
 /**
- * The Gatehouse Fastify plugin: cookies, security headers, the gate, error handling and
- * Gatehouse's own routes. It is not encapsulated, so the gate also guards every route
- * the host application registers after it.
+ * The Gatehouse Fastify plugin. Two layers:
+ * - at the host's level (fastify-plugin): cookie parsing, the gate's hooks and its
+ *   "every route declares a requirement" check, so the gate also guards every route the
+ *   host registers after it, and a host route without a requirement stops startup;
+ * - encapsulated: Gatehouse's own routes and pages with their CSP, `Cache-Control:
+ *   no-store`, JSON body parser and error/404 handlers, none of which touch host routes.
  */
 import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
@@ -9,8 +12,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { InvalidRequestError, TooManyAttemptsError } from '../core/errors.js';
 import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../core/json-limits.js';
+import { internalsOf, type Gatehouse as GatehouseFacade } from '../facade.js';
 import type { Gatehouse } from '../gatehouse.js';
-import { cookiePolicy } from './cookies.js';
+import { cookiePolicy, type CookiePolicy } from './cookies.js';
 import { rememberMeRestorer, rememberMeScreener } from './credentials.js';
 import { installErrorHandling } from './errors.js';
 import { gate, type GateExtensions } from './gate.js';
@@ -25,17 +29,89 @@ import { passwordResetRoutes } from './routes/password-reset.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { webauthnRoutes } from './routes/webauthn.js';
 import { webPages } from '../web/plugin.js';
-// OIDC provider (issue 14)
 import { oidcRoutes } from '../oidc/plugin.js';
 
 export interface GatehousePluginOptions {
-  gatehouse: Gatehouse;
-  extensions?: GateExtensions;
+  gatehouse: GatehouseFacade;
+  /** Mounts Gatehouse's API routes under this prefix (e.g. `/auth`); default none. Needs `pages: false`. */
+  prefix?: string;
+  /** The server-rendered pages (sign-in, settings, …); default true. */
+  pages?: boolean;
+  /**
+   * Answer unknown URLs with Gatehouse's JSON 404. Default: only under a prefix (the
+   * host owns its 404s); the ready-to-run server turns it on.
+   */
+  notFound?: boolean;
+  /**
+   * Where Gatehouse's CSP and security headers, `no-store`, JSON body parser and JSON
+   * error handler apply: only its own routes (default), or the whole app (the ready-to-run
+   * server, whose other routes are the demo bank's and follow the contract too).
+   */
+  conventions?: 'own-routes' | 'whole-app';
+  /** Set when the host's Fastify `trustProxy` is on: the OpenID Provider then trusts X-Forwarded-* too. */
+  behindProxy?: boolean;
 }
 
-async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {} }: GatehousePluginOptions): Promise<void> {
+/** Marks the routes registered in Gatehouse's own context (the gate throws to their error handlers). */
+const OWN_ROUTE = 'gatehouseOwnRoute';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    [OWN_ROUTE]?: boolean;
+  }
+}
+
+async function gatehousePlugin(app: FastifyInstance, options: GatehousePluginOptions): Promise<void> {
+  const gatehouse = internalsOf(options.gatehouse);
+  const prefix = (options.prefix ?? '').replace(/\/+$/, '');
+  if (prefix !== '' && !/^\/[A-Za-z0-9._~/-]+$/.test(prefix)) throw new Error(`gatehouseFastify: invalid prefix "${options.prefix}"`);
+  const pages = options.pages ?? true;
+  // The pages link to absolute paths (/sign-in, /api/...), so they live at the root.
+  if (pages && prefix !== '') throw new Error('gatehouseFastify: a prefix needs pages: false (the pages are served at the root)');
   const cookies = cookiePolicy(gatehouse.config.publicUrl);
-  installErrorHandling(app);
+  const extensions: GateExtensions = { restoreSession: rememberMeRestorer(gatehouse, cookies), screenSession: rememberMeScreener(gatehouse, cookies), apiTokens: gatehouse.apiTokens.gateExtension() };
+
+  // In development the public origin follows the port the host really listens on.
+  app.addHook('onListen', async function () {
+    const bound = this.server.address();
+    if (typeof bound === 'object' && bound) gatehouse.origins.listening(bound.port, this.addresses().map((a) => (typeof a === 'string' ? a : a.address)));
+  });
+  const notFound = options.notFound ?? prefix !== '';
+  const wholeApp = options.conventions === 'whole-app';
+  if (wholeApp) await httpConventions(app, gatehouse, cookies, notFound);
+  await app.register(cookie);
+  await app.register(gate, { gatehouse, extensions, ownRoute: OWN_ROUTE });
+  await app.register(ownRoutes, { gatehouse, cookies, pages, notFound, conventions: !wholeApp, prefix, behindProxy: options.behindProxy ?? false });
+}
+
+async function ownRoutes(
+  app: FastifyInstance,
+  options: { gatehouse: Gatehouse; cookies: CookiePolicy; pages: boolean; notFound: boolean; conventions: boolean; behindProxy: boolean },
+): Promise<void> {
+  const { gatehouse, cookies, pages } = options;
+  app.addHook('onRoute', (route) => {
+    route.config = { ...route.config, [OWN_ROUTE]: true };
+  });
+  if (options.conventions) await httpConventions(app, gatehouse, cookies, options.notFound);
+  await app.register(healthRoutes, { gatehouse });
+  await app.register(authRoutes, { gatehouse, cookies });
+  await app.register(mfaRoutes, { gatehouse, cookies });
+  await app.register(webauthnRoutes, { gatehouse, cookies });
+  // The pages: an encapsulated plugin with its own form parser and HTML errors.
+  if (pages) await app.register(webPages, { gatehouse, cookies });
+  await app.register(accountRoutes, { gatehouse });
+  await app.register(deviceRoutes, { gatehouse });
+  await app.register(passwordRoutes, { gatehouse });
+  await app.register(tokenRoutes, { gatehouse });
+  await app.register(emailRoutes, { gatehouse });
+  await app.register(passwordResetRoutes, { gatehouse });
+  // The OpenID Provider: /oidc/*, /.well-known/openid-configuration (encapsulated).
+  await app.register(oidcRoutes, { gatehouse, cookies, behindProxy: options.behindProxy });
+}
+
+/** Security headers, `no-store`, the JSON body parser and JSON errors, on the context `app`. */
+async function httpConventions(app: FastifyInstance, gatehouse: Gatehouse, cookies: CookiePolicy, notFound: boolean): Promise<void> {
+  installErrorHandling(app, { notFound });
   // JSON only. Prototype-poisoning keys are refused; an empty body is "no body" (clients
   // often send the JSON content type on body-less POSTs). Nesting is limited before the
   // text is parsed (core/json-limits.ts); bodies refused as too deep are counted per
@@ -57,7 +133,6 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
     }
     return parseJson(request, text);
   });
-  await app.register(cookie);
   await app.register(helmet, {
     contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], frameAncestors: ["'none'"], formAction: ["'self'"] } },
     hsts: cookies.secure,
@@ -66,22 +141,6 @@ async function gatehousePlugin(app: FastifyInstance, { gatehouse, extensions = {
     // Authentication responses must never be cached by browsers or proxies.
     reply.header('Cache-Control', 'no-store');
   });
-  await app.register(gate, { gatehouse, extensions: { restoreSession: rememberMeRestorer(gatehouse, cookies), screenSession: rememberMeScreener(gatehouse, cookies), apiTokens: gatehouse.apiTokens.gateExtension(), ...extensions } });
-
-  await app.register(healthRoutes, { gatehouse });
-  await app.register(authRoutes, { gatehouse, cookies });
-  await app.register(mfaRoutes, { gatehouse, cookies });
-  await app.register(webauthnRoutes, { gatehouse, cookies });
-  // The pages (issue 5): an encapsulated plugin with its own form parser and HTML errors.
-  await app.register(webPages, { gatehouse, cookies });
-  await app.register(accountRoutes, { gatehouse });
-  await app.register(deviceRoutes, { gatehouse });
-  await app.register(passwordRoutes, { gatehouse });
-  await app.register(tokenRoutes, { gatehouse });
-  await app.register(emailRoutes, { gatehouse });
-  await app.register(passwordResetRoutes, { gatehouse });
-  // OIDC provider (issue 14): /oidc/*, /.well-known/openid-configuration; encapsulated.
-  await app.register(oidcRoutes, { gatehouse, cookies });
 }
 
 export const gatehouseFastify = fp(gatehousePlugin, { name: 'gatehouse', fastify: '5.x' });

@@ -28,6 +28,8 @@ export interface OidcPluginOptions {
   cookies: CookiePolicy;
   /** Resource servers besides those of the data dir's oidc-resources.json. */
   resources?: ResourceServer[];
+  /** The host app trusts a proxy's X-Forwarded-* headers (its Fastify `trustProxy`). */
+  behindProxy?: boolean;
 }
 
 /** The return-to cookie: set by the interaction, read by the sign-in pages when they are done. */
@@ -60,7 +62,7 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
     return `${OIDC_PREFIX}/interaction/${uid}?t=${t}&m=${mac(uid, t)}`;
   };
   let built: Promise<Provider> | null = null;
-  const provider = () => (built ??= createProvider({ gatehouse, clients, resources, cookies, interactionUrl }, db).catch((err) => {
+  const provider = () => (built ??= createProvider({ gatehouse, clients, resources, cookies, interactionUrl, behindProxy: options.behindProxy ?? false }, db).catch((err) => {
     built = null;
     throw err;
   }));

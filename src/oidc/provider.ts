@@ -37,6 +37,8 @@ export const OIDC_TTL = {
 };
 
 export interface ProviderDeps {
+  /** The host app trusts a proxy's X-Forwarded-* headers (Fastify `trustProxy`). */
+  behindProxy: boolean;
   gatehouse: Gatehouse;
   clients: ClientRegistry;
   resources: ResourceServers;
@@ -179,7 +181,8 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
   };
 
   const provider = new Provider(issuer, configuration);
-  provider.proxy = gatehouse.config.trustProxy.length > 0;
+  // Trust X-Forwarded-* only when the host app does (Fastify's trustProxy).
+  provider.proxy = deps.behindProxy;
   provider.on('server_error', (_ctx, err) => gatehouse.logger.error({ err }, 'oidc provider error'));
 
   // RP-initiated logout ("yes, sign me out") also ends the Gatehouse session of this browser.

@@ -12,7 +12,6 @@ import type { FactorSetupStore, FactorStore } from '../store/factors.js';
 import type { Database } from '../store/schema.js';
 import type { SessionStore } from '../store/sessions.js';
 import type { UserStore } from '../store/users.js';
-import type { ActiveSession } from './sessions.js';
 
 export interface LockedAccount extends LockedAccountFacts {
   passwordHash: string;
@@ -20,7 +19,7 @@ export interface LockedAccount extends LockedAccountFacts {
 
 export interface AccountChange<T> {
   /** The session asking; the change answers 401 when it was revoked or replaced meanwhile. */
-  actingSession?: Pick<ActiveSession, 'id' | 'tokenHash'>;
+  actingSession?: { id: string; tokenHash: string };
   /** A security change: moves the account's epoch, voiding every unconfirmed set-up (I3). */
   voidsSetups: boolean;
   run(trx: Transaction<Database>, account: LockedAccount): Promise<T>;

@@ -6,7 +6,7 @@
  */
 import type { Kysely, Transaction } from 'kysely';
 import { InvalidRequestError, NotFoundError } from '../core/errors.js';
-import { API_TOKEN_SCOPES, isScope, type Scope } from '../core/scopes.js';
+import type { Scope } from '../core/scopes.js';
 import type { ApiTokenStore } from '../store/api-tokens.js';
 import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
@@ -36,10 +36,11 @@ export interface ResolvedApiToken {
   scopes: Scope[];
 }
 
-function parseScopes(value: string): Scope[] {
+/** A stored token's scopes, less any the host app no longer declares. */
+function parseScopes(value: string, declared: readonly Scope[]): Scope[] {
   try {
     const parsed: unknown = JSON.parse(value);
-    return Array.isArray(parsed) ? parsed.filter(isScope) : [];
+    return Array.isArray(parsed) ? parsed.filter((s): s is Scope => typeof s === 'string' && declared.includes(s)) : [];
   } catch {
     return [];
   }
@@ -53,6 +54,8 @@ export class ApiTokenService {
     private readonly accounts: AccountChanges,
     private readonly store: ApiTokenStore,
     private readonly log: SecurityLog,
+    /** The scopes the host application declared. */
+    readonly scopes: readonly Scope[],
   ) {}
 
   /**
@@ -65,14 +68,14 @@ export class ApiTokenService {
     ctx: RequestContext,
   ): Promise<{ id: string; token: string; scopes: Scope[] }> {
     const userId = session.userId;
-    const unknown = input.scopes.filter((s) => !isScope(s));
+    const unknown = input.scopes.filter((s) => !this.scopes.includes(s));
     if (unknown.length > 0) {
-      throw new InvalidRequestError(`Unknown scope(s): ${unknown.join(', ')}. Scopes are ${API_TOKEN_SCOPES.join(', ')}.`, [
+      throw new InvalidRequestError(`Unknown scope(s): ${unknown.join(', ')}. Scopes are ${this.scopes.join(', ') || '(none)'}.`, [
         { path: 'scopes', message: `unknown scope(s): ${unknown.join(', ')}` },
       ]);
     }
     // Keep the contract's order; duplicates collapse.
-    const scopes = API_TOKEN_SCOPES.filter((s) => input.scopes.includes(s));
+    const scopes = this.scopes.filter((s) => input.scopes.includes(s));
     const token = `${API_TOKEN_PREFIX}${randomToken(32)}`;
     const id = newId();
     await this.accounts.apply(userId, ctx.now, { actingSession: session, voidsSetups: false, run: async (trx) => {
@@ -97,7 +100,7 @@ export class ApiTokenService {
 
   async list(userId: string): Promise<ApiTokenView[]> {
     const rows = await this.store.listForUser(userId);
-    return rows.map((r) => ({ id: r.id, name: r.name, scopes: parseScopes(r.scopes), createdAt: iso(r.created_at)!, lastUsedAt: iso(r.last_used_at) }));
+    return rows.map((r) => ({ id: r.id, name: r.name, scopes: parseScopes(r.scopes, this.scopes), createdAt: iso(r.created_at)!, lastUsedAt: iso(r.last_used_at) }));
   }
 
   /** Another account's token is indistinguishable from no token: 404. */
@@ -123,7 +126,7 @@ export class ApiTokenService {
     if (row.last_used_at === null || row.last_used_at <= now - API_TOKEN_TOUCH_INTERVAL_MS) {
       await this.store.touch(row.id, now, API_TOKEN_TOUCH_INTERVAL_MS);
     }
-    return { id: row.id, userId: row.user_id, scopes: parseScopes(row.scopes) };
+    return { id: row.id, userId: row.user_id, scopes: parseScopes(row.scopes, this.scopes) };
   }
 
   /** The gate extension (`GateExtensions.apiTokens`). */

@@ -50,8 +50,6 @@ export interface DeviceTrust {
 const trustNothing: DeviceTrust = { isTrusted: async () => false };
 
 export class AuthService {
-  deviceTrust: DeviceTrust = trustNothing;
-
   constructor(
     private readonly users: UserStore,
     private readonly sessions: SessionService,
@@ -60,6 +58,7 @@ export class AuthService {
     private readonly limits: Limits,
     private readonly log: SecurityLog,
     private readonly policy: AuthPolicy,
+    private readonly deviceTrust: DeviceTrust = trustNothing,
   ) {}
 
   async signup(

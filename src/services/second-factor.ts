@@ -39,9 +39,6 @@ export function totpSecretContext(factorId: string): string {
 }
 
 export class SecondFactorVerifier {
-  /** Set by createGatehouse when WebAuthn is available. */
-  assertions: AssertionChecker | null = null;
-
   constructor(
     private readonly factors: FactorStore,
     private readonly recoveryCodes: RecoveryCodeStore,
@@ -50,6 +47,8 @@ export class SecondFactorVerifier {
     private readonly limits: Limits,
     private readonly sessions: SessionService,
     private readonly log: SecurityLog,
+    /** Passkey assertions; null where WebAuthn is not offered. */
+    private readonly assertions: AssertionChecker | null,
   ) {}
 
   /** Resolves with the amr values for the verified method, or throws. */

@@ -51,8 +51,10 @@ export interface PasskeySummary {
 }
 
 export interface WebAuthnOptions {
-  /** Read lazily: with PORT=0 the public URL is final only after listen. */
+  /** Read lazily: in development the public URL follows the listening port. */
   publicUrl: () => string;
+  /** Origins a response may come from (in development both localhost and 127.0.0.1). */
+  acceptedOrigins?: () => string[];
   rpName: string;
 }
 
@@ -89,10 +91,11 @@ export class WebAuthnService {
     private readonly options: WebAuthnOptions,
   ) {}
 
-  /** The relying party, derived from GATEHOUSE_PUBLIC_URL on each use. */
-  relyingParty(): { rpID: string; origin: string } {
+  /** The relying party, derived from the public URL on each use; `origins`/`rpIDs` are what verification accepts. */
+  relyingParty(): { rpID: string; origin: string; origins: string[]; rpIDs: string[] } {
     const url = new URL(this.options.publicUrl());
-    return { rpID: url.hostname, origin: url.origin };
+    const origins = this.options.acceptedOrigins?.() ?? [url.origin];
+    return { rpID: url.hostname, origin: url.origin, origins, rpIDs: [...new Set(origins.map((o) => new URL(o).hostname))] };
   }
 
   async list(userId: string): Promise<PasskeySummary[]> {
@@ -173,15 +176,15 @@ export class WebAuthnService {
     const setup = await this.changes.setups.findLive(session.id, 'webauthn', ctx.now);
     if (!setup?.challenge_hash) throw new NoPendingSetupError();
     if (!isObject(response) || typeof response.id !== 'string') throw refused();
-    const { rpID, origin } = this.relyingParty();
+    const { rpIDs, origins } = this.relyingParty();
     const expectedHash = setup.challenge_hash;
     let verification;
     try {
       verification = await verifyRegistrationResponse({
         response: response as unknown as RegistrationResponseJSON,
         expectedChallenge: (challenge: string) => sameHash(hashToken(challenge), expectedHash),
-        expectedOrigin: origin,
-        expectedRPID: rpID,
+        expectedOrigin: origins,
+        expectedRPID: rpIDs,
         requireUserVerification: false,
       });
     } catch {
@@ -255,14 +258,14 @@ export class WebAuthnService {
     if (!isObject(response) || typeof response.id !== 'string' || response.id.length > 1024) return null;
     const credential = await this.store.findForUser(userId, response.id);
     if (!credential) return null;
-    const { rpID, origin } = this.relyingParty();
+    const { rpIDs, origins } = this.relyingParty();
     let verification;
     try {
       verification = await verifyAuthenticationResponse({
         response: response as unknown as AuthenticationResponseJSON,
         expectedChallenge: this.challengeConsumer(sessionId, 'authenticate', ctx.now),
-        expectedOrigin: origin,
-        expectedRPID: rpID,
+        expectedOrigin: origins,
+        expectedRPID: rpIDs,
         // The library's own counter check throws; we compare below to record and event it.
         credential: { id: credential.credential_id, publicKey: Buffer.from(credential.public_key, 'base64url'), counter: 0 },
         requireUserVerification: false,

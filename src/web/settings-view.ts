@@ -2,7 +2,6 @@
  * The security settings page: e-mail address and password (account-view.ts), second
  * factors, recovery codes, sessions, trusted devices, API tokens and recent activity. Pure rendering; pages/settings.ts loads the data.
  */
-import { API_TOKEN_SCOPES } from '../core/scopes.js';
 import type { Gatehouse } from '../gatehouse.js';
 import { accountSections, type AccountFormState } from './account-view.js';
 import { html, type Html } from './html.js';
@@ -11,6 +10,8 @@ import { csrfField, field, postButton } from './views.js';
 type Loaded<F extends (...args: never[]) => unknown> = Awaited<ReturnType<F>>;
 
 export interface SettingsData {
+  /** The scopes the host app declared, offered for new API tokens. */
+  scopes: readonly string[];
   sessionId: string;
   csrf: string;
   /** The account's address (the e-mail section shows it). */
@@ -114,7 +115,7 @@ ${d.tokens.length
 <form method="post" action="/settings/tokens">${csrfField(csrf)}
 ${field({ name: 'name', label: 'New token name', maxlength: 100 })}
 <fieldset><legend>Scopes</legend>
-${API_TOKEN_SCOPES.map((s) => html`<label class="check"><input type="checkbox" name="scopes" value="${s}"> ${s}</label>`)}
+${d.scopes.map((s) => html`<label class="check"><input type="checkbox" name="scopes" value="${s}"> ${s}</label>`)}
 </fieldset>
 <button type="submit" class="secondary">Create token</button>
 </form>

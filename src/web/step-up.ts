@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../core/errors.js';
 import { stepUpMethods } from '../core/requirements.js';
 import { requires, sessionOf } from '../http/gate.js';
-import { deliverSession } from '../http/routes/auth.js';
+import { deliverSession } from '../http/session-delivery.js';
 import type { CodeMethod } from '../services/second-factor.js';
 import { send, userOf, type Web } from './context.js';
 import { factorInput, wrongFactor } from './factor-input.js';

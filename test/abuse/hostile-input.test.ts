@@ -8,7 +8,7 @@
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../src/server.js';
+import { startServer, type RunningServer } from '../../src/server/server.js';
 import { loadConfig } from '../../src/config.js';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -9,7 +9,7 @@ import {
   UnauthenticatedError,
 } from '../../src/core/errors.js';
 import { authorize, type Principal, type Requirement } from '../../src/core/requirements.js';
-import { API_TOKEN_SCOPES, isScope, type Scope } from '../../src/core/scopes.js';
+import { CONTRACT_SCOPES as API_TOKEN_SCOPES, SCOPE_SHAPE, type Scope } from '../../src/core/scopes.js';
 import { completeSecondFactor, recordPassword, startSession, type SessionTimes } from '../../src/core/session-state.js';
 
 const times: SessionTimes = { pendingTtlSeconds: 300, sessionTtlSeconds: 86_400, sessionIdleTtlSeconds: 3_600 };
@@ -150,10 +150,9 @@ describe('authorize: error details', () => {
 });
 
 describe('scopes', () => {
-  it('are exactly the contract’s three', () => {
+  it('the server declares exactly the contract’s three; host apps declare names of one shape', () => {
     expect([...API_TOKEN_SCOPES]).toEqual(['account:read', 'transactions:read', 'transfers:write']);
-    expect(isScope('account:read')).toBe(true);
-    expect(isScope('admin')).toBe(false);
-    expect(isScope(undefined)).toBe(false);
+    for (const ok of ['account:read', 'orders:write', 'reports.export:read', 'admin']) expect(SCOPE_SHAPE.test(ok)).toBe(true);
+    for (const bad of ['', 'Orders:read', 'a b', 'x:', ':read', 'a:b:c', 'x'.repeat(40)]) expect(SCOPE_SHAPE.test(bad)).toBe(false);
   });
 });

@@ -12,7 +12,7 @@ import type { RouteOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import type { RouteRequirement } from '../../src/http/gate.js';
-import { buildServer } from '../../src/server.js';
+import { buildServer } from '../../src/server/server.js';
 import { FAST_ENV, startFastServer, type TestServer } from '../helpers/server.js';
 import { Client } from '../helpers/http-client.js';
 import { login, PASSWORD, signup, signupWithTotp, sleep, uniqueEmail } from '../helpers/accounts.js';

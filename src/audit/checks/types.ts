@@ -50,28 +50,9 @@ export interface CheckResult extends CheckInfo {
   evidence: Exchange[];
 }
 
-/** The check could not reach a conclusion (e.g. a precondition failed on the target). */
-export class Inconclusive extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'Inconclusive';
-  }
-}
+// Its own module, so that the context can throw it without importing the checks' types.
+export { Inconclusive, Limited } from '../inconclusive.js';
 
-/**
- * The target limited the auditor (429, Retry-After, the declared or a recognisable "too
- * many" reply) where a refusal would have been the verdict: reported `inconclusive: limited`.
- */
-export class Limited extends Inconclusive {
-  constructor(
-    message: string,
-    /** What identified the reply as a limit, e.g. `status 429, Retry-After 900`. */
-    readonly signal: string,
-  ) {
-    super(message);
-    this.name = 'Limited';
-  }
-}
 
 export const blocked = (summary: string, why?: string): Verdict => ({ status: 'blocked', summary, ...(why ? { why } : {}) });
 export const bypassed = (summary: string): Verdict => ({ status: 'bypassed', summary });

@@ -1,15 +1,15 @@
 /** Sign-up, login, second-factor verification, step-up, re-authentication, logout, session. */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { assuranceLevel } from '../../core/session-state.js';
 import type { Gatehouse } from '../../gatehouse.js';
 import type { LoginResult } from '../../services/auth.js';
-import type { IssuedSession, SessionTransport } from '../../services/sessions.js';
-import { clearCookie, cookieOptions, type CookiePolicy } from '../cookies.js';
+import { clearCookie, type CookiePolicy } from '../cookies.js';
 import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, trustDeviceIfAsked } from '../credentials.js';
 import { requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
-import { parseSecondFactor } from './webauthn.js';
+import { parseSecondFactor } from '../second-factor-body.js';
+import { deliverSession } from '../session-delivery.js';
 
 const Credentials = z
   .object({
@@ -36,21 +36,6 @@ const ReauthBody = z.object({ password: z.string().min(1).max(4096) }).strict();
 export interface AuthRouteOptions {
   gatehouse: Gatehouse;
   cookies: CookiePolicy;
-}
-
-/**
- * Hands a (new) session token to the client over the transport the session uses: a
- * cookie, or `sessionToken` in the body for native clients.
- */
-export function deliverSession(
-  reply: FastifyReply,
-  cookies: CookiePolicy,
-  session: IssuedSession,
-  transport: SessionTransport,
-): { sessionToken?: string } {
-  if (transport === 'token') return { sessionToken: session.token };
-  reply.setCookie(cookies.names.session, session.token, cookieOptions(cookies));
-  return {};
 }
 
 function loginBody(result: LoginResult, pendingTtl: number) {

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../core/errors.js';
 import { addingFactorIsSensitive, requires, sessionOf } from '../../http/gate.js';
-import { deliverSession } from '../../http/routes/auth.js';
+import { deliverSession } from '../../http/session-delivery.js';
 import type { ConfirmedFactor } from '../../services/factor-changes.js';
 import type { ActiveSession } from '../../services/sessions.js';
 import { send, userOf, type Web } from '../context.js';

@@ -34,7 +34,7 @@ export async function settingsPage(
     apiTokens.list(session.userId),
     trustedDevices.enabled ? trustedDevices.list(session.userId, now) : Promise.resolve(null),
   ]);
-  const body = settingsView({ sessionId: session.id, csrf, email: session.email, account: message.account ?? {}, mfa, passkeys, sessions: sessionRows, events, tokens, devices });
+  const body = settingsView({ scopes: apiTokens.scopes, sessionId: session.id, csrf, email: session.email, account: message.account ?? {}, mfa, passkeys, sessions: sessionRows, events, tokens, devices });
   return send(reply, status, { title: 'Security settings', user: { email: session.email, csrf }, notice: message.notice ?? null, error: message.error ?? null, body });
 }
 

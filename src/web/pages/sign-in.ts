@@ -7,7 +7,7 @@ import { GatehouseError, InvalidCodeError, TooManyAttemptsError } from '../../co
 import { clearCookie } from '../../http/cookies.js';
 import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, trustDeviceIfAsked } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
-import { deliverSession } from '../../http/routes/auth.js';
+import { deliverSession } from '../../http/session-delivery.js';
 import { takeOidcReturn } from '../../oidc/plugin.js';
 import { send, sessionOrNull, type Web } from '../context.js';
 import { factorInput, isCodeMethod, wrongFactor } from '../factor-input.js';

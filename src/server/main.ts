@@ -1,7 +1,7 @@
 /** `npm start`: runs the Gatehouse server from the environment's settings. */
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig } from '../config.js';
 import { startServer } from './server.js';
-import { KeyError } from './services/keys.js';
+import { KeyError } from '../services/keys.js';
 
 try {
   const config = loadConfig();

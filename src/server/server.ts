@@ -1,18 +1,24 @@
 /**
- * A ready-to-run Gatehouse server: the library plus the demo bank, on Fastify.
+ * A ready-to-run Gatehouse server (`gatehouse/server`): the library plus the demo bank,
+ * on Fastify, configured from the environment. Its `gatehouse` field is the assembled
+ * services (for operations and tests), not the library facade.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
-import { loadConfig, type GatehouseConfig } from './config.js';
-import { registerDemoBank } from './demo-bank/routes.js';
-import { createGatehouse, type Gatehouse } from './gatehouse.js';
-import { gatehouseFastify } from './http/plugin.js';
+import { loadConfig, type ServerConfig } from '../config.js';
+import { registerDemoBank } from '../demo-bank/routes.js';
+import { facadeOf, type Gatehouse as GatehouseFacade } from '../facade.js';
+import { assembleGatehouse, type Gatehouse } from '../gatehouse.js';
+import { gatehouseFastify } from '../http/plugin.js';
 
 /** The contract's body limit. */
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
 export interface RunningServer {
   app: FastifyInstance;
+  /** The assembled services behind the server (internal; tests and operations). */
   gatehouse: Gatehouse;
+  /** What a host application would get from createGatehouse. */
+  facade: GatehouseFacade;
   url: string;
   close(): Promise<void>;
 }
@@ -61,8 +67,12 @@ export interface BuildOptions {
   timeouts?: Partial<ServerTimeouts>;
 }
 
-export async function buildServer(config: GatehouseConfig, options: BuildOptions = {}): Promise<{ app: FastifyInstance; gatehouse: Gatehouse }> {
-  const gatehouse = await createGatehouse(config);
+export async function buildServer(
+  config: ServerConfig,
+  options: BuildOptions = {},
+): Promise<{ app: FastifyInstance; gatehouse: Gatehouse; facade: GatehouseFacade }> {
+  const gatehouse = await assembleGatehouse(config);
+  const facade = facadeOf(gatehouse);
   const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   const app: FastifyInstance = Fastify({
     loggerInstance: gatehouse.logger as FastifyBaseLogger,
@@ -89,22 +99,28 @@ export async function buildServer(config: GatehouseConfig, options: BuildOptions
     },
     return503OnClosing: true,
   });
-  await app.register(gatehouseFastify, { gatehouse });
-  await app.register(registerDemoBank, { gatehouse });
+  // The whole server is Gatehouse's: its JSON 404 answers unknown URLs too.
+  await app.register(gatehouseFastify, { gatehouse: facade, notFound: true, conventions: 'whole-app', behindProxy: config.trustProxy.length > 0 });
+  await app.register(registerDemoBank, { db: gatehouse.database.db, transferStepUpCents: config.transferStepUpCents });
   app.addHook('onClose', async () => gatehouse.close());
-  return { app, gatehouse };
+  return { app, gatehouse, facade };
 }
 
-export async function startServer(config: GatehouseConfig = loadConfig(), options: BuildOptions = {}): Promise<RunningServer> {
-  const { app, gatehouse } = await buildServer(config, options);
+export async function startServer(config: ServerConfig = loadConfig(), options: BuildOptions = {}): Promise<RunningServer> {
+  const { app, gatehouse, facade } = await buildServer(config, options);
   await app.listen({ host: config.host, port: config.port });
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  if (!config.publicUrlConfigured) config.publicUrl = url;
-  gatehouse.logger.info({ url, publicUrl: config.publicUrl, database: config.databaseUrl.split(':')[0] }, 'gatehouse listening');
+  gatehouse.logger.info({ url, publicUrl: gatehouse.config.publicUrl, database: config.databaseUrl.split(':')[0] }, 'gatehouse listening');
+  if (gatehouse.origins.development) {
+    gatehouse.logger.warn(
+      { accepted: gatehouse.origins.accepted() },
+      'GATEHOUSE_PUBLIC_URL is not set: development mode, accepting localhost and 127.0.0.1 at the listening port. Set it in production.',
+    );
+  }
   // Expired-row cleanup: first run shortly after start, then every ten minutes (unref'd);
   // stopped by gatehouse.close() on the app's onClose.
   gatehouse.maintenance.start();
-  return { app, gatehouse, url, close: () => app.close() };
+  return { app, gatehouse, facade, url, close: () => app.close() };
 }

@@ -1,0 +1,52 @@
+/**
+ * The public origin: where users browse Gatehouse (mailed links, the passkey relying party,
+ * the same-origin check). Configured, it is exactly that origin. Unconfigured (development),
+ * it follows the real listening port and both `localhost` and `127.0.0.1` are accepted.
+ * Links and passkeys use `localhost` (browsers refuse an IP address as a relying party),
+ * except when the server listens on 127.0.0.1 alone: then, as the contract's default
+ * `http://HOST:PORT` says, `127.0.0.1`.
+ */
+export class PublicOrigins {
+  private port: number | null = null;
+  private host = 'localhost';
+  private readonly configured: string | null;
+
+  constructor(configuredUrl: string | null) {
+    this.configured = configuredUrl === null ? null : new URL(configuredUrl).origin;
+  }
+
+  get development(): boolean {
+    return this.configured === null;
+  }
+
+  /**
+   * The listening port (and, when known, every bound address) became known; the first
+   * call wins. Only 127.0.0.1 alone makes the links use that address.
+   */
+  listening(port: number, addresses: readonly string[] = []): void {
+    if (this.port !== null || !Number.isInteger(port) || port <= 0) return;
+    this.port = port;
+    if (addresses.length > 0 && addresses.every((a) => a === '127.0.0.1')) this.host = '127.0.0.1';
+  }
+
+  get knowsPort(): boolean {
+    return this.configured !== null || this.port !== null;
+  }
+
+  /** The URL for links and the passkey relying party. */
+  url(): string {
+    if (this.configured !== null) return this.configured;
+    return this.port === null ? `http://${this.host}` : `http://${this.host}:${this.port}`;
+  }
+
+  /** Origins the same-origin check and passkey verification accept. */
+  accepted(): string[] {
+    if (this.configured !== null) return [this.configured];
+    const port = this.port === null ? '' : `:${this.port}`;
+    return [`http://localhost${port}`, `http://127.0.0.1${port}`];
+  }
+
+  accepts(origin: string): boolean {
+    return this.accepted().includes(origin);
+  }
+}

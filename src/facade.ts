@@ -1,0 +1,154 @@
+/**
+ * What a host application gets from `createGatehouse`: requirements, the caller of a
+ * request, security events, the Fastify plugin and the Node handler, and `close`. Stores,
+ * keys and the database stay inside (`internalsOf` is for Gatehouse's own entry points).
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { resolveOptions, type GatehouseOptionsInput } from './config.js';
+import type { SecurityEventName } from './core/events.js';
+import { assuranceLevel, type AuthMethod, type SessionState } from './core/session-state.js';
+import { assembleGatehouse, type Gatehouse as Internals } from './gatehouse.js';
+import { requires, userIdOf, type RouteRequirement } from './http/gate.js';
+
+/** The options of `createGatehouse`: every field optional, defaults in docs/library.md. */
+export interface GatehouseOptions extends GatehouseOptionsInput {
+  /** A pino logger to use instead of the one Gatehouse creates (secrets are redacted in its own). */
+  logger?: Logger;
+  /** The clock (epoch milliseconds); Date.now. For tests that move time. */
+  now?: () => number;
+}
+
+/** The session behind a request, as a host application may see it. */
+export interface SessionInfo {
+  id: string;
+  userId: string;
+  email: string;
+  state: SessionState;
+  /** Authenticator assurance level: 2 once a second factor was checked in this session. */
+  aal: 1 | 2;
+  amr: AuthMethod[];
+  authTime: Date;
+  mfaAt: Date | null;
+  transport: 'cookie' | 'token';
+}
+
+/** One entry of the security log, as delivered to `gatehouse.on(...)` listeners. */
+export interface SecurityEvent<T extends SecurityEventName = SecurityEventName> {
+  type: T;
+  userId: string | null;
+  at: Date;
+  ip: string;
+  userAgent: string;
+  /** What the log stored about it (never a secret). */
+  details: Readonly<Record<string, unknown>>;
+}
+
+/** The typed event map: one entry per security event name. */
+export type GatehouseEvents = { [K in SecurityEventName]: SecurityEvent<K> };
+
+export type EventListener<K extends SecurityEventName> = (event: GatehouseEvents[K]) => void | Promise<void>;
+
+export interface Gatehouse {
+  readonly productName: string;
+  /** The scopes API tokens may carry (as declared in the options). */
+  readonly scopes: readonly string[];
+  /** The public URL in effect (in development: localhost at the listening port). */
+  publicUrl(): string;
+  /** Declares a route's requirement; pass the result as the route's `config`. */
+  requires(requirement: RouteRequirement): { requires: RouteRequirement };
+  /** The session behind a request that passed a session requirement. */
+  sessionOf(request: FastifyRequest): SessionInfo;
+  /** The account behind a request (session or API token). */
+  userIdOf(request: FastifyRequest): string;
+  /**
+   * Subscribes to security events (`'*'` for all). Listeners run after the event is
+   * recorded, outside Gatehouse's transaction; a throwing listener is logged, never
+   * fails the request. Returns the unsubscribe function.
+   */
+  on<K extends SecurityEventName>(type: K, listener: EventListener<K>): () => void;
+  on(type: '*', listener: EventListener<SecurityEventName>): () => void;
+  /** Stops timers and the mail worker, closes the database and Redis connections. */
+  close(): Promise<void>;
+}
+
+const internals = new WeakMap<Gatehouse, Internals>();
+
+/** The assembled services behind a facade: for Gatehouse's own plugin, adapters and server. */
+export function internalsOf(gatehouse: Gatehouse): Internals {
+  const found = internals.get(gatehouse);
+  if (!found) throw new TypeError('not a Gatehouse instance: create one with createGatehouse(options)');
+  return found;
+}
+
+/** The public view of a session resolved by the gate. */
+export function sessionInfoOf(request: FastifyRequest): SessionInfo {
+  const p = request.principal;
+  if (p?.kind !== 'session') throw new Error('route requires a session but the gate resolved none');
+  const { session } = p;
+  return {
+    id: session.id,
+    userId: session.userId,
+    email: session.email,
+    state: session.facts.state,
+    aal: assuranceLevel(session.facts),
+    amr: [...session.facts.amr],
+    authTime: new Date(session.facts.authTime),
+    mfaAt: session.facts.mfaAt === null ? null : new Date(session.facts.mfaAt),
+    transport: session.transport,
+  };
+}
+
+/** Wraps assembled services in the facade. */
+export function facadeOf(inner: Internals): Gatehouse {
+  const listeners = new Map<string, Set<EventListener<SecurityEventName>>>();
+  inner.log.onEvent(async (event) => {
+    const wanted = [...(listeners.get(event.type) ?? []), ...(listeners.get('*') ?? [])];
+    if (wanted.length === 0) return;
+    // The stored details (JSON), not the in-memory ones: nothing beyond what the log keeps.
+    const delivered: SecurityEvent = Object.freeze({
+      type: event.type as SecurityEventName,
+      userId: event.user_id,
+      at: new Date(event.at),
+      ip: event.ip,
+      userAgent: event.user_agent,
+      details: Object.freeze(JSON.parse(event.details) as Record<string, unknown>),
+    });
+    // Outside the recording transaction, so a slow or throwing listener cannot hold or fail it.
+    setImmediate(() => {
+      for (const listener of wanted) {
+        Promise.resolve()
+          // The listener was registered for this event's type (or '*'); TypeScript cannot
+          // relate a union of more than 25 event types member by member.
+          .then(() => listener(delivered as Parameters<typeof listener>[0]))
+          .catch((err: unknown) => inner.logger.error({ err, event: delivered.type }, 'security event listener failed'));
+      }
+    });
+  });
+  const facade: Gatehouse = {
+    productName: inner.config.productName,
+    scopes: Object.freeze([...inner.config.scopes]),
+    publicUrl: () => inner.origins.url(),
+    requires,
+    sessionOf: sessionInfoOf,
+    userIdOf,
+    on(type: string, listener: EventListener<SecurityEventName>) {
+      const set = listeners.get(type) ?? new Set();
+      set.add(listener);
+      listeners.set(type, set);
+      return () => void set.delete(listener);
+    },
+    close: () => inner.close(),
+  };
+  Object.freeze(facade);
+  internals.set(facade, inner);
+  return facade;
+}
+
+/** Creates a Gatehouse from partial options; see docs/library.md for every default. */
+export async function createGatehouse(options: GatehouseOptions = {}): Promise<Gatehouse> {
+  const { logger, now, ...rest } = options;
+  const config = resolveOptions({ ...rest, now });
+  return facadeOf(await assembleGatehouse(config, { logger }));
+}
+
