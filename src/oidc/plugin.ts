@@ -87,8 +87,11 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
   };
 
   const publicRoute = { config: requires({ session: 'none' }) };
-  app.all(`${OIDC_PREFIX}`, publicRoute, (request, reply) => handOver(request, reply, pathAfterPrefix(request)));
-  app.all(`${OIDC_PREFIX}/*`, publicRoute, (request, reply) => handOver(request, reply, pathAfterPrefix(request)));
+  // The methods the provider's endpoints use (OPTIONS: CORS preflight); others are 404.
+  const methods = ['GET', 'POST', 'OPTIONS'];
+  for (const url of [OIDC_PREFIX, `${OIDC_PREFIX}/*`]) {
+    app.route({ method: methods, url, ...publicRoute, handler: (request, reply) => handOver(request, reply, pathAfterPrefix(request)) });
+  }
   app.get('/.well-known/openid-configuration', publicRoute, (request, reply) => handOver(request, reply, '/.well-known/openid-configuration'));
 
   const expired = (reply: FastifyReply) =>

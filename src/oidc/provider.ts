@@ -185,6 +185,25 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
   provider.proxy = deps.behindProxy;
   provider.on('server_error', (_ctx, err) => gatehouse.logger.error({ err }, 'oidc provider error'));
 
+  // The provider's answers bypass Fastify's hooks (the raw request is handed over), so
+  // Gatehouse's conventions are applied here: a JSON 404 for unknown paths, no caching
+  // unless the provider says otherwise (discovery, JWKS), and the security headers.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 404 && ctx.body === undefined) {
+      ctx.status = 404;
+      ctx.type = 'application/json';
+      ctx.body = { error: 'not_found', message: 'No such endpoint.' };
+    }
+    if (!ctx.response.get('Cache-Control')) ctx.set('Cache-Control', 'no-store');
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    if (!ctx.response.get('Content-Security-Policy')) {
+      // The provider's own pages (errors, logout confirmation) use inline styles and post
+      // forms back to itself or to a client's redirect URI; no script runs.
+      ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action *; frame-ancestors 'none'; base-uri 'none'");
+    }
+  });
+
   // RP-initiated logout ("yes, sign me out") also ends the Gatehouse session of this browser.
   const LOGOUT = Symbol('gatehouse-logout');
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {

@@ -68,9 +68,26 @@ export function isPage(url: string): boolean {
   return !url.startsWith('/api/') && url !== '/healthz';
 }
 
-export function assertContractError(r: { status: number; text: string; contentType: string | null }, what: string, page = false): void {
+/** The OpenID Provider's endpoints speak OAuth 2.0 / OIDC, whose errors are `{error, error_description}`. */
+export function isOidc(url: string): boolean {
+  return url === '/oidc' || url.startsWith('/oidc/') || url.startsWith('/.well-known/openid-configuration');
+}
+
+export function assertContractError(r: { status: number; text: string; contentType: string | null }, what: string, page = false, oidc = false): void {
   if (r.status >= 500) throw new Error(`${what}: ${r.status} ${r.text.slice(0, 300)}`);
   if (r.status < 400) return;
+  if (oidc) {
+    if (STACK_HINTS.test(r.text)) throw new Error(`${what}: internals in OIDC error: ${r.text.slice(0, 300)}`);
+    if (/text\/html/.test(r.contentType ?? '')) return; // the provider's error page for browsers
+    let body: any;
+    try {
+      body = JSON.parse(r.text);
+    } catch {
+      throw new Error(`${what}: ${r.status} OIDC error body is not JSON: ${r.text.slice(0, 200)}`);
+    }
+    if (typeof body?.error !== 'string') throw new Error(`${what}: ${r.status} OIDC error without an error code`);
+    return;
+  }
   if (page && /text\/html/.test(r.contentType ?? '')) {
     if (/\bat [\w.<>]+ \(|node_modules|\.ts:\d+|FST_ERR|SQLITE/.test(r.text)) throw new Error(`${what}: internals in page: ${r.text.slice(0, 300)}`);
     return;
@@ -238,7 +255,7 @@ async function junkProperty(numRuns: number): Promise<void> {
           if (client.cookies.size && !h.cookie) h.cookie = [...client.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
           if (client.bearer && !h.authorization) h.authorization = `Bearer ${client.bearer}`;
           const r = await send(route.method, fillParams(route.url, p) + query, { body: b, headers: h });
-          assertContractError(r, `${route.method} ${route.url} [${who}] ct=${JSON.stringify(ct)} body=${JSON.stringify(b?.slice(0, 80))}`, isPage(route.url));
+          assertContractError(r, `${route.method} ${route.url} [${who}] ct=${JSON.stringify(ct)} body=${JSON.stringify(b?.slice(0, 80))}`, isPage(route.url), isOidc(route.url));
           // Helmet's headers on every answer, errors included.
           expect(r.headers.get('x-content-type-options')).toBe('nosniff');
           expect(r.headers.get('content-security-policy')).toBeTruthy();
@@ -266,7 +283,7 @@ describe('hostile input: every route', () => {
       const r = await send(method!, url!, { headers: {} });
       // GET of an unknown page may be answered by the pages' catch-all (HTML); the API never.
       if (!isPage(url!) || method !== 'GET') expect(r.status, `${method} ${url}`).toBeGreaterThanOrEqual(400);
-      assertContractError(r, `${method} ${url}`, isPage(url!));
+      assertContractError(r, `${method} ${url}`, isPage(url!), isOidc(url!));
       expect(r.headers.get('x-content-type-options')).toBe('nosniff');
       expect(r.headers.get('cache-control')).toBe('no-store');
     }
@@ -278,7 +295,7 @@ describe('hostile input: every route', () => {
         const client = await sessionFor(who);
         for (const b of [undefined, '{}', '{"unexpected":true}', '[]', 'null', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}']) {
           const r = await client.req(route.method, fillParams(route.url, 'zzz'), { raw: b });
-          assertContractError({ status: r.status, text: r.text, contentType: (r.headers['content-type'] as string | undefined) ?? null }, `${route.method} ${route.url} [${who}] ${b}`, isPage(route.url));
+          assertContractError({ status: r.status, text: r.text, contentType: (r.headers['content-type'] as string | undefined) ?? null }, `${route.method} ${route.url} [${who}] ${b}`, isPage(route.url), isOidc(route.url));
         }
       }
     }
