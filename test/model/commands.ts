@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { uniqueEmail } from '../helpers/accounts.js';
 import { Driver, PASSWORDS } from './driver.js';
-import { filter, judge, judgePair, judgeProbe, type Action, type Candidates, type Cred, type ModelState, type Obs, type Violation } from './model.js';
+import { filter, judge, judgePair, judgeProbe, live, type Action, type Candidates, type Cred, type ModelState, type MSession, type Obs, type Violation } from './model.js';
 
 export interface World {
   cands: Candidates;
@@ -35,20 +35,65 @@ const SINGLE = [
   'signup', 'login', 'verify', 'stepUp', 'reauth', 'setup', 'confirm', 'deleteFactor', 'regenCodes', 'deleteSession', 'logout',
   'changePassword', 'forgot', 'reset', 'changeEmail', 'confirmEmail', 'createToken', 'useToken', 'restore', 'replay', 'advance',
 ] as const;
+/**
+ * Multi-step commands that build the preconditions the interesting sequences need:
+ * `session+` another session of an account (any instance) taken to full with a factor when
+ * it has one; `enrol` set up and confirm a factor; `fresh` a step-up (or reauth) now.
+ * Their steps are judged one by one like single actions.
+ */
+const MACROS = ['session+', 'enrol', 'fresh'] as const;
 /** Every session-revoking and every factor-adding action, and the single-use ones. */
 const PAIRABLE = ['changePassword', 'reset', 'logout', 'deleteSession', 'deleteFactor', 'confirm', 'setup', 'verify', 'stepUp', 'regenCodes', 'createToken', 'confirmEmail'] as const;
-type Kind = (typeof SINGLE)[number];
+type Single = (typeof SINGLE)[number];
+type Kind = Single | (typeof MACROS)[number];
 
 export const MAX_ACCOUNTS = 2;
-const ADVANCES = [31_000, 301_000, 601_000, 901_000];
+/** Small steps (TOTP steps, ordinary waiting) more often than jumps past a TTL. */
+const ADVANCES = [31_000, 31_000, 121_000, 301_000, 601_000, 901_000];
 
 const pick = <T>(xs: readonly T[], p: number): T | undefined => (xs.length ? xs[p % xs.length] : undefined);
 const sessionsOf = (m: ModelState) => Object.values(m.sessions);
 
+/**
+ * The sessions `kind` can act as, by the model: a verify needs a pending session, a
+ * step-up a full one of an account with a factor, a confirm a session holding a set-up…
+ * One pick in eight ignores this and takes any session (revoked, pending, expired): those
+ * must be refused, and the search checks that too.
+ */
+function targets(m: ModelState, kind: Single, p: number[]): MSession[] {
+  const all = sessionsOf(m);
+  if (p[6]! % 8 === 0) return all;
+  const hasCreds = (s: MSession) => m.accounts[s.account]!.factors.length > 0 || m.accounts[s.account]!.codes.length > 0;
+  const full = (s: MSession) => live(m, s) && s.state === 'full';
+  switch (kind) {
+    case 'verify':
+      return all.filter((s) => live(m, s) && s.state === 'pending' && hasCreds(s));
+    case 'stepUp':
+      return all.filter((s) => full(s) && hasCreds(s));
+    case 'setup':
+      return all.filter((s) => live(m, s) && s.state !== 'pending');
+    case 'confirm':
+      return all.filter((s) => Object.keys(s.setups).length > 0);
+    case 'deleteFactor':
+    case 'regenCodes':
+      return all.filter((s) => full(s) && m.accounts[s.account]!.factors.length > 0);
+    case 'logout':
+      return all.filter((s) => live(m, s));
+    case 'reauth':
+    case 'deleteSession':
+    case 'changePassword':
+    case 'changeEmail':
+    case 'createToken':
+      return all.filter(full);
+    default:
+      return all;
+  }
+}
+
 /** Resolves a command kind and its picks against the model; null when it cannot apply. */
-export function resolve(m: ModelState, kind: Kind, p: number[], alloc: () => number): Action | null {
+export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => number): Action | null {
   const acctOf = (n: number) => pick(m.accounts, n);
-  const sess = pick(sessionsOf(m), p[0]!);
+  const sess = pick(targets(m, kind, p), p[0]!);
   const account = sess ? m.accounts[sess.account]! : undefined;
   const creds = (): Cred[] => {
     if (!account) return [];
@@ -81,9 +126,11 @@ export function resolve(m: ModelState, kind: Kind, p: number[], alloc: () => num
       return sess ? { t: 'setup', s: sess.id, kind: p[1]! % 2 ? 'webauthn' : 'totp' } : null;
     case 'confirm': {
       if (!sess) return null;
-      const k = p[1]! % 2 ? 'webauthn' : 'totp';
+      // The kind of a set-up the session holds (else any kind: a confirm without a set-up).
+      const held = (['totp', 'webauthn'] as const).filter((k) => sess.setups[k]);
+      const k = pick(held, p[1]!) ?? (p[1]! % 2 ? 'webauthn' : 'totp');
       const others = sessionsOf(m).filter((s) => s.id !== sess.id && s.account === sess.account && s.setups[k]);
-      const owner = p[2]! % 4 === 0 ? (pick(others, p[3]!) ?? sess) : sess;
+      const owner = p[2]! % 6 === 0 ? (pick(others, p[3]!) ?? sess) : sess;
       return { t: 'confirm', s: sess.id, kind: k, owner: owner.id, factorKey: `f${alloc()}`, newChain: alloc() };
     }
     case 'deleteFactor': {
@@ -93,7 +140,10 @@ export function resolve(m: ModelState, kind: Kind, p: number[], alloc: () => num
     case 'regenCodes':
       return sess ? { t: 'regenCodes', s: sess.id } : null;
     case 'deleteSession': {
-      const target = sess && pick(sessionsOf(m).filter((s) => s.account === sess.account), p[1]!);
+      // Mostly another session of the account; sometimes itself.
+      const mine = sess ? sessionsOf(m).filter((s) => s.account === sess.account) : [];
+      const others = mine.filter((s) => s.id !== sess!.id);
+      const target = p[1]! % 4 === 0 ? pick(mine, p[2]!) : (pick(others, p[2]!) ?? pick(mine, p[2]!));
       return sess && target ? { t: 'deleteSession', s: sess.id, target: target.id } : null;
     }
     case 'logout':
@@ -135,6 +185,60 @@ export function resolve(m: ModelState, kind: Kind, p: number[], alloc: () => num
     case 'advance':
       return { t: 'advance', ms: ADVANCES[p[0]! % ADVANCES.length]! + 7 };
   }
+}
+
+/**
+ * The first step of a macro, or null when it cannot apply. Its later steps are resolved
+ * after the earlier ones were judged (`nextMacroStep`).
+ */
+function macroStart(m: ModelState, kind: (typeof MACROS)[number], p: number[], alloc: () => number): Action | null {
+  switch (kind) {
+    case 'session+': {
+      const a = pick(m.accounts, p[0]!);
+      if (!a) return null;
+      return { t: 'login', acct: a.idx, password: a.password, transport: p[1]! % 4 === 0 ? 'token' : 'cookie', remember: p[2]! % 2 === 0, instance: p[3]! % 2, device: null, newSession: alloc(), newChain: alloc() };
+    }
+    case 'enrol': {
+      const s = pick(targets(m, 'setup', [...p.slice(0, 6), 1]), p[0]!);
+      return s ? { t: 'setup', s: s.id, kind: p[1]! % 2 ? 'webauthn' : 'totp' } : null;
+    }
+    case 'fresh': {
+      const s = pick(sessionsOf(m).filter((x) => live(m, x) && x.state === 'full'), p[0]!);
+      if (!s) return null;
+      const a = m.accounts[s.account]!;
+      const f = pick(a.factors, p[2]!);
+      if (f) return { t: 'stepUp', s: s.id, cred: { kind: f.kind, factor: f.key } as Cred };
+      return { t: 'reauth', s: s.id, password: a.password };
+    }
+  }
+}
+
+/** The step after `prev` (judged, answered `o`) in a macro, or null when the macro is done. */
+function nextMacroStep(m: ModelState, prev: Action, o: Obs, p: number[], alloc: () => number): Action | null {
+  if (prev.t === 'login' && o.status === 202 && o.body?.status === 'mfa_required') {
+    const s = m.sessions[prev.newSession];
+    const a = m.accounts[prev.acct]!;
+    const creds: Cred[] = [...a.factors.map((f) => ({ kind: f.kind, factor: f.key }) as Cred), ...a.codes.slice(0, 1).map((code) => ({ kind: 'recovery', code }) as Cred)];
+    const cred = pick(creds, p[4]!);
+    if (s && cred) return { t: 'verify', s: s.id, cred, trustDevice: null, newChain: alloc() };
+  }
+  if (prev.t === 'setup' && success(o.status)) return { t: 'confirm', s: prev.s, kind: prev.kind, owner: prev.s, factorKey: `f${alloc()}`, newChain: alloc() };
+  return null;
+}
+
+const success = (status: number) => status >= 200 && status < 300;
+
+const FALLBACK: readonly Kind[] = ['session+', 'setup', 'confirm', 'enrol', 'fresh', 'verify', 'stepUp', 'deleteFactor', 'logout', 'changePassword', 'deleteSession', 'login', 'advance'];
+
+/**
+ * The kind a command runs as in state `m`: its own when it applies, else one that does,
+ * chosen by a pick (so every generated command runs and sequences stay long).
+ */
+function applicable(m: ModelState, kind: Kind, p: number[], pool: readonly Kind[]): Kind {
+  const can = (k: Kind) => ((MACROS as readonly string[]).includes(k) ? macroStart(m, k as (typeof MACROS)[number], p, () => 0) : resolve(m, k as Single, p, () => 0)) !== null;
+  if (can(kind)) return kind;
+  const ok = pool.filter(can);
+  return pick(ok, p[7]!) ?? 'advance';
 }
 
 /** One line of the trace, readable as a regression test's steps. */
@@ -184,13 +288,12 @@ function check(w: World, r: Real, result: { candidates: Candidates; violation?: 
 }
 
 /** Judges the probes after a step against the candidates. */
-async function probe(w: World, r: Real, actions: Action[]): Promise<void> {
+async function probe(w: World, r: Real, actions: Action[], concurrent = false): Promise<void> {
   const m = w.cands[0]!;
   const accounts = new Set(actions.flatMap((a) => touched(m, a)));
   const probes = [...(await r.driver.probeSessions(m, accounts))];
-  for (const a of actions) {
-    if (ACCOUNT_CHANGING.has(a.t) || actions.length > 1) for (const acct of touched(m, a)) probes.push(...(await r.driver.probeAccount(m, acct)));
-  }
+  const changed = new Set(actions.filter((a) => ACCOUNT_CHANGING.has(a.t) || concurrent).flatMap((a) => touched(m, a)));
+  for (const acct of changed) probes.push(...(await r.driver.probeAccount(m, acct)));
   probes.push(...(await r.driver.probeCodes(m)));
   for (const p of probes) {
     const res = filter(w.cands, (c) => judgeProbe(c, p));
@@ -216,29 +319,44 @@ function tick(w: World, r: Real): void {
   for (const m of w.cands) m.now = t;
 }
 
+const isMacro = (k: Kind): k is (typeof MACROS)[number] => (MACROS as readonly string[]).includes(k);
+
+/** A single action or a macro; runs as another applicable kind when its own does not apply. */
 export class StepCommand implements fc.AsyncCommand<World, Real> {
   private shown = '';
   constructor(
     readonly kind: Kind,
     readonly picks: number[],
   ) {}
-  check(w: Readonly<World>): boolean {
-    return resolve(w.cands[0]!, this.kind, this.picks, () => 0) !== null;
+  check(): boolean {
+    return true;
   }
   async run(w: World, r: Real): Promise<void> {
     tick(w, r);
-    const m = w.cands[0]!;
-    const a = resolve(m, this.kind, this.picks, () => w.nextId++)!;
-    await prepare(r, a);
-    const instance = 's' in a ? (m.sessions[a.s]!.instance + (this.picks[7]! % 4 === 0 ? 1 : 0)) % r.driver.instances : undefined;
-    const o = await r.driver.perform(m, a, instance);
-    if (a.t === 'advance') for (const c of w.cands) c.now = r.driver.servers.clock.t;
-    r.commands++;
-    this.shown = describe(a, o, r.driver.instances > 1 ? instance : undefined);
-    r.trace.push(this.shown);
-    noteCodes(r, m, a, o);
-    check(w, r, filter(w.cands, (c) => judge(c, a, o)));
-    if (a.t !== 'advance') await probe(w, r, [a]);
+    const alloc = () => w.nextId++;
+    const kind = applicable(w.cands[0]!, this.kind, this.picks, FALLBACK);
+    let a = isMacro(kind) ? macroStart(w.cands[0]!, kind, this.picks, alloc) : resolve(w.cands[0]!, kind, this.picks, alloc);
+    const done: Action[] = [];
+    const lines: string[] = [];
+    while (a) {
+      const m = w.cands[0]!;
+      await prepare(r, a);
+      // Single actions go to the session's own instance, one in four to the other one.
+      const instance = 's' in a ? (m.sessions[a.s]!.instance + (!isMacro(kind) && this.picks[5]! % 4 === 0 ? 1 : 0)) % r.driver.instances : undefined;
+      const o = await r.driver.perform(m, a, instance);
+      if (a.t === 'advance') for (const c of w.cands) c.now = r.driver.servers.clock.t;
+      r.commands++;
+      const line = describe(a, o, r.driver.instances > 1 ? instance : undefined);
+      lines.push(line);
+      r.trace.push(line);
+      noteCodes(r, m, a, o);
+      check(w, r, filter(w.cands, (c) => judge(c, a!, o)));
+      if (a.t !== 'advance') done.push(a);
+      a = isMacro(kind) ? nextMacroStep(w.cands[0]!, a, o, this.picks, alloc) : null;
+      if (a) tick(w, r);
+    }
+    this.shown = lines.join('; ');
+    if (done.length) await probe(w, r, done);
   }
   toString(): string {
     return this.shown || `${this.kind}(${this.picks.join(',')})`;
@@ -250,16 +368,24 @@ export class PairCommand implements fc.AsyncCommand<World, Real> {
   constructor(
     readonly a: { kind: Kind; picks: number[] },
     readonly b: { kind: Kind; picks: number[] },
+    readonly skip: ReadonlySet<string> = new Set(),
   ) {}
-  check(w: Readonly<World>): boolean {
-    const m = w.cands[0]!;
-    return resolve(m, this.a.kind, this.a.picks, () => 0) !== null && resolve(m, this.b.kind, this.b.picks, () => 0) !== null;
+  check(): boolean {
+    return true;
   }
   async run(w: World, r: Real): Promise<void> {
     tick(w, r);
     const m = w.cands[0]!;
-    const a = resolve(m, this.a.kind, this.a.picks, () => w.nextId++)!;
-    const b = resolve(m, this.b.kind, this.b.picks, () => w.nextId++)!;
+    const alloc = () => w.nextId++;
+    const ka = applicable(m, this.a.kind, this.a.picks, PAIRABLE) as Single;
+    const kb = applicable(m, this.b.kind, this.b.picks, PAIRABLE) as Single;
+    const a = resolve(m, ka, this.a.picks, alloc)!;
+    const b = resolve(m, kb, this.b.picks, alloc)!;
+    if (a.t === 'advance' || b.t === 'advance' || this.skip.has(`${a.t}+${b.t}`)) {
+      // Nothing pairable applies (or only a pair left out): no pair this time.
+      this.shown = 'pair (nothing applies)';
+      return;
+    }
     await prepare(r, a);
     await prepare(r, b);
     // On two instances the second request goes to the other instance than the first.
@@ -273,7 +399,7 @@ export class PairCommand implements fc.AsyncCommand<World, Real> {
     noteCodes(r, m, a, oa);
     noteCodes(r, m, b, ob);
     check(w, r, judgePair(w.cands, a, oa, b, ob));
-    await probe(w, r, [a, b]);
+    await probe(w, r, [a, b], true);
   }
   toString(): string {
     return this.shown || `pair(${this.a.kind}, ${this.b.kind})`;
@@ -281,20 +407,23 @@ export class PairCommand implements fc.AsyncCommand<World, Real> {
 }
 
 const picks = fc.array(fc.nat(1_000_000), { minLength: 8, maxLength: 8 });
-const WEIGHTS: Partial<Record<Kind, number>> = { login: 4, setup: 4, confirm: 4, verify: 3, stepUp: 3, advance: 3, deleteFactor: 2, changePassword: 2, logout: 2 };
+const WEIGHTS: Partial<Record<Kind, number>> = {
+  'session+': 4, enrol: 3, fresh: 2, login: 2, setup: 4, confirm: 4, verify: 2, stepUp: 2, advance: 2, deleteFactor: 2, changePassword: 2, logout: 2, deleteSession: 2,
+};
 
 /**
- * The command arbitrary: single actions (weighted) and concurrent pairs. `withoutPairs`
- * ("a+b", either order) leaves out pairs already known to fail, so a search can go deeper.
+ * The command arbitrary: single actions and macros (weighted) and concurrent pairs.
+ * `withoutPairs` ("a+b", either order) leaves out pairs already known to fail, so a search
+ * can go deeper.
  */
 export function commandArbitrary(maxCommands: number, withoutPairs: string[] = []): fc.Arbitrary<Iterable<fc.AsyncCommand<World, Real>>> {
-  const single = SINGLE.map((kind) => ({ arbitrary: picks.map((p) => new StepCommand(kind, p)), weight: WEIGHTS[kind] ?? 1 }));
-  const part = fc.record({ kind: fc.constantFrom(...PAIRABLE), picks });
+  const single = [...SINGLE, ...MACROS].map((kind) => ({ arbitrary: picks.map((p) => new StepCommand(kind, p)), weight: WEIGHTS[kind] ?? 1 }));
+  const part = fc.record({ kind: fc.constantFrom<Kind>(...PAIRABLE), picks });
   const skip = new Set(withoutPairs.flatMap((w) => [w, w.split('+').reverse().join('+')]));
   const pair = fc
     .tuple(part, part)
     .filter(([a, b]) => !skip.has(`${a.kind}+${b.kind}`))
-    .map(([a, b]) => new PairCommand(a, b));
+    .map(([a, b]) => new PairCommand(a, b, skip));
   // Three single actions to one pair; sequences as long as allowed (lifecycle bugs need several steps).
   const any = fc.oneof({ arbitrary: fc.oneof(...single), weight: 3 }, { arbitrary: pair, weight: 1 }) as fc.Arbitrary<fc.AsyncCommand<World, Real>>;
   return fc.commands([any], { maxCommands, size: 'max' });
