@@ -4,6 +4,7 @@
  *     [--without a+b,c+d]   (leave out concurrent pairs already known to fail)
  *     [--tolerate R1,R2]    (rule prefixes of known defects: noted, and the search goes on past them)
  *     [--stop K]            (stop after K findings)
+ *     [--shrink-seconds S]  (time for shrinking a finding, default 120)
  * Each seed runs up to N command sequences; a violation is shrunk and printed, then the
  * search goes on with the next seed until N sequences ran in total. Prints runs, commands
  * executed and time; exits 1 when something was found.
@@ -20,7 +21,8 @@ const total = Number(arg('runs', '200'));
 const backend = arg('backend', 'sqlite') as Backend;
 const mfas = arg('mfa', 'off,all').split(',') as ('off' | 'all')[];
 let seed = Number(arg('seed', String(Date.now() % 1_000_000)));
-const maxCommands = Number(arg('max-commands', '14'));
+const maxCommands = Number(arg('max-commands', '20'));
+const shrinkMs = Number(arg('shrink-seconds', '120')) * 1000;
 const withoutPairs = arg('without', '').split(',').filter(Boolean);
 const tolerate = arg('tolerate', '').split(',').filter(Boolean);
 const stopAfter = Number(arg('stop', '0')) || Infinity;
@@ -38,7 +40,7 @@ for (const mfa of mfas) {
   let left = Math.ceil(total / mfas.length);
   try {
     while (left > 0 && found < stopAfter) {
-      const r = await runSearch({ backend, mfaRequired: mfa, runs: left, seed, maxCommands, servers, withoutPairs, tolerate });
+      const r = await runSearch({ backend, mfaRequired: mfa, runs: left, seed, maxCommands, servers, withoutPairs, tolerate, shrinkMs });
       runs += r.runs;
       commands += r.commands;
       left -= r.runs;

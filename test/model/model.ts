@@ -565,8 +565,13 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
       return ok(m);
     }
     case 'codeWorks': {
-      if (p.status !== 200 && p.status !== 429) return bad('codes', `a recovery code handed out (and unused) answered ${p.status}`);
+      // A set handed out and then replaced by a later one (two regenerations at once) may
+      // stop working; the set in force must work, and a replaced one must not.
       const a = m.accounts[p.acct]!;
+      const inForce = a.codes.includes(p.code);
+      if (p.status === 429) return ok(m);
+      if (p.status === 200 && !inForce) return bad('codes', 'a recovery code of a replaced set still works');
+      if (p.status !== 200 && inForce) return bad('codes', `a recovery code handed out (and unused) answered ${p.status}`);
       a.codes = a.codes.filter((c) => c !== p.code);
       return ok(m);
     }

@@ -21,6 +21,8 @@ export interface SearchOptions {
   withoutPairs?: string[];
   /** Rule prefixes tolerated (known defects of the server under test), see `ModelState.tolerate`. */
   tolerate?: string[];
+  /** Time for shrinking after the first violation (ms; default 120 s): then the best so far is reported. */
+  shrinkMs?: number;
   /** Servers to reuse (else started and closed here). */
   servers?: Servers;
 }
@@ -77,7 +79,10 @@ export async function runSearch(options: SearchOptions): Promise<SearchResult> {
   let first: FirstFailure | undefined;
   const tolerated = new Set<string>();
   try {
-    const property = fc.asyncProperty(commandArbitrary(options.maxCommands ?? 14, options.withoutPairs), async (cmds) => {
+    const property = fc.asyncProperty(commandArbitrary(options.maxCommands ?? 20, options.withoutPairs), async (cmds) => {
+      // Shrinking out of time: every further candidate passes untried, so the smallest
+      // failing sequence found so far is the one reported.
+      if (first && Date.now() - started - first.ms > (options.shrinkMs ?? 120_000)) return;
       runs++;
       const world = await setup(servers, options.mfaRequired, options.tolerate ?? []);
       last = world.real;
