@@ -33,7 +33,7 @@ export class SearchViolation extends Error {
 
 const SINGLE = [
   'signup', 'login', 'verify', 'stepUp', 'reauth', 'setup', 'confirm', 'deleteFactor', 'regenCodes', 'deleteSession', 'logout',
-  'changePassword', 'forgot', 'reset', 'changeEmail', 'confirmEmail', 'createToken', 'useToken', 'restore', 'replay', 'advance',
+  'changePassword', 'forgot', 'reset', 'changeEmail', 'confirmEmail', 'createToken', 'useToken', 'restore', 'present', 'restoreMany', 'copyCookie', 'advance',
 ] as const;
 /**
  * Multi-step commands that build the preconditions the interesting sequences need:
@@ -53,6 +53,8 @@ const ADVANCES = [31_000, 31_000, 121_000, 301_000, 601_000, 901_000];
 
 const pick = <T>(xs: readonly T[], p: number): T | undefined => (xs.length ? xs[p % xs.length] : undefined);
 const sessionsOf = (m: ModelState) => Object.values(m.sessions);
+/** Sessions whose browser holds a remember-me cookie. */
+const withCookie = (m: ModelState) => sessionsOf(m).filter((s) => s.cookie);
 
 /**
  * The sessions `kind` can act as, by the model: a verify needs a pending session, a
@@ -91,9 +93,12 @@ function targets(m: ModelState, kind: Single, p: number[]): MSession[] {
 }
 
 /** Resolves a command kind and its picks against the model; null when it cannot apply. */
-export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => number): Action | null {
+export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => number, avoid?: number): Action | null {
   const acctOf = (n: number) => pick(m.accounts, n);
-  const sess = pick(targets(m, kind, p), p[0]!);
+  // `avoid`: the other half of a pair acts as another session when one applies.
+  const all = targets(m, kind, p);
+  const others = avoid === undefined ? all : all.filter((x) => x.id !== avoid);
+  const sess = pick(others.length ? others : all, p[0]!);
   const account = sess ? m.accounts[sess.account]! : undefined;
   const creds = (): Cred[] => {
     if (!account) return [];
@@ -111,7 +116,9 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
       const devices = Object.keys(a.devices).map(Number);
       const password = p[5]! % 6 === 0 ? pick(PASSWORDS, p[6]!)! : a.password;
       const transport = p[1]! % 3 === 0 ? 'token' : 'cookie';
-      return { t: 'login', acct: a.idx, password, transport, remember: p[2]! % 2 === 0, instance: p[3]! % 2, device: p[4]! % 2 === 0 ? (pick(devices, p[4]!) ?? null) : null, newSession: alloc(), newChain: alloc() };
+      // Half the logins come from a browser that holds a remember-me cookie (any account's).
+      const from = p[7]! % 2 === 0 ? (pick(withCookie(m), p[7]!)?.id ?? null) : null;
+      return { t: 'login', acct: a.idx, password, transport, remember: p[2]! % 2 === 0, instance: p[3]! % 2, device: p[4]! % 2 === 0 ? (pick(devices, p[4]!) ?? null) : null, newSession: alloc(), newChain: alloc(), from };
     }
     case 'verify':
     case 'stepUp': {
@@ -176,11 +183,24 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
     case 'createToken':
       return sess ? { t: 'createToken', s: sess.id } : null;
     case 'restore':
-    case 'replay': {
-      const chains = Object.values(m.chains).filter((c) => kind === 'restore' || c.hasOld);
-      const c = pick(chains, p[0]!);
-      if (!c) return null;
-      return kind === 'restore' ? { t: 'restore', chain: c.id, newSession: alloc(), instance: p[1]! % 2 } : { t: 'replay', chain: c.id, instance: p[1]! % 2 };
+    case 'restoreMany': {
+      // A browser drops its session cookie and comes back with its remember-me cookie.
+      const b = pick(withCookie(m), p[0]!);
+      if (!b) return null;
+      if (kind === 'restore') return { t: 'restore', from: b.id, token: b.cookie!, newSession: alloc(), instance: p[1]! % 2 };
+      const n = 2 + (p[2]! % 3);
+      return { t: 'restoreMany', from: b.id, token: b.cookie!, n, newSessions: Array.from({ length: n }, alloc), instance: p[1]! % 2 };
+    }
+    case 'present': {
+      // Anyone presents any token ever issued (of any account): a copy, a replay.
+      const token = pick(Object.keys(m.rtokens), p[0]!);
+      return token ? { t: 'restore', from: null, token, newSession: alloc(), instance: p[1]! % 2 } : null;
+    }
+    case 'copyCookie': {
+      // A thief copies a browser's remember-me cookie into another browser.
+      const b = pick(withCookie(m), p[0]!);
+      const to = b && pick(sessionsOf(m).filter((x) => x.id !== b.id), p[1]!);
+      return b && to ? { t: 'copyCookie', from: b.id, to: to.id } : null;
     }
     case 'advance':
       return { t: 'advance', ms: ADVANCES[p[0]! % ADVANCES.length]! + 7 };
@@ -235,11 +255,15 @@ const FALLBACK: readonly Kind[] = ['session+', 'setup', 'confirm', 'enrol', 'fre
  * chosen by a pick (so every generated command runs and sequences stay long).
  */
 function applicable(m: ModelState, kind: Kind, p: number[], pool: readonly Kind[]): Kind {
+  // (`avoid` never makes a kind inapplicable, so it plays no part here.)
   const can = (k: Kind) => ((MACROS as readonly string[]).includes(k) ? macroStart(m, k as (typeof MACROS)[number], p, () => 0) : resolve(m, k as Single, p, () => 0)) !== null;
   if (can(kind)) return kind;
   const ok = pool.filter(can);
   return pick(ok, p[7]!) ?? 'advance';
 }
+
+/** A remember-me token's short name in a trace (its last characters). */
+const tokenName = (t: string) => `token …${t.slice(-5)}`;
 
 /** One line of the trace, readable as a regression test's steps. */
 export function describe(a: Action, o?: Obs, instance?: number): string {
@@ -249,7 +273,7 @@ export function describe(a: Action, o?: Obs, instance?: number): string {
   const body = ((): string => {
     switch (a.t) {
       case 'signup': return `s${a.newSession} = signup(a${a.acct}, ${a.transport})`;
-      case 'login': return `s${a.newSession} = login(a${a.acct}, ${a.password === 'violet-kettle-29-harbour' ? 'pw0' : `pw${a.password.slice(0, 5)}`}, ${a.transport}${a.remember ? ', remember' : ''}${a.device !== null ? `, device d${a.device}` : ''})`;
+      case 'login': return `s${a.newSession} = login(a${a.acct}, ${a.password === 'violet-kettle-29-harbour' ? 'pw0' : `pw${a.password.slice(0, 5)}`}, ${a.transport}${a.remember ? ', remember' : ''}${a.device !== null ? `, device d${a.device}` : ''}${a.from !== undefined && a.from !== null ? `, in s${a.from}'s browser` : ''})`;
       case 'verify': return `s${a.s}.mfa/verify(${cred(a.cred)}${a.trustDevice !== null ? `, trust d${a.trustDevice}` : ''})`;
       case 'stepUp': return `s${a.s}.step-up(${cred(a.cred)})`;
       case 'reauth': return `s${a.s}.reauth()`;
@@ -266,8 +290,9 @@ export function describe(a: Action, o?: Obs, instance?: number): string {
       case 'confirmEmail': return `confirm e-mail(a${a.acct}, token #${a.token})`;
       case 'createToken': return `s${a.s}.create API token`;
       case 'useToken': return `use API token #${a.token} of a${a.acct}`;
-      case 'restore': return `s${a.newSession} = restore(remember-me chain c${a.chain})`;
-      case 'replay': return `replay old token of chain c${a.chain}`;
+      case 'restore': return `s${a.newSession} = restore(${a.from !== null ? `browser of s${a.from}: ` : 'a copy of '}${tokenName(a.token)})`;
+      case 'restoreMany': return `s${a.newSessions.join('/s')} = ${a.n} restores at once (browser of s${a.from}: ${tokenName(a.token)})`;
+      case 'copyCookie': return `copy the remember-me cookie of s${a.from}'s browser to s${a.to}'s`;
       case 'advance': return `clock +${Math.round(a.ms / 1000)} s`;
     }
   })();
@@ -277,10 +302,13 @@ export function describe(a: Action, o?: Obs, instance?: number): string {
 const touched = (m: ModelState, a: Action): number[] => {
   if ('s' in a) return [m.sessions[a.s]!.account];
   if ('acct' in a) return [a.acct];
-  if (a.t === 'restore' || a.t === 'replay') return [m.chains[a.chain]!.account];
+  if (a.t === 'restore' || a.t === 'restoreMany') {
+    // Every account: a token's chain may be another account's than the browser's.
+    return m.accounts.map((x) => x.idx);
+  }
   return [];
 };
-const ACCOUNT_CHANGING = new Set(['confirm', 'deleteFactor', 'changePassword', 'reset', 'confirmEmail', 'login']);
+const ACCOUNT_CHANGING = new Set(['restoreMany', 'confirm', 'deleteFactor', 'changePassword', 'reset', 'confirmEmail', 'login']);
 
 function check(w: World, r: Real, result: { candidates: Candidates; violation?: Violation }): void {
   if (result.violation) throw new SearchViolation(result.violation, r.trace);
@@ -380,7 +408,8 @@ export class PairCommand implements fc.AsyncCommand<World, Real> {
     const ka = applicable(m, this.a.kind, this.a.picks, PAIRABLE) as Single;
     const kb = applicable(m, this.b.kind, this.b.picks, PAIRABLE) as Single;
     const a = resolve(m, ka, this.a.picks, alloc)!;
-    const b = resolve(m, kb, this.b.picks, alloc)!;
+    // Three pairs in four act as two different sessions (two sessions racing each other).
+    const b = resolve(m, kb, this.b.picks, alloc, 's' in a && this.b.picks[5]! % 4 !== 0 ? a.s : undefined)!;
     if (a.t === 'advance' || b.t === 'advance' || this.skip.has(`${a.t}+${b.t}`)) {
       // Nothing pairable applies (or only a pair left out): no pair this time.
       this.shown = 'pair (nothing applies)';
@@ -408,7 +437,7 @@ export class PairCommand implements fc.AsyncCommand<World, Real> {
 
 const picks = fc.array(fc.nat(1_000_000), { minLength: 8, maxLength: 8 });
 const WEIGHTS: Partial<Record<Kind, number>> = {
-  'session+': 4, enrol: 3, fresh: 2, login: 2, setup: 4, confirm: 4, verify: 2, stepUp: 2, advance: 2, deleteFactor: 2, changePassword: 2, logout: 2, deleteSession: 2,
+  'session+': 4, enrol: 3, fresh: 2, login: 2, restore: 2, present: 2, setup: 4, confirm: 4, verify: 2, stepUp: 2, advance: 2, deleteFactor: 2, changePassword: 2, logout: 2, deleteSession: 2,
 };
 
 /**
@@ -418,7 +447,9 @@ const WEIGHTS: Partial<Record<Kind, number>> = {
  */
 export function commandArbitrary(maxCommands: number, withoutPairs: string[] = []): fc.Arbitrary<Iterable<fc.AsyncCommand<World, Real>>> {
   const single = [...SINGLE, ...MACROS].map((kind) => ({ arbitrary: picks.map((p) => new StepCommand(kind, p)), weight: WEIGHTS[kind] ?? 1 }));
-  const part = fc.record({ kind: fc.constantFrom<Kind>(...PAIRABLE), picks });
+  // Factor-adding and session-revoking halves more often than the rest.
+  const partKinds: Partial<Record<Kind, number>> = { confirm: 4, deleteFactor: 2, changePassword: 2, logout: 2, setup: 2, deleteSession: 2 };
+  const part = fc.record({ kind: fc.oneof(...PAIRABLE.map((k) => ({ arbitrary: fc.constant<Kind>(k), weight: partKinds[k] ?? 1 }))), picks });
   const skip = new Set(withoutPairs.flatMap((w) => [w, w.split('+').reverse().join('+')]));
   const pair = fc
     .tuple(part, part)

@@ -65,17 +65,34 @@ export interface MSession {
   mfaAt: number | null;
   trusted: boolean;
   remember: boolean;
+  /** The remember-me token the browser of this session holds (cookie), if any. */
+  cookie: string | null;
   setups: Partial<Record<FactorKind, MSetup>>;
 }
 
+/**
+ * A remember-me chain (issue 18): its tokens are in `ModelState.rtokens`. `sessions` are
+ * the sessions it produced (issued to, or restored from it). Once any token of it that is
+ * not live (rotated, or revoked for any reason) is presented to restore, log in or log out,
+ * the chain is `flagged`: every session it produced answers 401 and no token of it restores.
+ */
 export interface MChain {
   id: number;
   account: number;
-  /** The session it was issued to or restored last (logout / delete of it ends the chain). */
-  session: number;
-  valid: boolean;
-  /** An earlier (rotated-away) token exists to replay. */
-  hasOld: boolean;
+  sessions: number[];
+  flagged: boolean;
+}
+
+/**
+ * `used`: restored once (rotated); `revoked`: by logout, sign-out, a password change or
+ * reset, a newer login with remember-me, or the chain's flag; `unsure`: a live token the
+ * server refused for a reason the model does not know (no claim either way, but for the
+ * chain's flag).
+ */
+export interface RToken {
+  chain: number;
+  state: 'live' | 'used' | 'revoked' | 'unsure';
+  reason?: string;
 }
 
 export interface MToken {
@@ -107,6 +124,8 @@ export interface ModelState {
   /** By model id (ids are shared with chains and factors, so they are sparse). */
   sessions: Record<number, MSession>;
   chains: Record<number, MChain>;
+  /** Every remember-me token value seen, by value. */
+  rtokens: Record<string, RToken>;
   /**
    * Rule prefixes to tolerate (long runs on a server with known defects): a tolerated
    * violation is noted and the answer is taken as the server gave it, so the search goes on
@@ -122,7 +141,7 @@ export type Cred = { kind: 'totp'; factor: string } | { kind: 'recovery'; code: 
 /** A resolved action (what the driver sends); ids are model ids. */
 export type Action =
   | { t: 'signup'; acct: number; email: string; password: string; newSession: number; transport: 'cookie' | 'token'; instance: number }
-  | { t: 'login'; acct: number; password: string; transport: 'cookie' | 'token'; remember: boolean; instance: number; device: number | null; newSession: number; newChain: number }
+  | { t: 'login'; acct: number; password: string; transport: 'cookie' | 'token'; remember: boolean; instance: number; device: number | null; newSession: number; newChain: number; from?: number | null }
   | { t: 'verify'; s: number; cred: Cred; trustDevice: number | null; newChain: number }
   | { t: 'stepUp'; s: number; cred: Cred }
   | { t: 'reauth'; s: number; password: string }
@@ -139,8 +158,9 @@ export type Action =
   | { t: 'confirmEmail'; acct: number; token: number }
   | { t: 'createToken'; s: number }
   | { t: 'useToken'; acct: number; token: number }
-  | { t: 'restore'; chain: number; newSession: number; instance: number }
-  | { t: 'replay'; chain: number; instance: number }
+  | { t: 'restore'; from: number | null; token: string; newSession: number; instance: number }
+  | { t: 'restoreMany'; from: number; token: string; n: number; newSessions: number[]; instance: number }
+  | { t: 'copyCookie'; from: number; to: number }
   | { t: 'advance'; ms: number };
 
 /** What the driver observed: status, body, and material it fetched (mailed tokens, step). */
@@ -151,6 +171,11 @@ export interface Obs {
   mailed?: string | null;
   /** The TOTP step the driver computed its code for. */
   step?: number;
+  /** The remember-me token the browser presented, and the one it holds afterwards. */
+  presented?: string | null;
+  cookie?: string | null;
+  /** restoreMany: each request's answer. */
+  many?: { status: number; body: any; cookie: string | null }[];
   /** For setup / confirm: the setup material the driver used. */
   material?: { secret?: string; options?: unknown; serverId?: string };
 }
@@ -186,7 +211,7 @@ function voidRule(s: MSession, why: string): string {
 }
 
 export function initialState(now: number, mfaRequired: 'off' | 'all', stepUpSeconds: number, pendingSeconds: number): ModelState {
-  return { now, mfaRequired, stepUpMs: stepUpSeconds * 1000, pendingMs: pendingSeconds * 1000, accounts: [], sessions: {}, chains: {}, tolerate: [], tolerated: [] };
+  return { now, mfaRequired, stepUpMs: stepUpSeconds * 1000, pendingMs: pendingSeconds * 1000, accounts: [], sessions: {}, chains: {}, rtokens: {}, tolerate: [], tolerated: [] };
 }
 
 export const clone = (m: ModelState): ModelState => structuredClone(m);
@@ -217,18 +242,52 @@ function voidSetups(m: ModelState, acct: number, why: string, except?: number): 
   }
 }
 
-function revokeSession(m: ModelState, s: MSession, why: string): void {
+/** Revokes a session; `endChains` (logout, sign-out) also ends the chains that produced it. */
+function revokeSession(m: ModelState, s: MSession, why: string, endChains?: string): void {
+  if (endChains) for (const c of Object.values(m.chains)) if (c.sessions.includes(s.id)) endChain(m, c, endChains);
   if (s.state === 'revoked') return;
   s.state = 'revoked';
   s.revokedBy = why;
   for (const setup of Object.values(s.setups)) if (setup && !setup.voidBy) setup.voidBy = why;
-  for (const c of Object.values(m.chains)) if (c.session === s.id) c.valid = false;
+}
+
+function endChain(m: ModelState, c: MChain, reason: string): void {
+  for (const t of Object.values(m.rtokens)) if (t.chain === c.id && (t.state === 'live' || t.state === 'unsure')) Object.assign(t, { state: 'revoked', reason });
+}
+
+/**
+ * A token presented to restore, log in or log out: one that is not live flags its chain
+ * (issue 18 invariant); returns the token's record when it is live and its chain is not flagged.
+ */
+function present(m: ModelState, token: string | null | undefined): RToken | null {
+  const t = token ? m.rtokens[token] : undefined;
+  if (!t) return null;
+  const c = m.chains[t.chain]!;
+  if (t.state === 'live' && !c.flagged) return t;
+  if (t.state === 'unsure' && !c.flagged) return null;
+  flagChain(m, c, t.state === 'used' ? 'a rotated token was presented' : `a token revoked by ${t.reason} was presented`);
+  return null;
+}
+
+function flagChain(m: ModelState, c: MChain, why: string): void {
+  c.flagged = true;
+  endChain(m, c, 'flagged');
+  for (const id of c.sessions) revokeSession(m, m.sessions[id]!, `remember-me chain c${c.id} flagged (${why})`);
+}
+
+/** The browser of `s` got `cookie` (a new value: a new chain, when the session asked for one). */
+function takeCookie(m: ModelState, s: MSession, cookie: string | null | undefined, chainId: number): void {
+  if (cookie === undefined) return;
+  s.cookie = cookie;
+  if (!cookie || m.rtokens[cookie]) return;
+  m.chains[chainId] = { id: chainId, account: s.account, sessions: [s.id], flagged: false };
+  m.rtokens[cookie] = { chain: chainId, state: 'live' };
 }
 
 /** Password change (keep = the changing session) and reset: every other way in ends. */
 function revokeAccountAccess(m: ModelState, acct: number, why: string, keep?: number): void {
   for (const s of Object.values(m.sessions)) if (s.account === acct && s.id !== keep) revokeSession(m, s, why);
-  for (const c of Object.values(m.chains)) if (c.account === acct) c.valid = false;
+  for (const c of Object.values(m.chains)) if (c.account === acct) endChain(m, c, why);
   const a = m.accounts[acct]!;
   for (const d of Object.keys(a.devices)) a.devices[Number(d)] = false;
   for (const t of a.tokens) if ((t.kind === 'reset' || t.kind === 'email') && !t.spent) t.spent = why;
@@ -236,15 +295,14 @@ function revokeAccountAccess(m: ModelState, acct: number, why: string, keep?: nu
 }
 
 function newSession(m: ModelState, id: number, acct: number, instance: number, transport: 'cookie' | 'token', state: MSession['state'], extra: Partial<MSession> = {}): MSession {
-  const s: MSession = { id, account: acct, instance, transport, state, createdAt: m.now, passwordAt: m.now, mfaAt: null, trusted: false, remember: false, setups: {}, ...extra };
+  const s: MSession = { id, account: acct, instance, transport, state, createdAt: m.now, passwordAt: m.now, mfaAt: null, trusted: false, remember: false, cookie: null, setups: {}, ...extra };
   m.sessions[id] = s;
   return s;
 }
 
-function issueChainIfAsked(m: ModelState, s: MSession, chainId: number): void {
-  if (s.remember && s.transport === 'cookie' && !Object.values(m.chains).some((c) => c.session === s.id && c.valid)) {
-    m.chains[chainId] = { id: chainId, account: s.account, session: s.id, valid: true, hasOld: false };
-  }
+/** A session that became full and asked to be remembered: its browser got a new chain. */
+function issueChainIfAsked(m: ModelState, s: MSession, chainId: number, obs: Obs): void {
+  if (s.remember && s.transport === 'cookie') takeCookie(m, s, obs.cookie, chainId);
 }
 
 /** Whether `cred` is a factor confirmed now whose code the server may accept (I1, I5). */
@@ -295,6 +353,9 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       const a = acc!;
       const hasFactor = a.factors.length > 0;
       const deviceOk = action.device !== null && a.devices[action.device] === true;
+      // The browser's cookie is screened before the password is checked (issue 18).
+      const held = present(m, obs.presented);
+      if (action.from !== undefined && action.from !== null) m.sessions[action.from]!.cookie = null;
       if (obs.status === 429) return ok(m);
       if (obs.status === 401) {
         if (action.password === a.password) return bad('I4-password', `login with the password in force (${a.password}) answered 401`);
@@ -305,7 +366,10 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
         if (hasFactor && !deviceOk) return bad('I4-login-open', `password-only login answered 200 although a${a.factors.map((f) => ` ${f.kind}`).join(',')} factor is confirmed`);
         if (!hasFactor && m.mfaRequired === 'all') return bad('I4-login', 'login answered 200 (full) for an account that must enrol first');
         const s = newSession(m, action.newSession, action.acct, action.instance, action.transport, 'full', { trusted: hasFactor, remember: action.remember });
-        issueChainIfAsked(m, s, action.newChain);
+        // Remember-me asked: a live token the browser held ends ("superseded"), a new chain starts.
+        if (held && action.remember && action.transport === 'cookie') endChain(m, m.chains[held.chain]!, 'a newer login with remember-me');
+        issueChainIfAsked(m, s, action.newChain, obs);
+        if (!(action.remember && action.transport === 'cookie')) s.cookie = obs.cookie ?? null;
         return ok(m);
       }
       if (obs.status === 202) {
@@ -314,7 +378,8 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
           (status === 'mfa_required' && !hasFactor ? unless(m, 'I4-login-ghost', 'login asked for a second factor although the account has no confirmed factor') : null) ??
           (status === 'enrollment_required' && hasFactor ? unless(m, 'I4-login-methods', 'login asked to enrol although a factor is confirmed') : null);
         if (j) return j;
-        newSession(m, action.newSession, action.acct, action.instance, action.transport, status === 'mfa_required' ? 'pending' : 'enrolling', { remember: action.remember });
+        const s = newSession(m, action.newSession, action.acct, action.instance, action.transport, status === 'mfa_required' ? 'pending' : 'enrolling', { remember: action.remember });
+        s.cookie = obs.cookie ?? null;
         return ok(m);
       }
       return ok(m);
@@ -334,7 +399,7 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       s.trusted = false;
       if (action.t === 'verify') {
         if (action.trustDevice !== null && s.transport === 'cookie') acc!.devices[action.trustDevice] = true;
-        issueChainIfAsked(m, s, action.newChain);
+        issueChainIfAsked(m, s, action.newChain, obs);
       }
       return ok(m);
     }
@@ -366,18 +431,17 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       const setup = owner.setups[action.kind];
       if (!setup) return bad('I3-foreign', `confirm succeeded without a setup`);
       if (owner.id !== s.id) return bad('I3-foreign', `s${s.id} confirmed the ${action.kind} setup of s${owner.id}`);
+      const first = a.factors.length === 0;
+      const codes: string[] | undefined = obs.body?.recoveryCodes;
+      // Checked first: a second set of codes (issue 17.3) names itself even where I2/I3 also fail.
+      const second = !first && codes ? unless(m, 'codes-second-set', `adding a factor to an account that has ${a.factors.map((f) => f.kind).join(', ')} handed out recovery codes (the first set stops working)`) : null;
+      if (second) return second;
       const v =
         (setup.voidBy ? unless(m, voidRule(s, setup.voidBy), `s${s.id} (${s.state}${fresh(m, s) ? ', fresh' : ', not fresh'}) confirmed a ${action.kind} setup voided by ${setup.voidBy}`) : null) ??
         (m.now - setup.startedAt > SETUP_TTL_MS ? unless(m, 'I3-expired', `s${s.id} confirmed a ${action.kind} setup started ${Math.round((m.now - setup.startedAt) / 1000)} s ago`) : null);
       if (v) return v;
-      const first = a.factors.length === 0;
       if (!first && !freshByFactor(m, s)) {
         const j = unless(m, 'I2', `s${s.id} (${s.state}, ${s.mfaAt === null ? 'never verified a factor' : `factor verified ${Math.round((m.now - s.mfaAt) / 1000)} s ago`}) added a ${action.kind} factor to an account that has ${a.factors.map((f) => f.kind).join(', ')}`);
-        if (j) return j;
-      }
-      const codes: string[] | undefined = obs.body?.recoveryCodes;
-      if (!first && codes) {
-        const j = unless(m, 'codes', `adding a second factor handed out recovery codes (the first set stops working)`);
         if (j) return j;
       }
       a.factors.push({ key: action.factorKey, kind: action.kind, serverId: String(obs.body?.factorId ?? setup.serverId ?? ''), secret: setup.secret, auth: setup.auth, lastStep: obs.step ?? -1 });
@@ -387,7 +451,7 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       if (first) {
         s.state = 'full';
         s.mfaAt = m.now;
-        issueChainIfAsked(m, s, action.newChain);
+        issueChainIfAsked(m, s, action.newChain, obs);
       }
       return ok(m);
     }
@@ -418,12 +482,17 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
     case 'deleteSession': {
       if (!success(obs.status)) return ok(m);
       if (!isFull) return bad('I5-revoked', `session delete succeeded from s${sess!.id}, which is not full and live`);
-      revokeSession(m, m.sessions[action.target]!, `session delete by s${sess!.id}`);
+      revokeSession(m, m.sessions[action.target]!, `session delete by s${sess!.id}`, 'a sign-out from the sessions list');
       return ok(m);
     }
 
     case 'logout': {
-      if (obs.status === 204) revokeSession(m, sess!, 'logout');
+      const held = present(m, obs.presented);
+      if (obs.status === 204) {
+        revokeSession(m, sess!, 'logout', 'logout');
+        if (held) endChain(m, m.chains[held.chain]!, 'logout');
+      }
+      if (obs.cookie !== undefined) sess!.cookie = obs.cookie;
       return ok(m);
     }
 
@@ -488,25 +557,60 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       return ok(m);
     }
 
+    case 'copyCookie':
+      m.sessions[action.to]!.cookie = m.sessions[action.from]!.cookie;
+      return ok(m);
+
     case 'restore':
-    case 'replay': {
-      const c = m.chains[action.chain]!;
-      const a = m.accounts[c.account]!;
-      const created = obs.status === 200 || obs.body?.error === 'mfa_required';
-      if (action.t === 'replay') {
-        if (created) return bad('I5-remember', 'a replayed (rotated-away) remember-me token opened a session');
-        c.valid = false;
-        return ok(m);
-      }
-      if (!created) return ok(m);
-      if (!c.valid) return bad('I5-remember', `a revoked remember-me chain opened a ${obs.status === 200 ? 'full' : 'pending'} session`);
-      if (obs.status === 200 && (a.factors.length > 0 || m.mfaRequired === 'all')) return bad('I4-login', 'a remember-me token alone opened a full session of an account with a second factor');
-      const s = newSession(m, action.newSession, c.account, action.instance, 'cookie', obs.status === 200 ? 'full' : 'pending', { passwordAt: null, remember: true });
-      c.session = s.id;
-      c.hasOld = true;
+      return restored(m, action.token, [{ status: obs.status, body: obs.body, cookie: obs.cookie ?? null }], [action.newSession], action.instance, action.from);
+
+    case 'restoreMany':
+      return restored(m, action.token, obs.many ?? [], action.newSessions, action.instance, action.from);
+  }
+}
+
+const opened = (o: { status: number; body: any }) => o.status === 200 || o.body?.error === 'mfa_required';
+
+/**
+ * One or more requests presenting the same remember-me token with no session (a restore;
+ * several at once: parallel tabs, or a thief racing the owner). At most one may open a
+ * session, only with a live token of a chain not flagged, and only a pending one for an
+ * account with a second factor. A refused or losing presentation of a token that was not
+ * live flags the chain (issue 18): the losers of a parallel burst presented a used token.
+ */
+function restored(m: ModelState, token: string, answers: { status: number; body: any; cookie: string | null }[], newSessions: number[], instance: number, from: number | null): Judgement {
+  const t = m.rtokens[token];
+  const wins = answers.flatMap((o, i) => (opened(o) ? [i] : []));
+  if (from !== null) m.sessions[from]!.cookie = null;
+  if (wins.length > 1) return bad('I5-remember-reuse', `${answers.length} restores at once with one remember-me token opened ${wins.length} sessions`);
+  if (!t) {
+    // A value the model never saw issued (it cannot be, but say so rather than guess).
+    return wins.length ? bad('I5-remember-unknown', 'a remember-me token the model never saw issued opened a session') : ok(m);
+  }
+  const c = m.chains[t.chain]!;
+  const a = m.accounts[c.account]!;
+  if (wins.length === 0) {
+    if (t.state === 'live' && !c.flagged) {
+      if (answers.length > 1) flagChain(m, c, 'parallel restores with one token');
+      else t.state = 'unsure';
       return ok(m);
     }
+    present(m, token);
+    return ok(m);
   }
+  const o = answers[wins[0]!]!;
+  if (c.flagged) return bad('I5-remember-flagged', `a token of remember-me chain c${c.id}, flagged earlier, opened a session`);
+  if (t.state === 'used') return bad('I5-remember-reuse', `a remember-me token already used once opened a session (chain c${c.id})`);
+  if (t.state === 'revoked') return bad('I5-remember-revoked', `a remember-me token revoked by ${t.reason} opened a session (chain c${c.id})`);
+  if (o.status === 200 && (a.factors.length > 0 || m.mfaRequired === 'all')) return bad('I4-login', 'a remember-me token alone opened a full session of an account with a second factor');
+  t.state = 'used';
+  const s = newSession(m, newSessions[wins[0]!]!, c.account, instance, 'cookie', o.status === 200 ? 'full' : 'pending', { passwordAt: null, remember: true });
+  c.sessions.push(s.id);
+  if (o.cookie && !m.rtokens[o.cookie]) m.rtokens[o.cookie] = { chain: c.id, state: 'live' };
+  s.cookie = o.cookie;
+  // The losers of a burst presented a used token: the chain is flagged, the winner's session too.
+  if (answers.length > 1) flagChain(m, c, 'parallel restores with one token');
+  return ok(m);
 }
 
 /** Read-only observations, checked like answers. */
@@ -571,7 +675,7 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
       const inForce = a.codes.includes(p.code);
       if (p.status === 429) return ok(m);
       if (p.status === 200 && !inForce) return bad('codes', 'a recovery code of a replaced set still works');
-      if (p.status !== 200 && inForce) return bad('codes', `a recovery code handed out (and unused) answered ${p.status}`);
+      if (p.status !== 200 && inForce) return unless(m, 'codes-lost', `a recovery code handed out (and unused) answered ${p.status}`) ?? ok(m);
       a.codes = a.codes.filter((c) => c !== p.code);
       return ok(m);
     }

@@ -92,6 +92,8 @@ export async function runSearch(options: SearchOptions): Promise<SearchResult> {
         first ??= { runs, commands: commands + world.real.commands, ms: Date.now() - started };
         throw err;
       } finally {
+        // MODEL_SEARCH_TRACE=1 prints every sequence (to see what the generator builds).
+        if (process.env.MODEL_SEARCH_TRACE) console.log(`--- run ${runs}\n    ${world.real.trace.join('\n    ')}`);
         commands += world.real.commands;
         for (const c of world.model.cands) for (const t of c.tolerated) tolerated.add(t);
       }
