@@ -316,13 +316,17 @@ export class Driver {
     return { status: r.status, body: r.body, cookie };
   }
 
+  /** Sessions every instance already answered 401 for (after the model revoked them): not asked again. */
+  private readonly dead = new Set<number>();
+
   /** Observations after a step: every session of `accounts` on every instance. */
   async probeSessions(m: ModelState, accounts: Set<number>): Promise<Probe[]> {
     const out: Probe[] = [];
     for (const s of Object.values(m.sessions)) {
-      if (!accounts.has(s.account)) continue;
+      if (!accounts.has(s.account) || this.dead.has(s.id)) continue;
       const own = this.clients.get(s.id);
       if (!own) continue;
+      let gone = 0;
       for (let i = 0; i < this.instances; i++) {
         // Only the session credential: no remember-me cookie may stand in.
         const c = new Client(this.url(i));
@@ -333,7 +337,10 @@ export class Driver {
         const p = r.status === 200 && s.state === 'full' ? { status: 200 } : await retry(() => c.get('/api/account'));
         this.requests += 2;
         out.push({ t: 'session', s: s.id, instance: i, status: r.status, mfaAt: r.body?.mfaAt ?? null, protectedStatus: p.status });
+        if (r.status === 401 && p.status === 401) gone++;
       }
+      // A session the model holds revoked and every instance refuses stays so.
+      if (s.state === 'revoked' && gone === this.instances) this.dead.add(s.id);
     }
     return out;
   }

@@ -21,6 +21,8 @@ export interface SearchOptions {
   withoutPairs?: string[];
   /** Rule prefixes tolerated (known defects of the server under test), see `ModelState.tolerate`. */
   tolerate?: string[];
+  /** False: no remember-me cookies (servers before issue 18); default true. */
+  rememberMe?: boolean;
   /** Time for shrinking after the first violation (ms; default 120 s): then the best so far is reported. */
   shrinkMs?: number;
   /** Servers to reuse (else started and closed here). */
@@ -57,9 +59,9 @@ export interface SearchResult {
 }
 
 /** A new world: one account (a0) and its signup session. */
-async function setup(servers: Servers, mfaRequired: 'off' | 'all', tolerate: string[]): Promise<{ model: World; real: Real }> {
+async function setup(servers: Servers, mfaRequired: 'off' | 'all', tolerate: string[], rememberMe: boolean): Promise<{ model: World; real: Real }> {
   const driver = new Driver(servers);
-  const model: World = { cands: [{ ...initialState(servers.clock.t, mfaRequired, STEP_UP_SECONDS, PENDING_SECONDS), tolerate }], nextId: 1 };
+  const model: World = { cands: [{ ...initialState(servers.clock.t, mfaRequired, STEP_UP_SECONDS, PENDING_SECONDS), tolerate, rememberMe }], nextId: 1 };
   const real: Real = { driver, trace: [], commands: 0 };
   const signup: Action = { t: 'signup', acct: 0, email: uniqueEmail('model'), password: PASSWORDS[0]!, newSession: 0, transport: 'cookie', instance: 0 };
   const obs = await driver.perform(model.cands[0]!, signup);
@@ -84,7 +86,7 @@ export async function runSearch(options: SearchOptions): Promise<SearchResult> {
       // failing sequence found so far is the one reported.
       if (first && Date.now() - started - first.ms > (options.shrinkMs ?? 120_000)) return;
       runs++;
-      const world = await setup(servers, options.mfaRequired, options.tolerate ?? []);
+      const world = await setup(servers, options.mfaRequired, options.tolerate ?? [], options.rememberMe ?? true);
       last = world.real;
       try {
         await fc.asyncModelRun(() => Promise.resolve(world), cmds);
