@@ -447,7 +447,11 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       const owner = m.sessions[action.owner]!;
       const setup = owner.setups[action.kind];
       if (!setup) return bad('I3-foreign', `confirm succeeded without a setup`);
-      if (owner.id !== s.id) return bad('I3-foreign', `s${s.id} confirmed the ${action.kind} setup of s${owner.id}`);
+      if (owner.id !== s.id) {
+        const j = unless(m, 'I3-foreign', `s${s.id} confirmed the ${action.kind} setup of s${owner.id}`);
+        if (j) return j;
+        delete owner.setups[action.kind];
+      }
       const first = a.factors.length === 0;
       const codes: string[] | undefined = obs.body?.recoveryCodes;
       // Checked first: a second set of codes (issue 17.3) names itself even where I2/I3 also fail.
