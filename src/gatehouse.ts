@@ -235,7 +235,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId, trx) => {
     for (const revoke of accessRevokers) await revoke(userId, keepSessionId, trx);
   };
-  const passwordChange = new PasswordChangeService(accountChanges, stores.users, passwords, limits, log, revokeAccountAccess);
+  const passwordChange = new PasswordChangeService(accountChanges, stores.users, passwords, limits, log, revokeAccountAccess, factorChanges.freshness);
 
   // Mail (outbox + worker + notification listener), API tokens, e-mail change, password reset.
   const mail = createMail({ config, db, box: keys.box, logger, log });

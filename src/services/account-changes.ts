@@ -8,6 +8,8 @@
 import type { Kysely, Transaction } from 'kysely';
 import { UnauthenticatedError } from '../core/errors.js';
 import type { LockedAccountFacts } from '../core/factor-lifecycle.js';
+import { authorize, type FreshnessPolicy } from '../core/requirements.js';
+import type { SessionFacts } from '../core/session-state.js';
 import type { FactorSetupStore, FactorStore } from '../store/factors.js';
 import type { Database } from '../store/schema.js';
 import type { SessionStore } from '../store/sessions.js';
@@ -22,6 +24,12 @@ export interface AccountChange<T> {
   actingSession?: { id: string; tokenHash: string };
   /** A security change: moves the account's epoch, voiding every unconfirmed set-up (I3). */
   voidsSetups: boolean;
+  /**
+   * A ★ change: freshness is judged again under the lock, with the factors the account has
+   * now. The gate judged it with those it had when the request came in; a first factor
+   * confirmed meanwhile (another session) makes a password-fresh session stale.
+   */
+  fresh?: { session: SessionFacts; policy: FreshnessPolicy };
   run(trx: Transaction<Database>, account: LockedAccount): Promise<T>;
 }
 
@@ -48,6 +56,10 @@ export class AccountChanges {
         throw new AccountGoneError();
       }
       const factorMethods = await this.factors.methodsOf(trx, userId);
+      if (change.fresh) {
+        const denied = authorize({ session: 'full', fresh: true }, { kind: 'session', session: change.fresh.session, account: { factorMethods } }, now, change.fresh.policy);
+        if (denied) throw denied;
+      }
       const result = await change.run(trx, { epoch: locked.epoch, passwordHash: locked.passwordHash, factorMethods });
       if (change.voidsSetups) {
         await this.users.bumpEpoch(trx, userId, now);

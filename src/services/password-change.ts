@@ -4,10 +4,12 @@
  * session, every remember-me token and every trusted device of the account is revoked.
  * Of two concurrent changes from different sessions, the first revokes the second's
  * session before the second takes the lock: the second answers 401 (AccountChanges).
+ * Freshness is judged again under the lock (a first factor confirmed meanwhile counts).
  */
 import { InvalidCredentialsError, TooManyAttemptsError } from '../core/errors.js';
 import { normaliseEmail } from '../core/email.js';
 import type { Transaction } from 'kysely';
+import type { FreshnessPolicy } from '../core/requirements.js';
 import type { Database } from '../store/schema.js';
 import type { UserStore } from '../store/users.js';
 import { AccountGoneError, type AccountChanges } from './account-changes.js';
@@ -25,6 +27,7 @@ export class PasswordChangeService {
     private readonly limits: Limits,
     private readonly log: SecurityLog,
     private readonly revokeAccountAccess: (userId: string, keepSessionId: string | undefined, trx: Transaction<Database>) => Promise<void>,
+    private readonly freshness: FreshnessPolicy,
   ) {}
 
   async change(session: ActiveSession, currentPassword: string, newPassword: string, ctx: RequestContext): Promise<void> {
@@ -49,6 +52,7 @@ export class PasswordChangeService {
     await this.accounts.apply(user.id, ctx.now, {
       actingSession: session,
       voidsSetups: true,
+      fresh: { session: session.facts, policy: this.freshness },
       run: async (trx, account) => {
         // Checked against the password as it is now, not as read before the lock.
         if (account.passwordHash !== user.password_hash) throw new AccountGoneError();

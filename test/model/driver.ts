@@ -3,8 +3,9 @@
  * (one SQLite server, or two instances on one PostgreSQL schema), one `Client` per model
  * session, and `perform(action)` turning a model action into HTTP requests and an `Obs`.
  * Remember-me and trusted-device cookies are kept apart from the session clients, so a
- * session request never silently restores a new session; only `restore` / `replay` and
- * trusted-device logins send them.
+ * session request never silently restores a new session: the remember-me cookie a
+ * session's browser holds is in the model (`MSession.cookie`); only login, logout and the
+ * restores present it, and every answer's Set-Cookie is reported back (`Obs.cookie`).
  */
 import crypto from 'node:crypto';
 import { Agent, setGlobalDispatcher } from 'undici';
@@ -82,7 +83,6 @@ async function retry<T>(send: () => Promise<T>): Promise<T> {
 
 export class Driver {
   private readonly clients = new Map<number, Client>();
-  private readonly chains = new Map<number, { cur: string; old: string | null }>();
   private readonly devices = new Map<number, string>();
   private readonly authenticators: SoftAuthenticator[] = [];
   private readonly seenMail = new Set<string>();
@@ -105,30 +105,32 @@ export class Driver {
     return this.servers.urls[instance % this.instances]!;
   }
 
-  /** Sends as model session `s` to `instance`, keeping its token/cookie up to date. */
-  private async as(s: number, instance: number, send: (c: Client) => Promise<Res>, chain?: number, device?: number | null): Promise<Res> {
+  /** The remember-me cookie the last `as` left in the browser (undefined: not touched). */
+  private lastCookie: string | null | undefined;
+
+  /**
+   * Sends as model session `s` to `instance`, keeping its token/cookie up to date;
+   * `present` adds the browser's remember-me cookie (logout).
+   */
+  private async as(s: number, instance: number, send: (c: Client) => Promise<Res>, device?: number | null, present?: string | null): Promise<Res> {
+    this.lastCookie = undefined;
     const own = this.clients.get(s);
     if (!own) return { status: 401, body: { error: 'unauthenticated' }, text: '', headers: {}, setCookies: [] };
     const c = own.withBase(this.url(instance));
+    if (present) c.cookies.set(REMEMBER, present);
     const res = await retry(() => send(c));
     this.requests++;
     if (typeof res.body?.sessionToken === 'string') c.bearer = res.body.sessionToken;
-    this.keepCredentials(c, chain, device);
+    this.lastCookie = present !== undefined ? (c.cookies.get(REMEMBER) ?? null) : c.cookies.get(REMEMBER);
+    this.keepCredentials(c, device);
     own.cookies = c.cookies;
     own.bearer = c.bearer;
     return res;
   }
 
-  /** Moves a fresh remember-me / device cookie out of a session client into its store. */
-  private keepCredentials(c: Client, chain?: number, device?: number | null): void {
-    const remember = c.cookies.get(REMEMBER);
-    if (remember !== undefined) {
-      c.cookies.delete(REMEMBER);
-      if (chain !== undefined) {
-        const prev = this.chains.get(chain);
-        this.chains.set(chain, { cur: remember, old: prev ? prev.cur : null });
-      }
-    }
+  /** Moves a fresh remember-me / device cookie out of a session client (into the model / store). */
+  private keepCredentials(c: Client, device?: number | null): void {
+    c.cookies.delete(REMEMBER);
     const dev = c.cookies.get(DEVICE);
     if (dev !== undefined) {
       c.cookies.delete(DEVICE);
@@ -194,21 +196,25 @@ export class Driver {
         const c = new Client(this.url(a.instance));
         const device = a.device === null ? undefined : this.devices.get(a.device);
         if (device) c.cookies.set(DEVICE, device);
+        // From an existing browser: it presents the remember-me cookie it holds.
+        const presented = a.from !== undefined && a.from !== null ? m.sessions[a.from]!.cookie : null;
+        if (presented) c.cookies.set(REMEMBER, presented);
         const r = await retry(() => c.post('/api/auth/login', { email: acct.email, password: a.password, remember: a.remember, transport: a.transport }));
         this.requests++;
         if (a.transport === 'token') c.bearer = r.body?.sessionToken ?? null;
         c.cookies.delete(DEVICE);
-        this.keepCredentials(c, a.newChain);
+        const cookie = c.cookies.get(REMEMBER) ?? null;
+        this.keepCredentials(c);
         this.clients.set(a.newSession, c);
-        return res(r);
+        return res(r, { presented, cookie });
       }
       case 'verify':
       case 'stepUp': {
         const { body, step } = await this.credential(m, a.s, a.cred, inst, a.t);
         const path = a.t === 'verify' ? '/api/auth/mfa/verify' : '/api/auth/step-up';
         const full = a.t === 'verify' && a.trustDevice !== null ? { ...body, trustDevice: true } : body;
-        const r = await this.as(a.s, inst, (c) => c.post(path, full), a.t === 'verify' ? a.newChain : undefined, a.t === 'verify' ? a.trustDevice : undefined);
-        return res(r, { step });
+        const r = await this.as(a.s, inst, (c) => c.post(path, full), a.t === 'verify' ? a.trustDevice : undefined);
+        return res(r, { step, cookie: this.lastCookie });
       }
       case 'reauth':
         return res(await this.as(a.s, inst, (c) => c.post('/api/auth/reauth', { password: a.password })));
@@ -222,12 +228,14 @@ export class Driver {
         const setup = m.sessions[a.owner]!.setups[a.kind];
         if (a.kind === 'totp') {
           const { code, step } = setup?.secret ? this.totp(setup.secret) : { code: '000000', step: undefined };
-          return res(await this.as(a.s, inst, (c) => c.post('/api/mfa/totp/confirm', { code }), a.newChain), { step });
+          const r = await this.as(a.s, inst, (c) => c.post('/api/mfa/totp/confirm', { code }));
+          return res(r, { step, cookie: this.lastCookie });
         }
         const auth = this.authenticators[setup?.auth ?? this.newAuthenticator()]!;
         auth.options.origin = this.url(inst);
         const response = setup?.options ? auth.register(setup.options as { challenge: string; rp: { id?: string } }) : {};
-        return res(await this.as(a.s, inst, (c) => c.post('/api/mfa/webauthn/register', { response }), a.newChain));
+        const r = await this.as(a.s, inst, (c) => c.post('/api/mfa/webauthn/register', { response }));
+        return res(r, { cookie: this.lastCookie });
       }
       case 'deleteFactor': {
         const f = m.accounts[m.sessions[a.s]!.account]!.factors.find((x) => x.key === a.factor)!;
@@ -242,8 +250,12 @@ export class Driver {
         const id = (list.body?.sessions as { id: string; current: boolean }[] | undefined)?.find((x) => x.current)?.id ?? 'no-such-session';
         return res(await this.as(a.s, inst, (c) => c.delete(`/api/sessions/${id}`)));
       }
-      case 'logout':
-        return res(await this.as(a.s, inst, (c) => c.post('/api/auth/logout')));
+      case 'logout': {
+        // The browser presents its remember-me cookie too.
+        const presented = m.sessions[a.s]!.cookie;
+        const r = await this.as(a.s, inst, (c) => c.post('/api/auth/logout'), undefined, presented ?? null);
+        return res(r, { presented, cookie: this.lastCookie });
+      }
       case 'changePassword':
         return res(await this.as(a.s, inst, (c) => c.post('/api/account/password', { currentPassword: a.current, newPassword: a.next })));
       case 'forgot': {
@@ -277,30 +289,44 @@ export class Driver {
         this.requests += 2;
         return { status: r.status, body: { ...(typeof r.body === 'object' ? r.body : {}), starStatus: star.status } };
       }
-      case 'restore':
-      case 'replay': {
-        const stored = this.chains.get(a.chain);
-        const value = a.t === 'restore' ? stored?.cur : stored?.old;
-        const c = new Client(this.url(a.instance));
-        if (value) c.cookies.set(REMEMBER, value);
-        const r = await retry(() => c.get('/api/session'));
-        this.requests++;
-        const rotated = c.cookies.get(REMEMBER);
-        if (a.t === 'restore' && rotated && rotated !== value) this.chains.set(a.chain, { cur: rotated, old: value ?? null });
-        c.cookies.delete(REMEMBER);
-        if (a.t === 'restore') this.clients.set(a.newSession, c);
-        return res(r);
+      case 'copyCookie':
+        return { status: 0, body: null };
+      case 'restore': {
+        const o = await this.restoreOnce(a.token, a.instance, a.newSession);
+        return { status: o.status, body: o.body, presented: a.token, cookie: o.cookie };
+      }
+      case 'restoreMany': {
+        // n browsers (tabs, or a thief and the owner) present one token at once, alternating instances.
+        const many = await Promise.all(a.newSessions.map((id, i) => this.restoreOnce(a.token, a.instance + i, id)));
+        return { status: many.some((o) => o.status === 200) ? 200 : many[0]!.status, body: null, presented: a.token, many };
       }
     }
   }
+
+  /** One request with only a remember-me cookie (no session): a restore attempt. */
+  private async restoreOnce(token: string, instance: number, newSession: number): Promise<{ status: number; body: any; cookie: string | null }> {
+    const c = new Client(this.url(instance));
+    c.cookies.set(REMEMBER, token);
+    const r = await retry(() => c.get('/api/session'));
+    this.requests++;
+    const rotated = c.cookies.get(REMEMBER);
+    const cookie = rotated && rotated !== token ? rotated : null;
+    c.cookies.delete(REMEMBER);
+    this.clients.set(newSession, c);
+    return { status: r.status, body: r.body, cookie };
+  }
+
+  /** Sessions every instance already answered 401 for (after the model revoked them): not asked again. */
+  private readonly dead = new Set<number>();
 
   /** Observations after a step: every session of `accounts` on every instance. */
   async probeSessions(m: ModelState, accounts: Set<number>): Promise<Probe[]> {
     const out: Probe[] = [];
     for (const s of Object.values(m.sessions)) {
-      if (!accounts.has(s.account)) continue;
+      if (!accounts.has(s.account) || this.dead.has(s.id)) continue;
       const own = this.clients.get(s.id);
       if (!own) continue;
+      let gone = 0;
       for (let i = 0; i < this.instances; i++) {
         // Only the session credential: no remember-me cookie may stand in.
         const c = new Client(this.url(i));
@@ -311,7 +337,10 @@ export class Driver {
         const p = r.status === 200 && s.state === 'full' ? { status: 200 } : await retry(() => c.get('/api/account'));
         this.requests += 2;
         out.push({ t: 'session', s: s.id, instance: i, status: r.status, mfaAt: r.body?.mfaAt ?? null, protectedStatus: p.status });
+        if (r.status === 401 && p.status === 401) gone++;
       }
+      // A session the model holds revoked and every instance refuses stays so.
+      if (s.state === 'revoked' && gone === this.instances) this.dead.add(s.id);
     }
     return out;
   }

@@ -207,4 +207,70 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
       expect(mfa.recoveryCodesRemaining > 0).toBe(types.length > 0);
     }
   });
+  // Found by the model-based search (test/model/): PostgreSQL, two instances.
+  it('model search: a factor set-up sent at the same moment as a logout of its session answers 401, never 500', async () => {
+    for (let round = 0; round < 8; round++) {
+      const owner = await signup(plain.urls[0]);
+      const path = round % 2 ? '/api/mfa/webauthn/register/options' : '/api/mfa/totp/setup';
+      const [setup, logout] = await Promise.all([owner.client.post(path), owner.client.withBase(plain.urls[1]).post('/api/auth/logout')]);
+      expect(logout.status).toBe(204);
+      expect([200, 401]).toContain(setup.status);
+      expect((await owner.client.get('/api/session')).status).toBe(401);
+      // Legitimate: the account signs in again (no factor: full) and sets up a factor.
+      const { client, res } = await login(plain.urls[1], owner);
+      expect(res.status).toBe(200);
+      expect((await client.post(path)).status).toBe(200);
+    }
+  });
+
+  // Found by the model-based search: a confirmation that lost the race with its session's
+  // logout answered 401 but left the factor confirmed (login then asked for it).
+  it('model search: a TOTP confirmation racing the logout of its session either succeeds or leaves no factor', async () => {
+    for (let round = 0; round < 8; round++) {
+      const owner = await signup(plain.urls[0]);
+      const setup = await owner.client.post('/api/mfa/totp/setup');
+      expect(setup.status).toBe(200);
+      const [confirm, logout] = await Promise.all([
+        owner.client.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) }),
+        owner.client.withBase(plain.urls[1]).post('/api/auth/logout'),
+      ]);
+      expect(logout.status).toBe(204);
+      // 400 no_pending_setup: the logout voided the set-up first (I3).
+      expect([200, 400, 401]).toContain(confirm.status);
+      // The factor exists exactly when the confirmation said so, on both instances.
+      for (const url of plain.urls) {
+        const { res } = await login(url, owner);
+        expect(res.status).toBe(confirm.status === 200 ? 202 : 200);
+      }
+    }
+  });
+
+  // Found by the model-based search: the gate judged the password change's freshness with
+  // the factors the account had when the request arrived; another session's first factor,
+  // confirmed meanwhile, made the change a ★ action needing that factor. No serial order
+  // explains both succeeding (confirm first: the change needs a fresh factor check; change
+  // first: the confirming session is revoked).
+  it('model search: a password change racing another session confirming the first factor: never both succeed', async () => {
+    for (let round = 0; round < 8; round++) {
+      const owner = await signup(plain.urls[0]);
+      const other = await secondSession(plain.urls[1], owner);
+      const setup = await other.post('/api/mfa/totp/setup');
+      expect(setup.status).toBe(200);
+      const next = `another new passphrase ${round}`;
+      const [changed, confirmed] = await Promise.all([
+        owner.client.post('/api/account/password', { currentPassword: PASSWORD, newPassword: next }),
+        other.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) }),
+      ]);
+      expect([changed.status, confirmed.status]).not.toEqual([200, 200]);
+      if (changed.status === 200) {
+        expect(confirmed.status).toBe(401);
+        expect((await login(plain.urls[1], { email: owner.email, password: next })).res.status).toBe(200);
+      } else {
+        expect(confirmed.status).toBe(200);
+        expect(changed.status).toBe(403);
+        expect(changed.body.error).toBe('step_up_required');
+        expect((await login(plain.urls[1], owner)).res.status).toBe(202);
+      }
+    }
+  });
 });
