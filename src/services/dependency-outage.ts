@@ -9,6 +9,9 @@
 const OUTAGE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
   '57P01', '57P02', '57P03', '53300', '53400',
+  // Not outages, but the same answer is right: nothing was decided, try again (a deadlock
+  // or serialisation failure PostgreSQL resolved by aborting this transaction).
+  '40P01', '40001',
   'SQLITE_FULL', 'SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_IOERR',
 ]);
 

@@ -59,10 +59,20 @@ export class SessionStore {
     return row ? Number(row.mfa_attempts) : null;
   }
 
-  /** True while the session exists with this token (not revoked, not replaced). */
+  /**
+   * True while the session exists with this token (not revoked, not replaced). An UPDATE
+   * rather than a read, so it also locks the session row until the account change commits:
+   * a concurrent logout then waits (or has already won), in the same order everywhere, so
+   * no deadlock with the set-ups that cascade from the session.
+   */
   async isCurrent(trx: Transaction<Database>, id: string, tokenHash: string): Promise<boolean> {
-    const row = await trx.selectFrom('sessions').select('id').where('id', '=', id).where('token_hash', '=', tokenHash).executeTakeFirst();
-    return row !== undefined;
+    const result = await trx
+      .updateTable('sessions')
+      .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
+      .where('id', '=', id)
+      .where('token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   async touch(id: string, now: number): Promise<void> {
