@@ -29,16 +29,18 @@ export class DemoBankStore {
 
   /**
    * Creates the demo's table. Instances starting together on an empty PostgreSQL database
-   * race on CREATE TABLE IF NOT EXISTS (a duplicate type or relation): the loser finds the
-   * table made by the winner on its second try.
+   * race on CREATE … IF NOT EXISTS (a duplicate type, relation or index name): the loser
+   * tries again and finds what the winner made; a few tries settle any number of instances.
    */
   async migrate(): Promise<void> {
-    try {
-      await this.createTable();
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (code !== '23505' && code !== '42P07') throw err;
-      await this.createTable();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.createTable();
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if ((code !== '23505' && code !== '42P07') || attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 20 * attempt));
+      }
     }
   }
 

@@ -104,12 +104,13 @@ describe('dependency outages', () => {
 
 describe('start-up', () => {
   it('three instances started at once on an empty PostgreSQL database all come up (five rounds)', async () => {
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < Number(process.env.STARTUP_ROUNDS ?? 5); round++) {
       const schema = await pgSchema('startup');
       const env = { ...FAST_ENV, GATEHOUSE_DATABASE_URL: schema.url, GATEHOUSE_SECRET_KEY: 'three-instances-start-together-0123456789-0' };
       const started = await Promise.allSettled([startTestServer(env), startTestServer(env), startTestServer(env)]);
       try {
-        expect(started.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+        const reasons = started.map((s) => (s.status === 'rejected' ? String((s.reason as Error)?.stack ?? s.reason) : 'ok'));
+        expect(started.map((s) => s.status), reasons.join('\n')).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
         for (const s of started) {
           if (s.status !== 'fulfilled') continue;
           expect((await new Client(s.value.url).get('/readyz')).status).toBe(200);
