@@ -6,6 +6,7 @@
  *     [--stop K]            (stop after K findings)
  *     [--shrink-seconds S]  (time for shrinking a finding, default 120)
  *     [--no-remember]       (no remember-me cookies: servers before issue 18)
+ *     [--minutes M]         (stop after M minutes, in chunks of 50 runs; the runs split evenly over the MFA modes)
  *     [--workers W]         (W processes with their own servers and seeds S, S+1000, …; runs split)
  * Each seed runs up to N command sequences; a violation is shrunk and printed, then the
  * search goes on with the next seed until N sequences ran in total. Prints runs, commands
@@ -29,6 +30,7 @@ const shrinkMs = Number(arg('shrink-seconds', '120')) * 1000;
 const withoutPairs = arg('without', '').split(',').filter(Boolean);
 const tolerate = arg('tolerate', '').split(',').filter(Boolean);
 const stopAfter = Number(arg('stop', '0')) || Infinity;
+const minutes = Number(arg('minutes', '0'));
 if (!['sqlite', 'postgres'].includes(backend) || !Number.isInteger(total) || total < 1) {
   console.error('usage: npm run search:bypass -- --runs N [--backend sqlite|postgres] [--seed S] [--mfa off|all] [--max-commands K] [--without a+b,…]');
   process.exit(2);
@@ -67,12 +69,14 @@ const started = Date.now();
 let runs = 0;
 let commands = 0;
 let found = 0;
+const perMode = (minutes * 60_000) / mfas.length;
 for (const mfa of mfas) {
+  const modeStarted = Date.now();
   const servers = await startServers(backend, mfa);
   let left = Math.ceil(total / mfas.length);
   try {
-    while (left > 0 && found < stopAfter) {
-      const r = await runSearch({ backend, mfaRequired: mfa, runs: left, seed, maxCommands, servers, withoutPairs, tolerate, shrinkMs, rememberMe: !process.argv.includes('--no-remember') });
+    while (left > 0 && found < stopAfter && (!minutes || Date.now() - modeStarted < perMode)) {
+      const r = await runSearch({ backend, mfaRequired: mfa, runs: minutes ? Math.min(left, 50) : left, seed, maxCommands, servers, withoutPairs, tolerate, shrinkMs, rememberMe: !process.argv.includes('--no-remember') });
       runs += r.runs;
       commands += r.commands;
       left -= r.runs;
