@@ -180,7 +180,10 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   }
   const limits = await createLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }, config.lockoutSeconds);
   const passwords = new PasswordHasher(config.argon2);
-  const accountChanges = new AccountChanges(db, stores.users, stores.sessions, stores.factors, stores.factorSetups);
+  const accountChanges = new AccountChanges(db, stores.users, stores.sessions, stores.factors, stores.factorSetups, {
+    stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds,
+    phishingResistantOnly: config.stepUpPhishingResistant,
+  });
   const sessions = new SessionService(stores.sessions, accountChanges, {
     pendingTtlSeconds: config.pendingTtlSeconds,
     sessionTtlSeconds: config.sessionTtlSeconds,

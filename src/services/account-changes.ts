@@ -29,7 +29,7 @@ export interface AccountChange<T> {
    * now. The gate judged it with those it had when the request came in; a first factor
    * confirmed meanwhile (another session) makes a password-fresh session stale.
    */
-  fresh?: { session: SessionFacts; policy: FreshnessPolicy };
+  fresh?: { session: SessionFacts; policy?: FreshnessPolicy };
   run(trx: Transaction<Database>, account: LockedAccount): Promise<T>;
 }
 
@@ -46,6 +46,8 @@ export class AccountChanges {
     private readonly sessions: SessionStore,
     private readonly factors: FactorStore,
     private readonly setups: FactorSetupStore,
+    /** The deployment's step-up policy, for `fresh` changes that name none. */
+    private readonly freshness: FreshnessPolicy,
   ) {}
 
   async apply<T>(userId: string, now: number, change: AccountChange<T>): Promise<T> {
@@ -57,7 +59,7 @@ export class AccountChanges {
       }
       const factorMethods = await this.factors.methodsOf(trx, userId);
       if (change.fresh) {
-        const denied = authorize({ session: 'full', fresh: true }, { kind: 'session', session: change.fresh.session, account: { factorMethods } }, now, change.fresh.policy);
+        const denied = authorize({ session: 'full', fresh: true }, { kind: 'session', session: change.fresh.session, account: { factorMethods } }, now, change.fresh.policy ?? this.freshness);
         if (denied) throw denied;
       }
       const result = await change.run(trx, { epoch: locked.epoch, passwordHash: locked.passwordHash, factorMethods });

@@ -63,7 +63,7 @@ export class ApiTokenService {
    * current then (a concurrent password reset that revoked it wins; the token is not made).
    */
   async create(
-    session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash'>,
+    session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash' | 'facts'>,
     input: { name: string; scopes: string[] },
     ctx: RequestContext,
   ): Promise<{ id: string; token: string; scopes: Scope[] }> {
@@ -78,7 +78,8 @@ export class ApiTokenService {
     const scopes = this.scopes.filter((s) => input.scopes.includes(s));
     const token = `${API_TOKEN_PREFIX}${randomToken(32)}`;
     const id = newId();
-    await this.accounts.apply(userId, ctx.now, { actingSession: session, voidsSetups: false, run: async (trx) => {
+    // ★: judged again under the lock with the factors the account has then.
+    await this.accounts.apply(userId, ctx.now, { actingSession: session, voidsSetups: false, fresh: { session: session.facts }, run: async (trx) => {
       if ((await this.store.countForUser(trx, userId)) >= MAX_TOKENS_PER_ACCOUNT) {
         throw new InvalidRequestError(`An account can hold at most ${MAX_TOKENS_PER_ACCOUNT} tokens; delete some first.`, [
           { path: 'name', message: 'too many tokens' },

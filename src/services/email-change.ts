@@ -59,7 +59,7 @@ export class EmailChangeService {
    * be current then, so a concurrent password reset (which voids open changes) cannot be
    * outlived by a change requested from a session it revoked.
    */
-  async request(session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash'>, newEmail: string, ctx: RequestContext): Promise<EmailAddress> {
+  async request(session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash' | 'facts'>, newEmail: string, ctx: RequestContext): Promise<EmailAddress> {
     const userId = session.userId;
     const parsed = requireEmail(newEmail);
     const { address: email, key: normalized } = parsed;
@@ -76,7 +76,8 @@ export class EmailChangeService {
     const cancelToken = randomToken();
     const cancelLink = `${this.publicUrl()}/cancel-email-change?token=${cancelToken}`;
     const changeId = newId();
-    await this.accounts.apply(userId, ctx.now, { actingSession: session, voidsSetups: false, run: async (trx) => {
+    // ★: judged again under the lock with the factors the account has then.
+    await this.accounts.apply(userId, ctx.now, { actingSession: session, voidsSetups: false, fresh: { session: session.facts }, run: async (trx) => {
       // Only the newest request can be confirmed.
       await this.changes.voidOpen(trx, userId, ctx.now);
       await this.changes.insert(trx, {
