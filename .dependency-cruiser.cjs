@@ -10,8 +10,25 @@ const ENTRY_POINTS = '^src/(server|demo-bank|audit|bin)/|^src/(cli|main)\\.ts$';
 
 /** Node modules that do I/O: none of them belongs in the pure domain. */
 const NODE_IO = [
-  'fs', 'fs/promises', 'net', 'http', 'https', 'http2', 'tls', 'dgram', 'dns', 'dns/promises', 'child_process',
-  'cluster', 'worker_threads', 'readline', 'repl', 'os', 'process', 'vm', 'inspector',
+  'fs',
+  'fs/promises',
+  'net',
+  'http',
+  'https',
+  'http2',
+  'tls',
+  'dgram',
+  'dns',
+  'dns/promises',
+  'child_process',
+  'cluster',
+  'worker_threads',
+  'readline',
+  'repl',
+  'os',
+  'process',
+  'vm',
+  'inspector',
 ].flatMap((m) => [m, `node:${m}`]);
 
 module.exports = {

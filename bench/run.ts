@@ -62,10 +62,17 @@ async function main(): Promise<void> {
     const headers: Record<string, string> = {};
     if (opts.cookie) headers.cookie = opts.cookie;
     if (opts.json !== undefined) headers['content-type'] = 'application/json';
-    const res = await pool.request({ method: method as 'GET', path: p, headers, body: opts.json === undefined ? undefined : JSON.stringify(opts.json) });
+    const res = await pool.request({
+      method: method as 'GET',
+      path: p,
+      headers,
+      body: opts.json === undefined ? undefined : JSON.stringify(opts.json),
+    });
     const text = await res.body.text();
     const setCookie = res.headers['set-cookie'];
-    const cookies = (Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : []).map((c) => c.split(';')[0]!).filter((c) => c.startsWith('gatehouse_session='));
+    const cookies = (Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [])
+      .map((c) => c.split(';')[0]!)
+      .filter((c) => c.startsWith('gatehouse_session='));
     return { status: res.statusCode, body: text ? JSON.parse(text) : null, cookie: cookies[0] };
   }
   function expectStatus(res: { status: number; body: unknown }, status: number, what: string) {
@@ -78,7 +85,10 @@ async function main(): Promise<void> {
   // argon2id at the configured cost, through Gatehouse's own hasher.
   const hasher = new PasswordHasher(config.argon2);
   await hasher.hash(password); // warm-up
-  rows.push({ name: `argon2id hash (m=${config.argon2.memoryKiB} KiB, t=${config.argon2.iterations}, p=${config.argon2.parallelism})`, s: stats(await time(N_HASH, () => hasher.hash(password).then(() => undefined))) });
+  rows.push({
+    name: `argon2id hash (m=${config.argon2.memoryKiB} KiB, t=${config.argon2.iterations}, p=${config.argon2.parallelism})`,
+    s: stats(await time(N_HASH, () => hasher.hash(password).then(() => undefined))),
+  });
 
   // Accounts.
   const plainEmail = `bench-plain@example.com`;
@@ -92,7 +102,10 @@ async function main(): Promise<void> {
     expectStatus(s, 201, 'signup');
     const setup = await call('POST', '/api/mfa/totp/setup', { cookie: s.cookie });
     expectStatus(setup, 200, 'setup');
-    const confirm = await call('POST', '/api/mfa/totp/confirm', { cookie: s.cookie, json: { code: totpCodeAt(setup.body.secret, Date.now() - 30_000) } });
+    const confirm = await call('POST', '/api/mfa/totp/confirm', {
+      cookie: s.cookie,
+      json: { code: totpCodeAt(setup.body.secret, Date.now() - 30_000) },
+    });
     expectStatus(confirm, 200, 'confirm');
     mfaAccounts.push({ email, secret: setup.body.secret });
   }
@@ -106,7 +119,9 @@ async function main(): Promise<void> {
   const session: number[] = [];
   for (let block = 0; block < 10; block++) {
     health.push(...(await time(N_GATE / 10, async () => expectStatus(await call('GET', '/healthz'), 200, 'healthz'))));
-    session.push(...(await time(N_GATE / 10, async () => expectStatus(await call('GET', '/api/session', { cookie: fullCookie }), 200, 'session'))));
+    session.push(
+      ...(await time(N_GATE / 10, async () => expectStatus(await call('GET', '/api/session', { cookie: fullCookie }), 200, 'session'))),
+    );
   }
   const baseline = stats(health);
   rows.push({ name: 'GET /healthz (baseline)', s: baseline });
@@ -116,7 +131,11 @@ async function main(): Promise<void> {
   // Login without a second factor.
   rows.push({
     name: 'POST /api/auth/login (no MFA) → 200',
-    s: stats(await time(N_LOGIN, async () => expectStatus(await call('POST', '/api/auth/login', { json: { email: plainEmail, password } }), 200, 'login'))),
+    s: stats(
+      await time(N_LOGIN, async () =>
+        expectStatus(await call('POST', '/api/auth/login', { json: { email: plainEmail, password } }), 200, 'login'),
+      ),
+    ),
   });
 
   // Login + verify with TOTP (one account per iteration: each code is single-use).
@@ -128,7 +147,10 @@ async function main(): Promise<void> {
     const l = await call('POST', '/api/auth/login', { json: { email: account.email, password } });
     expectStatus(l, 202, 'login (mfa)');
     const t1 = performance.now();
-    const v = await call('POST', '/api/auth/mfa/verify', { cookie: l.cookie, json: { method: 'totp', code: totpCodeAt(account.secret, Date.now()) } });
+    const v = await call('POST', '/api/auth/mfa/verify', {
+      cookie: l.cookie,
+      json: { method: 'totp', code: totpCodeAt(account.secret, Date.now()) },
+    });
     expectStatus(v, 200, 'verify');
     const t2 = performance.now();
     loginPart.push(t1 - t0);
@@ -145,12 +167,19 @@ async function main(): Promise<void> {
   const fmt = (ms: number) => (ms < 10 ? ms.toFixed(3) : ms.toFixed(1)).padStart(9);
   const ratio = (ms: number) => `${(ms / baseline.p50).toFixed(1)}×`.padStart(9);
   const width = Math.max(...rows.map((r) => r.name.length));
-  console.log(`\nGatehouse benchmark — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${config.databaseUrl.split(':')[0]}`);
-  console.log(`${'measure'.padEnd(width)}  ${'n'.padStart(5)} ${'p50 ms'.padStart(9)} ${'mean ms'.padStart(9)} ${'p95 ms'.padStart(9)} ${'p50/base'.padStart(9)}`);
+  console.log(
+    `\nGatehouse benchmark — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${config.databaseUrl.split(':')[0]}`,
+  );
+  console.log(
+    `${'measure'.padEnd(width)}  ${'n'.padStart(5)} ${'p50 ms'.padStart(9)} ${'mean ms'.padStart(9)} ${'p95 ms'.padStart(9)} ${'p50/base'.padStart(9)}`,
+  );
   console.log('-'.repeat(width + 46));
-  for (const { name, s } of rows) console.log(`${name.padEnd(width)}  ${String(s.n).padStart(5)} ${fmt(s.p50)} ${fmt(s.mean)} ${fmt(s.p95)} ${ratio(s.p50)}`);
+  for (const { name, s } of rows)
+    console.log(`${name.padEnd(width)}  ${String(s.n).padStart(5)} ${fmt(s.p50)} ${fmt(s.mean)} ${fmt(s.p95)} ${ratio(s.p50)}`);
   const overhead = sessionStats.p50 - baseline.p50;
-  console.log(`\ngate overhead per request (GET /api/session − GET /healthz, p50): ${overhead.toFixed(3)} ms (${(sessionStats.p50 / baseline.p50).toFixed(2)}× the baseline)`);
+  console.log(
+    `\ngate overhead per request (GET /api/session − GET /healthz, p50): ${overhead.toFixed(3)} ms (${(sessionStats.p50 / baseline.p50).toFixed(2)}× the baseline)`,
+  );
 }
 
 main().catch((err) => {

@@ -32,36 +32,58 @@ const tolerate = arg('tolerate', '').split(',').filter(Boolean);
 const stopAfter = Number(arg('stop', '0')) || Infinity;
 const minutes = Number(arg('minutes', '0'));
 if (!['sqlite', 'postgres'].includes(backend) || !Number.isInteger(total) || total < 1) {
-  console.error('usage: npm run search:bypass -- --runs N [--backend sqlite|postgres] [--seed S] [--mfa off|all] [--max-commands K] [--without a+b,…]');
+  console.error(
+    'usage: npm run search:bypass -- --runs N [--backend sqlite|postgres] [--seed S] [--mfa off|all] [--max-commands K] [--without a+b,…]',
+  );
   process.exit(2);
 }
 
 const workers = Number(arg('workers', '1'));
 if (workers > 1) {
   // Each worker is this script with its own seed range and share of the runs.
-  const rest = process.argv.slice(2).filter((_, i, all) => !['--workers', '--seed', '--runs'].includes(all[i]!) && !['--workers', '--seed', '--runs'].includes(all[i - 1]!));
+  const rest = process.argv
+    .slice(2)
+    .filter(
+      (_, i, all) => !['--workers', '--seed', '--runs'].includes(all[i]!) && !['--workers', '--seed', '--runs'].includes(all[i - 1]!),
+    );
   const started = Date.now();
   const totals = await Promise.all(
-    Array.from({ length: workers }, (_, w) =>
-      new Promise<{ runs: number; commands: number; found: number }>((resolve) => {
-        const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...rest, '--seed', String(seed + w * 1000), '--runs', String(Math.ceil(total / workers))], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let last = '';
-        child.stdout.on('data', (d: Buffer) => {
-          for (const line of d.toString().split('\n')) {
-            if (line) console.log(`[w${w}] ${line}`);
-            if (line.startsWith('backend ')) last = line;
-          }
-        });
-        child.on('close', () => {
-          const m = /(\d+) runs, (\d+) commands, [\d.]+ s, (\d+) finding/.exec(last);
-          resolve(m ? { runs: Number(m[1]), commands: Number(m[2]), found: Number(m[3]) } : { runs: 0, commands: 0, found: 1 });
-        });
-      }),
+    Array.from(
+      { length: workers },
+      (_, w) =>
+        new Promise<{ runs: number; commands: number; found: number }>((resolve) => {
+          const child = spawn(
+            process.execPath,
+            [
+              ...process.execArgv,
+              process.argv[1]!,
+              ...rest,
+              '--seed',
+              String(seed + w * 1000),
+              '--runs',
+              String(Math.ceil(total / workers)),
+            ],
+            { stdio: ['ignore', 'pipe', 'inherit'] },
+          );
+          let last = '';
+          child.stdout.on('data', (d: Buffer) => {
+            for (const line of d.toString().split('\n')) {
+              if (line) console.log(`[w${w}] ${line}`);
+              if (line.startsWith('backend ')) last = line;
+            }
+          });
+          child.on('close', () => {
+            const m = /(\d+) runs, (\d+) commands, [\d.]+ s, (\d+) finding/.exec(last);
+            resolve(m ? { runs: Number(m[1]), commands: Number(m[2]), found: Number(m[3]) } : { runs: 0, commands: 0, found: 1 });
+          });
+        }),
     ),
   );
   const sum = totals.reduce((a, b) => ({ runs: a.runs + b.runs, commands: a.commands + b.commands, found: a.found + b.found }));
   const secs = (Date.now() - started) / 1000;
-  console.log(`backend ${backend}, ${workers} workers: ${sum.runs} runs, ${sum.commands} commands, ${secs.toFixed(1)} s (${(sum.runs / secs).toFixed(2)} runs/s, ${(sum.commands / secs).toFixed(1)} commands/s), ${sum.found} finding(s)`);
+  console.log(
+    `backend ${backend}, ${workers} workers: ${sum.runs} runs, ${sum.commands} commands, ${secs.toFixed(1)} s (${(sum.runs / secs).toFixed(2)} runs/s, ${(sum.commands / secs).toFixed(1)} commands/s), ${sum.found} finding(s)`,
+  );
   process.exit(sum.found ? 1 : 0);
 }
 
@@ -76,14 +98,27 @@ for (const mfa of mfas) {
   let left = Math.ceil(total / mfas.length);
   try {
     while (left > 0 && found < stopAfter && (!minutes || Date.now() - modeStarted < perMode)) {
-      const r = await runSearch({ backend, mfaRequired: mfa, runs: minutes ? Math.min(left, 50) : left, seed, maxCommands, servers, withoutPairs, tolerate, shrinkMs, rememberMe: !process.argv.includes('--no-remember') });
+      const r = await runSearch({
+        backend,
+        mfaRequired: mfa,
+        runs: minutes ? Math.min(left, 50) : left,
+        seed,
+        maxCommands,
+        servers,
+        withoutPairs,
+        tolerate,
+        shrinkMs,
+        rememberMe: !process.argv.includes('--no-remember'),
+      });
       runs += r.runs;
       commands += r.commands;
       left -= r.runs;
       if (r.finding) {
         found++;
         const t = (Date.now() - started) / 1000;
-        console.log(`\n[finding ${found} at ${t.toFixed(1)} s of the whole run, ${runs} runs / ${commands} commands so far]\n${formatFinding(r)}\n`);
+        console.log(
+          `\n[finding ${found} at ${t.toFixed(1)} s of the whole run, ${runs} runs / ${commands} commands so far]\n${formatFinding(r)}\n`,
+        );
       } else if (r.tolerated.length) console.log(`seed ${seed}: tolerated ${r.tolerated.join(', ')}`);
       seed++;
     }
@@ -92,5 +127,7 @@ for (const mfa of mfas) {
   }
 }
 const secs = (Date.now() - started) / 1000;
-console.log(`backend ${backend}, MFA_REQUIRED ${mfas.join('+')}: ${runs} runs, ${commands} commands, ${secs.toFixed(1)} s, ${found} finding(s) (${(runs / secs).toFixed(2)} runs/s, ${(commands / secs).toFixed(1)} commands/s)`);
+console.log(
+  `backend ${backend}, MFA_REQUIRED ${mfas.join('+')}: ${runs} runs, ${commands} commands, ${secs.toFixed(1)} s, ${found} finding(s) (${(runs / secs).toFixed(2)} runs/s, ${(commands / secs).toFixed(1)} commands/s)`,
+);
 process.exit(found ? 1 : 0);

@@ -143,7 +143,10 @@ export function resolveOptions(input: GatehouseOptionsInput & { now?: () => numb
 }
 
 /** A copy of `config` whose `publicUrl` is read from `publicUrl()` on every access. */
-export function withPublicUrl<T extends Omit<GatehouseConfig, 'publicUrl'>>(config: T, publicUrl: () => string): T & { readonly publicUrl: string } {
+export function withPublicUrl<T extends Omit<GatehouseConfig, 'publicUrl'>>(
+  config: T,
+  publicUrl: () => string,
+): T & { readonly publicUrl: string } {
   const copy = { ...config } as T & { publicUrl?: string };
   delete copy.publicUrl;
   return Object.defineProperty(copy, 'publicUrl', { get: publicUrl, enumerable: true }) as T & { readonly publicUrl: string };
@@ -182,7 +185,12 @@ function text(env: NodeJS.ProcessEnv, name: string): string | undefined {
 
 function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
   const raw = text(env, name);
-  return raw === undefined ? undefined : raw.split(',').map((s) => s.trim()).filter(Boolean);
+  return raw === undefined
+    ? undefined
+    : raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
 }
 
 function bool(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
@@ -238,7 +246,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     logLevel: text(env, 'GATEHOUSE_LOG_LEVEL')?.toLowerCase(),
   };
   for (const key of Object.keys(input)) if (input[key] === undefined) delete input[key];
-  if (input.argon2) for (const k of ['memoryKiB', 'iterations'] as const) if ((input.argon2 as Record<string, unknown>)[k] === undefined) delete (input.argon2 as Record<string, unknown>)[k];
+  if (input.argon2)
+    for (const k of ['memoryKiB', 'iterations'] as const)
+      if ((input.argon2 as Record<string, unknown>)[k] === undefined) delete (input.argon2 as Record<string, unknown>)[k];
   const config = resolveOptions(input as GatehouseOptionsInput, ENV_NAMES);
   const server = config as ServerConfig;
   server.host = text(env, 'HOST') ?? '127.0.0.1';

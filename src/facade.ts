@@ -151,4 +151,3 @@ export async function createGatehouse(options: GatehouseOptions = {}): Promise<G
   const config = resolveOptions({ ...rest, now });
   return facadeOf(await assembleGatehouse(config, { logger }));
 }
-

@@ -47,7 +47,14 @@ export interface Gatehouse {
   origins: PublicOrigins;
   logger: Logger;
   database: DatabaseHandle;
-  stores: { users: UserStore; sessions: SessionStore; factors: FactorStore; factorSetups: FactorSetupStore; recoveryCodes: RecoveryCodeStore; events: EventStore };
+  stores: {
+    users: UserStore;
+    sessions: SessionStore;
+    factors: FactorStore;
+    factorSetups: FactorSetupStore;
+    recoveryCodes: RecoveryCodeStore;
+    events: EventStore;
+  };
   keys: { box: SecretBox; hasher: KeyedHasher };
   limits: Limits;
   passwords: PasswordHasher;
@@ -149,7 +156,9 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     onConnectionError: (err) => logger.warn({ err }, 'database connection lost; the pool reconnects by itself'),
   });
   const { db } = database;
-  const redis = config.redisUrl ? new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true }) : null;
+  const redis = config.redisUrl
+    ? new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true })
+    : null;
   // ioredis reconnects by itself; without a listener its errors would crash the process.
   // Logged once per outage, not per retry.
   let redisDown = false;
@@ -171,14 +180,20 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     recoveryCodes: new RecoveryCodeStore(db),
     events: new EventStore(db),
   };
-  const keys = { box: new SecretBox(secret.key, config.previousSecretKeys), hasher: new KeyedHasher(secret.key, config.previousSecretKeys) };
+  const keys = {
+    box: new SecretBox(secret.key, config.previousSecretKeys),
+    hasher: new KeyedHasher(secret.key, config.previousSecretKeys),
+  };
   try {
     await assertKeyMatchesData(new KeyFingerprintStore(db), keys.box, secret.key, config.previousSecretKeys, config.now());
   } catch (err) {
     await database.close();
     throw err;
   }
-  const limits = await createLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }, config.lockoutSeconds);
+  const limits = await createLimits(
+    redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database },
+    config.lockoutSeconds,
+  );
   const passwords = new PasswordHasher(config.argon2);
   const accountChanges = new AccountChanges(db, stores.users, stores.sessions, stores.factors, stores.factorSetups, {
     stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds,
@@ -223,7 +238,12 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   const trustedDeviceStore = new TrustedDeviceStore(db);
   const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
   const auth = new AuthService(
-    stores.users, sessions, passwords, verifier, limits, log,
+    stores.users,
+    sessions,
+    passwords,
+    verifier,
+    limits,
+    log,
     { mfaRequired: config.mfaRequired, pendingTtlSeconds: config.pendingTtlSeconds },
     trustedDevices,
   );
@@ -238,7 +258,15 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId, trx) => {
     for (const revoke of accessRevokers) await revoke(userId, keepSessionId, trx);
   };
-  const passwordChange = new PasswordChangeService(accountChanges, stores.users, passwords, limits, log, revokeAccountAccess, factorChanges.freshness);
+  const passwordChange = new PasswordChangeService(
+    accountChanges,
+    stores.users,
+    passwords,
+    limits,
+    log,
+    revokeAccountAccess,
+    factorChanges.freshness,
+  );
 
   // Mail (outbox + worker + notification listener), API tokens, e-mail change, password reset.
   const mail = createMail({ config, db, box: keys.box, logger, log });
@@ -247,15 +275,32 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   const emailChanges = new EmailChangeStore(db);
   const passwordResets = new PasswordResetStore(db);
   const emailChange = new EmailChangeService(
-    db, accountChanges, stores.users, emailChanges, passwordResets, new EmailChangeCancelStore(db), mail.outbox, log, publicUrl,
+    db,
+    accountChanges,
+    stores.users,
+    emailChanges,
+    passwordResets,
+    new EmailChangeCancelStore(db),
+    mail.outbox,
+    log,
+    publicUrl,
     async (sessionId) => {
       for (const hook of sessions.revokedHooks) await hook(sessionId);
     },
   );
   const passwordReset = new PasswordResetService(
-    db, accountChanges, stores.users, passwordResets, emailChanges, passwords, limits,
+    db,
+    accountChanges,
+    stores.users,
+    passwordResets,
+    emailChanges,
+    passwords,
+    limits,
     await createPasswordResetLimits(redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database }),
-    log, revokeAccountAccess, (userId, ctx, trx) => apiTokens.revokeAll(userId, ctx, trx), publicUrl,
+    log,
+    revokeAccountAccess,
+    (userId, ctx, trx) => apiTokens.revokeAll(userId, ctx, trx),
+    publicUrl,
   );
   passwordReset.onError = (err) => logger.error({ err }, 'password reset request failed');
   // Mailed links (pending e-mail changes, reset links) die with every other way in.
@@ -311,7 +356,12 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     revokeAccountAccess,
     async readiness() {
       const databaseUp = await databaseAnswers(database);
-      const redisUp = redis ? await redis.ping().then(() => true, () => false) : null;
+      const redisUp = redis
+        ? await redis.ping().then(
+            () => true,
+            () => false,
+          )
+        : null;
       return { ready: !closing && databaseUp && redisUp !== false, database: databaseUp, redis: redisUp, closing };
     },
     async close() {

@@ -23,7 +23,15 @@ export { SECURITY_EVENT_NAMES, type SecurityEventName } from './core/events.js';
 export type { Scope } from './core/scopes.js';
 export type { SessionState, AuthMethod } from './core/session-state.js';
 /** The one address grammar: hosts that take addresses themselves use it too (contract v1.1). */
-export { parseEmail, requireEmail, normaliseEmail, displayEmail, type EmailAddress, type EmailParse, type EmailProblem } from './core/email.js';
+export {
+  parseEmail,
+  requireEmail,
+  normaliseEmail,
+  displayEmail,
+  type EmailAddress,
+  type EmailParse,
+  type EmailProblem,
+} from './core/email.js';
 /** OpenID Provider: acr values and the RFC 9470 step-up guard for APIs. */
 export { ACR } from './oidc/assurance.js';
 export { createStepUpGuard, type AssuranceRequirement, type VerifiedAccessToken, type StepUpGuardOptions } from './oidc/resource-server.js';

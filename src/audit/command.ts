@@ -80,7 +80,10 @@ export async function auditCommand(argv: string[], io: CommandIO = defaultIO): P
     if (err instanceof ProfileError) return fail(err.message);
     throw err;
   }
-  const only = args.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = args.only
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
   try {
     if (args['dry-run']) {
@@ -88,8 +91,8 @@ export async function auditCommand(argv: string[], io: CommandIO = defaultIO): P
       return 0;
     }
     const printer = createProgressPrinter(io.stdout);
-    const report = await runAudit({ target: target.href, profile, listener: printer, ...(only ? { only } : {}) }).finally(
-      () => printer.stop(),
+    const report = await runAudit({ target: target.href, profile, listener: printer, ...(only ? { only } : {}) }).finally(() =>
+      printer.stop(),
     );
     io.stdout.write(renderSummary(report, io.stdout.isTTY === true));
     const outputs: [string | undefined, string][] = [

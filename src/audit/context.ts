@@ -146,7 +146,11 @@ export class AuditContext {
    * jar) and reads each value. A value the page lacks is reported, not fatal: the request
    * then goes out without it, since a page that refuses a weak session is itself an answer.
    */
-  async prepare(spec: StepSpec, session: Session, opts: { headers?: Record<string, string>; vars?: Record<string, string> } = {}): Promise<Prepared | undefined> {
+  async prepare(
+    spec: StepSpec,
+    session: Session,
+    opts: { headers?: Record<string, string>; vars?: Record<string, string> } = {},
+  ): Promise<Prepared | undefined> {
     const f = spec.fetchFirst;
     if (!f) return undefined;
     const path = fillTemplate(f.path, opts.vars ?? this.vars(this.account));
@@ -207,7 +211,12 @@ export class AuditContext {
   }
 
   /** Placeholder values for one step; a code is only issued if the step really asks for one. */
-  private async stepVars(templates: unknown[], session: Session, extra: Record<string, string> = {}, creds?: Credentials): Promise<Record<string, string>> {
+  private async stepVars(
+    templates: unknown[],
+    session: Session,
+    extra: Record<string, string> = {},
+    creds?: Credentials,
+  ): Promise<Record<string, string>> {
     const text = JSON.stringify(templates);
     const vars: Record<string, string> = { ...this.vars(this.account), ...this.params, ...Object.fromEntries(session.vars), ...extra };
     if (creds?.password === 'wrong') vars.password = `wrong-${this.nonce()}-Pw`;
@@ -230,7 +239,10 @@ export class AuditContext {
    */
   async passwordLogin(opts: { account?: Account; remember?: boolean; note?: string } = {}): Promise<LoginResult> {
     if (this.lockout && Date.now() < this.lockout.until) {
-      throw new Limited('the target locked the auditor out earlier in the run (correct password logins were limited); not sending more until it ends', this.lockout.signal);
+      throw new Limited(
+        'the target locked the auditor out earlier in the run (correct password logins were limited); not sending more until it ends',
+        this.lockout.signal,
+      );
     }
     return this.retryLimited(
       'a login with the correct password',
@@ -253,7 +265,14 @@ export class AuditContext {
     const session = this.newSession();
     const res = await this.sendStep(
       spec,
-      { method: spec.method, path: spec.path, encoding: spec.encoding, body, headers: spec.headers, note: opts.note ?? 'log in with the password' },
+      {
+        method: spec.method,
+        path: spec.path,
+        encoding: spec.encoding,
+        body,
+        headers: spec.headers,
+        note: opts.note ?? 'log in with the password',
+      },
       session,
       { takeToken: true, vars: this.vars(account) },
     );
@@ -402,7 +421,12 @@ export class AuditContext {
     return out;
   }
 
-  private async fullLoginOnce(opts: { remember?: boolean; code?: IssuedCode; preference?: CodePreference; note?: string }): Promise<FullLogin | { limited: string; res: HttpResult; code: IssuedCode }> {
+  private async fullLoginOnce(opts: {
+    remember?: boolean;
+    code?: IssuedCode;
+    preference?: CodePreference;
+    note?: string;
+  }): Promise<FullLogin | { limited: string; res: HttpResult; code: IssuedCode }> {
     const login = await this.passwordLogin({ remember: opts.remember, note: opts.note ?? 'log in with the password' });
     const code = opts.code ?? (await this.issueCode(opts.preference ?? 'any'));
     const { res: verify, accepted } = await this.submitCode(login.session, code, {
@@ -482,11 +506,23 @@ export class AuditContext {
    * `credentials` says whether `{password}` and `{totp}`/`{recoveryCode}` get the right
    * values or wrong ones (the checks probe what the app demands without making the change).
    */
-  async sendAction(action: SensitiveAction, session: Session, note: string, credentials: Credentials = { password: 'right', factor: 'wrong' }): Promise<StepResult> {
+  async sendAction(
+    action: SensitiveAction,
+    session: Session,
+    note: string,
+    credentials: Credentials = { password: 'right', factor: 'wrong' },
+  ): Promise<StepResult> {
     for (const [i, step] of (action.stepUp ?? []).entries()) {
       await this.sendStep(
         step,
-        { method: step.method, path: step.path, encoding: step.encoding, body: structuredClone(step.body ?? {}), headers: step.headers, note: `${note}: step-up ${i + 1}` },
+        {
+          method: step.method,
+          path: step.path,
+          encoding: step.encoding,
+          body: structuredClone(step.body ?? {}),
+          headers: step.headers,
+          note: `${note}: step-up ${i + 1}`,
+        },
         session,
         { takeToken: true, credentials },
       );

@@ -45,14 +45,15 @@ export function maskExchange(ex: Exchange, secrets: SecretRegistry): Exchange {
   };
 }
 
-function maskHeaders(
-  headers: Record<string, string | string[]>,
-  secrets: SecretRegistry,
-): Record<string, string | string[]> {
+function maskHeaders(headers: Record<string, string | string[]>, secrets: SecretRegistry): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     const mask = (v: string): string => {
-      if (name === 'cookie') return v.split(';').map((p) => maskPair(p.trim())).join('; ');
+      if (name === 'cookie')
+        return v
+          .split(';')
+          .map((p) => maskPair(p.trim()))
+          .join('; ');
       if (name === 'set-cookie') {
         const [pair = '', ...attrs] = v.split(';');
         return [maskPair(pair.trim()), ...attrs.map((a) => a.trim())].join('; ');
@@ -95,12 +96,7 @@ function maskBody(body: string, secrets: SecretRegistry): string {
 function maskJson(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(maskJson);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [
-      k,
-      SECRET_KEY.test(k) && isSecretShaped(v) ? MASK : maskJson(v),
-    ]),
-  );
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) && isSecretShaped(v) ? MASK : maskJson(v)]));
 }
 
 /** Strings (and lists of strings, e.g. recovery codes) under a secret-looking key. */

@@ -65,7 +65,8 @@ export function describeMatcher(m: Matcher | undefined): string {
 function describeConditions(m: Omit<Matcher, 'not'>): string[] {
   const parts: string[] = [];
   if (m.status !== undefined) parts.push(`status ${Array.isArray(m.status) ? m.status.join('/') : m.status}`);
-  if (m.body) parts.push(m.body.equals === undefined ? `body has ${m.body.path}` : `body ${m.body.path} = ${JSON.stringify(m.body.equals)}`);
+  if (m.body)
+    parts.push(m.body.equals === undefined ? `body has ${m.body.path}` : `body ${m.body.path} = ${JSON.stringify(m.body.equals)}`);
   if (m.bodyContains) parts.push(`body contains ${JSON.stringify(m.bodyContains)}`);
   if (m.redirect) parts.push(`redirect to …${m.redirect}…`);
   return parts;

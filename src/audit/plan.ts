@@ -14,16 +14,16 @@ export function renderPlan(target: string, profile: Profile, only?: readonly str
     `Safety: requests only to ${origin}; at most ${s.maxRequests} requests; at most ${s.requestsPerSecond} per second;`,
     `        account-changing checks ${s.allowAccountChanges ? 'ALLOWED (safety.allowAccountChanges: true)' : 'skipped (set safety.allowAccountChanges: true to run them)'}.`,
     `Accounts: ${profile.accounts.map((a) => a.username).join(', ')}; recovery codes available: ${recoveryCodes}.`,
-    ...(recoveryCodes < 8
-      ? ['Note: with fewer than 8 recovery codes some logins wait for a new TOTP step (up to 30 s each).']
-      : []),
+    ...(recoveryCodes < 8 ? ['Note: with fewer than 8 recovery codes some logins wait for a new TOTP step (up to 30 s each).'] : []),
     '',
     'Preflight:',
     `  - ${profile.whoami.method} ${profile.whoami.path} without a session (must be refused)`,
     `  - ${fetchFirstNote(profile.login)}${profile.login.method} ${profile.login.path} with the password, then a second-factor code`,
     `  - ${profile.whoami.method} ${profile.whoami.path} with the full session (must succeed)`,
     ...profile.sensitiveActions.flatMap((a) =>
-      Object.entries(a.params ?? {}).map(([n, l]) => `  - ${l.method} ${l.path} to look up {${n}} (${describeExtractor(extractorOf(l, l.field))})`),
+      Object.entries(a.params ?? {}).map(
+        ([n, l]) => `  - ${l.method} ${l.path} to look up {${n}} (${describeExtractor(extractorOf(l, l.field))})`,
+      ),
     ),
     '',
   ];
@@ -59,6 +59,8 @@ export function renderPlan(target: string, profile: Profile, only?: readonly str
 function fetchFirstNote(step: { fetchFirst?: FetchFirst | undefined }): string {
   const f = step.fetchFirst;
   if (!f) return '';
-  const values = f.values.map((v) => `${describeExtractor(extractorOf(v))} → ${v.field !== undefined ? `field ${v.field}` : `header ${v.header}`}`);
+  const values = f.values.map(
+    (v) => `${describeExtractor(extractorOf(v))} → ${v.field !== undefined ? `field ${v.field}` : `header ${v.header}`}`,
+  );
   return `GET ${f.path} (${values.join(', ')}), then `;
 }

@@ -11,9 +11,7 @@ const encoding = z.enum(['json', 'form']);
 
 // Paths only: the origin always comes from --target, so a profile cannot point the auditor
 // at a second host (protocol-relative "//host" is refused for the same reason).
-const targetPath = z
-  .string()
-  .regex(/^\/(?!\/)/, 'must be a path on the target starting with "/" (not a full URL)');
+const targetPath = z.string().regex(/^\/(?!\/)/, 'must be a path on the target starting with "/" (not a full URL)');
 
 const bodyFields = z.record(z.string(), z.unknown());
 const headerMap = z.record(z.string(), z.string());
@@ -33,9 +31,7 @@ const MATCHER_KEYS = 'status, body, bodyContains, redirect';
 const hasCondition = (m: Record<string, unknown>) => Object.values(m).some((v) => v !== undefined);
 
 /** A matcher without `not`: what `not` may exclude (one level of negation keeps it readable). */
-const plainMatcher = z
-  .strictObject(matcherConditions)
-  .refine(hasCondition, { message: `give at least one of ${MATCHER_KEYS}` });
+const plainMatcher = z.strictObject(matcherConditions).refine(hasCondition, { message: `give at least one of ${MATCHER_KEYS}` });
 
 /**
  * Describes what a response looks like; every condition given must hold. `not` excludes
@@ -76,7 +72,10 @@ const extractorFields = {
         return;
       }
       if (groups !== 1) {
-        ctx.addIssue({ code: 'custom', message: `needs exactly one capture group (the value), found ${groups}; use (?:…) for other groups` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `needs exactly one capture group (the value), found ${groups}; use (?:…) for other groups`,
+        });
       }
     })
     .optional(),
@@ -157,21 +156,21 @@ export type ParamLookup = z.infer<typeof paramLookup>;
 
 const sensitiveAction = z
   .strictObject({
-  name: z.string().min(1),
-  kind: sensitiveKind,
-  ...requestSpec,
-  /** Placeholders in path/body filled from a GET made with a full session before the audit. */
-  params: z.record(z.string().regex(/^\w+$/, 'param names are letters, digits, _'), paramLookup).optional(),
-  success: matcherSchema.optional(),
-  /** For create_api_token: the response body field that carries the new token. */
-  tokenField: z.string().min(1).optional(),
-  /** For create_api_token: where the new token is, for replies that are not JSON (e.g. `regex`). */
-  token: extractorSchema.optional(),
-  /** Defaults to true for change_email, change_password and disable_mfa. */
-  changesAccount: z.boolean().optional(),
-  /** Requests sent in the same session right before the action (re-authentication, step-up), e.g. with `{password}` and `{totp}`. */
-  stepUp: z.array(z.strictObject(requestSpec)).optional(),
-})
+    name: z.string().min(1),
+    kind: sensitiveKind,
+    ...requestSpec,
+    /** Placeholders in path/body filled from a GET made with a full session before the audit. */
+    params: z.record(z.string().regex(/^\w+$/, 'param names are letters, digits, _'), paramLookup).optional(),
+    success: matcherSchema.optional(),
+    /** For create_api_token: the response body field that carries the new token. */
+    tokenField: z.string().min(1).optional(),
+    /** For create_api_token: where the new token is, for replies that are not JSON (e.g. `regex`). */
+    token: extractorSchema.optional(),
+    /** Defaults to true for change_email, change_password and disable_mfa. */
+    changesAccount: z.boolean().optional(),
+    /** Requests sent in the same session right before the action (re-authentication, step-up), e.g. with `{password}` and `{totp}`. */
+    stepUp: z.array(z.strictObject(requestSpec)).optional(),
+  })
   .refine((a) => a.tokenField === undefined || a.token === undefined, {
     message: 'give tokenField or token, not both',
     path: ['token'],
@@ -234,9 +233,7 @@ export const profileSchema = z
       })
       .refine((f) => f.totp || f.recoveryCode, { message: 'give totp, recoveryCode or both' }),
     whoami: z.strictObject({ ...endpoint, success: matcherSchema.optional() }),
-    protectedEndpoints: z
-      .array(z.strictObject({ ...endpoint, success: matcherSchema.optional() }))
-      .default([]),
+    protectedEndpoints: z.array(z.strictObject({ ...endpoint, success: matcherSchema.optional() })).default([]),
     sensitiveActions: z.array(sensitiveAction).default([]),
     apiToken: z
       .strictObject({
@@ -315,8 +312,7 @@ export const profileSchema = z
 export type Profile = z.infer<typeof profileSchema>;
 export type ProfileInput = z.input<typeof profileSchema>;
 
-const ACCOUNTS_HINT =
-  ': the test accounts to audit with; a profile that extends a built-in one adds them (see docs/audit.md)';
+const ACCOUNTS_HINT = ': the test accounts to audit with; a profile that extends a built-in one adds them (see docs/audit.md)';
 
 export class ProfileError extends Error {
   constructor(
@@ -370,7 +366,9 @@ function resolveExtends(raw: unknown, source: string): unknown {
   }
   const base = builtinProfiles[name.slice('builtin:'.length)];
   if (!base) {
-    const known = Object.keys(builtinProfiles).map((k) => `builtin:${k}`).join(', ');
+    const known = Object.keys(builtinProfiles)
+      .map((k) => `builtin:${k}`)
+      .join(', ');
     throw new ProfileError(source, [`extends: unknown built-in profile "${name}" (known: ${known})`]);
   }
   const { extends: _ignored, ...own } = raw;

@@ -86,7 +86,13 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       } catch (err) {
         if (err instanceof Limited) {
           // A limiter's refusal proves nothing about the flaw behind it: never "blocked".
-          result = { ...base, status: 'inconclusive', summary: `Inconclusive (limited): ${err.message}`, why: `limited: ${err.signal}`, durationMs: Date.now() - t0 };
+          result = {
+            ...base,
+            status: 'inconclusive',
+            summary: `Inconclusive (limited): ${err.message}`,
+            why: `limited: ${err.signal}`,
+            durationMs: Date.now() - t0,
+          };
           results.push(result);
           listener.onCheckEnd?.(result, i, checks.length);
           continue;

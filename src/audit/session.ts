@@ -92,5 +92,10 @@ export class Session {
 
 function newJar(): CookieJar {
   // Lenient like a tester's browser, not a strict one: a black-box auditor keeps what it is given.
-  return new CookieJar(undefined, { looseMode: true, rejectPublicSuffixes: false, allowSpecialUseDomain: true, prefixSecurity: 'unsafe-disabled' });
+  return new CookieJar(undefined, {
+    looseMode: true,
+    rejectPublicSuffixes: false,
+    allowSpecialUseDomain: true,
+    prefixSecurity: 'unsafe-disabled',
+  });
 }

@@ -45,7 +45,9 @@ Exit code 0: nothing found; 1: findings (see docs/security.md, "Stored e-mail ad
 /** Shows what a terminal would hide or act on. */
 export function visible(value: string): string {
   return [...value]
-    .map((ch) => (/[\p{C}\p{Z}\p{Default_Ignorable_Code_Point}]/u.test(ch) && ch !== ' ' ? `\\u{${ch.codePointAt(0)!.toString(16).toUpperCase()}}` : ch))
+    .map((ch) =>
+      /[\p{C}\p{Z}\p{Default_Ignorable_Code_Point}]/u.test(ch) && ch !== ' ' ? `\\u{${ch.codePointAt(0)!.toString(16).toUpperCase()}}` : ch,
+    )
     .join('');
 }
 

@@ -24,7 +24,10 @@ add      registers a relying party. Without --public it is confidential: its cli
          is required of every client anyway. --native: application_type "native".
 `;
 
-async function withStore<T>(env: NodeJS.ProcessEnv, run: (registry: ClientRegistry, box: SecretBox, db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
+async function withStore<T>(
+  env: NodeJS.ProcessEnv,
+  run: (registry: ClientRegistry, box: SecretBox, db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>,
+): Promise<T> {
   const config = loadConfig(env);
   const box = new SecretBox(resolveSecretKey(config.secretKey, config.dataDir).key, config.previousSecretKeys);
   const database = await openDatabase(config.databaseUrl);
@@ -35,7 +38,11 @@ async function withStore<T>(env: NodeJS.ProcessEnv, run: (registry: ClientRegist
   }
 }
 
-export async function clientsCommand(argv: string[], env: NodeJS.ProcessEnv = process.env, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+export async function clientsCommand(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  out: (s: string) => void = (s) => process.stdout.write(s),
+): Promise<number> {
   const [sub, ...rest] = argv;
   if (!sub || sub === '-h' || sub === '--help') {
     out(CLIENTS_HELP);
@@ -77,11 +84,16 @@ export async function clientsCommand(argv: string[], env: NodeJS.ProcessEnv = pr
             Date.now(),
           );
           out(`client_id:     ${values.id}\n`);
-          out(clientSecret ? `client_secret: ${clientSecret}\n(shown only now; store it in the application's secrets)\n` : 'public client: no secret, PKCE (S256) required\n');
+          out(
+            clientSecret
+              ? `client_secret: ${clientSecret}\n(shown only now; store it in the application's secrets)\n`
+              : 'public client: no secret, PKCE (S256) required\n',
+          );
           return 0;
         }
         case 'list':
-          for (const c of await registry.list()) out(`${c.client_id}\t${c.source}\t${c.token_endpoint_auth_method}\t${c.redirect_uris.join(' ')}\n`);
+          for (const c of await registry.list())
+            out(`${c.client_id}\t${c.source}\t${c.token_endpoint_auth_method}\t${c.redirect_uris.join(' ')}\n`);
           return 0;
         case 'remove':
           if (!values.id) throw new InvalidRequestError('--id is required');
@@ -113,7 +125,11 @@ the previous generation (run it once the longest token lifetime has passed since
 rotation).
 `;
 
-export async function oidcKeysCommand(argv: string[], env: NodeJS.ProcessEnv = process.env, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+export async function oidcKeysCommand(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  out: (s: string) => void = (s) => process.stdout.write(s),
+): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== 'rotate' || rest.some((a) => a !== '--retire-old')) {
     out(KEYS_HELP);
@@ -121,7 +137,9 @@ export async function oidcKeysCommand(argv: string[], env: NodeJS.ProcessEnv = p
   }
   return withStore(env, async (_registry, box, database) => {
     const r = await rotateSigningKeys(database.db, box, Date.now(), { retireOld: rest.includes('--retire-old') });
-    out(`signing keys: generation ${r.generation} added${r.retired ? `, ${r.retired} old key(s) retired` : ''}; restart the servers to sign with it\n`);
+    out(
+      `signing keys: generation ${r.generation} added${r.retired ? `, ${r.retired} old key(s) retired` : ''}; restart the servers to sign with it\n`,
+    );
     return 0;
   });
 }

@@ -55,7 +55,12 @@ export async function rotateKeys(env: NodeJS.ProcessEnv = process.env, options: 
         const context = totpSecretContext(row.id);
         const sealed = box.encrypt(box.decrypt(row.secret_enc, context), context);
         if (!options.dryRun) {
-          await db.updateTable('factors').set({ secret_enc: sealed }).where('id', '=', row.id).where('secret_enc', '=', row.secret_enc).execute();
+          await db
+            .updateTable('factors')
+            .set({ secret_enc: sealed })
+            .where('id', '=', row.id)
+            .where('secret_enc', '=', row.secret_enc)
+            .execute();
         }
         report.factors.reencrypted++;
       } catch {
@@ -70,7 +75,12 @@ export async function rotateKeys(env: NodeJS.ProcessEnv = process.env, options: 
       try {
         const sealed = box.encrypt(box.decrypt(row.body_enc, bodyContext(row.id)), bodyContext(row.id));
         if (!options.dryRun) {
-          await db.updateTable('mail_outbox').set({ body_enc: sealed }).where('id', '=', row.id).where('body_enc', '=', row.body_enc).execute();
+          await db
+            .updateTable('mail_outbox')
+            .set({ body_enc: sealed })
+            .where('id', '=', row.id)
+            .where('body_enc', '=', row.body_enc)
+            .execute();
         }
         report.mail.reencrypted++;
       } catch {

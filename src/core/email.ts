@@ -73,10 +73,37 @@ const LDH_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Scripts a domain label may be written in; letters of any other script are refused (fail closed). */
 const SCRIPTS = [
-  'Latin', 'Greek', 'Cyrillic', 'Armenian', 'Hebrew', 'Arabic', 'Syriac', 'Thaana', 'Devanagari', 'Bengali',
-  'Gurmukhi', 'Gujarati', 'Oriya', 'Tamil', 'Telugu', 'Kannada', 'Malayalam', 'Sinhala', 'Thai', 'Lao',
-  'Tibetan', 'Myanmar', 'Georgian', 'Hangul', 'Ethiopic', 'Khmer', 'Mongolian', 'Hiragana', 'Katakana',
-  'Bopomofo', 'Han',
+  'Latin',
+  'Greek',
+  'Cyrillic',
+  'Armenian',
+  'Hebrew',
+  'Arabic',
+  'Syriac',
+  'Thaana',
+  'Devanagari',
+  'Bengali',
+  'Gurmukhi',
+  'Gujarati',
+  'Oriya',
+  'Tamil',
+  'Telugu',
+  'Kannada',
+  'Malayalam',
+  'Sinhala',
+  'Thai',
+  'Lao',
+  'Tibetan',
+  'Myanmar',
+  'Georgian',
+  'Hangul',
+  'Ethiopic',
+  'Khmer',
+  'Mongolian',
+  'Hiragana',
+  'Katakana',
+  'Bopomofo',
+  'Han',
 ].map((name) => ({ name, re: new RegExp(`^\\p{Script=${name}}$`, 'u') }));
 const NEUTRAL = /^[\p{Script=Common}\p{Script=Inherited}]$/u;
 /** Script sets that may share one label (UTS #39 "highly restrictive"). */
@@ -159,7 +186,8 @@ export function parseEmail(input: string): EmailParse {
   const local = text.slice(0, at);
   const typedDomain = text.slice(at + 1);
   if (local === '' || typedDomain === '') return fail('not_one_at', 'an address has a part before and after the @');
-  if (/[^\x21-\x7e]/.test(local)) return fail('non_ascii_local_part', 'the part before the @ must be plain ASCII (letters, digits and . _ + -)');
+  if (/[^\x21-\x7e]/.test(local))
+    return fail('non_ascii_local_part', 'the part before the @ must be plain ASCII (letters, digits and . _ + -)');
   if (/[%!]/.test(local)) return fail('routing_character', 'the part before the @ may not contain % or !');
   if (!DOT_STRING.test(local)) return fail('local_part', 'the part before the @ is not valid');
   if (local.length > MAX_LOCAL) return fail('too_long', 'the part before the @ is longer than 64 characters');

@@ -26,7 +26,10 @@ export class InvalidRequestError extends GatehouseError {
   static readonly code = 'invalid_request';
   readonly code = InvalidRequestError.code;
   readonly status = 400;
-  constructor(message = 'The request is malformed.', readonly details: FieldIssue[] = []) {
+  constructor(
+    message = 'The request is malformed.',
+    readonly details: FieldIssue[] = [],
+  ) {
     super(message);
   }
   override extra() {
@@ -129,7 +132,10 @@ export class StepUpRequiredError extends GatehouseError {
   static readonly code = 'step_up_required';
   readonly code = StepUpRequiredError.code;
   readonly status = 403;
-  constructor(readonly methods: string[], readonly maxAge: number) {
+  constructor(
+    readonly methods: string[],
+    readonly maxAge: number,
+  ) {
     super('This action needs a fresh check of your strongest factor.');
   }
   override extra() {

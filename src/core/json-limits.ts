@@ -18,7 +18,8 @@ export function jsonNestingExceeds(text: string, maxDepth: number = MAX_JSON_DEP
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
     if (inString) {
-      if (ch === 0x5c /* \ */) i++; // the escaped character cannot end the string
+      if (ch === 0x5c /* \ */)
+        i++; // the escaped character cannot end the string
       else if (ch === 0x22 /* " */) inString = false;
     } else if (ch === 0x22) {
       inString = true;

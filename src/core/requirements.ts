@@ -58,12 +58,7 @@ export function stepUpMethods(account: AccountFacts, policy: FreshnessPolicy): s
 }
 
 /** Returns the error to answer with, or null when the principal may proceed. */
-export function authorize(
-  requirement: Requirement,
-  principal: Principal,
-  now: number,
-  policy: FreshnessPolicy,
-): GatehouseError | null {
+export function authorize(requirement: Requirement, principal: Principal, now: number, policy: FreshnessPolicy): GatehouseError | null {
   if (requirement.session === 'none' || requirement.session === 'any') return null;
 
   if (principal.kind === 'api_token') {

@@ -96,12 +96,7 @@ export class IllegalTransitionError extends Error {}
  * A second factor was verified: login completion (pending), step-up (full) or the first
  * enrolment (enrolling). The caller must also replace the session token.
  */
-export function completeSecondFactor(
-  session: SessionFacts,
-  methodAmr: AuthMethod[],
-  now: number,
-  times: SessionTimes,
-): SessionFacts {
+export function completeSecondFactor(session: SessionFacts, methodAmr: AuthMethod[], now: number, times: SessionTimes): SessionFacts {
   const becomesFull = session.state !== 'full';
   const amr = new Set<AuthMethod>(session.amr.filter((m) => m !== 'trusted_device'));
   for (const m of methodAmr) amr.add(m);

@@ -59,13 +59,28 @@ export class DemoBankStore {
   }
 
   async list(userId: string): Promise<Transaction[]> {
-    const rows = await this.db.selectFrom('demo_transactions').selectAll().where('user_id', '=', userId).orderBy('at', 'desc').limit(100).execute();
-    return rows.map((r) => ({ id: r.id, counterparty: r.counterparty, amountCents: -Number(r.amount_cents), memo: r.memo, at: new Date(Number(r.at)).toISOString() }));
+    const rows = await this.db
+      .selectFrom('demo_transactions')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .orderBy('at', 'desc')
+      .limit(100)
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      counterparty: r.counterparty,
+      amountCents: -Number(r.amount_cents),
+      memo: r.memo,
+      at: new Date(Number(r.at)).toISOString(),
+    }));
   }
 
   async transfer(userId: string, to: string, amountCents: number, memo: string | null, now: number): Promise<string> {
     const id = crypto.randomUUID();
-    await this.db.insertInto('demo_transactions').values({ id, user_id: userId, counterparty: to, amount_cents: amountCents, memo, at: now }).execute();
+    await this.db
+      .insertInto('demo_transactions')
+      .values({ id, user_id: userId, counterparty: to, amount_cents: amountCents, memo, at: now })
+      .execute();
     return id;
   }
 }

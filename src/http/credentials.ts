@@ -23,7 +23,12 @@ const NO_RESTORE = new Set(['/api/auth/logout']);
  * whether or not the password is right). A cookie that cannot restore is cleared; a live
  * one stays until a new chain replaces it.
  */
-export async function screenRememberMe(request: FastifyRequest, reply: FastifyReply, gatehouse: Gatehouse, cookies: CookiePolicy): Promise<void> {
+export async function screenRememberMe(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  gatehouse: Gatehouse,
+  cookies: CookiePolicy,
+): Promise<void> {
   const presented = request.cookies[cookies.names.remember];
   if (presented === undefined) return;
   const found = await gatehouse.rememberMe.screen(presented, request.ctx);

@@ -4,7 +4,14 @@
  * anything else is logged and answered without internals.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { GatehouseError, InvalidRequestError, NotFoundError, PayloadTooLargeError, ServiceUnavailableError, TooManyAttemptsError } from '../core/errors.js';
+import {
+  GatehouseError,
+  InvalidRequestError,
+  NotFoundError,
+  PayloadTooLargeError,
+  ServiceUnavailableError,
+  TooManyAttemptsError,
+} from '../core/errors.js';
 import { isDependencyOutage } from '../services/dependency-outage.js';
 
 function asGatehouseError(error: FastifyError | Error): GatehouseError | null {
@@ -18,7 +25,9 @@ function asGatehouseError(error: FastifyError | Error): GatehouseError | null {
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     if (fe.statusCode === 404) return new NotFoundError();
-    return new InvalidRequestError(fe.code?.startsWith('FST_ERR_CTP') ? 'The request body is not valid JSON.' : 'The request is malformed.');
+    return new InvalidRequestError(
+      fe.code?.startsWith('FST_ERR_CTP') ? 'The request body is not valid JSON.' : 'The request is malformed.',
+    );
   }
   return null;
 }
@@ -27,7 +36,8 @@ export function installErrorHandling(app: FastifyInstance, options: { notFound: 
   app.setErrorHandler((error, request, reply) => {
     const known = asGatehouseError(error as FastifyError);
     if (known) {
-      if (known instanceof TooManyAttemptsError || known instanceof ServiceUnavailableError) reply.header('Retry-After', String(known.retryAfter));
+      if (known instanceof TooManyAttemptsError || known instanceof ServiceUnavailableError)
+        reply.header('Retry-After', String(known.retryAfter));
       if (known instanceof ServiceUnavailableError) request.log.warn({ err: error }, 'dependency unavailable: answered 503');
       return reply.status(known.status).type('application/json').send(known.toJSON());
     }
@@ -35,5 +45,6 @@ export function installErrorHandling(app: FastifyInstance, options: { notFound: 
     return reply.status(500).type('application/json').send({ error: 'internal_error', message: 'Something went wrong on our side.' });
   });
 
-  if (options.notFound) app.setNotFoundHandler((_request, reply) => reply.status(404).send(new NotFoundError('No such endpoint.').toJSON()));
+  if (options.notFound)
+    app.setNotFoundHandler((_request, reply) => reply.status(404).send(new NotFoundError('No such endpoint.').toJSON()));
 }

@@ -23,7 +23,12 @@ export async function deliverConfirmedFactor(
   if (!result.session) return {};
   const token = deliverSession(reply, cookies, result.session, session.transport);
   if (session.facts.state === 'enrolling') {
-    await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: session.transport });
+    await issueRememberMeIfAsked(request, reply, gatehouse, cookies, {
+      userId: session.userId,
+      sessionId: session.id,
+      remember: session.remember,
+      transport: session.transport,
+    });
   }
   return token;
 }

@@ -126,7 +126,12 @@ function toCorePrincipal(principal: RequestPrincipal): Principal {
  * are exempt: a browser never attaches them on its own. Every refusal is logged with the
  * origins expected and received, so a misconfigured public URL is visible.
  */
-function csrfViolation(request: FastifyRequest, principal: RequestPrincipal, origins: PublicOrigins, logger: FastifyBaseLogger): GatehouseError | null {
+function csrfViolation(
+  request: FastifyRequest,
+  principal: RequestPrincipal,
+  origins: PublicOrigins,
+  logger: FastifyBaseLogger,
+): GatehouseError | null {
   if (!STATE_CHANGING.has(request.method)) return null;
   if (principal.kind === 'api_token' || (principal.kind === 'session' && principal.via === 'bearer')) return null;
   if (principal.kind === 'anonymous' && bearerToken(request)) return null;
@@ -135,7 +140,13 @@ function csrfViolation(request: FastifyRequest, principal: RequestPrincipal, ori
   if ((typeof origin === 'string' && !origins.accepts(origin)) || fetchSite === 'cross-site') {
     // Gatehouse's logger, not the request's: a host app's logger may be off.
     logger.warn(
-      { reqId: request.id, expectedOrigin: origins.accepted(), receivedOrigin: origin ?? null, secFetchSite: fetchSite ?? null, url: request.routeOptions.url },
+      {
+        reqId: request.id,
+        expectedOrigin: origins.accepted(),
+        receivedOrigin: origin ?? null,
+        secFetchSite: fetchSite ?? null,
+        url: request.routeOptions.url,
+      },
       'refused a cross-origin request (csrf)',
     );
     return new CsrfError();
@@ -167,7 +178,9 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
       throw new Error(`Route ${String(route.method)} ${route.url} declares no requirement: add config: requires({ session: ... })`);
     }
     if (requirement.scope !== undefined && !gatehouse.config.scopes.includes(requirement.scope)) {
-      throw new Error(`Route ${String(route.method)} ${route.url} names scope "${requirement.scope}", which is not declared in the options' scopes`);
+      throw new Error(
+        `Route ${String(route.method)} ${route.url} names scope "${requirement.scope}", which is not declared in the options' scopes`,
+      );
     }
   });
 

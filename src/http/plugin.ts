@@ -69,19 +69,35 @@ async function gatehousePlugin(app: FastifyInstance, options: GatehousePluginOpt
   // The pages link to absolute paths (/sign-in, /api/...), so they live at the root.
   if (pages && prefix !== '') throw new Error('gatehouseFastify: a prefix needs pages: false (the pages are served at the root)');
   const cookies = cookiePolicy(gatehouse.config.publicUrl);
-  const extensions: GateExtensions = { restoreSession: rememberMeRestorer(gatehouse, cookies), screenSession: rememberMeScreener(gatehouse, cookies), apiTokens: gatehouse.apiTokens.gateExtension() };
+  const extensions: GateExtensions = {
+    restoreSession: rememberMeRestorer(gatehouse, cookies),
+    screenSession: rememberMeScreener(gatehouse, cookies),
+    apiTokens: gatehouse.apiTokens.gateExtension(),
+  };
 
   // In development the public origin follows the port the host really listens on.
   app.addHook('onListen', async function () {
     const bound = this.server.address();
-    if (typeof bound === 'object' && bound) gatehouse.origins.listening(bound.port, this.addresses().map((a) => (typeof a === 'string' ? a : a.address)));
+    if (typeof bound === 'object' && bound)
+      gatehouse.origins.listening(
+        bound.port,
+        this.addresses().map((a) => (typeof a === 'string' ? a : a.address)),
+      );
   });
   const notFound = options.notFound ?? prefix !== '';
   const wholeApp = options.conventions === 'whole-app';
   if (wholeApp) await httpConventions(app, gatehouse, cookies, notFound);
   await app.register(cookie);
   await app.register(gate, { gatehouse, extensions, ownRoute: OWN_ROUTE });
-  await app.register(ownRoutes, { gatehouse, cookies, pages, notFound, conventions: !wholeApp, prefix, behindProxy: options.behindProxy ?? false });
+  await app.register(ownRoutes, {
+    gatehouse,
+    cookies,
+    pages,
+    notFound,
+    conventions: !wholeApp,
+    prefix,
+    behindProxy: options.behindProxy ?? false,
+  });
 }
 
 async function ownRoutes(
@@ -121,7 +137,8 @@ async function httpConventions(app: FastifyInstance, gatehouse: Gatehouse, cooki
     new Promise<unknown>((resolve, reject) => json(request, text, (err, value) => (err ? reject(err) : resolve(value))));
   const countBadBody = async (request: FastifyRequest) => {
     const allowed = await gatehouse.limits.badBodiesPerAddress.reserve(request.ip);
-    if (!allowed.allowed) throw new TooManyAttemptsError(allowed.retryAfterSeconds, 'Too many malformed requests from this address. Try again later.');
+    if (!allowed.allowed)
+      throw new TooManyAttemptsError(allowed.retryAfterSeconds, 'Too many malformed requests from this address. Try again later.');
   };
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, async (request: FastifyRequest, body: string | Buffer) => {
@@ -134,7 +151,16 @@ async function httpConventions(app: FastifyInstance, gatehouse: Gatehouse, cooki
     return parseJson(request, text);
   });
   await app.register(helmet, {
-    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], scriptSrc: ["'self'"], styleSrc: ["'self'"], imgSrc: ["'self'", 'data:'], frameAncestors: ["'none'"], formAction: ["'self'"] } },
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        frameAncestors: ["'none'"],
+        formAction: ["'self'"],
+      },
+    },
     hsts: cookies.secure,
   });
   app.addHook('onSend', async (_request, reply) => {

@@ -5,7 +5,9 @@ import { parse } from './validation.js';
 /** A WebAuthn response object as the browser library produces it; checked by the service. */
 export const CredentialResponse = z.record(z.string(), z.unknown()).refine((r) => JSON.stringify(r).length <= 32 * 1024, 'too large');
 
-const AssertionBody = z.object({ method: z.literal('webauthn'), response: CredentialResponse, trustDevice: z.boolean().optional() }).strict();
+const AssertionBody = z
+  .object({ method: z.literal('webauthn'), response: CredentialResponse, trustDevice: z.boolean().optional() })
+  .strict();
 const StepUpAssertionBody = AssertionBody.omit({ trustDevice: true });
 
 export interface SecondFactorInput {

@@ -13,4 +13,8 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown): z.infer<S
 
 /** A string with length bounds that rejects NUL bytes (they have no place in any field). */
 export const boundedString = (min: number, max: number) =>
-  z.string().min(min).max(max).refine((s) => !s.includes('\u0000'), 'must not contain NUL bytes');
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((s) => !s.includes('\u0000'), 'must not contain NUL bytes');

@@ -32,7 +32,9 @@ export function createMail(
 ): Mail {
   const { config, db, box, logger, log } = deps;
   const mailLogger = logger.child({ component: 'mail' });
-  const transport = config.smtpUrl ? smtpTransport(config.smtpUrl, mailLogger) : fileTransport(path.join(config.dataDir, 'mail'), mailLogger);
+  const transport = config.smtpUrl
+    ? smtpTransport(config.smtpUrl, mailLogger)
+    : fileTransport(path.join(config.dataDir, 'mail'), mailLogger);
   const store = new MailOutboxStore(db);
   const outbox = new MailOutbox(store, transport, box, mailLogger, { from: config.mailFrom, now: config.now, ...options });
   // Read at enqueue time: with PORT=0 the public URL is only known after listen.

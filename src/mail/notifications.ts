@@ -64,11 +64,7 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
   const d = event.parsedDetails;
   const url = ctx.publicUrl;
   const forgot = `${url}/forgot-password`;
-  const where = [
-    `When:    ${when(event.at)}`,
-    `From IP: ${clean(event.ip, 64)}`,
-    `Browser: ${clean(event.user_agent)}`,
-  ];
+  const where = [`When:    ${when(event.at)}`, `From IP: ${clean(event.ip, 64)}`, `Browser: ${clean(event.user_agent)}`];
   const notYou = (steps: string[]) => ['', 'If this was not you:', ...steps.map((s, i) => `  ${i + 1}. ${s}`)];
   const secure = [
     `Reset your password now: ${forgot}`,
@@ -101,7 +97,14 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
           ...(remaining !== null ? [`Recovery codes left: ${remaining}.`] : []),
           'Each code works once; create new ones when you run low.',
         ],
-        [...ifYou, ...notYou(['Someone has your password and a recovery code.', ...secure, 'Create new recovery codes (the old ones stop working).'])],
+        [
+          ...ifYou,
+          ...notYou([
+            'Someone has your password and a recovery code.',
+            ...secure,
+            'Create new recovery codes (the old ones stop working).',
+          ]),
+        ],
       );
     }
     case 'mfa.factor_added':
@@ -153,7 +156,10 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
           `to ${str(d.to) ?? 'a new address'}. Mail about the account now goes there.`,
           'This is the last message sent to this address.',
         ],
-        [...ifYou, ...notYou(['Someone has taken over your account.', 'Contact your administrator or support at once and quote this message.'])],
+        [
+          ...ifYou,
+          ...notYou(['Someone has taken over your account.', 'Contact your administrator or support at once and quote this message.']),
+        ],
       );
     case 'account.password_changed':
       return compose(
@@ -164,7 +170,10 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
             : 'The password of your account was changed.',
           'Other sessions of the account were signed out.',
         ],
-        [...ifYou, ...notYou([`Reset your password: ${forgot}`, 'Check your mailbox for forwarding rules you did not set.', ...secure.slice(1)])],
+        [
+          ...ifYou,
+          ...notYou([`Reset your password: ${forgot}`, 'Check your mailbox for forwarding rules you did not set.', ...secure.slice(1)]),
+        ],
       );
     case 'account.locked': {
       const seconds = typeof d.seconds === 'number' ? d.seconds : null;
@@ -176,7 +185,11 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
           seconds !== null ? `for about ${Math.ceil(seconds / 60)} minute(s).` : 'for a while.',
           'Someone may be trying to guess their way in.',
         ],
-        [...ifYou.slice(0, 1), 'If this was you, wait and try again.', ...notYou([`Make sure your password is not used elsewhere: ${forgot}`, 'Keep your second factor enabled.'])],
+        [
+          ...ifYou.slice(0, 1),
+          'If this was you, wait and try again.',
+          ...notYou([`Make sure your password is not used elsewhere: ${forgot}`, 'Keep your second factor enabled.']),
+        ],
       );
     }
     case 'token.created':
@@ -200,7 +213,7 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
           '',
           'We signed out every session that came from that cookie, including any the',
           'copy had opened, and it will not work again. The address and browser below',
-          'are those of the request that presented it: yours or the copy\'s.',
+          "are those of the request that presented it: yours or the copy's.",
         ],
         [
           '',
@@ -220,13 +233,15 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
         'reset your password',
         [
           'Someone asked to reset the password of your account.',
-          ...(link
-            ? ['Open this link to choose a new password. It works once, for 30 minutes:', '', link, '']
-            : []),
+          ...(link ? ['Open this link to choose a new password. It works once, for 30 minutes:', '', link, ''] : []),
           'Resetting the password does not turn off your second factor: you will',
           'still need it to sign in.',
         ],
-        ['', 'If this was not you, ignore this message: your password stays as it is.', 'Nobody can use the link without access to this mailbox.'],
+        [
+          '',
+          'If this was not you, ignore this message: your password stays as it is.',
+          'Nobody can use the link without access to this mailbox.',
+        ],
       );
     }
     default:
@@ -249,7 +264,10 @@ export function notificationListener(deps: NotifierDeps) {
     // The e-mail change notice goes to the old address, as it was stored for the account.
     const to = event.type === 'account.email_changed' ? str(event.parsedDetails.from) : user?.email;
     if (!to) return;
-    if (event.type === 'mfa.failed' && (await deps.store.queuedSince(trx, event.user_id, event.type, event.at - MFA_FAILED_MAIL_WINDOW_MS))) {
+    if (
+      event.type === 'mfa.failed' &&
+      (await deps.store.queuedSince(trx, event.user_id, event.type, event.at - MFA_FAILED_MAIL_WINDOW_MS))
+    ) {
       return; // a guessing run must not flood the mailbox; the first one says it all
     }
     const rendered = render(event, { publicUrl: deps.publicUrl(), to });

@@ -173,7 +173,10 @@ export class MailOutbox {
           }
           const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.max(0, row.attempts - 1));
           await this.store.reschedule(row.id, now() + delay, message);
-          this.logger.warn({ mailId: row.id, event: row.event_type, attempts: row.attempts, retryInMs: delay, error: message }, 'mail not sent; will retry');
+          this.logger.warn(
+            { mailId: row.id, event: row.event_type, attempts: row.attempts, retryInMs: delay, error: message },
+            'mail not sent; will retry',
+          );
           return { sent, failedAfterMs: delay };
         }
       }

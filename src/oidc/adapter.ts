@@ -100,7 +100,10 @@ export class KyselyAdapter implements Adapter {
  * stop working at once (factor removed, password changed or reset).
  */
 export async function revokeAccountGrants(trx: Transaction<Database> | Kysely<Database>, userId: string): Promise<void> {
-  await withOidcTables(trx as Kysely<Database>).deleteFrom('oidc_payloads').where('account_id', '=', userId).execute();
+  await withOidcTables(trx as Kysely<Database>)
+    .deleteFrom('oidc_payloads')
+    .where('account_id', '=', userId)
+    .execute();
 }
 
 /** Deletes rows whose expiry has passed (run with the other maintenance). */

@@ -17,14 +17,17 @@ import { randomToken, type SecretBox } from '../services/keys.js';
 import type { Database } from '../store/schema.js';
 import { withOidcTables } from './schema.js';
 
-const httpUrl = z.string().max(2000).refine((v) => {
-  try {
-    const u = new URL(v);
-    return (u.protocol === 'https:' || u.protocol === 'http:') && u.hash === '';
-  } catch {
-    return false;
-  }
-}, 'must be an http(s) URL without a fragment');
+const httpUrl = z
+  .string()
+  .max(2000)
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'https:' || u.protocol === 'http:') && u.hash === '';
+    } catch {
+      return false;
+    }
+  }, 'must be an http(s) URL without a fragment');
 
 export const clientMetadataSchema = z
   .object({
@@ -60,7 +63,8 @@ function readClientsFile(dataDir: string): Map<string, ClientMetadata> {
   if (!parsed.success) throw new Error(`${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const clients = new Map<string, ClientMetadata>();
   for (const c of parsed.data) {
-    if (c.token_endpoint_auth_method !== 'none' && !c.client_secret) throw new Error(`${file}: client ${c.client_id} needs a client_secret (or token_endpoint_auth_method "none")`);
+    if (c.token_endpoint_auth_method !== 'none' && !c.client_secret)
+      throw new Error(`${file}: client ${c.client_id} needs a client_secret (or token_endpoint_auth_method "none")`);
     clients.set(c.client_id, c);
   }
   return clients;
@@ -82,7 +86,10 @@ export class ClientRegistry {
     const row = await withOidcTables(this.db).selectFrom('oidc_clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
     if (row) {
       const metadata = JSON.parse(row.metadata) as ClientMetadata;
-      return { ...metadata, ...(row.secret_enc ? { client_secret: this.box.decrypt(row.secret_enc, clientSecretContext(clientId)) } : {}) } as AdapterPayload;
+      return {
+        ...metadata,
+        ...(row.secret_enc ? { client_secret: this.box.decrypt(row.secret_enc, clientSecretContext(clientId)) } : {}),
+      } as AdapterPayload;
     }
     const file = this.fromFile.get(clientId);
     return file ? ({ ...file } as AdapterPayload) : undefined;
@@ -91,7 +98,8 @@ export class ClientRegistry {
   /** Registers a client; returns its secret (confidential clients), shown only this once. */
   async add(input: unknown, now: number): Promise<{ client: ClientMetadata; clientSecret: string | null }> {
     const parsed = clientMetadataSchema.safeParse(input);
-    if (!parsed.success) throw new InvalidRequestError(parsed.error.issues.map((i) => `${i.path.join('.') || 'client'}: ${i.message}`).join('; '));
+    if (!parsed.success)
+      throw new InvalidRequestError(parsed.error.issues.map((i) => `${i.path.join('.') || 'client'}: ${i.message}`).join('; '));
     const { client_secret: _ignored, ...client } = parsed.data;
     const clientSecret = client.token_endpoint_auth_method === 'none' ? null : randomToken();
     const inserted = await withOidcTables(this.db)
@@ -104,7 +112,8 @@ export class ClientRegistry {
       })
       .onConflict((oc) => oc.column('client_id').doNothing())
       .executeTakeFirst();
-    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) throw new InvalidRequestError(`A client with id "${client.client_id}" already exists.`);
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1)
+      throw new InvalidRequestError(`A client with id "${client.client_id}" already exists.`);
     return { client, clientSecret };
   }
 
@@ -113,14 +122,28 @@ export class ClientRegistry {
     return Number(r.numDeletedRows) > 0;
   }
 
-  async list(): Promise<Array<{ client_id: string; source: 'database' | 'file'; redirect_uris: string[]; token_endpoint_auth_method: string }>> {
+  async list(): Promise<
+    Array<{ client_id: string; source: 'database' | 'file'; redirect_uris: string[]; token_endpoint_auth_method: string }>
+  > {
     const rows = await withOidcTables(this.db).selectFrom('oidc_clients').select(['client_id', 'metadata']).orderBy('client_id').execute();
-    const out: Array<{ client_id: string; source: 'database' | 'file'; redirect_uris: string[]; token_endpoint_auth_method: string }> = rows.map((r) => {
-      const m = JSON.parse(r.metadata) as ClientMetadata;
-      return { client_id: m.client_id, source: 'database' as const, redirect_uris: m.redirect_uris, token_endpoint_auth_method: m.token_endpoint_auth_method };
-    });
+    const out: Array<{ client_id: string; source: 'database' | 'file'; redirect_uris: string[]; token_endpoint_auth_method: string }> =
+      rows.map((r) => {
+        const m = JSON.parse(r.metadata) as ClientMetadata;
+        return {
+          client_id: m.client_id,
+          source: 'database' as const,
+          redirect_uris: m.redirect_uris,
+          token_endpoint_auth_method: m.token_endpoint_auth_method,
+        };
+      });
     for (const m of this.fromFile.values()) {
-      if (!out.some((o) => o.client_id === m.client_id)) out.push({ client_id: m.client_id, source: 'file', redirect_uris: m.redirect_uris, token_endpoint_auth_method: m.token_endpoint_auth_method });
+      if (!out.some((o) => o.client_id === m.client_id))
+        out.push({
+          client_id: m.client_id,
+          source: 'file',
+          redirect_uris: m.redirect_uris,
+          token_endpoint_auth_method: m.token_endpoint_auth_method,
+        });
     }
     return out;
   }

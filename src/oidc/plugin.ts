@@ -62,10 +62,14 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
     return `${OIDC_PREFIX}/interaction/${uid}?t=${t}&m=${mac(uid, t)}`;
   };
   let built: Promise<Provider> | null = null;
-  const provider = () => (built ??= createProvider({ gatehouse, clients, resources, cookies, interactionUrl, behindProxy: options.behindProxy ?? false }, db).catch((err) => {
-    built = null;
-    throw err;
-  }));
+  const provider = () =>
+    (built ??= createProvider(
+      { gatehouse, clients, resources, cookies, interactionUrl, behindProxy: options.behindProxy ?? false },
+      db,
+    ).catch((err) => {
+      built = null;
+      throw err;
+    }));
 
   // The provider reads its own bodies (urlencoded, JSON) from the raw request: no parser here.
   app.removeAllContentTypeParsers();
@@ -92,13 +96,20 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
   for (const url of [OIDC_PREFIX, `${OIDC_PREFIX}/*`]) {
     app.route({ method: methods, url, ...publicRoute, handler: (request, reply) => handOver(request, reply, pathAfterPrefix(request)) });
   }
-  app.get('/.well-known/openid-configuration', publicRoute, (request, reply) => handOver(request, reply, '/.well-known/openid-configuration'));
+  app.get('/.well-known/openid-configuration', publicRoute, (request, reply) =>
+    handOver(request, reply, '/.well-known/openid-configuration'),
+  );
 
   const expired = (reply: FastifyReply) =>
     reply
       .status(400)
       .type('text/html; charset=utf-8')
-      .send(simplePage('Sign-in request expired', '<p>This sign-in request has expired or was already used. Go back to the application and start again.</p>'));
+      .send(
+        simplePage(
+          'Sign-in request expired',
+          '<p>This sign-in request has expired or was already used. Go back to the application and start again.</p>',
+        ),
+      );
 
   app.get<{ Params: { uid: string }; Querystring: { t?: string; m?: string } }>(
     `${OIDC_PREFIX}/interaction/:uid`,
@@ -109,7 +120,8 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
       const p = await provider();
       const { uid } = request.params;
       const { t, m } = request.query;
-      if (typeof t !== 'string' || typeof m !== 'string' || !/^\d{1,16}$/.test(t) || !constantTimeEqual(m, mac(uid, t))) return expired(reply);
+      if (typeof t !== 'string' || typeof m !== 'string' || !/^\d{1,16}$/.test(t) || !constantTimeEqual(m, mac(uid, t)))
+        return expired(reply);
       let details;
       try {
         details = await p.interactionDetails(request.raw, reply.raw);
@@ -129,12 +141,19 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
           return finish({ error: 'login_required', error_description: 'the Gatehouse session changed during sign-in' });
         }
         const grantId = details.grantId;
-        const grant = grantId ? await p.Grant.find(grantId) : new p.Grant({ accountId: session.userId, clientId: String(details.params.client_id) });
+        const grant = grantId
+          ? await p.Grant.find(grantId)
+          : new p.Grant({ accountId: session.userId, clientId: String(details.params.client_id) });
         if (!grant) return expired(reply);
-        const d = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+        const d = details.prompt.details as {
+          missingOIDCScope?: string[];
+          missingOIDCClaims?: string[];
+          missingResourceScopes?: Record<string, string[]>;
+        };
         if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
         if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
-        for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+        for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {}))
+          grant.addResourceScope(indicator, scopes.join(' '));
         return finish({ consent: { grantId: await grant.save() } });
       }
 
@@ -164,7 +183,13 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
           return finish({ error: 'unmet_authentication_requirements', error_description: step.description });
         case 'finish':
           return finish({
-            login: { accountId: session!.userId, acr: step.assurance.acr, amr: step.assurance.amr, ts: Math.floor(step.assurance.authTime / 1000), remember: false },
+            login: {
+              accountId: session!.userId,
+              acr: step.assurance.acr,
+              amr: step.assurance.amr,
+              ts: Math.floor(step.assurance.authTime / 1000),
+              remember: false,
+            },
           });
       }
     },

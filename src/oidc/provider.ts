@@ -57,7 +57,8 @@ async function gatehouseAssuranceOf(ctx: KoaContextWithOIDC, deps: ProviderDeps)
   return assurance ? { session, assurance } : null;
 }
 
-const sameAmr = (a: readonly string[] | undefined, b: readonly string[]) => (a ?? []).length === b.length && b.every((m) => (a ?? []).includes(m));
+const sameAmr = (a: readonly string[] | undefined, b: readonly string[]) =>
+  (a ?? []).length === b.length && b.every((m) => (a ?? []).includes(m));
 
 function policy(deps: ProviderDeps) {
   const { Prompt, Check, base } = interactionPolicy;
@@ -71,7 +72,10 @@ function policy(deps: ProviderDeps) {
         if (!current || !s) return Check.REQUEST_PROMPT;
         const { session, assurance } = current;
         const matches =
-          s.accountId === session.userId && s.acr === assurance.acr && sameAmr(s.amr, assurance.amr) && s.loginTs === Math.floor(assurance.authTime / 1000);
+          s.accountId === session.userId &&
+          s.acr === assurance.acr &&
+          sameAmr(s.amr, assurance.amr) &&
+          s.loginTs === Math.floor(assurance.authTime / 1000);
         return matches ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
       }),
     ),
@@ -79,11 +83,17 @@ function policy(deps: ProviderDeps) {
   );
   // acr_values are essential: a session below every requested value needs an interaction
   // (step-up or re-authentication), and without one the request fails.
-  prompts.get('login')!.checks.push(
-    new Check('acr_values', 'none of the requested acr_values is met by the current authentication', 'unmet_authentication_requirements', (ctx) =>
-      acrSatisfies(ctx.oidc.session?.acr, parseAcrValues(ctx.oidc.params?.acr_values)) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT,
-    ),
-  );
+  prompts
+    .get('login')!
+    .checks.push(
+      new Check(
+        'acr_values',
+        'none of the requested acr_values is met by the current authentication',
+        'unmet_authentication_requirements',
+        (ctx) =>
+          acrSatisfies(ctx.oidc.session?.acr, parseAcrValues(ctx.oidc.params?.acr_values)) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT,
+      ),
+    );
   return prompts;
 }
 
@@ -113,7 +123,12 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
     claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email'] },
     scopes: ['openid', 'offline_access', 'email'],
     responseTypes: ['code'],
-    clientDefaults: { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic', id_token_signed_response_alg: 'RS256' },
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+    },
     // PKCE (S256) for every client, confidential ones included (OAuth 2.1).
     pkce: { required: () => true },
     async findAccount(_ctx, sub) {
@@ -144,9 +159,12 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
         enabled: true,
         async logoutSource(ctx, form) {
           ctx.type = 'html';
-          ctx.body = simplePage('Sign out', `${form}<p>Sign out of Gatehouse and the applications you signed in to with it?</p>
+          ctx.body = simplePage(
+            'Sign out',
+            `${form}<p>Sign out of Gatehouse and the applications you signed in to with it?</p>
 <p><button type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
-<button type="submit" form="op.logoutForm">No, stay signed in</button></p>`);
+<button type="submit" form="op.logoutForm">No, stay signed in</button></p>`,
+          );
         },
         async postLogoutSuccessSource(ctx) {
           ctx.type = 'html';
@@ -200,7 +218,10 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
     if (!ctx.response.get('Content-Security-Policy')) {
       // The provider's own pages (errors, logout confirmation) use inline styles and post
       // forms back to itself or to a client's redirect URI; no script runs.
-      ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action *; frame-ancestors 'none'; base-uri 'none'");
+      ctx.set(
+        'Content-Security-Policy',
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action *; frame-ancestors 'none'; base-uri 'none'",
+      );
     }
   });
 
@@ -217,7 +238,11 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
     await gatehouse.auth.logout(session);
     // And this browser's remember-me chain, as the sign-out page does.
     const remember = ctx.cookies.get(cookies.names.remember, { signed: false });
-    await gatehouse.rememberMe.logout(session?.id ?? null, remember, { ip: ctx.ip, userAgent: String(ctx.get('user-agent')).slice(0, 512), now: gatehouse.config.now() });
+    await gatehouse.rememberMe.logout(session?.id ?? null, remember, {
+      ip: ctx.ip,
+      userAgent: String(ctx.get('user-agent')).slice(0, 512),
+      now: gatehouse.config.now(),
+    });
     const clear = { path: '/', httpOnly: true, sameSite: 'lax' as const, secure: cookies.secure, signed: false };
     ctx.cookies.set(cookies.names.session, null, clear);
     if (remember !== undefined) ctx.cookies.set(cookies.names.remember, null, clear);

@@ -30,8 +30,7 @@ export interface VerifiedAccessToken extends JWTPayload {
 }
 
 export type GuardOutcome =
-  | { ok: true; token: VerifiedAccessToken }
-  | { ok: false; status: 401; wwwAuthenticate: string; error: string; description: string };
+  { ok: true; token: VerifiedAccessToken } | { ok: false; status: 401; wwwAuthenticate: string; error: string; description: string };
 
 export interface StepUpGuardOptions {
   /** The provider's issuer, e.g. `https://id.example.com/oidc`. */
@@ -59,7 +58,8 @@ export function assuranceShortfall(token: VerifiedAccessToken, requirement: Assu
   if (requirement.acrValues?.length && !acrSatisfies(token.acr, requirement.acrValues)) return 'A stronger authentication is required.';
   if (requirement.maxAge !== undefined) {
     // A token without auth_time cannot show a recent enough authentication: fail closed.
-    if (typeof token.auth_time !== 'number' || nowMs / 1000 - token.auth_time > requirement.maxAge) return 'A more recent authentication is required.';
+    if (typeof token.auth_time !== 'number' || nowMs / 1000 - token.auth_time > requirement.maxAge)
+      return 'A more recent authentication is required.';
   }
   return null;
 }
@@ -81,7 +81,14 @@ export function createStepUpGuard(options: StepUpGuardOptions) {
 
   async function check(authorization: string | undefined, requirement: AssuranceRequirement): Promise<GuardOutcome> {
     const m = typeof authorization === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/i.exec(authorization.trim()) : null;
-    if (!m) return { ok: false, status: 401, error: 'invalid_token', description: 'A bearer access token is required.', wwwAuthenticate: 'Bearer' };
+    if (!m)
+      return {
+        ok: false,
+        status: 401,
+        error: 'invalid_token',
+        description: 'A bearer access token is required.',
+        wwwAuthenticate: 'Bearer',
+      };
     let payload: VerifiedAccessToken;
     try {
       const verified = await jwtVerify(m[1]!, jwks, {
@@ -93,14 +100,32 @@ export function createStepUpGuard(options: StepUpGuardOptions) {
       });
       payload = verified.payload as VerifiedAccessToken;
     } catch {
-      return { ok: false, status: 401, error: 'invalid_token', description: 'The access token is invalid or expired.', wwwAuthenticate: challenge('invalid_token', 'The access token is invalid or expired.') };
+      return {
+        ok: false,
+        status: 401,
+        error: 'invalid_token',
+        description: 'The access token is invalid or expired.',
+        wwwAuthenticate: challenge('invalid_token', 'The access token is invalid or expired.'),
+      };
     }
     if (typeof payload.sub !== 'string') {
-      return { ok: false, status: 401, error: 'invalid_token', description: 'The access token names no user.', wwwAuthenticate: challenge('invalid_token', 'The access token names no user.') };
+      return {
+        ok: false,
+        status: 401,
+        error: 'invalid_token',
+        description: 'The access token names no user.',
+        wwwAuthenticate: challenge('invalid_token', 'The access token names no user.'),
+      };
     }
     const shortfall = assuranceShortfall(payload, requirement, now());
     if (shortfall) {
-      return { ok: false, status: 401, error: 'insufficient_user_authentication', description: shortfall, wwwAuthenticate: challenge('insufficient_user_authentication', shortfall, requirement) };
+      return {
+        ok: false,
+        status: 401,
+        error: 'insufficient_user_authentication',
+        description: shortfall,
+        wwwAuthenticate: challenge('insufficient_user_authentication', shortfall, requirement),
+      };
     }
     return { ok: true, token: payload };
   }
@@ -112,7 +137,10 @@ export function createStepUpGuard(options: StepUpGuardOptions) {
       return async (request: FastifyRequest, reply: FastifyReply) => {
         const outcome = await check(request.headers.authorization, requirement);
         if (!outcome.ok) {
-          return reply.status(401).header('WWW-Authenticate', outcome.wwwAuthenticate).send({ error: outcome.error, message: outcome.description });
+          return reply
+            .status(401)
+            .header('WWW-Authenticate', outcome.wwwAuthenticate)
+            .send({ error: outcome.error, message: outcome.description });
         }
         (request as FastifyRequest & { accessToken?: VerifiedAccessToken }).accessToken = outcome.token;
       };

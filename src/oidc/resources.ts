@@ -14,7 +14,10 @@ import { OIDC_TTL_ACCESS } from './ttl.js';
 const resourceSchema = z
   .object({
     indicator: z.string().url().max(2000),
-    scope: z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/).max(1000),
+    scope: z
+      .string()
+      .regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/)
+      .max(1000),
     accessTokenTTL: z.number().int().min(30).max(3600).optional(),
   })
   .strict();

@@ -20,7 +20,9 @@ export type PrivateJwk = crypto.JsonWebKey & { kid: string; alg: string; use: 's
 
 function generateJwk(alg: (typeof SIGNING_ALGS)[number]): PrivateJwk {
   const { privateKey } =
-    alg === 'RS256' ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }) : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    alg === 'RS256'
+      ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const jwk = privateKey.export({ format: 'jwk' });
   return { ...jwk, kid: crypto.randomBytes(12).toString('base64url'), alg, use: 'sig' };
 }
@@ -31,7 +33,14 @@ async function insertGeneration(db: Kysely<Database>, box: SecretBox, generation
     const jwk = generateJwk(alg);
     await odb
       .insertInto('oidc_signing_keys')
-      .values({ kid: jwk.kid, generation, alg, jwk_enc: box.encrypt(JSON.stringify(jwk), oidcKeyContext(jwk.kid)), created_at: now, retired_at: null })
+      .values({
+        kid: jwk.kid,
+        generation,
+        alg,
+        jwk_enc: box.encrypt(JSON.stringify(jwk), oidcKeyContext(jwk.kid)),
+        created_at: now,
+        retired_at: null,
+      })
       // Another instance created this generation first: theirs is used.
       .onConflict((oc) => oc.columns(['generation', 'alg']).doNothing())
       .execute();
@@ -44,7 +53,8 @@ async function insertGeneration(db: Kysely<Database>, box: SecretBox, generation
  */
 export async function loadSigningKeys(db: Kysely<Database>, box: SecretBox, now: number): Promise<PrivateJwk[]> {
   const odb = withOidcTables(db);
-  const read = () => odb.selectFrom('oidc_signing_keys').selectAll().where('retired_at', 'is', null).orderBy('generation', 'desc').orderBy('alg').execute();
+  const read = () =>
+    odb.selectFrom('oidc_signing_keys').selectAll().where('retired_at', 'is', null).orderBy('generation', 'desc').orderBy('alg').execute();
   let rows = await read();
   if (rows.length === 0) {
     await insertGeneration(db, box, 1, now);
@@ -54,14 +64,27 @@ export async function loadSigningKeys(db: Kysely<Database>, box: SecretBox, now:
 }
 
 /** Adds a new generation; with `retireOld`, retires all but the two newest generations. */
-export async function rotateSigningKeys(db: Kysely<Database>, box: SecretBox, now: number, options: { retireOld?: boolean } = {}): Promise<{ generation: number; retired: number }> {
+export async function rotateSigningKeys(
+  db: Kysely<Database>,
+  box: SecretBox,
+  now: number,
+  options: { retireOld?: boolean } = {},
+): Promise<{ generation: number; retired: number }> {
   const odb = withOidcTables(db);
-  const top = await odb.selectFrom('oidc_signing_keys').select((eb) => eb.fn.max('generation').as('g')).executeTakeFirst();
+  const top = await odb
+    .selectFrom('oidc_signing_keys')
+    .select((eb) => eb.fn.max('generation').as('g'))
+    .executeTakeFirst();
   const generation = Number(top?.g ?? 0) + 1;
   await insertGeneration(db, box, generation, now);
   let retired = 0;
   if (options.retireOld) {
-    const r = await odb.updateTable('oidc_signing_keys').set({ retired_at: now }).where('generation', '<', generation - 1).where('retired_at', 'is', null).executeTakeFirst();
+    const r = await odb
+      .updateTable('oidc_signing_keys')
+      .set({ retired_at: now })
+      .where('generation', '<', generation - 1)
+      .where('retired_at', 'is', null)
+      .executeTakeFirst();
     retired = Number(r.numUpdatedRows);
   }
   return { generation, retired };

@@ -94,13 +94,24 @@ export async function buildServer(
     frameworkErrors: (_error, _request, reply) => {
       void (reply as unknown as FastifyReply)
         .status(400)
-        .headers({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'content-security-policy': "default-src 'none'; frame-ancestors 'none'" })
+        .headers({
+          'content-type': 'application/json; charset=utf-8',
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+          'x-frame-options': 'DENY',
+          'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+        })
         .send(JSON.stringify({ error: 'invalid_request', message: 'The request URL is malformed.', details: [] }));
     },
     return503OnClosing: true,
   });
   // The whole server is Gatehouse's: its JSON 404 answers unknown URLs too.
-  await app.register(gatehouseFastify, { gatehouse: facade, notFound: true, conventions: 'whole-app', behindProxy: config.trustProxy.length > 0 });
+  await app.register(gatehouseFastify, {
+    gatehouse: facade,
+    notFound: true,
+    conventions: 'whole-app',
+    behindProxy: config.trustProxy.length > 0,
+  });
   await app.register(registerDemoBank, { db: gatehouse.database.db, transferStepUpCents: config.transferStepUpCents });
   app.addHook('onClose', async () => gatehouse.close());
   return { app, gatehouse, facade };

@@ -59,7 +59,12 @@ export class AccountChanges {
       }
       const factorMethods = await this.factors.methodsOf(trx, userId);
       if (change.fresh) {
-        const denied = authorize({ session: 'full', fresh: true }, { kind: 'session', session: change.fresh.session, account: { factorMethods } }, now, change.fresh.policy ?? this.freshness);
+        const denied = authorize(
+          { session: 'full', fresh: true },
+          { kind: 'session', session: change.fresh.session, account: { factorMethods } },
+          now,
+          change.fresh.policy ?? this.freshness,
+        );
         if (denied) throw denied;
       }
       const result = await change.run(trx, { epoch: locked.epoch, passwordHash: locked.passwordHash, factorMethods });

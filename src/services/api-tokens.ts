@@ -79,29 +79,40 @@ export class ApiTokenService {
     const token = `${API_TOKEN_PREFIX}${randomToken(32)}`;
     const id = newId();
     // ★: judged again under the lock with the factors the account has then.
-    await this.accounts.apply(userId, ctx.now, { actingSession: session, voidsSetups: false, fresh: { session: session.facts }, run: async (trx) => {
-      if ((await this.store.countForUser(trx, userId)) >= MAX_TOKENS_PER_ACCOUNT) {
-        throw new InvalidRequestError(`An account can hold at most ${MAX_TOKENS_PER_ACCOUNT} tokens; delete some first.`, [
-          { path: 'name', message: 'too many tokens' },
-        ]);
-      }
-      await this.store.insert(trx, {
-        id,
-        user_id: userId,
-        name: input.name,
-        token_hash: hashToken(token),
-        scopes: JSON.stringify(scopes),
-        created_at: ctx.now,
-        last_used_at: null,
-      });
-      await this.log.record('token.created', userId, ctx, { tokenId: id, name: input.name, scopes }, trx);
-    } });
+    await this.accounts.apply(userId, ctx.now, {
+      actingSession: session,
+      voidsSetups: false,
+      fresh: { session: session.facts },
+      run: async (trx) => {
+        if ((await this.store.countForUser(trx, userId)) >= MAX_TOKENS_PER_ACCOUNT) {
+          throw new InvalidRequestError(`An account can hold at most ${MAX_TOKENS_PER_ACCOUNT} tokens; delete some first.`, [
+            { path: 'name', message: 'too many tokens' },
+          ]);
+        }
+        await this.store.insert(trx, {
+          id,
+          user_id: userId,
+          name: input.name,
+          token_hash: hashToken(token),
+          scopes: JSON.stringify(scopes),
+          created_at: ctx.now,
+          last_used_at: null,
+        });
+        await this.log.record('token.created', userId, ctx, { tokenId: id, name: input.name, scopes }, trx);
+      },
+    });
     return { id, token, scopes };
   }
 
   async list(userId: string): Promise<ApiTokenView[]> {
     const rows = await this.store.listForUser(userId);
-    return rows.map((r) => ({ id: r.id, name: r.name, scopes: parseScopes(r.scopes, this.scopes), createdAt: iso(r.created_at)!, lastUsedAt: iso(r.last_used_at) }));
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      scopes: parseScopes(r.scopes, this.scopes),
+      createdAt: iso(r.created_at)!,
+      lastUsedAt: iso(r.last_used_at),
+    }));
   }
 
   /** Another account's token is indistinguishable from no token: 404. */

@@ -2,12 +2,7 @@
  * Sign-up, login, second-factor verification, step-up, re-authentication and logout.
  * Every path that establishes or raises a session goes through the core state machine.
  */
-import {
-  EmailTakenError,
-  InvalidCredentialsError,
-  NoPendingAuthenticationError,
-  TooManyAttemptsError,
-} from '../core/errors.js';
+import { EmailTakenError, InvalidCredentialsError, NoPendingAuthenticationError, TooManyAttemptsError } from '../core/errors.js';
 import { normaliseEmail, requireEmail } from '../core/email.js';
 import { completeSecondFactor, recordPassword, startSession, type FirstFactor } from '../core/session-state.js';
 import type { UserStore } from '../store/users.js';
@@ -61,10 +56,7 @@ export class AuthService {
     private readonly deviceTrust: DeviceTrust = trustNothing,
   ) {}
 
-  async signup(
-    input: { email: string; password: string; transport: SessionTransport },
-    ctx: RequestContext,
-  ): Promise<LoginResult> {
+  async signup(input: { email: string; password: string; transport: SessionTransport }, ctx: RequestContext): Promise<LoginResult> {
     // The one grammar (core/email.ts): the stored form is the only address mail ever goes to.
     const { address: email, key: emailNormalized } = requireEmail(input.email);
     assertAcceptablePassword(input.password);
@@ -94,7 +86,9 @@ export class AuthService {
     if (!byAccount.allowed) throw new TooManyAttemptsError(byAccount.retryAfterSeconds);
 
     try {
-      const valid = user ? await this.passwords.verify(user.password_hash, input.password) : await this.passwords.verifyDummy(input.password);
+      const valid = user
+        ? await this.passwords.verify(user.password_hash, input.password)
+        : await this.passwords.verifyDummy(input.password);
       if (!user || !valid) {
         if (user) await this.log.record('login.failed', user.id, ctx);
         await this.settleFailure(byAccount.attempt, user?.id ?? null, ctx);
@@ -150,9 +144,18 @@ export class AuthService {
 
   /** pending → full. */
   /** `response` is the WebAuthn assertion when `method` is `webauthn` (then `code` is unused). */
-  async verifySecondFactor(session: ActiveSession, method: CodeMethod, code: string, ctx: RequestContext, response?: unknown): Promise<IssuedSession> {
+  async verifySecondFactor(
+    session: ActiveSession,
+    method: CodeMethod,
+    code: string,
+    ctx: RequestContext,
+    response?: unknown,
+  ): Promise<IssuedSession> {
     if (session.facts.state !== 'pending') throw new NoPendingAuthenticationError();
-    const amr = await this.verifier.verify({ userId: session.userId, method, code, pendingSessionId: session.id, sessionId: session.id, response }, ctx);
+    const amr = await this.verifier.verify(
+      { userId: session.userId, method, code, pendingSessionId: session.id, sessionId: session.id, response },
+      ctx,
+    );
     const next = completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times);
     const issued = await this.sessions.advance(session, next);
     await this.log.record('mfa.verified', session.userId, ctx, { method });

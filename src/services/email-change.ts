@@ -59,7 +59,11 @@ export class EmailChangeService {
    * be current then, so a concurrent password reset (which voids open changes) cannot be
    * outlived by a change requested from a session it revoked.
    */
-  async request(session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash' | 'facts'>, newEmail: string, ctx: RequestContext): Promise<EmailAddress> {
+  async request(
+    session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash' | 'facts'>,
+    newEmail: string,
+    ctx: RequestContext,
+  ): Promise<EmailAddress> {
     const userId = session.userId;
     const parsed = requireEmail(newEmail);
     const { address: email, key: normalized } = parsed;
@@ -77,63 +81,74 @@ export class EmailChangeService {
     const cancelLink = `${this.publicUrl()}/cancel-email-change?token=${cancelToken}`;
     const changeId = newId();
     // ★: judged again under the lock with the factors the account has then.
-    await this.accounts.apply(userId, ctx.now, { actingSession: session, voidsSetups: false, fresh: { session: session.facts }, run: async (trx) => {
-      // Only the newest request can be confirmed.
-      await this.changes.voidOpen(trx, userId, ctx.now);
-      await this.changes.insert(trx, {
-        id: changeId,
-        user_id: userId,
-        new_email: email,
-        token_hash: hashToken(token),
-        created_at: ctx.now,
-        expires_at: ctx.now + EMAIL_CHANGE_TTL_MS,
-        used_at: null,
-      });
-      await this.cancels.insert(trx, {
-        id: newId(),
-        user_id: userId,
-        change_id: changeId,
-        session_id: session.id,
-        token_hash: hashToken(cancelToken),
-        created_at: ctx.now,
-        expires_at: ctx.now + EMAIL_CHANGE_TTL_MS,
-        used_at: null,
-      });
-      // The notification listener mails this to the current (old) address; the cancel link
-      // rides along in memory only (symbol key), never in the stored event.
-      await this.log.record('account.email_change_requested', userId, ctx, { to: email, [MAIL_LINK]: cancelLink } as Record<string, unknown>, trx);
-      await this.outbox.enqueue(
-        trx,
-        {
+    await this.accounts.apply(userId, ctx.now, {
+      actingSession: session,
+      voidsSetups: false,
+      fresh: { session: session.facts },
+      run: async (trx) => {
+        // Only the newest request can be confirmed.
+        await this.changes.voidOpen(trx, userId, ctx.now);
+        await this.changes.insert(trx, {
+          id: changeId,
+          user_id: userId,
+          new_email: email,
+          token_hash: hashToken(token),
+          created_at: ctx.now,
+          expires_at: ctx.now + EMAIL_CHANGE_TTL_MS,
+          used_at: null,
+        });
+        await this.cancels.insert(trx, {
+          id: newId(),
+          user_id: userId,
+          change_id: changeId,
+          session_id: session.id,
+          token_hash: hashToken(cancelToken),
+          created_at: ctx.now,
+          expires_at: ctx.now + EMAIL_CHANGE_TTL_MS,
+          used_at: null,
+        });
+        // The notification listener mails this to the current (old) address; the cancel link
+        // rides along in memory only (symbol key), never in the stored event.
+        await this.log.record(
+          'account.email_change_requested',
           userId,
-          eventType: EMAIL_CONFIRMATION_MAIL,
-          to: email,
-          subject: 'Gatehouse: confirm your new e-mail address',
-          text: [
-            'Hello,',
-            '',
-            `Someone asked to use this address (${email}) for a Gatehouse account`,
-            `that now uses ${user.email}.`,
-            '',
-            'To confirm, open this link. It works once, for 24 hours:',
-            '',
-            link,
-            '',
-            `When:    ${new Date(ctx.now).toUTCString().replace('GMT', 'UTC')}`,
-            `From IP: ${ctx.ip}`,
-            `Browser: ${ctx.userAgent.replace(/[\p{Cc}\p{Cf}]/gu, ' ').slice(0, 200) || 'unknown'}`,
-            '',
-            'If you did not ask for this, ignore this message: nothing changes',
-            'unless the link is opened. The current address has been told as well.',
-            '',
-            '-- ',
-            `Gatehouse, ${this.publicUrl()}`,
-            '',
-          ].join('\n'),
-        },
-        ctx.now,
-      );
-    } });
+          ctx,
+          { to: email, [MAIL_LINK]: cancelLink } as Record<string, unknown>,
+          trx,
+        );
+        await this.outbox.enqueue(
+          trx,
+          {
+            userId,
+            eventType: EMAIL_CONFIRMATION_MAIL,
+            to: email,
+            subject: 'Gatehouse: confirm your new e-mail address',
+            text: [
+              'Hello,',
+              '',
+              `Someone asked to use this address (${email}) for a Gatehouse account`,
+              `that now uses ${user.email}.`,
+              '',
+              'To confirm, open this link. It works once, for 24 hours:',
+              '',
+              link,
+              '',
+              `When:    ${new Date(ctx.now).toUTCString().replace('GMT', 'UTC')}`,
+              `From IP: ${ctx.ip}`,
+              `Browser: ${ctx.userAgent.replace(/[\p{Cc}\p{Cf}]/gu, ' ').slice(0, 200) || 'unknown'}`,
+              '',
+              'If you did not ask for this, ignore this message: nothing changes',
+              'unless the link is opened. The current address has been told as well.',
+              '',
+              '-- ',
+              `Gatehouse, ${this.publicUrl()}`,
+              '',
+            ].join('\n'),
+          },
+          ctx.now,
+        );
+      },
+    });
     return parsed;
   }
 
@@ -144,21 +159,33 @@ export class EmailChangeService {
     if (!usable) throw new InvalidTokenError();
     try {
       // A security change (the recovery address): under the account lock, voiding set-ups.
-      return await this.accounts.apply(usable.user_id, ctx.now, { voidsSetups: true, run: async (trx) => {
-        const change = await this.changes.consume(trx, tokenHash, ctx.now);
-        if (!change || change.user_id !== usable.user_id) throw new InvalidTokenError();
-        const user = await trx.selectFrom('users').select(['id', 'email']).where('id', '=', change.user_id).executeTakeFirst();
-        if (!user) throw new InvalidTokenError();
-        const normalized = normaliseEmail(change.new_email);
-        const taken = await trx.selectFrom('users').select('id').where('email_normalized', '=', normalized).where('id', '!=', user.id).executeTakeFirst();
-        if (taken) throw new EmailTakenError();
-        await trx.updateTable('users').set({ email: change.new_email, email_normalized: normalized, updated_at: ctx.now }).where('id', '=', user.id).execute();
-        await this.changes.voidOpen(trx, user.id, ctx.now);
-        // Reset links already mailed to the old address must not outlive its control of the account.
-        await this.resets.voidOpen(trx, user.id, ctx.now);
-        await this.log.record('account.email_changed', user.id, ctx, { from: user.email, to: change.new_email }, trx);
-        return { email: change.new_email };
-      } });
+      return await this.accounts.apply(usable.user_id, ctx.now, {
+        voidsSetups: true,
+        run: async (trx) => {
+          const change = await this.changes.consume(trx, tokenHash, ctx.now);
+          if (!change || change.user_id !== usable.user_id) throw new InvalidTokenError();
+          const user = await trx.selectFrom('users').select(['id', 'email']).where('id', '=', change.user_id).executeTakeFirst();
+          if (!user) throw new InvalidTokenError();
+          const normalized = normaliseEmail(change.new_email);
+          const taken = await trx
+            .selectFrom('users')
+            .select('id')
+            .where('email_normalized', '=', normalized)
+            .where('id', '!=', user.id)
+            .executeTakeFirst();
+          if (taken) throw new EmailTakenError();
+          await trx
+            .updateTable('users')
+            .set({ email: change.new_email, email_normalized: normalized, updated_at: ctx.now })
+            .where('id', '=', user.id)
+            .execute();
+          await this.changes.voidOpen(trx, user.id, ctx.now);
+          // Reset links already mailed to the old address must not outlive its control of the account.
+          await this.resets.voidOpen(trx, user.id, ctx.now);
+          await this.log.record('account.email_changed', user.id, ctx, { from: user.email, to: change.new_email }, trx);
+          return { email: change.new_email };
+        },
+      });
     } catch (err) {
       if (err instanceof AccountGoneError) throw new InvalidTokenError();
       if (isUniqueViolation(err)) throw new EmailTakenError();
@@ -179,21 +206,30 @@ export class EmailChangeService {
     if (!usable) throw new InvalidTokenError();
     // Under the account lock: a cancel and a confirmation (or a password change) of the
     // same account run one after the other, never interleaved.
-    const result = await this.accounts.apply(usable.user_id, ctx.now, { voidsSetups: false, run: async (trx) => {
-      const row = await this.cancels.consume(trx, tokenHash, ctx.now);
-      if (!row || row.user_id !== usable.user_id) throw new InvalidTokenError();
-      const voided = await this.changes.voidOne(trx, row.change_id, ctx.now);
-      let sessionRevoked = false;
-      if (row.session_id) {
-        const deleted = await trx.deleteFrom('sessions').where('id', '=', row.session_id).where('user_id', '=', row.user_id).executeTakeFirst();
-        sessionRevoked = Number(deleted.numDeletedRows) > 0;
-      }
-      await this.log.record('account.email_change_cancelled', row.user_id, ctx, { changeVoided: voided, sessionRevoked }, trx);
-      return { userId: row.user_id, sessionId: row.session_id, voided, sessionRevoked };
-    } }).catch((err: unknown) => {
-      if (err instanceof AccountGoneError) throw new InvalidTokenError();
-      throw err;
-    });
+    const result = await this.accounts
+      .apply(usable.user_id, ctx.now, {
+        voidsSetups: false,
+        run: async (trx) => {
+          const row = await this.cancels.consume(trx, tokenHash, ctx.now);
+          if (!row || row.user_id !== usable.user_id) throw new InvalidTokenError();
+          const voided = await this.changes.voidOne(trx, row.change_id, ctx.now);
+          let sessionRevoked = false;
+          if (row.session_id) {
+            const deleted = await trx
+              .deleteFrom('sessions')
+              .where('id', '=', row.session_id)
+              .where('user_id', '=', row.user_id)
+              .executeTakeFirst();
+            sessionRevoked = Number(deleted.numDeletedRows) > 0;
+          }
+          await this.log.record('account.email_change_cancelled', row.user_id, ctx, { changeVoided: voided, sessionRevoked }, trx);
+          return { userId: row.user_id, sessionId: row.session_id, voided, sessionRevoked };
+        },
+      })
+      .catch((err: unknown) => {
+        if (err instanceof AccountGoneError) throw new InvalidTokenError();
+        throw err;
+      });
     if (result.sessionId) await this.afterSessionRevoked(result.sessionId);
     return { status: result.voided ? 'email_change_cancelled' : 'change_not_pending', sessionRevoked: result.sessionRevoked };
   }

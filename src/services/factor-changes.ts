@@ -103,7 +103,12 @@ export async function removeFactor(
     actingSession: session,
     voidsSetups: true,
     run: async (trx) => {
-      const factor = await trx.selectFrom('factors').select('type').where('id', '=', factorId).where('user_id', '=', session.userId).executeTakeFirst();
+      const factor = await trx
+        .selectFrom('factors')
+        .select('type')
+        .where('id', '=', factorId)
+        .where('user_id', '=', session.userId)
+        .executeTakeFirst();
       if (!factor || factor.type !== type) throw new NotFoundError('No such factor.');
       await beforeDelete?.(trx);
       if (!(await deps.factors.delete(trx, session.userId, factorId))) throw new NotFoundError('No such factor.');

@@ -115,7 +115,12 @@ export interface ResolvedSecretKey {
  * `gatehouse keygen` prints), base64, or hex (64+ characters).
  */
 export function keyStrengthProblem(key: string): string | null {
-  const bytes = /^[0-9a-fA-F]+$/.test(key) && key.length % 2 === 0 ? key.length / 2 : /^[A-Za-z0-9_+/-]+={0,2}$/.test(key) ? Math.floor((key.replace(/=+$/, '').length * 6) / 8) : 0;
+  const bytes =
+    /^[0-9a-fA-F]+$/.test(key) && key.length % 2 === 0
+      ? key.length / 2
+      : /^[A-Za-z0-9_+/-]+={0,2}$/.test(key)
+        ? Math.floor((key.replace(/=+$/, '').length * 6) / 8)
+        : 0;
   return bytes >= 32 ? null : 'must be at least 256 bits of random data, base64url, base64 or hex (run `gatehouse keygen` for one)';
 }
 

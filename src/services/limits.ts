@@ -12,13 +12,7 @@
  */
 import type { Redis } from 'ioredis';
 import { sql, type Kysely } from 'kysely';
-import {
-  RateLimiterPostgres,
-  RateLimiterRedis,
-  RateLimiterRes,
-  RateLimiterSQLite,
-  type RateLimiterAbstract,
-} from 'rate-limiter-flexible';
+import { RateLimiterPostgres, RateLimiterRedis, RateLimiterRes, RateLimiterSQLite, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { DatabaseHandle } from '../store/database.js';
 
 export interface LimitSpec {
@@ -216,12 +210,20 @@ export class SqlFailureStore implements FailureStore {
         AND ${failures} + (CASE WHEN ${abandoned} THEN 0 ELSE inflight END) < ${spec.points}
       RETURNING generation`.execute(this.db);
     if (rows[0]) return { kind: 'reserved', generation: Number(rows[0].generation) };
-    const { rows: state } = await sql<{ locked_until: number | null }>`SELECT locked_until FROM attempt_counters WHERE id = ${key}`.execute(this.db);
+    const { rows: state } = await sql<{ locked_until: number | null }>`SELECT locked_until FROM attempt_counters WHERE id = ${key}`.execute(
+      this.db,
+    );
     const until = state[0]?.locked_until == null ? null : Number(state[0].locked_until);
     return until !== null && until > now ? { kind: 'locked', until } : { kind: 'full' };
   }
 
-  async settle(rawKey: string, generation: number, outcome: 'success' | 'failure' | 'release', now: number, spec: LimitSpec): Promise<number> {
+  async settle(
+    rawKey: string,
+    generation: number,
+    outcome: 'success' | 'failure' | 'release',
+    now: number,
+    spec: LimitSpec,
+  ): Promise<number> {
     const key = `${this.prefix}:${rawKey}`;
     // A reservation from before an "abandoned" reset no longer occupies a place.
     const inflight = sql`CASE WHEN generation = ${generation} AND inflight > 0 THEN inflight - 1 ELSE inflight END`;
@@ -230,7 +232,9 @@ export class SqlFailureStore implements FailureStore {
       return 0;
     }
     if (outcome === 'success') {
-      await sql`UPDATE attempt_counters SET inflight = ${inflight}, failures = 0, last_failure_at = NULL WHERE id = ${key}`.execute(this.db);
+      await sql`UPDATE attempt_counters SET inflight = ${inflight}, failures = 0, last_failure_at = NULL WHERE id = ${key}`.execute(
+        this.db,
+      );
       return 0;
     }
     const { rows } = await sql<{ failures: number }>`
@@ -245,7 +249,9 @@ export class SqlFailureStore implements FailureStore {
   }
 
   async clear(rawKey: string): Promise<void> {
-    await sql`UPDATE attempt_counters SET failures = 0, last_failure_at = NULL, locked_until = NULL WHERE id = ${`${this.prefix}:${rawKey}`}`.execute(this.db);
+    await sql`UPDATE attempt_counters SET failures = 0, last_failure_at = NULL, locked_until = NULL WHERE id = ${`${this.prefix}:${rawKey}`}`.execute(
+      this.db,
+    );
   }
 }
 
@@ -304,8 +310,14 @@ export class RedisFailureStore implements FailureStore {
 
   async tryReserve(key: string, now: number, spec: LimitSpec): Promise<TryReserve> {
     const [kind, value] = (await this.client.eval(
-      REDIS_RESERVE, 1, this.keyOf(key),
-      now, now - spec.windowSeconds * 1000, spec.points, RESERVATION_TTL_MS, this.keepMs(spec),
+      REDIS_RESERVE,
+      1,
+      this.keyOf(key),
+      now,
+      now - spec.windowSeconds * 1000,
+      spec.points,
+      RESERVATION_TTL_MS,
+      this.keepMs(spec),
     )) as [number, string];
     if (kind === 1) return { kind: 'reserved', generation: Number(value) };
     if (kind === 2) return { kind: 'locked', until: Number(value) };
@@ -314,8 +326,15 @@ export class RedisFailureStore implements FailureStore {
 
   async settle(key: string, generation: number, outcome: 'success' | 'failure' | 'release', now: number, spec: LimitSpec): Promise<number> {
     const failures = await this.client.eval(
-      REDIS_SETTLE, 1, this.keyOf(key),
-      generation, outcome, now, spec.points, now + spec.blockSeconds * 1000, this.keepMs(spec),
+      REDIS_SETTLE,
+      1,
+      this.keyOf(key),
+      generation,
+      outcome,
+      now,
+      spec.points,
+      now + spec.blockSeconds * 1000,
+      this.keepMs(spec),
     );
     return Number(failures);
   }
@@ -330,9 +349,7 @@ export function createFailureLimiter(backend: LimiterBackend, name: string, spec
   return new FailureLimiter(store, spec);
 }
 
-export type LimiterBackend =
-  | { kind: 'database'; handle: DatabaseHandle }
-  | { kind: 'redis'; client: Redis };
+export type LimiterBackend = { kind: 'database'; handle: DatabaseHandle } | { kind: 'redis'; client: Redis };
 
 export async function createLimiter(backend: LimiterBackend, name: string, spec: LimitSpec): Promise<AttemptLimiter> {
   const common = {

@@ -109,25 +109,27 @@ export class PasswordResetService {
     const passwordHash = await this.passwords.hash(password);
     // Under the account lock: sessions, remember-me tokens, trusted devices (whatever is
     // registered) and open links go in the same transaction as the new password.
-    const user = await this.accounts.apply(usable.user_id, ctx.now, {
-      voidsSetups: true,
-      run: async (trx) => {
-        const used = await this.resets.consume(trx, tokenHash, ctx.now);
-        if (!used || used.user_id !== usable.user_id) throw new InvalidTokenError();
-        const row = await trx.selectFrom('users').select(['id', 'email_normalized']).where('id', '=', used.user_id).executeTakeFirst();
-        if (!row) throw new InvalidTokenError();
-        await this.users.updatePasswordHash(row.id, passwordHash, ctx.now, trx);
-        await this.revokeAccountAccess(row.id, undefined, trx);
-        await this.revokeApiTokens(row.id, ctx, trx);
-        await this.log.record('account.password_changed', row.id, ctx, { via: 'reset' }, trx);
-        await this.log.record('password_reset.completed', row.id, ctx, {}, trx);
-        return row;
-      },
-    }).catch((err: unknown) => {
-      // The account went away between the look-up and the lock: the link is as good as unknown.
-      if (err instanceof AccountGoneError) throw new InvalidTokenError();
-      throw err;
-    });
+    const user = await this.accounts
+      .apply(usable.user_id, ctx.now, {
+        voidsSetups: true,
+        run: async (trx) => {
+          const used = await this.resets.consume(trx, tokenHash, ctx.now);
+          if (!used || used.user_id !== usable.user_id) throw new InvalidTokenError();
+          const row = await trx.selectFrom('users').select(['id', 'email_normalized']).where('id', '=', used.user_id).executeTakeFirst();
+          if (!row) throw new InvalidTokenError();
+          await this.users.updatePasswordHash(row.id, passwordHash, ctx.now, trx);
+          await this.revokeAccountAccess(row.id, undefined, trx);
+          await this.revokeApiTokens(row.id, ctx, trx);
+          await this.log.record('account.password_changed', row.id, ctx, { via: 'reset' }, trx);
+          await this.log.record('password_reset.completed', row.id, ctx, {}, trx);
+          return row;
+        },
+      })
+      .catch((err: unknown) => {
+        // The account went away between the look-up and the lock: the link is as good as unknown.
+        if (err instanceof AccountGoneError) throw new InvalidTokenError();
+        throw err;
+      });
     // The owner proved control of the mailbox: earlier wrong passwords no longer count.
     await this.limits.passwordPerAccount.reset(user.email_normalized);
   }

@@ -92,6 +92,8 @@ export class PasswordHasher {
   needsRehash(passwordHash: string): boolean {
     const match = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(passwordHash);
     if (!match) return true;
-    return Number(match[1]) !== this.cost.memoryKiB || Number(match[2]) !== this.cost.iterations || Number(match[3]) !== this.cost.parallelism;
+    return (
+      Number(match[1]) !== this.cost.memoryKiB || Number(match[2]) !== this.cost.iterations || Number(match[3]) !== this.cost.parallelism
+    );
   }
 }

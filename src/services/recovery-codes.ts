@@ -1,10 +1,5 @@
 import crypto from 'node:crypto';
-import {
-  encodeRecoveryCode,
-  formatRecoveryCode,
-  normaliseRecoveryCode,
-  RECOVERY_CODE_COUNT,
-} from '../core/recovery-code-format.js';
+import { encodeRecoveryCode, formatRecoveryCode, normaliseRecoveryCode, RECOVERY_CODE_COUNT } from '../core/recovery-code-format.js';
 import type { KeyedHasher } from './keys.js';
 import { newId } from './keys.js';
 

@@ -61,9 +61,7 @@ export interface RestoredSession {
  * from elsewhere, not evidence), `unknown` (garbage, never issued, expired unused, or
  * purged) or `none` (no cookie).
  */
-export type Presented =
-  | { kind: 'none' | 'unknown' }
-  | { kind: 'live' | 'stale' | 'ended'; row: RememberTokenRow };
+export type Presented = { kind: 'none' | 'unknown' } | { kind: 'live' | 'stale' | 'ended'; row: RememberTokenRow };
 
 /** Reasons whose tokens the legitimate browser no longer holds: presenting one is evidence. */
 const EVIDENCE: ReadonlySet<string> = new Set<RevokeReason>(['replayed', 'logout', 'superseded']);
@@ -175,7 +173,14 @@ export class RememberMeService {
     const user = await this.users.findById(used.user_id);
     if (!user) return null;
     const factorMethods = JSON.parse(user.factor_methods) as string[];
-    const login = await this.auth.establish({ id: user.id, email: user.email }, factorMethods, { kind: 'remember_me' }, ctx, 'cookie', false);
+    const login = await this.auth.establish(
+      { id: user.id, email: user.email },
+      factorMethods,
+      { kind: 'remember_me' },
+      ctx,
+      'cookie',
+      false,
+    );
     await this.store.attachSession(successorId, login.session.id);
     // A replay may have revoked the chain while this session was being made: then the
     // session goes too. The session is attached before this read, and the replay reads

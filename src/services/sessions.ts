@@ -3,14 +3,7 @@
  * SHA-256; it is replaced whenever the session's assurance changes. This module turns
  * rows into `SessionFacts` for the state machine and back.
  */
-import {
-  isExpired,
-  needsTouch,
-  type AuthMethod,
-  type SessionFacts,
-  type SessionState,
-  type SessionTimes,
-} from '../core/session-state.js';
+import { isExpired, needsTouch, type AuthMethod, type SessionFacts, type SessionState, type SessionTimes } from '../core/session-state.js';
 import type { Transaction } from 'kysely';
 import { UnauthenticatedError } from '../core/errors.js';
 import type { Database } from '../store/schema.js';
@@ -145,16 +138,21 @@ export class SessionService {
    */
   async advance(session: ActiveSession, next: SessionFacts, trx?: Transaction<Database>): Promise<IssuedSession> {
     const token = randomToken();
-    const ok = await this.store.replace(session.id, session.tokenHash, {
-      token_hash: hashToken(token),
-      state: next.state,
-      amr: JSON.stringify(next.amr),
-      password_at: next.passwordAt,
-      mfa_at: next.mfaAt,
-      webauthn_at: next.webauthnAt ?? null,
-      expires_at: next.expiresAt,
-      last_seen_at: next.lastSeenAt,
-    }, trx);
+    const ok = await this.store.replace(
+      session.id,
+      session.tokenHash,
+      {
+        token_hash: hashToken(token),
+        state: next.state,
+        amr: JSON.stringify(next.amr),
+        password_at: next.passwordAt,
+        mfa_at: next.mfaAt,
+        webauthn_at: next.webauthnAt ?? null,
+        expires_at: next.expiresAt,
+        last_seen_at: next.lastSeenAt,
+      },
+      trx,
+    );
     // Someone else advanced (or revoked) this session first with the same token.
     if (!ok) throw new SessionReplacedError();
     return { id: session.id, token, facts: next };

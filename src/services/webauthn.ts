@@ -113,7 +113,13 @@ export class WebAuthnService {
 
   private async putChallenge(session: ActiveSession, purpose: ChallengePurpose, challenge: string, now: number): Promise<void> {
     await this.store.putChallenge(
-      { id: newId(), session_id: session.id, purpose, challenge_hash: hashToken(challenge), expires_at: now + CHALLENGE_TTL_SECONDS * 1000 },
+      {
+        id: newId(),
+        session_id: session.id,
+        purpose,
+        challenge_hash: hashToken(challenge),
+        expires_at: now + CHALLENGE_TTL_SECONDS * 1000,
+      },
       now,
     );
   }
@@ -172,7 +178,10 @@ export class WebAuthnService {
     label: string | null,
     ctx: RequestContext,
   ): Promise<ConfirmedFactor & { factorId: string; amr: AuthMethod[] }> {
-    const refused = () => new InvalidRequestError('The passkey could not be registered. Try again.', [{ path: 'response', message: 'not a valid registration' }]);
+    const refused = () =>
+      new InvalidRequestError('The passkey could not be registered. Try again.', [
+        { path: 'response', message: 'not a valid registration' },
+      ]);
     const setup = await this.changes.setups.findLive(session.id, 'webauthn', ctx.now);
     if (!setup?.challenge_hash) throw new NoPendingSetupError();
     if (!isObject(response) || typeof response.id !== 'string') throw refused();
@@ -296,7 +305,8 @@ export class WebAuthnService {
 
   /** Removes a passkey (always a confirmed factor) and its credential. */
   async remove(session: ActiveSession, factorId: string, ctx: RequestContext): Promise<void> {
-    await removeFactor(this.changes, session, factorId, 'webauthn', ctx, (trx) => this.store.deleteForFactor(trx, session.userId, factorId));
+    await removeFactor(this.changes, session, factorId, 'webauthn', ctx, (trx) =>
+      this.store.deleteForFactor(trx, session.userId, factorId),
+    );
   }
-
 }

@@ -30,7 +30,10 @@ class MailedTokenStore<T extends MailedTokenTable, Row extends Selectable<Databa
   }
 
   async insert(trx: Db, row: Row): Promise<void> {
-    await (trx as Kysely<Database>).insertInto(this.table).values(row as never).execute();
+    await (trx as Kysely<Database>)
+      .insertInto(this.table)
+      .values(row as never)
+      .execute();
   }
 
   /**

@@ -31,7 +31,11 @@ export class ApiTokenStore {
   }
 
   async countForUser(trx: Transaction<Database> | Kysely<Database>, userId: string): Promise<number> {
-    const row = await trx.selectFrom('api_tokens').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).executeTakeFirstOrThrow();
+    const row = await trx
+      .selectFrom('api_tokens')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('user_id', '=', userId)
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   }
 

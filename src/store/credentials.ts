@@ -122,7 +122,12 @@ export class RememberTokenStore {
     return rows.map((r) => r.family_id);
   }
 
-  async revokeAllForUser(userId: string, now: number, reason: RevokeReason, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<void> {
+  async revokeAllForUser(
+    userId: string,
+    now: number,
+    reason: RevokeReason,
+    trx: Transaction<Database> | Kysely<Database> = this.db,
+  ): Promise<void> {
     await trx
       .updateTable('remember_tokens')
       .set({ revoked_at: now, revoked_reason: reason })

@@ -27,7 +27,10 @@ export async function databaseAnswers(handle: DatabaseHandle, timeoutMs = 2_000)
   }
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-  const query = handle.pool.query('SELECT 1').then(() => true as const, () => false as const);
+  const query = handle.pool.query('SELECT 1').then(
+    () => true as const,
+    () => false as const,
+  );
   try {
     return await Promise.race([query, timeout]);
   } finally {
@@ -52,7 +55,9 @@ export async function openDatabase(url: string, options: DatabaseOptions = {}): 
   // PostgreSQL, pin them to the connection's schema (search_path), so several deployments
   // (or test runs) in one database, each in its own schema, never see each other's.
   const schema =
-    handle.kind === 'postgres' ? ((await handle.pool.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? undefined) : undefined;
+    handle.kind === 'postgres'
+      ? ((await handle.pool.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? undefined)
+      : undefined;
   await migrate(handle.db, schema);
   return handle;
 }

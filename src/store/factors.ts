@@ -10,12 +10,7 @@ export class FactorStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   listConfirmed(userId: string): Promise<FactorRow[]> {
-    return this.db
-      .selectFrom('factors')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .orderBy('created_at', 'asc')
-      .execute();
+    return this.db.selectFrom('factors').selectAll().where('user_id', '=', userId).orderBy('created_at', 'asc').execute();
   }
 
   findForUser(userId: string, id: string): Promise<FactorRow | undefined> {
@@ -53,7 +48,11 @@ export class FactorStore {
    */
   async refreshFactorMethods(trx: Transaction<Database>, userId: string, now: number): Promise<string[]> {
     const methods = await this.methodsOf(trx, userId);
-    await trx.updateTable('users').set({ factor_methods: JSON.stringify(methods), updated_at: now }).where('id', '=', userId).execute();
+    await trx
+      .updateTable('users')
+      .set({ factor_methods: JSON.stringify(methods), updated_at: now })
+      .where('id', '=', userId)
+      .execute();
     return methods;
   }
 
@@ -63,14 +62,18 @@ export class FactorStore {
     const types = rows.map((r) => r.type).sort();
     return types.length ? [...types, 'recovery_code'] : [];
   }
-
 }
 
 export class RecoveryCodeStore {
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Replaces all codes of the account with new ones (hashes only). */
-  async replaceAll(trx: Transaction<Database> | Kysely<Database>, userId: string, rows: { id: string; code_hash: string }[], now: number): Promise<void> {
+  async replaceAll(
+    trx: Transaction<Database> | Kysely<Database>,
+    userId: string,
+    rows: { id: string; code_hash: string }[],
+    now: number,
+  ): Promise<void> {
     await trx.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
     await trx
       .insertInto('recovery_codes')

@@ -42,7 +42,11 @@ export class MailOutboxStore {
 
   /** Sent: the body (which may hold a link token) is dropped. */
   async markSent(id: string, now: number): Promise<void> {
-    await this.db.updateTable('mail_outbox').set({ status: 'sent', sent_at: now, body_enc: '', last_error: null }).where('id', '=', id).execute();
+    await this.db
+      .updateTable('mail_outbox')
+      .set({ status: 'sent', sent_at: now, body_enc: '', last_error: null })
+      .where('id', '=', id)
+      .execute();
   }
 
   async reschedule(id: string, nextAttemptAt: number, error: string): Promise<void> {
@@ -55,12 +59,20 @@ export class MailOutboxStore {
   }
 
   async markFailed(id: string, error: string): Promise<void> {
-    await this.db.updateTable('mail_outbox').set({ status: 'failed', body_enc: '', last_error: error.slice(0, 500) }).where('id', '=', id).execute();
+    await this.db
+      .updateTable('mail_outbox')
+      .set({ status: 'failed', body_enc: '', last_error: error.slice(0, 500) })
+      .where('id', '=', id)
+      .execute();
   }
 
   /** Deletes the sent messages (their bodies are already gone) sent at or before `sentBefore`; the number deleted. */
   async deleteSent(sentBefore: number): Promise<number> {
-    const result = await this.db.deleteFrom('mail_outbox').where('status', '=', 'sent').where('sent_at', '<=', sentBefore).executeTakeFirst();
+    const result = await this.db
+      .deleteFrom('mail_outbox')
+      .where('status', '=', 'sent')
+      .where('sent_at', '<=', sentBefore)
+      .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 

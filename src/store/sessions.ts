@@ -31,7 +31,9 @@ export class SessionStore {
   async replace(
     id: string,
     expectedTokenHash: string,
-    changes: Partial<Pick<SessionRow, 'token_hash' | 'state' | 'amr' | 'password_at' | 'mfa_at' | 'expires_at' | 'last_seen_at' | 'webauthn_at'>>,
+    changes: Partial<
+      Pick<SessionRow, 'token_hash' | 'state' | 'amr' | 'password_at' | 'mfa_at' | 'expires_at' | 'last_seen_at' | 'webauthn_at'>
+    >,
     trx: Transaction<Database> | Kysely<Database> = this.db,
   ): Promise<boolean> {
     const result = await trx

@@ -22,7 +22,12 @@ export class UserStore {
     return Number(result.numInsertedOrUpdatedRows ?? 0n) === 1;
   }
 
-  async updatePasswordHash(id: string, passwordHash: string, now: number, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<void> {
+  async updatePasswordHash(
+    id: string,
+    passwordHash: string,
+    now: number,
+    trx: Transaction<Database> | Kysely<Database> = this.db,
+  ): Promise<void> {
     await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id).execute();
   }
 

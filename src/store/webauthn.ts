@@ -30,7 +30,11 @@ export class WebAuthnStore {
   }
 
   async credentialIdTaken(credentialId: string): Promise<boolean> {
-    const row = await this.db.selectFrom('webauthn_credentials').select('factor_id').where('credential_id', '=', credentialId).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('webauthn_credentials')
+      .select('factor_id')
+      .where('credential_id', '=', credentialId)
+      .executeTakeFirst();
     return row !== undefined;
   }
 
@@ -42,7 +46,11 @@ export class WebAuthnStore {
    * Records a successful use. The counter only moves if nobody moved it since we read it,
    * so two parallel assertions with the same counter cannot both win.
    */
-  async recordUse(factorId: string, expectedCounter: number, update: { counter: number; backedUp: boolean; now: number }): Promise<boolean> {
+  async recordUse(
+    factorId: string,
+    expectedCounter: number,
+    update: { counter: number; backedUp: boolean; now: number },
+  ): Promise<boolean> {
     const result = await this.db
       .updateTable('webauthn_credentials')
       .set({ counter: update.counter, backed_up: update.backedUp ? 1 : 0, last_used_at: update.now })
@@ -61,13 +69,21 @@ export class WebAuthnStore {
   }
 
   /** One live challenge per session and purpose: a new one replaces the old. */
-  async putChallenge(row: { id: string; session_id: string; purpose: string; challenge_hash: string; expires_at: number }, now: number): Promise<void> {
+  async putChallenge(
+    row: { id: string; session_id: string; purpose: string; challenge_hash: string; expires_at: number },
+    now: number,
+  ): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       await trx
         .deleteFrom('webauthn_challenges')
-        .where((eb) => eb.or([eb.and([eb('session_id', '=', row.session_id), eb('purpose', '=', row.purpose)]), eb('expires_at', '<', now)]))
+        .where((eb) =>
+          eb.or([eb.and([eb('session_id', '=', row.session_id), eb('purpose', '=', row.purpose)]), eb('expires_at', '<', now)]),
+        )
         .execute();
-      await trx.insertInto('webauthn_challenges').values({ ...row, used_at: null }).execute();
+      await trx
+        .insertInto('webauthn_challenges')
+        .values({ ...row, used_at: null })
+        .execute();
     });
   }
 

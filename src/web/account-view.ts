@@ -20,21 +20,23 @@ export function accountSections(v: { email: string; csrf: string; state: Account
   const p = v.state.password;
   const pwError = (name: PasswordField) => (p?.errorField === name ? p.error : null);
   return html`<section class="card" aria-labelledby="h-email">
-<h2 id="h-email">Email address</h2>
-<p>You sign in with <strong>${displayEmail(v.email)}</strong>.</p>
-<form method="post" action="/settings/email" novalidate>${csrfField(v.csrf)}
-${field({ name: 'email', label: 'New email address', type: 'email', autocomplete: 'email', maxlength: 320, value: e?.value ?? '', hint: 'We send a link to the new address; your address changes when you open it.', error: e?.error ?? null })}
-<button type="submit" class="secondary">Change email address</button>
-</form>
-</section>
-<section class="card" aria-labelledby="h-password">
-<h2 id="h-password">Password</h2>
-<form method="post" action="/settings/password" novalidate>${csrfField(v.csrf)}
-<input type="email" name="username" autocomplete="username" value="${v.email}" hidden readonly>
-${field({ name: 'currentPassword', label: 'Current password', type: 'password', autocomplete: 'current-password', autofocus: Boolean(p?.focus), error: pwError('currentPassword') })}
-${field({ name: 'newPassword', label: 'New password', type: 'password', autocomplete: 'new-password', hint: 'At least 8 characters. Long passphrases are best; common passwords are refused. Your other sessions are signed out.', error: pwError('newPassword') })}
-${field({ name: 'confirmPassword', label: 'New password again', type: 'password', autocomplete: 'new-password', error: pwError('confirmPassword') })}
-<button type="submit" class="secondary">Change password</button>
-</form>
-</section>`;
+      <h2 id="h-email">Email address</h2>
+      <p>You sign in with <strong>${displayEmail(v.email)}</strong>.</p>
+      <form method="post" action="/settings/email" novalidate>
+        ${csrfField(v.csrf)}
+        ${field({ name: 'email', label: 'New email address', type: 'email', autocomplete: 'email', maxlength: 320, value: e?.value ?? '', hint: 'We send a link to the new address; your address changes when you open it.', error: e?.error ?? null })}
+        <button type="submit" class="secondary">Change email address</button>
+      </form>
+    </section>
+    <section class="card" aria-labelledby="h-password">
+      <h2 id="h-password">Password</h2>
+      <form method="post" action="/settings/password" novalidate>
+        ${csrfField(v.csrf)}
+        <input type="email" name="username" autocomplete="username" value="${v.email}" hidden readonly />
+        ${field({ name: 'currentPassword', label: 'Current password', type: 'password', autocomplete: 'current-password', autofocus: Boolean(p?.focus), error: pwError('currentPassword') })}
+        ${field({ name: 'newPassword', label: 'New password', type: 'password', autocomplete: 'new-password', hint: 'At least 8 characters. Long passphrases are best; common passwords are refused. Your other sessions are signed out.', error: pwError('newPassword') })}
+        ${field({ name: 'confirmPassword', label: 'New password again', type: 'password', autocomplete: 'new-password', error: pwError('confirmPassword') })}
+        <button type="submit" class="secondary">Change password</button>
+      </form>
+    </section>`;
 }

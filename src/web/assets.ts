@@ -116,7 +116,8 @@ export function loadWebAuthnBrowserModules(): Map<string, string> {
     for (const entryName of fs.readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entryName.name);
       if (entryName.isDirectory()) walk(full);
-      else if (entryName.name.endsWith('.js')) files.set(path.relative(root, full).split(path.sep).join('/'), fs.readFileSync(full, 'utf8'));
+      else if (entryName.name.endsWith('.js'))
+        files.set(path.relative(root, full).split(path.sep).join('/'), fs.readFileSync(full, 'utf8'));
     }
   };
   walk(root);
@@ -127,7 +128,9 @@ export function loadWebAuthnBrowserModules(): Map<string, string> {
 export async function assetRoutes(app: FastifyInstance): Promise<void> {
   const modules = loadWebAuthnBrowserModules();
   const js = (reply: FastifyReply, body: string) => reply.type('text/javascript; charset=utf-8').send(body);
-  app.get('/assets/gatehouse.css', { config: requires({ session: 'none' }) }, async (_r, reply) => reply.type('text/css; charset=utf-8').send(STYLESHEET));
+  app.get('/assets/gatehouse.css', { config: requires({ session: 'none' }) }, async (_r, reply) =>
+    reply.type('text/css; charset=utf-8').send(STYLESHEET),
+  );
   app.get('/assets/gatehouse.js', { config: requires({ session: 'none' }) }, async (_r, reply) => js(reply, SCRIPT));
   app.get('/assets/simplewebauthn/*', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const file = modules.get((request.params as { '*': string })['*']);

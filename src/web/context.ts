@@ -14,9 +14,14 @@ export interface Web {
   tokens: FormTokens;
 }
 
-export const webContext = (gatehouse: Gatehouse, cookies: CookiePolicy): Web => ({ gatehouse, cookies, tokens: formTokens(gatehouse.keys.hasher) });
+export const webContext = (gatehouse: Gatehouse, cookies: CookiePolicy): Web => ({
+  gatehouse,
+  cookies,
+  tokens: formTokens(gatehouse.keys.hasher),
+});
 
-export const send = (reply: FastifyReply, status: number, shell: Shell) => reply.status(status).type('text/html; charset=utf-8').send(page(shell));
+export const send = (reply: FastifyReply, status: number, shell: Shell) =>
+  reply.status(status).type('text/html; charset=utf-8').send(page(shell));
 
 /** The request's cookie session, if the gate resolved one (public routes never do). */
 export const sessionOrNull = (request: FastifyRequest) => (request.principal.kind === 'session' ? request.principal.session : null);

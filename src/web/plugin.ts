@@ -70,7 +70,11 @@ export async function webPages(app: FastifyInstance, { gatehouse, cookies }: Web
 }
 
 const refused = (reply: FastifyReply) =>
-  send(reply, 403, { title: 'Request refused', error: 'This form came from another site or an old page. Go back, reload the page and try again.', body: html`<p><a href="/settings">Security settings</a></p>` });
+  send(reply, 403, {
+    title: 'Request refused',
+    error: 'This form came from another site or an old page. Go back, reload the page and try again.',
+    body: html`<p><a href="/settings">Security settings</a></p>`,
+  });
 
 /** Gate refusals and service errors as pages or redirects; anything unexpected is a logged 500 page. */
 async function pageForError(web: Web, error: unknown, request: FastifyRequest, reply: FastifyReply) {
@@ -95,16 +99,33 @@ async function pageForError(web: Web, error: unknown, request: FastifyRequest, r
       case 'too_many_attempts': {
         const retry = (error as TooManyAttemptsError).retryAfter;
         reply.header('Retry-After', String(retry));
-        return send(reply, 429, { title: 'Too many attempts', error: `${error.message} Try again in ${Math.ceil(retry / 60)} minute(s).`, body: html`<p><a href="/sign-in">Sign in</a></p>` });
+        return send(reply, 429, {
+          title: 'Too many attempts',
+          error: `${error.message} Try again in ${Math.ceil(retry / 60)} minute(s).`,
+          body: html`<p><a href="/sign-in">Sign in</a></p>`,
+        });
       }
       default:
-        return send(reply, error.status, { title: 'That did not work', user: userOf(web, request), error: error.message, body: html`<p><a href="/settings">Back</a></p>` });
+        return send(reply, error.status, {
+          title: 'That did not work',
+          user: userOf(web, request),
+          error: error.message,
+          body: html`<p><a href="/settings">Back</a></p>`,
+        });
     }
   }
   const status = (error as { statusCode?: number }).statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return send(reply, status, { title: 'That did not work', error: 'The form could not be read.', body: html`<p><a href="/">Start again</a></p>` });
+    return send(reply, status, {
+      title: 'That did not work',
+      error: 'The form could not be read.',
+      body: html`<p><a href="/">Start again</a></p>`,
+    });
   }
   request.log.error({ err: error }, 'page failed');
-  return send(reply, 500, { title: 'Something went wrong', error: 'Something went wrong on our side. Try again.', body: html`<p><a href="/">Start again</a></p>` });
+  return send(reply, 500, {
+    title: 'Something went wrong',
+    error: 'Something went wrong on our side. Try again.',
+    body: html`<p><a href="/">Start again</a></p>`,
+  });
 }

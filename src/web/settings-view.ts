@@ -63,65 +63,115 @@ const when = (iso: string | number | null | undefined) => {
 
 /** One row of a list: what it is (and a mark after it), details under it, and the button that ends it. */
 const item = (name: string, detail: Html, action: Html | null, mark: Html | null = null) =>
-  html`<li><span><strong>${name}</strong>${mark}<br><span class="muted">${detail}</span></span>${action}</li>`;
+  html`<li>
+    <span><strong>${name}</strong>${mark}<br /><span class="muted">${detail}</span></span
+    >${action}
+  </li>`;
 
 export function settingsView(d: SettingsData): Html {
   const { csrf } = d;
   const labels = new Map(d.passkeys.map((p) => [p.id, p]));
   const factorItems = d.mfa.factors.map((f) => {
     const pk = labels.get(f.id);
-    const name = pk ? `Passkey “${pk.label ?? 'Passkey'}”` : FACTOR_NAMES[f.type] ?? f.type;
-    const detail = pk ? html` · ${pk.backedUp ? 'synced' : 'this device only'}${pk.userVerified ? ' · with PIN or biometrics' : ''} · last used ${when(pk.lastUsedAt)}` : null;
-    return item(name, html`added ${when(f.createdAt)}${detail}`, postButton({ action: '/settings/factors/remove', csrf, fields: { factorId: f.id, type: f.type }, className: 'danger', ariaLabel: `Remove ${name}`, label: 'Remove' }));
+    const name = pk ? `Passkey “${pk.label ?? 'Passkey'}”` : (FACTOR_NAMES[f.type] ?? f.type);
+    const detail = pk
+      ? html` · ${pk.backedUp ? 'synced' : 'this device only'}${pk.userVerified ? ' · with PIN or biometrics' : ''} · last used
+        ${when(pk.lastUsedAt)}`
+      : null;
+    return item(
+      name,
+      html`added ${when(f.createdAt)}${detail}`,
+      postButton({
+        action: '/settings/factors/remove',
+        csrf,
+        fields: { factorId: f.id, type: f.type },
+        className: 'danger',
+        ariaLabel: `Remove ${name}`,
+        label: 'Remove',
+      }),
+    );
   });
   const hasTotp = d.mfa.factors.some((f) => f.type === 'totp');
-  return html`
-${accountSections({ email: d.email, csrf, state: d.account })}
-<section class="card" aria-labelledby="h-factors">
-<h2 id="h-factors">Second factors</h2>
-${factorItems.length ? html`<ul class="list">${factorItems}</ul>` : html`<p>You have no second factor. Add one so a stolen password is not enough to get in.</p>`}
-${hasTotp ? null : postButton({ action: '/settings/totp/setup', csrf, label: 'Add authenticator app' })}
-${postButton({ action: '/settings/passkeys/new', csrf, label: 'Add a passkey', className: hasTotp ? '' : 'secondary' })}
-</section>
-${d.mfa.factors.length
-  ? html`<section class="card" aria-labelledby="h-codes"><h2 id="h-codes">Recovery codes</h2>
-<p><strong id="codes-remaining">${d.mfa.recoveryCodesRemaining}</strong> of 10 unused recovery codes left.</p>
-${postButton({ action: '/settings/recovery-codes', csrf, label: 'Create new codes', className: 'secondary' })}
-<p class="hint">New codes replace all old ones.</p></section>`
-  : null}
-<section class="card" aria-labelledby="h-sessions">
-<h2 id="h-sessions">Where you’re signed in</h2>
-<ul class="list">${d.sessions.map((row) =>
-    item(
-      row.user_agent.slice(0, 80) || 'Unknown client',
-      html`${row.ip} · ${row.state === 'full' ? 'signed in' : 'waiting for second factor'} · since ${when(row.created_at)} · last seen ${when(row.last_seen_at)}`,
-      postButton({ action: '/settings/sessions/revoke', csrf, fields: { sessionId: row.id }, className: 'danger', ariaLabel: `Sign out ${row.id === d.sessionId ? 'this session' : `session from ${row.ip}`}`, label: 'Sign out' }),
-      row.id === d.sessionId ? html` <em>(this session)</em>` : null,
-    ),
-  )}</ul>
-</section>
-${d.devices
-  ? html`<section class="card" aria-labelledby="h-devices"><h2 id="h-devices">Trusted devices</h2>
-${d.devices.length
-  ? html`<ul class="list">${d.devices.map((dev) => item(dev.userAgent.slice(0, 80) || 'Unknown device', html`${dev.ip} · trusted until ${when(dev.expiresAt)}`, postButton({ action: '/settings/devices/revoke', csrf, fields: { deviceId: dev.id }, className: 'danger', label: 'Forget' })))}</ul>`
-  : html`<p class="muted">No trusted devices.</p>`}
-</section>`
-  : null}
-<section class="card" aria-labelledby="h-tokens">
-<h2 id="h-tokens">API tokens</h2>
-${d.tokens.length
-  ? html`<ul class="list">${d.tokens.map((t) => item(t.name, html`${t.scopes.join(', ') || 'no scopes'} · created ${when(t.createdAt)} · last used ${when(t.lastUsedAt)}`, postButton({ action: '/settings/tokens/revoke', csrf, fields: { tokenId: t.id }, className: 'danger', ariaLabel: `Revoke token ${t.name}`, label: 'Revoke' })))}</ul>`
-  : html`<p class="muted">No API tokens.</p>`}
-<form method="post" action="/settings/tokens">${csrfField(csrf)}
-${field({ name: 'name', label: 'New token name', maxlength: 100 })}
-<fieldset><legend>Scopes</legend>
-${d.scopes.map((s) => html`<label class="check"><input type="checkbox" name="scopes" value="${s}"> ${s}</label>`)}
-</fieldset>
-<button type="submit" class="secondary">Create token</button>
-</form>
-</section>
-<section class="card" aria-labelledby="h-activity">
-<h2 id="h-activity">Recent security activity</h2>
-<ul class="list">${d.events.map((e) => item(EVENT_NAMES[e.type] ?? e.type, html`${when(e.at)} · ${e.ip}`, null))}</ul>
-</section>`;
+  return html` ${accountSections({ email: d.email, csrf, state: d.account })}
+    <section class="card" aria-labelledby="h-factors">
+      <h2 id="h-factors">Second factors</h2>
+      ${
+        factorItems.length
+          ? html`<ul class="list">
+              ${factorItems}
+            </ul>`
+          : html`<p>You have no second factor. Add one so a stolen password is not enough to get in.</p>`
+      }
+      ${hasTotp ? null : postButton({ action: '/settings/totp/setup', csrf, label: 'Add authenticator app' })}
+      ${postButton({ action: '/settings/passkeys/new', csrf, label: 'Add a passkey', className: hasTotp ? '' : 'secondary' })}
+    </section>
+    ${
+      d.mfa.factors.length
+        ? html`<section class="card" aria-labelledby="h-codes">
+            <h2 id="h-codes">Recovery codes</h2>
+            <p><strong id="codes-remaining">${d.mfa.recoveryCodesRemaining}</strong> of 10 unused recovery codes left.</p>
+            ${postButton({ action: '/settings/recovery-codes', csrf, label: 'Create new codes', className: 'secondary' })}
+            <p class="hint">New codes replace all old ones.</p>
+          </section>`
+        : null
+    }
+    <section class="card" aria-labelledby="h-sessions">
+      <h2 id="h-sessions">Where you’re signed in</h2>
+      <ul class="list">
+        ${d.sessions.map((row) =>
+          item(
+            row.user_agent.slice(0, 80) || 'Unknown client',
+            html`${row.ip} · ${row.state === 'full' ? 'signed in' : 'waiting for second factor'} · since ${when(row.created_at)} · last seen
+            ${when(row.last_seen_at)}`,
+            postButton({
+              action: '/settings/sessions/revoke',
+              csrf,
+              fields: { sessionId: row.id },
+              className: 'danger',
+              ariaLabel: `Sign out ${row.id === d.sessionId ? 'this session' : `session from ${row.ip}`}`,
+              label: 'Sign out',
+            }),
+            row.id === d.sessionId ? html` <em>(this session)</em>` : null,
+          ),
+        )}
+      </ul>
+    </section>
+    ${
+      d.devices
+        ? html`<section class="card" aria-labelledby="h-devices">
+            <h2 id="h-devices">Trusted devices</h2>
+            ${
+              d.devices.length
+                ? html`<ul class="list">
+                    ${d.devices.map((dev) => item(dev.userAgent.slice(0, 80) || 'Unknown device', html`${dev.ip} · trusted until ${when(dev.expiresAt)}`, postButton({ action: '/settings/devices/revoke', csrf, fields: { deviceId: dev.id }, className: 'danger', label: 'Forget' })))}
+                  </ul>`
+                : html`<p class="muted">No trusted devices.</p>`
+            }
+          </section>`
+        : null
+    }
+    <section class="card" aria-labelledby="h-tokens">
+      <h2 id="h-tokens">API tokens</h2>
+      ${
+        d.tokens.length
+          ? html`<ul class="list">
+              ${d.tokens.map((t) => item(t.name, html`${t.scopes.join(', ') || 'no scopes'} · created ${when(t.createdAt)} · last used ${when(t.lastUsedAt)}`, postButton({ action: '/settings/tokens/revoke', csrf, fields: { tokenId: t.id }, className: 'danger', ariaLabel: `Revoke token ${t.name}`, label: 'Revoke' })))}
+            </ul>`
+          : html`<p class="muted">No API tokens.</p>`
+      }
+      <form method="post" action="/settings/tokens">
+        ${csrfField(csrf)} ${field({ name: 'name', label: 'New token name', maxlength: 100 })}
+        <fieldset>
+          <legend>Scopes</legend>
+          ${d.scopes.map((s) => html`<label class="check"><input type="checkbox" name="scopes" value="${s}" /> ${s}</label>`)}
+        </fieldset>
+        <button type="submit" class="secondary">Create token</button>
+      </form>
+    </section>
+    <section class="card" aria-labelledby="h-activity">
+      <h2 id="h-activity">Recent security activity</h2>
+      <ul class="list">
+        ${d.events.map((e) => item(EVENT_NAMES[e.type] ?? e.type, html`${when(e.at)} · ${e.ip}`, null))}
+      </ul>
+    </section>`;
 }

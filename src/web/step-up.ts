@@ -38,7 +38,13 @@ const isSecretField = (name: string): boolean => /password/i.test(name);
 const isSensitiveAction = (path: string): boolean => Object.hasOwn(SENSITIVE_ACTIONS, path);
 
 /** The factor prompt, in place of a ★ action; it then repeats the action (307). */
-export function stepUpPrompt(web: Web, request: FastifyRequest, reply: FastifyReply, methods: string[], error?: { method: string; message: string }) {
+export function stepUpPrompt(
+  web: Web,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  methods: string[],
+  error?: { method: string; message: string },
+) {
   const session = sessionOf(request);
   const form = formOf(request);
   const next = request.method === 'POST' ? str(form, 'stepup_next', 200) || request.routeOptions.url || '/settings' : '/settings';
@@ -46,18 +52,25 @@ export function stepUpPrompt(web: Web, request: FastifyRequest, reply: FastifyRe
   const carried = fields.filter(([k]) => !isSecretField(k));
   // Remembered across a wrong factor (the prompt's own post no longer holds the passwords).
   const dropped = fields.length > carried.length || (request.method === 'POST' && str(form, 'stepup_dropped', 1) === '1');
-  const hidden = html`${csrfField(web.tokens.of(session))}<input type="hidden" name="stepup_next" value="${next}">${dropped ? html`<input type="hidden" name="stepup_dropped" value="1">` : null}${carried.flatMap(([k, v]) =>
-    (Array.isArray(v) ? v : [v]).filter((x) => typeof x === 'string').map((x) => html`<input type="hidden" name="${k}" value="${x}">`),
-  )}`;
+  const hidden = html`${csrfField(web.tokens.of(session))}<input
+      type="hidden"
+      name="stepup_next"
+      value="${next}"
+    />${dropped ? html`<input type="hidden" name="stepup_dropped" value="1" />` : null}${carried.flatMap(([k, v]) =>
+      (Array.isArray(v) ? v : [v]).filter((x) => typeof x === 'string').map((x) => html`<input type="hidden" name="${k}" value="${x}" />`),
+    )}`;
   const what = isSensitiveAction(next) ? SENSITIVE_ACTIONS[next] : 'continue';
   return send(reply, error ? 401 : 403, {
     title: 'Confirm it’s you',
     user: userOf(web, request),
     error: error?.message ?? null,
-    body: html`<p>To ${what}, confirm with ${methods.includes('password') ? 'your password' : 'your second factor'}. This keeps someone who finds your session open from making changes.</p>
-${dropped ? html`<p class="hint">The passwords you typed are not kept while you confirm: you will enter them again afterwards.</p>` : null}
-${factorForms({ methods, prefix: 'stepup_', action: '/settings/step-up', hidden, passkeyOptionsUrl: '/api/auth/step-up/webauthn/options', errorMethod: error?.method ?? null, error: error?.message ?? null })}
-<p><a href="/settings">Cancel</a></p>`,
+    body: html`<p>
+        To ${what}, confirm with ${methods.includes('password') ? 'your password' : 'your second factor'}. This keeps someone who finds your
+        session open from making changes.
+      </p>
+      ${dropped ? html`<p class="hint">The passwords you typed are not kept while you confirm: you will enter them again afterwards.</p>` : null}
+      ${factorForms({ methods, prefix: 'stepup_', action: '/settings/step-up', hidden, passkeyOptionsUrl: '/api/auth/step-up/webauthn/options', errorMethod: error?.method ?? null, error: error?.message ?? null })}
+      <p><a href="/settings">Cancel</a></p>`,
   });
 }
 
@@ -70,8 +83,12 @@ export async function stepUpRoutes(app: FastifyInstance, web: Web): Promise<void
     const input = factorInput(form, 'stepup_');
     const next = str(form, 'stepup_next', 200);
     const { stepUpMaxAgeSeconds, stepUpPhishingResistant } = gatehouse.config;
-    const methods = stepUpMethods({ factorMethods: session.factorMethods }, { stepUpMaxAgeSeconds, phishingResistantOnly: stepUpPhishingResistant });
-    if (!methods.includes(input.method)) return stepUpPrompt(web, request, reply, methods, { method: methods[0] ?? 'totp', message: 'Choose one of the ways offered.' });
+    const methods = stepUpMethods(
+      { factorMethods: session.factorMethods },
+      { stepUpMaxAgeSeconds, phishingResistantOnly: stepUpPhishingResistant },
+    );
+    if (!methods.includes(input.method))
+      return stepUpPrompt(web, request, reply, methods, { method: methods[0] ?? 'totp', message: 'Choose one of the ways offered.' });
     try {
       const issued =
         input.method === 'password'
@@ -80,7 +97,10 @@ export async function stepUpRoutes(app: FastifyInstance, web: Web): Promise<void
       deliverSession(reply, cookies, issued, 'cookie');
     } catch (e) {
       if (e instanceof GatehouseError && (e.code === 'invalid_code' || e.code === 'invalid_credentials')) {
-        return stepUpPrompt(web, request, reply, methods, { method: input.method, message: input.method === 'password' ? 'That password is not right.' : wrongFactor(input.method) });
+        return stepUpPrompt(web, request, reply, methods, {
+          method: input.method,
+          message: input.method === 'password' ? 'That password is not right.' : wrongFactor(input.method),
+        });
       }
       throw e;
     }

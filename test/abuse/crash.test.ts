@@ -15,7 +15,12 @@ import { totpAt } from '../helpers/totp.js';
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-crash-'));
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-const env = { ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: 'crash-test-key-0000000000000000000000000000', GATEHOUSE_LOG_LEVEL: 'silent' };
+const env = {
+  ...FAST_ENV,
+  GATEHOUSE_DATA_DIR: dataDir,
+  GATEHOUSE_SECRET_KEY: 'crash-test-key-0000000000000000000000000000',
+  GATEHOUSE_LOG_LEVEL: 'silent',
+};
 
 interface Enrolled {
   email: string;

@@ -88,7 +88,9 @@ describe('deeply nested JSON bodies (issue 9, defect 3)', () => {
     // A well-formed login from that address is still answered on its merits.
     const good = await flooder.post('/api/auth/login', { email: acct.email, password: PASSWORD });
     expect(good.status, good.text).toBe(202);
-    const other = await new Client(server.url, { 'x-forwarded-for': '203.0.113.67' }).post('/api/auth/login', undefined, { raw: deepBody('') });
+    const other = await new Client(server.url, { 'x-forwarded-for': '203.0.113.67' }).post('/api/auth/login', undefined, {
+      raw: deepBody(''),
+    });
     expect(other.status).toBe(400);
     expect(errorLines()).toEqual([]);
   });

@@ -27,7 +27,13 @@ afterAll(async () => {
 });
 
 const db = () => server.server.gatehouse.database.db;
-const userCount = async () => (await db().selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n;
+const userCount = async () =>
+  (
+    await db()
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow()
+  ).n;
 
 /** The mail of `event` whose RCPT TO, as sent, named `address`. */
 const rcptFor = (address: string, event: string) => smtp.waitFor((m) => m.rcptRaw.includes(address) && m.event === event);
@@ -118,7 +124,9 @@ describe('each accepted address gets its mail at exactly that mailbox', () => {
       expect(confirmation.headers.to).toBe(a.stored);
       const notice = await rcptFor(owner.email, 'account.email_change_requested');
       expect(notice.rcptRaw).toEqual([owner.email]);
-      expect((await new Client(server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).body.email).toBe(a.stored);
+      expect((await new Client(server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).body.email).toBe(
+        a.stored,
+      );
       expect((await owner.client.get('/api/account')).body.email).toBe(a.stored);
     }
   });
@@ -137,7 +145,9 @@ describe('every notification type goes to exactly the stored mailbox', () => {
     const full = await loginFull(server.url, acct);
     // A remember-me chain, rotated by a thief's restore, then its stale first token presented.
     const remembered = await login(server.url, acct, { remember: true });
-    expect((await remembered.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes.pop() })).status).toBe(200);
+    expect(
+      (await remembered.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes.pop() })).status,
+    ).toBe(200);
     const firstToken = remembered.client.cookies.get('gatehouse_remember')!;
     for (let i = 0; i < 2; i++) {
       const holder = new Client(server.url);
@@ -198,9 +208,17 @@ describe('an address stored before the grammar is never handed to the mail libra
       await gatehouse.database.db
         .insertInto('mail_outbox')
         .values({
-          id, user_id: null, event_type: 'password_reset.requested', to_address: to, subject: 'x',
-          body_enc: gatehouse.keys.box.encrypt('hello', bodyContext(id)), status: 'pending',
-          next_attempt_at: Date.now(), last_error: null, created_at: Date.now(), sent_at: null,
+          id,
+          user_id: null,
+          event_type: 'password_reset.requested',
+          to_address: to,
+          subject: 'x',
+          body_enc: gatehouse.keys.box.encrypt('hello', bodyContext(id)),
+          status: 'pending',
+          next_attempt_at: Date.now(),
+          last_error: null,
+          created_at: Date.now(),
+          sent_at: null,
         })
         .execute();
     }

@@ -54,7 +54,10 @@ export function parseRoutes(tree: string): Route[] {
     stack.length = depth;
     const full = (stack[depth - 1] ?? '') + m[2]!;
     stack[depth] = full;
-    for (const method of (m[3] ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const method of (m[3] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       if (method !== 'HEAD' && method !== 'OPTIONS') routes.push({ method, url: full });
     }
   }
@@ -73,7 +76,12 @@ export function isOidc(url: string): boolean {
   return url === '/oidc' || url.startsWith('/oidc/') || url.startsWith('/.well-known/openid-configuration');
 }
 
-export function assertContractError(r: { status: number; text: string; contentType: string | null }, what: string, page = false, oidc = false): void {
+export function assertContractError(
+  r: { status: number; text: string; contentType: string | null },
+  what: string,
+  page = false,
+  oidc = false,
+): void {
   if (r.status >= 500) throw new Error(`${what}: ${r.status} ${r.text.slice(0, 300)}`);
   if (r.status < 400) return;
   if (oidc) {
@@ -89,7 +97,8 @@ export function assertContractError(r: { status: number; text: string; contentTy
     return;
   }
   if (page && /text\/html/.test(r.contentType ?? '')) {
-    if (/\bat [\w.<>]+ \(|node_modules|\.ts:\d+|FST_ERR|SQLITE/.test(r.text)) throw new Error(`${what}: internals in page: ${r.text.slice(0, 300)}`);
+    if (/\bat [\w.<>]+ \(|node_modules|\.ts:\d+|FST_ERR|SQLITE/.test(r.text))
+      throw new Error(`${what}: internals in page: ${r.text.slice(0, 300)}`);
     return;
   }
   if (!/application\/json/.test(r.contentType ?? '')) throw new Error(`${what}: ${r.status} without JSON: ${r.text.slice(0, 200)}`);
@@ -133,14 +142,28 @@ const pollutionKey = fc.constantFrom('__proto__', 'constructor', 'prototype', 't
 const weirdString = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.constantFrom('\u0000', 'a\u0000b', '\uD800', '\uFFFF', '\u202E', 'ｅｘａｍｐｌｅ@ＥＸＡＭＰＬＥ.ｃｏｍ', 'A'.repeat(5000), '%00', '../../etc/passwd', "' OR 1=1 --", '<script>'),
+  fc.constantFrom(
+    '\u0000',
+    'a\u0000b',
+    '\uD800',
+    '\uFFFF',
+    '\u202E',
+    'ｅｘａｍｐｌｅ@ＥＸＡＭＰＬＥ.ｃｏｍ',
+    'A'.repeat(5000),
+    '%00',
+    '../../etc/passwd',
+    "' OR 1=1 --",
+    '<script>',
+  ),
   fc.string({ maxLength: 3000 }),
 );
 const leaf = fc.oneof(weirdString, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.bigInt().map(String));
-const pollution = fc.tuple(pollutionKey, fc.jsonValue()).map(([k, v]) => `{"${k}": ${JSON.stringify(v ?? null)}, "email": "x@example.com"}`);
-const nested = fc.tuple(fc.integer({ min: 100, max: 20_000 }), fc.constantFrom('[', '{"a":')).map(([n, open]) =>
-  open === '[' ? '['.repeat(n) + ']'.repeat(n) : '{"a":'.repeat(n) + '1' + '}'.repeat(n),
-);
+const pollution = fc
+  .tuple(pollutionKey, fc.jsonValue())
+  .map(([k, v]) => `{"${k}": ${JSON.stringify(v ?? null)}, "email": "x@example.com"}`);
+const nested = fc
+  .tuple(fc.integer({ min: 100, max: 20_000 }), fc.constantFrom('[', '{"a":'))
+  .map(([n, open]) => (open === '[' ? '['.repeat(n) + ']'.repeat(n) : '{"a":'.repeat(n) + '1' + '}'.repeat(n)));
 const contractish = fc.record(
   {
     email: fc.oneof(weirdString, leaf, fc.emailAddress()),
@@ -169,7 +192,21 @@ const body: fc.Arbitrary<string | undefined> = fc.oneof(
   fc.string({ maxLength: 200 }),
   fc.string({ unit: 'binary', maxLength: 200 }),
   fc.integer({ min: 60_000, max: 80_000 }).map((n) => JSON.stringify({ email: 'a'.repeat(n) })),
-  fc.constantFrom('', ' ', 'null', '[]', '"str"', '0', 'true', '{', '{"a":1,}', '{"email":"\\u0000"}', '\u0000', '\uFEFF{}', '{"__proto__":{"admin":true}}'),
+  fc.constantFrom(
+    '',
+    ' ',
+    'null',
+    '[]',
+    '"str"',
+    '0',
+    'true',
+    '{',
+    '{"a":1,}',
+    '{"email":"\\u0000"}',
+    '\u0000',
+    '\uFEFF{}',
+    '{"__proto__":{"admin":true}}',
+  ),
 );
 const contentType = fc.oneof(
   fc.constantFrom(
@@ -194,7 +231,13 @@ const headers = fc.record(
     cookie: fc.oneof(
       headerValue,
       fc.integer({ min: 1_000, max: 12_000 }).map((n) => `gatehouse_session=${'A'.repeat(n)}`),
-      fc.constantFrom('gatehouse_session=', 'gatehouse_session=%00', 'gatehouse_session="x"; gatehouse_session=y', '=;=;=', 'gatehouse_remember=abc.def'),
+      fc.constantFrom(
+        'gatehouse_session=',
+        'gatehouse_session=%00',
+        'gatehouse_session="x"; gatehouse_session=y',
+        '=;=;=',
+        'gatehouse_remember=abc.def',
+      ),
     ),
     authorization: fc.oneof(
       headerValue,
@@ -210,7 +253,10 @@ const headers = fc.record(
   },
   { requiredKeys: [] },
 );
-const param = fc.oneof(fc.string({ maxLength: 50 }), fc.constantFrom('..', '%00', '%', '%zz', 'a'.repeat(2000), '__proto__', '1;DROP TABLE users'));
+const param = fc.oneof(
+  fc.string({ maxLength: 50 }),
+  fc.constantFrom('..', '%00', '%', '%zz', 'a'.repeat(2000), '__proto__', '1;DROP TABLE users'),
+);
 const identity = fc.constantFrom('anonymous', 'full', 'pending', 'bearer-junk');
 
 async function sessionFor(kind: string): Promise<Client> {
@@ -231,42 +277,51 @@ function fillParams(url: string, value: string): string {
 }
 
 async function send(method: string, url: string, init: { body?: string; headers: Record<string, string> }) {
-  const res = await fetch(base + url, { method, headers: init.headers, body: method === 'GET' || method === 'HEAD' ? undefined : init.body });
+  const res = await fetch(base + url, {
+    method,
+    headers: init.headers,
+    body: method === 'GET' || method === 'HEAD' ? undefined : init.body,
+  });
   return { status: res.status, text: await res.text(), contentType: res.headers.get('content-type'), headers: res.headers };
 }
 
 async function junkProperty(numRuns: number): Promise<void> {
-    let runs = 0;
-    await fc.assert(
-      fc.asyncProperty(
-        fc.nat(),
-        body,
-        contentType,
-        headers,
-        param,
-        identity,
-        fc.constantFrom('', '?a=1', '?__proto__[x]=1', '?' + 'q='.repeat(500), '?%zz'),
-        async (routeIndex, b, ct, hs, p, who, query) => {
-          runs++;
-          const route = routes[routeIndex % routes.length]!;
-          const client = await sessionFor(who);
-          const h: Record<string, string> = { ...hs };
-          if (ct) h['content-type'] = ct;
-          if (client.cookies.size && !h.cookie) h.cookie = [...client.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
-          if (client.bearer && !h.authorization) h.authorization = `Bearer ${client.bearer}`;
-          const r = await send(route.method, fillParams(route.url, p) + query, { body: b, headers: h });
-          assertContractError(r, `${route.method} ${route.url} [${who}] ct=${JSON.stringify(ct)} body=${JSON.stringify(b?.slice(0, 80))}`, isPage(route.url), isOidc(route.url));
-          // Helmet's headers on every answer, errors included.
-          expect(r.headers.get('x-content-type-options')).toBe('nosniff');
-          expect(r.headers.get('content-security-policy')).toBeTruthy();
-          expect(r.headers.get('cache-control')).toBe('no-store');
-        },
-      ),
-      { numRuns, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31), verbose: 0 },
-    );
-    expect(runs).toBeGreaterThanOrEqual(numRuns);
-    const health = await fetch(base + '/healthz');
-    expect(health.status).toBe(200);
+  let runs = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.nat(),
+      body,
+      contentType,
+      headers,
+      param,
+      identity,
+      fc.constantFrom('', '?a=1', '?__proto__[x]=1', '?' + 'q='.repeat(500), '?%zz'),
+      async (routeIndex, b, ct, hs, p, who, query) => {
+        runs++;
+        const route = routes[routeIndex % routes.length]!;
+        const client = await sessionFor(who);
+        const h: Record<string, string> = { ...hs };
+        if (ct) h['content-type'] = ct;
+        if (client.cookies.size && !h.cookie) h.cookie = [...client.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+        if (client.bearer && !h.authorization) h.authorization = `Bearer ${client.bearer}`;
+        const r = await send(route.method, fillParams(route.url, p) + query, { body: b, headers: h });
+        assertContractError(
+          r,
+          `${route.method} ${route.url} [${who}] ct=${JSON.stringify(ct)} body=${JSON.stringify(b?.slice(0, 80))}`,
+          isPage(route.url),
+          isOidc(route.url),
+        );
+        // Helmet's headers on every answer, errors included.
+        expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+        expect(r.headers.get('content-security-policy')).toBeTruthy();
+        expect(r.headers.get('cache-control')).toBe('no-store');
+      },
+    ),
+    { numRuns, seed: Number(process.env.FC_SEED ?? Date.now() % 2 ** 31), verbose: 0 },
+  );
+  expect(runs).toBeGreaterThanOrEqual(numRuns);
+  const health = await fetch(base + '/healthz');
+  expect(health.status).toBe(200);
 }
 
 describe('hostile input: every route', () => {
@@ -276,10 +331,23 @@ describe('hostile input: every route', () => {
     expect(routes).toContainEqual({ method: 'POST', url: '/api/auth/mfa/verify' });
   });
 
-  it('generated junk (bodies, content types, headers, cookies, params, identities) never gets a 5xx or a non-contract error', () => junkProperty(700), 120_000);
+  it(
+    'generated junk (bodies, content types, headers, cookies, params, identities) never gets a 5xx or a non-contract error',
+    () => junkProperty(700),
+    120_000,
+  );
 
   it('unknown paths and methods: a JSON 4xx with a contract code and the security headers', async () => {
-    for (const [method, url] of [['GET', '/nope'], ['POST', '/api/nope'], ['PUT', '/api/auth/login'], ['PATCH', '/api/session'], ['DELETE', '/api/tokens'], ['OPTIONS', '/api/auth/login'], ['GET', '/api/../../etc/passwd'], ['GET', '/%2e%2e/%2e%2e']]) {
+    for (const [method, url] of [
+      ['GET', '/nope'],
+      ['POST', '/api/nope'],
+      ['PUT', '/api/auth/login'],
+      ['PATCH', '/api/session'],
+      ['DELETE', '/api/tokens'],
+      ['OPTIONS', '/api/auth/login'],
+      ['GET', '/api/../../etc/passwd'],
+      ['GET', '/%2e%2e/%2e%2e'],
+    ]) {
       const r = await send(method!, url!, { headers: {} });
       // GET of an unknown page may be answered by the pages' catch-all (HTML); the API never.
       if (!isPage(url!) || method !== 'GET') expect(r.status, `${method} ${url}`).toBeGreaterThanOrEqual(400);
@@ -293,9 +361,22 @@ describe('hostile input: every route', () => {
     for (const route of routes) {
       for (const who of ['anonymous', 'full', 'pending']) {
         const client = await sessionFor(who);
-        for (const b of [undefined, '{}', '{"unexpected":true}', '[]', 'null', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}']) {
+        for (const b of [
+          undefined,
+          '{}',
+          '{"unexpected":true}',
+          '[]',
+          'null',
+          '{"__proto__":{"x":1}}',
+          '{"constructor":{"prototype":{"x":1}}}',
+        ]) {
           const r = await client.req(route.method, fillParams(route.url, 'zzz'), { raw: b });
-          assertContractError({ status: r.status, text: r.text, contentType: (r.headers['content-type'] as string | undefined) ?? null }, `${route.method} ${route.url} [${who}] ${b}`, isPage(route.url), isOidc(route.url));
+          assertContractError(
+            { status: r.status, text: r.text, contentType: (r.headers['content-type'] as string | undefined) ?? null },
+            `${route.method} ${route.url} [${who}] ${b}`,
+            isPage(route.url),
+            isOidc(route.url),
+          );
         }
       }
     }
@@ -311,7 +392,14 @@ describe('hostile input: every route, whole server on PostgreSQL', () => {
   beforeAll(async () => {
     schema = await pgSchema('hostile');
     pgServer = await startServer(
-      loadConfig({ HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_DATABASE_URL: schema.url, ...FAST_ENV }),
+      loadConfig({
+        HOST: '127.0.0.1',
+        PORT: '0',
+        GATEHOUSE_LOG_LEVEL: 'silent',
+        GATEHOUSE_DATA_DIR: dataDir,
+        GATEHOUSE_DATABASE_URL: schema.url,
+        ...FAST_ENV,
+      }),
     );
     saved = [base, mfaEmail];
     base = pgServer.url;
@@ -362,14 +450,40 @@ describe('hostile input: raw HTTP', () => {
     ['garbage request line', 'HELLO THERE\r\n\r\n'],
     ['NUL in header value', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\u0000b\r\n\r\n'],
     ['newline in header name', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n'],
-    ['oversized header (64 KiB cookie)', `GET /api/session HTTP/1.1\r\nHost: x\r\nCookie: gatehouse_session=${'A'.repeat(64 * 1024)}\r\n\r\n`],
-    ['oversized header (many headers)', `GET /healthz HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 2000 }, (_, i) => `X-H${i}: ${'v'.repeat(10)}`).join('\r\n')}\r\n\r\n`],
-    ['content-length and chunked together', 'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'],
-    ['bad chunk size', 'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'],
+    [
+      'oversized header (64 KiB cookie)',
+      `GET /api/session HTTP/1.1\r\nHost: x\r\nCookie: gatehouse_session=${'A'.repeat(64 * 1024)}\r\n\r\n`,
+    ],
+    [
+      'oversized header (many headers)',
+      `GET /healthz HTTP/1.1\r\nHost: x\r\n${Array.from({ length: 2000 }, (_, i) => `X-H${i}: ${'v'.repeat(10)}`).join('\r\n')}\r\n\r\n`,
+    ],
+    [
+      'content-length and chunked together',
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    ],
+    [
+      'bad chunk size',
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+    ],
     ['negative content-length', 'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: -1\r\n\r\n'],
-    ['two content-lengths', 'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}'],
-    ['huge declared content-length', 'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n{}'],
-    ['invalid UTF-8 JSON', Buffer.concat([Buffer.from('POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: close\r\n\r\n'), Buffer.from([0x7b, 0x22, 0x65, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d, 0x20, 0x20, 0x20])])],
+    [
+      'two content-lengths',
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}',
+    ],
+    [
+      'huge declared content-length',
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99999999999\r\n\r\n{}',
+    ],
+    [
+      'invalid UTF-8 JSON',
+      Buffer.concat([
+        Buffer.from(
+          'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: close\r\n\r\n',
+        ),
+        Buffer.from([0x7b, 0x22, 0x65, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d, 0x20, 0x20, 0x20]),
+      ]),
+    ],
     ['absurd method', 'FOO /api/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
     ['absolute-form target elsewhere', 'GET http://evil.example/api/session HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n'],
     ['HTTP/1.0 without host', 'POST /api/auth/login HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'],
@@ -408,7 +522,10 @@ describe('slow clients', () => {
   });
 
   it('a client that sends headers but never the announced body is cut off (request timeout) with a JSON 4xx', async () => {
-    const res = await raw('POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"email":', { keepOpenMs: 10_000 });
+    const res = await raw(
+      'POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"email":',
+      { keepOpenMs: 10_000 },
+    );
     expect(res.closedAfterMs).toBeLessThan(6_000);
     if (res.head) assertRawError(res, 'slow body');
   });

@@ -40,7 +40,11 @@ const setups: Setup[] = [
   {
     name: 'two instances sharing PostgreSQL, limits in Redis',
     async start(env = common) {
-      const pair = await startPostgresPair('limitsr', { ...env, GATEHOUSE_REDIS_URL: REDIS_URL, GATEHOUSE_SECRET_KEY: 'limits-test-key-redis-000000000000000000000' });
+      const pair = await startPostgresPair('limitsr', {
+        ...env,
+        GATEHOUSE_REDIS_URL: REDIS_URL,
+        GATEHOUSE_SECRET_KEY: 'limits-test-key-redis-000000000000000000000',
+      });
       const [a] = pair.servers;
       return {
         servers: pair.servers,
@@ -49,7 +53,10 @@ const setups: Setup[] = [
           const users = await a.server.gatehouse.database.db.selectFrom('users').select(['id', 'email_normalized']).execute();
           const redis = new Redis(REDIS_URL);
           const keys = [
-            ...users.flatMap((u) => [`gatehouse:failures:mfa_account:${u.id}`, `gatehouse:failures:password_account:${u.email_normalized}`]),
+            ...users.flatMap((u) => [
+              `gatehouse:failures:mfa_account:${u.id}`,
+              `gatehouse:failures:password_account:${u.email_normalized}`,
+            ]),
             ...usedAddresses.map((ip) => `password_address:${ip}`),
           ];
           if (keys.length) await redis.del(...keys);
@@ -125,7 +132,9 @@ describe.each(setups)('limits: $name', (setup) => {
     const sessions = await Promise.all(Array.from({ length: 8 }, (_, i) => loginPending(url(i), scramble(acct.email), viaProxy())));
     // 32 wrong guesses at once: 4 per session (below the per-session limit).
     const guesses = sessions.flatMap((s, i) =>
-      Array.from({ length: 4 }, (_, j) => s.withBase(url(i + j)).post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) })),
+      Array.from({ length: 4 }, (_, j) =>
+        s.withBase(url(i + j)).post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) }),
+      ),
     );
     const replies = await Promise.all(guesses);
     const checked = replies.filter((r) => r.status === 401).length;
@@ -162,10 +171,12 @@ describe.each(setups)('limits: $name', (setup) => {
   it('a correct code resets the run of failures', async () => {
     const acct = await signupWithTotp(url(0), { email: uniqueEmail(), headers: viaProxy(), confirmStep: 0 });
     const wrong = async (n: number) => {
-      for (let done = 0; done < n; ) {
+      for (let done = 0; done < n;) {
         const s = await loginPending(url(done), acct.email, viaProxy());
         const batch = Math.min(4, n - done);
-        const rs = await Promise.all(Array.from({ length: batch }, () => s.post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) })));
+        const rs = await Promise.all(
+          Array.from({ length: batch }, () => s.post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) })),
+        );
         for (const r of rs) expect(r.status).toBe(401);
         done += batch;
       }
@@ -240,7 +251,9 @@ describe.each(setups)('limits: $name', (setup) => {
 
     // Whatever the burst left over, no more than 10 wrong passwords get checked now, and then the account is locked.
     const after = await Promise.all(
-      Array.from({ length: 24 }, (_, i) => new Client(url(i), viaProxy()).post('/api/auth/login', { email: acct.email, password: `more wrong ${i}` })),
+      Array.from({ length: 24 }, (_, i) =>
+        new Client(url(i), viaProxy()).post('/api/auth/login', { email: acct.email, password: `more wrong ${i}` }),
+      ),
     );
     const checkedAfter = after.filter((r) => r.status === 401).length;
     expect(checkedAfter).toBeLessThanOrEqual(10);
@@ -253,7 +266,9 @@ describe.each(setups)('limits: $name', (setup) => {
   it('unknown e-mails are limited exactly like known ones (no account enumeration through the lockout)', async () => {
     const email = uniqueEmail('nobody');
     const replies = await Promise.all(
-      Array.from({ length: 14 }, (_, i) => new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(email), password: `guess ${i}` })),
+      Array.from({ length: 14 }, (_, i) =>
+        new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(email), password: `guess ${i}` }),
+      ),
     );
     expect(replies.filter((r) => r.status === 401).length).toBe(10);
     for (const r of replies.filter((r) => r.status === 429)) expect429(r);
@@ -272,13 +287,14 @@ describe.each(setups)('parallel correct logins at the default hashing cost: $nam
   it('20 simultaneous correct logins to one account all succeed, spread over addresses, letter cases and instances', async () => {
     const acct = await signupWithTotp(url(0), { email: uniqueEmail(), headers: viaProxy(), confirmStep: 0 });
     const replies = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(acct.email), password: PASSWORD })),
+      Array.from({ length: 20 }, (_, i) =>
+        new Client(url(i), viaProxy()).post('/api/auth/login', { email: scramble(acct.email), password: PASSWORD }),
+      ),
     );
     expect(replies.map((r) => r.status)).toEqual(Array(20).fill(202));
     expect(replies.every((r) => r.body.status === 'mfa_required')).toBe(true);
     expect(await events(servers[0]!, acct.userId, 'account.locked')).toBe(0);
   });
-
 });
 
 describe('per-address password limit and X-Forwarded-For', () => {
@@ -315,7 +331,10 @@ describe('per-address password limit and X-Forwarded-For', () => {
       const spray = (ip: string, n: number) =>
         Promise.all(
           Array.from({ length: n }, () =>
-            new Client(s.url, { 'x-forwarded-for': ip }).post('/api/auth/login', { email: uniqueEmail('spray'), password: 'not the password' }),
+            new Client(s.url, { 'x-forwarded-for': ip }).post('/api/auth/login', {
+              email: uniqueEmail('spray'),
+              password: 'not the password',
+            }),
           ),
         );
       const first = [...(await spray('192.0.2.10', 50)), ...(await spray('192.0.2.10', 55))];

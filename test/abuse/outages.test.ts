@@ -110,7 +110,10 @@ describe('start-up', () => {
       const started = await Promise.allSettled([startTestServer(env), startTestServer(env), startTestServer(env)]);
       try {
         const reasons = started.map((s) => (s.status === 'rejected' ? String((s.reason as Error)?.stack ?? s.reason) : 'ok'));
-        expect(started.map((s) => s.status), reasons.join('\n')).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+        expect(
+          started.map((s) => s.status),
+          reasons.join('\n'),
+        ).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
         for (const s of started) {
           if (s.status !== 'fulfilled') continue;
           expect((await new Client(s.value.url).get('/readyz')).status).toBe(200);

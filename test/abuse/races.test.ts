@@ -28,7 +28,12 @@ const setups = [
 ];
 
 async function countEvents(server: TestServer, userId: string, type: string): Promise<number> {
-  const rows = await server.server.gatehouse.database.db.selectFrom('events').select('id').where('user_id', '=', userId).where('type', '=', type).execute();
+  const rows = await server.server.gatehouse.database.db
+    .selectFrom('events')
+    .select('id')
+    .where('user_id', '=', userId)
+    .where('type', '=', type)
+    .execute();
   return rows.length;
 }
 
@@ -44,7 +49,8 @@ describe.each(setups)('races: $name', (setup) => {
   async function sessions(email: string, n: number): Promise<Client[]> {
     const out: Client[] = [];
     // Logins in small batches (each is a password hash), then the race itself all at once.
-    for (let i = 0; i < n; i += 6) out.push(...(await Promise.all(Array.from({ length: Math.min(6, n - i) }, (_, j) => loginPending(url(i + j), email)))));
+    for (let i = 0; i < n; i += 6)
+      out.push(...(await Promise.all(Array.from({ length: Math.min(6, n - i) }, (_, j) => loginPending(url(i + j), email)))));
     return out;
   }
 
@@ -52,7 +58,9 @@ describe.each(setups)('races: $name', (setup) => {
     const acct = await signupWithTotp(url(0), { confirmStep: 0 });
     const racers = await sessions(acct.email, PARALLEL);
     const code = acct.recoveryCodes[0]!;
-    const replies = await Promise.all(racers.map((c, i) => c.withBase(url(i)).post('/api/auth/mfa/verify', { method: 'recovery_code', code })));
+    const replies = await Promise.all(
+      racers.map((c, i) => c.withBase(url(i)).post('/api/auth/mfa/verify', { method: 'recovery_code', code })),
+    );
     const ok = replies.filter((r) => r.status === 200);
     expect(ok.length).toBe(1);
     for (const r of replies) expect([200, 401, 429], r.text).toContain(r.status);
@@ -97,7 +105,9 @@ describe.each(setups)('races: $name', (setup) => {
     const acct = await signupWithTotp(url(0), { confirmStep: 0 });
     const [c] = await sessions(acct.email, 1);
     const replies = await Promise.all(
-      Array.from({ length: PARALLEL }, (_, i) => c!.withBase(url(i)).post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) })),
+      Array.from({ length: PARALLEL }, (_, i) =>
+        c!.withBase(url(i)).post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotp(acct.secret) }),
+      ),
     );
     expect(replies.filter((r) => r.status === 401 && r.body.error === 'invalid_code').length).toBeLessThanOrEqual(4);
     expect(await countEvents(servers[0]!, acct.userId, 'mfa.failed')).toBe(5);

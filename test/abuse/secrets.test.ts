@@ -41,7 +41,12 @@ describe('secrets at rest and in logs', () => {
 
   it('a full flow leaves no secret in clear in the SQLite file, its WAL, or the structured logs', async () => {
     let logs = '';
-    const child = await spawnServer({ ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: OLD_KEY, GATEHOUSE_LOG_LEVEL: 'debug' });
+    const child = await spawnServer({
+      ...FAST_ENV,
+      GATEHOUSE_DATA_DIR: dataDir,
+      GATEHOUSE_SECRET_KEY: OLD_KEY,
+      GATEHOUSE_LOG_LEVEL: 'debug',
+    });
     try {
       const base = child.url;
       account = await signupWithTotp(base, { confirmStep: 0 });
@@ -99,7 +104,8 @@ describe('secrets at rest and in logs', () => {
     db.close();
     expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['users', 'factors', 'recovery_codes', 'sessions']));
     let raw = '';
-    for (const f of fs.readdirSync(dataDir).filter((f) => f.startsWith('gatehouse.sqlite'))) raw += fs.readFileSync(path.join(dataDir, f)).toString('latin1');
+    for (const f of fs.readdirSync(dataDir).filter((f) => f.startsWith('gatehouse.sqlite')))
+      raw += fs.readFileSync(path.join(dataDir, f)).toString('latin1');
     // The logs are structured (one JSON object per line) and cover the whole flow.
     const lines = logs.split('\n').filter(Boolean);
     expect(lines.length).toBeGreaterThan(20);
@@ -143,9 +149,17 @@ describe('key rotation', () => {
       expect((await c2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[2] })).status).toBe(200);
       // A new enrolment is sealed with the new key.
       const fresh = await signupWithTotp(s1.url, { confirmStep: 0 });
-      const row = await s1.server.gatehouse.database.db.selectFrom('factors').select(['id', 'secret_enc']).where('user_id', '=', fresh.userId).executeTakeFirstOrThrow();
+      const row = await s1.server.gatehouse.database.db
+        .selectFrom('factors')
+        .select(['id', 'secret_enc'])
+        .where('user_id', '=', fresh.userId)
+        .executeTakeFirstOrThrow();
       expect(keyIdOf(row.secret_enc!)).toBe(newId);
-      const old = await s1.server.gatehouse.database.db.selectFrom('factors').select(['id', 'secret_enc']).where('user_id', '=', account.userId).executeTakeFirstOrThrow();
+      const old = await s1.server.gatehouse.database.db
+        .selectFrom('factors')
+        .select(['id', 'secret_enc'])
+        .where('user_id', '=', account.userId)
+        .executeTakeFirstOrThrow();
       expect(keyIdOf(old.secret_enc!)).toBe(oldId);
       // The running server's box opens the old-key ciphertext.
       expect(s1.server.gatehouse.keys.box.decrypt(old.secret_enc!, totpSecretContext(old.id))).toBe(account.secret);
@@ -154,9 +168,16 @@ describe('key rotation', () => {
     }
 
     // 2. The CLI re-encrypts every factor secret under the new key.
-    const dry = await rotateKeys({ GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: NEW_KEY, GATEHOUSE_PREVIOUS_SECRET_KEYS: OLD_KEY }, { dryRun: true });
+    const dry = await rotateKeys(
+      { GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: NEW_KEY, GATEHOUSE_PREVIOUS_SECRET_KEYS: OLD_KEY },
+      { dryRun: true },
+    );
     expect(dry.factors.reencrypted).toBeGreaterThanOrEqual(1);
-    const report = await rotateKeys({ GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: NEW_KEY, GATEHOUSE_PREVIOUS_SECRET_KEYS: OLD_KEY });
+    const report = await rotateKeys({
+      GATEHOUSE_DATA_DIR: dataDir,
+      GATEHOUSE_SECRET_KEY: NEW_KEY,
+      GATEHOUSE_PREVIOUS_SECRET_KEYS: OLD_KEY,
+    });
     expect(report.factors.failed).toBe(0);
     expect(report.factors.reencrypted).toBe(dry.factors.reencrypted);
     const again = await rotateKeys({ GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: NEW_KEY, GATEHOUSE_PREVIOUS_SECRET_KEYS: OLD_KEY });

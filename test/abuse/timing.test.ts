@@ -63,7 +63,9 @@ describe('timing', () => {
     }
     const m = { unknown: median(times.unknown), wrong: median(times.wrong), correct: median(times.correct) };
     Object.assign(timingResults, m);
-    console.log(`login medians over ${SAMPLES} interleaved tries (ms): ${JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, +v.toFixed(1)])))}`);
+    console.log(
+      `login medians over ${SAMPLES} interleaved tries (ms): ${JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, +v.toFixed(1)])))}`,
+    );
     const all = Object.values(m);
     const lo = Math.min(...all);
     const hi = Math.max(...all);

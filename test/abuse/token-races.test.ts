@@ -45,7 +45,9 @@ describe.each(setups)('token races ($name)', ({ pg }) => {
     expect((await new Client(server.url).post('/api/auth/password/forgot', { email: acct.email })).status).toBe(202);
     const token = await mailedTokenTo(acct.email);
     const replies = await Promise.all(
-      Array.from({ length: PARALLEL }, (_, i) => new Client(server.url).post('/api/auth/password/reset', { token, password: `brand new password ${i} xyz` })),
+      Array.from({ length: PARALLEL }, (_, i) =>
+        new Client(server.url).post('/api/auth/password/reset', { token, password: `brand new password ${i} xyz` }),
+      ),
     );
     const ok = replies.map((r, i) => ({ r, i })).filter(({ r }) => r.status === 200);
     expect(ok.length).toBe(1);
@@ -62,7 +64,9 @@ describe.each(setups)('token races ($name)', ({ pg }) => {
     const ask = await acct.client.post('/api/account/email', { email: next });
     expect(ask.status, ask.text).toBe(202);
     const token = await mailedTokenTo(next);
-    const replies = await Promise.all(Array.from({ length: PARALLEL }, () => new Client(server.url).post('/api/account/email/confirm', { token })));
+    const replies = await Promise.all(
+      Array.from({ length: PARALLEL }, () => new Client(server.url).post('/api/account/email/confirm', { token })),
+    );
     expect(replies.filter((r) => r.status === 200).length).toBe(1);
     for (const r of replies.filter((r) => r.status !== 200)) expect(r.body.error, r.text).toBe('invalid_token');
     expect((await new Client(server.url).post('/api/auth/login', { email: next, password: PASSWORD })).status).toBe(200);
@@ -77,7 +81,9 @@ describe.each(setups)('token races ($name)', ({ pg }) => {
     expect(rememberName, 'remember-me cookie issued').toBeTruthy();
     const rememberCookie = `${rememberName}=${browser.cookies.get(rememberName!)}`;
     // Only the remember-me cookie, from 24 tabs at once.
-    const replies = await Promise.all(Array.from({ length: PARALLEL }, () => new Client(server.url).get('/api/session', { headers: { cookie: rememberCookie } })));
+    const replies = await Promise.all(
+      Array.from({ length: PARALLEL }, () => new Client(server.url).get('/api/session', { headers: { cookie: rememberCookie } })),
+    );
     const restored = replies.filter((r) => r.status === 200);
     expect(restored.length).toBeLessThanOrEqual(1);
     for (const r of replies) expect([200, 401], r.text).toContain(r.status);

@@ -13,7 +13,10 @@ import { describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const configFile = path.join(root, '.dependency-cruiser.cjs');
-const config = createRequire(import.meta.url)(configFile) as { forbidden: NonNullable<ICruiseOptions['ruleSet']>['forbidden']; options: ICruiseOptions };
+const config = createRequire(import.meta.url)(configFile) as {
+  forbidden: NonNullable<ICruiseOptions['ruleSet']>['forbidden'];
+  options: ICruiseOptions;
+};
 const fixture = (name: string) => path.join(import.meta.dirname, 'fixtures', name);
 
 /** Names of the rules an `src` tree under `baseDir` breaks (all rules are errors). */
@@ -41,9 +44,13 @@ describe('dependency rules', () => {
   });
 
   it('the depcruise command fails on a violation (what npm test runs)', async () => {
-    const run = promisify(execFile)(path.join(root, 'node_modules/.bin/depcruise'), ['--config', configFile, '--output-type', 'err', 'src'], {
-      cwd: fixture('core-imports-fs'),
-    });
+    const run = promisify(execFile)(
+      path.join(root, 'node_modules/.bin/depcruise'),
+      ['--config', configFile, '--output-type', 'err', 'src'],
+      {
+        cwd: fixture('core-imports-fs'),
+      },
+    );
     await expect(run).rejects.toMatchObject({ code: 1, stdout: expect.stringContaining('core-does-no-io') });
   }, 60_000);
 

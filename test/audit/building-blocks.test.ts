@@ -76,8 +76,17 @@ describe('masking', () => {
     note: 'n',
     at: '',
     durationMs: 0,
-    request: { method: 'POST', url: 'http://t/login', headers: { cookie: 'sid=s3cr3t-session; theme=dark', authorization: 'Bearer tok-123456', ...headers }, body },
-    response: { status: 200, headers: { 'set-cookie': ['sid=s3cr3t-2; Path=/; HttpOnly'] }, body: '{"token":"api-xyz","user":{"name":"al"},"codes":["a1b2c3d4"],"recoveryCodesRemaining":9}' },
+    request: {
+      method: 'POST',
+      url: 'http://t/login',
+      headers: { cookie: 'sid=s3cr3t-session; theme=dark', authorization: 'Bearer tok-123456', ...headers },
+      body,
+    },
+    response: {
+      status: 200,
+      headers: { 'set-cookie': ['sid=s3cr3t-2; Path=/; HttpOnly'] },
+      body: '{"token":"api-xyz","user":{"name":"al"},"codes":["a1b2c3d4"],"recoveryCodesRemaining":9}',
+    },
   });
 
   it('masks secrets by value and by field name, keeping the shape readable', () => {
@@ -88,7 +97,12 @@ describe('masking', () => {
     expect(masked.request.headers.cookie).toBe('sid=«masked»; theme=«masked»');
     expect(masked.request.headers.authorization).toBe('Bearer «masked»');
     expect(masked.response?.headers['set-cookie']).toEqual(['sid=«masked»; Path=/; HttpOnly']);
-    expect(JSON.parse(masked.response?.body ?? '')).toEqual({ token: '«masked»', user: { name: 'al' }, codes: '«masked»', recoveryCodesRemaining: 9 });
+    expect(JSON.parse(masked.response?.body ?? '')).toEqual({
+      token: '«masked»',
+      user: { name: 'al' },
+      codes: '«masked»',
+      recoveryCodesRemaining: 9,
+    });
   });
 
   it('masks known secrets anywhere, e.g. in a JSON request body or an echoed page', () => {
@@ -101,21 +115,19 @@ describe('masking', () => {
 });
 
 function fakeReport(results: Partial<CheckResult>[]): AuditReport {
-  const full = results.map(
-    (r, i): CheckResult => ({
-      id: `check-${i}`,
-      title: 'T',
-      severity: 'high',
-      references: ['WSTG-ATHN-11'],
-      description: 'd',
-      fixHint: 'f',
-      status: 'blocked',
-      summary: 's',
-      durationMs: 1,
-      evidence: [],
-      ...r,
-    }),
-  );
+  const full = results.map((r, i): CheckResult => ({
+    id: `check-${i}`,
+    title: 'T',
+    severity: 'high',
+    references: ['WSTG-ATHN-11'],
+    description: 'd',
+    fixHint: 'f',
+    status: 'blocked',
+    summary: 's',
+    durationMs: 1,
+    evidence: [],
+    ...r,
+  }));
   const counts = countStatuses(full);
   return {
     tool: { name: 'gatehouse-audit', version: '1' },
@@ -160,8 +172,19 @@ describe('reports', () => {
 
   it('SARIF: one rule and one result per check, kinds by status, levels by severity', () => {
     const sarif = JSON.parse(
-      renderSarif(fakeReport([{ status: 'bypassed', severity: 'critical' }, { status: 'blocked' }, { status: 'not_applicable' }, { status: 'error', severity: 'medium' }])),
-    ) as { version: string; $schema: string; runs: { tool: { driver: { rules: unknown[] } }; results: { kind: string; level: string; ruleIndex: number }[] }[] };
+      renderSarif(
+        fakeReport([
+          { status: 'bypassed', severity: 'critical' },
+          { status: 'blocked' },
+          { status: 'not_applicable' },
+          { status: 'error', severity: 'medium' },
+        ]),
+      ),
+    ) as {
+      version: string;
+      $schema: string;
+      runs: { tool: { driver: { rules: unknown[] } }; results: { kind: string; level: string; ruleIndex: number }[] }[];
+    };
     expect(sarif.version).toBe('2.1.0');
     expect(sarif.$schema).toMatch(/sarif-2\.1\.0/);
     expect(sarif.runs[0]?.tool.driver.rules).toHaveLength(4);
@@ -273,7 +296,8 @@ describe('independence from Gatehouse', () => {
       for (const spec of specs) {
         if (spec.startsWith('node:')) continue;
         if (!spec.startsWith('.')) {
-          if (!['yaml', 'zod', 'undici', 'otpauth', 'parse5', 'tough-cookie'].includes(spec)) offenders.push(`${file}: ${spec} (unexpected package)`);
+          if (!['yaml', 'zod', 'undici', 'otpauth', 'parse5', 'tough-cookie'].includes(spec))
+            offenders.push(`${file}: ${spec} (unexpected package)`);
           continue;
         }
         const target = relative(root, resolve(dirname(join(root, file)), spec));

@@ -110,7 +110,13 @@ describe('negated matchers', () => {
 
 describe('profile validation of the new fields', () => {
   it('accepts fetchFirst on every kind of request step, params and tokens read from HTML, and not', () => {
-    const fetchFirst = { path: '/form', values: [{ input: 'csrf', field: 'csrf' }, { cookie: 'XSRF-TOKEN', header: 'X-XSRF-TOKEN' }] };
+    const fetchFirst = {
+      path: '/form',
+      values: [
+        { input: 'csrf', field: 'csrf' },
+        { cookie: 'XSRF-TOKEN', header: 'X-XSRF-TOKEN' },
+      ],
+    };
     expect(
       problems((raw) => {
         raw.login.fetchFirst = fetchFirst;
@@ -118,8 +124,12 @@ describe('profile validation of the new fields', () => {
         raw.secondFactor.totp.fetchFirst = fetchFirst;
         raw.sensitiveActions = [
           {
-            name: 'key', kind: 'create_api_token', path: '/keys', fetchFirst,
-            token: { regex: 'key: (\\w+)' }, params: { id: { path: '/settings', input: 'id' }, n: { path: '/x', field: 'a.b' } },
+            name: 'key',
+            kind: 'create_api_token',
+            path: '/keys',
+            fetchFirst,
+            token: { regex: 'key: (\\w+)' },
+            params: { id: { path: '/settings', input: 'id' }, n: { path: '/x', field: 'a.b' } },
           },
         ];
         raw.passwordReset = {
@@ -139,7 +149,13 @@ describe('profile validation of the new fields', () => {
       problems((raw) => {
         raw.login.fetchFirst = {
           path: 'https://evil.example/',
-          values: [{ field: 'csrf' }, { input: 'a', meta: 'b', field: 'x' }, { input: 'a' }, { regex: '([a-z]+)-(\\d+)', header: 'X' }, { regex: '(', field: 'y' }],
+          values: [
+            { field: 'csrf' },
+            { input: 'a', meta: 'b', field: 'x' },
+            { input: 'a' },
+            { regex: '([a-z]+)-(\\d+)', header: 'X' },
+            { regex: '(', field: 'y' },
+          ],
         };
       }),
     ).toEqual([
@@ -159,8 +175,14 @@ describe('profile validation of the new fields', () => {
     expect(
       problems((raw) => {
         raw.sensitiveActions = [
-          { name: 'k', kind: 'create_api_token', path: '/k', tokenField: 'key', token: { input: 'key' },
-            params: { id: { path: '/s', field: 'id', input: 'id' }, none: { path: '/s' } } },
+          {
+            name: 'k',
+            kind: 'create_api_token',
+            path: '/k',
+            tokenField: 'key',
+            token: { input: 'key' },
+            params: { id: { path: '/s', field: 'id', input: 'id' }, none: { path: '/s' } },
+          },
         ];
       }),
     ).toEqual([

@@ -92,7 +92,12 @@ describe('auditor against the fixture bank', () => {
 
       const json = JSON.parse(await readFile(files.json, 'utf8')) as { exitCode: number; results: { id: string; status: string }[] };
       expect(json.exitCode).toBe(1);
-      expect(json.results.filter((r) => r.status === 'bypassed').map((r) => r.id).sort()).toEqual(Object.values(PLANTED).sort());
+      expect(
+        json.results
+          .filter((r) => r.status === 'bypassed')
+          .map((r) => r.id)
+          .sort(),
+      ).toEqual(Object.values(PLANTED).sort());
 
       const sarif = JSON.parse(await readFile(files.sarif, 'utf8')) as {
         version: string;
@@ -101,7 +106,12 @@ describe('auditor against the fixture bank', () => {
       expect(sarif.version).toBe('2.1.0');
       const run = sarif.runs[0];
       expect(run?.tool.driver.rules).toHaveLength(15);
-      expect(run?.results.filter((r) => r.kind === 'fail').map((r) => r.ruleId).sort()).toEqual(Object.values(PLANTED).sort());
+      expect(
+        run?.results
+          .filter((r) => r.kind === 'fail')
+          .map((r) => r.ruleId)
+          .sort(),
+      ).toEqual(Object.values(PLANTED).sort());
 
       const html = await readFile(files.html, 'utf8');
       expect(html).toMatch(/^<!doctype html>/);

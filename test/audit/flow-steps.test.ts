@@ -32,11 +32,19 @@ async function audit(style: TokenlandStyle, flaws: Partial<TokenlandFlaws>, extr
 }
 
 const notBlocked = (r: Awaited<ReturnType<typeof audit>>) =>
-  r.results.filter((x) => x.status !== 'blocked').map((x) => `${x.id}:${x.status}`).sort();
+  r.results
+    .filter((x) => x.status !== 'blocked')
+    .map((x) => `${x.id}:${x.status}`)
+    .sort();
 
 // Without a cookie or bearer token before the factor there is nothing to fixate; the API
 // has no token login and no change-e-mail/password actions; OAuth style has no remember-me.
-const NA_BOTH = ['session-fixation-mfa:not_applicable', 'stale-session-sensitive-action:not_applicable', 'token-login-skips-mfa:not_applicable', 'api-token-without-step-up:not_applicable'];
+const NA_BOTH = [
+  'session-fixation-mfa:not_applicable',
+  'stale-session-sensitive-action:not_applicable',
+  'token-login-skips-mfa:not_applicable',
+  'api-token-without-step-up:not_applicable',
+];
 
 describe.concurrent('flow steps: Tokenland', () => {
   it('pending token in the body under its own name: secure variant, every applicable check blocked', async () => {
@@ -52,10 +60,26 @@ describe.concurrent('flow steps: Tokenland', () => {
   });
 
   it('pending token in the body: planted flaws found (replay, body remember-me token, reset token in the path, password-only disable)', async () => {
-    const report = await audit('pending-body', { totpReplay: true, rememberSkipsMfa: true, resetLogsIn: true, disableWithPasswordOnly: true });
-    const bypassed = report.results.filter((r) => r.status === 'bypassed').map((r) => r.id).sort();
-    expect(bypassed, digest(report)).toEqual(['mfa-disable-without-reauth', 'password-reset-session', 'remember-me-skips-mfa', 'totp-replay']);
-    expect(report.results.filter((r) => r.status === 'error' || r.status === 'inconclusive'), digest(report)).toEqual([]);
+    const report = await audit('pending-body', {
+      totpReplay: true,
+      rememberSkipsMfa: true,
+      resetLogsIn: true,
+      disableWithPasswordOnly: true,
+    });
+    const bypassed = report.results
+      .filter((r) => r.status === 'bypassed')
+      .map((r) => r.id)
+      .sort();
+    expect(bypassed, digest(report)).toEqual([
+      'mfa-disable-without-reauth',
+      'password-reset-session',
+      'remember-me-skips-mfa',
+      'totp-replay',
+    ]);
+    expect(
+      report.results.filter((r) => r.status === 'error' || r.status === 'inconclusive'),
+      digest(report),
+    ).toEqual([]);
     const disable = report.results.find((r) => r.id === 'mfa-disable-without-reauth')!;
     expect(disable.summary).toContain('re-authentication demanded: password only (no fresh second factor)');
     // The reset went to /api/v2/password/reset/<token from the mail>.
@@ -67,7 +91,9 @@ describe.concurrent('flow steps: Tokenland', () => {
     const secure = await audit('oauth', {});
     expect(notBlocked(secure), digest(secure)).toEqual([...NA_BOTH, 'remember-me-skips-mfa:not_applicable'].sort());
     const flawed = await audit('oauth', { recoveryCodeReuse: true });
-    const got = Object.fromEntries(flawed.results.filter((r) => r.status !== 'blocked' && r.status !== 'not_applicable').map((r) => [r.id, r.status]));
+    const got = Object.fromEntries(
+      flawed.results.filter((r) => r.status !== 'blocked' && r.status !== 'not_applicable').map((r) => [r.id, r.status]),
+    );
     // The race is not a second finding for a code that is simply reusable.
     expect(got, digest(flawed)).toEqual({ 'recovery-code-reuse': 'bypassed' });
     expect(flawed.results.find((r) => r.id === 'recovery-code-race')?.status).toBe('not_applicable');

@@ -15,7 +15,10 @@ export function fixtureProfile(extra: Record<string, unknown> = {}): Profile {
 }
 
 export function idsWith(report: AuditReport, status: Status): string[] {
-  return report.results.filter((r) => r.status === status).map((r) => r.id).sort();
+  return report.results
+    .filter((r) => r.status === status)
+    .map((r) => r.id)
+    .sort();
 }
 
 export function statusOf(report: AuditReport, id: string): Status | undefined {

@@ -59,7 +59,10 @@ describe.concurrent('limits are not refusals', () => {
   it('the secure bank behind a per-address limiter: no false finding, no error', async () => {
     const report = await audit({ addressLimit: { max: 4, windowSeconds: 2 } });
     const bad = report.results.filter((r) => r.status === 'bypassed' || r.status === 'error' || r.status === 'inconclusive');
-    expect(bad.map((r) => r.id), digest(report)).toEqual([]);
+    expect(
+      bad.map((r) => r.id),
+      digest(report),
+    ).toEqual([]);
   });
 
   it('a refusal names its reason; a correct code that is limited blames the limit, not the secret', async () => {
@@ -67,6 +70,8 @@ describe.concurrent('limits are not refusals', () => {
     expect(ok.results[0]!.why, digest(ok)).toMatch(/^status 401 is not secondFactor\.accepted, and not a limit reply/);
     // Every code submission refused for rate: the preflight says so instead of "is the secret current?".
     const locked = await audit({ addressLimit: { max: 0, windowSeconds: 900 } }, ['totp-replay']);
-    expect(locked.aborted, digest(locked)).toMatch(/preflight failed: a valid second-factor code got a limit reply \(status 429, Retry-After 900/);
+    expect(locked.aborted, digest(locked)).toMatch(
+      /preflight failed: a valid second-factor code got a limit reply \(status 429, Retry-After 900/,
+    );
   });
 });

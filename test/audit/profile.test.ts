@@ -86,7 +86,9 @@ describe('profile validation', () => {
     expect(p.login.path).toBe('/api/auth/login');
     expect(p.tokenLogin).toBeUndefined();
     expect(p.sensitiveActions.map((a) => a.kind)).toContain('disable_mfa');
-    expect(problems({ extends: 'builtin:nope' })).toEqual([expect.stringMatching(/unknown built-in profile "builtin:nope" \(known: builtin:gatehouse\)/)]);
+    expect(problems({ extends: 'builtin:nope' })).toEqual([
+      expect.stringMatching(/unknown built-in profile "builtin:nope" \(known: builtin:gatehouse\)/),
+    ]);
     // On its own the built-in profile lacks accounts, and says so.
     expect(problems({ extends: 'builtin:gatehouse' })).toEqual([expect.stringMatching(/^accounts: /)]);
   });

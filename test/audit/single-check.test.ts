@@ -79,9 +79,11 @@ describe('bearer-token transport', () => {
     try {
       const report = await runAudit({ target: app.url, profile: fixtureProfile(bearer) });
       const notBlocked = report.results.filter((r) => r.status !== 'blocked').map((r) => `${r.id}:${r.status}`);
-      expect(notBlocked.sort(), digest(report)).toEqual(
-        ['password-reset-session:not_applicable', 'remember-me-skips-mfa:not_applicable', 'token-login-skips-mfa:not_applicable'],
-      );
+      expect(notBlocked.sort(), digest(report)).toEqual([
+        'password-reset-session:not_applicable',
+        'remember-me-skips-mfa:not_applicable',
+        'token-login-skips-mfa:not_applicable',
+      ]);
       // The session really travelled as a bearer token, never as a cookie.
       const me = report.results.find((r) => r.id === 'password-only-session')?.evidence[1]?.request.headers;
       expect(me?.authorization).toMatch(/^Bearer /);
@@ -94,7 +96,11 @@ describe('bearer-token transport', () => {
   it.concurrent('a token kept after the second factor is caught as fixation', async () => {
     const app = await startFixtureApp({ flaws: { keepSessionAfterMfa: true }, stepUpSeconds: 1 });
     try {
-      const report = await runAudit({ target: app.url, profile: fixtureProfile(bearer), only: ['session-fixation-mfa', 'password-only-session'] });
+      const report = await runAudit({
+        target: app.url,
+        profile: fixtureProfile(bearer),
+        only: ['session-fixation-mfa', 'password-only-session'],
+      });
       expect(Object.fromEntries(report.results.map((r) => [r.id, r.status])), digest(report)).toEqual({
         'password-only-session': 'blocked',
         'session-fixation-mfa': 'bypassed',
@@ -103,5 +109,4 @@ describe('bearer-token transport', () => {
       await app.close();
     }
   });
-
 });

@@ -16,7 +16,11 @@ describe('state hygiene', () => {
       const base = fixtureProfile();
       const profile = fixtureProfile({
         stepUp: { maxAgeSeconds: 1 },
-        passwordReset: { request: { path: '/password/forgot' }, token: { from: 'mailDir', dir: mailDir }, reset: { path: '/password/reset' } },
+        passwordReset: {
+          request: { path: '/password/forgot' },
+          token: { from: 'mailDir', dir: mailDir },
+          reset: { path: '/password/reset' },
+        },
         accounts: [{ ...base.accounts[0], username: 'alice@bank.example' }, base.accounts[1]],
       });
       const report = await runAudit({ target: app.url, profile });
@@ -28,7 +32,9 @@ describe('state hygiene', () => {
       // The checks after it logged in with the new address.
       const later = report.results.find((r) => r.id === 'mfa-disable-without-reauth')!;
       expect(later.status, digest(report)).toBe('blocked');
-      expect(later.evidence.find((e) => e.request.url.endsWith('/login'))?.request.body).toMatch(/username=audit-[0-9a-f]+%40example\.invalid/);
+      expect(later.evidence.find((e) => e.request.url.endsWith('/login'))?.request.body).toMatch(
+        /username=audit-[0-9a-f]+%40example\.invalid/,
+      );
     } finally {
       await app.close();
       await rm(mailDir, { recursive: true, force: true });

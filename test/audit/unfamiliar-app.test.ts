@@ -64,7 +64,10 @@ describe.concurrent('auditor against an unfamiliar app (Inkwell notes)', () => {
 
   // Mistakes a new user makes with such an app must fail closed, never flip a verdict.
   it('stops at the preflight when secondFactor.accepted is left at "any 2xx" but the app redirects', async () => {
-    const report = await audit({}, profile((raw) => delete raw.secondFactor.accepted));
+    const report = await audit(
+      {},
+      profile((raw) => delete raw.secondFactor.accepted),
+    );
     expect(report.aborted).toMatch(/status 302, Location \/notes\) does not match secondFactor\.accepted/);
     expect(report.exitCode).toBe(2);
   });
@@ -94,16 +97,24 @@ describe.concurrent('auditor against an unfamiliar app (Inkwell notes)', () => {
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual(['api-token-without-step-up']);
     const result = report.results.find((r) => r.id === 'api-token-without-step-up')!;
     // Refused with the pending session (its form page redirects it away), minted with the stale one.
-    expect(result.summary).toMatch(/create API key with the session whose second factor is older than 2s \(status 200\); the token then read \/api\/notes \(status 200\)/);
+    expect(result.summary).toMatch(
+      /create API key with the session whose second factor is older than 2s \(status 200\); the token then read \/api\/notes \(status 200\)/,
+    );
     const minted = result.evidence.find((e) => e.request.url.endsWith('/settings/api-keys') && e.response?.status === 200);
     expect(minted?.request.headers['x-csrf-token']).toBeDefined();
     expect(JSON.stringify(report)).not.toMatch(/ink_[A-Za-z0-9_-]{20}/); // the minted key is masked
   });
 
   it('needs the CSRF token: without fetchFirst, or with the wrong input name, the preflight stops and says why', async () => {
-    const without = await audit({}, profile((raw) => delete raw.login.fetchFirst));
+    const without = await audit(
+      {},
+      profile((raw) => delete raw.login.fetchFirst),
+    );
     expect(without.aborted).toMatch(/password login for marta failed with status 403/);
-    const wrong = await audit({}, profile((raw) => (raw.login.fetchFirst.values[0].input = 'csrf_token')));
+    const wrong = await audit(
+      {},
+      profile((raw) => (raw.login.fetchFirst.values[0].input = 'csrf_token')),
+    );
     expect(wrong.aborted).toMatch(/status 403; its fetchFirst found no <input name="csrf_token"> \(GET \/login answered 200\)/);
     expect(wrong.exitCode).toBe(2);
   });

@@ -37,7 +37,9 @@ describe('gatehouse doctor', () => {
     insert.run('u-zwsp', 'victim@example.test\u200B', 'victim@example.test\u200B', now, now);
     insert.run('u-idn', 'user@B\u00FCcher.example', 'user@b\u00FCcher.example', now, now);
     sqlite
-      .prepare('INSERT INTO email_changes (id, user_id, new_email, token_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, NULL)')
+      .prepare(
+        'INSERT INTO email_changes (id, user_id, new_email, token_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, NULL)',
+      )
       .run('c-1', 'u-idn', 'x<other@evil.test>', 'h1', now, now + 3_600_000);
     const before = sqlite.prepare('SELECT id, email, email_normalized FROM users ORDER BY id').all();
     sqlite.close();
@@ -46,7 +48,11 @@ describe('gatehouse doctor', () => {
     const byId = Object.fromEntries(findings.map((f) => [f.id, f]));
     expect(byId['u-list']).toMatchObject({ kind: 'account', status: 'invalid' });
     expect(byId['u-zwsp']).toMatchObject({ kind: 'account', status: 'invalid', stored: 'victim@example.test\\u{200B}' });
-    expect(byId['u-idn']).toMatchObject({ kind: 'account', status: 'not_canonical', canonical: { address: 'user@xn--bcher-kva.example', key: 'user@xn--bcher-kva.example' } });
+    expect(byId['u-idn']).toMatchObject({
+      kind: 'account',
+      status: 'not_canonical',
+      canonical: { address: 'user@xn--bcher-kva.example', key: 'user@xn--bcher-kva.example' },
+    });
     expect(byId['c-1']).toMatchObject({ kind: 'pending_change', status: 'invalid' });
     expect(findings.map((f) => f.stored)).not.toContain(good!);
     expect(findings).toHaveLength(4);

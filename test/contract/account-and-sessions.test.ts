@@ -1,6 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Client, FAST, expectError, expectIso, login, mfaUser, signup, sleep, startMailCatcher, strongPassword, uniqueEmail, type MailCatcher, takeRecovery } from './client.js';
+import {
+  Client,
+  FAST,
+  expectError,
+  expectIso,
+  login,
+  mfaUser,
+  signup,
+  sleep,
+  startMailCatcher,
+  strongPassword,
+  uniqueEmail,
+  type MailCatcher,
+  takeRecovery,
+} from './client.js';
 
 let srv: TestServer;
 let ttl: TestServer;
@@ -75,7 +89,7 @@ describe.concurrent('sessions', () => {
     }
   });
 
-  it('DELETE /api/sessions/:id → 204 ends that session; another account\'s session id is 404', async () => {
+  it("DELETE /api/sessions/:id → 204 ends that session; another account's session id is 404", async () => {
     const u = await signup(srv.url, 'ssdel');
     const v = await signup(srv.url, 'ssdel2');
     const other = await login(srv.url, u);
@@ -204,20 +218,29 @@ describe.concurrent('email change', () => {
 describe('logout and email-change edges', () => {
   let srv: TestServer;
   let mail: MailCatcher;
-  beforeAll(async () => { mail = await startMailCatcher(); srv = await startTestServer({ ...FAST, GATEHOUSE_SMTP_URL: mail.url }); });
-  afterAll(async () => { await srv?.close(); await mail?.close(); });
+  beforeAll(async () => {
+    mail = await startMailCatcher();
+    srv = await startTestServer({ ...FAST, GATEHOUSE_SMTP_URL: mail.url });
+  });
+  afterAll(async () => {
+    await srv?.close();
+    await mail?.close();
+  });
 
   describe.concurrent('logout and email-change edges', () => {
     it('logout carrying only the remember-me cookie revokes it', async () => {
       const u = await signup(srv.url, 'lor');
       const { client } = await login(srv.url, u, { remember: true });
       const r0 = client.jar.get('gatehouse_remember')!;
-      const c = new Client(srv.url); c.jar.set('gatehouse_remember', r0);
+      const c = new Client(srv.url);
+      c.jar.set('gatehouse_remember', r0);
       const out = await c.post('/api/auth/logout');
       expect(out.status).toBe(204);
-      const d = new Client(srv.url); for (const [k, v] of c.jar.snapshot()) d.jar.set(k, v);
+      const d = new Client(srv.url);
+      for (const [k, v] of c.jar.snapshot()) d.jar.set(k, v);
       expectError(await d.get('/api/session'), 401, 'unauthenticated');
-      const e = new Client(srv.url); e.jar.set('gatehouse_remember', r0);
+      const e = new Client(srv.url);
+      e.jar.set('gatehouse_remember', r0);
       expectError(await e.get('/api/session'), 401, 'unauthenticated');
     });
     it('logout of a pending session restored from remember-me revokes the remember-me token', async () => {
@@ -225,10 +248,16 @@ describe('logout and email-change edges', () => {
       const c = new Client(srv.url);
       await c.post('/api/auth/login', { email: u.email, password: u.password, remember: true });
       await c.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) });
-      const d = new Client(srv.url); d.jar.set('gatehouse_remember', c.jar.get('gatehouse_remember')!);
+      const d = new Client(srv.url);
+      d.jar.set('gatehouse_remember', c.jar.get('gatehouse_remember')!);
       expectError(await d.get('/api/session'), 401, 'mfa_required');
       expect((await d.post('/api/auth/logout')).status).toBe(204);
-      const e = new Client(srv.url); const r = d.jar.get('gatehouse_remember'); if (r) { e.jar.set('gatehouse_remember', r); expectError(await e.get('/api/session'), 401, 'unauthenticated'); }
+      const e = new Client(srv.url);
+      const r = d.jar.get('gatehouse_remember');
+      if (r) {
+        e.jar.set('gatehouse_remember', r);
+        expectError(await e.get('/api/session'), 401, 'unauthenticated');
+      }
     });
     it('email confirm uses the token alone, whatever session comes with it', async () => {
       const a = await signup(srv.url, 'eca');

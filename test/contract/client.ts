@@ -370,7 +370,12 @@ export function takeRecovery(u: MfaUser): string {
   return c;
 }
 
-export async function login(base: string, u: { email: string; password: string }, extra: Record<string, unknown> = {}, client = new Client(base)) {
+export async function login(
+  base: string,
+  u: { email: string; password: string },
+  extra: Record<string, unknown> = {},
+  client = new Client(base),
+) {
   const res = await client.post('/api/auth/login', { email: u.email, password: u.password, ...extra });
   return { client, res };
 }

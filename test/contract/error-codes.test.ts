@@ -91,7 +91,13 @@ describe('every error code in the table, with its status', () => {
     const under = JSON.stringify({ email: 'a@b.test', password: 'p'.repeat(60 * 1024) });
     const r = await new Client(srv.url).post('/api/auth/login', undefined, { raw: under });
     expect(r.status).not.toBe(413);
-    check(await new Client(srv.url).post('/api/auth/login', undefined, { raw: JSON.stringify({ email: 'a@b.test', password: 'p'.repeat(65 * 1024) }) }), 413, 'payload_too_large');
+    check(
+      await new Client(srv.url).post('/api/auth/login', undefined, {
+        raw: JSON.stringify({ email: 'a@b.test', password: 'p'.repeat(65 * 1024) }),
+      }),
+      413,
+      'payload_too_large',
+    );
   });
   it('too_many_attempts 429 with retryAfter and Retry-After', async () => {
     const v = await mfaUser(srv.url, 'tma');
@@ -104,9 +110,23 @@ describe('every error code in the table, with its status', () => {
   it('covered every code', () => {
     expect([...seen].sort()).toEqual(
       [
-        'invalid_request', 'weak_password', 'invalid_token', 'unauthenticated', 'invalid_credentials', 'mfa_required', 'no_pending_authentication',
-        'invalid_code', 'csrf', 'enrollment_required', 'step_up_required', 'interactive_session_required', 'insufficient_scope', 'not_found',
-        'email_taken', 'payload_too_large', 'too_many_attempts',
+        'invalid_request',
+        'weak_password',
+        'invalid_token',
+        'unauthenticated',
+        'invalid_credentials',
+        'mfa_required',
+        'no_pending_authentication',
+        'invalid_code',
+        'csrf',
+        'enrollment_required',
+        'step_up_required',
+        'interactive_session_required',
+        'insufficient_scope',
+        'not_found',
+        'email_taken',
+        'payload_too_large',
+        'too_many_attempts',
       ].sort(),
     );
   });

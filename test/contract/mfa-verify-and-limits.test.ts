@@ -3,7 +3,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Client, FAST, Totp, currentStep, expectError, expectIso, login, loginFull, mfaUser, signup, sleep, strongPassword, takeRecovery, uniqueEmail, type MfaUser, startMailCatcher, type MailCatcher } from './client.js';
+import {
+  Client,
+  FAST,
+  Totp,
+  currentStep,
+  expectError,
+  expectIso,
+  login,
+  loginFull,
+  mfaUser,
+  signup,
+  sleep,
+  strongPassword,
+  takeRecovery,
+  uniqueEmail,
+  type MfaUser,
+  startMailCatcher,
+  type MailCatcher,
+} from './client.js';
 
 let srv: TestServer;
 let ttl: TestServer;
@@ -152,9 +170,17 @@ describe('pending session', () => {
   });
 
   it('verify without a pending session, or with a full one, is 401 no_pending_authentication', async () => {
-    expectError(await new Client(srv.url).post('/api/auth/mfa/verify', { method: 'totp', code: '123456' }), 401, 'no_pending_authentication');
+    expectError(
+      await new Client(srv.url).post('/api/auth/mfa/verify', { method: 'totp', code: '123456' }),
+      401,
+      'no_pending_authentication',
+    );
     const full = await loginFull(srv.url, u);
-    expectError(await full.post('/api/auth/mfa/verify', { method: 'recovery_code', code: u.recovery[0] }), 401, 'no_pending_authentication');
+    expectError(
+      await full.post('/api/auth/mfa/verify', { method: 'recovery_code', code: u.recovery[0] }),
+      401,
+      'no_pending_authentication',
+    );
   });
 
   it('verify with bad fields is 400 invalid_request', async () => {
@@ -213,9 +239,14 @@ describe.concurrent('limits', () => {
   it('the 5th wrong code in one pending session is 429 too_many_attempts and revokes that session', async () => {
     const u = await mfaUser(srv.url, 'five');
     const { client } = await login(srv.url, u);
-    for (let i = 0; i < 4; i++) expectError(await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }), 401, 'invalid_code');
+    for (let i = 0; i < 4; i++)
+      expectError(await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }), 401, 'invalid_code');
     expectError(await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }), 429, 'too_many_attempts');
-    expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 401, 'no_pending_authentication');
+    expectError(
+      await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }),
+      401,
+      'no_pending_authentication',
+    );
     // a new login still works (account not locked after 5)
     const ok = await loginFull(srv.url, u);
     expect((await ok.get('/api/session')).status).toBe(200);
@@ -224,9 +255,17 @@ describe.concurrent('limits', () => {
   it('parallel wrong codes in one pending session are capped at 5', async () => {
     const u = await mfaUser(srv.url, 'fivep');
     const { client } = await login(srv.url, u);
-    const rs = await Promise.all(Array.from({ length: 8 }, () => client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: 'aaaa-bbbb-cccc-dddd' }, { noStore: true })));
+    const rs = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: 'aaaa-bbbb-cccc-dddd' }, { noStore: true }),
+      ),
+    );
     expect(rs.filter((r) => r.status === 401 && r.body.error === 'invalid_code').length).toBeLessThanOrEqual(4);
-    expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 401, 'no_pending_authentication');
+    expectError(
+      await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }),
+      401,
+      'no_pending_authentication',
+    );
   });
 
   it('10 consecutive wrong codes across sessions, case and addresses lock the second factor; even a correct code gets 429; it unlocks after GATEHOUSE_LOCKOUT_SECONDS', async () => {
@@ -260,11 +299,17 @@ describe.concurrent('limits', () => {
       [0, 1, 2, 3].map(async (i) => {
         const c = new Client(lock.url);
         c.headers['x-forwarded-for'] = `198.51.100.${i + 1}`;
-        expect((await c.post('/api/auth/login', { email: i % 2 ? u.email.toUpperCase() : u.email, password: u.password })).status).toBe(202);
+        expect((await c.post('/api/auth/login', { email: i % 2 ? u.email.toUpperCase() : u.email, password: u.password })).status).toBe(
+          202,
+        );
         return c;
       }),
     );
-    await Promise.all(clients.flatMap((c) => [0, 1, 2].map(() => c.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }, { noStore: true }))));
+    await Promise.all(
+      clients.flatMap((c) =>
+        [0, 1, 2].map(() => c.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }, { noStore: true })),
+      ),
+    );
     const { client } = await login(lock.url, u);
     expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 429, 'too_many_attempts');
   });
@@ -273,7 +318,8 @@ describe.concurrent('limits', () => {
     const u = await mfaUser(lock.url, 'lockr');
     const wrong4 = async () => {
       const { client } = await login(lock.url, u);
-      for (let i = 0; i < 4; i++) expectError(await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }), 401, 'invalid_code');
+      for (let i = 0; i < 4; i++)
+        expectError(await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }), 401, 'invalid_code');
       return client;
     };
     await wrong4();
@@ -341,8 +387,12 @@ describe('GATEHOUSE_MFA_REQUIRED=all', () => {
 
 describe('lockout boundaries', () => {
   let srv: TestServer;
-  beforeAll(async () => { srv = await startTestServer({ ...FAST, GATEHOUSE_LOCKOUT_SECONDS: '60' }); });
-  afterAll(async () => { await srv?.close(); });
+  beforeAll(async () => {
+    srv = await startTestServer({ ...FAST, GATEHOUSE_LOCKOUT_SECONDS: '60' });
+  });
+  afterAll(async () => {
+    await srv?.close();
+  });
 
   describe.concurrent('lockout boundaries', () => {
     it('5 + 5 wrong codes (each session capped) make 10: the account locks', async () => {
@@ -362,14 +412,20 @@ describe('lockout boundaries', () => {
       const u = await mfaUser(srv.url, 'nine');
       for (const n of [4, 4, 1]) {
         const { client } = await login(srv.url, u);
-        for (let i = 0; i < n; i++) expectError(await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }), 401, 'invalid_code');
+        for (let i = 0; i < n; i++)
+          expectError(await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }), 401, 'invalid_code');
       }
       const { client } = await login(srv.url, u);
       expect((await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) })).status).toBe(200);
     });
     it('10 wrong passwords lock, and the retryAfter is in seconds', async () => {
       const u = await signup(srv.url, 'ten');
-      for (let i = 0; i < 10; i++) expectError(await new Client(srv.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` }), 401, 'invalid_credentials');
+      for (let i = 0; i < 10; i++)
+        expectError(
+          await new Client(srv.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` }),
+          401,
+          'invalid_credentials',
+        );
       const r = await new Client(srv.url).post('/api/auth/login', { email: u.email, password: u.password });
       expectError(r, 429, 'too_many_attempts');
       expect(r.body.retryAfter).toBeLessThanOrEqual(60);
@@ -377,7 +433,10 @@ describe('lockout boundaries', () => {
     });
     it('a locked second factor: the pending session is still 202 at login, verify gets 429 with retryAfter ≤ lockout', async () => {
       const u = await mfaUser(srv.url, 'lk');
-      for (let s = 0; s < 3; s++) { const { client } = await login(srv.url, u); for (let i = 0; i < 4; i++) await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }); }
+      for (let s = 0; s < 3; s++) {
+        const { client } = await login(srv.url, u);
+        for (let i = 0; i < 4; i++) await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() });
+      }
       const { client, res } = await login(srv.url, u);
       expect([202, 429]).toContain(res.status);
       if (res.status === 202) {
@@ -393,8 +452,17 @@ describe('session-state edges', () => {
   let srv: TestServer;
   let all: TestServer;
   let mail: MailCatcher;
-  beforeAll(async () => { mail = await startMailCatcher(); [srv, all] = await Promise.all([startTestServer({ ...FAST, GATEHOUSE_SMTP_URL: mail.url }), startTestServer({ ...FAST, GATEHOUSE_MFA_REQUIRED: 'all' })]); });
-  afterAll(async () => { await Promise.all([srv?.close(), all?.close()]); await mail?.close(); });
+  beforeAll(async () => {
+    mail = await startMailCatcher();
+    [srv, all] = await Promise.all([
+      startTestServer({ ...FAST, GATEHOUSE_SMTP_URL: mail.url }),
+      startTestServer({ ...FAST, GATEHOUSE_MFA_REQUIRED: 'all' }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.all([srv?.close(), all?.close()]);
+    await mail?.close();
+  });
 
   describe.concurrent('session-state edges', () => {
     it('pending: confirm, DELETE session/token are 401 mfa_required; email confirm (no session needed) works', async () => {
@@ -403,7 +471,11 @@ describe('session-state edges', () => {
       expect((await u.client.post('/api/account/email', { email: ne })).status).toBe(202);
       const m = await mail.waitFor((x) => x.to.includes(ne) && x.tokens.length > 0);
       const { client } = await login(srv.url, u);
-      for (const [mm, p, b] of [['POST', '/api/mfa/totp/confirm', { code: '123456' }], ['DELETE', '/api/sessions/x'], ['DELETE', '/api/tokens/x']] as [string, string, unknown?][]) {
+      for (const [mm, p, b] of [
+        ['POST', '/api/mfa/totp/confirm', { code: '123456' }],
+        ['DELETE', '/api/sessions/x'],
+        ['DELETE', '/api/tokens/x'],
+      ] as [string, string, unknown?][]) {
         expectError(await client.req(mm, p, b), 401, 'mfa_required');
       }
       const f = await client.post('/api/auth/password/forgot', { email: u.email });
@@ -413,7 +485,8 @@ describe('session-state edges', () => {
     });
     it('MFA_REQUIRED=all: deleting the last factor never leaves a full session without a factor', async () => {
       const c = new Client(all.url);
-      const email = uniqueEmail('alld'); const password = strongPassword();
+      const email = uniqueEmail('alld');
+      const password = strongPassword();
       await c.post('/api/auth/signup', { email, password });
       const s = await c.post('/api/mfa/totp/setup');
       const cf = await c.post('/api/mfa/totp/confirm', { code: new Totp(s.body.secret).next() });
@@ -456,14 +529,19 @@ describe('instances sharing a database', () => {
     });
     it('password failures count across instances', async () => {
       const u = await signup(a.url, 'shp');
-      for (let i = 0; i < 10; i++) await new Client(i % 2 ? a.url : b.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` });
+      for (let i = 0; i < 10; i++)
+        await new Client(i % 2 ? a.url : b.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` });
       expectError(await new Client(a.url).post('/api/auth/login', { email: u.email, password: u.password }), 429, 'too_many_attempts');
       expectError(await new Client(b.url).post('/api/auth/login', { email: u.email, password: u.password }), 429, 'too_many_attempts');
     });
     it('second-factor failures count across instances, in parallel', async () => {
       const u = await mfaUser(a.url, 'shm');
       const clients = await Promise.all([a, b, a, b].map(async (s) => (await login(s.url, u)).client));
-      await Promise.all(clients.flatMap((c) => [0, 1, 2].map(() => c.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }, { noStore: true }))));
+      await Promise.all(
+        clients.flatMap((c) =>
+          [0, 1, 2].map(() => c.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }, { noStore: true })),
+        ),
+      );
       const { client } = await login(b.url, u);
       expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 429, 'too_many_attempts');
     });
@@ -473,15 +551,23 @@ describe('instances sharing a database', () => {
       const other = new Client(b.url);
       for (const [k, v] of client.jar.snapshot()) other.jar.set(k, v);
       const rs = [];
-      for (let i = 0; i < 5; i++) rs.push(await (i % 2 ? other : client).post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }, { noStore: true }));
+      for (let i = 0; i < 5; i++)
+        rs.push(await (i % 2 ? other : client).post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }, { noStore: true }));
       expectError(rs[4]!, 429, 'too_many_attempts');
-      expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 401, 'no_pending_authentication');
+      expectError(
+        await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }),
+        401,
+        'no_pending_authentication',
+      );
     });
     it('a factor enrolled on one instance verifies on the other (the key material is shared through the data dir)', async () => {
       const u = await mfaUser(a.url, 'shk');
       const { client } = await login(b.url, u);
       const code = u.totp.nextOrNull();
-      const v = await client.post('/api/auth/mfa/verify', code ? { method: 'totp', code } : { method: 'recovery_code', code: takeRecovery(u) });
+      const v = await client.post(
+        '/api/auth/mfa/verify',
+        code ? { method: 'totp', code } : { method: 'recovery_code', code: takeRecovery(u) },
+      );
       expect(v.status, v.text).toBe(200);
     });
     it('a TOTP code accepted on one instance is refused on the other; a recovery code too', async () => {
@@ -491,12 +577,18 @@ describe('instances sharing a database', () => {
       const x = (await login(a.url, u)).client;
       const y = (await login(b.url, u)).client;
       if (code) {
-        const [r1, r2] = await Promise.all([x.post('/api/auth/mfa/verify', { method: 'totp', code }), y.post('/api/auth/mfa/verify', { method: 'totp', code })]);
+        const [r1, r2] = await Promise.all([
+          x.post('/api/auth/mfa/verify', { method: 'totp', code }),
+          y.post('/api/auth/mfa/verify', { method: 'totp', code }),
+        ]);
         expect([r1.status, r2.status].sort()).toEqual([200, 401]);
       }
       const x2 = (await login(a.url, u)).client;
       const y2 = (await login(b.url, u)).client;
-      const [r3, r4] = await Promise.all([x2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: rc }), y2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: rc })]);
+      const [r3, r4] = await Promise.all([
+        x2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: rc }),
+        y2.post('/api/auth/mfa/verify', { method: 'recovery_code', code: rc }),
+      ]);
       expect([r3.status, r4.status].sort()).toEqual([200, 401]);
     });
   });

@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
-  Client, FAST, login, mfaUser, signup, sleep, startMailCatcher, strongPassword, takeRecovery, uniqueEmail, type MailCatcher, type User,
+  Client,
+  FAST,
+  login,
+  mfaUser,
+  signup,
+  sleep,
+  startMailCatcher,
+  strongPassword,
+  takeRecovery,
+  uniqueEmail,
+  type MailCatcher,
+  type User,
 } from './client.js';
 
 let srv: TestServer;
@@ -84,7 +95,9 @@ describe.concurrent('security notifications', () => {
 
   it('account.locked once, even when the lockout is reached by parallel requests', async () => {
     const u = await signup(srv.url, 'nlkp');
-    await Promise.all(Array.from({ length: 16 }, (_, i) => new Client(srv.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` })));
+    await Promise.all(
+      Array.from({ length: 16 }, (_, i) => new Client(srv.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}abcdefg` })),
+    );
     await expectNotified(u, 'account.locked');
     await sleep(500);
     expect(mail.mails.filter((x) => x.event === 'account.locked' && x.to.includes(u.email))).toHaveLength(1);

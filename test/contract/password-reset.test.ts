@@ -1,7 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
-  Client, FAST, expectError, login, mfaUser, signup, sleep, startMailCatcher, strongPassword, takeRecovery, uniqueEmail, type MailCatcher,
+  Client,
+  FAST,
+  expectError,
+  login,
+  mfaUser,
+  signup,
+  sleep,
+  startMailCatcher,
+  strongPassword,
+  takeRecovery,
+  uniqueEmail,
+  type MailCatcher,
 } from './client.js';
 
 let srv: TestServer;
@@ -19,7 +30,15 @@ afterAll(async () => {
 async function requestReset(email: string, as = email) {
   const r = await new Client(srv.url).post('/api/auth/password/forgot', { email: as });
   expect(r.status).toBe(202);
-  const m = await mail.waitFor((x) => x.to.includes(email) && x.event === 'password_reset.requested' && x.tokens.length > 0).catch((e) => { console.log(email, mail.mails.map((x) => [x.to, x.event, x.tokens])); throw e; });
+  const m = await mail
+    .waitFor((x) => x.to.includes(email) && x.event === 'password_reset.requested' && x.tokens.length > 0)
+    .catch((e) => {
+      console.log(
+        email,
+        mail.mails.map((x) => [x.to, x.event, x.tokens]),
+      );
+      throw e;
+    });
   return { res: r, mail: m, token: m.tokens[0]! };
 }
 
@@ -52,7 +71,9 @@ describe.concurrent('password reset', () => {
   it('reset → 200 {status:"password_changed"}; no session; all sessions and remember-me tokens revoked; single-use', async () => {
     const u = await signup(srv.url, 'rs');
     const other = await login(srv.url, u, { remember: true });
-    const rememberName = other.client.jar.names().find((n) => n !== 'gatehouse_session' && other.res.setCookies.some((s) => s.startsWith(n + '=') && /max-age=\d{6,}/i.test(s)));
+    const rememberName = other.client.jar
+      .names()
+      .find((n) => n !== 'gatehouse_session' && other.res.setCookies.some((s) => s.startsWith(n + '=') && /max-age=\d{6,}/i.test(s)));
     const remember = rememberName ? other.client.jar.get(rememberName) : undefined;
     const { token } = await requestReset(u.email);
     const np = strongPassword();
@@ -80,7 +101,11 @@ describe.concurrent('password reset', () => {
     expect(p.res.status).toBe(202);
     const { token } = await requestReset(u.email);
     expect((await new Client(srv.url).post('/api/auth/password/reset', { token, password: strongPassword() })).status).toBe(200);
-    expectError(await p.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 401, 'no_pending_authentication');
+    expectError(
+      await p.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }),
+      401,
+      'no_pending_authentication',
+    );
   });
 
   it('reset does not bypass the second factor', async () => {
@@ -95,7 +120,11 @@ describe.concurrent('password reset', () => {
   });
 
   it('400 invalid_token for an unknown token; weak passwords are 400 weak_password; malformed body 400 invalid_request', async () => {
-    expectError(await new Client(srv.url).post('/api/auth/password/reset', { token: 'nope', password: strongPassword() }), 400, 'invalid_token');
+    expectError(
+      await new Client(srv.url).post('/api/auth/password/reset', { token: 'nope', password: strongPassword() }),
+      400,
+      'invalid_token',
+    );
     const u = await signup(srv.url, 'rsweak');
     const { token } = await requestReset(u.email);
     expectError(await new Client(srv.url).post('/api/auth/password/reset', { token, password: 'short' }), 400, 'weak_password');

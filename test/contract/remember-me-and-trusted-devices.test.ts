@@ -1,6 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Client, FAST, cookieLifetime, expectError, login, loginFull, mfaUser, signup, strongPassword, takeRecovery, type Jar, parseSetCookie, sleep, startMailCatcher, uniqueEmail, type MailCatcher } from './client.js';
+import {
+  Client,
+  FAST,
+  cookieLifetime,
+  expectError,
+  login,
+  loginFull,
+  mfaUser,
+  signup,
+  strongPassword,
+  takeRecovery,
+  type Jar,
+  parseSetCookie,
+  sleep,
+  startMailCatcher,
+  uniqueEmail,
+  type MailCatcher,
+} from './client.js';
 
 let srv: TestServer;
 let trusted: TestServer;
@@ -19,7 +36,12 @@ afterAll(async () => {
 
 /** Names of persistent cookies living longer than a day and a half. */
 function longLived(jar: Jar): string[] {
-  return [...jar.map.values()].filter((c) => { const l = cookieLifetime(c); return Number.isFinite(l) && l > 36 * 3600; }).map((c) => c.name);
+  return [...jar.map.values()]
+    .filter((c) => {
+      const l = cookieLifetime(c);
+      return Number.isFinite(l) && l > 36 * 3600;
+    })
+    .map((c) => c.name);
 }
 
 /** A client that holds only the given cookie. */
@@ -125,7 +147,7 @@ describe.concurrent('remember-me', () => {
     expect((await c.post('/api/tokens', { name: 't', scopes: [] })).status).toBe(201);
   });
 
-  it('logout revokes this device\'s remember-me token', async () => {
+  it("logout revokes this device's remember-me token", async () => {
     const u = await signup(srv.url, 'rmlogout');
     const a = await login(srv.url, u, { remember: true });
     const name = longLived(a.client.jar)[0]!;
@@ -134,7 +156,7 @@ describe.concurrent('remember-me', () => {
     expectError(await only(srv.url, name, r0).get('/api/session'), 401, 'unauthenticated');
   });
 
-  it('a password change revokes other devices\' remember-me tokens', async () => {
+  it("a password change revokes other devices' remember-me tokens", async () => {
     const u = await signup(srv.url, 'rmpw');
     const a = await login(srv.url, u, { remember: true });
     const name = longLived(a.client.jar)[0]!;
@@ -233,7 +255,10 @@ describe('limits, remember-me and cookie edges', () => {
       startTestServer({ ...FAST, GATEHOUSE_TRUSTED_DEVICE_DAYS: '7', GATEHOUSE_PUBLIC_URL: 'https://gh.example' }),
     ]);
   });
-  afterAll(async () => { await Promise.all([srv?.close(), idle?.close(), trusted?.close()]); await mail?.close(); });
+  afterAll(async () => {
+    await Promise.all([srv?.close(), idle?.close(), trusted?.close()]);
+    await mail?.close();
+  });
 
   describe.concurrent('limits, remember-me and cookie edges', () => {
     it('per-address password limit: many wrong passwords from one address eventually get 429, X-Forwarded-For does not help', async () => {
@@ -241,13 +266,19 @@ describe('limits, remember-me and cookie edges', () => {
       try {
         let got: any;
         for (let i = 0; i < 400 && !got; i++) {
-          const r = await new Client(s.url).post('/api/auth/login', { email: uniqueEmail('spray'), password: `Wrong!${i}abcdefg` }, { headers: { 'x-forwarded-for': `10.0.${i >> 8}.${i & 255}` } });
+          const r = await new Client(s.url).post(
+            '/api/auth/login',
+            { email: uniqueEmail('spray'), password: `Wrong!${i}abcdefg` },
+            { headers: { 'x-forwarded-for': `10.0.${i >> 8}.${i & 255}` } },
+          );
           if (r.status === 429) got = r;
           else expect(r.status).toBe(401);
         }
         expect(got).toBeDefined();
         expectError(got, 429, 'too_many_attempts');
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
     it('unknown and known accounts answer the same after 11 wrong passwords', async () => {
       const u = await signup(srv.url, 'enum');
@@ -266,11 +297,14 @@ describe('limits, remember-me and cookie edges', () => {
         let got: any;
         for (let i = 0; i < 200 && !got; i++) {
           const r = await new Client(s.url).post('/api/auth/password/forgot', { email: uniqueEmail('fl') });
-          if (r.status === 429) got = r; else expect(r.status).toBe(202);
+          if (r.status === 429) got = r;
+          else expect(r.status).toBe(202);
         }
         expect(got).toBeDefined();
         expectError(got, 429, 'too_many_attempts');
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     });
     it('remember-me restores a session whose cookie idled out', async () => {
       const u = await signup(idle.url, 'idr');
@@ -286,14 +320,17 @@ describe('limits, remember-me and cookie edges', () => {
       await c.post('/api/auth/login', { email: u.email, password: u.password, remember: true });
       await c.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) });
       const r0 = c.jar.get('gatehouse_remember')!;
-      const d = new Client(srv.url); d.jar.set('gatehouse_remember', r0);
+      const d = new Client(srv.url);
+      d.jar.set('gatehouse_remember', r0);
       expectError(await d.get('/api/session'), 401, 'mfa_required');
       const r1 = d.jar.get('gatehouse_remember');
       expect(r1).toBeDefined();
       expect(r1).not.toBe(r0);
-      const e = new Client(srv.url); e.jar.set('gatehouse_remember', r0);
+      const e = new Client(srv.url);
+      e.jar.set('gatehouse_remember', r0);
       expectError(await e.get('/api/session'), 401, 'unauthenticated');
-      const f = new Client(srv.url); f.jar.set('gatehouse_remember', r1!);
+      const f = new Client(srv.url);
+      f.jar.set('gatehouse_remember', r1!);
       expectError(await f.get('/api/session'), 401, 'unauthenticated');
     });
     it('trusted-device and remember-me cookies carry the same flags (Secure on https)', async () => {
@@ -330,7 +367,11 @@ describe('limits, remember-me and cookie edges', () => {
     it('verify with wrong field types is 400, trustDevice must be boolean', async () => {
       const u = await mfaUser(srv.url, 'vt');
       const { client } = await login(srv.url, u);
-      expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: u.recovery[0], trustDevice: 'yes' }), 400, 'invalid_request');
+      expectError(
+        await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: u.recovery[0], trustDevice: 'yes' }),
+        400,
+        'invalid_request',
+      );
       expectError(await client.post('/api/auth/login', { email: u.email, password: u.password, remember: 'yes' }), 400, 'invalid_request');
     });
   });

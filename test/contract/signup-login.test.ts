@@ -46,7 +46,11 @@ describe('signup', () => {
 
   it('parallel signups of one address (any case/whitespace) create one account', async () => {
     const email = uniqueEmail('race');
-    const rs = await Promise.all([email, email.toUpperCase(), ` ${email}`, email, email].map((e) => new Client(srv.url).post('/api/auth/signup', { email: e, password: strongPassword() })));
+    const rs = await Promise.all(
+      [email, email.toUpperCase(), ` ${email}`, email, email].map((e) =>
+        new Client(srv.url).post('/api/auth/signup', { email: e, password: strongPassword() }),
+      ),
+    );
     expect(rs.filter((r) => r.status === 201)).toHaveLength(1);
     for (const r of rs.filter((x) => x.status !== 201)) expectError(r, 409, 'email_taken');
   });
@@ -69,7 +73,13 @@ describe('signup', () => {
   });
 
   it('400 invalid_request for missing or mistyped fields', async () => {
-    for (const body of [{}, { email: 'a@b.test' }, { password: 'Gh!abcdefg12' }, { email: 1, password: 'Gh!abcdefg12' }, { email: 'a@b.test', password: 12345678901 }]) {
+    for (const body of [
+      {},
+      { email: 'a@b.test' },
+      { password: 'Gh!abcdefg12' },
+      { email: 1, password: 'Gh!abcdefg12' },
+      { email: 'a@b.test', password: 12345678901 },
+    ]) {
       const r = await new Client(srv.url).post('/api/auth/signup', body);
       expectError(r, 400, 'invalid_request');
     }
@@ -153,13 +163,25 @@ describe('password lockout', () => {
     const u = await signup(lock.url, 'plock');
     for (let i = 0; i < 10; i++) {
       const email = i % 2 ? u.email.toUpperCase() : ` ${u.email}`;
-      const r = await new Client(lock.url).post('/api/auth/login', { email, password: `Wrong!${i}xyzabc` }, { headers: { 'x-forwarded-for': `198.51.100.${i + 1}` } });
+      const r = await new Client(lock.url).post(
+        '/api/auth/login',
+        { email, password: `Wrong!${i}xyzabc` },
+        { headers: { 'x-forwarded-for': `198.51.100.${i + 1}` } },
+      );
       expect(r.status, `attempt ${i}`).toBeOneOf([401, 429]);
     }
-    const ok = await new Client(lock.url).post('/api/auth/login', { email: u.email, password: u.password }, { headers: { 'x-forwarded-for': '198.51.100.200' } });
+    const ok = await new Client(lock.url).post(
+      '/api/auth/login',
+      { email: u.email, password: u.password },
+      { headers: { 'x-forwarded-for': '198.51.100.200' } },
+    );
     expectError(ok, 429, 'too_many_attempts');
     await sleep(3300);
-    const later = await new Client(lock.url).post('/api/auth/login', { email: u.email, password: u.password }, { headers: { 'x-forwarded-for': '198.51.100.201' } });
+    const later = await new Client(lock.url).post(
+      '/api/auth/login',
+      { email: u.email, password: u.password },
+      { headers: { 'x-forwarded-for': '198.51.100.201' } },
+    );
     expect(later.status, later.text).toBe(200);
   });
 
@@ -167,10 +189,18 @@ describe('password lockout', () => {
     const u = await signup(lock.url, 'plockp');
     await Promise.all(
       Array.from({ length: 14 }, (_, i) =>
-        new Client(lock.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}xyzabc` }, { headers: { 'x-forwarded-for': `192.0.2.${i + 1}` } }),
+        new Client(lock.url).post(
+          '/api/auth/login',
+          { email: u.email, password: `Wrong!${i}xyzabc` },
+          { headers: { 'x-forwarded-for': `192.0.2.${i + 1}` } },
+        ),
       ),
     );
-    const ok = await new Client(lock.url).post('/api/auth/login', { email: u.email, password: u.password }, { headers: { 'x-forwarded-for': '192.0.2.99' } });
+    const ok = await new Client(lock.url).post(
+      '/api/auth/login',
+      { email: u.email, password: u.password },
+      { headers: { 'x-forwarded-for': '192.0.2.99' } },
+    );
     expectError(ok, 429, 'too_many_attempts');
   });
 
@@ -178,15 +208,27 @@ describe('password lockout', () => {
     const u = await signup(lock.url, 'preset');
     const wrong = async (n: number, off: number) => {
       for (let i = 0; i < n; i++) {
-        const r = await new Client(lock.url).post('/api/auth/login', { email: u.email, password: `Wrong!${i}xyzabc` }, { headers: { 'x-forwarded-for': `198.18.0.${off + i}` } });
+        const r = await new Client(lock.url).post(
+          '/api/auth/login',
+          { email: u.email, password: `Wrong!${i}xyzabc` },
+          { headers: { 'x-forwarded-for': `198.18.0.${off + i}` } },
+        );
         expectError(r, 401, 'invalid_credentials');
       }
     };
     await wrong(9, 1);
-    const ok = await new Client(lock.url).post('/api/auth/login', { email: u.email, password: u.password }, { headers: { 'x-forwarded-for': '198.18.1.1' } });
+    const ok = await new Client(lock.url).post(
+      '/api/auth/login',
+      { email: u.email, password: u.password },
+      { headers: { 'x-forwarded-for': '198.18.1.1' } },
+    );
     expect(ok.status).toBe(200);
     await wrong(9, 20);
-    const ok2 = await new Client(lock.url).post('/api/auth/login', { email: u.email, password: u.password }, { headers: { 'x-forwarded-for': '198.18.1.2' } });
+    const ok2 = await new Client(lock.url).post(
+      '/api/auth/login',
+      { email: u.email, password: u.password },
+      { headers: { 'x-forwarded-for': '198.18.1.2' } },
+    );
     expect(ok2.status).toBe(200);
   });
 });

@@ -71,7 +71,7 @@ describe('conventions: errors', () => {
       '{"email":{"$gt":""},"password":{}}',
       '{"__proto__":{"admin":true}}',
       '{"constructor":{"prototype":{"x":1}}}',
-      '[' .repeat(5000) + ']'.repeat(5000),
+      '['.repeat(5000) + ']'.repeat(5000),
       '{"email":"\u0000\uffff\ud800","password":"\ud83d"}',
       Buffer.from([0xff, 0xfe, 0x00, 0x7b]),
       '{"code":1e400,"method":"totp"}',
@@ -114,15 +114,32 @@ describe('conventions: hostile headers', () => {
   it('malformed cookies, authorization, origin and forwarding headers never get a 5xx', async () => {
     const u = await signup(srv.url, 'hdr');
     const hdrs: Record<string, string>[] = [
-      { cookie: 'gatehouse_session=%E0%A4%A' }, { cookie: 'gatehouse_session=' + 'a'.repeat(7000) }, { cookie: 'gatehouse_remember=%%%' },
-      { cookie: 'gatehouse_remember=' }, { cookie: 'gatehouse_device=x; gatehouse_remember=y; gatehouse_session=z' }, { cookie: '=;;=;a' },
-      { authorization: 'Bearer' }, { authorization: 'Bearer ' }, { authorization: 'Basic Zm9vOmJhcg==' }, { authorization: 'Bearer ' + 'x'.repeat(7000) },
-      { authorization: 'Bearer a b c' }, { origin: 'null' }, { origin: '' }, { origin: 'http://[::1' }, { 'sec-fetch-site': '' }, { 'x-forwarded-for': 'garbage, ,,' },
+      { cookie: 'gatehouse_session=%E0%A4%A' },
+      { cookie: 'gatehouse_session=' + 'a'.repeat(7000) },
+      { cookie: 'gatehouse_remember=%%%' },
+      { cookie: 'gatehouse_remember=' },
+      { cookie: 'gatehouse_device=x; gatehouse_remember=y; gatehouse_session=z' },
+      { cookie: '=;;=;a' },
+      { authorization: 'Bearer' },
+      { authorization: 'Bearer ' },
+      { authorization: 'Basic Zm9vOmJhcg==' },
+      { authorization: 'Bearer ' + 'x'.repeat(7000) },
+      { authorization: 'Bearer a b c' },
+      { origin: 'null' },
+      { origin: '' },
+      { origin: 'http://[::1' },
+      { 'sec-fetch-site': '' },
+      { 'x-forwarded-for': 'garbage, ,,' },
     ];
     const routes: [string, string, unknown?][] = [
-      ['GET', '/api/session'], ['GET', '/api/account'], ['POST', '/api/transfers', { to: 'b', amountCents: 1 }], ['POST', '/api/auth/logout'],
-      ['POST', '/api/auth/login', { email: u.email, password: u.password }], ['POST', '/api/auth/mfa/verify', { method: 'totp', code: '123456' }],
-      ['GET', '/api/sessions?x[]=1&x[y]=2'], ['GET', '/healthz?%E0'],
+      ['GET', '/api/session'],
+      ['GET', '/api/account'],
+      ['POST', '/api/transfers', { to: 'b', amountCents: 1 }],
+      ['POST', '/api/auth/logout'],
+      ['POST', '/api/auth/login', { email: u.email, password: u.password }],
+      ['POST', '/api/auth/mfa/verify', { method: 'totp', code: '123456' }],
+      ['GET', '/api/sessions?x[]=1&x[y]=2'],
+      ['GET', '/healthz?%E0'],
     ];
     for (const h of hdrs) {
       for (const [m, p, b] of routes) {
@@ -200,14 +217,20 @@ describe('conventions: CSRF', () => {
     const c = new Client(srv.url);
     const l = await c.post('/api/auth/login', { email: u.email, password: u.password, transport: 'token' });
     expect(l.status).toBe(200);
-    const r = await c.post('/api/transfers', { to: 'bob', amountCents: 5 }, { bearer: l.body.sessionToken, noCookies: true, headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } });
+    const r = await c.post(
+      '/api/transfers',
+      { to: 'bob', amountCents: 5 },
+      { bearer: l.body.sessionToken, noCookies: true, headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } },
+    );
     expect(r.status, r.text).toBe(201);
   });
 });
 
 describe('conventions: order of checks', () => {
   it('body size comes before authentication', async () => {
-    const r = await new Client(srv.url).post('/api/transfers', undefined, { raw: JSON.stringify({ to: 'x'.repeat(70 * 1024), amountCents: 1 }) });
+    const r = await new Client(srv.url).post('/api/transfers', undefined, {
+      raw: JSON.stringify({ to: 'x'.repeat(70 * 1024), amountCents: 1 }),
+    });
     expectError(r, 413, 'payload_too_large');
   });
   it('JSON syntax comes before authentication', async () => {
@@ -215,7 +238,11 @@ describe('conventions: order of checks', () => {
     expectError(r, 400, 'invalid_request');
   });
   it('authentication comes before CSRF', async () => {
-    const r = await new Client(srv.url).post('/api/transfers', { to: 'bob', amountCents: 5 }, { headers: { origin: 'https://evil.example' } });
+    const r = await new Client(srv.url).post(
+      '/api/transfers',
+      { to: 'bob', amountCents: 5 },
+      { headers: { origin: 'https://evil.example' } },
+    );
     expectError(r, 401, 'unauthenticated');
   });
   it('session state (pending) comes before CSRF', async () => {
@@ -244,7 +271,11 @@ describe('conventions: X-Forwarded-For', () => {
     const u = await signup(srv.url, 'xff');
     const r = await u.client.get('/api/sessions', { headers: { 'x-forwarded-for': '203.0.113.7' } });
     expect(r.status).toBe(200);
-    const l = await new Client(srv.url).post('/api/auth/login', { email: u.email, password: u.password }, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+    const l = await new Client(srv.url).post(
+      '/api/auth/login',
+      { email: u.email, password: u.password },
+      { headers: { 'x-forwarded-for': '203.0.113.9' } },
+    );
     expect(l.status).toBe(200);
     const s = await u.client.get('/api/sessions');
     for (const sess of s.body.sessions) expect(sess.ip).not.toMatch(/203\.0\.113/);
@@ -302,7 +333,25 @@ describe('conventions: edges', () => {
   });
 
   it('a body that is not JSON gets a table code, never 415/5xx', async () => {
-    const codes = ['invalid_request', 'weak_password', 'invalid_token', 'unauthenticated', 'invalid_credentials', 'mfa_required', 'no_pending_authentication', 'invalid_code', 'csrf', 'enrollment_required', 'step_up_required', 'interactive_session_required', 'insufficient_scope', 'not_found', 'email_taken', 'payload_too_large', 'too_many_attempts'];
+    const codes = [
+      'invalid_request',
+      'weak_password',
+      'invalid_token',
+      'unauthenticated',
+      'invalid_credentials',
+      'mfa_required',
+      'no_pending_authentication',
+      'invalid_code',
+      'csrf',
+      'enrollment_required',
+      'step_up_required',
+      'interactive_session_required',
+      'insufficient_scope',
+      'not_found',
+      'email_taken',
+      'payload_too_large',
+      'too_many_attempts',
+    ];
     const u = await signup(srv.url, 'ctype');
     for (const [ct, raw] of [
       ['text/plain', '{"email":"a@b.test","password":"x"}'],
@@ -310,7 +359,10 @@ describe('conventions: edges', () => {
       ['multipart/form-data; boundary=x', '--x--'],
       ['application/json; charset=latin1', '{}'],
     ] as const) {
-      for (const [c, p] of [[new Client(srv.url), '/api/auth/login'], [u.client, '/api/transfers']] as const) {
+      for (const [c, p] of [
+        [new Client(srv.url), '/api/auth/login'],
+        [u.client, '/api/transfers'],
+      ] as const) {
         const r = await c.post(p, undefined, { raw, headers: { 'content-type': ct }, noStore: true });
         expect(r.status, `${ct} ${p}: ${r.text}`).toBeGreaterThanOrEqual(400);
         expect(r.status, `${ct} ${p}: ${r.text}`).toBeLessThan(500);
@@ -325,9 +377,15 @@ describe('conventions: edges', () => {
 
   it('CSRF: GETs are not state-changing; same-site and none fetch metadata pass; DELETE is checked', async () => {
     const u = await signup(srv.url, 'csrf5');
-    expect((await u.client.get('/api/account', { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } })).status).toBe(200);
-    expect((await u.client.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { 'sec-fetch-site': 'same-site' } })).status).toBe(201);
-    expect((await u.client.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { 'sec-fetch-site': 'none' } })).status).toBe(201);
+    expect(
+      (await u.client.get('/api/account', { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } })).status,
+    ).toBe(200);
+    expect(
+      (await u.client.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { 'sec-fetch-site': 'same-site' } })).status,
+    ).toBe(201);
+    expect((await u.client.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { 'sec-fetch-site': 'none' } })).status).toBe(
+      201,
+    );
     const other = await login(srv.url, u);
     const id = ((await u.client.get('/api/sessions')).body.sessions as any[]).find((s) => !s.current).id;
     expectError(await u.client.del(`/api/sessions/${id}`, { headers: { origin: 'https://evil.example' } }), 403, 'csrf');
@@ -337,10 +395,20 @@ describe('conventions: edges', () => {
   it('CSRF applies to pending-session cookies (verify) and to a remember-me cookie alone', async () => {
     const m = await mfaUser(srv.url, 'csrf6');
     const { client } = await login(srv.url, m);
-    expectError(await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: m.recovery[0] }, { headers: { origin: 'https://evil.example' } }), 403, 'csrf');
+    expectError(
+      await client.post(
+        '/api/auth/mfa/verify',
+        { method: 'recovery_code', code: m.recovery[0] },
+        { headers: { origin: 'https://evil.example' } },
+      ),
+      403,
+      'csrf',
+    );
     const v = await signup(srv.url, 'csrf7');
     const r = await login(srv.url, v, { remember: true });
-    const remember = r.res.setCookies.map(parseSetCookie).find((c) => typeof c.attrs['max-age'] === 'string' && Number(c.attrs['max-age']) > 86400 * 2)!;
+    const remember = r.res.setCookies
+      .map(parseSetCookie)
+      .find((c) => typeof c.attrs['max-age'] === 'string' && Number(c.attrs['max-age']) > 86400 * 2)!;
     expect(remember).toBeDefined();
     const only = new Client(srv.url);
     only.jar.set(remember.name, remember.value);
@@ -353,7 +421,11 @@ describe('conventions: edges', () => {
     try {
       const c = new Client(all.url);
       expect((await c.post('/api/auth/signup', { email: `e-${Date.now()}@example.test`, password: 'Gh!plentyStrong9' })).status).toBe(201);
-      expectError(await c.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { origin: 'https://evil.example' } }), 403, 'enrollment_required');
+      expectError(
+        await c.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { origin: 'https://evil.example' } }),
+        403,
+        'enrollment_required',
+      );
     } finally {
       await all.close();
     }
@@ -373,15 +445,19 @@ describe('conventions: edges', () => {
 
 describe('configuration variables', () => {
   let srv: TestServer;
-  beforeAll(async () => { srv = await startTestServer({ ...FAST }); });
-  afterAll(async () => { await srv?.close(); });
+  beforeAll(async () => {
+    srv = await startTestServer({ ...FAST });
+  });
+  afterAll(async () => {
+    await srv?.close();
+  });
 
   describe.concurrent('configuration variables and input edges', () => {
     it('password length counts characters, not UTF-16 units', async () => {
       const seven = 'qZ7😀🦊🌵🚀'; // 7 code points, 11 UTF-16 units
       expect([...seven].length).toBe(7);
       expectError(await new Client(srv.url).post('/api/auth/signup', { email: uniqueEmail('pc'), password: seven }), 400, 'weak_password');
-      const long = ('qZ7$' + '😀🦊🌵🚀🍕🎲'.repeat(42)); // 4 + 252 = 256 code points, 508 units
+      const long = 'qZ7$' + '😀🦊🌵🚀🍕🎲'.repeat(42); // 4 + 252 = 256 code points, 508 units
       expect([...long].length).toBe(256);
       const r = await new Client(srv.url).post('/api/auth/signup', { email: uniqueEmail('pc'), password: long });
       expect(r.status, r.text).toBe(201);
@@ -396,11 +472,16 @@ describe('configuration variables', () => {
         try {
           const u = await signup(s.url, 'tp');
           const c = new Client(s.url);
-          expect((await c.post('/api/auth/login', { email: u.email, password: u.password }, { headers: { 'x-forwarded-for': '203.0.113.50' } })).status).toBe(200);
+          expect(
+            (await c.post('/api/auth/login', { email: u.email, password: u.password }, { headers: { 'x-forwarded-for': '203.0.113.50' } }))
+              .status,
+          ).toBe(200);
           const cur = (await c.get('/api/sessions')).body.sessions.find((x: any) => x.current);
           if (honoured) expect(cur.ip).toBe('203.0.113.50');
           else expect(cur.ip).not.toBe('203.0.113.50');
-        } finally { await s.close(); }
+        } finally {
+          await s.close();
+        }
       });
     }
     it('GATEHOUSE_DATABASE_URL=sqlite:PATH puts the database there', async () => {
@@ -410,7 +491,10 @@ describe('configuration variables', () => {
       try {
         await signup(s.url, 'db');
         expect(fs.existsSync(file)).toBe(true);
-      } finally { await s.close(); fs.rmSync(dir, { recursive: true, force: true }); }
+      } finally {
+        await s.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     });
   });
 });

@@ -2,7 +2,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { Client, FAST, Totp, expectError, expectIso, login, loginFull, mfaUser, signup, sleep, strongPassword, takeRecovery, uniqueEmail, type MfaUser, type User, currentStep } from './client.js';
+import {
+  Client,
+  FAST,
+  Totp,
+  expectError,
+  expectIso,
+  login,
+  loginFull,
+  mfaUser,
+  signup,
+  sleep,
+  strongPassword,
+  takeRecovery,
+  uniqueEmail,
+  type MfaUser,
+  type User,
+  currentStep,
+} from './client.js';
 
 let srv: TestServer;
 
@@ -124,7 +141,11 @@ describe.concurrent('freshness for an account with a second factor', () => {
   it('step-up with token transport returns a new sessionToken', async () => {
     const c = new Client(srv.url);
     const l = await c.post('/api/auth/login', { email: u.email, password: u.password, transport: 'token' });
-    const v = await c.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }, { bearer: l.body.sessionToken, noCookies: true });
+    const v = await c.post(
+      '/api/auth/mfa/verify',
+      { method: 'recovery_code', code: takeRecovery(u) },
+      { bearer: l.body.sessionToken, noCookies: true },
+    );
     const t1 = v.body.sessionToken as string;
     const s = await c.post('/api/auth/step-up', { method: 'recovery_code', code: takeRecovery(u) }, { bearer: t1, noCookies: true });
     expect(s.status, s.text).toBe(200);
@@ -150,7 +171,7 @@ describe.concurrent('sensitive actions when fresh', () => {
     expect((await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: r.body.recoveryCodes[0] })).status).toBe(200);
   });
 
-  it('DELETE /api/mfa/totp/:id → 204 and the account has no factor; another account\'s factor id is 404', async () => {
+  it("DELETE /api/mfa/totp/:id → 204 and the account has no factor; another account's factor id is 404", async () => {
     const u = await mfaUser(srv.url, 'del');
     const other = await mfaUser(srv.url, 'delother');
     expectError(await u.client.del(`/api/mfa/totp/${other.factorId}`), 404, 'not_found');
@@ -192,7 +213,11 @@ describe.concurrent('sensitive actions when fresh', () => {
     const p = await login(srv.url, u);
     expect(p.res.status).toBe(202);
     expect((await u.client.post('/api/account/password', { currentPassword: u.password, newPassword: strongPassword() })).status).toBe(200);
-    expectError(await p.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }), 401, 'no_pending_authentication');
+    expectError(
+      await p.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) }),
+      401,
+      'no_pending_authentication',
+    );
   });
 
   it('password change with a wrong current password is refused', async () => {
@@ -208,9 +233,14 @@ describe('assurance edges', () => {
   let srv: TestServer;
   let all: TestServer;
   beforeAll(async () => {
-    [srv, all] = await Promise.all([startTestServer({ ...FAST, GATEHOUSE_LOCKOUT_SECONDS: '60' }), startTestServer({ ...FAST, GATEHOUSE_MFA_REQUIRED: 'all' })]);
+    [srv, all] = await Promise.all([
+      startTestServer({ ...FAST, GATEHOUSE_LOCKOUT_SECONDS: '60' }),
+      startTestServer({ ...FAST, GATEHOUSE_MFA_REQUIRED: 'all' }),
+    ]);
   });
-  afterAll(async () => { await Promise.all([srv?.close(), all?.close()]); });
+  afterAll(async () => {
+    await Promise.all([srv?.close(), all?.close()]);
+  });
 
   describe.concurrent('assurance edges: token replacement, freshness, lockout inputs, at-rest secrets, enrolling', () => {
     it('reauth replaces the session token', async () => {
@@ -247,7 +277,10 @@ describe('assurance edges', () => {
     it('while locked, a correct step-up code also gets 429', async () => {
       const u = await mfaUser(srv.url, 'sul2');
       const c = await loginFull(srv.url, u);
-      for (let s = 0; s < 3; s++) { const { client } = await login(srv.url, u); for (let i = 0; i < 4; i++) await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() }); }
+      for (let s = 0; s < 3; s++) {
+        const { client } = await login(srv.url, u);
+        for (let i = 0; i < 4; i++) await client.post('/api/auth/mfa/verify', { method: 'totp', code: u.totp.wrong() });
+      }
       expectError(await c.post('/api/auth/step-up', { method: 'recovery_code', code: takeRecovery(u) }), 429, 'too_many_attempts');
     });
     it('wrong reauth passwords count toward the password lockout', async () => {
@@ -257,7 +290,8 @@ describe('assurance edges', () => {
     });
     it('wrong current passwords count toward the password lockout', async () => {
       const u = await signup(srv.url, 'cpl');
-      for (let i = 0; i < 10; i++) await u.client.post('/api/account/password', { currentPassword: `Wrong!${i}abcdefg`, newPassword: strongPassword() });
+      for (let i = 0; i < 10; i++)
+        await u.client.post('/api/account/password', { currentPassword: `Wrong!${i}abcdefg`, newPassword: strongPassword() });
       expectError(await new Client(srv.url).post('/api/auth/login', { email: u.email, password: u.password }), 429, 'too_many_attempts');
     });
     it('login without cookies from a foreign origin: either allowed or csrf, never a session', async () => {
@@ -279,7 +313,14 @@ describe('assurance edges', () => {
       expectError(await u.client.post('/api/mfa/totp/confirm', { code: t.at(cur + 3) }), 401, 'invalid_code');
       expectError(await u.client.post('/api/mfa/totp/confirm', { code: t.at(cur - 3) }), 401, 'invalid_code');
       const uri = new URL(s.body.otpauthUri);
-      for (const [k, v] of [['algorithm', 'SHA1'], ['digits', '6'], ['period', '30']]) { const got = uri.searchParams.get(k!); if (got !== null) expect(got.toUpperCase()).toBe(v); }
+      for (const [k, v] of [
+        ['algorithm', 'SHA1'],
+        ['digits', '6'],
+        ['period', '30'],
+      ]) {
+        const got = uri.searchParams.get(k!);
+        if (got !== null) expect(got.toUpperCase()).toBe(v);
+      }
     });
     it('secrets at rest: no recovery code, TOTP secret or remember token in plaintext in the data dir', async () => {
       const u = await mfaUser(srv.url, 'rest');
@@ -287,7 +328,10 @@ describe('assurance edges', () => {
       await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: takeRecovery(u) });
       const rem = client.jar.map.get('gatehouse_remember')?.value;
       await sleep(300);
-      const blobs = fs.readdirSync(srv.dataDir).filter((f) => fs.statSync(path.join(srv.dataDir, f)).isFile()).map((f) => fs.readFileSync(path.join(srv.dataDir, f)));
+      const blobs = fs
+        .readdirSync(srv.dataDir)
+        .filter((f) => fs.statSync(path.join(srv.dataDir, f)).isFile())
+        .map((f) => fs.readFileSync(path.join(srv.dataDir, f)));
       const needles = [u.totp.secret, ...u.recovery, ...u.recovery.map((c) => c.replace(/[\s-]/g, '')), u.totp.key.toString('hex')];
       if (rem) needles.push(rem);
       for (const n of needles) for (const b of blobs) expect(b.includes(Buffer.from(n)), n).toBe(false);
@@ -296,7 +340,8 @@ describe('assurance edges', () => {
     });
     it('enrolling: token transport carries sessionToken; confirm returns a new one; remember:true is issued when full', async () => {
       const c = new Client(all.url);
-      const email = uniqueEmail('enr'); const password = strongPassword();
+      const email = uniqueEmail('enr');
+      const password = strongPassword();
       expect((await c.post('/api/auth/signup', { email, password })).status).toBe(201);
       const t = await new Client(all.url).post('/api/auth/login', { email, password, transport: 'token' });
       expect(t.status).toBe(202);
@@ -313,7 +358,8 @@ describe('assurance edges', () => {
     });
     it('enrolling with remember:true gets the remember-me cookie once enrolment makes it full', async () => {
       const c = new Client(all.url);
-      const email = uniqueEmail('enrr'); const password = strongPassword();
+      const email = uniqueEmail('enrr');
+      const password = strongPassword();
       expect((await new Client(all.url).post('/api/auth/signup', { email, password })).status).toBe(201);
       const l = await c.post('/api/auth/login', { email, password, remember: true });
       expect(l.status).toBe(202);
@@ -324,9 +370,17 @@ describe('assurance edges', () => {
     });
     it('enrolling: other endpoints incl. reauth, step-up, GET /api/mfa are 403 enrollment_required', async () => {
       const c = new Client(all.url);
-      const email = uniqueEmail('enro'); const password = strongPassword();
+      const email = uniqueEmail('enro');
+      const password = strongPassword();
       expect((await c.post('/api/auth/signup', { email, password })).status).toBe(201);
-      for (const [m, p, b] of [['POST', '/api/auth/reauth', { password }], ['POST', '/api/auth/step-up', { method: 'totp', code: '123456' }], ['GET', '/api/mfa'], ['GET', '/api/tokens'], ['GET', '/api/account/events'], ['POST', '/api/account/email', { email: uniqueEmail('x') }]] as [string, string, unknown?][]) {
+      for (const [m, p, b] of [
+        ['POST', '/api/auth/reauth', { password }],
+        ['POST', '/api/auth/step-up', { method: 'totp', code: '123456' }],
+        ['GET', '/api/mfa'],
+        ['GET', '/api/tokens'],
+        ['GET', '/api/account/events'],
+        ['POST', '/api/account/email', { email: uniqueEmail('x') }],
+      ] as [string, string, unknown?][]) {
         expectError(await c.req(m, p, b), 403, 'enrollment_required');
       }
     });

@@ -100,11 +100,15 @@ describe.concurrent('personal API tokens', () => {
   it('a token travelling with a foreign Origin is not a CSRF case', async () => {
     const u = await signup(srv.url, 'tkcsrf');
     const w = await makeToken(u, ['transfers:write']);
-    const r = await api(w.token).post('/api/transfers', { to: 'bob', amountCents: 5 }, { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } });
+    const r = await api(w.token).post(
+      '/api/transfers',
+      { to: 'bob', amountCents: 5 },
+      { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } },
+    );
     expect(r.status, r.text).toBe(201);
   });
 
-  it('DELETE /api/tokens/:id → 204 and the token stops working; another account\'s id is 404', async () => {
+  it("DELETE /api/tokens/:id → 204 and the token stops working; another account's id is 404", async () => {
     const u = await signup(srv.url, 'tkdel');
     const v = await signup(srv.url, 'tkdel2');
     const t = await makeToken(u, ['account:read']);

@@ -10,7 +10,12 @@ const SESSION = 'session-a';
 
 const passwordOnly = startSession({ hasSecondFactor: false, mfaPolicy: 'off' }, { kind: 'password' }, T0, times);
 const enrolling = startSession({ hasSecondFactor: false, mfaPolicy: 'all' }, { kind: 'password' }, T0, times);
-const fullWithFactor = completeSecondFactor(startSession({ hasSecondFactor: true, mfaPolicy: 'off' }, { kind: 'password' }, T0, times), ['otp'], T0, times);
+const fullWithFactor = completeSecondFactor(
+  startSession({ hasSecondFactor: true, mfaPolicy: 'off' }, { kind: 'password' }, T0, times),
+  ['otp'],
+  T0,
+  times,
+);
 const noFactors = { epoch: 3, factorMethods: [] as string[] };
 const hasPasskey = { epoch: 3, factorMethods: ['recovery_code', 'webauthn'] };
 
@@ -63,9 +68,9 @@ describe('factor lifecycle: confirmation (I1, I2)', () => {
     // Fresh a minute ago: allowed, and the outcome carries no new session facts.
     expect(decide({ session: fullWithFactor, account: hasPasskey })).toEqual({ kind: 'additional_factor' });
     // Stale by confirmation time, though it was fresh when the set-up began.
-    expect(() => decide({ session: fullWithFactor, account: hasPasskey, setup: newSetup(SESSION, 3, T0 + 899_000), now: T0 + 901_000 })).toThrow(
-      StepUpRequiredError,
-    );
+    expect(() =>
+      decide({ session: fullWithFactor, account: hasPasskey, setup: newSetup(SESSION, 3, T0 + 899_000), now: T0 + 901_000 }),
+    ).toThrow(StepUpRequiredError);
   });
 
   it('under the phishing-resistant policy only a fresh passkey check allows adding a factor to a passkey account', () => {

@@ -24,20 +24,38 @@ const none = { factorMethods: [] as string[] };
 /** Principals, named for the table. */
 const principals: Record<string, Principal> = {
   anonymous: { kind: 'anonymous' },
-  pending: { kind: 'session', account: totp, session: startSession({ hasSecondFactor: true, mfaPolicy: 'off' }, { kind: 'password' }, NOW, times) },
-  enrolling: { kind: 'session', account: none, session: startSession({ hasSecondFactor: false, mfaPolicy: 'all' }, { kind: 'password' }, NOW, times) },
+  pending: {
+    kind: 'session',
+    account: totp,
+    session: startSession({ hasSecondFactor: true, mfaPolicy: 'off' }, { kind: 'password' }, NOW, times),
+  },
+  enrolling: {
+    kind: 'session',
+    account: none,
+    session: startSession({ hasSecondFactor: false, mfaPolicy: 'all' }, { kind: 'password' }, NOW, times),
+  },
   // An account with a factor, second factor verified just now.
   full_mfa_fresh: {
     kind: 'session',
     account: totp,
-    session: completeSecondFactor(startSession({ hasSecondFactor: true, mfaPolicy: 'off' }, { kind: 'password' }, NOW, times), ['otp'], NOW, times),
+    session: completeSecondFactor(
+      startSession({ hasSecondFactor: true, mfaPolicy: 'off' }, { kind: 'password' }, NOW, times),
+      ['otp'],
+      NOW,
+      times,
+    ),
   },
   // An account with a factor, second factor verified long ago (password re-entered since).
   full_mfa_stale: {
     kind: 'session',
     account: totp,
     session: recordPassword(
-      completeSecondFactor(startSession({ hasSecondFactor: true, mfaPolicy: 'off' }, { kind: 'password' }, STALE, times), ['otp'], STALE, times),
+      completeSecondFactor(
+        startSession({ hasSecondFactor: true, mfaPolicy: 'off' }, { kind: 'password' }, STALE, times),
+        ['otp'],
+        STALE,
+        times,
+      ),
       NOW,
     ),
   },
@@ -48,9 +66,21 @@ const principals: Record<string, Principal> = {
     session: startSession({ hasSecondFactor: true, mfaPolicy: 'off' }, { kind: 'password_on_trusted_device' }, NOW, times),
   },
   // No factor: the password time counts.
-  full_pwd_fresh: { kind: 'session', account: none, session: startSession({ hasSecondFactor: false, mfaPolicy: 'off' }, { kind: 'password' }, NOW, times) },
-  full_pwd_stale: { kind: 'session', account: none, session: startSession({ hasSecondFactor: false, mfaPolicy: 'off' }, { kind: 'password' }, STALE, times) },
-  full_remember_me: { kind: 'session', account: none, session: startSession({ hasSecondFactor: false, mfaPolicy: 'off' }, { kind: 'remember_me' }, NOW, times) },
+  full_pwd_fresh: {
+    kind: 'session',
+    account: none,
+    session: startSession({ hasSecondFactor: false, mfaPolicy: 'off' }, { kind: 'password' }, NOW, times),
+  },
+  full_pwd_stale: {
+    kind: 'session',
+    account: none,
+    session: startSession({ hasSecondFactor: false, mfaPolicy: 'off' }, { kind: 'password' }, STALE, times),
+  },
+  full_remember_me: {
+    kind: 'session',
+    account: none,
+    session: startSession({ hasSecondFactor: false, mfaPolicy: 'off' }, { kind: 'remember_me' }, NOW, times),
+  },
   token_all: { kind: 'api_token', scopes: [...API_TOKEN_SCOPES] },
   token_none: { kind: 'api_token', scopes: [] },
 };
@@ -78,18 +108,30 @@ const INTER = InteractiveSessionRequiredError;
 const SCOPE = InsufficientScopeError;
 
 // Rows: requirement; columns: principal. Every combination is listed on purpose.
-const cols = ['anonymous', 'pending', 'enrolling', 'full_mfa_fresh', 'full_mfa_stale', 'full_trusted_device', 'full_pwd_fresh', 'full_pwd_stale', 'full_remember_me', 'token_all', 'token_none'] as const;
+const cols = [
+  'anonymous',
+  'pending',
+  'enrolling',
+  'full_mfa_fresh',
+  'full_mfa_stale',
+  'full_trusted_device',
+  'full_pwd_fresh',
+  'full_pwd_stale',
+  'full_remember_me',
+  'token_all',
+  'token_none',
+] as const;
 const table: Record<string, Outcome[]> = {
   //                 anon    pending enrol  mfaF  mfaS   trust  pwdF  pwdS   remember tokAll tokNone
-  none:            [OK,     OK,     OK,    OK,   OK,    OK,    OK,   OK,    OK,      OK,    OK],
-  any:             [OK,     OK,     OK,    OK,   OK,    OK,    OK,   OK,    OK,      OK,    OK],
-  pending:         [NOPEND, OK,     NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, INTER, INTER],
-  enrolling:       [UNAUTH, MFA,    OK,    OK,   OK,    OK,    OK,   OK,    OK,      INTER, INTER],
-  'enrolling★':    [UNAUTH, MFA,    OK,    OK,   STEP,  STEP,  OK,   STEP,  STEP,    INTER, INTER],
-  full:            [UNAUTH, MFA,    ENROL, OK,   OK,    OK,    OK,   OK,    OK,      INTER, INTER],
-  'full★':         [UNAUTH, MFA,    ENROL, OK,   STEP,  STEP,  OK,   STEP,  STEP,    INTER, INTER],
-  'full+scope':    [UNAUTH, MFA,    ENROL, OK,   OK,    OK,    OK,   OK,    OK,      OK,    SCOPE],
-  'full+scope★':   [UNAUTH, MFA,    ENROL, OK,   STEP,  STEP,  OK,   STEP,  STEP,    INTER, SCOPE],
+  none: [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+  any: [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+  pending: [NOPEND, OK, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, INTER, INTER],
+  enrolling: [UNAUTH, MFA, OK, OK, OK, OK, OK, OK, OK, INTER, INTER],
+  'enrolling★': [UNAUTH, MFA, OK, OK, STEP, STEP, OK, STEP, STEP, INTER, INTER],
+  full: [UNAUTH, MFA, ENROL, OK, OK, OK, OK, OK, OK, INTER, INTER],
+  'full★': [UNAUTH, MFA, ENROL, OK, STEP, STEP, OK, STEP, STEP, INTER, INTER],
+  'full+scope': [UNAUTH, MFA, ENROL, OK, OK, OK, OK, OK, OK, OK, SCOPE],
+  'full+scope★': [UNAUTH, MFA, ENROL, OK, STEP, STEP, OK, STEP, STEP, INTER, SCOPE],
 };
 
 describe('authorize: every requirement × principal', () => {
@@ -123,7 +165,9 @@ describe('authorize: error details', () => {
 
   it('status codes follow the contract', () => {
     expect(authorize({ session: 'full' }, principals.anonymous!, NOW, policy)?.status).toBe(401);
-    expect(authorize({ session: 'pending' }, principals.anonymous!, NOW, policy)?.toJSON()).toMatchObject({ error: 'no_pending_authentication' });
+    expect(authorize({ session: 'pending' }, principals.anonymous!, NOW, policy)?.toJSON()).toMatchObject({
+      error: 'no_pending_authentication',
+    });
     expect(authorize({ session: 'full' }, principals.enrolling!, NOW, policy)?.status).toBe(403);
     expect(authorize({ session: 'full', scope: 'account:read' }, principals.token_none!, NOW, policy)?.toJSON()).toMatchObject({
       error: 'insufficient_scope',
@@ -132,7 +176,10 @@ describe('authorize: error details', () => {
   });
 
   it('freshness is exact at the boundary', () => {
-    const at = (mfaAt: number): Principal => ({ ...(principals.full_mfa_fresh as Extract<Principal, { kind: 'session' }>), session: { ...(principals.full_mfa_fresh as Extract<Principal, { kind: 'session' }>).session, mfaAt } });
+    const at = (mfaAt: number): Principal => ({
+      ...(principals.full_mfa_fresh as Extract<Principal, { kind: 'session' }>),
+      session: { ...(principals.full_mfa_fresh as Extract<Principal, { kind: 'session' }>).session, mfaAt },
+    });
     expect(authorize({ session: 'full', fresh: true }, at(NOW - MAX_AGE * 1000), NOW, policy)).toBeNull();
     expect(authorize({ session: 'full', fresh: true }, at(NOW - MAX_AGE * 1000 - 1), NOW, policy)).toBeInstanceOf(StepUpRequiredError);
   });

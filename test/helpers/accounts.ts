@@ -37,7 +37,10 @@ export async function signup(base: string, options: SignupOptions = {}): Promise
   const email = options.email ?? uniqueEmail();
   const password = options.password ?? PASSWORD;
   const client = new Client(base, options.headers);
-  const res = await client.post('/api/auth/signup', options.transport ? { email, password, transport: options.transport } : { email, password });
+  const res = await client.post(
+    '/api/auth/signup',
+    options.transport ? { email, password, transport: options.transport } : { email, password },
+  );
   if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${res.text}`);
   if (options.transport === 'token') client.bearer = res.body.sessionToken;
   return { email, password, client, userId: res.body.user.id, status: res.body.status };

@@ -151,6 +151,11 @@ export class FormBrowser {
     }
     const res = await request(this.base + path, { method, headers: h, body });
     storeSetCookies(this.cookies, res.headers['set-cookie']);
-    return { status: res.statusCode, location: res.headers.location as string | undefined, text: await res.body.text(), headers: res.headers };
+    return {
+      status: res.statusCode,
+      location: res.headers.location as string | undefined,
+      text: await res.body.text(),
+      headers: res.headers,
+    };
   }
 }

@@ -19,7 +19,12 @@ function mailTexts(dataDir: string, emlOnly = false): string[] {
     .filter((f) => !emlOnly || f.endsWith('.eml'))
     .sort()
     .reverse()
-    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/gi, '='));
+    .map((f) =>
+      fs
+        .readFileSync(path.join(dir, f), 'utf8')
+        .replace(/=\r?\n/g, '')
+        .replace(/=3D/gi, '='),
+    );
 }
 
 /** Whether `text` (a message or its header) has a `To:` line naming `to`. */

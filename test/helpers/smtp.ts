@@ -26,7 +26,10 @@ function parse(raw: string, from: string, to: string[], rcptRaw: string[]): Rece
     const i = line.indexOf(':');
     if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
   }
-  const text = raw.slice(split).replace(/^\r?\n\r?\n/, '').replace(/\r\n/g, '\n');
+  const text = raw
+    .slice(split)
+    .replace(/^\r?\n\r?\n/, '')
+    .replace(/\r\n/g, '\n');
   return { from, to, rcptRaw, raw, headers, text, event: headers['x-gatehouse-event'] };
 }
 
@@ -62,7 +65,14 @@ export class MailSink {
         stream.on('end', () => {
           const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
           const rcptRaw = rcpts.get(session.id) ?? [];
-          this.messages.push(parse(Buffer.concat(chunks).toString('utf8'), from, session.envelope.rcptTo.map((r) => r.address), rcptRaw));
+          this.messages.push(
+            parse(
+              Buffer.concat(chunks).toString('utf8'),
+              from,
+              session.envelope.rcptTo.map((r) => r.address),
+              rcptRaw,
+            ),
+          );
           callback();
         });
       },
@@ -97,7 +107,9 @@ export class MailSink {
       const found = this.messages.find(predicate);
       if (found) return found;
       if (Date.now() > until) {
-        throw new Error(`no matching mail within ${timeoutMs} ms; got: ${this.messages.map((m) => `${m.to.join(',')}:${m.event}`).join(' | ')}`);
+        throw new Error(
+          `no matching mail within ${timeoutMs} ms; got: ${this.messages.map((m) => `${m.to.join(',')}:${m.event}`).join(' | ')}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }

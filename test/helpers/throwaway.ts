@@ -124,17 +124,14 @@ export async function throwawayPostgres(): Promise<ThrowawayPostgres> {
     const pid = postmasterPid();
     process.kill(pid, 'SIGKILL');
     // Its backends notice the postmaster is gone and exit; the pid file stays (a crash).
-    await waitFor(
-      () => {
-        try {
-          process.kill(pid, 0);
-          return false;
-        } catch {
-          return true;
-        }
-      },
-      'postmaster exit',
-    );
+    await waitFor(() => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 'postmaster exit');
   };
   const stop = async () => {
     try {

@@ -15,7 +15,11 @@ const smtp = new MailSink();
 
 beforeAll(async () => {
   await smtp.start();
-  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_STEP_UP_MAX_AGE: '2', GATEHOUSE_TRANSFER_STEP_UP_CENTS: '1000' });
+  server = await startFastServer({
+    GATEHOUSE_SMTP_URL: smtp.url,
+    GATEHOUSE_STEP_UP_MAX_AGE: '2',
+    GATEHOUSE_TRANSFER_STEP_UP_CENTS: '1000',
+  });
 });
 afterAll(async () => {
   await server?.close();
@@ -78,7 +82,9 @@ describe('personal API tokens', () => {
     const created = await client.post('/api/tokens', { name: 'reader', scopes: ['transactions:read'] });
     let list = await client.get('/api/tokens');
     expect(list.status).toBe(200);
-    expect(list.body.tokens).toEqual([{ id: created.body.id, name: 'reader', scopes: ['transactions:read'], createdAt: expect.any(String), lastUsedAt: null }]);
+    expect(list.body.tokens).toEqual([
+      { id: created.body.id, name: 'reader', scopes: ['transactions:read'], createdAt: expect.any(String), lastUsedAt: null },
+    ]);
     expect(JSON.stringify(list.body)).not.toContain(created.body.token.slice(8));
 
     const api = new Client(server.url);

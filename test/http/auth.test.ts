@@ -334,7 +334,15 @@ describe('sessions list and delete', () => {
     expect(list.status).toBe(200);
     expect(list.body.sessions).toHaveLength(2);
     for (const s of list.body.sessions) {
-      expect(s).toMatchObject({ id: expect.any(String), current: expect.any(Boolean), createdAt: expect.stringMatching(ISO), lastSeenAt: expect.stringMatching(ISO), ip: expect.any(String), userAgent: expect.any(String), aal: 1 });
+      expect(s).toMatchObject({
+        id: expect.any(String),
+        current: expect.any(Boolean),
+        createdAt: expect.stringMatching(ISO),
+        lastSeenAt: expect.stringMatching(ISO),
+        ip: expect.any(String),
+        userAgent: expect.any(String),
+        aal: 1,
+      });
     }
     const current = list.body.sessions.filter((s: { current: boolean }) => s.current);
     expect(current).toHaveLength(1);
@@ -372,21 +380,32 @@ describe('input handling', () => {
     const big = await account.client.post('/api/transfers', { to: 'x', amountCents: 1, memo: 'y'.repeat(66_000) });
     expect(big.status).toBe(413);
     // Just under the limit is not refused for its size.
-    const under = await c.req('POST', '/api/auth/login', { raw: JSON.stringify({ email: 'a@example.com', password: 'p', pad: 'z'.repeat(60_000) }) });
+    const under = await c.req('POST', '/api/auth/login', {
+      raw: JSON.stringify({ email: 'a@example.com', password: 'p', pad: 'z'.repeat(60_000) }),
+    });
     expect(under.status).toBe(400);
   });
 
-  it.each(['{', '{"email":', 'not json', '{"email": "a@b.c",}', '\u0000', '[1,2', '{"__proto__": {"x": 1}}', '{"constructor": {"prototype": {}}}'])(
-    'malformed JSON %j → 400 invalid_request',
-    async (raw) => {
-      const res = await new Client(base).req('POST', '/api/auth/login', { raw });
-      expect(res.status).toBe(400);
-      expect(res.body.error).toBe('invalid_request');
-    },
-  );
+  it.each([
+    '{',
+    '{"email":',
+    'not json',
+    '{"email": "a@b.c",}',
+    '\u0000',
+    '[1,2',
+    '{"__proto__": {"x": 1}}',
+    '{"constructor": {"prototype": {}}}',
+  ])('malformed JSON %j → 400 invalid_request', async (raw) => {
+    const res = await new Client(base).req('POST', '/api/auth/login', { raw });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_request');
+  });
 
   it('wrong content type → 4xx JSON error, never 5xx', async () => {
-    const res = await new Client(base).req('POST', '/api/auth/login', { raw: 'email=a&password=b', contentType: 'application/x-www-form-urlencoded' });
+    const res = await new Client(base).req('POST', '/api/auth/login', {
+      raw: 'email=a&password=b',
+      contentType: 'application/x-www-form-urlencoded',
+    });
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
     expect(res.body.error).toBe('invalid_request');
@@ -429,7 +448,11 @@ describe('input handling', () => {
 describe('CSRF (cookie-authenticated state-changing requests)', () => {
   it('cross-site Origin → 403 csrf; nothing happens', async () => {
     const account = await signup(base);
-    const res = await account.client.post('/api/transfers', { to: 'mallory', amountCents: 500 }, { headers: { origin: 'https://evil.example' } });
+    const res = await account.client.post(
+      '/api/transfers',
+      { to: 'mallory', amountCents: 500 },
+      { headers: { origin: 'https://evil.example' } },
+    );
     expect(res.status).toBe(403);
     expect(res.body.error).toBe('csrf');
     const del = await account.client.post('/api/auth/logout', undefined, { headers: { origin: 'http://evil.example' } });
@@ -440,7 +463,11 @@ describe('CSRF (cookie-authenticated state-changing requests)', () => {
 
   it('Sec-Fetch-Site: cross-site → 403 csrf', async () => {
     const account = await signup(base);
-    const res = await account.client.post('/api/transfers', { to: 'mallory', amountCents: 500 }, { headers: { 'sec-fetch-site': 'cross-site' } });
+    const res = await account.client.post(
+      '/api/transfers',
+      { to: 'mallory', amountCents: 500 },
+      { headers: { 'sec-fetch-site': 'cross-site' } },
+    );
     expect(res.status).toBe(403);
     expect(res.body.error).toBe('csrf');
   });
@@ -448,14 +475,18 @@ describe('CSRF (cookie-authenticated state-changing requests)', () => {
   it('same origin, same-site, and no Origin at all are accepted', async () => {
     const account = await signup(base);
     expect((await account.client.post('/api/transfers', { to: 'a', amountCents: 1 }, { headers: { origin: base } })).status).toBe(201);
-    expect((await account.client.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { 'sec-fetch-site': 'same-origin' } })).status).toBe(201);
+    expect(
+      (await account.client.post('/api/transfers', { to: 'b', amountCents: 1 }, { headers: { 'sec-fetch-site': 'same-origin' } })).status,
+    ).toBe(201);
     expect((await account.client.post('/api/transfers', { to: 'c', amountCents: 1 })).status).toBe(201);
     expect((await account.client.get('/api/account/transactions')).body.transactions).toHaveLength(3);
   });
 
   it('GET is not state-changing: a cross-site GET is answered normally', async () => {
     const account = await signup(base);
-    expect((await account.client.get('/api/session', { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } })).status).toBe(200);
+    expect(
+      (await account.client.get('/api/session', { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } })).status,
+    ).toBe(200);
   });
 
   it('a look-alike origin (prefix, port, scheme) is cross-site', async () => {
@@ -470,7 +501,11 @@ describe('CSRF (cookie-authenticated state-changing requests)', () => {
   it('Bearer-authenticated requests are unaffected', async () => {
     const account = await signup(base);
     const { client } = await login(base, account, { transport: 'token' });
-    const res = await client.post('/api/transfers', { to: 'bob', amountCents: 5 }, { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } });
+    const res = await client.post(
+      '/api/transfers',
+      { to: 'bob', amountCents: 5 },
+      { headers: { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' } },
+    );
     expect(res.status).toBe(201);
   });
 });
@@ -594,7 +629,9 @@ describe('session fixation and token rotation', () => {
     // login (pending) and verify
     const { client } = await login(base, account);
     tokens.push(client.sessionCookie!);
-    expect((await client.post('/api/auth/mfa/verify', { method: 'totp', code: totpCodeAt(setup.body.secret, Date.now()) })).status).toBe(200);
+    expect((await client.post('/api/auth/mfa/verify', { method: 'totp', code: totpCodeAt(setup.body.secret, Date.now()) })).status).toBe(
+      200,
+    );
     tokens.push(client.sessionCookie!);
 
     // step-up
@@ -696,7 +733,8 @@ describe('security events', () => {
     expect(types.indexOf('mfa.factor_removed')).toBeLessThan(types.indexOf('mfa.factor_added'));
     const times = res.body.events.map((e: { at: string }) => Date.parse(e.at));
     expect([...times].sort((a, b) => b - a)).toEqual(times);
-    for (const e of res.body.events) expect(e).toMatchObject({ at: expect.stringMatching(ISO), ip: expect.any(String), userAgent: expect.any(String) });
+    for (const e of res.body.events)
+      expect(e).toMatchObject({ at: expect.stringMatching(ISO), ip: expect.any(String), userAgent: expect.any(String) });
     // Nothing secret leaks into the log.
     expect(JSON.stringify(res.body)).not.toContain(account.secret);
     expect(JSON.stringify(res.body)).not.toContain(account.recoveryCodes[0]);

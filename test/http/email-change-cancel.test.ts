@@ -42,7 +42,9 @@ async function requestChange(client: Client, oldEmail: string, next = uniqueEmai
   const seen = new Set(smtp.messages);
   expect((await client.post('/api/account/email', { email: next })).status).toBe(202);
   const notice = await smtp.waitFor((m) => !seen.has(m) && m.rcptRaw.includes(oldEmail) && m.event === 'account.email_change_requested');
-  const confirmation = await smtp.waitFor((m) => !seen.has(m) && m.rcptRaw.includes(next) && m.event === 'account.email_change_confirmation');
+  const confirmation = await smtp.waitFor(
+    (m) => !seen.has(m) && m.rcptRaw.includes(next) && m.event === 'account.email_change_confirmation',
+  );
   return { next, notice, cancelToken: cancelTokenOf(notice), confirmToken: linkToken(confirmation) };
 }
 
@@ -67,7 +69,11 @@ describe('the old address is told when a change is requested', () => {
     const events = (await victim.client.get('/api/account/events')).body.events.map((e: { type: string }) => e.type);
     expect(events).toContain('account.email_change_requested');
     // The stored event never holds the link's token.
-    const rows = await server.server.gatehouse.database.db.selectFrom('events').select('details').where('type', '=', 'account.email_change_requested').execute();
+    const rows = await server.server.gatehouse.database.db
+      .selectFrom('events')
+      .select('details')
+      .where('type', '=', 'account.email_change_requested')
+      .execute();
     for (const r of rows) expect(r.details).not.toMatch(/token|cancel-email-change/);
   });
 });
@@ -146,7 +152,11 @@ describe('the cancel link', () => {
     const { cancelToken, confirmToken } = await requestChange(attacker, victim.email);
     expect((await cancel(confirmToken)).body.error).toBe('invalid_token');
     expect((await confirm(cancelToken)).body.error).toBe('invalid_token');
-    for (const guess of ['A'.repeat(43), cancelToken.slice(0, 42) + (cancelToken.endsWith('A') ? 'B' : 'A'), cancelToken.toUpperCase() === cancelToken ? 'x' : cancelToken.toUpperCase()]) {
+    for (const guess of [
+      'A'.repeat(43),
+      cancelToken.slice(0, 42) + (cancelToken.endsWith('A') ? 'B' : 'A'),
+      cancelToken.toUpperCase() === cancelToken ? 'x' : cancelToken.toUpperCase(),
+    ]) {
       expect((await cancel(guess)).body.error).toBe('invalid_token');
     }
     for (const bad of ['', 'x'.repeat(500), 42, null, ['a'], { $ne: null }, '\u0000', `${cancelToken}\u200B`]) {
@@ -177,7 +187,9 @@ describe('/cancel-email-change', () => {
     }
     expect(await alive(attacker)).toBe(true);
     expect((await page('POST', '/cancel-email-change', { token: cancelToken }, { origin: 'https://evil.example' })).status).toBe(403);
-    expect((await page('POST', '/cancel-email-change', { token: cancelToken }, { origin: null, 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    expect(
+      (await page('POST', '/cancel-email-change', { token: cancelToken }, { origin: null, 'sec-fetch-site': 'cross-site' })).status,
+    ).toBe(403);
     expect(await alive(attacker)).toBe(true);
 
     const done = await page('POST', '/cancel-email-change', { token: cancelToken });

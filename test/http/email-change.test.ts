@@ -13,7 +13,11 @@ const smtp = new MailSink();
 
 beforeAll(async () => {
   await smtp.start();
-  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_STEP_UP_MAX_AGE: '2', GATEHOUSE_PUBLIC_URL: 'http://127.0.0.1:1/' });
+  server = await startFastServer({
+    GATEHOUSE_SMTP_URL: smtp.url,
+    GATEHOUSE_STEP_UP_MAX_AGE: '2',
+    GATEHOUSE_PUBLIC_URL: 'http://127.0.0.1:1/',
+  });
 });
 afterAll(async () => {
   await server?.close();

@@ -66,7 +66,6 @@ function send(client: Client, route: Route) {
   return client.req(route.method, concretePath(route.url), STATE_CHANGING.has(route.method) ? { json: {} } : {});
 }
 
-
 /** Where the HTML pages send each gate refusal (they answer refusals as redirects or pages). */
 const PAGE_REDIRECT: Record<string, string> = {
   unauthenticated: '/sign-in',
@@ -100,9 +99,11 @@ function isGateRefusal(res: Res): boolean {
   );
 }
 
-const show = (res: Res) => `${res.status} ${res.headers.location ? `→ ${res.headers.location} ` : ''}${typeof res.body === 'string' ? res.body.slice(0, 80) : JSON.stringify(res.body)}`;
+const show = (res: Res) =>
+  `${res.status} ${res.headers.location ? `→ ${res.headers.location} ` : ''}${typeof res.body === 'string' ? res.body.slice(0, 80) : JSON.stringify(res.body)}`;
 
-const label = (r: Route) => `${r.method} ${r.url} (${JSON.stringify({ ...r.requires, fresh: typeof r.requires.fresh === 'function' ? 'fn' : r.requires.fresh })})`;
+const label = (r: Route) =>
+  `${r.method} ${r.url} (${JSON.stringify({ ...r.requires, fresh: typeof r.requires.fresh === 'function' ? 'fn' : r.requires.fresh })})`;
 
 describe('every registered route, as enumerated from the built server', () => {
   let server: TestServer;
@@ -218,7 +219,10 @@ describe('every registered route, as enumerated from the built server', () => {
 
   it('a personal API token (all scopes) gets only the routes that name a scope, and never a ★ route', async () => {
     const account = await signup(server.url);
-    const created = await account.client.post('/api/tokens', { name: 'gate test', scopes: ['account:read', 'transactions:read', 'transfers:write'] });
+    const created = await account.client.post('/api/tokens', {
+      name: 'gate test',
+      scopes: ['account:read', 'transactions:read', 'transfers:write'],
+    });
     expect(created.status).toBe(201);
     const api = new Client(server.url);
     api.bearer = created.body.token;
@@ -279,7 +283,10 @@ describe('no route answers 5xx to hostile input', () => {
     ['true', 'true'],
     ['array', '[{"email":"a@b.c"}]'],
     ['string', '"hello"'],
-    ['NUL bytes', '{"email":"a\\u0000@b.c","password":"\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000","name":"\\u0000","code":"\\u0000"}'],
+    [
+      'NUL bytes',
+      '{"email":"a\\u0000@b.c","password":"\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000","name":"\\u0000","code":"\\u0000"}',
+    ],
     ['nested junk', '{"method":"totp","code":"123456","scopes":[["account:read"]],"extra":{"a":[1,{"b":null}]}}'],
     ['near the limit', JSON.stringify({ email: 'a@example.com', password: 'x'.repeat(60_000) })],
     ['form body', 'email=a%40b.c&password=x', 'application/x-www-form-urlencoded'],
@@ -323,13 +330,17 @@ describe('a route without a declared requirement stops the server at startup', (
   });
   afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
-  const config = () => loadConfig({ ...FAST_ENV, HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir });
+  const config = () =>
+    loadConfig({ ...FAST_ENV, HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir });
 
   it.each([
     ['no options', (app: any) => app.get('/undeclared', async () => 'open')],
     ['config without requires', (app: any) => app.post('/undeclared', { config: {} }, async () => 'open')],
     ['app.route', (app: any) => app.route({ method: 'DELETE', url: '/undeclared/:id', handler: async () => 'open' })],
-    ['inside an encapsulated plugin', (app: any) => app.register(async (child: any) => child.get('/plugin/undeclared', async () => 'open'))],
+    [
+      'inside an encapsulated plugin',
+      (app: any) => app.register(async (child: any) => child.get('/plugin/undeclared', async () => 'open')),
+    ],
   ])('%s', async (_name, register) => {
     const { app } = await buildServer(config());
     try {

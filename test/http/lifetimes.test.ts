@@ -25,7 +25,9 @@ describe.concurrent('timeouts', () => {
     const slow = await login(base, account);
     expect(slow.res.body.expiresIn).toBe(2);
     const prompt = await login(base, account);
-    expect((await prompt.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[0] })).status).toBe(200);
+    expect((await prompt.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[0] })).status).toBe(
+      200,
+    );
     await sleep(2_300);
     const late = await slow.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[1] });
     expect(late.status).toBe(401);

@@ -19,7 +19,11 @@ describe('notifications over SMTP', () => {
   const smtp = new MailSink();
   beforeAll(async () => {
     await smtp.start();
-    server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_MAIL_FROM: 'Gatehouse <security@bank.test>', GATEHOUSE_LOCKOUT_SECONDS: '60' });
+    server = await startFastServer({
+      GATEHOUSE_SMTP_URL: smtp.url,
+      GATEHOUSE_MAIL_FROM: 'Gatehouse <security@bank.test>',
+      GATEHOUSE_LOCKOUT_SECONDS: '60',
+    });
   });
   afterAll(async () => {
     await server?.close();
@@ -66,12 +70,23 @@ describe('notifications over SMTP', () => {
     expect((await full.delete(`/api/mfa/totp/${account.factorId}`)).status).toBe(204);
     expectActionable(await smtp.waitForEvent(email, 'mfa.factor_removed'), 'mfa.factor_removed');
 
-    const changed = await full.post('/api/account/password', { currentPassword: account.password, newPassword: 'granite-orchard-44-violin' });
+    const changed = await full.post('/api/account/password', {
+      currentPassword: account.password,
+      newPassword: 'granite-orchard-44-violin',
+    });
     expect(changed.status).toBe(200);
     expectActionable(await smtp.waitForEvent(email, 'account.password_changed'), 'account.password_changed');
 
     const types = (await full.get('/api/account/events')).body.events.map((e: { type: string }) => e.type);
-    for (const t of ['mfa.factor_added', 'mfa.failed', 'mfa.recovery_code_used', 'mfa.recovery_codes_regenerated', 'token.created', 'mfa.factor_removed', 'account.password_changed']) {
+    for (const t of [
+      'mfa.factor_added',
+      'mfa.failed',
+      'mfa.recovery_code_used',
+      'mfa.recovery_codes_regenerated',
+      'token.created',
+      'mfa.factor_removed',
+      'account.password_changed',
+    ]) {
       expect(types).toContain(t);
     }
     // Everything went to the account's own address, and nowhere else.
@@ -128,10 +143,16 @@ describe('mail server outage', () => {
       expect(smtp.messages).toHaveLength(0);
 
       await smtp.start(port);
-      await smtp.waitFor(() => smtp.to(email, 'token.created').length === 5 && smtp.to(email, 'password_reset.requested').length === 1, 20_000);
+      await smtp.waitFor(
+        () => smtp.to(email, 'token.created').length === 5 && smtp.to(email, 'password_reset.requested').length === 1,
+        20_000,
+      );
       await sleep(300);
       expect(smtp.to(email)).toHaveLength(6); // each exactly once
-      const names = smtp.to(email, 'token.created').map((m) => /named "(t\d)"/.exec(m.text)![1]).sort();
+      const names = smtp
+        .to(email, 'token.created')
+        .map((m) => /named "(t\d)"/.exec(m.text)![1])
+        .sort();
       expect(names).toEqual(['t0', 't1', 't2', 't3', 't4']);
       const left = await db.selectFrom('mail_outbox').select(['status', 'body_enc']).execute();
       expect(left.every((r) => r.status === 'sent' && r.body_enc === '')).toBe(true);

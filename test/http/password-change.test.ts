@@ -62,7 +62,10 @@ describe('password change', () => {
     expect(bad.body.error).toBe('invalid_request');
     const extra = await browser.post('/api/account/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD, email: 'x@y.z' });
     expect(extra.status).toBe(400);
-    const csrf = await browser.req('POST', '/api/account/password', { json: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }, headers: { origin: 'https://evil.example' } });
+    const csrf = await browser.req('POST', '/api/account/password', {
+      json: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD },
+      headers: { origin: 'https://evil.example' },
+    });
     expect(csrf.status).toBe(403);
     expect(csrf.body.error).toBe('csrf');
     const anonymous = await new Client(server.url).post('/api/account/password', { currentPassword: PASSWORD, newPassword: NEW_PASSWORD });
@@ -83,7 +86,9 @@ describe('password change', () => {
     const { email, client: browser } = await signup(server.url, { email: uniqueEmail('pw-limit') });
     const statuses: number[] = [];
     for (let i = 0; i < 11; i++) {
-      statuses.push((await browser.post('/api/account/password', { currentPassword: `wrong ${i} password`, newPassword: NEW_PASSWORD })).status);
+      statuses.push(
+        (await browser.post('/api/account/password', { currentPassword: `wrong ${i} password`, newPassword: NEW_PASSWORD })).status,
+      );
     }
     expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
     expect(statuses[10]).toBe(429);

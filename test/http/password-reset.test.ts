@@ -136,7 +136,9 @@ describe('password reset', () => {
     const { email } = await signup(server.url);
     const older = await requestReset(email);
     const newer = await requestReset(email);
-    expect((await new Client(server.url).post('/api/auth/password/reset', { token: older, password: NEW_PASSWORD })).body.error).toBe('invalid_token');
+    expect((await new Client(server.url).post('/api/auth/password/reset', { token: older, password: NEW_PASSWORD })).body.error).toBe(
+      'invalid_token',
+    );
     const results = await Promise.all(
       Array.from({ length: 6 }, () => new Client(server.url).post('/api/auth/password/reset', { token: newer, password: NEW_PASSWORD })),
     );
@@ -150,7 +152,11 @@ describe('password reset', () => {
     const { db } = server.server.gatehouse.database;
     const row = await db.selectFrom('password_resets').selectAll().where('token_hash', '=', hashToken(token)).executeTakeFirstOrThrow();
     expect(row.expires_at - row.created_at).toBe(30 * 60_000);
-    await db.updateTable('password_resets').set({ expires_at: Date.now() - 1 }).where('id', '=', row.id).execute();
+    await db
+      .updateTable('password_resets')
+      .set({ expires_at: Date.now() - 1 })
+      .where('id', '=', row.id)
+      .execute();
     const res = await new Client(server.url).post('/api/auth/password/reset', { token, password: NEW_PASSWORD });
     expect(res.body.error).toBe('invalid_token');
   });

@@ -92,9 +92,19 @@ describe('remember-me theft on PostgreSQL, two instances (issue 18)', () => {
     expect((await again.withBase(a.url).only(REMEMBER).get('/api/session')).status).toBe(200);
     const db = a.server.gatehouse.database.db;
     const user = await db.selectFrom('users').select('id').where('email', '=', email).executeTakeFirstOrThrow();
-    const events = await db.selectFrom('events').select('id').where('user_id', '=', user.id).where('type', '=', 'remember_me.replayed').execute();
+    const events = await db
+      .selectFrom('events')
+      .select('id')
+      .where('user_id', '=', user.id)
+      .where('type', '=', 'remember_me.replayed')
+      .execute();
     expect(events).toHaveLength(1);
-    const mails = await db.selectFrom('mail_outbox').select('id').where('user_id', '=', user.id).where('event_type', '=', 'remember_me.replayed').execute();
+    const mails = await db
+      .selectFrom('mail_outbox')
+      .select('id')
+      .where('user_id', '=', user.id)
+      .where('event_type', '=', 'remember_me.replayed')
+      .execute();
     expect(mails).toHaveLength(1);
   });
 
@@ -117,7 +127,12 @@ describe('remember-me theft on PostgreSQL, two instances (issue 18)', () => {
     expect((await thief.get('/api/account/events')).status).toBe(401);
     const db = b.server.gatehouse.database.db;
     const user = await db.selectFrom('users').select('id').where('email', '=', email).executeTakeFirstOrThrow();
-    const mails = await db.selectFrom('mail_outbox').select('id').where('user_id', '=', user.id).where('event_type', '=', 'remember_me.replayed').execute();
+    const mails = await db
+      .selectFrom('mail_outbox')
+      .select('id')
+      .where('user_id', '=', user.id)
+      .where('event_type', '=', 'remember_me.replayed')
+      .execute();
     expect(mails).toHaveLength(1);
   });
 });

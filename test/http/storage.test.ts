@@ -72,7 +72,9 @@ describe('https public URL', () => {
     plain.cookies.set('gatehouse_session', c.cookies.get('__Host-gatehouse_session')!);
     expect((await plain.get('/api/session')).status).toBe(401);
     expect((await c.get('/api/session')).status).toBe(200);
-    expect((await c.post('/api/transfers', { to: 'a', amountCents: 1 }, { headers: { origin: 'https://gatehouse.example' } })).status).toBe(201);
+    expect((await c.post('/api/transfers', { to: 'a', amountCents: 1 }, { headers: { origin: 'https://gatehouse.example' } })).status).toBe(
+      201,
+    );
     const cross = await c.post('/api/transfers', { to: 'a', amountCents: 1 }, { headers: { origin: server.url } });
     expect(cross.status).toBe(403);
     expect(cross.body.error).toBe('csrf');

@@ -125,7 +125,11 @@ describe('trusted devices', () => {
     const id = factors.body.factors.find((f: { type: string }) => f.type === 'totp').id;
     expect((await b.delete(`/api/mfa/totp/${id}`)).status).toBe(204);
     expect((await b.get('/api/devices')).body.devices).toHaveLength(0);
-    const user = await on.server.gatehouse.database.db.selectFrom('users').select('id').where('email', '=', account.email).executeTakeFirstOrThrow();
+    const user = await on.server.gatehouse.database.db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', account.email)
+      .executeTakeFirstOrThrow();
     const rows = await on.server.gatehouse.database.db.selectFrom('trusted_devices').select('id').where('user_id', '=', user.id).execute();
     expect(rows).toHaveLength(0);
   });

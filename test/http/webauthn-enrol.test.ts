@@ -148,7 +148,9 @@ describe('passkey enrolment (GATEHOUSE_MFA_REQUIRED=all)', () => {
     expect(enrol.status).toBe(200);
     expect(enrol.text).toContain('action="/settings/totp/setup"');
     // The button is hidden until /assets/gatehouse.js finds WebAuthn in the browser.
-    expect(enrol.text).toMatch(/<button[^>]*data-passkey="register"[^>]*data-options="\/api\/mfa\/webauthn\/register\/options"[^>]*hidden>Add a passkey<\/button>/);
+    expect(enrol.text).toMatch(
+      /<button[^>]*data-passkey="register"[^>]*data-options="\/api\/mfa\/webauthn\/register\/options"[^>]*hidden>Add a passkey<\/button>/,
+    );
     expect(enrol.text).toContain('action="/settings/passkeys"');
 
     // What the script does: fetch the options with the page's cookie, run the authenticator, post the form.
@@ -157,7 +159,10 @@ describe('passkey enrolment (GATEHOUSE_MFA_REQUIRED=all)', () => {
     const options = await api.post('/api/mfa/webauthn/register/options');
     expect(options.status).toBe(200);
     const auth = new SoftAuthenticator({ origin: server.url });
-    const added = await b.go('POST', '/settings/passkeys', { _csrf: csrfIn(enrol.text), response: JSON.stringify(auth.register(options.body)) });
+    const added = await b.go('POST', '/settings/passkeys', {
+      _csrf: csrfIn(enrol.text),
+      response: JSON.stringify(auth.register(options.body)),
+    });
     expect(added.status).toBe(200);
     expect(added.text).toContain('id="recovery-codes"');
     expect((await b.go('GET', '/settings')).status).toBe(200);

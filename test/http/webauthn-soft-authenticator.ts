@@ -79,13 +79,25 @@ export class SoftAuthenticator {
     count.writeUInt32BE(this.counter);
     const idLen = Buffer.alloc(2);
     idLen.writeUInt16BE(this.credentialId.length);
-    const authData = Buffer.concat([this.rpIdHash(rpId), Buffer.from([this.flags(0x40)]), count, Buffer.alloc(16), idLen, this.credentialId, cose]);
+    const authData = Buffer.concat([
+      this.rpIdHash(rpId),
+      Buffer.from([this.flags(0x40)]),
+      count,
+      Buffer.alloc(16),
+      idLen,
+      this.credentialId,
+      cose,
+    ]);
     const attestationObject = cbor({ fmt: 'none', attStmt: new Map(), authData });
     return {
       id: this.id,
       rawId: this.id,
       type: 'public-key',
-      response: { clientDataJSON: b64u(this.clientData('webauthn.create', options.challenge)), attestationObject: b64u(attestationObject), transports: ['internal'] },
+      response: {
+        clientDataJSON: b64u(this.clientData('webauthn.create', options.challenge)),
+        attestationObject: b64u(attestationObject),
+        transports: ['internal'],
+      },
       clientExtensionResults: {},
     };
   }
@@ -98,7 +110,11 @@ export class SoftAuthenticator {
     count.writeUInt32BE(this.counter);
     const authData = Buffer.concat([this.rpIdHash(rpId), Buffer.from([this.flags(0)]), count]);
     const clientData = this.clientData('webauthn.get', options.challenge);
-    const signature = crypto.sign('sha256', Buffer.concat([authData, crypto.createHash('sha256').update(clientData).digest()]), this.keys.privateKey);
+    const signature = crypto.sign(
+      'sha256',
+      Buffer.concat([authData, crypto.createHash('sha256').update(clientData).digest()]),
+      this.keys.privateKey,
+    );
     return {
       id: this.id,
       rawId: this.id,

@@ -107,7 +107,10 @@ describe('WebAuthn as a second factor', () => {
       const res = await client.post('/api/auth/mfa/verify', body);
       expect(res.status).toBe(400);
     }
-    const junk = await client.post('/api/auth/mfa/verify', { method: 'webauthn', response: { id: auth.id, response: { clientDataJSON: 'AAAA' } } });
+    const junk = await client.post('/api/auth/mfa/verify', {
+      method: 'webauthn',
+      response: { id: auth.id, response: { clientDataJSON: 'AAAA' } },
+    });
     expect(junk.status).toBe(401);
   });
 

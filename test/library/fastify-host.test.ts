@@ -15,7 +15,9 @@ import { signup, signupWithTotp, login } from '../helpers/accounts.js';
 import { Client } from '../helpers/http-client.js';
 import { FAST_ENV } from '../helpers/server.js';
 
-const fast = { argon2: { memoryKiB: Number(FAST_ENV.GATEHOUSE_ARGON2_MEMORY_KIB), iterations: Number(FAST_ENV.GATEHOUSE_ARGON2_ITERATIONS) } };
+const fast = {
+  argon2: { memoryKiB: Number(FAST_ENV.GATEHOUSE_ARGON2_MEMORY_KIB), iterations: Number(FAST_ENV.GATEHOUSE_ARGON2_ITERATIONS) },
+};
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-host-'));
@@ -49,8 +51,13 @@ describe('a Fastify host app', () => {
     // The host's own error handler: its JSON errors must stay its own.
     app.setErrorHandler((error, _request, reply) => reply.status(418).send({ hostError: (error as Error).message }));
     await app.register(gatehouseFastify, { gatehouse });
-    app.get('/notes', { config: requires({ session: 'full', scope: 'notes:read' }) }, async (request) => ({ owner: gatehouse.userIdOf(request) }));
-    app.post('/notes/publish', { config: requires({ session: 'full', fresh: true }) }, async (request) => ({ published: true, aal: sessionOf(request).aal }));
+    app.get('/notes', { config: requires({ session: 'full', scope: 'notes:read' }) }, async (request) => ({
+      owner: gatehouse.userIdOf(request),
+    }));
+    app.post('/notes/publish', { config: requires({ session: 'full', fresh: true }) }, async (request) => ({
+      published: true,
+      aal: sessionOf(request).aal,
+    }));
     app.post('/notes/echo', { config: requires({ session: 'none' }) }, async (request) => ({ body: request.body }));
     app.get('/notes/boom', { config: requires({ session: 'none' }) }, async () => {
       throw new Error('host failure');
@@ -66,7 +73,16 @@ describe('a Fastify host app', () => {
   });
 
   it('exposes a facade: no stores, keys, database or wiring', () => {
-    expect(Object.keys(gatehouse).sort()).toEqual(['close', 'on', 'productName', 'publicUrl', 'requires', 'scopes', 'sessionOf', 'userIdOf']);
+    expect(Object.keys(gatehouse).sort()).toEqual([
+      'close',
+      'on',
+      'productName',
+      'publicUrl',
+      'requires',
+      'scopes',
+      'sessionOf',
+      'userIdOf',
+    ]);
     expect(gatehouse.scopes).toEqual(['account:read', 'notes:read']);
     expect(Object.isFrozen(gatehouse)).toBe(true);
     expect(gatehouse.publicUrl()).toBe(base);
@@ -117,7 +133,11 @@ describe('a Fastify host app', () => {
     expect(pending.status).toBe(401);
     expect(pending.body.error).toBe('mfa_required');
     expect(pending.headers['cache-control']).toBe('no-store');
-    const verify = await client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes[0] }, { headers: { origin: base } });
+    const verify = await client.post(
+      '/api/auth/mfa/verify',
+      { method: 'recovery_code', code: account.recoveryCodes[0] },
+      { headers: { origin: base } },
+    );
     expect(verify.status).toBe(200);
     // A login with a recovery code is a fresh factor: the ★ host action goes through.
     expect((await client.post('/notes/publish', {}, { headers: { origin: base } })).body).toEqual({ published: true, aal: 2 });
@@ -166,7 +186,9 @@ describe('startup guarantees in a host app', () => {
       await bare.close();
       const scoped = Fastify();
       await scoped.register(gatehouseFastify, { gatehouse });
-      expect(() => scoped.get('/x', { config: requires({ session: 'full', scope: 'orders:read' }) }, async () => 'x')).toThrow(/not declared/);
+      expect(() => scoped.get('/x', { config: requires({ session: 'full', scope: 'orders:read' }) }, async () => 'x')).toThrow(
+        /not declared/,
+      );
       await scoped.close();
     } finally {
       await gatehouse.close();
@@ -190,7 +212,10 @@ describe('plugin options', () => {
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       const client = new Client(base);
-      const made = await client.post('/auth/api/auth/signup', { email: `p${Date.now()}@example.com`, password: 'violet-kettle-29-harbour' });
+      const made = await client.post('/auth/api/auth/signup', {
+        email: `p${Date.now()}@example.com`,
+        password: 'violet-kettle-29-harbour',
+      });
       expect(made.status).toBe(201);
       expect((await client.get('/')).body).toEqual({ me: made.body.user.id });
       // Unknown URLs under the prefix get Gatehouse's JSON 404; pages are not served.

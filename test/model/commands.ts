@@ -14,7 +14,20 @@
 import fc from 'fast-check';
 import { uniqueEmail } from '../helpers/accounts.js';
 import { Driver, PASSWORDS } from './driver.js';
-import { filter, judge, judgePair, judgeProbe, live, type Action, type Candidates, type Cred, type ModelState, type MSession, type Obs, type Violation } from './model.js';
+import {
+  filter,
+  judge,
+  judgePair,
+  judgeProbe,
+  live,
+  type Action,
+  type Candidates,
+  type Cred,
+  type ModelState,
+  type MSession,
+  type Obs,
+  type Violation,
+} from './model.js';
 
 export interface World {
   cands: Candidates;
@@ -37,8 +50,29 @@ export class SearchViolation extends Error {
 }
 
 const SINGLE = [
-  'signup', 'login', 'verify', 'stepUp', 'reauth', 'setup', 'confirm', 'deleteFactor', 'regenCodes', 'deleteSession', 'logout',
-  'changePassword', 'forgot', 'reset', 'changeEmail', 'confirmEmail', 'createToken', 'useToken', 'restore', 'present', 'restoreMany', 'copyCookie', 'advance',
+  'signup',
+  'login',
+  'verify',
+  'stepUp',
+  'reauth',
+  'setup',
+  'confirm',
+  'deleteFactor',
+  'regenCodes',
+  'deleteSession',
+  'logout',
+  'changePassword',
+  'forgot',
+  'reset',
+  'changeEmail',
+  'confirmEmail',
+  'createToken',
+  'useToken',
+  'restore',
+  'present',
+  'restoreMany',
+  'copyCookie',
+  'advance',
 ] as const;
 /**
  * Multi-step commands that build the preconditions the interesting sequences need:
@@ -48,7 +82,20 @@ const SINGLE = [
  */
 const MACROS = ['session+', 'enrol', 'fresh'] as const;
 /** Every session-revoking and every factor-adding action, and the single-use ones. */
-const PAIRABLE = ['changePassword', 'reset', 'logout', 'deleteSession', 'deleteFactor', 'confirm', 'setup', 'verify', 'stepUp', 'regenCodes', 'createToken', 'confirmEmail'] as const;
+const PAIRABLE = [
+  'changePassword',
+  'reset',
+  'logout',
+  'deleteSession',
+  'deleteFactor',
+  'confirm',
+  'setup',
+  'verify',
+  'stepUp',
+  'regenCodes',
+  'createToken',
+  'confirmEmail',
+] as const;
 type Single = (typeof SINGLE)[number];
 type Kind = Single | (typeof MACROS)[number];
 
@@ -114,7 +161,15 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
   switch (kind) {
     case 'signup':
       if (m.accounts.length >= MAX_ACCOUNTS) return null;
-      return { t: 'signup', acct: m.accounts.length, email: uniqueEmail('model'), password: PASSWORDS[0]!, newSession: alloc(), transport: p[1]! % 2 ? 'token' : 'cookie', instance: p[2]! % 2 };
+      return {
+        t: 'signup',
+        acct: m.accounts.length,
+        email: uniqueEmail('model'),
+        password: PASSWORDS[0]!,
+        newSession: alloc(),
+        transport: p[1]! % 2 ? 'token' : 'cookie',
+        instance: p[2]! % 2,
+      };
     case 'login': {
       const a = acctOf(p[0]!);
       if (!a) return null;
@@ -123,7 +178,18 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
       const transport = p[1]! % 3 === 0 ? 'token' : 'cookie';
       // Half the logins come from a browser that holds a remember-me cookie (any account's).
       const from = p[7]! % 2 === 0 ? (pick(withCookie(m), p[7]!)?.id ?? null) : null;
-      return { t: 'login', acct: a.idx, password, transport, remember: p[2]! % 2 === 0, instance: p[3]! % 2, device: p[4]! % 2 === 0 ? (pick(devices, p[4]!) ?? null) : null, newSession: alloc(), newChain: alloc(), from };
+      return {
+        t: 'login',
+        acct: a.idx,
+        password,
+        transport,
+        remember: p[2]! % 2 === 0,
+        instance: p[3]! % 2,
+        device: p[4]! % 2 === 0 ? (pick(devices, p[4]!) ?? null) : null,
+        newSession: alloc(),
+        newChain: alloc(),
+        from,
+      };
     }
     case 'verify':
     case 'stepUp': {
@@ -162,7 +228,10 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
       return sess ? { t: 'logout', s: sess.id } : null;
     case 'changePassword': {
       if (!sess) return null;
-      const next = pick(PASSWORDS.filter((x) => x !== account!.password), p[1]!)!;
+      const next = pick(
+        PASSWORDS.filter((x) => x !== account!.password),
+        p[1]!,
+      )!;
       return { t: 'changePassword', s: sess.id, current: account!.password, next };
     }
     case 'forgot': {
@@ -173,7 +242,17 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
       const a = acctOf(p[0]!);
       const tokens = a ? a.tokens.flatMap((t, i) => (t.kind === 'reset' ? [i] : [])) : [];
       const token = pick(tokens, p[1]!);
-      return a && token !== undefined ? { t: 'reset', acct: a.idx, token, next: pick(PASSWORDS.filter((x) => x !== a.password), p[2]!)! } : null;
+      return a && token !== undefined
+        ? {
+            t: 'reset',
+            acct: a.idx,
+            token,
+            next: pick(
+              PASSWORDS.filter((x) => x !== a.password),
+              p[2]!,
+            )!,
+          }
+        : null;
     }
     case 'changeEmail':
       return sess ? { t: 'changeEmail', s: sess.id, next: uniqueEmail('moved') } : null;
@@ -204,7 +283,12 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
     case 'copyCookie': {
       // A thief copies a browser's remember-me cookie into another browser.
       const b = pick(withCookie(m), p[0]!);
-      const to = b && pick(sessionsOf(m).filter((x) => x.id !== b.id), p[1]!);
+      const to =
+        b &&
+        pick(
+          sessionsOf(m).filter((x) => x.id !== b.id),
+          p[1]!,
+        );
       return b && to ? { t: 'copyCookie', from: b.id, to: to.id } : null;
     }
     case 'advance':
@@ -221,14 +305,27 @@ function macroStart(m: ModelState, kind: (typeof MACROS)[number], p: number[], a
     case 'session+': {
       const a = pick(m.accounts, p[0]!);
       if (!a) return null;
-      return { t: 'login', acct: a.idx, password: a.password, transport: p[1]! % 4 === 0 ? 'token' : 'cookie', remember: p[2]! % 2 === 0, instance: p[3]! % 2, device: null, newSession: alloc(), newChain: alloc() };
+      return {
+        t: 'login',
+        acct: a.idx,
+        password: a.password,
+        transport: p[1]! % 4 === 0 ? 'token' : 'cookie',
+        remember: p[2]! % 2 === 0,
+        instance: p[3]! % 2,
+        device: null,
+        newSession: alloc(),
+        newChain: alloc(),
+      };
     }
     case 'enrol': {
       const s = pick(targets(m, 'setup', [...p.slice(0, 6), 1]), p[0]!);
       return s ? { t: 'setup', s: s.id, kind: p[1]! % 2 ? 'webauthn' : 'totp' } : null;
     }
     case 'fresh': {
-      const s = pick(sessionsOf(m).filter((x) => live(m, x) && x.state === 'full'), p[0]!);
+      const s = pick(
+        sessionsOf(m).filter((x) => live(m, x) && x.state === 'full'),
+        p[0]!,
+      );
       if (!s) return null;
       const a = m.accounts[s.account]!;
       const f = pick(a.factors, p[2]!);
@@ -243,17 +340,35 @@ function nextMacroStep(m: ModelState, prev: Action, o: Obs, p: number[], alloc: 
   if (prev.t === 'login' && o.status === 202 && o.body?.status === 'mfa_required') {
     const s = m.sessions[prev.newSession];
     const a = m.accounts[prev.acct]!;
-    const creds: Cred[] = [...a.factors.map((f) => ({ kind: f.kind, factor: f.key }) as Cred), ...a.codes.slice(0, 1).map((code) => ({ kind: 'recovery', code }) as Cred)];
+    const creds: Cred[] = [
+      ...a.factors.map((f) => ({ kind: f.kind, factor: f.key }) as Cred),
+      ...a.codes.slice(0, 1).map((code) => ({ kind: 'recovery', code }) as Cred),
+    ];
     const cred = pick(creds, p[4]!);
     if (s && cred) return { t: 'verify', s: s.id, cred, trustDevice: null, newChain: alloc() };
   }
-  if (prev.t === 'setup' && success(o.status)) return { t: 'confirm', s: prev.s, kind: prev.kind, owner: prev.s, factorKey: `f${alloc()}`, newChain: alloc() };
+  if (prev.t === 'setup' && success(o.status))
+    return { t: 'confirm', s: prev.s, kind: prev.kind, owner: prev.s, factorKey: `f${alloc()}`, newChain: alloc() };
   return null;
 }
 
 const success = (status: number) => status >= 200 && status < 300;
 
-const FALLBACK: readonly Kind[] = ['session+', 'setup', 'confirm', 'enrol', 'fresh', 'verify', 'stepUp', 'deleteFactor', 'logout', 'changePassword', 'deleteSession', 'login', 'advance'];
+const FALLBACK: readonly Kind[] = [
+  'session+',
+  'setup',
+  'confirm',
+  'enrol',
+  'fresh',
+  'verify',
+  'stepUp',
+  'deleteFactor',
+  'logout',
+  'changePassword',
+  'deleteSession',
+  'login',
+  'advance',
+];
 
 /**
  * The kind a command runs as in state `m`: its own when it applies, else one that does,
@@ -261,7 +376,10 @@ const FALLBACK: readonly Kind[] = ['session+', 'setup', 'confirm', 'enrol', 'fre
  */
 function applicable(m: ModelState, kind: Kind, p: number[], pool: readonly Kind[]): Kind {
   // (`avoid` never makes a kind inapplicable, so it plays no part here.)
-  const can = (k: Kind) => ((MACROS as readonly string[]).includes(k) ? macroStart(m, k as (typeof MACROS)[number], p, () => 0) : resolve(m, k as Single, p, () => 0)) !== null;
+  const can = (k: Kind) =>
+    ((MACROS as readonly string[]).includes(k)
+      ? macroStart(m, k as (typeof MACROS)[number], p, () => 0)
+      : resolve(m, k as Single, p, () => 0)) !== null;
   if (can(kind)) return kind;
   const ok = pool.filter(can);
   return pick(ok, p[7]!) ?? 'advance';
@@ -273,32 +391,56 @@ const tokenName = (t: string) => `token …${t.slice(-5)}`;
 /** One line of the trace, readable as a regression test's steps. */
 export function describe(a: Action, o?: Obs, instance?: number): string {
   const at = instance !== undefined ? ` @${instance}` : '';
-  const answer = o ? ` → ${o.status}${o.body?.error ? ` ${o.body.error}` : o.body?.status ? ` ${o.body.status}` : ''}${o.body?.recoveryCodes ? ' +recoveryCodes' : ''}` : '';
+  const answer = o
+    ? ` → ${o.status}${o.body?.error ? ` ${o.body.error}` : o.body?.status ? ` ${o.body.status}` : ''}${o.body?.recoveryCodes ? ' +recoveryCodes' : ''}`
+    : '';
   const cred = (c: Cred) => (c.kind === 'recovery' ? `recovery code …${c.code.slice(-4)}` : `${c.kind} ${c.factor}`);
   const body = ((): string => {
     switch (a.t) {
-      case 'signup': return `s${a.newSession} = signup(a${a.acct}, ${a.transport})`;
-      case 'login': return `s${a.newSession} = login(a${a.acct}, ${a.password === 'violet-kettle-29-harbour' ? 'pw0' : `pw${a.password.slice(0, 5)}`}, ${a.transport}${a.remember ? ', remember' : ''}${a.device !== null ? `, device d${a.device}` : ''}${a.from !== undefined && a.from !== null ? `, in s${a.from}'s browser` : ''})`;
-      case 'verify': return `s${a.s}.mfa/verify(${cred(a.cred)}${a.trustDevice !== null ? `, trust d${a.trustDevice}` : ''})`;
-      case 'stepUp': return `s${a.s}.step-up(${cred(a.cred)})`;
-      case 'reauth': return `s${a.s}.reauth()`;
-      case 'setup': return `s${a.s}.${a.kind} setup`;
-      case 'confirm': return `s${a.s}.${a.kind} confirm(${a.owner === a.s ? 'own setup' : `setup of s${a.owner}`}) as ${a.factorKey}`;
-      case 'deleteFactor': return `s${a.s}.delete factor ${a.factor}`;
-      case 'regenCodes': return `s${a.s}.regenerate recovery codes`;
-      case 'deleteSession': return `s${a.s}.delete session s${a.target}`;
-      case 'logout': return `s${a.s}.logout`;
-      case 'changePassword': return `s${a.s}.change password`;
-      case 'forgot': return `forgot(a${a.acct})`;
-      case 'reset': return `reset(a${a.acct}, reset token #${a.token})`;
-      case 'changeEmail': return `s${a.s}.change e-mail`;
-      case 'confirmEmail': return `confirm e-mail(a${a.acct}, token #${a.token})`;
-      case 'createToken': return `s${a.s}.create API token`;
-      case 'useToken': return `use API token #${a.token} of a${a.acct}`;
-      case 'restore': return `s${a.newSession} = restore(${a.from !== null ? `browser of s${a.from}: ` : 'a copy of '}${tokenName(a.token)})`;
-      case 'restoreMany': return `s${a.newSessions.join('/s')} = ${a.n} restores at once (browser of s${a.from}: ${tokenName(a.token)})`;
-      case 'copyCookie': return `copy the remember-me cookie of s${a.from}'s browser to s${a.to}'s`;
-      case 'advance': return `clock +${Math.round(a.ms / 1000)} s`;
+      case 'signup':
+        return `s${a.newSession} = signup(a${a.acct}, ${a.transport})`;
+      case 'login':
+        return `s${a.newSession} = login(a${a.acct}, ${a.password === 'violet-kettle-29-harbour' ? 'pw0' : `pw${a.password.slice(0, 5)}`}, ${a.transport}${a.remember ? ', remember' : ''}${a.device !== null ? `, device d${a.device}` : ''}${a.from !== undefined && a.from !== null ? `, in s${a.from}'s browser` : ''})`;
+      case 'verify':
+        return `s${a.s}.mfa/verify(${cred(a.cred)}${a.trustDevice !== null ? `, trust d${a.trustDevice}` : ''})`;
+      case 'stepUp':
+        return `s${a.s}.step-up(${cred(a.cred)})`;
+      case 'reauth':
+        return `s${a.s}.reauth()`;
+      case 'setup':
+        return `s${a.s}.${a.kind} setup`;
+      case 'confirm':
+        return `s${a.s}.${a.kind} confirm(${a.owner === a.s ? 'own setup' : `setup of s${a.owner}`}) as ${a.factorKey}`;
+      case 'deleteFactor':
+        return `s${a.s}.delete factor ${a.factor}`;
+      case 'regenCodes':
+        return `s${a.s}.regenerate recovery codes`;
+      case 'deleteSession':
+        return `s${a.s}.delete session s${a.target}`;
+      case 'logout':
+        return `s${a.s}.logout`;
+      case 'changePassword':
+        return `s${a.s}.change password`;
+      case 'forgot':
+        return `forgot(a${a.acct})`;
+      case 'reset':
+        return `reset(a${a.acct}, reset token #${a.token})`;
+      case 'changeEmail':
+        return `s${a.s}.change e-mail`;
+      case 'confirmEmail':
+        return `confirm e-mail(a${a.acct}, token #${a.token})`;
+      case 'createToken':
+        return `s${a.s}.create API token`;
+      case 'useToken':
+        return `use API token #${a.token} of a${a.acct}`;
+      case 'restore':
+        return `s${a.newSession} = restore(${a.from !== null ? `browser of s${a.from}: ` : 'a copy of '}${tokenName(a.token)})`;
+      case 'restoreMany':
+        return `s${a.newSessions.join('/s')} = ${a.n} restores at once (browser of s${a.from}: ${tokenName(a.token)})`;
+      case 'copyCookie':
+        return `copy the remember-me cookie of s${a.from}'s browser to s${a.to}'s`;
+      case 'advance':
+        return `clock +${Math.round(a.ms / 1000)} s`;
     }
   })();
   return `${body}${at}${answer}`;
@@ -331,7 +473,9 @@ async function probe(w: World, r: Real, actions: Action[], concurrent = false): 
   for (const p of probes) {
     const res = filter(w.cands, (c) => judgeProbe(c, p));
     if (res.violation) {
-      r.trace.push(`  (probe ${p.t}${'s' in p ? ` s${p.s}` : ''}${'instance' in p ? ` @${p.instance}` : ''} → ${'status' in p ? p.status : JSON.stringify(p)})`);
+      r.trace.push(
+        `  (probe ${p.t}${'s' in p ? ` s${p.s}` : ''}${'instance' in p ? ` @${p.instance}` : ''} → ${'status' in p ? p.status : JSON.stringify(p)})`,
+      );
       check(w, r, res);
     }
     w.cands = res.candidates;
@@ -375,7 +519,8 @@ export class StepCommand implements fc.AsyncCommand<World, Real> {
       const m = w.cands[0]!;
       await prepare(r, a);
       // Single actions go to the session's own instance, one in four to the other one.
-      const instance = 's' in a ? (m.sessions[a.s]!.instance + (!isMacro(kind) && this.picks[5]! % 4 === 0 ? 1 : 0)) % r.driver.instances : undefined;
+      const instance =
+        's' in a ? (m.sessions[a.s]!.instance + (!isMacro(kind) && this.picks[5]! % 4 === 0 ? 1 : 0)) % r.driver.instances : undefined;
       const o = await r.driver.perform(m, a, instance);
       if (a.t === 'advance') for (const c of w.cands) c.now = r.driver.servers.clock.t;
       r.commands++;
@@ -383,7 +528,11 @@ export class StepCommand implements fc.AsyncCommand<World, Real> {
       lines.push(line);
       r.trace.push(line);
       noteCodes(r, m, a, o);
-      check(w, r, filter(w.cands, (c) => judge(c, a!, o)));
+      check(
+        w,
+        r,
+        filter(w.cands, (c) => judge(c, a!, o)),
+      );
       if (a.t !== 'advance') done.push(a);
       a = isMacro(kind) ? nextMacroStep(w.cands[0]!, a, o, this.picks, alloc) : null;
       if (a) tick(w, r);
@@ -414,7 +563,8 @@ export class PairCommand implements fc.AsyncCommand<World, Real> {
     const kb = applicable(m, this.b.kind, this.b.picks, PAIRABLE) as Single;
     const a = resolve(m, ka, this.a.picks, alloc)!;
     // Three pairs in four act as two different sessions (two sessions racing each other).
-    const b = resolve(m, kb, this.b.picks, alloc, 's' in a && this.b.picks[5]! % 4 !== 0 ? a.s : undefined) ?? resolve(m, kb, this.b.picks, alloc)!;
+    const b =
+      resolve(m, kb, this.b.picks, alloc, 's' in a && this.b.picks[5]! % 4 !== 0 ? a.s : undefined) ?? resolve(m, kb, this.b.picks, alloc)!;
     if (a.t === 'advance' || b.t === 'advance' || this.skip.has(`${a.t}+${b.t}`)) {
       // Nothing pairable applies (or only a pair left out): no pair this time.
       this.shown = 'pair (nothing applies)';
@@ -442,7 +592,21 @@ export class PairCommand implements fc.AsyncCommand<World, Real> {
 
 const picks = fc.array(fc.nat(1_000_000), { minLength: 8, maxLength: 8 });
 const WEIGHTS: Partial<Record<Kind, number>> = {
-  'session+': 4, enrol: 3, fresh: 2, login: 2, restore: 2, present: 2, setup: 4, confirm: 4, verify: 2, stepUp: 2, advance: 2, deleteFactor: 2, changePassword: 2, logout: 2, deleteSession: 2,
+  'session+': 4,
+  enrol: 3,
+  fresh: 2,
+  login: 2,
+  restore: 2,
+  present: 2,
+  setup: 4,
+  confirm: 4,
+  verify: 2,
+  stepUp: 2,
+  advance: 2,
+  deleteFactor: 2,
+  changePassword: 2,
+  logout: 2,
+  deleteSession: 2,
 };
 
 /**
@@ -451,16 +615,31 @@ const WEIGHTS: Partial<Record<Kind, number>> = {
  * can go deeper.
  */
 export function commandArbitrary(maxCommands: number, withoutPairs: string[] = []): fc.Arbitrary<Iterable<fc.AsyncCommand<World, Real>>> {
-  const single = [...SINGLE, ...MACROS].map((kind) => ({ arbitrary: picks.map((p) => new StepCommand(kind, p)), weight: WEIGHTS[kind] ?? 1 }));
+  const single = [...SINGLE, ...MACROS].map((kind) => ({
+    arbitrary: picks.map((p) => new StepCommand(kind, p)),
+    weight: WEIGHTS[kind] ?? 1,
+  }));
   // Factor-adding and session-revoking halves more often than the rest.
-  const partKinds: Partial<Record<Kind, number>> = { confirm: 4, deleteFactor: 2, changePassword: 2, logout: 2, setup: 2, deleteSession: 2 };
-  const part = fc.record({ kind: fc.oneof(...PAIRABLE.map((k) => ({ arbitrary: fc.constant<Kind>(k), weight: partKinds[k] ?? 1 }))), picks });
+  const partKinds: Partial<Record<Kind, number>> = {
+    confirm: 4,
+    deleteFactor: 2,
+    changePassword: 2,
+    logout: 2,
+    setup: 2,
+    deleteSession: 2,
+  };
+  const part = fc.record({
+    kind: fc.oneof(...PAIRABLE.map((k) => ({ arbitrary: fc.constant<Kind>(k), weight: partKinds[k] ?? 1 }))),
+    picks,
+  });
   const skip = new Set(withoutPairs.flatMap((w) => [w, w.split('+').reverse().join('+')]));
   const pair = fc
     .tuple(part, part)
     .filter(([a, b]) => !skip.has(`${a.kind}+${b.kind}`))
     .map(([a, b]) => new PairCommand(a, b, skip));
   // Three single actions to one pair; sequences as long as allowed (lifecycle bugs need several steps).
-  const any = fc.oneof({ arbitrary: fc.oneof(...single), weight: 3 }, { arbitrary: pair, weight: 1 }) as fc.Arbitrary<fc.AsyncCommand<World, Real>>;
+  const any = fc.oneof({ arbitrary: fc.oneof(...single), weight: 3 }, { arbitrary: pair, weight: 1 }) as fc.Arbitrary<
+    fc.AsyncCommand<World, Real>
+  >;
   return fc.commands([any], { maxCommands, size: 'max' });
 }

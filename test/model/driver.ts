@@ -53,7 +53,7 @@ export async function startServers(backend: Backend, mfaRequired: 'off' | 'all')
     GATEHOUSE_SESSION_TTL: String(60 * 86_400),
     GATEHOUSE_TRUSTED_DEVICE_DAYS: '30',
     // Both instances must share the key (else each generates its own and keyed hashes differ).
-    GATEHOUSE_SECRET_KEY: crypto.randomBytes(32).toString("base64url"),
+    GATEHOUSE_SECRET_KEY: crypto.randomBytes(32).toString('base64url'),
   };
   if (backend === 'sqlite') {
     const s: TestServer = await startTestServer(env, { now: clock.now });
@@ -112,7 +112,13 @@ export class Driver {
    * Sends as model session `s` to `instance`, keeping its token/cookie up to date;
    * `present` adds the browser's remember-me cookie (logout).
    */
-  private async as(s: number, instance: number, send: (c: Client) => Promise<Res>, device?: number | null, present?: string | null): Promise<Res> {
+  private async as(
+    s: number,
+    instance: number,
+    send: (c: Client) => Promise<Res>,
+    device?: number | null,
+    present?: string | null,
+  ): Promise<Res> {
     this.lastCookie = undefined;
     const own = this.clients.get(s);
     if (!own) return { status: 401, body: { error: 'unauthenticated' }, text: '', headers: {}, setCookies: [] };
@@ -143,7 +149,13 @@ export class Driver {
     return { code: totpCodeAt(secret, t), step: stepOf(t) };
   }
 
-  private async credential(m: ModelState, s: number, cred: Cred, instance: number, purpose: 'verify' | 'stepUp'): Promise<{ body: Record<string, unknown>; step?: number }> {
+  private async credential(
+    m: ModelState,
+    s: number,
+    cred: Cred,
+    instance: number,
+    purpose: 'verify' | 'stepUp',
+  ): Promise<{ body: Record<string, unknown>; step?: number }> {
     const acct = m.accounts[m.sessions[s]!.account]!;
     if (cred.kind === 'recovery') return { body: { method: 'recovery_code', code: cred.code } };
     const f = acct.factors.find((x) => x.key === cred.factor)!;
@@ -155,7 +167,10 @@ export class Driver {
     const opts = await this.as(s, instance, (c) => c.post(optionsPath));
     const auth = this.authenticators[f.auth!]!;
     auth.options.origin = this.url(instance);
-    const response = opts.status === 200 ? auth.authenticate(opts.body) : { id: auth.id, rawId: auth.id, type: 'public-key', response: {}, clientExtensionResults: {} };
+    const response =
+      opts.status === 200
+        ? auth.authenticate(opts.body)
+        : { id: auth.id, rawId: auth.id, type: 'public-key', response: {}, clientExtensionResults: {} };
     return { body: { method: 'webauthn', response } };
   }
 
@@ -185,7 +200,9 @@ export class Driver {
         return { status: 0, body: null };
       case 'signup': {
         const c = new Client(this.url(a.instance));
-        const r = await retry(() => c.post('/api/auth/signup', { email: a.email, password: a.password, ...(a.transport === 'token' ? { transport: 'token' } : {}) }));
+        const r = await retry(() =>
+          c.post('/api/auth/signup', { email: a.email, password: a.password, ...(a.transport === 'token' ? { transport: 'token' } : {}) }),
+        );
         this.requests++;
         if (a.transport === 'token') c.bearer = r.body?.sessionToken ?? null;
         this.clients.set(a.newSession, c);
@@ -199,7 +216,9 @@ export class Driver {
         // From an existing browser: it presents the remember-me cookie it holds.
         const presented = a.from !== undefined && a.from !== null ? m.sessions[a.from]!.cookie : null;
         if (presented) c.cookies.set(REMEMBER, presented);
-        const r = await retry(() => c.post('/api/auth/login', { email: acct.email, password: a.password, remember: a.remember, transport: a.transport }));
+        const r = await retry(() =>
+          c.post('/api/auth/login', { email: acct.email, password: a.password, remember: a.remember, transport: a.transport }),
+        );
         this.requests++;
         if (a.transport === 'token') c.bearer = r.body?.sessionToken ?? null;
         c.cookies.delete(DEVICE);
@@ -304,7 +323,11 @@ export class Driver {
   }
 
   /** One request with only a remember-me cookie (no session): a restore attempt. */
-  private async restoreOnce(token: string, instance: number, newSession: number): Promise<{ status: number; body: any; cookie: string | null }> {
+  private async restoreOnce(
+    token: string,
+    instance: number,
+    newSession: number,
+  ): Promise<{ status: number; body: any; cookie: string | null }> {
     const c = new Client(this.url(instance));
     c.cookies.set(REMEMBER, token);
     const r = await retry(() => c.get('/api/session'));

@@ -158,7 +158,18 @@ export type Cred = { kind: 'totp'; factor: string } | { kind: 'recovery'; code: 
 /** A resolved action (what the driver sends); ids are model ids. */
 export type Action =
   | { t: 'signup'; acct: number; email: string; password: string; newSession: number; transport: 'cookie' | 'token'; instance: number }
-  | { t: 'login'; acct: number; password: string; transport: 'cookie' | 'token'; remember: boolean; instance: number; device: number | null; newSession: number; newChain: number; from?: number | null }
+  | {
+      t: 'login';
+      acct: number;
+      password: string;
+      transport: 'cookie' | 'token';
+      remember: boolean;
+      instance: number;
+      device: number | null;
+      newSession: number;
+      newChain: number;
+      from?: number | null;
+    }
   | { t: 'verify'; s: number; cred: Cred; trustDevice: number | null; newChain: number }
   | { t: 'stepUp'; s: number; cred: Cred }
   | { t: 'reauth'; s: number; password: string }
@@ -228,7 +239,19 @@ function voidRule(s: MSession, why: string): string {
 }
 
 export function initialState(now: number, mfaRequired: 'off' | 'all', stepUpSeconds: number, pendingSeconds: number): ModelState {
-  return { now, mfaRequired, stepUpMs: stepUpSeconds * 1000, pendingMs: pendingSeconds * 1000, accounts: [], sessions: {}, chains: {}, rtokens: {}, tolerate: [], tolerated: [], rememberMe: true };
+  return {
+    now,
+    mfaRequired,
+    stepUpMs: stepUpSeconds * 1000,
+    pendingMs: pendingSeconds * 1000,
+    accounts: [],
+    sessions: {},
+    chains: {},
+    rtokens: {},
+    tolerate: [],
+    tolerated: [],
+    rememberMe: true,
+  };
 }
 
 export const clone = (m: ModelState): ModelState => structuredClone(m);
@@ -269,7 +292,8 @@ function revokeSession(m: ModelState, s: MSession, why: string, endChains?: stri
 }
 
 function endChain(m: ModelState, c: MChain, reason: string): void {
-  for (const t of Object.values(m.rtokens)) if (t.chain === c.id && (t.state === 'live' || t.state === 'unsure')) Object.assign(t, { state: 'revoked', reason });
+  for (const t of Object.values(m.rtokens))
+    if (t.chain === c.id && (t.state === 'live' || t.state === 'unsure')) Object.assign(t, { state: 'revoked', reason });
 }
 
 /**
@@ -311,8 +335,30 @@ function revokeAccountAccess(m: ModelState, acct: number, why: string, keep?: nu
   voidSetups(m, acct, why);
 }
 
-function newSession(m: ModelState, id: number, acct: number, instance: number, transport: 'cookie' | 'token', state: MSession['state'], extra: Partial<MSession> = {}): MSession {
-  const s: MSession = { id, account: acct, instance, transport, state, createdAt: m.now, passwordAt: m.now, mfaAt: null, trusted: false, remember: false, cookie: null, setups: {}, ...extra };
+function newSession(
+  m: ModelState,
+  id: number,
+  acct: number,
+  instance: number,
+  transport: 'cookie' | 'token',
+  state: MSession['state'],
+  extra: Partial<MSession> = {},
+): MSession {
+  const s: MSession = {
+    id,
+    account: acct,
+    instance,
+    transport,
+    state,
+    createdAt: m.now,
+    passwordAt: m.now,
+    mfaAt: null,
+    trusted: false,
+    remember: false,
+    cookie: null,
+    setups: {},
+    ...extra,
+  };
   m.sessions[id] = s;
   return s;
 }
@@ -327,7 +373,8 @@ function credentialUsable(a: MAccount, cred: Cred, obs: Obs): string | null {
   if (cred.kind === 'recovery') return a.codes.includes(cred.code) ? null : 'a recovery code that was used, replaced or never issued';
   const f = a.factors.find((x) => x.key === cred.factor);
   if (!f) return `factor ${cred.factor}, which is not a confirmed factor (I1)`;
-  if (cred.kind === 'totp' && obs.step !== undefined && obs.step <= f.lastStep) return `TOTP step ${obs.step} of ${f.key} although step ${f.lastStep} was already used (I5)`;
+  if (cred.kind === 'totp' && obs.step !== undefined && obs.step <= f.lastStep)
+    return `TOTP step ${obs.step} of ${f.key} although step ${f.lastStep} was already used (I5)`;
   return null;
 }
 
@@ -350,7 +397,11 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
   const isFull = !!sess && live(m, sess) && sess.state === 'full';
   const star = (what: string): Judgement | null => {
     if (sess && fresh(m, sess)) return null;
-    if (sess && !live(m, sess)) return bad('I5-revoked', `${what} succeeded from s${sess.id}, which is ${sess.state === 'revoked' ? `revoked (${sess.revokedBy})` : 'expired'}`);
+    if (sess && !live(m, sess))
+      return bad(
+        'I5-revoked',
+        `${what} succeeded from s${sess.id}, which is ${sess.state === 'revoked' ? `revoked (${sess.revokedBy})` : 'expired'}`,
+      );
     return bad('star-without-freshness', `${what} succeeded without a fresh check (session s${sess?.id})`);
   };
 
@@ -361,7 +412,15 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
 
     case 'signup': {
       if (obs.status !== 201) return bad('liveness', `signup answered ${obs.status}`);
-      m.accounts[action.acct] = { idx: action.acct, email: action.email, password: action.password, factors: [], codes: [], tokens: [], devices: {} };
+      m.accounts[action.acct] = {
+        idx: action.acct,
+        email: action.email,
+        password: action.password,
+        factors: [],
+        codes: [],
+        tokens: [],
+        devices: {},
+      };
       newSession(m, action.newSession, action.acct, action.instance, action.transport, m.mfaRequired === 'all' ? 'enrolling' : 'full');
       return ok(m);
     }
@@ -380,9 +439,16 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       }
       if (action.password !== a.password) return bad('password', `login with a password not in force answered ${obs.status}`);
       if (obs.status === 200) {
-        if (hasFactor && !deviceOk) return bad('I4-login-open', `password-only login answered 200 although a${a.factors.map((f) => ` ${f.kind}`).join(',')} factor is confirmed`);
+        if (hasFactor && !deviceOk)
+          return bad(
+            'I4-login-open',
+            `password-only login answered 200 although a${a.factors.map((f) => ` ${f.kind}`).join(',')} factor is confirmed`,
+          );
         if (!hasFactor && m.mfaRequired === 'all') return bad('I4-login', 'login answered 200 (full) for an account that must enrol first');
-        const s = newSession(m, action.newSession, action.acct, action.instance, action.transport, 'full', { trusted: hasFactor, remember: action.remember });
+        const s = newSession(m, action.newSession, action.acct, action.instance, action.transport, 'full', {
+          trusted: hasFactor,
+          remember: action.remember,
+        });
         // Remember-me asked: a live token the browser held ends ("superseded"), a new chain starts.
         if (held && action.remember && action.transport === 'cookie') endChain(m, m.chains[held.chain]!, 'a newer login with remember-me');
         issueChainIfAsked(m, s, action.newChain, obs);
@@ -392,10 +458,22 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       if (obs.status === 202) {
         const status = obs.body?.status;
         const j =
-          (status === 'mfa_required' && !hasFactor ? unless(m, 'I4-login-ghost', 'login asked for a second factor although the account has no confirmed factor') : null) ??
-          (status === 'enrollment_required' && hasFactor ? unless(m, 'I4-login-methods', 'login asked to enrol although a factor is confirmed') : null);
+          (status === 'mfa_required' && !hasFactor
+            ? unless(m, 'I4-login-ghost', 'login asked for a second factor although the account has no confirmed factor')
+            : null) ??
+          (status === 'enrollment_required' && hasFactor
+            ? unless(m, 'I4-login-methods', 'login asked to enrol although a factor is confirmed')
+            : null);
         if (j) return j;
-        const s = newSession(m, action.newSession, action.acct, action.instance, action.transport, status === 'mfa_required' ? 'pending' : 'enrolling', { remember: action.remember });
+        const s = newSession(
+          m,
+          action.newSession,
+          action.acct,
+          action.instance,
+          action.transport,
+          status === 'mfa_required' ? 'pending' : 'enrolling',
+          { remember: action.remember },
+        );
         if (m.rememberMe) s.cookie = obs.cookie ?? null;
         return ok(m);
       }
@@ -407,7 +485,11 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       if (!success(obs.status)) return ok(m);
       const s = sess!;
       const want = action.t === 'verify' ? 'pending' : 'full';
-      if (!live(m, s) || s.state !== want) return bad(action.t === 'verify' ? 'verify-state' : 'I5-revoked', `${action.t} succeeded on a session that is ${live(m, s) ? s.state : `gone (${s.revokedBy ?? 'expired'})`}`);
+      if (!live(m, s) || s.state !== want)
+        return bad(
+          action.t === 'verify' ? 'verify-state' : 'I5-revoked',
+          `${action.t} succeeded on a session that is ${live(m, s) ? s.state : `gone (${s.revokedBy ?? 'expired'})`}`,
+        );
       const why = credentialUsable(acc!, action.cred, obs);
       if (why) return bad('I1', `${action.t} succeeded with ${why}`);
       spendCredential(acc!, action.cred, obs);
@@ -432,10 +514,19 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
     case 'setup': {
       if (!success(obs.status)) return ok(m);
       const s = sess!;
-      if (!live(m, s) || s.state === 'pending') return bad('protected-route', `factor setup answered ${obs.status} to a ${live(m, s) ? s.state : 'revoked'} session`);
+      if (!live(m, s) || s.state === 'pending')
+        return bad('protected-route', `factor setup answered ${obs.status} to a ${live(m, s) ? s.state : 'revoked'} session`);
       const denied = star(`${action.kind} setup`);
       if (denied) return denied;
-      s.setups[action.kind] = { kind: action.kind, secret: obs.material?.secret, options: obs.material?.options, serverId: obs.material?.serverId, auth: action.auth, startedAt: m.now, voidBy: null };
+      s.setups[action.kind] = {
+        kind: action.kind,
+        secret: obs.material?.secret,
+        options: obs.material?.options,
+        serverId: obs.material?.serverId,
+        auth: action.auth,
+        startedAt: m.now,
+        voidBy: null,
+      };
       return ok(m);
     }
 
@@ -443,7 +534,8 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       if (!success(obs.status)) return ok(m);
       const s = sess!;
       const a = acc!;
-      if (!live(m, s) || s.state === 'pending') return bad('I5-revoked', `confirm succeeded on a ${live(m, s) ? s.state : `revoked (${s.revokedBy})`} session`);
+      if (!live(m, s) || s.state === 'pending')
+        return bad('I5-revoked', `confirm succeeded on a ${live(m, s) ? s.state : `revoked (${s.revokedBy})`} session`);
       const owner = m.sessions[action.owner]!;
       const setup = owner.setups[action.kind];
       if (!setup) return bad('I3-foreign', `confirm succeeded without a setup`);
@@ -455,19 +547,49 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       const first = a.factors.length === 0;
       const codes: string[] | undefined = obs.body?.recoveryCodes;
       // Checked first: a second set of codes (issue 17.3) names itself even where I2/I3 also fail.
-      const second = !first && codes ? unless(m, 'codes-second-set', `adding a factor to an account that has ${a.factors.map((f) => f.kind).join(', ')} handed out recovery codes (the first set stops working)`) : null;
+      const second =
+        !first && codes
+          ? unless(
+              m,
+              'codes-second-set',
+              `adding a factor to an account that has ${a.factors.map((f) => f.kind).join(', ')} handed out recovery codes (the first set stops working)`,
+            )
+          : null;
       if (second) return second;
       const v =
-        (setup.voidBy ? unless(m, voidRule(s, setup.voidBy), `s${s.id} (${s.state}${fresh(m, s) ? ', fresh' : ', not fresh'}) confirmed a ${action.kind} setup voided by ${setup.voidBy}`) : null) ??
-        (m.now - setup.startedAt > SETUP_TTL_MS ? unless(m, 'I3-expired', `s${s.id} confirmed a ${action.kind} setup started ${Math.round((m.now - setup.startedAt) / 1000)} s ago`) : null);
+        (setup.voidBy
+          ? unless(
+              m,
+              voidRule(s, setup.voidBy),
+              `s${s.id} (${s.state}${fresh(m, s) ? ', fresh' : ', not fresh'}) confirmed a ${action.kind} setup voided by ${setup.voidBy}`,
+            )
+          : null) ??
+        (m.now - setup.startedAt > SETUP_TTL_MS
+          ? unless(
+              m,
+              'I3-expired',
+              `s${s.id} confirmed a ${action.kind} setup started ${Math.round((m.now - setup.startedAt) / 1000)} s ago`,
+            )
+          : null);
       if (v) return v;
       if (!first && !freshByFactor(m, s)) {
-        const j = unless(m, 'I2', `s${s.id} (${s.state}, ${s.mfaAt === null ? 'never verified a factor' : `factor verified ${Math.round((m.now - s.mfaAt) / 1000)} s ago`}) added a ${action.kind} factor to an account that has ${a.factors.map((f) => f.kind).join(', ')}`);
+        const j = unless(
+          m,
+          'I2',
+          `s${s.id} (${s.state}, ${s.mfaAt === null ? 'never verified a factor' : `factor verified ${Math.round((m.now - s.mfaAt) / 1000)} s ago`}) added a ${action.kind} factor to an account that has ${a.factors.map((f) => f.kind).join(', ')}`,
+        );
         if (j) return j;
         // Tolerated: an enrolling session the server let add a factor is full now.
         if (s.state === 'enrolling') Object.assign(s, { state: 'full', mfaAt: m.now });
       }
-      a.factors.push({ key: action.factorKey, kind: action.kind, serverId: String(obs.body?.factorId ?? setup.serverId ?? ''), secret: setup.secret, auth: setup.auth, lastStep: obs.step ?? -1 });
+      a.factors.push({
+        key: action.factorKey,
+        kind: action.kind,
+        serverId: String(obs.body?.factorId ?? setup.serverId ?? ''),
+        secret: setup.secret,
+        auth: setup.auth,
+        lastStep: obs.step ?? -1,
+      });
       if (codes) a.codes = [...codes];
       delete s.setups[action.kind];
       voidSetups(m, s.account, `a factor change by s${s.id}`);
@@ -486,7 +608,8 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       const a = acc!;
       const before = a.factors.length;
       a.factors = a.factors.filter((f) => f.key !== action.factor);
-      if (a.factors.length === before) return bad('I4-list', `removing factor ${action.factor}, which is not confirmed, answered ${obs.status}`);
+      if (a.factors.length === before)
+        return bad('I4-list', `removing factor ${action.factor}, which is not confirmed, answered ${obs.status}`);
       if (a.factors.length === 0) a.codes = [];
       for (const d of Object.keys(a.devices)) a.devices[Number(d)] = false;
       voidSetups(m, sess!.account, `a factor change by s${sess!.id}`);
@@ -575,7 +698,8 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
     case 'useToken': {
       const t = acc!.tokens[action.token]!;
       // obs.status: GET /api/account with the token; obs.body.star: its ★ attempt's status.
-      if (obs.body?.starStatus !== undefined && success(obs.body.starStatus)) return bad('star-without-freshness', 'an API token performed a ★ action');
+      if (obs.body?.starStatus !== undefined && success(obs.body.starStatus))
+        return bad('star-without-freshness', 'an API token performed a ★ action');
       if (success(obs.status) && t.spent) return bad('I5-revoked', `an API token revoked by ${t.spent} still works`);
       return ok(m);
     }
@@ -585,7 +709,14 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       return ok(m);
 
     case 'restore':
-      return restored(m, action.token, [{ status: obs.status, body: obs.body, cookie: obs.cookie ?? null }], [action.newSession], action.instance, action.from);
+      return restored(
+        m,
+        action.token,
+        [{ status: obs.status, body: obs.body, cookie: obs.cookie ?? null }],
+        [action.newSession],
+        action.instance,
+        action.from,
+      );
 
     case 'restoreMany':
       return restored(m, action.token, obs.many ?? [], action.newSessions, action.instance, action.from);
@@ -601,11 +732,19 @@ const opened = (o: { status: number; body: any }) => o.status === 200 || o.body?
  * account with a second factor. A refused or losing presentation of a token that was not
  * live flags the chain (issue 18): the losers of a parallel burst presented a used token.
  */
-function restored(m: ModelState, token: string, answers: { status: number; body: any; cookie: string | null }[], newSessions: number[], instance: number, from: number | null): Judgement {
+function restored(
+  m: ModelState,
+  token: string,
+  answers: { status: number; body: any; cookie: string | null }[],
+  newSessions: number[],
+  instance: number,
+  from: number | null,
+): Judgement {
   const t = m.rtokens[token];
   const wins = answers.flatMap((o, i) => (opened(o) ? [i] : []));
   if (from !== null) m.sessions[from]!.cookie = null;
-  if (wins.length > 1) return bad('I5-remember-reuse', `${answers.length} restores at once with one remember-me token opened ${wins.length} sessions`);
+  if (wins.length > 1)
+    return bad('I5-remember-reuse', `${answers.length} restores at once with one remember-me token opened ${wins.length} sessions`);
   if (!t) {
     // A value the model never saw issued (it cannot be, but say so rather than guess).
     return wins.length ? bad('I5-remember-unknown', 'a remember-me token the model never saw issued opened a session') : ok(m);
@@ -624,10 +763,15 @@ function restored(m: ModelState, token: string, answers: { status: number; body:
   const o = answers[wins[0]!]!;
   if (c.flagged) return bad('I5-remember-flagged', `a token of remember-me chain c${c.id}, flagged earlier, opened a session`);
   if (t.state === 'used') return bad('I5-remember-reuse', `a remember-me token already used once opened a session (chain c${c.id})`);
-  if (t.state === 'revoked') return bad('I5-remember-revoked', `a remember-me token revoked by ${t.reason} opened a session (chain c${c.id})`);
-  if (o.status === 200 && (a.factors.length > 0 || m.mfaRequired === 'all')) return bad('I4-login', 'a remember-me token alone opened a full session of an account with a second factor');
+  if (t.state === 'revoked')
+    return bad('I5-remember-revoked', `a remember-me token revoked by ${t.reason} opened a session (chain c${c.id})`);
+  if (o.status === 200 && (a.factors.length > 0 || m.mfaRequired === 'all'))
+    return bad('I4-login', 'a remember-me token alone opened a full session of an account with a second factor');
   t.state = 'used';
-  const s = newSession(m, newSessions[wins[0]!]!, c.account, instance, 'cookie', o.status === 200 ? 'full' : 'pending', { passwordAt: null, remember: true });
+  const s = newSession(m, newSessions[wins[0]!]!, c.account, instance, 'cookie', o.status === 200 ? 'full' : 'pending', {
+    passwordAt: null,
+    remember: true,
+  });
   c.sessions.push(s.id);
   if (o.cookie && !m.rtokens[o.cookie]) m.rtokens[o.cookie] = { chain: c.id, state: 'live' };
   if (m.rememberMe) s.cookie = o.cookie;
@@ -649,11 +793,13 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
   switch (p.t) {
     case 'session': {
       const s = m.sessions[p.s]!;
-      if (p.status >= 500 || p.protectedStatus >= 500) return bad('no-5xx', `GET /api/session or /api/account answered ${p.status}/${p.protectedStatus}`);
+      if (p.status >= 500 || p.protectedStatus >= 500)
+        return bad('no-5xx', `GET /api/session or /api/account answered ${p.status}/${p.protectedStatus}`);
       if (!live(m, s) || s.state === 'pending' || s.state === 'enrolling') {
         if (p.status === 200 || p.protectedStatus === 200) {
           const what = s.state === 'revoked' ? `revoked by ${s.revokedBy}` : live(m, s) ? s.state : `an expired ${s.state} session`;
-          const rule = s.state !== 'revoked' ? 'protected-route' : s.revokedBy?.startsWith('remember-me chain') ? 'I5-remember-session' : 'I5-revoked';
+          const rule =
+            s.state !== 'revoked' ? 'protected-route' : s.revokedBy?.startsWith('remember-me chain') ? 'I5-remember-session' : 'I5-revoked';
           return unless(m, rule, `s${s.id} (${what}) is answered 200 by a protected route on instance ${p.instance}`) ?? ok(m);
         }
         return ok(m);
@@ -665,7 +811,11 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
       }
       const seen = p.mfaAt === null ? null : Date.parse(p.mfaAt);
       if (seen !== s.mfaAt) {
-        const j = unless(m, 'I1-I2-fresh', `s${s.id} shows mfaAt ${p.mfaAt} but verified no confirmed factor then (model: ${s.mfaAt === null ? 'never' : new Date(s.mfaAt).toISOString()})`);
+        const j = unless(
+          m,
+          'I1-I2-fresh',
+          `s${s.id} shows mfaAt ${p.mfaAt} but verified no confirmed factor then (model: ${s.mfaAt === null ? 'never' : new Date(s.mfaAt).toISOString()})`,
+        );
         if (j) return j;
         s.mfaAt = seen;
       }
@@ -676,12 +826,27 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
       if (p.status === 429) return ok(m);
       if (p.status === 401) return bad('I4-password', `a login with the password in force answered 401 on instance ${p.instance}`);
       const has = a.factors.length > 0;
-      if (p.status === 200 && has) return bad('I4-login-open', `password-only login answered 200 on instance ${p.instance} although ${a.factors.map((f) => f.kind).join(', ')} is confirmed`);
-      if (p.status === 202 && p.body?.status === 'mfa_required' && !has) return unless(m, 'I4-login-ghost', `login on instance ${p.instance} asks for a factor (${p.body?.methods}) though none is confirmed`) ?? ok(m);
+      if (p.status === 200 && has)
+        return bad(
+          'I4-login-open',
+          `password-only login answered 200 on instance ${p.instance} although ${a.factors.map((f) => f.kind).join(', ')} is confirmed`,
+        );
+      if (p.status === 202 && p.body?.status === 'mfa_required' && !has)
+        return (
+          unless(m, 'I4-login-ghost', `login on instance ${p.instance} asks for a factor (${p.body?.methods}) though none is confirmed`) ??
+          ok(m)
+        );
       if (p.status === 202 && has) {
         const methods: string[] = p.body?.methods ?? [];
         for (const kind of ['totp', 'webauthn'] as const) {
-          if (methods.includes(kind) !== a.factors.some((f) => f.kind === kind)) return unless(m, 'I4-login-methods', `login on instance ${p.instance} offers methods ${methods.join(',')} but the confirmed factors are ${a.factors.map((f) => f.kind).join(',')}`) ?? ok(m);
+          if (methods.includes(kind) !== a.factors.some((f) => f.kind === kind))
+            return (
+              unless(
+                m,
+                'I4-login-methods',
+                `login on instance ${p.instance} offers methods ${methods.join(',')} but the confirmed factors are ${a.factors.map((f) => f.kind).join(',')}`,
+              ) ?? ok(m)
+            );
         }
       }
       return ok(m);
@@ -689,7 +854,14 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
     case 'factors': {
       const want = m.accounts[p.acct]!.factors.map((f) => f.serverId).sort();
       const got = [...p.ids].sort();
-      if (JSON.stringify(want) !== JSON.stringify(got)) return unless(m, 'I4-list', `GET /api/mfa lists ${got.length} factor(s) [${got.join(', ')}], the confirmed ones are [${want.join(', ')}]`) ?? ok(m);
+      if (JSON.stringify(want) !== JSON.stringify(got))
+        return (
+          unless(
+            m,
+            'I4-list',
+            `GET /api/mfa lists ${got.length} factor(s) [${got.join(', ')}], the confirmed ones are [${want.join(', ')}]`,
+          ) ?? ok(m)
+        );
       return ok(m);
     }
     case 'codeWorks': {
@@ -699,7 +871,8 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
       const inForce = a.codes.includes(p.code);
       if (p.status === 429) return ok(m);
       if (p.status === 200 && !inForce) return bad('codes', 'a recovery code of a replaced set still works');
-      if (p.status !== 200 && inForce) return unless(m, 'codes-lost', `a recovery code handed out (and unused) answered ${p.status}`) ?? ok(m);
+      if (p.status !== 200 && inForce)
+        return unless(m, 'codes-lost', `a recovery code handed out (and unused) answered ${p.status}`) ?? ok(m);
       a.codes = a.codes.filter((c) => c !== p.code);
       return ok(m);
     }
@@ -741,7 +914,10 @@ export function judgePair(cands: Candidates, a: Action, oa: Obs, b: Action, ob: 
   const next: ModelState[] = [];
   const why: string[] = [];
   for (const m of cands) {
-    for (const [x, ox, y, oy, label] of [[a, oa, b, ob, 'A then B'], [b, ob, a, oa, 'B then A']] as const) {
+    for (const [x, ox, y, oy, label] of [
+      [a, oa, b, ob, 'A then B'],
+      [b, ob, a, oa, 'B then A'],
+    ] as const) {
       const j1 = judge(m, x, ox);
       if (!j1.ok) {
         why.push(`${label}: ${j1.violation.rule}: ${j1.violation.detail}`);
@@ -754,5 +930,8 @@ export function judgePair(cands: Candidates, a: Action, oa: Obs, b: Action, ob: 
   }
   if (next.length) return { candidates: dedupe(next) };
   const rules = [...new Set(why.map((w) => w.split(':')[1]!.trim()))].join('|');
-  return { candidates: cands, violation: { rule: `serial(${a.t}+${b.t}):${rules}`, detail: `no serial order explains both answers — ${why.join(' / ')}` } };
+  return {
+    candidates: cands,
+    violation: { rule: `serial(${a.t}+${b.t}):${rules}`, detail: `no serial order explains both answers — ${why.join(' / ')}` },
+  };
 }

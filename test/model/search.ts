@@ -59,11 +59,27 @@ export interface SearchResult {
 }
 
 /** A new world: one account (a0) and its signup session. */
-async function setup(servers: Servers, mfaRequired: 'off' | 'all', tolerate: string[], rememberMe: boolean): Promise<{ model: World; real: Real }> {
+async function setup(
+  servers: Servers,
+  mfaRequired: 'off' | 'all',
+  tolerate: string[],
+  rememberMe: boolean,
+): Promise<{ model: World; real: Real }> {
   const driver = new Driver(servers);
-  const model: World = { cands: [{ ...initialState(servers.clock.t, mfaRequired, STEP_UP_SECONDS, PENDING_SECONDS), tolerate, rememberMe }], nextId: 1 };
+  const model: World = {
+    cands: [{ ...initialState(servers.clock.t, mfaRequired, STEP_UP_SECONDS, PENDING_SECONDS), tolerate, rememberMe }],
+    nextId: 1,
+  };
   const real: Real = { driver, trace: [], commands: 0 };
-  const signup: Action = { t: 'signup', acct: 0, email: uniqueEmail('model'), password: PASSWORDS[0]!, newSession: 0, transport: 'cookie', instance: 0 };
+  const signup: Action = {
+    t: 'signup',
+    acct: 0,
+    email: uniqueEmail('model'),
+    password: PASSWORDS[0]!,
+    newSession: 0,
+    transport: 'cookie',
+    instance: 0,
+  };
   const obs = await driver.perform(model.cands[0]!, signup);
   const j = judge(model.cands[0]!, signup, obs);
   if (!j.ok) throw new Error(`setup signup: ${j.violation.detail}`);
@@ -106,10 +122,32 @@ export async function runSearch(options: SearchOptions): Promise<SearchResult> {
       const err = out.errorInstance;
       finding =
         err instanceof SearchViolation
-          ? { rule: err.violation.rule, detail: err.violation.detail, trace: err.trace, seed: options.seed, path: out.counterexamplePath ?? undefined }
-          : { rule: 'harness-error', detail: String(err instanceof Error ? err.stack : err), trace: (last as Real | null)?.trace ?? [], seed: options.seed, path: out.counterexamplePath ?? undefined };
+          ? {
+              rule: err.violation.rule,
+              detail: err.violation.detail,
+              trace: err.trace,
+              seed: options.seed,
+              path: out.counterexamplePath ?? undefined,
+            }
+          : {
+              rule: 'harness-error',
+              detail: String(err instanceof Error ? err.stack : err),
+              trace: (last as Real | null)?.trace ?? [],
+              seed: options.seed,
+              path: out.counterexamplePath ?? undefined,
+            };
     }
-    return { backend: options.backend, mfaRequired: options.mfaRequired, runs: out.numRuns, commands, ms: Date.now() - started, finding, first, runsToFirst: first ? first.runs : runs, tolerated: [...tolerated] };
+    return {
+      backend: options.backend,
+      mfaRequired: options.mfaRequired,
+      runs: out.numRuns,
+      commands,
+      ms: Date.now() - started,
+      finding,
+      first,
+      runsToFirst: first ? first.runs : runs,
+      tolerated: [...tolerated],
+    };
   } finally {
     if (!options.servers) await servers.close();
   }
@@ -121,7 +159,11 @@ export function formatFinding(r: SearchResult): string {
   if (!f) return `${r.backend}/${r.mfaRequired}: no violation in ${r.runs} runs (${r.commands} commands, ${(r.ms / 1000).toFixed(1)} s)`;
   return [
     `${r.backend}/MFA_REQUIRED=${r.mfaRequired} seed ${f.seed}${f.path ? ` path ${f.path}` : ''}: ${f.rule}`,
-    ...(r.first ? [`  first violation after ${r.first.runs} run(s), ${r.first.commands} commands, ${(r.first.ms / 1000).toFixed(1)} s; ${r.runs} run(s) with shrinking, ${(r.ms / 1000).toFixed(1)} s`] : []),
+    ...(r.first
+      ? [
+          `  first violation after ${r.first.runs} run(s), ${r.first.commands} commands, ${(r.first.ms / 1000).toFixed(1)} s; ${r.runs} run(s) with shrinking, ${(r.ms / 1000).toFixed(1)} s`,
+        ]
+      : []),
     ...(r.tolerated.length ? [`  tolerated on the way: ${r.tolerated.join(', ')}`] : []),
     `  ${f.detail}`,
     '  shrunk sequence:',

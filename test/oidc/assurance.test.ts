@@ -5,14 +5,26 @@ import { ACR, acrSatisfies, decideInteraction, wireAssurance } from '../../src/o
 
 const T = 1_700_000_000_000;
 const full = (over: Partial<SessionFacts> = {}): SessionFacts => ({
-  state: 'full', amr: ['pwd'], authTime: T, passwordAt: T, mfaAt: null, createdAt: T, lastSeenAt: T, expiresAt: T + 86_400_000, ...over,
+  state: 'full',
+  amr: ['pwd'],
+  authTime: T,
+  passwordAt: T,
+  mfaAt: null,
+  createdAt: T,
+  lastSeenAt: T,
+  expiresAt: T + 86_400_000,
+  ...over,
 });
 const base = { factorMethods: [] as string[], prompts: [] as string[], acrValues: [] as string[], startedAt: T + 10_000, now: T + 20_000 };
 
 describe('wireAssurance', () => {
   it('reports aal1, aal2 and phr from the facts, RFC 8176 amr only, auth_time = last credential', () => {
     expect(wireAssurance(full())).toEqual({ acr: ACR.aal1, amr: ['pwd'], authTime: T });
-    expect(wireAssurance(full({ amr: ['pwd', 'otp', 'mfa'], mfaAt: T + 5 }))).toEqual({ acr: ACR.aal2, amr: ['pwd', 'otp', 'mfa'], authTime: T + 5 });
+    expect(wireAssurance(full({ amr: ['pwd', 'otp', 'mfa'], mfaAt: T + 5 }))).toEqual({
+      acr: ACR.aal2,
+      amr: ['pwd', 'otp', 'mfa'],
+      authTime: T + 5,
+    });
     expect(wireAssurance(full({ amr: ['pwd', 'swk', 'user', 'mfa'], mfaAt: T + 5, webauthnAt: T + 5 }))!.acr).toBe(ACR.phr);
     expect(wireAssurance(full({ amr: ['pwd', 'trusted_device'] }))).toEqual({ acr: ACR.aal2, amr: ['pwd'], authTime: T });
   });
@@ -45,7 +57,9 @@ describe('decideInteraction', () => {
   });
   it('unmet acr_values: a sign-in when the account can reach them (once), else unmet', () => {
     expect(decideInteraction({ ...base, session: full(), acrValues: [ACR.aal2] }).kind).toBe('unmet');
-    expect(decideInteraction({ ...base, session: full(), acrValues: [ACR.aal2], factorMethods: ['totp', 'recovery_code'] }).kind).toBe('sign_in');
+    expect(decideInteraction({ ...base, session: full(), acrValues: [ACR.aal2], factorMethods: ['totp', 'recovery_code'] }).kind).toBe(
+      'sign_in',
+    );
     const reauthed = full({ passwordAt: T + 11_000, mfaAt: T + 12_000, amr: ['pwd', 'otp', 'mfa'] });
     expect(decideInteraction({ ...base, session: reauthed, acrValues: [ACR.phr], factorMethods: ['totp', 'webauthn'] }).kind).toBe('unmet');
     expect(decideInteraction({ ...base, session: reauthed, acrValues: [ACR.aal2], factorMethods: ['totp'] }).kind).toBe('finish');

@@ -47,14 +47,22 @@ describe('authorization code flow with PKCE, MFA account', () => {
 
     // The second factor: the sign-in pages return to the interaction, which finishes.
     const challenge = await b.go('GET', '/sign-in/verify');
-    const verified = await b.go('POST', '/sign-in/verify', { _csrf: csrfIn(challenge.text), method: 'recovery_code', code: account.recoveryCodes.pop()! });
+    const verified = await b.go('POST', '/sign-in/verify', {
+      _csrf: csrfIn(challenge.text),
+      method: 'recovery_code',
+      code: account.recoveryCodes.pop()!,
+    });
     expect(verified.location).toMatch(/^\/oidc\/interaction\//);
     const done = await follow(b, verified.location!);
     if (!('landed' in done)) throw new Error(`no redirect to the RP: ${JSON.stringify(done)}`);
 
     // The browser returns to the latest interaction (the request made while pending).
     const before = Math.floor(Date.now() / 1000);
-    const tokens = await oidc.authorizationCodeGrant(rp.config, done.landed, { pkceCodeVerifier: again.verifier, expectedState: again.state, expectedNonce: again.nonce });
+    const tokens = await oidc.authorizationCodeGrant(rp.config, done.landed, {
+      pkceCodeVerifier: again.verifier,
+      expectedState: again.state,
+      expectedNonce: again.nonce,
+    });
     const claims = tokens.claims()!;
     expect(claims.sub).toBe(account.userId);
     expect(claims.acr).toBe('urn:gatehouse:aal2');
@@ -81,8 +89,18 @@ describe('authorization code flow with PKCE, MFA account', () => {
     const req = await rp.start();
     const done = await follow(b, authPath(server, req.url));
     if (!('landed' in done)) throw new Error(JSON.stringify(done));
-    await oidc.authorizationCodeGrant(rp.config, done.landed, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
-    await expect(oidc.authorizationCodeGrant(rp.config, done.landed, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce })).rejects.toMatchObject({
+    await oidc.authorizationCodeGrant(rp.config, done.landed, {
+      pkceCodeVerifier: req.verifier,
+      expectedState: req.state,
+      expectedNonce: req.nonce,
+    });
+    await expect(
+      oidc.authorizationCodeGrant(rp.config, done.landed, {
+        pkceCodeVerifier: req.verifier,
+        expectedState: req.state,
+        expectedNonce: req.nonce,
+      }),
+    ).rejects.toMatchObject({
       error: 'invalid_grant',
     });
   });
@@ -109,7 +127,11 @@ describe('attacks', () => {
     const ok = await follow(b, authPath(server, again.url));
     if (!('landed' in ok)) throw new Error(JSON.stringify(ok));
     expect(ok.landed.searchParams.get('code')).toBeTruthy();
-    const tokens = await oidc.authorizationCodeGrant(rp.config, ok.landed, { pkceCodeVerifier: again.verifier, expectedState: again.state, expectedNonce: again.nonce });
+    const tokens = await oidc.authorizationCodeGrant(rp.config, ok.landed, {
+      pkceCodeVerifier: again.verifier,
+      expectedState: again.state,
+      expectedNonce: again.nonce,
+    });
     expect(tokens.claims()!.acr).toBe('urn:gatehouse:aal2');
   });
 
@@ -146,7 +168,11 @@ describe('attacks', () => {
     const ok = await rp.start({ acr_values: 'urn:gatehouse:aal1' });
     const landed = await follow(b, authPath(server, ok.url));
     if (!('landed' in landed)) throw new Error(JSON.stringify(landed));
-    const tokens = await oidc.authorizationCodeGrant(rp.config, landed.landed, { pkceCodeVerifier: ok.verifier, expectedState: ok.state, expectedNonce: ok.nonce });
+    const tokens = await oidc.authorizationCodeGrant(rp.config, landed.landed, {
+      pkceCodeVerifier: ok.verifier,
+      expectedState: ok.state,
+      expectedNonce: ok.nonce,
+    });
     expect(tokens.claims()!.acr).toBe('urn:gatehouse:aal1');
     expect(tokens.claims()!.amr).toEqual(['pwd']);
   });
@@ -161,14 +187,24 @@ describe('attacks', () => {
     const verified = await signInWithFactor(b, account.email, account.recoveryCodes.pop()!);
     const done = await follow(b, verified.location!);
     if (!('landed' in done)) throw new Error(JSON.stringify(done));
-    const tokens = await oidc.authorizationCodeGrant(rp.config, done.landed, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce });
+    const tokens = await oidc.authorizationCodeGrant(rp.config, done.landed, {
+      pkceCodeVerifier: req.verifier,
+      expectedState: req.state,
+      expectedNonce: req.nonce,
+    });
     expect(tokens.claims()!.acr).toBe('urn:gatehouse:aal2');
   });
 
   it('PKCE is required: a request without code_challenge is refused', async () => {
     const b = new FormBrowser(server.url);
     const url = new URL(`${server.url}/oidc/auth`);
-    url.search = new URLSearchParams({ client_id: rp.clientId, response_type: 'code', scope: 'openid', redirect_uri: 'http://127.0.0.1:9/cb', state: 'x' }).toString();
+    url.search = new URLSearchParams({
+      client_id: rp.clientId,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: 'http://127.0.0.1:9/cb',
+      state: 'x',
+    }).toString();
     const res = await follow(b, authPath(server, url));
     if (!('landed' in res)) throw new Error(JSON.stringify(res));
     expect(res.landed.searchParams.get('error')).toBe('invalid_request');

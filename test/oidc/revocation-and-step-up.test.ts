@@ -57,7 +57,10 @@ describe('grants end with the factors and password they were based on', () => {
   it('a password change revokes the refresh token', async () => {
     const { account, b } = await mfaBrowser();
     const tokens = await authorize(server, rp, b);
-    const changed = await account.client.post('/api/account/password', { currentPassword: PASSWORD, newPassword: 'a-different-long-passphrase-77' });
+    const changed = await account.client.post('/api/account/password', {
+      currentPassword: PASSWORD,
+      newPassword: 'a-different-long-passphrase-77',
+    });
     expect(changed.status).toBe(200);
     await expect(oidc.refreshTokenGrant(rp.config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
@@ -112,7 +115,8 @@ describe('step-up for APIs (RFC 9470)', () => {
   });
   afterAll(async () => api?.close());
 
-  const call = (url: string, token?: string) => api.inject({ method: 'GET', url, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const call = (url: string, token?: string) =>
+    api.inject({ method: 'GET', url, headers: token ? { authorization: `Bearer ${token}` } : {} });
 
   it('an aal2 access token reaches an aal2 route; phr and a stale auth_time are challenged', async () => {
     const { b } = await mfaBrowser();
@@ -122,7 +126,9 @@ describe('step-up for APIs (RFC 9470)', () => {
 
     const phr = await call('/passkey-only', tokens.access_token);
     expect(phr.statusCode).toBe(401);
-    expect(phr.headers['www-authenticate']).toMatch(/^Bearer error="insufficient_user_authentication", error_description="[^"]+", acr_values="urn:gatehouse:phr"$/);
+    expect(phr.headers['www-authenticate']).toMatch(
+      /^Bearer error="insufficient_user_authentication", error_description="[^"]+", acr_values="urn:gatehouse:phr"$/,
+    );
 
     // Past max_age (the token itself lives ten minutes).
     clock = Date.now() + 61_000;

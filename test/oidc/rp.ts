@@ -44,12 +44,23 @@ export async function registerRp(server: TestServer, options: { publicClient?: b
   const registry = new ClientRegistry(g.database.db, g.keys.box, server.dataDir);
   const clientId = `rp-${process.pid}-${++counter}`;
   const { clientSecret } = await registry.add(
-    { client_id: clientId, redirect_uris: [REDIRECT_URI], post_logout_redirect_uris: [`${REDIRECT_URI}/bye`], token_endpoint_auth_method: options.publicClient ? 'none' : 'client_secret_basic' },
+    {
+      client_id: clientId,
+      redirect_uris: [REDIRECT_URI],
+      post_logout_redirect_uris: [`${REDIRECT_URI}/bye`],
+      token_endpoint_auth_method: options.publicClient ? 'none' : 'client_secret_basic',
+    },
     Date.now(),
   );
-  const config = await oidc.discovery(new URL(`${server.url}/oidc`), clientId, clientSecret ?? undefined, options.publicClient ? oidc.None() : undefined, {
-    execute: [oidc.allowInsecureRequests],
-  });
+  const config = await oidc.discovery(
+    new URL(`${server.url}/oidc`),
+    clientId,
+    clientSecret ?? undefined,
+    options.publicClient ? oidc.None() : undefined,
+    {
+      execute: [oidc.allowInsecureRequests],
+    },
+  );
   return {
     config,
     clientId,
@@ -78,7 +89,11 @@ const pathOf = (base: string, location: string) => (location.startsWith(base) ? 
  * Follows redirects (GET) from `location` until one leaves the server (the RP's redirect
  * URI, returned as a URL) or a page answers (returned as the page).
  */
-export async function follow(browser: FormBrowser, location: string, max = 12): Promise<{ landed: URL } | { page: { status: number; path: string; text: string } }> {
+export async function follow(
+  browser: FormBrowser,
+  location: string,
+  max = 12,
+): Promise<{ landed: URL } | { page: { status: number; path: string; text: string } }> {
   let at = location;
   for (let i = 0; i < max; i++) {
     if (!at.startsWith('/') && !at.startsWith(browser.base)) return { landed: new URL(at) };
@@ -101,10 +116,21 @@ export const authPath = (server: TestServer, url: URL) => pathOf(server.url, url
  * A browser already signed in to Gatehouse runs one authorization request to the end and
  * the RP redeems the code (optionally for a resource server's JWT access token).
  */
-export async function authorize(server: TestServer, rp: Rp, browser: FormBrowser, params: Record<string, string> = {}, tokenParams: Record<string, string> = {}) {
+export async function authorize(
+  server: TestServer,
+  rp: Rp,
+  browser: FormBrowser,
+  params: Record<string, string> = {},
+  tokenParams: Record<string, string> = {},
+) {
   const req = await rp.start(params);
   const done = await follow(browser, authPath(server, req.url));
   if (!('landed' in done)) throw new Error(`the authorization did not reach the RP: ${JSON.stringify(done).slice(0, 300)}`);
   if (done.landed.searchParams.get('error')) throw new Error(`authorization error: ${done.landed.searchParams.get('error')}`);
-  return oidc.authorizationCodeGrant(rp.config, done.landed, { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce }, tokenParams);
+  return oidc.authorizationCodeGrant(
+    rp.config,
+    done.landed,
+    { pkceCodeVerifier: req.verifier, expectedState: req.state, expectedNonce: req.nonce },
+    tokenParams,
+  );
 }

@@ -112,13 +112,22 @@ describe('gatehouse clients', () => {
       try {
         const g = server.server.gatehouse;
         const registry = new ClientRegistry(g.database.db, g.keys.box, dataDir);
-        expect(await registry.find('billing-app')).toMatchObject({ client_secret: secret, redirect_uris: ['https://billing.example.com/cb'] });
+        expect(await registry.find('billing-app')).toMatchObject({
+          client_secret: secret,
+          redirect_uris: ['https://billing.example.com/cb'],
+        });
         expect(await registry.find('spa')).toMatchObject({ token_endpoint_auth_method: 'none' });
         expect(await registry.find('bad')).toBeUndefined();
-        const row = await withOidcTables(g.database.db).selectFrom('oidc_clients').selectAll().where('client_id', '=', 'billing-app').executeTakeFirstOrThrow();
+        const row = await withOidcTables(g.database.db)
+          .selectFrom('oidc_clients')
+          .selectAll()
+          .where('client_id', '=', 'billing-app')
+          .executeTakeFirstOrThrow();
         expect(row.secret_enc).not.toContain(secret!);
         // The provider accepts the confidential client with its secret at discovery + token endpoint auth.
-        const config = await oidc.discovery(new URL(`${server.url}/oidc`), 'billing-app', secret!, undefined, { execute: [oidc.allowInsecureRequests] });
+        const config = await oidc.discovery(new URL(`${server.url}/oidc`), 'billing-app', secret!, undefined, {
+          execute: [oidc.allowInsecureRequests],
+        });
         expect(config.serverMetadata().code_challenge_methods_supported).toEqual(['S256']);
       } finally {
         await server.close();

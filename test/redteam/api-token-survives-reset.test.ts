@@ -49,7 +49,10 @@ describe('red team: an API token created during a password reset survives it', (
     };
     const loops = [loop(), loop(), loop(), loop()];
     await new Promise((r) => setTimeout(r, 50));
-    const reset = await new Client(server.url).post('/api/auth/password/reset', { token: link.searchParams.get('token'), password: 'amber-lantern-77-quarry' });
+    const reset = await new Client(server.url).post('/api/auth/password/reset', {
+      token: link.searchParams.get('token'),
+      password: 'amber-lantern-77-quarry',
+    });
     expect(reset.status).toBe(200);
     stop = true;
     await Promise.all(loops);
@@ -67,6 +70,8 @@ describe('red team: an API token created during a password reset survives it', (
     expect((await fresh.post('/api/auth/login', { email: owner.email, password: 'amber-lantern-77-quarry' })).status).toBe(200);
     const mine = await fresh.post('/api/tokens', { name: 'mine', scopes: ['account:read'] });
     expect(mine.status).toBe(201);
-    expect((await new Client(server.url).get('/api/account', { headers: { authorization: `Bearer ${mine.body.token}` } })).status).toBe(200);
+    expect((await new Client(server.url).get('/api/account', { headers: { authorization: `Bearer ${mine.body.token}` } })).status).toBe(
+      200,
+    );
   });
 });

@@ -31,7 +31,10 @@ async function confirmationTokenFor(dirs: string[], to: string, timeoutMs = 15_0
       const folder = path.join(dir, 'mail');
       if (!fs.existsSync(folder)) continue;
       for (const f of fs.readdirSync(folder).filter((n) => n.endsWith('.eml'))) {
-        const raw = fs.readFileSync(path.join(folder, f), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/gi, '=');
+        const raw = fs
+          .readFileSync(path.join(folder, f), 'utf8')
+          .replace(/=\r?\n/g, '')
+          .replace(/=3D/gi, '=');
         if (!new RegExp(`^To: .*${escaped}`, 'mi').test(raw)) continue;
         const m = /\/confirm-email\?token=([A-Za-z0-9_-]{43})/.exec(raw);
         if (m) return m[1]!;
@@ -59,9 +62,11 @@ describe('red team: an e-mail change requested during a password reset survives 
     const attacker = owner.client.withBase(other.url);
     expect((await new Client(server.url).post('/api/auth/password/forgot', { email: owner.email })).status).toBe(202);
     const dirs = [server.dataDir, other.dataDir];
-    const link = await mailedLink(server.dataDir, { to: owner.email, event: 'password_reset.requested', linkPath: '/reset-password' }).catch(() =>
-      mailedLink(other.dataDir, { to: owner.email, event: 'password_reset.requested', linkPath: '/reset-password' }),
-    );
+    const link = await mailedLink(server.dataDir, {
+      to: owner.email,
+      event: 'password_reset.requested',
+      linkPath: '/reset-password',
+    }).catch(() => mailedLink(other.dataDir, { to: owner.email, event: 'password_reset.requested', linkPath: '/reset-password' }));
 
     const requested: string[] = [];
     let stop = false;
@@ -76,7 +81,10 @@ describe('red team: an e-mail change requested during a password reset survives 
     };
     const loops = [loop(), loop(), loop(), loop()];
     await sleep(50);
-    const reset = await new Client(server.url).post('/api/auth/password/reset', { token: link.searchParams.get('token'), password: 'amber-lantern-77-quarry' });
+    const reset = await new Client(server.url).post('/api/auth/password/reset', {
+      token: link.searchParams.get('token'),
+      password: 'amber-lantern-77-quarry',
+    });
     expect(reset.status).toBe(200);
     stop = true;
     await Promise.all(loops);

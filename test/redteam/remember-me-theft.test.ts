@@ -207,7 +207,11 @@ describe('red team: a stolen remember-me cookie is caught whatever the owner doe
 
 /** What a minute without requests does: the sessions are due for their next touch (and screen). */
 async function idleAMinute(userId: string) {
-  await db().updateTable('sessions').set({ last_seen_at: Date.now() - 61_000 }).where('user_id', '=', userId).execute();
+  await db()
+    .updateTable('sessions')
+    .set({ last_seen_at: Date.now() - 61_000 })
+    .where('user_id', '=', userId)
+    .execute();
 }
 
 describe('red team: caught while the owner keeps using a live session', () => {
@@ -277,7 +281,11 @@ describe('red team: remember-me tokens of another account presented at login', (
     expect((await b.browser.get('/api/account/events')).status).toBe(200);
     expect(await replayEvents(b.userId)).toBe(0);
     expect(await replayMailsQueued(b.userId)).toBe(0);
-    const row = await db().selectFrom('remember_tokens').select(['revoked_at', 'revoked_reason']).where('user_id', '=', b.userId).executeTakeFirstOrThrow();
+    const row = await db()
+      .selectFrom('remember_tokens')
+      .select(['revoked_at', 'revoked_reason'])
+      .where('user_id', '=', b.userId)
+      .executeTakeFirstOrThrow();
     expect(row.revoked_reason).toBe('superseded');
 
     // Nobody legitimate holds B's old token any more: a copy presented later is caught.
@@ -333,6 +341,8 @@ describe('legitimate: one browser never signs its owner out by surprise', () => 
     expect((await me.browser.get('/api/account/events')).status).toBe(200);
     expect(await replayEvents(me.userId)).toBe(0);
     expect(await replayMailsQueued(me.userId)).toBe(0);
-    expect((await phone.post('/api/auth/login', { email: me.email, password: 'a brand new passphrase 42', remember: true })).status).toBe(200);
+    expect((await phone.post('/api/auth/login', { email: me.email, password: 'a brand new passphrase 42', remember: true })).status).toBe(
+      200,
+    );
   });
 });

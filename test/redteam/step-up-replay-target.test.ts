@@ -25,7 +25,9 @@ describe('red team: step-up replay targets', () => {
     await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD });
     const challenge = await b.go('GET', '/sign-in/verify');
     const code = account.recoveryCodes.pop()!;
-    expect((await b.go('POST', '/sign-in/verify', { _csrf: csrfIn(challenge.text), method: 'recovery_code', code })).location).toBe('/settings');
+    expect((await b.go('POST', '/sign-in/verify', { _csrf: csrfIn(challenge.text), method: 'recovery_code', code })).location).toBe(
+      '/settings',
+    );
     const csrf = csrfIn((await b.go('GET', '/settings')).text);
     return { account, b, csrf };
   }
@@ -33,7 +35,12 @@ describe('red team: step-up replay targets', () => {
   for (const next of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
     it(`stepup_next=${next} is not replayed`, async () => {
       const { account, b, csrf } = await signedIn();
-      const r = await b.go('POST', '/settings/step-up', { _csrf: csrf, stepup_next: next, stepup_method: 'recovery_code', stepup_code: account.recoveryCodes.pop()! });
+      const r = await b.go('POST', '/settings/step-up', {
+        _csrf: csrf,
+        stepup_next: next,
+        stepup_method: 'recovery_code',
+        stepup_code: account.recoveryCodes.pop()!,
+      });
       expect(r.status).toBe(303);
       expect(r.location).toBe('/settings');
     });
@@ -42,7 +49,12 @@ describe('red team: step-up replay targets', () => {
   it('the prompt never names an inherited property as the action', async () => {
     const { b, csrf } = await signedIn();
     // A stale session is needed for the prompt; a form naming an odd target posted to a ★ route.
-    const prompt = await b.go('POST', '/settings/step-up', { _csrf: csrf, stepup_next: 'constructor', stepup_method: 'totp', stepup_code: '000000' });
+    const prompt = await b.go('POST', '/settings/step-up', {
+      _csrf: csrf,
+      stepup_next: 'constructor',
+      stepup_method: 'totp',
+      stepup_code: '000000',
+    });
     expect(prompt.status).toBe(401);
     expect(prompt.text).not.toContain('native code');
   });

@@ -16,7 +16,11 @@ const MAX_AGE = 2;
 
 beforeAll(async () => {
   await smtp.start();
-  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_STEP_UP_MAX_AGE: String(MAX_AGE), GATEHOUSE_TRANSFER_STEP_UP_CENTS: '100000' });
+  server = await startFastServer({
+    GATEHOUSE_SMTP_URL: smtp.url,
+    GATEHOUSE_STEP_UP_MAX_AGE: String(MAX_AGE),
+    GATEHOUSE_TRANSFER_STEP_UP_CENTS: '100000',
+  });
 });
 afterAll(async () => {
   await server?.close();
@@ -77,7 +81,9 @@ describe('classic bypasses (A)', () => {
     expect(r1.body).toMatchObject({ error: 'step_up_required', maxAge: MAX_AGE });
     expect(r1.body.methods).toContain('totp');
     expect((await pending.post('/api/tokens', { name: 'backdoor', scopes: ['transfers:write'] })).body.error).toBe('mfa_required');
-    expect((await api.post('/api/tokens', { name: 'backdoor', scopes: ['transfers:write'] })).body.error).toBe('interactive_session_required');
+    expect((await api.post('/api/tokens', { name: 'backdoor', scopes: ['transfers:write'] })).body.error).toBe(
+      'interactive_session_required',
+    );
     // A fresh password is not the account's strongest factor.
     expect((await full.post('/api/auth/reauth', { password: victim.password })).status).toBe(200);
     expect((await full.post('/api/tokens', { name: 'backdoor', scopes: ['transfers:write'] })).body.error).toBe('step_up_required');
@@ -96,7 +102,9 @@ describe('classic bypasses (A)', () => {
     const current = await loginFull(server.url, victim);
     await fresh(current, victim);
     const api = new Client(server.url);
-    api.bearer = (await current.post('/api/tokens', { name: 'all', scopes: ['account:read', 'transactions:read', 'transfers:write'] })).body.token;
+    api.bearer = (
+      await current.post('/api/tokens', { name: 'all', scopes: ['account:read', 'transactions:read', 'transfers:write'] })
+    ).body.token;
     await stale();
     const attackerAddress = uniqueEmail('mallory');
 
@@ -108,7 +116,9 @@ describe('classic bypasses (A)', () => {
     }
     await oldSession.post('/api/auth/reauth', { password: victim.password });
     expect((await oldSession.post('/api/account/email', { email: attackerAddress })).body.error).toBe('step_up_required');
-    expect((await (await login(server.url, victim)).client.post('/api/account/email', { email: attackerAddress })).body.error).toBe('mfa_required');
+    expect((await (await login(server.url, victim)).client.post('/api/account/email', { email: attackerAddress })).body.error).toBe(
+      'mfa_required',
+    );
     expect((await api.post('/api/account/email', { email: attackerAddress })).body.error).toBe('interactive_session_required');
     await sleep(200);
     expect(smtp.to(attackerAddress)).toHaveLength(0);

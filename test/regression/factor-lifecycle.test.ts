@@ -28,7 +28,11 @@ const BACKENDS: Array<[string, (env: Record<string, string>) => Promise<Deployme
   [
     'PostgreSQL, two instances',
     async (env) => {
-      const pair = await startPostgresPair('lifecycle', { ...FAST_ENV, GATEHOUSE_SECRET_KEY: 'factor-lifecycle-regression-key-0123456789-', ...env });
+      const pair = await startPostgresPair('lifecycle', {
+        ...FAST_ENV,
+        GATEHOUSE_SECRET_KEY: 'factor-lifecycle-regression-key-0123456789-',
+        ...env,
+      });
       return { urls: [pair.servers[0].url, pair.servers[1].url], close: pair.cleanup };
     },
   ],
@@ -109,7 +113,10 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
   it('a set-up is void after its own session changes the password (any security change moves the epoch)', async () => {
     const owner = await signup(plain.urls[0]);
     const setup = await owner.client.post('/api/mfa/totp/setup');
-    const changed = await owner.client.post('/api/account/password', { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 77' });
+    const changed = await owner.client.post('/api/account/password', {
+      currentPassword: PASSWORD,
+      newPassword: 'a brand new passphrase 77',
+    });
     expect(changed.status).toBe(200);
     const confirm = await owner.client.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) });
     expect(confirm.body.error).toBe('no_pending_setup');

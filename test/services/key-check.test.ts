@@ -41,9 +41,17 @@ describe('secret keys', () => {
       /GATEHOUSE_SECRET_KEY is not the key this database was written with/,
     );
     // Rotation: the new key with the old one listed as previous starts, and TOTP still works.
-    const s2 = await startTestServer({ ...FAST_ENV, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_SECRET_KEY: other, GATEHOUSE_PREVIOUS_SECRET_KEYS: first });
+    const s2 = await startTestServer({
+      ...FAST_ENV,
+      GATEHOUSE_DATA_DIR: dataDir,
+      GATEHOUSE_SECRET_KEY: other,
+      GATEHOUSE_PREVIOUS_SECRET_KEYS: first,
+    });
     try {
-      const login = await new (await import('../helpers/http-client.js')).Client(s2.url).post('/api/auth/login', { email: account.email, password: account.password });
+      const login = await new (await import('../helpers/http-client.js')).Client(s2.url).post('/api/auth/login', {
+        email: account.email,
+        password: account.password,
+      });
       expect(login.status).toBe(202);
     } finally {
       await s2.close();

@@ -25,54 +25,138 @@ async function seed(t0: number, soon: number, later: number) {
   const userId = id();
   await db
     .insertInto('users')
-    .values({ id: userId, email: `${userId}@example.test`, email_normalized: `${userId}@example.test`, password_hash: 'x', factor_methods: '[]', created_at: t0, updated_at: t0 })
+    .values({
+      id: userId,
+      email: `${userId}@example.test`,
+      email_normalized: `${userId}@example.test`,
+      password_hash: 'x',
+      factor_methods: '[]',
+      created_at: t0,
+      updated_at: t0,
+    })
     .execute();
   const ids: Record<'old' | 'live', Record<string, string>> = { old: {}, live: {} };
-  for (const [tag, expiresAt] of [['old', soon], ['live', later]] as const) {
+  for (const [tag, expiresAt] of [
+    ['old', soon],
+    ['live', later],
+  ] as const) {
     const sessionId = id();
     ids[tag].session = sessionId;
     await db
       .insertInto('sessions')
       .values({
-        id: sessionId, user_id: userId, token_hash: id(), state: 'full', amr: '["pwd"]', transport: 'cookie', auth_time: t0,
-        password_at: t0, mfa_at: null, created_at: t0, last_seen_at: t0, expires_at: expiresAt, ip: '127.0.0.1', user_agent: 'test',
+        id: sessionId,
+        user_id: userId,
+        token_hash: id(),
+        state: 'full',
+        amr: '["pwd"]',
+        transport: 'cookie',
+        auth_time: t0,
+        password_at: t0,
+        mfa_at: null,
+        created_at: t0,
+        last_seen_at: t0,
+        expires_at: expiresAt,
+        ip: '127.0.0.1',
+        user_agent: 'test',
       })
       .execute();
     ids[tag].remember = id();
     await db
       .insertInto('remember_tokens')
-      .values({ id: ids[tag].remember, user_id: userId, family_id: id(), token_hash: id(), session_id: null, created_at: t0, expires_at: expiresAt, used_at: null, revoked_at: null, ip: '127.0.0.1', user_agent: 'test' })
+      .values({
+        id: ids[tag].remember,
+        user_id: userId,
+        family_id: id(),
+        token_hash: id(),
+        session_id: null,
+        created_at: t0,
+        expires_at: expiresAt,
+        used_at: null,
+        revoked_at: null,
+        ip: '127.0.0.1',
+        user_agent: 'test',
+      })
       .execute();
     ids[tag].device = id();
     await db
       .insertInto('trusted_devices')
-      .values({ id: ids[tag].device, user_id: userId, token_hash: id(), created_at: t0, last_used_at: null, expires_at: expiresAt, ip: '127.0.0.1', user_agent: 'test' })
+      .values({
+        id: ids[tag].device,
+        user_id: userId,
+        token_hash: id(),
+        created_at: t0,
+        last_used_at: null,
+        expires_at: expiresAt,
+        ip: '127.0.0.1',
+        user_agent: 'test',
+      })
       .execute();
     ids[tag].emailChange = id();
     await db
       .insertInto('email_changes')
-      .values({ id: ids[tag].emailChange, user_id: userId, new_email: `new-${userId}@example.test`, token_hash: id(), created_at: t0, expires_at: expiresAt, used_at: null })
+      .values({
+        id: ids[tag].emailChange,
+        user_id: userId,
+        new_email: `new-${userId}@example.test`,
+        token_hash: id(),
+        created_at: t0,
+        expires_at: expiresAt,
+        used_at: null,
+      })
       .execute();
     ids[tag].reset = id();
-    await db.insertInto('password_resets').values({ id: ids[tag].reset, user_id: userId, token_hash: id(), created_at: t0, expires_at: expiresAt, used_at: null }).execute();
+    await db
+      .insertInto('password_resets')
+      .values({ id: ids[tag].reset, user_id: userId, token_hash: id(), created_at: t0, expires_at: expiresAt, used_at: null })
+      .execute();
   }
   // Challenges and factor set-ups hang on the live session (so that only their own expiry decides).
-  for (const [tag, expiresAt] of [['old', soon], ['live', later]] as const) {
+  for (const [tag, expiresAt] of [
+    ['old', soon],
+    ['live', later],
+  ] as const) {
     ids[tag].challenge = id();
     await db
       .insertInto('webauthn_challenges')
-      .values({ id: ids[tag].challenge, session_id: ids.live.session!, purpose: `test-${tag}`, challenge_hash: id(), expires_at: expiresAt, used_at: null })
+      .values({
+        id: ids[tag].challenge,
+        session_id: ids.live.session!,
+        purpose: `test-${tag}`,
+        challenge_hash: id(),
+        expires_at: expiresAt,
+        used_at: null,
+      })
       .execute();
     ids[tag].setup = id();
     await db
       .insertInto('factor_setups')
-      .values({ id: ids[tag].setup, user_id: userId, session_id: ids.live.session!, type: 'totp', secret_enc: 'x', challenge_hash: null, account_epoch: 0, created_at: t0, expires_at: expiresAt })
+      .values({
+        id: ids[tag].setup,
+        user_id: userId,
+        session_id: ids.live.session!,
+        type: 'totp',
+        secret_enc: 'x',
+        challenge_hash: null,
+        account_epoch: 0,
+        created_at: t0,
+        expires_at: expiresAt,
+      })
       .execute();
   }
   // Mail: sent two days before t0 (gone), sent at t0 (kept: recent), failed long ago (kept: not sent).
   const mail = (status: string, sentAt: number | null) => ({
-    id: id(), user_id: userId, event_type: 'test', to_address: `${userId}@example.test`, subject: 's', body_enc: '', status,
-    next_attempt_at: t0 - 3 * DAY, last_error: null, created_at: t0 - 3 * DAY, sent_at: sentAt,
+    id: id(),
+    user_id: userId,
+    event_type: 'test',
+    to_address: `${userId}@example.test`,
+    subject: 's',
+    body_enc: '',
+    status,
+    next_attempt_at: t0 - 3 * DAY,
+    last_error: null,
+    created_at: t0 - 3 * DAY,
+    sent_at: sentAt,
   });
   const sentOld = mail('sent', t0 - 2 * DAY);
   const sentRecent = mail('sent', t0);
@@ -85,7 +169,11 @@ async function seed(t0: number, soon: number, later: number) {
 }
 
 async function exists(table: keyof Database, rowId: string): Promise<boolean> {
-  const row = await db.selectFrom(table).select('id').where('id', '=', rowId as never).executeTakeFirst();
+  const row = await db
+    .selectFrom(table)
+    .select('id')
+    .where('id', '=', rowId as never)
+    .executeTakeFirst();
   return row !== undefined;
 }
 
@@ -108,7 +196,8 @@ describe('maintenance: purgeExpired', () => {
   it('deletes expired sessions, devices, challenges, mailed tokens and old sent mail; keeps live rows', async () => {
     const t0 = Date.now();
     const ids = await seed(t0, t0 + HOUR, t0 + 30 * DAY);
-    for (const tag of ['old', 'live'] as const) for (const [kind, rowId] of Object.entries(ids[tag])) expect(await exists(TABLES[kind]!, rowId), `${tag} ${kind} seeded`).toBe(true);
+    for (const tag of ['old', 'live'] as const)
+      for (const [kind, rowId] of Object.entries(ids[tag])) expect(await exists(TABLES[kind]!, rowId), `${tag} ${kind} seeded`).toBe(true);
 
     const purgeAt = t0 + 2 * HOUR;
     const counts = await server.server.gatehouse.maintenance.purgeExpired(purgeAt);

@@ -42,11 +42,14 @@ describe('RFC 6238 Appendix B (8 digits, 30 s steps)', () => {
     expect(secretOf(SEED_SHA512).bytes.length).toBe(64);
   });
 
-  const rows = RFC6238.flatMap(([t, sha1, sha256, sha512]) => [
-    [t, 'SHA1', SEED_SHA1, sha1],
-    [t, 'SHA256', SEED_SHA256, sha256],
-    [t, 'SHA512', SEED_SHA512, sha512],
-  ] as const);
+  const rows = RFC6238.flatMap(
+    ([t, sha1, sha256, sha512]) =>
+      [
+        [t, 'SHA1', SEED_SHA1, sha1],
+        [t, 'SHA256', SEED_SHA256, sha256],
+        [t, 'SHA512', SEED_SHA512, sha512],
+      ] as const,
+  );
 
   it.each(rows)('T=%i %s', (time, algorithm, seed, expected) => {
     const options = { secret: secretOf(seed), algorithm, digits: 8, period: 30 };
@@ -58,7 +61,13 @@ describe('RFC 6238 Appendix B (8 digits, 30 s steps)', () => {
   it('the SHA-1 rows hold through Gatehouse’s base32 path too', () => {
     const base32 = secretOf(SEED_SHA1).base32;
     for (const [t, sha1] of RFC6238) {
-      const code = OTPAuth.TOTP.generate({ secret: OTPAuth.Secret.fromBase32(base32), algorithm: 'SHA1', digits: 8, period: 30, timestamp: t * 1000 });
+      const code = OTPAuth.TOTP.generate({
+        secret: OTPAuth.Secret.fromBase32(base32),
+        algorithm: 'SHA1',
+        digits: 8,
+        period: 30,
+        timestamp: t * 1000,
+      });
       expect(code).toBe(sha1);
       // Gatehouse uses 6 digits: the last six of the 8-digit value (same truncation, mod 10^6).
       expect(totpCodeAt(base32, t * 1000)).toBe(sha1.slice(-6));
@@ -127,9 +136,12 @@ describe('matchTotpStep', () => {
     if (code !== totpCodeAt(secret, now)) expect(matchTotpStep(secret, code, now)).toBeNull();
   });
 
-  it.each(['', '12345', '1234567', '12345a', ' 123456', '１２３４５６', '123 456', '-12345', '99999999'])('refuses malformed %j', (code) => {
-    expect(matchTotpStep(secret, code, now)).toBeNull();
-  });
+  it.each(['', '12345', '1234567', '12345a', ' 123456', '１２３４５６', '123 456', '-12345', '99999999'])(
+    'refuses malformed %j',
+    (code) => {
+      expect(matchTotpStep(secret, code, now)).toBeNull();
+    },
+  );
 
   it('uses the step boundaries exactly', () => {
     const start = step * 30_000;

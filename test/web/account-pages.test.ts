@@ -20,14 +20,24 @@ const STEP_UP_MAX_AGE = 2;
 
 type Page = Awaited<ReturnType<FormBrowser['go']>>;
 
-const unescape = (s: string) => s.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&#96;/g, '`').replace(/&amp;/g, '&');
+const unescape = (s: string) =>
+  s
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&#96;/g, '`')
+    .replace(/&amp;/g, '&');
 
 /** The hidden fields of the step-up prompt's form for `method` (what the browser would post). */
 function promptForm(prompt: string, method: string): Record<string, string[]> {
-  const form = [...prompt.matchAll(/<form class="card" method="post" action="\/settings\/step-up">([\s\S]*?)<\/form>/g)].map((m) => m[1]!).find((f) => f.includes(`name="stepup_method" value="${method}"`));
+  const form = [...prompt.matchAll(/<form class="card" method="post" action="\/settings\/step-up">([\s\S]*?)<\/form>/g)]
+    .map((m) => m[1]!)
+    .find((f) => f.includes(`name="stepup_method" value="${method}"`));
   if (!form) throw new Error(`no ${method} form in the prompt:\n${prompt}`);
   const fields: Record<string, string[]> = {};
-  for (const m of form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) (fields[unescape(m[1]!)] ??= []).push(unescape(m[2]!));
+  for (const m of form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g))
+    (fields[unescape(m[1]!)] ??= []).push(unescape(m[2]!));
   return fields;
 }
 
@@ -35,7 +45,13 @@ function promptForm(prompt: string, method: string): Record<string, string[]> {
  * Answers the prompt with `factor` (e.g. `{ stepup_code }`): expects the 307 back to `action`
  * and repeats the same body there, as a browser does.
  */
-async function confirmAndRepeat(b: FormBrowser, prompt: Page, method: string, factor: Record<string, string>, action: string): Promise<Page> {
+async function confirmAndRepeat(
+  b: FormBrowser,
+  prompt: Page,
+  method: string,
+  factor: Record<string, string>,
+  action: string,
+): Promise<Page> {
   const body = { ...promptForm(prompt.text, method), ...factor };
   const confirmed = await b.go('POST', '/settings/step-up', body);
   expect(confirmed.status).toBe(307);
@@ -114,10 +130,16 @@ describe('account pages: fresh sessions', () => {
     const next = uniqueEmail('new');
     const sent = await b.go('POST', '/settings/email', { _csrf: csrf, email: `  ${next}  ` });
     expect(sent.status).toBe(200);
-    expect(sent.text).toContain(`<div class="notice" role="status">We sent a link to ${next}; your address changes when you open it.</div>`);
+    expect(sent.text).toContain(
+      `<div class="notice" role="status">We sent a link to ${next}; your address changes when you open it.</div>`,
+    );
     expect(sent.text).toContain(`You sign in with <strong>${email}</strong>`);
 
-    const { raw, link } = await mailedMessage(server.dataDir, { to: next, event: 'account.email_change_confirmation', linkPath: '/confirm-email' });
+    const { raw, link } = await mailedMessage(server.dataDir, {
+      to: next,
+      event: 'account.email_change_confirmation',
+      linkPath: '/confirm-email',
+    });
     expect(raw).toContain(email);
     expect(link.origin).toBe(new URL(server.url).origin);
     const done = await b.go('POST', '/confirm-email', { token: link.searchParams.get('token')! });
@@ -194,7 +216,12 @@ describe('account pages: fresh sessions', () => {
     expect((await elsewhere.go('GET', '/settings')).status).toBe(200);
 
     const { csrf } = await settings(b);
-    const changed = await b.go('POST', '/settings/password', { _csrf: csrf, currentPassword: PASSWORD, newPassword: NEW_PASSWORD, confirmPassword: NEW_PASSWORD });
+    const changed = await b.go('POST', '/settings/password', {
+      _csrf: csrf,
+      currentPassword: PASSWORD,
+      newPassword: NEW_PASSWORD,
+      confirmPassword: NEW_PASSWORD,
+    });
     expect(changed.status).toBe(303);
     expect(changed.location).toBe('/settings?notice=password_updated');
     expect(changed.text).not.toContain(NEW_PASSWORD);
@@ -218,7 +245,12 @@ describe('account pages: fresh sessions', () => {
     expect((await b.go('GET', '/settings')).location).toBe('/sign-in/verify');
     const next = uniqueEmail('pending');
     expect((await b.go('POST', '/settings/email', { _csrf: csrf, email: next })).location).toBe('/sign-in/verify');
-    const pw = await b.go('POST', '/settings/password', { _csrf: csrf, currentPassword: PASSWORD, newPassword: NEW_PASSWORD, confirmPassword: NEW_PASSWORD });
+    const pw = await b.go('POST', '/settings/password', {
+      _csrf: csrf,
+      currentPassword: PASSWORD,
+      newPassword: NEW_PASSWORD,
+      confirmPassword: NEW_PASSWORD,
+    });
     expect(pw.location).toBe('/sign-in/verify');
     expect(pw.text).not.toContain(NEW_PASSWORD);
 
@@ -297,7 +329,12 @@ describe('account pages: stale sessions step up in place', () => {
     await goStale();
     const { csrf } = await settings(b);
 
-    const prompt = await b.go('POST', '/settings/password', { _csrf: csrf, currentPassword: PASSWORD, newPassword: NEW_PASSWORD, confirmPassword: NEW_PASSWORD });
+    const prompt = await b.go('POST', '/settings/password', {
+      _csrf: csrf,
+      currentPassword: PASSWORD,
+      newPassword: NEW_PASSWORD,
+      confirmPassword: NEW_PASSWORD,
+    });
     expect(prompt.status).toBe(403);
     expect(prompt.text).toContain('To change your password, confirm with your second factor.');
     expect(prompt.text).toContain('The passwords you typed are not kept while you confirm');
@@ -316,10 +353,17 @@ describe('account pages: stale sessions step up in place', () => {
     expect(/<input id="f-currentPassword"[^>]*>/.exec(again.text)![0]).toContain('autofocus');
     expect(again.text).not.toContain('aria-invalid');
 
-    const changed = await b.go('POST', '/settings/password', { _csrf: csrf, currentPassword: PASSWORD, newPassword: NEW_PASSWORD, confirmPassword: NEW_PASSWORD });
+    const changed = await b.go('POST', '/settings/password', {
+      _csrf: csrf,
+      currentPassword: PASSWORD,
+      newPassword: NEW_PASSWORD,
+      confirmPassword: NEW_PASSWORD,
+    });
     expect(changed.location).toBe('/settings?notice=password_updated');
     expect((await b.go('GET', '/settings')).status).toBe(200);
-    expect((await new FormBrowser(server.url).go('POST', '/sign-in', { email: account.email, password: NEW_PASSWORD })).location).toBe('/sign-in/verify');
+    expect((await new FormBrowser(server.url).go('POST', '/sign-in', { email: account.email, password: NEW_PASSWORD })).location).toBe(
+      '/sign-in/verify',
+    );
   });
 
   it('password (no second factor): confirmed with the password, which the repeated post never shows', async () => {
@@ -328,7 +372,12 @@ describe('account pages: stale sessions step up in place', () => {
     await goStale();
     const { csrf } = await settings(b);
 
-    const prompt = await b.go('POST', '/settings/password', { _csrf: csrf, currentPassword: PASSWORD, newPassword: NEW_PASSWORD, confirmPassword: NEW_PASSWORD });
+    const prompt = await b.go('POST', '/settings/password', {
+      _csrf: csrf,
+      currentPassword: PASSWORD,
+      newPassword: NEW_PASSWORD,
+      confirmPassword: NEW_PASSWORD,
+    });
     expect(prompt.status).toBe(403);
     expect(prompt.text).toContain('To change your password, confirm with your password.');
     expect(prompt.text).not.toContain(PASSWORD);
@@ -338,7 +387,12 @@ describe('account pages: stale sessions step up in place', () => {
     expect(again.text).toContain('Enter your current and new password again');
     expect(again.text).not.toContain(PASSWORD);
 
-    const changed = await b.go('POST', '/settings/password', { _csrf: csrf, currentPassword: PASSWORD, newPassword: NEW_PASSWORD, confirmPassword: NEW_PASSWORD });
+    const changed = await b.go('POST', '/settings/password', {
+      _csrf: csrf,
+      currentPassword: PASSWORD,
+      newPassword: NEW_PASSWORD,
+      confirmPassword: NEW_PASSWORD,
+    });
     expect(changed.location).toBe('/settings?notice=password_updated');
     expect((await b.go('GET', '/settings')).status).toBe(200);
     expect((await elsewhere.go('GET', '/settings')).location).toBe('/sign-in');

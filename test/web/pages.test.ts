@@ -27,7 +27,11 @@ describe('pages over HTTP', () => {
     const b = new FormBrowser(server.url);
     expect((await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD })).location).toBe('/sign-in/verify');
     const challenge = await b.go('GET', '/sign-in/verify');
-    const verify = await b.go('POST', '/sign-in/verify', { _csrf: csrfIn(challenge.text), method: 'totp', code: totpCodeAt(account.secret, Date.now()) });
+    const verify = await b.go('POST', '/sign-in/verify', {
+      _csrf: csrfIn(challenge.text),
+      method: 'totp',
+      code: totpCodeAt(account.secret, Date.now()),
+    });
     expect(verify.location).toBe('/settings');
     return { account, b };
   }
@@ -53,7 +57,9 @@ describe('pages over HTTP', () => {
     expect((await b.go('POST', '/settings/sessions/revoke', { _csrf: token.slice(1) + 'A', sessionId: 'x' })).status).toBe(403);
     expect((await b.go('POST', '/settings/sessions/revoke', { _csrf: token, sessionId: 'x' })).status).toBe(404);
     // Cross-site, even with the right token: the gate's same-origin rule.
-    expect((await b.go('POST', '/settings/sessions/revoke', { _csrf: token, sessionId: 'x' }, { origin: 'https://evil.example' })).status).toBe(403);
+    expect(
+      (await b.go('POST', '/settings/sessions/revoke', { _csrf: token, sessionId: 'x' }, { origin: 'https://evil.example' })).status,
+    ).toBe(403);
   });
 
   it('asks for the factor in place, then repeats the action with the fresh session (307)', async () => {
@@ -67,7 +73,13 @@ describe('pages over HTTP', () => {
     expect(prompt.text).toContain('name="scopes" value="transactions:read"');
     // A forged form (no token) does not even get the prompt.
     expect((await b.go('POST', '/settings/tokens', { name: 'CI' })).status).toBe(403);
-    const wrong = await b.go('POST', '/settings/step-up', { _csrf: csrf, stepup_next: '/settings/tokens', stepup_method: 'totp', stepup_code: '000000', name: 'CI' });
+    const wrong = await b.go('POST', '/settings/step-up', {
+      _csrf: csrf,
+      stepup_next: '/settings/tokens',
+      stepup_method: 'totp',
+      stepup_code: '000000',
+      name: 'CI',
+    });
     expect(wrong.status).toBe(401);
     expect(wrong.text).toContain('role="alert"');
     const ok = await b.go('POST', '/settings/step-up', {
@@ -88,7 +100,12 @@ describe('pages over HTTP', () => {
   it('never redirects a step-up anywhere but Gatehouse’s own sensitive actions', async () => {
     const { account, b } = await signedInWithTotp();
     const csrf = csrfIn((await b.go('GET', '/settings')).text);
-    const res = await b.go('POST', '/settings/step-up', { _csrf: csrf, stepup_next: 'https://evil.example/', stepup_method: 'recovery_code', stepup_code: account.recoveryCodes[0]! });
+    const res = await b.go('POST', '/settings/step-up', {
+      _csrf: csrf,
+      stepup_next: 'https://evil.example/',
+      stepup_method: 'recovery_code',
+      stepup_code: account.recoveryCodes[0]!,
+    });
     expect(res.status).toBe(303);
     expect(res.location).toBe('/settings');
   });

@@ -19,13 +19,21 @@ interface GuessRun {
   lastStatus: number;
 }
 
-async function guess(ctx: AuditContext, cap: number, headers: (i: number) => Record<string, string> | undefined, label: string): Promise<GuessRun> {
+async function guess(
+  ctx: AuditContext,
+  cap: number,
+  headers: (i: number) => Record<string, string> | undefined,
+  label: string,
+): Promise<GuessRun> {
   await ctx.ensureHeadroom(cap);
   const login = await ctx.passwordLogin({ note: 'log in with the password (pending session)' });
   let lastStatus = 0;
   for (let i = 1; i <= cap; i++) {
     const h = headers(i);
-    const r = await ctx.submitCode(login.session, wrongCode(ctx), { note: `${label} ${i} of at most ${cap}`, ...(h ? { headers: h } : {}) });
+    const r = await ctx.submitCode(login.session, wrongCode(ctx), {
+      note: `${label} ${i} of at most ${cap}`,
+      ...(h ? { headers: h } : {}),
+    });
     lastStatus = r.res.status;
     if (r.accepted) throw new Inconclusive('a deliberately wrong code was accepted; the accepted matcher may be too loose');
     if (ctx.isLimited(r.res)) return { limitedAfter: i, attempts: i, lastStatus };

@@ -26,7 +26,10 @@ export const passwordOnlySession: Check = {
     if (me.ok) {
       return bypassed(`The login ${asked}, yet the session it set already reaches ${ctx.profile.whoami.path} (status ${me.res.status}).`);
     }
-    return blocked(`The login ${asked}; the session it set gets status ${me.res.status} from ${ctx.profile.whoami.path}.`, ctx.refusalWhy(me.res, 'whoami.success'));
+    return blocked(
+      `The login ${asked}; the session it set gets status ${me.res.status} from ${ctx.profile.whoami.path}.`,
+      ctx.refusalWhy(me.res, 'whoami.success'),
+    );
   },
 };
 
@@ -91,15 +94,17 @@ export const pendingForcedBrowsing: Check = {
       if (actionSucceeded(res, a)) {
         reached.push(`${a.name} (${res.status})`);
         if (changesAccount(a)) ctx.followChange(a, res);
-      }
-      else if (res.missing.length) unserved.push(a.name);
+      } else if (res.missing.length) unserved.push(a.name);
     }
     const total = forcedBrowsingTargets(p).length;
     if (reached.length > 0) {
       return bypassed(`The pending session was accepted by ${reached.length} of ${total} endpoints: ${reached.join(', ')}.`);
     }
     const note = unserved.length ? ` (the form pages of ${unserved.join(', ')} gave it no fetchFirst value; those were sent without)` : '';
-    return blocked(`All ${total} endpoints refused the pending session${note}.`, 'each reply failed its success matcher (default: a 2xx), and none was a limit reply');
+    return blocked(
+      `All ${total} endpoints refused the pending session${note}.`,
+      'each reply failed its success matcher (default: a 2xx), and none was a limit reply',
+    );
   },
 };
 
@@ -130,14 +135,24 @@ export const tokenLoginSkipsMfa: Check = {
       () =>
         ctx.sendStep(
           spec,
-          { method: spec.method, path: spec.path, encoding: spec.encoding, body, headers: spec.headers, note: 'token login with the password' },
+          {
+            method: spec.method,
+            path: spec.path,
+            encoding: spec.encoding,
+            body,
+            headers: spec.headers,
+            note: 'token login with the password',
+          },
           ctx.newSession(),
         ),
       (r) => (r.status >= 400 ? r : undefined),
     );
     const token = getPath(res.json, spec.tokenField);
     if (typeof token !== 'string' || !token) {
-      return blocked(`The token login answered ${res.status} without a token in ${spec.tokenField}.`, `no string in JSON field ${spec.tokenField}, and not a limit reply`);
+      return blocked(
+        `The token login answered ${res.status} without a token in ${spec.tokenField}.`,
+        `no string in JSON field ${spec.tokenField}, and not a limit reply`,
+      );
     }
     ctx.secrets.add(token);
     const session = new Session({ header: spec.header, scheme: spec.scheme }, ctx.http.origin);
@@ -146,6 +161,9 @@ export const tokenLoginSkipsMfa: Check = {
     if (me.ok) {
       return bypassed(`The token returned after the password alone reaches ${ctx.profile.whoami.path} (status ${me.res.status}).`);
     }
-    return blocked(`A token was issued, but before the second factor it gets status ${me.res.status} from ${ctx.profile.whoami.path}.`, ctx.refusalWhy(me.res, 'whoami.success'));
+    return blocked(
+      `A token was issued, but before the second factor it gets status ${me.res.status} from ${ctx.profile.whoami.path}.`,
+      ctx.refusalWhy(me.res, 'whoami.success'),
+    );
   },
 };

@@ -35,7 +35,11 @@ export const totpReplay: Check = {
     'A code seen over someone’s shoulder or phished in real time must not work a second time.',
   fixHint: 'Store the last accepted time step per factor and refuse any code from that step or earlier.',
   notApplicable: (p) =>
-    !p.secondFactor.totp ? 'the profile has no secondFactor.totp' : !p.accounts[0]?.totpSecret ? 'the first account has no totpSecret' : undefined,
+    !p.secondFactor.totp
+      ? 'the profile has no secondFactor.totp'
+      : !p.accounts[0]?.totpSecret
+        ? 'the first account has no totpSecret'
+        : undefined,
   plan: () => ['full login with a fresh TOTP code', 'new password login, submit the same code'],
   async run(ctx) {
     const code = await ctx.issueCode('totp');
@@ -49,8 +53,12 @@ export const totpReplay: Check = {
       },
       (r) => (r.replay.accepted ? undefined : r.replay.res),
     );
-    if (await confirmAccepted(ctx, session, replay)) return bypassed(`The same TOTP code was accepted a second time (status ${replay.res.status}).`);
-    return blocked(`The second use of the code was refused (status ${replay.res.status}).`, ctx.refusalWhy(replay.res, 'secondFactor.accepted'));
+    if (await confirmAccepted(ctx, session, replay))
+      return bypassed(`The same TOTP code was accepted a second time (status ${replay.res.status}).`);
+    return blocked(
+      `The second use of the code was refused (status ${replay.res.status}).`,
+      ctx.refusalWhy(replay.res, 'secondFactor.accepted'),
+    );
   },
 };
 
@@ -77,7 +85,10 @@ export const recoveryCodeReuse: Check = {
       'the reused recovery code',
       async () => {
         const second = await ctx.passwordLogin({ note: 'log in again' });
-        return { session: second.session, reuse: await ctx.submitCode(second.session, code, { note: 'submit the same recovery code again' }) };
+        return {
+          session: second.session,
+          reuse: await ctx.submitCode(second.session, code, { note: 'submit the same recovery code again' }),
+        };
       },
       (r) => (r.reuse.accepted ? undefined : r.reuse.res),
     );
@@ -85,7 +96,10 @@ export const recoveryCodeReuse: Check = {
       reusable.set(ctx, true);
       return bypassed(`The used recovery code was accepted again (status ${reuse.res.status}).`);
     }
-    return blocked(`The second use of the recovery code was refused (status ${reuse.res.status}).`, ctx.refusalWhy(reuse.res, 'secondFactor.accepted'));
+    return blocked(
+      `The second use of the recovery code was refused (status ${reuse.res.status}).`,
+      ctx.refusalWhy(reuse.res, 'secondFactor.accepted'),
+    );
   },
 };
 
@@ -139,7 +153,10 @@ export const recoveryCodeRace: Check = {
     if (accepted > 1) return bypassed(`One recovery code was accepted by ${accepted} of ${n} parallel sessions.`);
     if (accepted === 0) throw new Inconclusive('none of the parallel submissions was accepted; is the recovery code valid?');
     const refused = results.find((r) => !r.accepted);
-    return blocked(`Exactly one of ${n} parallel submissions was accepted.`, refused ? ctx.refusalWhy(refused.res, 'secondFactor.accepted') : undefined);
+    return blocked(
+      `Exactly one of ${n} parallel submissions was accepted.`,
+      refused ? ctx.refusalWhy(refused.res, 'secondFactor.accepted') : undefined,
+    );
   },
 };
 
@@ -172,11 +189,15 @@ export const otpCrossAccount: Check = {
       `${other.username}’s code`,
       async () => {
         const login = await ctx.passwordLogin({ note: `log in as ${ctx.account.username}` });
-        return { session: login.session, res: await ctx.submitCode(login.session, { kind: 'totp', code }, { note: `submit ${other.username}’s current TOTP code` }) };
+        return {
+          session: login.session,
+          res: await ctx.submitCode(login.session, { kind: 'totp', code }, { note: `submit ${other.username}’s current TOTP code` }),
+        };
       },
       (r) => (r.res.accepted ? undefined : r.res.res),
     );
-    if (await confirmAccepted(ctx, session, res)) return bypassed(`${other.username}’s code completed ${ctx.account.username}’s login (status ${res.res.status}).`);
+    if (await confirmAccepted(ctx, session, res))
+      return bypassed(`${other.username}’s code completed ${ctx.account.username}’s login (status ${res.res.status}).`);
     return blocked(`The other account’s code was refused (status ${res.res.status}).`, ctx.refusalWhy(res.res, 'secondFactor.accepted'));
   },
 };

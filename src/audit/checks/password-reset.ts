@@ -45,7 +45,8 @@ export const passwordResetSession: Check = {
       () => ctx.sendStep(cfg.request, { ...cfg.request, body: reqBody, note: 'ask for a password reset' }, asker),
       (r) => (r.status >= 400 ? r : undefined),
     );
-    if (asked.status >= 400) throw new Inconclusive(`the target refused the reset request (status ${asked.status}${missingNote(asked.missing)})`);
+    if (asked.status >= 400)
+      throw new Inconclusive(`the target refused the reset request (status ${asked.status}${missingNote(asked.missing)})`);
     const token =
       cfg.token.from === 'response'
         ? ctx.extract(cfg.token, asked, asker, cfg.token.field)
@@ -61,14 +62,21 @@ export const passwordResetSession: Check = {
     setPath(body, cfg.reset.passwordField, cfg.newPassword ?? ctx.account.password);
     const reset = await ctx.retryLimited(
       'the reset',
-      () => ctx.sendStep(cfg.reset, { ...cfg.reset, body, note: 'complete the reset with the token' }, session, { vars: { token }, takeToken: true }),
+      () =>
+        ctx.sendStep(cfg.reset, { ...cfg.reset, body, note: 'complete the reset with the token' }, session, {
+          vars: { token },
+          takeToken: true,
+        }),
       (r) => (r.status >= 400 ? r : undefined),
     );
     if (reset.status >= 400) throw new Inconclusive(`the target refused the reset (status ${reset.status}${missingNote(reset.missing)})`);
     if (cfg.newPassword) ctx.account.password = cfg.newPassword;
     if (session.isEmpty()) return blocked(`The reset succeeded (status ${reset.status}) and set no session at all.`);
     const me = await ctx.whoami(session, 'ask who-am-I with what the reset response set');
-    if (me.ok) return bypassed(`The reset response set a session that reaches ${ctx.profile.whoami.path} (status ${me.res.status}) with no second factor.`);
+    if (me.ok)
+      return bypassed(
+        `The reset response set a session that reaches ${ctx.profile.whoami.path} (status ${me.res.status}) with no second factor.`,
+      );
     return blocked(
       `The reset set a cookie or token, but it gets status ${me.res.status} from ${ctx.profile.whoami.path}.`,
       ctx.refusalWhy(me.res, `whoami.success`),

@@ -62,7 +62,11 @@ interface Attempt {
 async function attempt(ctx: AuditContext, action: SensitiveAction, session: Session, sessionLabel: string): Promise<Attempt> {
   const uses = credentialsUsed(action);
   const variants: { creds: Credentials; demanded: string; label: string }[] = [
-    { creds: { password: 'wrong', factor: 'wrong' }, demanded: 'none', label: uses.password || uses.factor ? ' and a wrong password/code' : '' },
+    {
+      creds: { password: 'wrong', factor: 'wrong' },
+      demanded: 'none',
+      label: uses.password || uses.factor ? ' and a wrong password/code' : '',
+    },
   ];
   if (uses.password) {
     variants.push({
@@ -83,17 +87,29 @@ async function attempt(ctx: AuditContext, action: SensitiveAction, session: Sess
     if (actionSucceeded(res, action)) {
       const followed = changesAccount(action) ? ctx.followChange(action, res) : undefined;
       const line = await impact(ctx, action, res, session, `${action.name} with the ${sessionLabel}${v.label} (status ${res.status})`);
-      return { line: `${line}; re-authentication demanded: ${v.demanded}${followed ? ` (${followed})` : ''}`, missing: res.missing, demanded: v.demanded };
+      return {
+        line: `${line}; re-authentication demanded: ${v.demanded}${followed ? ` (${followed})` : ''}`,
+        missing: res.missing,
+        demanded: v.demanded,
+      };
     }
   }
   const demanded = uses.factor ? 'a fresh second factor' : uses.password ? 'more than the password' : 'a fresh session (refused as is)';
-  return { missing: last?.res.missing ?? [], demanded, why: last ? ctx.refusalWhy(last.res, action.success ? 'the action\'s success matcher' : 'a 2xx') : undefined };
+  return {
+    missing: last?.res.missing ?? [],
+    demanded,
+    why: last ? ctx.refusalWhy(last.res, action.success ? "the action's success matcher" : 'a 2xx') : undefined,
+  };
 }
 
 /** For an API token that was minted: show the impact, the token really opens the API. */
 async function impact(ctx: AuditContext, action: SensitiveAction, res: HttpResult, session: Session, line: string): Promise<string> {
   const probe = ctx.profile.apiToken?.probe;
-  const token = action.token ? ctx.extract(action.token, res, session) : action.tokenField ? getPath(res.json, action.tokenField) : undefined;
+  const token = action.token
+    ? ctx.extract(action.token, res, session)
+    : action.tokenField
+      ? getPath(res.json, action.tokenField)
+      : undefined;
   if (action.kind === 'create_api_token' && typeof token === 'string' && probe) {
     ctx.secrets.add(token);
     const { header, scheme } = ctx.profile.apiToken ?? { header: 'Authorization', scheme: 'Bearer' };
@@ -132,7 +148,9 @@ async function tryWithWeakSessions(ctx: AuditContext, actions: SensitiveAction[]
     // would be refused too, and "blocked" would be a lie.
     const alive = await ctx.whoami(stale, 'confirm the stale session is still signed in');
     if (!alive.ok) {
-      throw new Inconclusive(`the stale session no longer reaches ${ctx.profile.whoami.path} (status ${alive.res.status}), so a refusal would prove nothing`);
+      throw new Inconclusive(
+        `the stale session no longer reaches ${ctx.profile.whoami.path} (status ${alive.res.status}), so a refusal would prove nothing`,
+      );
     }
     for (const a of actions) {
       const r = await attempt(ctx, a, stale, `session whose second factor is older than ${ctx.profile.stepUp.maxAgeSeconds}s`);
@@ -184,12 +202,17 @@ export const staleSessionSensitiveAction: Check = {
   description:
     'Waits until the second factor of a session is older than the step-up window, then performs each sensitive ' +
     'action (change e-mail, change password, …). A hijacked, idle session must not be able to take the account over.',
-  fixHint: 'Before a sensitive action, require the second factor to have been verified within the step-up window; otherwise answer with a step-up challenge.',
+  fixHint:
+    'Before a sensitive action, require the second factor to have been verified within the step-up window; otherwise answer with a step-up challenge.',
   notApplicable: (p) =>
     !p.stepUp
       ? 'the profile has no stepUp.maxAgeSeconds'
       : whyNotApplicable(p, STALE_KINDS, 'change_email, change_password or other action'),
-  plan: (p) => stalePlan(p, actionsOf(p, STALE_KINDS).filter((a) => allowed(p, a))),
+  plan: (p) =>
+    stalePlan(
+      p,
+      actionsOf(p, STALE_KINDS).filter((a) => allowed(p, a)),
+    ),
   async run(ctx) {
     const actions = actionsOf(ctx.profile, STALE_KINDS).filter((a) => allowed(ctx.profile, a));
     const { got, tried, why } = await tryWithWeakSessions(ctx, actions, { passwordOnly: false });

@@ -24,7 +24,9 @@ export const sessionFixationMfa: Check = {
     if (before.isEmpty()) {
       // E.g. an OAuth-style mfa_token carried in the body to the code step: the client holds
       // no session credential before the factor, so there is none to fixate.
-      return notApplicable('The password login set no cookie or session token (only values carried to the code step), so there is no pre-MFA session to replay.');
+      return notApplicable(
+        'The password login set no cookie or session token (only values carried to the code step), so there is no pre-MFA session to replay.',
+      );
     }
     const code = await ctx.issueCode('any');
     const verify = await ctx.submitCode(login.session, code, { note: 'complete the second factor' });
@@ -37,7 +39,10 @@ export const sessionFixationMfa: Check = {
           `${ctx.profile.whoami.path} answered ${me.res.status}.`,
       );
     }
-    return blocked(`After the second factor the old token gets status ${me.res.status} from ${ctx.profile.whoami.path}.`, ctx.refusalWhy(me.res, 'whoami.success'));
+    return blocked(
+      `After the second factor the old token gets status ${me.res.status} from ${ctx.profile.whoami.path}.`,
+      ctx.refusalWhy(me.res, 'whoami.success'),
+    );
   },
 };
 
@@ -72,7 +77,8 @@ export const rememberMeSkipsMfa: Check = {
     if (cfg.token) {
       // A token handed out in a reply (body or header) and exchanged at rememberMe.restore.
       const token = ctx.extract(cfg.token, full.verify, full.session) ?? ctx.extract(cfg.token, full.login, full.session);
-      if (token === undefined) throw new Inconclusive(`the remember-me login's replies had no ${describeExtractor(extractorOf(cfg.token))}`);
+      if (token === undefined)
+        throw new Inconclusive(`the remember-me login's replies had no ${describeExtractor(extractorOf(cfg.token))}`);
       ctx.secrets.add(token);
       client.vars.set('rememberToken', token);
       names = [`token from ${describeExtractor(extractorOf(cfg.token))}`];

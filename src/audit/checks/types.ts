@@ -53,7 +53,6 @@ export interface CheckResult extends CheckInfo {
 // Its own module, so that the context can throw it without importing the checks' types.
 export { Inconclusive, Limited } from '../inconclusive.js';
 
-
 export const blocked = (summary: string, why?: string): Verdict => ({ status: 'blocked', summary, ...(why ? { why } : {}) });
 export const bypassed = (summary: string): Verdict => ({ status: 'bypassed', summary });
 export const notApplicable = (summary: string): Verdict => ({ status: 'not_applicable', summary });

@@ -6,12 +6,7 @@ import type { Exchange } from '../http-client.js';
 import type { AuditReport } from '../report.js';
 
 export function escapeHtml(value: unknown): string {
-  return String(value)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
+  return String(value).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
 const STATUS_TEXT: Record<Status, string> = {
@@ -34,7 +29,11 @@ details{margin:.4rem 0}summary{cursor:pointer}.meta{color:#666}`;
 export function renderHtml(report: AuditReport): string {
   const c = report.counts;
   const verdict =
-    report.exitCode === 1 ? 'Something got through.' : report.exitCode === 2 ? 'The audit could not run completely.' : 'Nothing got through.';
+    report.exitCode === 1
+      ? 'Something got through.'
+      : report.exitCode === 2
+        ? 'The audit could not run completely.'
+        : 'Nothing got through.';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>MFA audit: ${escapeHtml(report.profile)}</title><style>${CSS}</style></head><body>
@@ -55,8 +54,10 @@ ${report.preflight.length ? `<h2>Preflight</h2><p>Requests that proved the profi
 }
 
 function summaryRow(r: CheckResult): string {
-  return `<tr><td><a href="#${escapeHtml(r.id)}">${escapeHtml(r.id)}</a></td><td>${escapeHtml(r.severity)}</td>` +
-    `<td><span class="s ${r.status}">${STATUS_TEXT[r.status]}</span></td><td>${escapeHtml(r.summary)}</td></tr>`;
+  return (
+    `<tr><td><a href="#${escapeHtml(r.id)}">${escapeHtml(r.id)}</a></td><td>${escapeHtml(r.severity)}</td>` +
+    `<td><span class="s ${r.status}">${STATUS_TEXT[r.status]}</span></td><td>${escapeHtml(r.summary)}</td></tr>`
+  );
 }
 
 function section(r: CheckResult): string {

@@ -59,7 +59,9 @@ export function createProgressPrinter(out: Output): AuditListener & { stop(): vo
     onCheckEnd(result: CheckResult, i, total) {
       stop();
       const dots = '.'.repeat(Math.max(2, 44 - result.id.length));
-      out.write(`${counter(i, total)} ${result.id} ${dots} ${statusLabel(result.status, tty)} (${(result.durationMs / 1000).toFixed(1)}s)\n`);
+      out.write(
+        `${counter(i, total)} ${result.id} ${dots} ${statusLabel(result.status, tty)} (${(result.durationMs / 1000).toFixed(1)}s)\n`,
+      );
     },
   };
 }

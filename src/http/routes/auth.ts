@@ -89,7 +89,12 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
     if (transport === 'cookie') await revokePresentedSession(request, gatehouse, cookies);
     const token = deliverSession(reply, cookies, result.session, transport);
     if (result.outcome === 'authenticated') {
-      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: result.user.id, sessionId: result.session.id, remember: body.remember === true, transport });
+      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, {
+        userId: result.user.id,
+        sessionId: result.session.id,
+        remember: body.remember === true,
+        transport,
+      });
     }
     return reply.status(result.outcome === 'authenticated' ? 200 : 202).send({ ...loginBody(result, config.pendingTtlSeconds), ...token });
   });
@@ -99,8 +104,14 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
     const session = sessionOf(request);
     const issued = await auth.verifySecondFactor(session, body.method, body.code, request.ctx, body.response);
     const token = deliverSession(reply, cookies, issued, session.transport);
-    await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: session.transport });
-    if (session.transport === 'cookie') await trustDeviceIfAsked(request, reply, gatehouse, cookies, session.userId, body.trustDevice === true);
+    await issueRememberMeIfAsked(request, reply, gatehouse, cookies, {
+      userId: session.userId,
+      sessionId: session.id,
+      remember: session.remember,
+      transport: session.transport,
+    });
+    if (session.transport === 'cookie')
+      await trustDeviceIfAsked(request, reply, gatehouse, cookies, session.userId, body.trustDevice === true);
     return reply.send({ status: 'authenticated', aal: assuranceLevel(issued.facts), amr: issued.facts.amr, ...token });
   });
 

@@ -10,7 +10,10 @@ import { boundedString, parse } from '../validation.js';
 const ConfirmBody = z.object({ code: boundedString(1, 64) }).strict();
 const FactorParams = z.object({ factorId: boundedString(1, 64) });
 
-export async function mfaRoutes(app: FastifyInstance, { gatehouse, cookies }: { gatehouse: Gatehouse; cookies: CookiePolicy }): Promise<void> {
+export async function mfaRoutes(
+  app: FastifyInstance,
+  { gatehouse, cookies }: { gatehouse: Gatehouse; cookies: CookiePolicy },
+): Promise<void> {
   const { factors } = gatehouse;
 
   app.get('/api/mfa', { config: requires({ session: 'full' }) }, async (request) => factors.list(sessionOf(request), request.ctx.now));
@@ -21,13 +24,17 @@ export async function mfaRoutes(app: FastifyInstance, { gatehouse, cookies }: { 
     factors.setupTotp(sessionOf(request), request.ctx),
   );
 
-  app.post('/api/mfa/totp/confirm', { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) }, async (request, reply) => {
-    const body = parse(ConfirmBody, request.body);
-    const session = sessionOf(request);
-    const result = await factors.confirmTotp(session, body.code, request.ctx);
-    const token = await deliverConfirmedFactor(request, reply, gatehouse, cookies, session, result);
-    return reply.send({ ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}), aal: result.aal, ...token });
-  });
+  app.post(
+    '/api/mfa/totp/confirm',
+    { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) },
+    async (request, reply) => {
+      const body = parse(ConfirmBody, request.body);
+      const session = sessionOf(request);
+      const result = await factors.confirmTotp(session, body.code, request.ctx);
+      const token = await deliverConfirmedFactor(request, reply, gatehouse, cookies, session, result);
+      return reply.send({ ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}), aal: result.aal, ...token });
+    },
+  );
 
   app.delete('/api/mfa/totp/:factorId', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => {
     const { factorId } = parse(FactorParams, request.params);

@@ -26,7 +26,10 @@ import { boundedString, parse } from '../validation.js';
 const RegisterBody = z.object({ response: CredentialResponse, label: boundedString(0, 64).optional() }).strict();
 const FactorParams = z.object({ factorId: boundedString(1, 64) });
 
-export async function webauthnRoutes(app: FastifyInstance, { gatehouse, cookies }: { gatehouse: Gatehouse; cookies: CookiePolicy }): Promise<void> {
+export async function webauthnRoutes(
+  app: FastifyInstance,
+  { gatehouse, cookies }: { gatehouse: Gatehouse; cookies: CookiePolicy },
+): Promise<void> {
   const { webauthn } = gatehouse;
 
   // Enrolling sessions may register a passkey as their first factor, as they may set up TOTP.
@@ -34,19 +37,23 @@ export async function webauthnRoutes(app: FastifyInstance, { gatehouse, cookies 
     webauthn.registrationOptions(sessionOf(request), request.ctx),
   );
 
-  app.post('/api/mfa/webauthn/register', { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) }, async (request, reply) => {
-    const body = parse(RegisterBody, request.body);
-    const session = sessionOf(request);
-    const result = await webauthn.verifyRegistration(session, body.response, body.label ?? null, request.ctx);
-    const token = await deliverConfirmedFactor(request, reply, gatehouse, cookies, session, result);
-    return reply.status(201).send({
-      factorId: result.factorId,
-      ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}),
-      aal: result.aal,
-      amr: result.session?.facts.amr ?? session.facts.amr,
-      ...token,
-    });
-  });
+  app.post(
+    '/api/mfa/webauthn/register',
+    { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) },
+    async (request, reply) => {
+      const body = parse(RegisterBody, request.body);
+      const session = sessionOf(request);
+      const result = await webauthn.verifyRegistration(session, body.response, body.label ?? null, request.ctx);
+      const token = await deliverConfirmedFactor(request, reply, gatehouse, cookies, session, result);
+      return reply.status(201).send({
+        factorId: result.factorId,
+        ...(result.recoveryCodes ? { recoveryCodes: result.recoveryCodes } : {}),
+        aal: result.aal,
+        amr: result.session?.facts.amr ?? session.facts.amr,
+        ...token,
+      });
+    },
+  );
 
   app.get('/api/mfa/webauthn', { config: requires({ session: 'full' }) }, async (request) => ({
     passkeys: await webauthn.list(sessionOf(request).userId),

@@ -15,7 +15,10 @@ import { sql, type Kysely } from 'kysely';
  * to no session: they are void under these rules and are dropped.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('users').addColumn('security_epoch', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('users')
+    .addColumn('security_epoch', 'bigint', (c) => c.notNull().defaultTo(0))
+    .execute();
 
   await db.schema
     .createTable('factor_setups')

@@ -67,7 +67,8 @@ export async function accountPages(app: FastifyInstance, web: Web): Promise<void
       await gatehouse.passwordChange.change(session, current, next, request.ctx);
     } catch (e) {
       if (e instanceof GatehouseError && e.code === 'weak_password') return refuse(e.status, 'newPassword', e.message);
-      if (e instanceof GatehouseError && e.code === 'invalid_credentials') return refuse(e.status, 'currentPassword', 'That is not your current password.');
+      if (e instanceof GatehouseError && e.code === 'invalid_credentials')
+        return refuse(e.status, 'currentPassword', 'That is not your current password.');
       throw e;
     }
     // This session stays; every remember-me chain of the account (this browser's too) has ended.

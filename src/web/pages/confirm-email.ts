@@ -26,7 +26,12 @@ const REFUSALS: Record<string, string> = {
 export async function confirmEmailPages(app: FastifyInstance, { gatehouse }: Web): Promise<void> {
   app.get('/confirm-email', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const token = queryParam(request, 'token');
-    if (!token) return send(reply, 400, { title: TITLE, error: 'This link is incomplete. Open the link from the email again.', body: html`<p><a href="/sign-in">Sign in</a></p>` });
+    if (!token)
+      return send(reply, 400, {
+        title: TITLE,
+        error: 'This link is incomplete. Open the link from the email again.',
+        body: html`<p><a href="/sign-in">Sign in</a></p>`,
+      });
     return send(reply, 200, { title: TITLE, body: confirmEmailView({ token }) });
   });
 
@@ -36,21 +41,34 @@ export async function confirmEmailPages(app: FastifyInstance, { gatehouse }: Web
       ({ email } = await gatehouse.emailChange.confirm(str(formOf(request), 'token', 200), request.ctx));
     } catch (e) {
       if (!(e instanceof GatehouseError) || !Object.hasOwn(REFUSALS, e.code)) throw e;
-      return send(reply, e.status, { title: TITLE, error: REFUSALS[e.code]!, body: html`<p><a href="/settings">Security settings</a></p>` });
+      return send(reply, e.status, {
+        title: TITLE,
+        error: REFUSALS[e.code]!,
+        body: html`<p><a href="/settings">Security settings</a></p>`,
+      });
     }
     return send(reply, 200, {
       title: 'Email address changed',
       notice: 'Your email address was changed.',
-      body: html`<p class="card">Your account now uses <strong>${email}</strong>. Sign in with this address from now on.</p><p><a href="/settings">Security settings</a></p>`,
+      body: html`<p class="card">Your account now uses <strong>${email}</strong>. Sign in with this address from now on.</p>
+        <p><a href="/settings">Security settings</a></p>`,
     });
   });
 
   const CANCEL_TITLE = 'Cancel the e-mail address change';
-  const checkFactors = html`<p>Then secure your account: <a href="/forgot-password">reset your password</a>, sign in and check your second factors (authenticator apps, passkeys), sessions and API tokens, and remove anything you do not recognise.</p>`;
+  const checkFactors = html`<p>
+    Then secure your account: <a href="/forgot-password">reset your password</a>, sign in and check your second factors (authenticator apps,
+    passkeys), sessions and API tokens, and remove anything you do not recognise.
+  </p>`;
 
   app.get('/cancel-email-change', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const token = queryParam(request, 'token');
-    if (!token) return send(reply, 400, { title: CANCEL_TITLE, error: 'This link is incomplete. Open the link from the email again.', body: html`<p><a href="/sign-in">Sign in</a></p>` });
+    if (!token)
+      return send(reply, 400, {
+        title: CANCEL_TITLE,
+        error: 'This link is incomplete. Open the link from the email again.',
+        body: html`<p><a href="/sign-in">Sign in</a></p>`,
+      });
     return send(reply, 200, { title: CANCEL_TITLE, body: cancelEmailChangeView({ token }) });
   });
 
@@ -70,7 +88,8 @@ export async function confirmEmailPages(app: FastifyInstance, { gatehouse }: Web
     return send(reply, 200, {
       title: 'E-mail address change cancelled',
       notice: `${what}${session}`,
-      body: html`<p class="card">${what}${session}</p>${checkFactors}`,
+      body: html`<p class="card">${what}${session}</p>
+        ${checkFactors}`,
     });
   });
 }

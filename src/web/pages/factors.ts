@@ -42,7 +42,11 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
   function factorAdded(reply: FastifyReply, session: ActiveSession, result: ConfirmedFactor, notice: string, title: string) {
     if (result.session) deliverSession(reply, cookies, result.session, 'cookie');
     if (!result.recoveryCodes) return reply.redirect(`/settings?notice=${notice}`, 303);
-    return send(reply, 200, { title, user: { email: session.email, csrf: web.tokens.of(session) }, body: recoveryCodesView(result.recoveryCodes, savedThem) });
+    return send(reply, 200, {
+      title,
+      user: { email: session.email, csrf: web.tokens.of(session) },
+      body: recoveryCodesView(result.recoveryCodes, savedThem),
+    });
   }
 
   app.get('/enrol', { config: requires({ session: 'enrolling' }) }, async (request, reply) => {
@@ -52,16 +56,18 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
     return send(reply, 200, {
       title: 'Add a second factor',
       body: html`<p>Your organisation requires a second factor before you can continue.</p>
-${postButton({ action: '/settings/totp/setup', csrf, label: 'Set up an authenticator app', card: true })}
-${passkeyForm({ csrf, button: 'Add a passkey', label: false })}
-${postButton({ action: '/sign-out', csrf, label: 'Sign out', className: 'link' })}`,
+        ${postButton({ action: '/settings/totp/setup', csrf, label: 'Set up an authenticator app', card: true })}
+        ${passkeyForm({ csrf, button: 'Add a passkey', label: false })}
+        ${postButton({ action: '/sign-out', csrf, label: 'Sign out', className: 'link' })}`,
     });
   });
 
-  const totpConfirmForm = (csrf: string, error?: string) => html`<form class="card" method="post" action="/settings/totp/confirm" novalidate>${csrfField(csrf)}
-${field({ name: 'code', label: 'Enter the 6-digit code the app shows', autocomplete: 'one-time-code', inputmode: 'numeric', className: 'code', maxlength: 6, pattern: '[0-9]{6}', error: error ?? null, autofocus: Boolean(error) })}
-<button type="submit">Turn on</button>
-</form>`;
+  const totpConfirmForm = (csrf: string, error?: string) =>
+    html`<form class="card" method="post" action="/settings/totp/confirm" novalidate>
+      ${csrfField(csrf)}
+      ${field({ name: 'code', label: 'Enter the 6-digit code the app shows', autocomplete: 'one-time-code', inputmode: 'numeric', className: 'code', maxlength: 6, pattern: '[0-9]{6}', error: error ?? null, autofocus: Boolean(error) })}
+      <button type="submit">Turn on</button>
+    </form>`;
 
   app.post('/settings/totp/setup', { config: requires({ session: 'enrolling', fresh: true }) }, async (request, reply) => {
     const session = sessionOf(request);
@@ -72,37 +78,42 @@ ${field({ name: 'code', label: 'Enter the 6-digit code the app shows', autocompl
       title: 'Add an authenticator app',
       user: userOf(web, request),
       body: html`<section class="card">
-<h2>1. Scan this code</h2>
-<p>Open your authenticator app (for example Google Authenticator, 1Password, Aegis) and scan:</p>
-<img class="qr" src="${qr}" alt="QR code for setting up your authenticator app" width="200" height="200">
-<details><summary>Can’t scan? Enter the key instead</summary>
-<p>Key (letters and digits, spaces don’t matter):</p>
-<code class="secret" id="totp-secret">${grouped}</code>
-<button type="button" class="secondary" data-copy="totp-secret" hidden>Copy key</button>
-</details>
-</section>
-<h2>2. Confirm</h2>
-${totpConfirmForm(web.tokens.of(session))}`,
+          <h2>1. Scan this code</h2>
+          <p>Open your authenticator app (for example Google Authenticator, 1Password, Aegis) and scan:</p>
+          <img class="qr" src="${qr}" alt="QR code for setting up your authenticator app" width="200" height="200" />
+          <details>
+            <summary>Can’t scan? Enter the key instead</summary>
+            <p>Key (letters and digits, spaces don’t matter):</p>
+            <code class="secret" id="totp-secret">${grouped}</code>
+            <button type="button" class="secondary" data-copy="totp-secret" hidden>Copy key</button>
+          </details>
+        </section>
+        <h2>2. Confirm</h2>
+        ${totpConfirmForm(web.tokens.of(session))}`,
     });
   });
 
-  app.post('/settings/totp/confirm', { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) }, async (request, reply) => {
-    const session = sessionOf(request);
-    try {
-      const result = await factors.confirmTotp(session, str(formOf(request), 'code', 64), request.ctx);
-      return factorAdded(reply, session, result, 'totp_added', 'Authenticator app added');
-    } catch (e) {
-      if (!(e instanceof GatehouseError) || !['invalid_code', 'invalid_request', 'no_pending_setup'].includes(e.code)) throw e;
-      const message = e.code === 'invalid_code' ? 'That code is not right. Check the app and try the current code.' : e.message;
-      const csrf = web.tokens.of(session);
-      return send(reply, e.status, {
-        title: 'Add an authenticator app',
-        user: userOf(web, request),
-        error: message,
-        body: html`${totpConfirmForm(csrf, message)}${postButton({ action: '/settings/totp/setup', csrf, label: 'Start over with a new QR code', className: 'secondary' })}`,
-      });
-    }
-  });
+  app.post(
+    '/settings/totp/confirm',
+    { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) },
+    async (request, reply) => {
+      const session = sessionOf(request);
+      try {
+        const result = await factors.confirmTotp(session, str(formOf(request), 'code', 64), request.ctx);
+        return factorAdded(reply, session, result, 'totp_added', 'Authenticator app added');
+      } catch (e) {
+        if (!(e instanceof GatehouseError) || !['invalid_code', 'invalid_request', 'no_pending_setup'].includes(e.code)) throw e;
+        const message = e.code === 'invalid_code' ? 'That code is not right. Check the app and try the current code.' : e.message;
+        const csrf = web.tokens.of(session);
+        return send(reply, e.status, {
+          title: 'Add an authenticator app',
+          user: userOf(web, request),
+          error: message,
+          body: html`${totpConfirmForm(csrf, message)}${postButton({ action: '/settings/totp/setup', csrf, label: 'Start over with a new QR code', className: 'secondary' })}`,
+        });
+      }
+    },
+  );
 
   app.post('/settings/factors/remove', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) =>
     settingsAction(web, request, reply, async () => {
@@ -120,16 +131,18 @@ ${totpConfirmForm(web.tokens.of(session))}`,
       user: userOf(web, request),
       error: error ?? null,
       body: html`${passkeyForm({
-        csrf: web.tokens.of(sessionOf(request)),
-        button: 'Create passkey',
-        label: true,
-        intro: html`<p>A passkey lives in your phone, computer or security key and cannot be phished: it only works on this site.</p>`,
-      })}
-<p><a href="${sessionOf(request).facts.state === 'enrolling' ? '/enrol' : '/settings'}">Cancel</a></p>`,
+          csrf: web.tokens.of(sessionOf(request)),
+          button: 'Create passkey',
+          label: true,
+          intro: html`<p>A passkey lives in your phone, computer or security key and cannot be phished: it only works on this site.</p>`,
+        })}
+        <p><a href="${sessionOf(request).facts.state === 'enrolling' ? '/enrol' : '/settings'}">Cancel</a></p>`,
     });
 
   // Enrolling sessions may add a passkey as their first factor (as in the API); ★ otherwise.
-  app.post('/settings/passkeys/new', { config: requires({ session: 'enrolling', fresh: true }) }, async (request, reply) => passkeyPage(request, reply, 200));
+  app.post('/settings/passkeys/new', { config: requires({ session: 'enrolling', fresh: true }) }, async (request, reply) =>
+    passkeyPage(request, reply, 200),
+  );
 
   app.post('/settings/passkeys', { config: requires({ session: 'enrolling', fresh: addingFactorIsSensitive }) }, async (request, reply) => {
     const session = sessionOf(request);
@@ -138,7 +151,8 @@ ${totpConfirmForm(web.tokens.of(session))}`,
       const result = await webauthn.verifyRegistration(session, json(form, 'response'), str(form, 'label', 64) || null, request.ctx);
       return factorAdded(reply, session, result, 'passkey_added', 'Passkey added');
     } catch (e) {
-      if (e instanceof GatehouseError && (e.code === 'invalid_request' || e.code === 'no_pending_setup')) return passkeyPage(request, reply, 400, e.message);
+      if (e instanceof GatehouseError && (e.code === 'invalid_request' || e.code === 'no_pending_setup'))
+        return passkeyPage(request, reply, 400, e.message);
       throw e;
     }
   });
@@ -150,4 +164,3 @@ ${totpConfirmForm(web.tokens.of(session))}`,
     }),
   );
 }
-

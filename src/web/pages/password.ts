@@ -11,7 +11,9 @@ import { html } from '../html.js';
 import { forgotView, resetView } from '../views.js';
 
 export async function passwordPages(app: FastifyInstance, { gatehouse }: Web): Promise<void> {
-  app.get('/forgot-password', { config: requires({ session: 'none' }) }, async (_request, reply) => send(reply, 200, { title: 'Forgot your password?', body: forgotView({}) }));
+  app.get('/forgot-password', { config: requires({ session: 'none' }) }, async (_request, reply) =>
+    send(reply, 200, { title: 'Forgot your password?', body: forgotView({}) }),
+  );
 
   app.post('/forgot-password', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const email = str(formOf(request), 'email', 320);
@@ -38,7 +40,14 @@ export async function passwordPages(app: FastifyInstance, { gatehouse }: Web): P
     } catch (e) {
       if (!(e instanceof GatehouseError) || e.status === 429) throw e;
       const message = e.code === 'invalid_token' ? 'This reset link is unknown, already used or expired. Ask for a new one.' : e.message;
-      return send(reply, e.status, { title: 'Choose a new password', error: message, body: e.code === 'invalid_token' ? html`<p><a href="/forgot-password">Ask for a new link</a></p>` : resetView({ token, error: message }) });
+      return send(reply, e.status, {
+        title: 'Choose a new password',
+        error: message,
+        body:
+          e.code === 'invalid_token'
+            ? html`<p><a href="/forgot-password">Ask for a new link</a></p>`
+            : resetView({ token, error: message }),
+      });
     }
     return reply.redirect('/sign-in?notice=password_changed', 303);
   });

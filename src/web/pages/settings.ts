@@ -34,8 +34,26 @@ export async function settingsPage(
     apiTokens.list(session.userId),
     trustedDevices.enabled ? trustedDevices.list(session.userId, now) : Promise.resolve(null),
   ]);
-  const body = settingsView({ scopes: apiTokens.scopes, sessionId: session.id, csrf, email: session.email, account: message.account ?? {}, mfa, passkeys, sessions: sessionRows, events, tokens, devices });
-  return send(reply, status, { title: 'Security settings', user: { email: session.email, csrf }, notice: message.notice ?? null, error: message.error ?? null, body });
+  const body = settingsView({
+    scopes: apiTokens.scopes,
+    sessionId: session.id,
+    csrf,
+    email: session.email,
+    account: message.account ?? {},
+    mfa,
+    passkeys,
+    sessions: sessionRows,
+    events,
+    tokens,
+    devices,
+  });
+  return send(reply, status, {
+    title: 'Security settings',
+    user: { email: session.email, csrf },
+    notice: message.notice ?? null,
+    error: message.error ?? null,
+    body,
+  });
 }
 
 /** Refusals that are the gate's or the error handler's business, not the settings page's. */
@@ -46,7 +64,8 @@ export async function settingsAction(web: Web, request: FastifyRequest, reply: F
   try {
     return await action();
   } catch (e) {
-    if (e instanceof GatehouseError && e.status < 429 && !NOT_FOR_SETTINGS.includes(e.code)) return settingsPage(web, request, reply, e.status, { error: e.message });
+    if (e instanceof GatehouseError && e.status < 429 && !NOT_FOR_SETTINGS.includes(e.code))
+      return settingsPage(web, request, reply, e.status, { error: e.message });
     throw e;
   }
 }
@@ -54,12 +73,15 @@ export async function settingsAction(web: Web, request: FastifyRequest, reply: F
 export async function settingsPages(app: FastifyInstance, web: Web): Promise<void> {
   const { gatehouse, cookies } = web;
 
-  app.get('/settings', { config: requires({ session: 'full' }) }, async (request, reply) => settingsPage(web, request, reply, 200, { notice: noticeOf(request) }));
+  app.get('/settings', { config: requires({ session: 'full' }) }, async (request, reply) =>
+    settingsPage(web, request, reply, 200, { notice: noticeOf(request) }),
+  );
 
   app.post('/settings/sessions/revoke', { config: requires({ session: 'full' }) }, async (request, reply) => {
     const session = sessionOf(request);
     const id = str(formOf(request), 'sessionId', 64);
-    if (!(await gatehouse.sessions.revokeForUser(session, id, request.ctx.now))) return settingsPage(web, request, reply, 404, { error: 'No such session.' });
+    if (!(await gatehouse.sessions.revokeForUser(session, id, request.ctx.now)))
+      return settingsPage(web, request, reply, 404, { error: 'No such session.' });
     await gatehouse.log.record('session.revoked', session.userId, request.ctx, { sessionId: id });
     if (id === session.id) {
       await endRememberMe(request, reply, gatehouse, cookies, session);
@@ -85,11 +107,13 @@ export async function settingsPages(app: FastifyInstance, web: Web): Promise<voi
       return send(reply, 201, {
         title: 'API token created',
         user: userOf(web, request),
-        body: html`<section class="card"><p>Copy the token now: it is shown only once.</p>
-<code class="secret" id="api-token">${created.token}</code>
-<button type="button" class="secondary" data-copy="api-token" hidden>Copy token</button>
-<p class="muted">Scopes: ${created.scopes.join(', ') || 'none'}</p></section>
-<p><a class="button" href="/settings">Done</a></p>`,
+        body: html`<section class="card">
+            <p>Copy the token now: it is shown only once.</p>
+            <code class="secret" id="api-token">${created.token}</code>
+            <button type="button" class="secondary" data-copy="api-token" hidden>Copy token</button>
+            <p class="muted">Scopes: ${created.scopes.join(', ') || 'none'}</p>
+          </section>
+          <p><a class="button" href="/settings">Done</a></p>`,
       });
     }),
   );

@@ -28,7 +28,9 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
 
   app.get('/', { config: requires({ session: 'none' }) }, async (_request, reply) => reply.redirect('/settings', 303));
 
-  app.get('/sign-up', { config: requires({ session: 'none' }) }, async (_request, reply) => send(reply, 200, { title: 'Create your account', body: signUpView({}) }));
+  app.get('/sign-up', { config: requires({ session: 'none' }) }, async (_request, reply) =>
+    send(reply, 200, { title: 'Create your account', body: signUpView({}) }),
+  );
 
   app.post('/sign-up', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const form = formOf(request);
@@ -42,11 +44,17 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
     } catch (e) {
       if (!(e instanceof GatehouseError) || e.status >= 429) throw e;
       const errorField = e.code === 'weak_password' ? 'password' : 'email';
-      return send(reply, e.status, { title: 'Create your account', error: e.message, body: signUpView({ email, error: e.message, errorField }) });
+      return send(reply, e.status, {
+        title: 'Create your account',
+        error: e.message,
+        body: signUpView({ email, error: e.message, errorField }),
+      });
     }
   });
 
-  app.get('/sign-in', { config: requires({ session: 'none' }) }, async (request, reply) => send(reply, 200, { title: 'Sign in', notice: noticeOf(request), body: signInView({}) }));
+  app.get('/sign-in', { config: requires({ session: 'none' }) }, async (request, reply) =>
+    send(reply, 200, { title: 'Sign in', notice: noticeOf(request), body: signInView({}) }),
+  );
 
   app.post('/sign-in', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const form = formOf(request);
@@ -62,12 +70,21 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
       );
     } catch (e) {
       if (!(e instanceof GatehouseError) || e.status === 429) throw e;
-      return send(reply, e.status, { title: 'Sign in', error: e.code === 'invalid_credentials' ? 'That email and password do not match an account.' : e.message, body: signInView({ email, error: e.message }) });
+      return send(reply, e.status, {
+        title: 'Sign in',
+        error: e.code === 'invalid_credentials' ? 'That email and password do not match an account.' : e.message,
+        body: signInView({ email, error: e.message }),
+      });
     }
     await revokePresentedSession(request);
     deliverSession(reply, cookies, result.session, 'cookie');
     if (result.outcome === 'authenticated') {
-      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: result.user.id, sessionId: result.session.id, remember, transport: 'cookie' });
+      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, {
+        userId: result.user.id,
+        sessionId: result.session.id,
+        remember,
+        transport: 'cookie',
+      });
       return reply.redirect(takeOidcReturn(request, reply, cookies) ?? '/settings', 303);
     }
     return reply.redirect(result.outcome === 'mfa_required' ? '/sign-in/verify' : '/enrol', 303);
@@ -80,17 +97,17 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
       title: 'Second step',
       error: error?.message ?? null,
       body: html`<p>Signed in as <strong>${session.email}</strong>. Confirm it’s you with your second factor.</p>
-${factorForms({
-  methods: session.factorMethods,
-  prefix: '',
-  action: '/sign-in/verify',
-  hidden: csrfField(csrf),
-  passkeyOptionsUrl: '/api/auth/webauthn/options',
-  errorMethod: error?.method ?? null,
-  error: error?.message ?? null,
-  trustDevice: gatehouse.trustedDevices.enabled,
-})}
-${postButton({ action: '/sign-out', csrf, label: 'Cancel and sign out', className: 'link' })}`,
+        ${factorForms({
+          methods: session.factorMethods,
+          prefix: '',
+          action: '/sign-in/verify',
+          hidden: csrfField(csrf),
+          passkeyOptionsUrl: '/api/auth/webauthn/options',
+          errorMethod: error?.method ?? null,
+          error: error?.message ?? null,
+          trustDevice: gatehouse.trustedDevices.enabled,
+        })}
+        ${postButton({ action: '/sign-out', csrf, label: 'Cancel and sign out', className: 'link' })}`,
     });
   };
 
@@ -104,11 +121,17 @@ ${postButton({ action: '/sign-out', csrf, label: 'Cancel and sign out', classNam
     try {
       const issued = await auth.verifySecondFactor(session, input.method, input.code, request.ctx, input.response);
       deliverSession(reply, cookies, issued, 'cookie');
-      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, { userId: session.userId, sessionId: session.id, remember: session.remember, transport: 'cookie' });
+      await issueRememberMeIfAsked(request, reply, gatehouse, cookies, {
+        userId: session.userId,
+        sessionId: session.id,
+        remember: session.remember,
+        transport: 'cookie',
+      });
       await trustDeviceIfAsked(request, reply, gatehouse, cookies, session.userId, str(form, 'trustDevice') !== '');
       return reply.redirect(takeOidcReturn(request, reply, cookies) ?? '/settings', 303);
     } catch (e) {
-      if (e instanceof InvalidCodeError) return challengePage(request, reply, 401, { method: input.method, message: wrongFactor(input.method) });
+      if (e instanceof InvalidCodeError)
+        return challengePage(request, reply, 401, { method: input.method, message: wrongFactor(input.method) });
       if (e instanceof TooManyAttemptsError) {
         // The verifier revoked the pending session after too many wrong codes.
         clearCookie(reply, cookies, cookies.names.session);
