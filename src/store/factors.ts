@@ -117,15 +117,25 @@ export class FactorSetupStore {
 
   /**
    * A new set-up replaces the session's earlier set-up of the same type. False when the
-   * session ended meanwhile (a concurrent logout: the foreign key refuses the row).
+   * session ended meanwhile (a concurrent logout).
+   *
+   * Lock order: the session row first, then its set-ups, as a session ending does (its
+   * DELETE cascades to them). Taking the old set-up first deadlocked against a concurrent
+   * logout on PostgreSQL (found by the model search).
    */
   async replace(row: FactorSetupRow): Promise<boolean> {
     try {
-      await this.db.transaction().execute(async (trx) => {
+      return await this.db.transaction().execute(async (trx) => {
+        const session = await trx
+          .updateTable('sessions')
+          .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
+          .where('id', '=', row.session_id)
+          .executeTakeFirst();
+        if (Number(session.numUpdatedRows) !== 1) return false;
         await trx.deleteFrom('factor_setups').where('session_id', '=', row.session_id).where('type', '=', row.type).execute();
         await trx.insertInto('factor_setups').values(row).execute();
+        return true;
       });
-      return true;
     } catch (err) {
       if (isForeignKeyViolation(err)) return false;
       throw err;
