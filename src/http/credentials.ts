@@ -121,3 +121,12 @@ export function rememberMeRestorer(gatehouse: Gatehouse, cookies: CookiePolicy):
     return gatehouse.sessions.resolve(login.session.token, 'cookie', ctx.now);
   };
 }
+
+/** The gate's extensions: personal API tokens and remember-me (one set for every framework). */
+export function gateExtensionsOf(gatehouse: Gatehouse, cookies: CookiePolicy): GateExtensions {
+  return {
+    restoreSession: rememberMeRestorer(gatehouse, cookies),
+    screenSession: rememberMeScreener(gatehouse, cookies),
+    apiTokens: gatehouse.apiTokens.gateExtension(),
+  };
+}
