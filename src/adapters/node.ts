@@ -3,7 +3,8 @@
  * `(req, res, next?)` that serves Gatehouse's routes and pages from an inner Fastify app
  * (its plugin, gate and error handling unchanged) and hands every other request on to
  * `next()` before anything of it was read: no body consumed, no header set. Without
- * `next` (a bare `http.createServer(handler)`), other URLs get Gatehouse's JSON 404.
+ * `next` (a bare `http.createServer(handler)`), and under its prefix, other URLs get
+ * Gatehouse's JSON 404.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify';
@@ -50,12 +51,15 @@ export async function createNodeHandler(gatehouse: Gatehouse, options: NodeHandl
     logController: new LogController({ disableRequestLogging: true }),
   });
   const nextOf = new WeakMap<IncomingMessage, NextFunction>();
+  // Under a prefix Gatehouse owns every path below it (unknown ones get its JSON 404).
+  const prefix = (options.prefix ?? '').replace(/\/+$/, '');
+  const owned = (url: string) => prefix !== '' && (url === prefix || url.startsWith(`${prefix}/`) || url.startsWith(`${prefix}?`));
 
   // First of all hooks, before any body is parsed: a URL that is not one of Gatehouse's
   // routes goes back to the host untouched.
   app.addHook('onRequest', (request, reply, done) => {
     const next = nextOf.get(request.raw);
-    if (request.is404 && next) {
+    if (request.is404 && next && !owned(request.url)) {
       reply.hijack();
       next();
       return;
