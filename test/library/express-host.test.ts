@@ -5,13 +5,14 @@
  * mounting rules. A real listening Express server, real SQLite.
  */
 import fs from 'node:fs';
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import express, { type Express } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatehouse, type Gatehouse } from '../../src/index.js';
 import { gatehouseExpress, type GatehouseExpress } from '../../src/adapters/express.js';
+import { createNodeHandler } from '../../src/adapters/node.js';
 import { loginFull, login, PASSWORD, signup, signupWithTotp, sleep } from '../helpers/accounts.js';
 import { Client } from '../helpers/http-client.js';
 import { FAST_ENV } from '../helpers/server.js';
@@ -209,6 +210,10 @@ describe('an Express host app: the seed regressions on its own routes', () => {
     expect((await new Client(base).get('/boom')).body).toEqual({ hostError: 'host failure' });
     expect((await new Client(base).post('/api/auth/login', { email: 'x' })).body.error).toBe('invalid_request');
     expect((await new Client(base).get('/sign-in')).status).toBe(200);
+    // The OpenID Provider runs through the handler too.
+    const discovery = await new Client(base).get('/.well-known/openid-configuration');
+    expect(discovery.status).toBe(200);
+    expect(discovery.body.authorization_endpoint).toMatch(/\/oidc\/auth$/);
   });
 });
 
@@ -316,6 +321,31 @@ describe('the handler', () => {
       await new Promise((r) => wrong.server.close(r));
       await new Promise((r) => server.close(r));
       await auth.close();
+      await gatehouse.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('plain Node: http.createServer(handler) serves the API and pages, and answers other URLs with the JSON 404', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-node-'));
+    const gatehouse = await createGatehouse({ dataDir, logLevel: 'silent', ...fast });
+    const handler = await createNodeHandler(gatehouse);
+    const server = http.createServer((req, res) => handler(req, res));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const address = server.address();
+    const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    try {
+      const account = await signup(base);
+      expect((await account.client.get('/api/session')).body.user.id).toBe(account.userId);
+      expect(
+        (await account.client.post('/api/tokens', { name: 't', scopes: ['account:read'] }, { headers: { origin: 'https://evil.example' } }))
+          .body.error,
+      ).toBe('csrf');
+      expect((await new Client(base).get('/sign-in')).status).toBe(200);
+      expect((await new Client(base).get('/elsewhere')).body.error).toBe('not_found');
+    } finally {
+      await new Promise((r) => server.close(r));
+      await handler.close();
       await gatehouse.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
