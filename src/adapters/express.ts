@@ -13,12 +13,13 @@ import http, { type ServerResponse } from 'node:http';
 import type { CookieSerializeOptions } from '@fastify/cookie';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router, type RouterOptions } from 'express';
-import { GatehouseError, ServiceUnavailableError, TooManyAttemptsError } from '../core/errors.js';
+import { GatehouseError, ServiceUnavailableError } from '../core/errors.js';
 import { internalsOf, sessionInfoOfPrincipal, type Gatehouse, type SessionInfo } from '../facade.js';
 import { cookiePolicy } from '../http/cookies.js';
 import { gateExtensionsOf } from '../http/credentials.js';
 import {
   Gatekeeper,
+  refusalOf,
   requestContext,
   userIdOfPrincipal,
   type CookieWriter,
@@ -84,9 +85,8 @@ function cookieWriter(res: ServerResponse): CookieWriter {
 
 /** The contract's JSON error, whatever the host's error handler does. */
 function sendRefusal(res: ServerResponse, error: GatehouseError): void {
-  const headers: Record<string, string> = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' };
-  if (error instanceof TooManyAttemptsError || error instanceof ServiceUnavailableError) headers['retry-after'] = String(error.retryAfter);
-  res.writeHead(error.status, headers).end(JSON.stringify(error.toJSON()));
+  const refusal = refusalOf(error);
+  res.writeHead(refusal.status, refusal.headers).end(refusal.body);
 }
 
 /** Express's rule for `use([path], ...handlers)`: a leading non-function (or array of them) is the path. */

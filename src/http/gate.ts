@@ -8,7 +8,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { CookieSerializeOptions } from '@fastify/cookie';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { CsrfError, TooManyAttemptsError, type GatehouseError } from '../core/errors.js';
+import { CsrfError, ServiceUnavailableError, TooManyAttemptsError, type GatehouseError } from '../core/errors.js';
 import { authorize, type FreshnessPolicy, type Principal, type SessionRequirement } from '../core/requirements.js';
 import type { Scope } from '../core/scopes.js';
 import { needsTouch } from '../core/session-state.js';
@@ -237,10 +237,17 @@ export class Gatekeeper {
 
 const SESSION_REQUIREMENTS: readonly SessionRequirement[] = ['none', 'any', 'pending', 'enrolling', 'full'];
 
-/** A refusal on a host application's route: the contract's JSON error, whatever the host's error handler does. */
+/** A refusal on a host application's route, in any framework: the contract's JSON error, never cached. */
+export function refusalOf(error: GatehouseError): { status: number; headers: Record<string, string>; body: string } {
+  const headers: Record<string, string> = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' };
+  if (error instanceof TooManyAttemptsError || error instanceof ServiceUnavailableError) headers['retry-after'] = String(error.retryAfter);
+  return { status: error.status, headers, body: JSON.stringify(error.toJSON()) };
+}
+
+/** A refusal on a host application's Fastify route, whatever the host's error handler does. */
 export function sendRefusal(reply: FastifyReply, error: GatehouseError): FastifyReply {
-  if (error instanceof TooManyAttemptsError) reply.header('Retry-After', String(error.retryAfter));
-  return reply.status(error.status).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(error.toJSON());
+  const refusal = refusalOf(error);
+  return reply.status(refusal.status).headers(refusal.headers).send(refusal.body);
 }
 
 /** The gate's view of a Fastify request. */
