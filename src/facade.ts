@@ -9,7 +9,7 @@ import { resolveOptions, type GatehouseOptionsInput } from './config.js';
 import type { SecurityEventName } from './core/events.js';
 import { assuranceLevel, type AuthMethod, type SessionState } from './core/session-state.js';
 import { assembleGatehouse, type Gatehouse as Internals } from './gatehouse.js';
-import { requires, userIdOf, type RouteRequirement } from './http/gate.js';
+import { requires, userIdOf, type RequestPrincipal, type RouteRequirement } from './http/gate.js';
 
 /** The options of `createGatehouse`: every field optional, defaults in docs/library.md. */
 export interface GatehouseOptions extends GatehouseOptionsInput {
@@ -83,7 +83,11 @@ export function internalsOf(gatehouse: Gatehouse): Internals {
 
 /** The public view of a session resolved by the gate. */
 export function sessionInfoOf(request: FastifyRequest): SessionInfo {
-  const p = request.principal;
+  return sessionInfoOfPrincipal(request.principal);
+}
+
+/** The public view of a principal the gate resolved (for the Express and Node adapters too). */
+export function sessionInfoOfPrincipal(p: RequestPrincipal | undefined): SessionInfo {
   if (p?.kind !== 'session') throw new Error('route requires a session but the gate resolved none');
   const { session } = p;
   return {

@@ -3,7 +3,6 @@
  * prefix whenever the public URL is https.
  */
 import type { CookieSerializeOptions } from '@fastify/cookie';
-import type { FastifyReply } from 'fastify';
 
 export interface CookiePolicy {
   secure: boolean;
@@ -29,6 +28,11 @@ export function cookieOptions(policy: CookiePolicy, maxAgeSeconds?: number): Coo
   };
 }
 
-export function clearCookie(reply: FastifyReply, policy: CookiePolicy, name: string): void {
+/** Anything that can clear a cookie: a Fastify reply, or the Express adapter's writer. */
+export function clearCookie(
+  reply: { clearCookie(name: string, options: CookieSerializeOptions): unknown },
+  policy: CookiePolicy,
+  name: string,
+): void {
   reply.clearCookie(name, cookieOptions(policy));
 }

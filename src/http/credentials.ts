@@ -5,10 +5,9 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Gatehouse } from '../gatehouse.js';
-import type { RequestContext } from '../services/context.js';
 import type { ActiveSession, SessionTransport } from '../services/sessions.js';
 import { clearCookie, cookieOptions, type CookiePolicy } from './cookies.js';
-import type { GateExtensions } from './gate.js';
+import type { CookieWriter, GateExtensions, GateRequest } from './gate.js';
 
 function secondsUntil(expiresAt: number, now: number): number {
   return Math.max(1, Math.floor((expiresAt - now) / 1000));
@@ -89,7 +88,7 @@ export async function endRememberMe(
  * belongs to the chain), the request goes on unauthenticated.
  */
 export function rememberMeScreener(gatehouse: Gatehouse, cookies: CookiePolicy): NonNullable<GateExtensions['screenSession']> {
-  return async (request: FastifyRequest, reply: FastifyReply, session: ActiveSession): Promise<boolean> => {
+  return async (request: GateRequest, reply: CookieWriter, session: ActiveSession): Promise<boolean> => {
     const presented = request.cookies[cookies.names.remember];
     if (presented === undefined) return true;
     const found = await gatehouse.rememberMe.screenStale(presented, request.ctx);
@@ -107,9 +106,10 @@ export function rememberMeScreener(gatehouse: Gatehouse, cookies: CookiePolicy):
  * remember-me cookie. An unusable token only clears its cookie.
  */
 export function rememberMeRestorer(gatehouse: Gatehouse, cookies: CookiePolicy): NonNullable<GateExtensions['restoreSession']> {
-  return async (request: FastifyRequest, reply: FastifyReply, ctx: RequestContext): Promise<ActiveSession | null> => {
+  return async (request: GateRequest, reply: CookieWriter): Promise<ActiveSession | null> => {
+    const { ctx } = request;
     const presented = request.cookies[cookies.names.remember];
-    if (presented === undefined || NO_RESTORE.has(request.routeOptions.url ?? '')) return null;
+    if (presented === undefined || NO_RESTORE.has(request.routeUrl ?? '')) return null;
     const restored = await gatehouse.rememberMe.restore(presented, ctx);
     if (!restored) {
       clearCookie(reply, cookies, cookies.names.remember);
@@ -119,5 +119,14 @@ export function rememberMeRestorer(gatehouse: Gatehouse, cookies: CookiePolicy):
     reply.setCookie(cookies.names.session, login.session.token, cookieOptions(cookies));
     reply.setCookie(cookies.names.remember, remember.token, cookieOptions(cookies, secondsUntil(remember.expiresAt, ctx.now)));
     return gatehouse.sessions.resolve(login.session.token, 'cookie', ctx.now);
+  };
+}
+
+/** The gate's extensions: personal API tokens and remember-me (one set for every framework). */
+export function gateExtensionsOf(gatehouse: Gatehouse, cookies: CookiePolicy): GateExtensions {
+  return {
+    restoreSession: rememberMeRestorer(gatehouse, cookies),
+    screenSession: rememberMeScreener(gatehouse, cookies),
+    apiTokens: gatehouse.apiTokens.gateExtension(),
   };
 }

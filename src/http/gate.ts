@@ -4,11 +4,12 @@
  * gate resolves who is asking (one indexed read), applies the requirement, then the CSRF
  * rule, in the contract's order: authentication, CSRF, freshness.
  */
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { CookieSerializeOptions } from '@fastify/cookie';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { CsrfError, TooManyAttemptsError, type GatehouseError } from '../core/errors.js';
-import type { PublicOrigins } from '../core/origins.js';
-import { authorize, type Principal, type SessionRequirement } from '../core/requirements.js';
+import { CsrfError, ServiceUnavailableError, TooManyAttemptsError, type GatehouseError } from '../core/errors.js';
+import { authorize, type FreshnessPolicy, type Principal, type SessionRequirement } from '../core/requirements.js';
 import type { Scope } from '../core/scopes.js';
 import { needsTouch } from '../core/session-state.js';
 import type { Gatehouse } from '../gatehouse.js';
@@ -41,17 +42,37 @@ export type RequestPrincipal =
   | { kind: 'session'; session: ActiveSession; via: 'cookie' | 'bearer' }
   | { kind: 'api_token'; token: ApiTokenPrincipal };
 
+/**
+ * What the gate reads of a request, whatever the framework (Fastify here, Express and
+ * plain Node in `src/adapters/`): one decision for all of them.
+ */
+export interface GateRequest {
+  readonly id: string;
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly cookies: Readonly<Record<string, string | undefined>>;
+  readonly ctx: RequestContext;
+  /** The route's pattern (for logs, and the routes on which remember-me must not restore). */
+  readonly routeUrl: string | undefined;
+}
+
+/** What the gate may write back: cookies (a remember-me restore sets them, a stale one is cleared). */
+export interface CookieWriter {
+  setCookie(name: string, value: string, options: CookieSerializeOptions): unknown;
+  clearCookie(name: string, options: CookieSerializeOptions): unknown;
+}
+
 /** Extension points later features plug into (API tokens, remember-me). */
 export interface GateExtensions {
   /** Resolves `Authorization: Bearer <token>` values that are personal API tokens. */
   apiTokens?: { prefix: string; resolve(token: string, now: number): Promise<ApiTokenPrincipal | null> };
   /** Restores a session when no valid session came with the request (remember-me). */
-  restoreSession?: (request: FastifyRequest, reply: FastifyReply, ctx: RequestContext) => Promise<ActiveSession | null>;
+  restoreSession?: (request: GateRequest, reply: CookieWriter) => Promise<ActiveSession | null>;
   /**
    * Looks at the other credentials a cookie session's request carries (remember-me), as
    * often as the session is touched; false when that ended the session.
    */
-  screenSession?: (request: FastifyRequest, reply: FastifyReply, session: ActiveSession) => Promise<boolean>;
+  screenSession?: (request: GateRequest, reply: CookieWriter, session: ActiveSession) => Promise<boolean>;
 }
 
 declare module 'fastify' {
@@ -73,41 +94,11 @@ export interface GateOptions {
   ownRoute: string;
 }
 
-function bearerToken(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
+function bearerToken(headers: IncomingHttpHeaders): string | null {
+  const header = headers.authorization;
   if (typeof header !== 'string') return null;
   const match = /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
   return match?.[1] ?? null;
-}
-
-async function resolvePrincipal(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  gatehouse: Gatehouse,
-  cookies: CookiePolicy,
-  extensions: GateExtensions,
-  restore: boolean,
-): Promise<RequestPrincipal> {
-  const now = request.ctx.now;
-  const bearer = bearerToken(request);
-  if (bearer) {
-    if (extensions.apiTokens && bearer.startsWith(extensions.apiTokens.prefix)) {
-      const token = await extensions.apiTokens.resolve(bearer, now);
-      return token ? { kind: 'api_token', token } : { kind: 'anonymous' };
-    }
-    const session = await gatehouse.sessions.resolve(bearer, 'token', now);
-    return session ? { kind: 'session', session, via: 'bearer' } : { kind: 'anonymous' };
-  }
-  const cookie = request.cookies[cookies.names.session];
-  const session = cookie ? await gatehouse.sessions.resolve(cookie, 'cookie', now) : null;
-  if (session) {
-    // At most once per touch interval, so a live session costs no extra read per request.
-    const screen = extensions.screenSession && needsTouch(session.facts, now, gatehouse.sessions.times.sessionIdleTtlSeconds);
-    if (screen && !(await extensions.screenSession!(request, reply, session))) return { kind: 'anonymous' };
-    return { kind: 'session', session, via: 'cookie' };
-  }
-  const restored = restore && extensions.restoreSession ? await extensions.restoreSession(request, reply, request.ctx) : null;
-  return restored ? { kind: 'session', session: restored, via: 'cookie' } : { kind: 'anonymous' };
 }
 
 function toCorePrincipal(principal: RequestPrincipal): Principal {
@@ -121,53 +112,159 @@ function toCorePrincipal(principal: RequestPrincipal): Principal {
   }
 }
 
-/**
- * Cookie-borne, state-changing requests must come from our own origin. Bearer requests
- * are exempt: a browser never attaches them on its own. Every refusal is logged with the
- * origins expected and received, so a misconfigured public URL is visible.
- */
-function csrfViolation(
-  request: FastifyRequest,
-  principal: RequestPrincipal,
-  origins: PublicOrigins,
-  logger: FastifyBaseLogger,
-): GatehouseError | null {
-  if (!STATE_CHANGING.has(request.method)) return null;
-  if (principal.kind === 'api_token' || (principal.kind === 'session' && principal.via === 'bearer')) return null;
-  if (principal.kind === 'anonymous' && bearerToken(request)) return null;
-  const origin = request.headers.origin;
-  const fetchSite = request.headers['sec-fetch-site'];
-  if ((typeof origin === 'string' && !origins.accepts(origin)) || fetchSite === 'cross-site') {
-    // Gatehouse's logger, not the request's: a host app's logger may be off.
-    logger.warn(
-      {
-        reqId: request.id,
-        expectedOrigin: origins.accepted(),
-        receivedOrigin: origin ?? null,
-        secFetchSite: fetchSite ?? null,
-        url: request.routeOptions.url,
-      },
-      'refused a cross-origin request (csrf)',
-    );
-    return new CsrfError();
-  }
-  return null;
+/** The request context every use case gets: client address, user agent (bounded), the clock read once. */
+export function requestContext(ip: string, userAgent: string | string[] | undefined, now: number): RequestContext {
+  return { ip, userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 512) : '', now };
 }
 
-/** A refusal on a host application's route: the contract's JSON error, whatever the host's error handler does. */
+/**
+ * The gate's decision, framework-neutral: who is asking (`principalOf`), whether they may
+ * (`refusal`: authentication, then CSRF, then freshness, the contract's order), and the
+ * session touch after admission. The Fastify hooks below and the Express middleware
+ * (`src/adapters/express.ts`) are thin callers of these three.
+ */
+export class Gatekeeper {
+  readonly cookies: CookiePolicy;
+  private readonly policy: FreshnessPolicy;
+
+  constructor(
+    private readonly gatehouse: Gatehouse,
+    private readonly extensions: GateExtensions,
+  ) {
+    this.cookies = cookiePolicy(gatehouse.config.publicUrl);
+    this.policy = {
+      stepUpMaxAgeSeconds: gatehouse.config.stepUpMaxAgeSeconds,
+      phishingResistantOnly: gatehouse.config.stepUpPhishingResistant,
+    };
+  }
+
+  /** Refuses requirements no request could meet: a scope the options do not declare. */
+  checkDeclaration(requirement: { session: SessionRequirement; scope?: Scope }, where: string): void {
+    if (!SESSION_REQUIREMENTS.includes(requirement.session)) {
+      throw new Error(`${where} names session "${String(requirement.session)}" (one of ${SESSION_REQUIREMENTS.join(', ')})`);
+    }
+    if (requirement.scope !== undefined && !this.gatehouse.config.scopes.includes(requirement.scope)) {
+      throw new Error(`${where} names scope "${requirement.scope}", which is not declared in the options' scopes`);
+    }
+  }
+
+  /**
+   * Public routes never look a session up (and never restore one from remember-me).
+   * Routes that take any session or none (sign-out) never restore one either: a
+   * remember-me cookie must not conjure a session at the moment the user leaves.
+   */
+  async principalOf(session: SessionRequirement, request: GateRequest, reply: CookieWriter): Promise<RequestPrincipal> {
+    if (session === 'none') return { kind: 'anonymous' };
+    const { gatehouse, extensions } = this;
+    const restore = session !== 'any';
+    const now = request.ctx.now;
+    const bearer = bearerToken(request.headers);
+    if (bearer) {
+      if (extensions.apiTokens && bearer.startsWith(extensions.apiTokens.prefix)) {
+        const token = await extensions.apiTokens.resolve(bearer, now);
+        return token ? { kind: 'api_token', token } : { kind: 'anonymous' };
+      }
+      const found = await gatehouse.sessions.resolve(bearer, 'token', now);
+      return found ? { kind: 'session', session: found, via: 'bearer' } : { kind: 'anonymous' };
+    }
+    const cookie = request.cookies[this.cookies.names.session];
+    const found = cookie ? await gatehouse.sessions.resolve(cookie, 'cookie', now) : null;
+    if (found) {
+      // At most once per touch interval, so a live session costs no extra read per request.
+      const screen = extensions.screenSession && needsTouch(found.facts, now, gatehouse.sessions.times.sessionIdleTtlSeconds);
+      if (screen && !(await extensions.screenSession!(request, reply, found))) return { kind: 'anonymous' };
+      return { kind: 'session', session: found, via: 'cookie' };
+    }
+    const restored = restore && extensions.restoreSession ? await extensions.restoreSession(request, reply) : null;
+    return restored ? { kind: 'session', session: restored, via: 'cookie' } : { kind: 'anonymous' };
+  }
+
+  /** The refusal to answer with, or null: authentication, CSRF, then freshness (when `fresh`). */
+  refusal(
+    requirement: { session: SessionRequirement; scope?: Scope },
+    fresh: boolean,
+    principal: RequestPrincipal,
+    request: GateRequest,
+  ): GatehouseError | null {
+    const core = toCorePrincipal(principal);
+    const now = request.ctx.now;
+    return (
+      authorize({ ...requirement, fresh: false }, core, now, this.policy) ??
+      this.csrfViolation(request, principal) ??
+      (fresh ? authorize({ ...requirement, fresh: true }, core, now, this.policy) : null)
+    );
+  }
+
+  /** After admission: the session's idle clock moves (at most once per touch interval). */
+  async admitted(principal: RequestPrincipal, now: number): Promise<void> {
+    if (principal.kind === 'session') await this.gatehouse.sessions.touchIfStale(principal.session, now);
+  }
+
+  /** Development: the port the host listens on, when no listen hook told us (Node handler, Express). */
+  noticeLocalPort(port: number | undefined): void {
+    if (!this.gatehouse.origins.knowsPort) this.gatehouse.origins.listening(port ?? 0);
+  }
+
+  /**
+   * Cookie-borne, state-changing requests must come from our own origin. Bearer requests
+   * are exempt: a browser never attaches them on its own. Every refusal is logged with the
+   * origins expected and received, so a misconfigured public URL is visible.
+   */
+  private csrfViolation(request: GateRequest, principal: RequestPrincipal): GatehouseError | null {
+    if (!STATE_CHANGING.has(request.method)) return null;
+    if (principal.kind === 'api_token' || (principal.kind === 'session' && principal.via === 'bearer')) return null;
+    if (principal.kind === 'anonymous' && bearerToken(request.headers)) return null;
+    const { origins, logger } = this.gatehouse;
+    const origin = request.headers.origin;
+    const fetchSite = request.headers['sec-fetch-site'];
+    if ((typeof origin === 'string' && !origins.accepts(origin)) || fetchSite === 'cross-site') {
+      // Gatehouse's logger, not the request's: a host app's logger may be off.
+      logger.warn(
+        {
+          reqId: request.id,
+          expectedOrigin: origins.accepted(),
+          receivedOrigin: origin ?? null,
+          secFetchSite: fetchSite ?? null,
+          url: request.routeUrl,
+        },
+        'refused a cross-origin request (csrf)',
+      );
+      return new CsrfError();
+    }
+    return null;
+  }
+}
+
+const SESSION_REQUIREMENTS: readonly SessionRequirement[] = ['none', 'any', 'pending', 'enrolling', 'full'];
+
+/** A refusal on a host application's route, in any framework: the contract's JSON error, never cached. */
+export function refusalOf(error: GatehouseError): { status: number; headers: Record<string, string>; body: string } {
+  const headers: Record<string, string> = { 'cache-control': 'no-store', 'content-type': 'application/json; charset=utf-8' };
+  if (error instanceof TooManyAttemptsError || error instanceof ServiceUnavailableError) headers['retry-after'] = String(error.retryAfter);
+  return { status: error.status, headers, body: JSON.stringify(error.toJSON()) };
+}
+
+/** A refusal on a host application's Fastify route, whatever the host's error handler does. */
 export function sendRefusal(reply: FastifyReply, error: GatehouseError): FastifyReply {
-  if (error instanceof TooManyAttemptsError) reply.header('Retry-After', String(error.retryAfter));
-  return reply.status(error.status).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(error.toJSON());
+  const refusal = refusalOf(error);
+  return reply.status(refusal.status).headers(refusal.headers).send(refusal.body);
+}
+
+/** The gate's view of a Fastify request. */
+function gateRequestOf(request: FastifyRequest): GateRequest {
+  return {
+    id: request.id,
+    method: request.method,
+    headers: request.headers,
+    cookies: request.cookies,
+    ctx: request.ctx,
+    routeUrl: request.routeOptions.url,
+  };
 }
 
 async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<void> {
-  const { gatehouse, extensions } = options;
-  const { origins } = gatehouse;
-  const cookies = cookiePolicy(gatehouse.config.publicUrl);
-  const policy = {
-    stepUpMaxAgeSeconds: gatehouse.config.stepUpMaxAgeSeconds,
-    phishingResistantOnly: gatehouse.config.stepUpPhishingResistant,
-  };
+  const { gatehouse } = options;
+  const gatekeeper = new Gatekeeper(gatehouse, options.extensions);
 
   app.decorateRequest('principal', null as never);
   app.decorateRequest('ctx', null as never);
@@ -177,19 +274,13 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     if (!requirement) {
       throw new Error(`Route ${String(route.method)} ${route.url} declares no requirement: add config: requires({ session: ... })`);
     }
-    if (requirement.scope !== undefined && !gatehouse.config.scopes.includes(requirement.scope)) {
-      throw new Error(
-        `Route ${String(route.method)} ${route.url} names scope "${requirement.scope}", which is not declared in the options' scopes`,
-      );
-    }
+    gatekeeper.checkDeclaration(requirement, `Route ${String(route.method)} ${route.url}`);
   });
 
   app.addHook('onRequest', async (request) => {
-    const ua = request.headers['user-agent'];
-    request.ctx = { ip: request.ip, userAgent: typeof ua === 'string' ? ua.slice(0, 512) : '', now: gatehouse.config.now() };
+    request.ctx = requestContext(request.ip, request.headers['user-agent'], gatehouse.config.now());
     request.principal = { kind: 'anonymous' };
-    // Development: the port the host listens on, when no listen hook told us (e.g. Node handler).
-    if (!origins.knowsPort) origins.listening(request.socket.localPort ?? 0);
+    gatekeeper.noticeLocalPort(request.socket.localPort);
   });
 
   // After the body is parsed (size and JSON syntax come first), before it is validated.
@@ -198,28 +289,16 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     const requirement = request.routeOptions.config.requires;
     // Unreachable while onRoute refuses undeclared routes; fail closed all the same.
     if (!requirement) throw new Error('route without requirement');
-    // Public routes never look a session up (and never restore one from remember-me).
-    // Routes that take any session or none (sign-out) never restore one either: a
-    // remember-me cookie must not conjure a session at the moment the user leaves.
-    const principal: RequestPrincipal =
-      requirement.session === 'none'
-        ? { kind: 'anonymous' as const }
-        : await resolvePrincipal(request, reply, gatehouse, cookies, extensions, requirement.session !== 'any');
+    const view = gateRequestOf(request);
+    const principal = await gatekeeper.principalOf(requirement.session, view, reply);
     request.principal = principal;
-
     const fresh = typeof requirement.fresh === 'function' ? requirement.fresh(request) : requirement.fresh === true;
-    const { fresh: _fresh, ...rest } = requirement;
-    const core = toCorePrincipal(principal);
-    const denied =
-      authorize({ ...rest, fresh: false }, core, request.ctx.now, policy) ??
-      csrfViolation(request, principal, origins, gatehouse.logger) ??
-      (fresh ? authorize({ ...rest, fresh: true }, core, request.ctx.now, policy) : null);
+    const denied = gatekeeper.refusal({ session: requirement.session, scope: requirement.scope }, fresh, principal, view);
     if (denied) {
       if (request.routeOptions.config[options.ownRoute as 'requires']) throw denied;
       return sendRefusal(reply, denied);
     }
-
-    if (principal.kind === 'session') await gatehouse.sessions.touchIfStale(principal.session, request.ctx.now);
+    await gatekeeper.admitted(principal, request.ctx.now);
   });
 }
 
@@ -242,7 +321,11 @@ export function sessionOf(request: FastifyRequest): ActiveSession {
 
 /** The account behind the request, whether a session or an API token. */
 export function userIdOf(request: FastifyRequest): string {
-  const p = request.principal;
+  return userIdOfPrincipal(request.principal);
+}
+
+/** The account behind a resolved principal (session or API token). */
+export function userIdOfPrincipal(p: RequestPrincipal): string {
   if (p.kind === 'session') return p.session.userId;
   if (p.kind === 'api_token') return p.token.userId;
   throw new Error('route requires a principal but the gate resolved none');

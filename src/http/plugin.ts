@@ -15,9 +15,9 @@ import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../core/json-limits.js';
 import { internalsOf, type Gatehouse as GatehouseFacade } from '../facade.js';
 import type { Gatehouse } from '../gatehouse.js';
 import { cookiePolicy, type CookiePolicy } from './cookies.js';
-import { rememberMeRestorer, rememberMeScreener } from './credentials.js';
+import { gateExtensionsOf } from './credentials.js';
 import { installErrorHandling } from './errors.js';
-import { gate, type GateExtensions } from './gate.js';
+import { gate } from './gate.js';
 import { accountRoutes } from './routes/account.js';
 import { authRoutes } from './routes/auth.js';
 import { deviceRoutes } from './routes/devices.js';
@@ -69,11 +69,7 @@ async function gatehousePlugin(app: FastifyInstance, options: GatehousePluginOpt
   // The pages link to absolute paths (/sign-in, /api/...), so they live at the root.
   if (pages && prefix !== '') throw new Error('gatehouseFastify: a prefix needs pages: false (the pages are served at the root)');
   const cookies = cookiePolicy(gatehouse.config.publicUrl);
-  const extensions: GateExtensions = {
-    restoreSession: rememberMeRestorer(gatehouse, cookies),
-    screenSession: rememberMeScreener(gatehouse, cookies),
-    apiTokens: gatehouse.apiTokens.gateExtension(),
-  };
+  const extensions = gateExtensionsOf(gatehouse, cookies);
 
   // In development the public origin follows the port the host really listens on.
   app.addHook('onListen', async function () {
