@@ -21,6 +21,8 @@ Options:
   --sarif FILE        write a SARIF 2.1.0 report
   --html FILE         write a single-file HTML report
   --only ID,ID        run only these checks (and the checks they build on)
+  --provision         create the test accounts first (the profile's accountSetup:
+                      sign-up and enrolment); for test deployments only
   --dry-run           print the plan and exit without sending requests
   -h, --help          this text
 
@@ -47,6 +49,7 @@ export async function auditCommand(argv: string[], io: CommandIO = defaultIO): P
         html: { type: 'string' },
         only: { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
+        provision: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -75,7 +78,7 @@ export async function auditCommand(argv: string[], io: CommandIO = defaultIO): P
   }
   let profile: Profile;
   try {
-    profile = await loadProfile(args.profile);
+    profile = await loadProfile(args.profile, args.provision ? { provision: true } : undefined);
   } catch (err) {
     if (err instanceof ProfileError) return fail(err.message);
     throw err;

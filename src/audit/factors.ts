@@ -64,6 +64,11 @@ export class CodeSupply {
     return Math.max(0, acceptableFrom - this.now());
   }
 
+  /** Records that the target already accepted a code of `step` (e.g. at enrolment). */
+  markUsed(step: number): void {
+    this.lastStep = Math.max(this.lastStep, step);
+  }
+
   /** The code for the next unused step; call totpWaitMs() first and wait that long. */
   takeTotp(): IssuedCode {
     if (!this.totp) throw new Error('no TOTP secret in the profile');

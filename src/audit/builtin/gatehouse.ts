@@ -108,6 +108,17 @@ export const gatehouseProfile: Record<string, unknown> = {
     body: { transport: 'token' },
     tokenField: 'sessionToken',
   },
+  // With `provision: true` (--provision): sign up and enrol TOTP as any client would.
+  accountSetup: {
+    username: 'gatehouse-audit-{nonce}@example.test',
+    password: 'Audit-{nonce}-pw-{nonce}',
+    count: 2,
+    steps: [
+      { method: 'POST', path: '/api/auth/signup', body: { email: '{username}', password: '{password}' }, expect: { status: 201 } },
+      { method: 'POST', path: '/api/mfa/totp/setup', capture: { totpSecret: { json: 'secret' } } },
+      { method: 'POST', path: '/api/mfa/totp/confirm', body: { code: '{totp}' }, recoveryCodes: 'recoveryCodes' },
+    ],
+  },
   stepUp: { maxAgeSeconds: 900 },
   limits: { maxGuesses: 10, lockoutAfter: 10, raceParallelism: 3 },
 };
