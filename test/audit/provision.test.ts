@@ -2,9 +2,15 @@
 // enrolment, and the second account for otp-cross-account) from the profile's
 // accountSetup steps. Against Gatehouse (the built-in profile's accountSetup) and a
 // fixture app with its own sign-up shape.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseProfile, ProfileError } from '../../src/audit/profile.js';
+import { deepMerge, parseProfile, ProfileError } from '../../src/audit/profile.js';
+import { startTokenland, type TokenlandFlaws } from '../fixtures/tokenland/app.js';
 import { runAudit } from '../../src/audit/runner.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { digest, idsWith } from './helpers.js';
@@ -79,5 +85,60 @@ describe('provisioning', () => {
     expect(report.aborted).toMatch(/^provisioning failed: accountSetup\.steps\.0 \(POST \/api\/auth\/signup\) for account 1 answered 400/);
     expect(report.results).toEqual([]);
     expect(report.exitCode).toBe(2);
+  });
+});
+
+// Tokenland's sign-up: a set-up token in a reply field, sent back in a header; the TOTP
+// secret only inside an otpauth:// URL (a regex capture); backup codes at activation.
+const TOKENLAND_SETUP = {
+  provision: true,
+  accounts: [],
+  accountSetup: {
+    username: 'audit-{nonce}@tokenland.example',
+    password: 'Audit-{nonce}-pw',
+    steps: [
+      { path: '/api/v2/signup', body: { login: '{username}', password: '{password}' }, capture: { setupToken: { json: 'setup_token' } } },
+      { path: '/api/v2/mfa/totp', headers: { 'X-Setup-Token': '{setupToken}' }, capture: { totpSecret: { regex: 'secret=([A-Z2-7]+)' } } },
+      {
+        path: '/api/v2/mfa/totp/activate',
+        headers: { 'X-Setup-Token': '{setupToken}' },
+        body: { code: '{totp}' },
+        recoveryCodes: 'backup_codes',
+      },
+    ],
+  },
+};
+
+async function auditTokenland(flaws: Partial<TokenlandFlaws>) {
+  const mailDir = await mkdtemp(join(tmpdir(), 'tokenland-mail-'));
+  const app = await startTokenland({ style: 'pending-body', flaws, mailDir });
+  try {
+    const path = fileURLToPath(new URL('../fixtures/tokenland/pending-body.profile.yaml', import.meta.url));
+    const raw = parse(readFileSync(path, 'utf8').replace('MAILDIR', mailDir)) as Record<string, unknown>;
+    const profile = parseProfile(deepMerge(raw, TOKENLAND_SETUP), 'tokenland provisioned');
+    return await runAudit({ target: app.url, profile });
+  } finally {
+    await app.close();
+    await rm(mailDir, { recursive: true, force: true });
+  }
+}
+
+describe.concurrent('provisioning a fixture app (Tokenland)', () => {
+  it('secure variant: the accounts it made audit clean, no error', async () => {
+    const report = await auditTokenland({});
+    expect(report.aborted, digest(report)).toBeUndefined();
+    expect(report.preflight.filter((e) => e.note.startsWith('provision account'))).toHaveLength(6);
+    expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'error'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'inconclusive'), digest(report)).toEqual([]);
+    // The second account exists, so the cross-account check ran.
+    expect(idsWith(report, 'blocked')).toContain('otp-cross-account');
+  });
+
+  it('planted replay flaw and password-only disable are found on the provisioned account', async () => {
+    const report = await auditTokenland({ totpReplay: true, disableWithPasswordOnly: true });
+    expect(report.aborted, digest(report)).toBeUndefined();
+    expect(idsWith(report, 'bypassed'), digest(report)).toEqual(['mfa-disable-without-reauth', 'totp-replay']);
+    expect(idsWith(report, 'error'), digest(report)).toEqual([]);
   });
 });
