@@ -9,8 +9,10 @@ import { renderJson } from './reports/json.js';
 import { renderSarif } from './reports/sarif.js';
 import { createProgressPrinter, renderSummary, type Output } from './reports/terminal.js';
 import { runAudit } from './runner.js';
+import { initCommand } from './draft/command.js';
 
 export const AUDIT_USAGE = `Usage: gatehouse audit --target URL --profile FILE|builtin:NAME [options]
+       gatehouse audit init (--openapi FILE|URL | --har FILE) [--out FILE]   (drafts a profile)
 
 Runs known MFA-bypass attacks against TARGET with the test accounts in the profile.
 
@@ -37,6 +39,7 @@ export interface CommandIO {
 const defaultIO: CommandIO = { stdout: process.stdout, stderr: process.stderr };
 
 export async function auditCommand(argv: string[], io: CommandIO = defaultIO): Promise<number> {
+  if (argv[0] === 'init') return initCommand(argv.slice(1), io);
   let args;
   try {
     args = parseArgs({
