@@ -91,11 +91,15 @@ export function draftProfile(api: ApiDescription, options: DraftOptions = {}): D
       writes(op) &&
       op !== login &&
       fieldBy(op.body, CODE) &&
-      (has(op, MFA_WORDS) || has(op, /verify|challenge/) || op.requires?.session === 'pending' || hasMfaGrant(op)) &&
+      (has(op, MFA_WORDS) || has(op, /verify|challenge|login|sign-?in|auth/) || op.requires?.session === 'pending' || hasMfaGrant(op)) &&
       !has(op, ENROLMENT) &&
       !has(op, /step-?up|reauth|re-auth|sudo|disable/),
   );
-  const verify = best(verifyCandidates, (op) => (op.requires?.session === 'pending' ? 4 : 0) + (has(op, /verify|challenge|login/) ? 1 : 0));
+  const isRecovery = (op: ApiOperation) => /recovery|backup/i.test(`${op.path} ${fieldBy(op.body, CODE)?.name ?? ''}`);
+  const verify = best(
+    verifyCandidates,
+    (op) => (op.requires?.session === 'pending' ? 4 : 0) + (has(op, /verify|challenge|login/) ? 1 : 0) + (isRecovery(op) ? -2 : 0),
+  );
   const secondFactor: Record<string, unknown> = {};
   let pendingCapture: Record<string, unknown> | undefined;
   if (verify) {
@@ -140,11 +144,13 @@ export function draftProfile(api: ApiDescription, options: DraftOptions = {}): D
       (op) => writes(op) && op !== verify && has(op, /backup|recovery/) && fieldBy(op.body, CODE) && !has(op, ENROLMENT),
     );
     if (recovery) {
+      const pendingIn = pendingCapture ? recovery.body.find((f) => topLevel(f) && /token/i.test(f.name) && !CODE.test(f.name)) : undefined;
       secondFactor.recoveryCode = {
         method: recovery.method,
         path: recovery.path,
         encoding: recovery.encoding,
         codeField: fieldBy(recovery.body, CODE)!.name,
+        ...(pendingIn ? { body: { [pendingIn.name]: '{pending}' } } : {}),
       };
       place('secondFactor.recoveryCode', recovery, 'a recovery/backup code submission');
     }
@@ -154,7 +160,12 @@ export function draftProfile(api: ApiDescription, options: DraftOptions = {}): D
 
   const tokenField = tokenReplyField(verify);
   if (api.cookieSession === true || loginSetsCookie || !tokenField) profile.session = { transport: 'cookie' };
-  else profile.session = { transport: 'bearer', tokenField };
+  else {
+    profile.session = { transport: 'bearer', tokenField };
+    // A bearer API says "accepted" by handing out the token.
+    const accepted = secondFactor.accepted as { status?: number; body?: unknown } | undefined;
+    if (accepted && !accepted.body) secondFactor.accepted = { ...accepted, body: { path: tokenField } };
+  }
 
   // 4. Who-am-I and other protected reads.
   const reads = ops.filter((op) => op.method === 'GET' && op.secured === true && !hasParams(op) && !used.has(op));
@@ -297,17 +308,36 @@ export function draftProfile(api: ApiDescription, options: DraftOptions = {}): D
     unplaced.push(
       "stepUp.maxAgeSeconds: the step-up window is a deployment setting, not in the API description; 900 s assumed (set the test deployment's, e.g. 2)",
     );
+  } else if (actions.some((a) => /\{(password|totp)\}/.test(JSON.stringify(a.body ?? {})))) {
+    // The actions ask for credentials in the request itself: any full session is "stale" for
+    // them, so a short window lets the checks try them with a session older than its login.
+    profile.stepUp = { maxAgeSeconds: 1 };
+    placed.push('stepUp.maxAgeSeconds → 1 (the actions ask for the password or a code in the request itself)');
   }
 
   // 7. Remember-me and token login: options of the login request.
   const rememberField = login.body.find((f) => topLevel(f) && /remember/i.test(f.name));
   if (rememberField) {
+    // A remember-me token in a reply body, exchanged at an endpoint that takes it in its body.
+    const tokenOut =
+      verify &&
+      ok(verify)
+        .flatMap((r) => r.fields)
+        .find((f) => /remember/i.test(f.name) && f.type === 'string');
+    const exchange = ops.find((op) => writes(op) && op.body.some((f) => topLevel(f) && /remember/i.test(f.name) && /token/i.test(f.name)));
+    const exchangeField = exchange?.body.find((f) => topLevel(f) && /remember/i.test(f.name) && /token/i.test(f.name));
+    const restore =
+      tokenOut && exchange && exchangeField
+        ? { method: exchange.method, path: exchange.path, body: { [exchangeField.name]: '{rememberToken}' } }
+        : { method: 'GET', path: (profile.whoami as { path: string }).path };
     profile.rememberMe = {
       loginField: rememberField.name,
       loginValue: rememberField.type === 'boolean' ? true : 'on',
-      restore: { method: 'GET', path: (profile.whoami as { path: string }).path },
+      ...(tokenOut && exchange ? { token: { json: tokenOut.name } } : {}),
+      restore,
     };
-    placed.push(`rememberMe → login field ${rememberField.name}, restored at who-am-I`);
+    if (tokenOut && exchange) place('rememberMe.restore', exchange, `remember-me token from ${tokenOut.name} in its body`);
+    else placed.push(`rememberMe → login field ${rememberField.name}, restored at who-am-I`);
   }
   const transportField = login.body.find((f) => topLevel(f) && f.values?.includes('token') && f.values.length > 1);
   const loginToken = ok(login)
@@ -337,13 +367,15 @@ export function draftProfile(api: ApiDescription, options: DraftOptions = {}): D
   const reset = ops.find((op) => writes(op) && op !== forgot && op.secured !== true && /reset/.test(op.text) && fieldBy(op.body, PASSWORD));
   if (forgot && reset) {
     const tokenIn = fieldBy(reset.body, /token|code|key/i);
-    if (options.mailDir) {
+    // No token field: the token is the path's parameter, and the mailed link ends the same way.
+    const inPath = !tokenIn ? /\/([\w-]+)\/\{\w+\}$/.exec(reset.path) : null;
+    if (options.mailDir && (tokenIn || inPath)) {
       profile.passwordReset = {
         request: { method: forgot.method, path: forgot.path, emailField: fieldBy(forgot.body, /^(e-?mail|login|username)$/i)!.name },
-        token: { from: 'mailDir', dir: options.mailDir },
+        token: { from: 'mailDir', dir: options.mailDir, ...(inPath ? { pattern: `/${inPath[1]}/([A-Za-z0-9._~%-]+)` } : {}) },
         reset: {
           method: reset.method,
-          path: reset.path,
+          path: inPath ? reset.path.replace(/\{\w+\}$/, '{token}') : reset.path,
           passwordField: fieldBy(reset.body, PASSWORD)!.name,
           ...(tokenIn ? { tokenField: tokenIn.name } : {}),
         },
