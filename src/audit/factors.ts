@@ -11,7 +11,8 @@ import { Secret, TOTP } from 'otpauth';
 const STEP_SECONDS = 30;
 
 export interface IssuedCode {
-  kind: 'totp' | 'recovery';
+  /** `passkey`: no code; the software authenticator signs the target's challenge when it is sent. */
+  kind: 'totp' | 'recovery' | 'passkey';
   code: string;
   /** TOTP only: the time step the code belongs to. */
   step?: number;

@@ -145,6 +145,19 @@ const requestSpec = {
 
 const codeSubmission = z.strictObject({ ...requestSpec, codeField: z.string().min(1).default('code') });
 
+/**
+ * A passkey as second factor: `options` asks the target for request options (a challenge),
+ * the software authenticator signs an assertion, and the request itself (path, body…)
+ * carries it in `responseField`.
+ */
+const passkeySubmission = z.strictObject({
+  ...requestSpec,
+  options: z.strictObject(requestSpec),
+  /** Where the request options are in the `options` reply (dotted); default: the whole reply. */
+  optionsField: z.string().min(1).optional(),
+  responseField: z.string().min(1).default('response'),
+});
+
 const sensitiveKind = z.enum(['change_email', 'change_password', 'create_api_token', 'disable_mfa', 'other']);
 export type SensitiveKind = z.infer<typeof sensitiveKind>;
 
@@ -188,6 +201,16 @@ const account = z.strictObject({
     .pipe(z.string().regex(/^[A-Z2-7]+=*$/, 'must be a base32 TOTP secret'))
     .optional(),
   recoveryCodes: z.array(z.string().min(1)).default([]),
+  /** A passkey the software authenticator holds (made by provisioning, or exported from an earlier run). */
+  passkey: z
+    .strictObject({
+      credentialId: z.string().min(1),
+      privateKey: z.string().includes('PRIVATE KEY', { message: 'a PKCS#8 PEM private key' }),
+      rpId: z.string().min(1).optional(),
+      userHandle: z.string().min(1).optional(),
+      signCount: z.number().int().min(0).optional(),
+    })
+    .optional(),
 });
 export type Account = z.infer<typeof account>;
 
@@ -212,6 +235,8 @@ const setupStep = z.strictObject({
   ...requestSpec,
   expect: matcherSchema.optional(),
   recoveryCodes: z.string().min(1).optional(),
+  /** This reply holds passkey creation options (true: the whole reply; else the dotted field); `{passkeyCredential}` in a later step's body is the software authenticator's answer. */
+  passkeyOptions: z.union([z.literal(true), z.string().min(1)]).optional(),
 });
 
 /** How to create a test account on the target (used with `provision: true` / `--provision`). */
@@ -251,11 +276,12 @@ export const profileSchema = z
       .strictObject({
         totp: codeSubmission.optional(),
         recoveryCode: codeSubmission.optional(),
+        passkey: passkeySubmission.optional(),
         accepted: matcherSchema.optional(),
         limited: matcherSchema.default({ status: 429 }),
         totpWindow: z.number().int().min(0).max(3).default(1),
       })
-      .refine((f) => f.totp || f.recoveryCode, { message: 'give totp, recoveryCode or both' }),
+      .refine((f) => f.totp || f.recoveryCode || f.passkey, { message: 'give totp, recoveryCode, passkey, or several' }),
     whoami: z.strictObject({ ...endpoint, success: matcherSchema.optional() }),
     protectedEndpoints: z.array(z.strictObject({ ...endpoint, success: matcherSchema.optional() })).default([]),
     sensitiveActions: z.array(sensitiveAction).default([]),
@@ -323,8 +349,8 @@ export const profileSchema = z
     accounts: z
       .array(account)
       .default([])
-      .refine((a) => !a[0] || a[0].totpSecret || a[0].recoveryCodes.length > 0, {
-        message: 'the first account needs a totpSecret or recoveryCodes, or the auditor cannot complete a login',
+      .refine((a) => !a[0] || a[0].totpSecret || a[0].recoveryCodes.length > 0 || a[0].passkey, {
+        message: 'the first account needs a totpSecret, recoveryCodes or a passkey, or the auditor cannot complete a login',
       }),
   })
   .refine((p) => !p.provision || p.accountSetup, {
@@ -334,6 +360,10 @@ export const profileSchema = z
   .refine((p) => p.secondFactor.totp || !p.accounts.some((a) => a.totpSecret), {
     message: 'accounts give a totpSecret but there is no secondFactor.totp to submit codes to',
     path: ['secondFactor', 'totp'],
+  })
+  .refine((p) => p.secondFactor.passkey || !p.accounts.some((a) => a.passkey), {
+    message: 'accounts give a passkey but there is no secondFactor.passkey to use it with',
+    path: ['secondFactor', 'passkey'],
   })
   .refine((p) => p.secondFactor.recoveryCode || !p.accounts.some((a) => a.recoveryCodes.length), {
     message: 'accounts give recoveryCodes but there is no secondFactor.recoveryCode to submit them to',

@@ -9,6 +9,7 @@ import { describeMatcher, fillTemplate, getPath, succeeded } from './matchers.js
 import type { SecretRegistry } from './mask.js';
 import type { Account, AccountSetup, Profile } from './profile.js';
 import { Inconclusive } from './inconclusive.js';
+import { createPasskey } from './passkey.js';
 
 const STEP_MS = 30_000;
 
@@ -52,8 +53,20 @@ async function createAccount(
   const ctx = new AuditContext({ ...profile, accounts: [account] }, http, secrets);
   const session = ctx.newSession();
   let usedTotpStep: number | undefined;
+  let passkeyOptions: unknown;
   for (const [i, step] of setup.steps.entries()) {
     const what = `accountSetup.steps.${i} (${step.method} ${step.path}) for account ${n}`;
+    let body = step.body === undefined ? undefined : structuredClone(step.body);
+    if (JSON.stringify(body ?? {}).includes('"{passkeyCredential}"')) {
+      if (passkeyOptions === undefined) throw new Inconclusive(`${what} uses {passkeyCredential}, but no earlier step has passkeyOptions`);
+      try {
+        const made = createPasskey(passkeyOptions, http.origin);
+        account.passkey = made.credential;
+        body = replaceValue(body!, '{passkeyCredential}', made.response);
+      } catch (err) {
+        throw new Inconclusive(`${what}: the software passkey cannot register: ${(err as Error).message}`);
+      }
+    }
     const send = (vars: Record<string, string>) =>
       ctx.sendStep(
         step,
@@ -61,7 +74,7 @@ async function createAccount(
           method: step.method,
           path: step.path,
           encoding: step.encoding,
-          body: step.body === undefined ? undefined : structuredClone(step.body),
+          body: body === undefined ? undefined : structuredClone(body),
           headers: step.headers,
           note: `provision account ${n}: step ${i + 1}`,
         },
@@ -90,6 +103,10 @@ async function createAccount(
         `${what} answered ${res.status}, not ${step.expect ? describeMatcher(step.expect) : 'a 2xx status'}: ${res.text.slice(0, 200)}`,
       );
     }
+    if (step.passkeyOptions !== undefined) {
+      passkeyOptions = step.passkeyOptions === true ? res.json : getPath(res.json, step.passkeyOptions);
+      if (!passkeyOptions) throw new Inconclusive(`${what}: its reply has no passkey creation options`);
+    }
     if (step.recoveryCodes !== undefined) {
       const codes = getPath(res.json, step.recoveryCodes);
       if (!Array.isArray(codes) || !codes.every((c) => typeof c === 'string'))
@@ -100,8 +117,23 @@ async function createAccount(
   }
   const secret = session.vars.get('totpSecret');
   if (secret) account.totpSecret = secret.replace(/[\s-]/g, '').toUpperCase();
-  if (!account.totpSecret && !account.recoveryCodes.length) {
-    throw new Inconclusive('accountSetup ran, but no step captured totpSecret or recoveryCodes: the new account has no second factor');
+  if (!account.totpSecret && !account.recoveryCodes.length && !account.passkey) {
+    throw new Inconclusive(
+      'accountSetup ran, but no step captured totpSecret or recoveryCodes or registered a passkey: the new account has no second factor',
+    );
   }
   return { account, usedTotpStep };
+}
+
+/** `body` with every string equal to `marker` replaced by `value` (a structured value, e.g. a passkey's response). */
+function replaceValue(body: Record<string, unknown>, marker: string, value: unknown): Record<string, unknown> {
+  const walk = (v: unknown): unknown =>
+    v === marker
+      ? value
+      : Array.isArray(v)
+        ? v.map(walk)
+        : v && typeof v === 'object'
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]))
+          : v;
+  return walk(body) as Record<string, unknown>;
 }

@@ -156,7 +156,7 @@ async function runPreflight(ctx: AuditContext): Promise<void> {
     throw new Error(`${p.whoami.path} answers ${anonymous.res.status} without any session: whoami.success cannot tell sessions apart`);
   }
   const login = await ctx.passwordLogin({ note: 'baseline: log in with the password' });
-  const code = await ctx.issueCode(ctx.codes.hasTotp ? 'totp' : 'recovery');
+  const code = await ctx.issueCode(ctx.hasPasskey ? 'any' : ctx.codes.hasTotp ? 'totp' : 'recovery');
   const verify = await ctx.submitCode(login.session, code, { note: 'baseline: complete the login with a valid code' });
   if (verify.limited) {
     // The target is limiting the auditor itself: say so, rather than blame the secret.

@@ -22,6 +22,14 @@ export const gatehouseProfile: Record<string, unknown> = {
       codeField: 'code',
       body: { method: 'recovery_code' },
     },
+    // For accounts holding a passkey (the software authenticator answers the challenge).
+    passkey: {
+      options: { method: 'POST', path: '/api/auth/webauthn/options' },
+      method: 'POST',
+      path: '/api/auth/mfa/verify',
+      body: { method: 'webauthn' },
+      responseField: 'response',
+    },
     accepted: { status: 200, body: { path: 'status', equals: 'authenticated' } },
     limited: { status: 429 },
     totpWindow: 1,
