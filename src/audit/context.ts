@@ -407,18 +407,31 @@ export class AuditContext {
     decisive: (t: T) => HttpResult | undefined,
     onGiveUp?: (signal: string, waitMs: number | undefined) => void,
   ): Promise<T> {
+    const maxWait = this.profile.limits.maxWaitSeconds * 1000;
+    let backedOff = 0;
     for (let tries = 0; ; tries++) {
       const out = await attempt();
       const res = decisive(out);
       const signal = res ? this.limitSignal(res) : undefined;
       if (!res || !signal) return out;
       const waitMs = retryAfterMs(res);
-      if (tries < 2 && waitMs !== undefined && waitMs <= this.profile.limits.maxWaitSeconds * 1000) {
+      if (tries < 2 && waitMs !== undefined && waitMs <= maxWait) {
         await this.wait(waitMs + 250, `the target limits requests (${signal}): pacing`);
         continue;
       }
+      // No Retry-After (e.g. a 400 "too many"): back off on its own, 2 s then 4 s, within
+      // limits.maxWaitSeconds, so a short limiter still lets the check conclude.
+      const backoff = Math.min(2000 * 2 ** tries, maxWait - backedOff);
+      if (tries < 2 && waitMs === undefined && backoff >= 1000) {
+        backedOff += backoff;
+        await this.wait(backoff, `the target limits requests (${signal}, no Retry-After): backing off`);
+        continue;
+      }
       onGiveUp?.(signal, waitMs);
-      const wait = waitMs === undefined ? 'no Retry-After' : `Retry-After ${Math.round(waitMs / 1000)}s, more than limits.maxWaitSeconds`;
+      const wait =
+        waitMs === undefined
+          ? `no Retry-After, still limited after backing off ${Math.round(backedOff / 1000)}s`
+          : `Retry-After ${Math.round(waitMs / 1000)}s, more than limits.maxWaitSeconds`;
       throw new Limited(`${what} got a limit reply (${signal}; ${wait}), so a refusal here would prove nothing`, signal);
     }
   }
