@@ -317,8 +317,13 @@ export class AuditContext {
     const factor = this.profile.secondFactor;
     const spec = this.codeSpec(code.kind);
     const body = structuredClone(spec.body ?? {});
-    if (code.kind === 'passkey') setPath(body, factor.passkey!.responseField, await this.passkeyAssertion(session));
-    else {
+    if (code.kind === 'passkey') {
+      const signed = await this.passkeyAssertion(session);
+      // No challenge to sign (e.g. the login needed no second factor): that reply is the answer.
+      if ('refused' in signed)
+        return { res: { ...signed.refused, missing: [] }, accepted: false, limited: this.limitSignal(signed.refused) };
+      setPath(body, factor.passkey!.responseField, signed.assertion);
+    } else {
       this.secrets.add(code.code);
       setPath(body, (spec as { codeField: string }).codeField, code.code);
     }
@@ -345,7 +350,7 @@ export class AuditContext {
    * Asks the target for passkey request options in the session (`secondFactor.passkey.options`)
    * and signs them with the account's software passkey.
    */
-  private async passkeyAssertion(session: Session): Promise<Record<string, unknown>> {
+  private async passkeyAssertion(session: Session): Promise<{ assertion: Record<string, unknown> } | { refused: StepResult }> {
     const spec = this.profile.secondFactor.passkey;
     const credential = this.account.passkey;
     if (!spec || !credential) throw new Inconclusive('the account has no passkey, or the profile no secondFactor.passkey');
@@ -356,10 +361,9 @@ export class AuditContext {
       session,
     );
     const options = spec.optionsField ? getPath(res.json, spec.optionsField) : res.json;
-    if (res.status >= 400 || !options)
-      throw new Inconclusive(`${o.method} ${o.path} gave no passkey request options (status ${res.status})`);
+    if (res.status >= 400 || !options) return { refused: res };
     try {
-      return assertPasskey(credential, options, this.http.origin);
+      return { assertion: assertPasskey(credential, options, this.http.origin) };
     } catch (err) {
       throw new Inconclusive(`the software passkey cannot answer: ${(err as Error).message}`);
     }

@@ -13,6 +13,7 @@ import { assertPasskey, createPasskey } from '../../src/audit/passkey.js';
 import { parseProfile } from '../../src/audit/profile.js';
 import { runAudit } from '../../src/audit/runner.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { startKeyway, type KeywayFlaws } from '../fixtures/keyway/app.js';
 import { digest, idsWith } from './helpers.js';
 
 const ORIGIN = 'http://localhost:3000';
@@ -126,5 +127,63 @@ describe('auditing Gatehouse with a passkey-only account', () => {
     // TOTP checks need a TOTP secret; the passkey accounts have recovery codes, so those run.
     expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(['otp-cross-account', 'totp-replay']);
     expect(idsWith(report, 'blocked')).toHaveLength(13);
+  });
+});
+
+// Keyway: an app whose only second factor is a passkey (verified by @simplewebauthn/server).
+describe.concurrent('auditing a passkey-only app (Keyway)', () => {
+  const profile = () =>
+    parseProfile(
+      {
+        name: 'Keyway',
+        login: { path: '/login', mfaRequired: { body: { path: 'next', equals: 'passkey' } } },
+        secondFactor: {
+          passkey: { options: { path: '/login/passkey/options' }, path: '/login/passkey', responseField: 'assertion' },
+          accepted: { status: 200, body: { path: 'next', equals: 'done' } },
+        },
+        whoami: { path: '/me' },
+        protectedEndpoints: [{ path: '/notes' }],
+        provision: true,
+        accountSetup: {
+          steps: [
+            { path: '/signup', body: { email: '{username}', password: '{password}' } },
+            { path: '/passkeys/options', passkeyOptions: true },
+            { path: '/passkeys', body: { credential: '{passkeyCredential}' } },
+          ],
+        },
+        safety: { requestsPerSecond: 100 },
+      },
+      'keyway',
+    );
+
+  async function audit(flaws: Partial<KeywayFlaws>) {
+    const app = await startKeyway(flaws);
+    try {
+      return await runAudit({ target: app.url, profile: profile() });
+    } finally {
+      await app.close();
+    }
+  }
+
+  it('secure variant: every applicable check blocked, no error', async () => {
+    const report = await audit({});
+    expect(report.aborted, digest(report)).toBeUndefined();
+    expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'error'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'inconclusive'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'blocked'), digest(report)).toEqual([
+      'password-only-session',
+      'pending-forced-browsing',
+      'session-fixation-mfa',
+    ]);
+  });
+
+  it('planted flaws found: password alone signs in; a pending session reads the notes', async () => {
+    const ignores = await audit({ loginIgnoresPasskey: true });
+    expect(idsWith(ignores, 'bypassed'), digest(ignores)).toEqual(['password-only-session']);
+    expect(idsWith(ignores, 'error'), digest(ignores)).toEqual([]);
+    const pending = await audit({ pendingReadsNotes: true });
+    expect(idsWith(pending, 'bypassed'), digest(pending)).toEqual(['pending-forced-browsing']);
+    expect(idsWith(pending, 'error'), digest(pending)).toEqual([]);
   });
 });
