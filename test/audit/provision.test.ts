@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditCommand } from '../../src/audit/command.js';
 import { deepMerge, parseProfile, ProfileError } from '../../src/audit/profile.js';
 import { startTokenland, type TokenlandFlaws } from '../fixtures/tokenland/app.js';
 import { runAudit } from '../../src/audit/runner.js';
@@ -41,6 +42,14 @@ describe('provisioning', () => {
     } catch (err) {
       expect((err as ProfileError).problems).toContainEqual(expect.stringMatching(/^accountSetup: provision: true needs accountSetup/));
     }
+  });
+
+  it('--provision on the command line: the dry run shows the accounts it would create and their steps', async () => {
+    let out = '';
+    const io = { stdout: { write: (t: string) => ((out += t), true) }, stderr: { write: () => true } };
+    expect(await auditCommand(['--target', server.url, '--profile', 'builtin:gatehouse', '--provision', '--dry-run'], io)).toBe(0);
+    expect(out).toContain('Provisioning (provision: true): first creates 2 account(s) (gatehouse-audit-{nonce}@example.test)');
+    expect(out).toMatch(/- POST \/api\/mfa\/totp\/setup \(capture totpSecret\)/);
   });
 
   it('Gatehouse: the built-in accountSetup creates both accounts; every check blocked, none skipped', async () => {
