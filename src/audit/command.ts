@@ -9,8 +9,10 @@ import { renderJson } from './reports/json.js';
 import { renderSarif } from './reports/sarif.js';
 import { createProgressPrinter, renderSummary, type Output } from './reports/terminal.js';
 import { runAudit } from './runner.js';
+import { initCommand } from './draft/command.js';
 
 export const AUDIT_USAGE = `Usage: gatehouse audit --target URL --profile FILE|builtin:NAME [options]
+       gatehouse audit init (--openapi FILE|URL | --har FILE) [--out FILE]   (drafts a profile)
 
 Runs known MFA-bypass attacks against TARGET with the test accounts in the profile.
 
@@ -21,6 +23,8 @@ Options:
   --sarif FILE        write a SARIF 2.1.0 report
   --html FILE         write a single-file HTML report
   --only ID,ID        run only these checks (and the checks they build on)
+  --provision         create the test accounts first (the profile's accountSetup:
+                      sign-up and enrolment); for test deployments only
   --dry-run           print the plan and exit without sending requests
   -h, --help          this text
 
@@ -35,6 +39,7 @@ export interface CommandIO {
 const defaultIO: CommandIO = { stdout: process.stdout, stderr: process.stderr };
 
 export async function auditCommand(argv: string[], io: CommandIO = defaultIO): Promise<number> {
+  if (argv[0] === 'init') return initCommand(argv.slice(1), io);
   let args;
   try {
     args = parseArgs({
@@ -47,6 +52,7 @@ export async function auditCommand(argv: string[], io: CommandIO = defaultIO): P
         html: { type: 'string' },
         only: { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
+        provision: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -75,7 +81,7 @@ export async function auditCommand(argv: string[], io: CommandIO = defaultIO): P
   }
   let profile: Profile;
   try {
-    profile = await loadProfile(args.profile);
+    profile = await loadProfile(args.profile, args.provision ? { provision: true } : undefined);
   } catch (err) {
     if (err instanceof ProfileError) return fail(err.message);
     throw err;

@@ -10,6 +10,7 @@ import type { SecretRegistry } from './mask.js';
 import type { Account, Extractor, FetchFirst, Profile, SensitiveAction } from './profile.js';
 import { Session } from './session.js';
 import { Inconclusive, Limited } from './inconclusive.js';
+import { assertPasskey } from './passkey.js';
 
 /**
  * Words apps put in a refusal when they stop taking requests. A 4xx saying one of these is
@@ -105,6 +106,11 @@ export class AuditContext {
     this.account = account;
     this.codes = new CodeSupply(account.totpSecret, account.recoveryCodes, profile.secondFactor.totpWindow);
     for (const a of profile.accounts) secrets.add(a.password, a.totpSecret, ...a.recoveryCodes);
+  }
+
+  /** The audited account holds a passkey and the profile says how to use it. */
+  get hasPasskey(): boolean {
+    return this.account.passkey !== undefined && this.profile.secondFactor.passkey !== undefined;
   }
 
   nonce(): string {
@@ -288,8 +294,9 @@ export class AuditContext {
 
   private codeSpec(kind: IssuedCode['kind']) {
     const factor = this.profile.secondFactor;
-    const spec = kind === 'totp' ? factor.totp : factor.recoveryCode;
-    if (!spec) throw new Inconclusive(`the profile has no secondFactor.${kind === 'totp' ? 'totp' : 'recoveryCode'}`);
+    const key = kind === 'recovery' ? 'recoveryCode' : kind;
+    const spec = factor[key];
+    if (!spec) throw new Inconclusive(`the profile has no secondFactor.${key}`);
     return spec;
   }
 
@@ -309,9 +316,17 @@ export class AuditContext {
   ): Promise<{ res: StepResult; accepted: boolean; limited: string | undefined }> {
     const factor = this.profile.secondFactor;
     const spec = this.codeSpec(code.kind);
-    this.secrets.add(code.code);
     const body = structuredClone(spec.body ?? {});
-    setPath(body, spec.codeField, code.code);
+    if (code.kind === 'passkey') {
+      const signed = await this.passkeyAssertion(session);
+      // No challenge to sign (e.g. the login needed no second factor): that reply is the answer.
+      if ('refused' in signed)
+        return { res: { ...signed.refused, missing: [] }, accepted: false, limited: this.limitSignal(signed.refused) };
+      setPath(body, factor.passkey!.responseField, signed.assertion);
+    } else {
+      this.secrets.add(code.code);
+      setPath(body, (spec as { codeField: string }).codeField, code.code);
+    }
     const res = await this.sendStep(
       spec,
       {
@@ -320,7 +335,7 @@ export class AuditContext {
         encoding: spec.encoding,
         body,
         headers: { ...spec.headers, ...opts.headers },
-        note: opts.note ?? `submit the ${code.kind === 'totp' ? 'TOTP' : 'recovery'} code`,
+        note: opts.note ?? `submit the ${codeLabel(code.kind)}`,
       },
       session,
       { takeToken: true, ...(opts.prepared ? { prepared: opts.prepared } : {}) },
@@ -329,6 +344,29 @@ export class AuditContext {
     // Every session the checks submit codes in belongs to the primary account.
     this.wrongStreak = accepted ? 0 : this.wrongStreak + 1;
     return { res, accepted, limited: accepted ? undefined : this.limitSignal(res) };
+  }
+
+  /**
+   * Asks the target for passkey request options in the session (`secondFactor.passkey.options`)
+   * and signs them with the account's software passkey.
+   */
+  private async passkeyAssertion(session: Session): Promise<{ assertion: Record<string, unknown> } | { refused: StepResult }> {
+    const spec = this.profile.secondFactor.passkey;
+    const credential = this.account.passkey;
+    if (!spec || !credential) throw new Inconclusive('the account has no passkey, or the profile no secondFactor.passkey');
+    const o = spec.options;
+    const res = await this.sendStep(
+      o,
+      { method: o.method, path: o.path, encoding: o.encoding, body: o.body, headers: o.headers, note: 'ask for passkey request options' },
+      session,
+    );
+    const options = spec.optionsField ? getPath(res.json, spec.optionsField) : res.json;
+    if (res.status >= 400 || !options) return { refused: res };
+    try {
+      return { assertion: assertPasskey(credential, options, this.http.origin) };
+    } catch (err) {
+      throw new Inconclusive(`the software passkey cannot answer: ${(err as Error).message}`);
+    }
   }
 
   /** Whether the response says the target is limiting attempts (see limitSignal). */
@@ -373,30 +411,46 @@ export class AuditContext {
     decisive: (t: T) => HttpResult | undefined,
     onGiveUp?: (signal: string, waitMs: number | undefined) => void,
   ): Promise<T> {
+    const maxWait = this.profile.limits.maxWaitSeconds * 1000;
+    let backedOff = 0;
     for (let tries = 0; ; tries++) {
       const out = await attempt();
       const res = decisive(out);
       const signal = res ? this.limitSignal(res) : undefined;
       if (!res || !signal) return out;
       const waitMs = retryAfterMs(res);
-      if (tries < 2 && waitMs !== undefined && waitMs <= this.profile.limits.maxWaitSeconds * 1000) {
+      if (tries < 2 && waitMs !== undefined && waitMs <= maxWait) {
         await this.wait(waitMs + 250, `the target limits requests (${signal}): pacing`);
         continue;
       }
+      // No Retry-After (e.g. a 400 "too many"): back off on its own, 2 s then 4 s, within
+      // limits.maxWaitSeconds, so a short limiter still lets the check conclude.
+      const backoff = Math.min(2000 * 2 ** tries, maxWait - backedOff);
+      if (tries < 2 && waitMs === undefined && backoff >= 1000) {
+        backedOff += backoff;
+        await this.wait(backoff, `the target limits requests (${signal}, no Retry-After): backing off`);
+        continue;
+      }
       onGiveUp?.(signal, waitMs);
-      const wait = waitMs === undefined ? 'no Retry-After' : `Retry-After ${Math.round(waitMs / 1000)}s, more than limits.maxWaitSeconds`;
+      const wait =
+        waitMs === undefined
+          ? `no Retry-After, still limited after backing off ${Math.round(backedOff / 1000)}s`
+          : `Retry-After ${Math.round(waitMs / 1000)}s, more than limits.maxWaitSeconds`;
       throw new Limited(`${what} got a limit reply (${signal}; ${wait}), so a refusal here would prove nothing`, signal);
     }
   }
 
   /** A valid code for the primary account, waiting for the next TOTP step only if unavoidable. */
   async issueCode(preference: CodePreference): Promise<IssuedCode> {
+    // A passkey costs no waiting and nothing runs out: first choice for routine logins.
+    if (preference === 'any' && this.hasPasskey) return { kind: 'passkey', code: 'passkey' };
     if (preference !== 'totp') {
       const recovery = this.codes.takeRecovery(false);
       if (recovery) return recovery;
       if (preference === 'recovery') throw new Inconclusive('no spare recovery code left in the profile');
     }
     if (!this.codes.hasTotp) {
+      if (this.hasPasskey) return { kind: 'passkey', code: 'passkey' };
       throw new Inconclusive('no TOTP secret and no spare recovery code left: add more recovery codes to the profile');
     }
     await this.wait(this.codes.totpWaitMs(), 'waiting for the next TOTP time step');
@@ -430,7 +484,7 @@ export class AuditContext {
     const login = await this.passwordLogin({ remember: opts.remember, note: opts.note ?? 'log in with the password' });
     const code = opts.code ?? (await this.issueCode(opts.preference ?? 'any'));
     const { res: verify, accepted } = await this.submitCode(login.session, code, {
-      note: `complete the login with a ${code.kind === 'totp' ? 'TOTP' : 'recovery'} code`,
+      note: `complete the login with a ${codeLabel(code.kind)}`,
     });
     const limited = accepted ? undefined : this.limitSignal(verify);
     if (limited) return { limited, res: verify, code };
@@ -570,6 +624,10 @@ export class AuditContext {
   vars(account: Account): Record<string, string> {
     return { username: account.username, password: account.password, email: account.email ?? account.username, nonce: this.nonce() };
   }
+}
+
+function codeLabel(kind: IssuedCode['kind']): string {
+  return kind === 'totp' ? 'TOTP code' : kind === 'recovery' ? 'recovery code' : 'passkey assertion';
 }
 
 /** [dotted path, string value] for every string or number leaf of a JSON value. */

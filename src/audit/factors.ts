@@ -11,7 +11,8 @@ import { Secret, TOTP } from 'otpauth';
 const STEP_SECONDS = 30;
 
 export interface IssuedCode {
-  kind: 'totp' | 'recovery';
+  /** `passkey`: no code; the software authenticator signs the target's challenge when it is sent. */
+  kind: 'totp' | 'recovery' | 'passkey';
   code: string;
   /** TOTP only: the time step the code belongs to. */
   step?: number;
@@ -62,6 +63,11 @@ export class CodeSupply {
     const next = this.nextStep();
     const acceptableFrom = (next - this.window) * STEP_SECONDS * 1000;
     return Math.max(0, acceptableFrom - this.now());
+  }
+
+  /** Records that the target already accepted a code of `step` (e.g. at enrolment). */
+  markUsed(step: number): void {
+    this.lastStep = Math.max(this.lastStep, step);
   }
 
   /** The code for the next unused step; call totpWaitMs() first and wait that long. */

@@ -13,8 +13,11 @@ export function renderPlan(target: string, profile: Profile, only?: readonly str
     '',
     `Safety: requests only to ${origin}; at most ${s.maxRequests} requests; at most ${s.requestsPerSecond} per second;`,
     `        account-changing checks ${s.allowAccountChanges ? 'ALLOWED (safety.allowAccountChanges: true)' : 'skipped (set safety.allowAccountChanges: true to run them)'}.`,
-    `Accounts: ${profile.accounts.map((a) => a.username).join(', ')}; recovery codes available: ${recoveryCodes}.`,
-    ...(recoveryCodes < 8 ? ['Note: with fewer than 8 recovery codes some logins wait for a new TOTP step (up to 30 s each).'] : []),
+    `Accounts: ${profile.accounts.map((a) => a.username).join(', ') || '(none given)'}; recovery codes available: ${recoveryCodes}.`,
+    ...provisioningNote(profile),
+    ...(!profile.provision && recoveryCodes < 8
+      ? ['Note: with fewer than 8 recovery codes some logins wait for a new TOTP step (up to 30 s each).']
+      : []),
     '',
     'Preflight:',
     `  - ${profile.whoami.method} ${profile.whoami.path} without a session (must be refused)`,
@@ -53,6 +56,16 @@ export function renderPlan(target: string, profile: Profile, only?: readonly str
     lines.push(head, ...check.plan(profile).map((step) => `      - ${step}`));
   }
   return `${lines.join('\n')}\n`;
+}
+
+function provisioningNote(profile: Profile): string[] {
+  const setup = profile.accountSetup;
+  if (!profile.provision || !setup) return [];
+  const missing = Math.max(0, setup.count - profile.accounts.length);
+  return [
+    `Provisioning (provision: true): first creates ${missing} account(s) (${setup.username}), each with:`,
+    ...setup.steps.map((st) => `  - ${st.method} ${st.path}${st.capture ? ` (capture ${Object.keys(st.capture).join(', ')})` : ''}`),
+  ];
 }
 
 /** "GET /login (<input name="csrf"> → field csrf), then " or "". */

@@ -145,6 +145,19 @@ const requestSpec = {
 
 const codeSubmission = z.strictObject({ ...requestSpec, codeField: z.string().min(1).default('code') });
 
+/**
+ * A passkey as second factor: `options` asks the target for request options (a challenge),
+ * the software authenticator signs an assertion, and the request itself (path, body…)
+ * carries it in `responseField`.
+ */
+const passkeySubmission = z.strictObject({
+  ...requestSpec,
+  options: z.strictObject(requestSpec),
+  /** Where the request options are in the `options` reply (dotted); default: the whole reply. */
+  optionsField: z.string().min(1).optional(),
+  responseField: z.string().min(1).default('response'),
+});
+
 const sensitiveKind = z.enum(['change_email', 'change_password', 'create_api_token', 'disable_mfa', 'other']);
 export type SensitiveKind = z.infer<typeof sensitiveKind>;
 
@@ -188,6 +201,16 @@ const account = z.strictObject({
     .pipe(z.string().regex(/^[A-Z2-7]+=*$/, 'must be a base32 TOTP secret'))
     .optional(),
   recoveryCodes: z.array(z.string().min(1)).default([]),
+  /** A passkey the software authenticator holds (made by provisioning, or exported from an earlier run). */
+  passkey: z
+    .strictObject({
+      credentialId: z.string().min(1),
+      privateKey: z.string().includes('PRIVATE KEY', { message: 'a PKCS#8 PEM private key' }),
+      rpId: z.string().min(1).optional(),
+      userHandle: z.string().min(1).optional(),
+      signCount: z.number().int().min(0).optional(),
+    })
+    .optional(),
 });
 export type Account = z.infer<typeof account>;
 
@@ -201,6 +224,32 @@ const resetToken = z.discriminatedUnion('from', [
     pattern: z.string().min(1).default('token=([A-Za-z0-9._~%-]+)'),
   }),
 ]);
+
+/**
+ * One request of an account's set-up (sign-up, enrolment): a flow step with `{username}`,
+ * `{password}`, `{email}`, `{totp}` (from a captured `totpSecret`) and earlier captures.
+ * Capturing `totpSecret` gives the new account its TOTP secret; `recoveryCodes` names the
+ * JSON field (a list) that hands out its recovery codes.
+ */
+const setupStep = z.strictObject({
+  ...requestSpec,
+  expect: matcherSchema.optional(),
+  recoveryCodes: z.string().min(1).optional(),
+  /** This reply holds passkey creation options (true: the whole reply; else the dotted field); `{passkeyCredential}` in a later step's body is the software authenticator's answer. */
+  passkeyOptions: z.union([z.literal(true), z.string().min(1)]).optional(),
+});
+
+/** How to create a test account on the target (used with `provision: true` / `--provision`). */
+const accountSetup = z.strictObject({
+  /** Templates; `{nonce}` makes each account's own. */
+  username: z.string().min(1).default('audit-{nonce}@example.test'),
+  email: z.string().min(1).optional(),
+  password: z.string().min(8).default('Audit-{nonce}-pw-{nonce}'),
+  /** Accounts the audit needs in all: the first is audited, the second serves otp-cross-account. */
+  count: z.number().int().min(1).max(5).default(2),
+  steps: z.array(setupStep).min(1),
+});
+export type AccountSetup = z.infer<typeof accountSetup>;
 
 export const profileSchema = z
   .strictObject({
@@ -227,11 +276,12 @@ export const profileSchema = z
       .strictObject({
         totp: codeSubmission.optional(),
         recoveryCode: codeSubmission.optional(),
+        passkey: passkeySubmission.optional(),
         accepted: matcherSchema.optional(),
         limited: matcherSchema.default({ status: 429 }),
         totpWindow: z.number().int().min(0).max(3).default(1),
       })
-      .refine((f) => f.totp || f.recoveryCode, { message: 'give totp, recoveryCode or both' }),
+      .refine((f) => f.totp || f.recoveryCode || f.passkey, { message: 'give totp, recoveryCode, passkey, or several' }),
     whoami: z.strictObject({ ...endpoint, success: matcherSchema.optional() }),
     protectedEndpoints: z.array(z.strictObject({ ...endpoint, success: matcherSchema.optional() })).default([]),
     sensitiveActions: z.array(sensitiveAction).default([]),
@@ -293,16 +343,27 @@ export const profileSchema = z
         timeoutSeconds: z.number().positive().max(120).default(10),
       })
       .default({ allowAccountChanges: false, maxRequests: 500, requestsPerSecond: 10, timeoutSeconds: 10 }),
+    /** Create the accounts the audit needs (up to accountSetup.count) on the target before it starts. */
+    provision: z.boolean().default(false),
+    accountSetup: accountSetup.optional(),
     accounts: z
       .array(account)
-      .min(1, 'give at least one test account')
-      .refine((a) => !a[0] || a[0].totpSecret || a[0].recoveryCodes.length > 0, {
-        message: 'the first account needs a totpSecret or recoveryCodes, or the auditor cannot complete a login',
+      .default([])
+      .refine((a) => !a[0] || a[0].totpSecret || a[0].recoveryCodes.length > 0 || a[0].passkey, {
+        message: 'the first account needs a totpSecret, recoveryCodes or a passkey, or the auditor cannot complete a login',
       }),
+  })
+  .refine((p) => !p.provision || p.accountSetup, {
+    message: 'provision: true needs accountSetup (the sign-up and enrolment steps)',
+    path: ['accountSetup'],
   })
   .refine((p) => p.secondFactor.totp || !p.accounts.some((a) => a.totpSecret), {
     message: 'accounts give a totpSecret but there is no secondFactor.totp to submit codes to',
     path: ['secondFactor', 'totp'],
+  })
+  .refine((p) => p.secondFactor.passkey || !p.accounts.some((a) => a.passkey), {
+    message: 'accounts give a passkey but there is no secondFactor.passkey to use it with',
+    path: ['secondFactor', 'passkey'],
   })
   .refine((p) => p.secondFactor.recoveryCode || !p.accounts.some((a) => a.recoveryCodes.length), {
     message: 'accounts give recoveryCodes but there is no secondFactor.recoveryCode to submit them to',
@@ -312,7 +373,8 @@ export const profileSchema = z
 export type Profile = z.infer<typeof profileSchema>;
 export type ProfileInput = z.input<typeof profileSchema>;
 
-const ACCOUNTS_HINT = ': the test accounts to audit with; a profile that extends a built-in one adds them (see docs/audit.md)';
+const ACCOUNTS_HINT =
+  ': the test accounts to audit with; a profile that extends a built-in one adds them, or provision: true (--provision) creates them with accountSetup (see docs/audit.md)';
 
 export class ProfileError extends Error {
   constructor(
@@ -324,24 +386,29 @@ export class ProfileError extends Error {
   }
 }
 
-/** Validates an already-parsed profile (after resolving `extends`). */
-export function parseProfile(raw: unknown, source = 'profile'): Profile {
-  const merged = resolveExtends(raw, source);
+/** Validates an already-parsed profile (after resolving `extends`); `overrides` merge over it (e.g. `--provision`). */
+export function parseProfile(raw: unknown, source = 'profile', overrides?: Record<string, unknown>): Profile {
+  const merged = overrides ? deepMerge(resolveExtends(raw, source), overrides) : resolveExtends(raw, source);
   const result = profileSchema.safeParse(merged);
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const where = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
-      const message = issue.message.replace(/^Invalid input: expected (\w+), received undefined$/, 'missing (expected $1)');
-      return `${where}: ${message}${where === 'accounts' && message.startsWith('missing') ? ACCOUNTS_HINT : ''}`;
-    });
-    throw new ProfileError(source, problems);
+  const problems = result.success
+    ? []
+    : result.error.issues.map((issue) => {
+        const where = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
+        const message = issue.message.replace(/^Invalid input: expected (\w+), received undefined$/, 'missing (expected $1)');
+        return `${where}: ${message}`;
+      });
+  // Checked here, not in the schema, so it is reported together with every other problem.
+  const given = isPlainObject(merged) ? merged : {};
+  if (given.provision !== true && (given.accounts === undefined || (Array.isArray(given.accounts) && given.accounts.length === 0))) {
+    problems.push(`accounts: ${given.accounts === undefined ? 'missing' : 'give at least one test account'}${ACCOUNTS_HINT}`);
   }
+  if (problems.length || !result.success) throw new ProfileError(source, problems);
   return result.data;
 }
 
 /** Loads `builtin:NAME` or a JSON/YAML file. */
-export async function loadProfile(spec: string): Promise<Profile> {
-  if (spec.startsWith('builtin:')) return parseProfile({ extends: spec }, spec);
+export async function loadProfile(spec: string, overrides?: Record<string, unknown>): Promise<Profile> {
+  if (spec.startsWith('builtin:')) return parseProfile({ extends: spec }, spec, overrides);
   let text: string;
   try {
     text = await readFile(spec, 'utf8');
@@ -355,7 +422,7 @@ export async function loadProfile(spec: string): Promise<Profile> {
   } catch (err) {
     throw new ProfileError(spec, [`not valid JSON/YAML: ${(err as Error).message}`]);
   }
-  return parseProfile(raw, spec);
+  return parseProfile(raw, spec, overrides);
 }
 
 function resolveExtends(raw: unknown, source: string): unknown {

@@ -8,6 +8,7 @@ import { maskExchange, SecretRegistry } from './mask.js';
 import { describeExtractor, extractorOf } from './extract.js';
 import { describeMatcher } from './matchers.js';
 import type { Profile } from './profile.js';
+import { provisionAccounts, type Provisioned } from './provision.js';
 import { AUDITOR_NAME, AUDITOR_VERSION, countStatuses, exitCodeFor, type AuditReport } from './report.js';
 
 export interface AuditListener {
@@ -49,17 +50,48 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     timeoutMs: profile.safety.timeoutSeconds * 1000,
   });
   const secrets = new SecretRegistry();
+  const preflight: Exchange[] = [];
+  const results: CheckResult[] = [];
+  let aborted: string | undefined;
+  const report = (): AuditReport => {
+    const finished = Date.now();
+    const counts = countStatuses(results);
+    const masked = (list: Exchange[]) => list.map((e) => maskExchange(e, secrets));
+    return {
+      tool: { name: AUDITOR_NAME, version: AUDITOR_VERSION },
+      target,
+      profile: profile.name,
+      startedAt: new Date(started).toISOString(),
+      finishedAt: new Date(finished).toISOString(),
+      durationMs: finished - started,
+      requestCount: http.requestCount,
+      ...(aborted !== undefined ? { aborted } : {}),
+      preflight: masked(preflight),
+      results: results.map((r) => ({ ...r, evidence: masked(r.evidence) })),
+      counts,
+      exitCode: exitCodeFor(counts, aborted),
+    };
+  };
+
+  http.sink = preflight;
+  let provisioned: Provisioned[] = [];
+  if (profile.provision) {
+    listener.onPreflight?.('provisioning: creating the test accounts on the target');
+    try {
+      provisioned = await provisionAccounts(profile, http, secrets);
+    } catch (err) {
+      aborted = `provisioning failed: ${(err as Error).message}`;
+      return report();
+    }
+  }
   const ctx = new AuditContext(profile, http, secrets, { onWait: listener.onWait?.bind(listener) });
+  const primary = provisioned.find((p) => p.account === ctx.account);
+  if (primary?.usedTotpStep !== undefined) ctx.codes.markUsed(primary.usedTotpStep);
 
   // Recovery codes the recovery-code checks will need are kept out of routine logins.
   const recoveryChecks = checks.filter((c) => c.id.startsWith('recovery-code-') && !c.notApplicable(profile));
   ctx.codes.reserveRecovery(recoveryChecks.length);
 
-  const preflight: Exchange[] = [];
-  const results: CheckResult[] = [];
-  let aborted: string | undefined;
-
-  http.sink = preflight;
   try {
     listener.onPreflight?.('preflight: unauthenticated who-am-I, full login, lookups');
     await runPreflight(ctx);
@@ -110,23 +142,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     listener.onCheckEnd?.(result, i, checks.length);
   }
 
-  const finished = Date.now();
-  const counts = countStatuses(results);
-  const masked = (list: Exchange[]) => list.map((e) => maskExchange(e, secrets));
-  return {
-    tool: { name: AUDITOR_NAME, version: AUDITOR_VERSION },
-    target,
-    profile: profile.name,
-    startedAt: new Date(started).toISOString(),
-    finishedAt: new Date(finished).toISOString(),
-    durationMs: finished - started,
-    requestCount: http.requestCount,
-    ...(aborted !== undefined ? { aborted } : {}),
-    preflight: masked(preflight),
-    results: results.map((r) => ({ ...r, evidence: masked(r.evidence) })),
-    counts,
-    exitCode: exitCodeFor(counts, aborted),
-  };
+  return report();
 }
 
 /**
@@ -140,7 +156,7 @@ async function runPreflight(ctx: AuditContext): Promise<void> {
     throw new Error(`${p.whoami.path} answers ${anonymous.res.status} without any session: whoami.success cannot tell sessions apart`);
   }
   const login = await ctx.passwordLogin({ note: 'baseline: log in with the password' });
-  const code = await ctx.issueCode(ctx.codes.hasTotp ? 'totp' : 'recovery');
+  const code = await ctx.issueCode(ctx.hasPasskey ? 'any' : ctx.codes.hasTotp ? 'totp' : 'recovery');
   const verify = await ctx.submitCode(login.session, code, { note: 'baseline: complete the login with a valid code' });
   if (verify.limited) {
     // The target is limiting the auditor itself: say so, rather than blame the secret.

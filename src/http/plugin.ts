@@ -10,6 +10,7 @@ import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { createRequire } from 'node:module';
 import { InvalidRequestError, TooManyAttemptsError } from '../core/errors.js';
 import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../core/json-limits.js';
 import { internalsOf, type Gatehouse as GatehouseFacade } from '../facade.js';
@@ -28,6 +29,7 @@ import { emailRoutes } from './routes/email.js';
 import { passwordResetRoutes } from './routes/password-reset.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { webauthnRoutes } from './routes/webauthn.js';
+import { openapiRoutes, RouteCatalogue } from './routes/openapi.js';
 import { webPages } from '../web/plugin.js';
 import { oidcRoutes } from '../oidc/plugin.js';
 
@@ -98,14 +100,25 @@ async function gatehousePlugin(app: FastifyInstance, options: GatehousePluginOpt
 
 async function ownRoutes(
   app: FastifyInstance,
-  options: { gatehouse: Gatehouse; cookies: CookiePolicy; pages: boolean; notFound: boolean; conventions: boolean; behindProxy: boolean },
+  options: {
+    gatehouse: Gatehouse;
+    cookies: CookiePolicy;
+    pages: boolean;
+    notFound: boolean;
+    conventions: boolean;
+    behindProxy: boolean;
+    prefix: string;
+  },
 ): Promise<void> {
   const { gatehouse, cookies, pages } = options;
+  const catalogue = new RouteCatalogue();
   app.addHook('onRoute', (route) => {
     route.config = { ...route.config, [OWN_ROUTE]: true };
+    catalogue.add(route);
   });
   if (options.conventions) await httpConventions(app, gatehouse, cookies, options.notFound);
   await app.register(healthRoutes, { gatehouse });
+  await app.register(openapiRoutes, { gatehouse, cookies, catalogue, prefix: options.prefix, version: packageVersion() });
   await app.register(authRoutes, { gatehouse, cookies });
   await app.register(mfaRoutes, { gatehouse, cookies });
   await app.register(webauthnRoutes, { gatehouse, cookies });
@@ -120,6 +133,9 @@ async function ownRoutes(
   // The OpenID Provider: /oidc/*, /.well-known/openid-configuration (encapsulated).
   await app.register(oidcRoutes, { gatehouse, cookies, behindProxy: options.behindProxy });
 }
+
+/** src/http/plugin.ts and dist/http/plugin.js both sit two folders below package.json. */
+const packageVersion = (): string => (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 /** Security headers, `no-store`, the JSON body parser and JSON errors, on the context `app`. */
 async function httpConventions(app: FastifyInstance, gatehouse: Gatehouse, cookies: CookiePolicy, notFound: boolean): Promise<void> {

@@ -48,6 +48,13 @@ describe.concurrent('limits are not refusals', () => {
     expect(report.results[0]!.why).toBe('limited: status 400 saying "Too many"');
   });
 
+  it('a replay flaw behind a short limiter answered 400 "too many" without Retry-After is found: the auditor backs off', async () => {
+    const report = await audit({ flaws: { totpReplay: true }, addressLimit: { max: 2, windowSeconds: 2, answer: 400 } }, ['totp-replay']);
+    expect(statuses(report), digest(report)).toEqual({ 'totp-replay': 'bypassed' });
+    const notes = report.results[0]!.evidence.map((e) => `${e.note} → ${e.response?.status}`);
+    expect(notes, notes.join('\n')).toContain('submit the same TOTP code again → 400');
+  });
+
   it('a guess limit answered with 400 is a limit, though the profile declares 429', async () => {
     // The profile says limited: {status: 429}; the bank answers 400 "Too many attempts, slow
     // down". Read as a plain refusal, ten wrong codes would look unlimited: a false finding.

@@ -74,7 +74,7 @@ describe('profile validation', () => {
 
   it('needs a way to finish a login', () => {
     expect(problems({ ...minimal(), accounts: [{ username: 'a', password: 'b' }] })).toEqual([
-      expect.stringMatching(/^accounts: the first account needs a totpSecret or recoveryCodes/),
+      expect.stringMatching(/^accounts: the first account needs a totpSecret, recoveryCodes or a passkey/),
     ]);
     expect(problems({ ...minimal(), accounts: [{ username: 'a', password: 'b', recoveryCodes: ['x'] }] })).toEqual([
       expect.stringMatching(/^secondFactor\.recoveryCode: accounts give recoveryCodes but/),

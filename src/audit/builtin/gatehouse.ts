@@ -22,6 +22,14 @@ export const gatehouseProfile: Record<string, unknown> = {
       codeField: 'code',
       body: { method: 'recovery_code' },
     },
+    // For accounts holding a passkey (the software authenticator answers the challenge).
+    passkey: {
+      options: { method: 'POST', path: '/api/auth/webauthn/options' },
+      method: 'POST',
+      path: '/api/auth/mfa/verify',
+      body: { method: 'webauthn' },
+      responseField: 'response',
+    },
     accepted: { status: 200, body: { path: 'status', equals: 'authenticated' } },
     limited: { status: 429 },
     totpWindow: 1,
@@ -107,6 +115,17 @@ export const gatehouseProfile: Record<string, unknown> = {
     passwordField: 'password',
     body: { transport: 'token' },
     tokenField: 'sessionToken',
+  },
+  // With `provision: true` (--provision): sign up and enrol TOTP as any client would.
+  accountSetup: {
+    username: 'gatehouse-audit-{nonce}@example.test',
+    password: 'Audit-{nonce}-pw-{nonce}',
+    count: 2,
+    steps: [
+      { method: 'POST', path: '/api/auth/signup', body: { email: '{username}', password: '{password}' }, expect: { status: 201 } },
+      { method: 'POST', path: '/api/mfa/totp/setup', capture: { totpSecret: { json: 'secret' } } },
+      { method: 'POST', path: '/api/mfa/totp/confirm', body: { code: '{totp}' }, recoveryCodes: 'recoveryCodes' },
+    ],
   },
   stepUp: { maxAgeSeconds: 900 },
   limits: { maxGuesses: 10, lockoutAfter: 10, raceParallelism: 3 },

@@ -7,6 +7,8 @@ import type { Profile } from '../profile.js';
 import { describeMatcher } from '../matchers.js';
 import { blocked, bypassed, Inconclusive, notApplicable, type Check } from './types.js';
 
+const PASSKEY_ONLY = 'the profile submits no codes (passkey only): there is nothing to guess';
+
 /** A code that is certainly wrong, for whichever factor the profile can submit. */
 function wrongCode(ctx: AuditContext): Pick<IssuedCode, 'kind' | 'code'> {
   if (ctx.profile.secondFactor.totp) return { kind: 'totp', code: ctx.codes.wrongTotp() };
@@ -60,7 +62,7 @@ export const mfaGuessUnlimited: Check = {
   fixHint:
     'Limit wrong codes per pending session (revoke it after a handful) and per account across sessions, ' +
     'with a lockout that even a correct code cannot pass.',
-  notApplicable: () => undefined,
+  notApplicable: (p) => (p.secondFactor.totp || p.secondFactor.recoveryCode ? undefined : PASSKEY_ONLY),
   plan: (p) => guessPlan(p),
   async run(ctx) {
     const cap = ctx.profile.limits.maxGuesses;
@@ -81,7 +83,7 @@ export const xffRateLimitEvasion: Check = {
     'A limiter keyed on a client-supplied address is no limit at all.',
   fixHint: 'Key limits on the account and pending session; trust X-Forwarded-For only from known proxy addresses.',
   dependsOn: ['mfa-guess-unlimited'],
-  notApplicable: () => undefined,
+  notApplicable: (p) => (p.secondFactor.totp || p.secondFactor.recoveryCode ? undefined : PASSKEY_ONLY),
   plan: (p) => guessPlan(p, ', each with a new X-Forwarded-For address'),
   async run(ctx) {
     const baseline = baselines.get(ctx);

@@ -28,6 +28,10 @@ export const sessionFixationMfa: Check = {
         'The password login set no cookie or session token (only values carried to the code step), so there is no pre-MFA session to replay.',
       );
     }
+    if (!login.challenged) {
+      // The password alone signed in (password-only-session reports it): no factor to verify.
+      return notApplicable('The login did not ask for a second factor, so there is no verification to replace the token at.');
+    }
     const code = await ctx.issueCode('any');
     const verify = await ctx.submitCode(login.session, code, { note: 'complete the second factor' });
     if (!verify.accepted) throw new Inconclusive(`a valid code was refused (status ${verify.res.status})`);

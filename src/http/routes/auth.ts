@@ -11,7 +11,7 @@ import { boundedString, parse } from '../validation.js';
 import { parseSecondFactor } from '../second-factor-body.js';
 import { deliverSession } from '../session-delivery.js';
 
-const Credentials = z
+export const Credentials = z
   .object({
     email: boundedString(1, 320),
     password: z.string().min(1).max(4096),
@@ -20,9 +20,9 @@ const Credentials = z
   })
   .strict();
 
-const SignupBody = Credentials.omit({ remember: true });
+export const SignupBody = Credentials.omit({ remember: true });
 
-const CodeBody = z
+export const CodeBody = z
   .object({
     method: z.enum(['totp', 'recovery_code']),
     code: boundedString(1, 64),
@@ -30,8 +30,8 @@ const CodeBody = z
   })
   .strict();
 
-const StepUpBody = CodeBody.omit({ trustDevice: true });
-const ReauthBody = z.object({ password: z.string().min(1).max(4096) }).strict();
+export const StepUpBody = CodeBody.omit({ trustDevice: true });
+export const ReauthBody = z.object({ password: z.string().min(1).max(4096) }).strict();
 
 export interface AuthRouteOptions {
   gatehouse: Gatehouse;

@@ -8,8 +8,8 @@ import type { Gatehouse } from '../../gatehouse.js';
 import { requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 
-const RequestBody = z.object({ email: boundedString(1, 320) }).strict();
-const ConfirmBody = z.object({ token: boundedString(1, 200) }).strict();
+export const RequestBody = z.object({ email: boundedString(1, 320) }).strict();
+export const ConfirmBody = z.object({ token: boundedString(1, 200) }).strict();
 
 export async function emailRoutes(app: FastifyInstance, { gatehouse }: { gatehouse: Gatehouse }): Promise<void> {
   const { emailChange } = gatehouse;

@@ -7,7 +7,7 @@ import { deliverConfirmedFactor } from '../factor-confirmation.js';
 import { addingFactorIsSensitive, requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 
-const ConfirmBody = z.object({ code: boundedString(1, 64) }).strict();
+export const ConfirmBody = z.object({ code: boundedString(1, 64) }).strict();
 const FactorParams = z.object({ factorId: boundedString(1, 64) });
 
 export async function mfaRoutes(

@@ -5,8 +5,8 @@ import type { Gatehouse } from '../../gatehouse.js';
 import { requires } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 
-const ForgotBody = z.object({ email: boundedString(1, 320) }).strict();
-const ResetBody = z.object({ token: boundedString(1, 200), password: z.string().min(1).max(4096) }).strict();
+export const ForgotBody = z.object({ email: boundedString(1, 320) }).strict();
+export const ResetBody = z.object({ token: boundedString(1, 200), password: z.string().min(1).max(4096) }).strict();
 
 export async function passwordResetRoutes(app: FastifyInstance, { gatehouse }: { gatehouse: Gatehouse }): Promise<void> {
   const { passwordReset } = gatehouse;

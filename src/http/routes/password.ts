@@ -5,7 +5,7 @@ import type { Gatehouse } from '../../gatehouse.js';
 import { requires, sessionOf } from '../gate.js';
 import { parse } from '../validation.js';
 
-const PasswordChangeBody = z
+export const PasswordChangeBody = z
   .object({
     currentPassword: z.string().min(1).max(4096),
     newPassword: z.string().min(1).max(4096),

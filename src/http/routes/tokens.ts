@@ -5,7 +5,7 @@ import type { Gatehouse } from '../../gatehouse.js';
 import { requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 
-const CreateBody = z
+export const CreateBody = z
   .object({
     name: boundedString(1, 100),
     // Unknown scopes are refused by the service with `details` naming them.

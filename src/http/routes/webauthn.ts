@@ -23,7 +23,7 @@ import { addingFactorIsSensitive, requires, sessionOf } from '../gate.js';
 import { CredentialResponse } from '../second-factor-body.js';
 import { boundedString, parse } from '../validation.js';
 
-const RegisterBody = z.object({ response: CredentialResponse, label: boundedString(0, 64).optional() }).strict();
+export const RegisterBody = z.object({ response: CredentialResponse, label: boundedString(0, 64).optional() }).strict();
 const FactorParams = z.object({ factorId: boundedString(1, 64) });
 
 export async function webauthnRoutes(
