@@ -183,7 +183,7 @@ describe('/cancel-email-change', () => {
       const shown = await page('GET', `/cancel-email-change?token=${cancelToken}`);
       expect(shown.status).toBe(200);
       expect(shown.text).toContain('<form class="card" method="post" action="/cancel-email-change">');
-      expect(shown.text).toContain(`<input type="hidden" name="token" value="${cancelToken}">`);
+      expect(shown.text).toContain(`<input type="hidden" name="token" value="${cancelToken}" />`);
     }
     expect(await alive(attacker)).toBe(true);
     expect((await page('POST', '/cancel-email-change', { token: cancelToken }, { origin: 'https://evil.example' })).status).toBe(403);

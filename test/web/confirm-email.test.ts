@@ -44,7 +44,7 @@ describe('/confirm-email', () => {
       const shown = await page('GET', link.pathname + link.search);
       expect(shown.status).toBe(200);
       expect(shown.text).toContain('<form class="card" method="post" action="/confirm-email">');
-      expect(shown.text).toContain(`<input type="hidden" name="token" value="${token}">`);
+      expect(shown.text).toContain(`<input type="hidden" name="token" value="${token}" />`);
       expect(shown.text).toContain('Confirm new address</button>');
     }
     expect(await emailOf(client)).toBe(email);
@@ -105,7 +105,7 @@ describe('/reset-password from the forgot mail', () => {
     const form = await page('GET', link.pathname + link.search);
     expect(form.status).toBe(200);
     expect(form.text).toContain('action="/reset-password"');
-    expect(form.text).toContain(`<input type="hidden" name="token" value="${token}">`);
+    expect(form.text).toContain(`<input type="hidden" name="token" value="${token}" />`);
 
     const password = 'copper-lantern-81-meadow';
     expect((await page('POST', '/reset-password', { token, password })).location).toBe('/sign-in?notice=password_changed');
