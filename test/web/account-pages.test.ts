@@ -141,7 +141,7 @@ describe('account pages: fresh sessions', () => {
       linkPath: '/confirm-email',
     });
     expect(raw).toContain(email);
-    expect(link.origin).toBe(new URL(server.url).origin);
+    expect(link.origin).toBe(server.server.facade.publicUrl());
     const done = await b.go('POST', '/confirm-email', { token: link.searchParams.get('token')! });
     expect(done.status).toBe(200);
     expect((await settings(b)).text).toContain(`You sign in with <strong>${next}</strong>`);
