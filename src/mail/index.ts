@@ -17,7 +17,6 @@ import { MailOutbox, type OutboxOptions } from './outbox.js';
 import { fileTransport, smtpTransport } from './transport.js';
 
 export { NOTIFIED_EVENT_TYPES } from './notifications.js';
-export type { QueuedMail } from './outbox.js';
 
 export interface Mail {
   outbox: MailOutbox;

@@ -5,6 +5,7 @@
  * to do if it was not the account holder.
  */
 import type { Kysely, Transaction } from 'kysely';
+import type { SecurityEventName } from '../core/events.js';
 import type { SecurityEvent } from '../services/security-log.js';
 import type { MailOutboxStore } from '../store/mail-outbox.js';
 import type { Database } from '../store/schema.js';
@@ -25,7 +26,7 @@ export const NOTIFIED_EVENT_TYPES = [
   'password_reset.requested',
   // Not in the contract's list: a stolen remember-me cookie was caught (issue 18).
   'remember_me.replayed',
-] as const;
+] as const satisfies readonly SecurityEventName[];
 
 /** A wrong second factor is mailed at most once per account in this window (ms). */
 export const MFA_FAILED_MAIL_WINDOW_MS = 5 * 60_000;
@@ -232,7 +233,10 @@ function render(event: SecurityEvent, setting: MailSetting): Rendered | null {
  * Mailed by the link-mail listener (./link-mail.ts) instead: their message carries a
  * single-use link, which the security event never holds.
  */
-export const LINK_MAILED_EVENT_TYPES = ['password_reset.requested', 'account.email_change_requested'] as const;
+export const LINK_MAILED_EVENT_TYPES = [
+  'password_reset.requested',
+  'account.email_change_requested',
+] as const satisfies readonly SecurityEventName[];
 
 export interface NotifierDeps {
   outbox: MailOutbox;
