@@ -10,7 +10,8 @@ import { renderSarif } from './reports/sarif.js';
 import { createProgressPrinter, renderSummary, type Output } from './reports/terminal.js';
 import { runAudit } from './runner.js';
 
-export const AUDIT_USAGE = `Usage: gatehouse audit --target URL --profile FILE|builtin:NAME [options]
+export const AUDIT_USAGE = `Usage: gatehouse-audit --target URL --profile FILE|builtin:NAME [options]
+       (the same as: gatehouse audit ...)
 
 Runs known MFA-bypass attacks against TARGET with the test accounts in the profile.
 
