@@ -225,7 +225,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   // Passkeys: assertions are checked inside the verifier's limits.
   const webauthnStore = new WebAuthnStore(db);
   const webauthn = new WebAuthnService(factorChanges, stores.users, webauthnStore, {
-    publicUrl: () => origins.url(),
+    publicUrl: () => origins.passkeyUrl(),
     acceptedOrigins: () => origins.accepted(),
     rpName: config.productName,
   });

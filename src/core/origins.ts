@@ -1,14 +1,15 @@
 /**
  * The public origin: where users browse Gatehouse (mailed links, the passkey relying party,
  * the same-origin check). Configured, it is exactly that origin. Unconfigured (development),
- * it follows the real listening port: links and the passkey relying party use
- * `http://localhost:PORT` (browsers refuse an IP address as a relying party ID), and both
- * `localhost` and `127.0.0.1` at that port pass the same-origin check. (The contract's
- * default, `http://HOST:PORT`, is `http://127.0.0.1:3000` for `npm start`: it is accepted,
- * and names the same loopback server as the links.)
+ * it follows the real listening port and both `localhost` and `127.0.0.1` are accepted.
+ * Links use `localhost`, except when the server listens on 127.0.0.1 alone: then, as the
+ * contract's default `http://HOST:PORT` says, `127.0.0.1`. The passkey relying party is
+ * always `localhost` in development: browsers refuse an IP address as a relying party ID,
+ * so passkeys work when the pages are browsed at `http://localhost:PORT`.
  */
 export class PublicOrigins {
   private port: number | null = null;
+  private host = 'localhost';
   private readonly configured: string | null;
 
   constructor(configuredUrl: string | null) {
@@ -19,10 +20,14 @@ export class PublicOrigins {
     return this.configured === null;
   }
 
-  /** The listening port became known; the first call wins. */
-  listening(port: number): void {
+  /**
+   * The listening port (and, when known, every bound address) became known; the first
+   * call wins. Only 127.0.0.1 alone makes the links use that address.
+   */
+  listening(port: number, addresses: readonly string[] = []): void {
     if (this.port !== null || !Number.isInteger(port) || port <= 0) return;
     this.port = port;
+    if (addresses.length > 0 && addresses.every((a) => a === '127.0.0.1')) this.host = '127.0.0.1';
   }
 
   get knowsPort(): boolean {
@@ -31,6 +36,12 @@ export class PublicOrigins {
 
   /** The URL for links and the passkey relying party. */
   url(): string {
+    if (this.configured !== null) return this.configured;
+    return this.port === null ? `http://${this.host}` : `http://${this.host}:${this.port}`;
+  }
+
+  /** The passkey relying party's URL: the public URL, or in development `localhost` at the port. */
+  passkeyUrl(): string {
     if (this.configured !== null) return this.configured;
     return this.port === null ? 'http://localhost' : `http://localhost:${this.port}`;
   }

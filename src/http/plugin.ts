@@ -78,7 +78,11 @@ async function gatehousePlugin(app: FastifyInstance, options: GatehousePluginOpt
   // In development the public origin follows the port the host really listens on.
   app.addHook('onListen', async function () {
     const bound = this.server.address();
-    if (typeof bound === 'object' && bound) gatehouse.origins.listening(bound.port);
+    if (typeof bound === 'object' && bound)
+      gatehouse.origins.listening(
+        bound.port,
+        this.addresses().map((a) => (typeof a === 'string' ? a : a.address)),
+      );
   });
   const notFound = options.notFound ?? prefix !== '';
   const wholeApp = options.conventions === 'whole-app';

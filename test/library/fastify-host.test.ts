@@ -62,7 +62,7 @@ describe('a Fastify host app', () => {
     app.get('/notes/boom', { config: requires({ session: 'none' }) }, async () => {
       throw new Error('host failure');
     });
-    // Development (no public URL): links use localhost at the real port; 127.0.0.1 is accepted as well.
+    // A listen host of 127.0.0.1 alone: links use it (the contract's http://HOST:PORT); localhost is accepted as well.
     base = await app.listen({ host: '127.0.0.1', port: 0 });
   });
 
@@ -85,7 +85,7 @@ describe('a Fastify host app', () => {
     ]);
     expect(gatehouse.scopes).toEqual(['account:read', 'notes:read']);
     expect(Object.isFrozen(gatehouse)).toBe(true);
-    expect(gatehouse.publicUrl()).toBe(base.replace('127.0.0.1', 'localhost'));
+    expect(gatehouse.publicUrl()).toBe(base);
     expect(errors.StepUpRequiredError.code).toBe('step_up_required');
   });
 

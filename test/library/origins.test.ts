@@ -1,7 +1,8 @@
 /**
  * The public origin, on real servers. Development (no public URL): the pages' forms work
- * from `http://localhost:PORT` and `http://127.0.0.1:PORT` alike, links and the passkey
- * relying party use `localhost`; in library mode the port is the one the host really
+ * from `http://localhost:PORT` and `http://127.0.0.1:PORT` alike; links follow the
+ * contract's default `http://HOST:PORT` (127.0.0.1) and the passkey relying party is
+ * `localhost` (an IP address cannot be one); in library mode the port is the one the host really
  * listens on (whatever `PORT` says). Configured: exactly that origin. Every refusal is
  * logged (warn) with the origins expected and received.
  */
@@ -53,8 +54,8 @@ describe('the ready-to-run server in development (no GATEHOUSE_PUBLIC_URL)', () 
     }
   });
 
-  it('links and the passkey relying party use localhost (an IP address cannot be an RP ID)', async () => {
-    expect(server.server.facade.publicUrl()).toBe(`http://localhost:${port}`);
+  it("links use the contract's http://HOST:PORT; the passkey relying party is localhost (an IP address cannot be an RP ID)", async () => {
+    expect(server.server.facade.publicUrl()).toBe(`http://127.0.0.1:${port}`);
     const account = await signup(server.url);
     const options = await account.client.post('/api/mfa/webauthn/register/options');
     expect(options.body.rp.id).toBe('localhost');
@@ -90,7 +91,7 @@ describe('library mode', () => {
       const base = await app.listen({ host: '127.0.0.1', port: 0 });
       const port = new URL(base).port;
       expect(port).not.toBe('4999');
-      expect(gatehouse.publicUrl()).toBe(`http://localhost:${port}`);
+      expect(gatehouse.publicUrl()).toBe(`http://127.0.0.1:${port}`);
 
       const body = { email: uniqueEmail('lib'), password: PASSWORD };
       expect((await new Client(base).post('/api/auth/signup', body, { headers: { origin: `http://localhost:${port}` } })).status).toBe(201);
