@@ -61,7 +61,7 @@ describe('pages over HTTP', () => {
     const prompt = await b.go('POST', '/settings/tokens', { _csrf: csrf, name: 'CI', scopes: ['account:read', 'transactions:read'] });
     expect(prompt.status).toBe(403);
     expect(prompt.text).toContain('Confirm it’s you');
-    expect(prompt.text).toContain('name="stepup_next" value="/settings/tokens"');
+    expect(prompt.text).toMatch(/name="stepup_next"\s+value="\/settings\/tokens"/);
     expect(prompt.text).toContain('name="scopes" value="transactions:read"');
     // A forged form (no token) does not even get the prompt.
     expect((await b.go('POST', '/settings/tokens', { name: 'CI' })).status).toBe(403);
