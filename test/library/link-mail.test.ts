@@ -8,15 +8,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatehouse, gatehouseFastify, type Gatehouse, type SecurityEvent } from '../../src/index.js';
 import { internalsOf } from '../../src/facade.js';
 import { LinkMailChannel } from '../../src/services/link-mail.js';
 import { signup, uniqueEmail } from '../helpers/accounts.js';
 import { Client } from '../helpers/http-client.js';
+import { capturedLogger } from '../helpers/logs.js';
 import { mailedMessage } from '../helpers/mail-files.js';
 import { FAST_ENV } from '../helpers/server.js';
 
@@ -30,19 +29,13 @@ describe('links in mail, not in events', () => {
   let base: string;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-link-mail-'));
   const events: SecurityEvent[] = [];
-  let logText = '';
+  // Every log line, at the most verbose level, so a leaked token would show.
+  const log = capturedLogger('trace');
 
   beforeAll(async () => {
-    // Every log line, at the most verbose level, so a leaked token would show.
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        logText += String(chunk);
-        done();
-      },
-    });
-    gatehouse = await createGatehouse({ dataDir, productName: 'Inkwell', logger: pino({ level: 'trace' }, stream), ...fast });
+    gatehouse = await createGatehouse({ dataDir, productName: 'Inkwell', logger: log.logger, ...fast });
     gatehouse.on('*', (event) => void events.push(event));
-    app = Fastify({ loggerInstance: pino({ level: 'trace' }, stream) }) as unknown as FastifyInstance;
+    app = Fastify({ loggerInstance: log.logger }) as unknown as FastifyInstance;
     await app.register(gatehouseFastify, { gatehouse });
     base = await app.listen({ host: '127.0.0.1', port: 0 });
   });
@@ -68,12 +61,12 @@ describe('links in mail, not in events', () => {
     expect(requested?.details).toEqual({});
     expect(JSON.stringify(events)).not.toContain(token);
     expect(await storedDetails()).not.toContain(token);
-    expect(logText).not.toContain(token);
+    expect(log.text()).not.toContain(token);
 
     // The legitimate flow: the link sets the new password.
     const reset = await new Client(base).post('/api/auth/password/reset', { token, password: 'copper-lantern-81-meadow' });
     expect(reset.status).toBe(200);
-    expect(logText).not.toContain(token);
+    expect(log.text()).not.toContain(token);
   });
 
   it('the confirm and cancel links of an e-mail change are mailed, the public event names only the new address', async () => {
@@ -101,7 +94,7 @@ describe('links in mail, not in events', () => {
     for (const token of tokens) {
       expect(JSON.stringify(events)).not.toContain(token);
       expect(stored).not.toContain(token);
-      expect(logText).not.toContain(token);
+      expect(log.text()).not.toContain(token);
     }
     // The confirm link works.
     expect((await new Client(base).post('/api/account/email/confirm', { token: tokens[0] })).status).toBe(200);

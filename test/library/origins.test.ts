@@ -9,30 +9,17 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import Fastify from 'fastify';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatehouse, gatehouseFastify } from '../../src/index.js';
 import { PASSWORD, signup, uniqueEmail } from '../helpers/accounts.js';
+import { capturedLogger } from '../helpers/logs.js';
 import { Client, FormBrowser } from '../helpers/http-client.js';
 import { FAST_ENV, startFastServer, type TestServer } from '../helpers/server.js';
 
 const fast = {
   argon2: { memoryKiB: Number(FAST_ENV.GATEHOUSE_ARGON2_MEMORY_KIB), iterations: Number(FAST_ENV.GATEHOUSE_ARGON2_ITERATIONS) },
 };
-
-/** A pino logger at warn whose lines the test reads. */
-function capturedLogger() {
-  const lines: Record<string, any>[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'warn' }, stream), lines };
-}
 
 const csrfWarnings = (lines: Record<string, any>[]) => lines.filter((l) => l.msg === 'refused a cross-origin request (csrf)');
 
