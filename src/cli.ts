@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The `gatehouse` command. Each subcommand is an async function from its arguments to an
 // exit code; to add one (e.g. `rotate-key`), add an entry to `commands`.
-import { createRequire } from 'node:module';
 import { auditCommand } from './audit/command.js';
+import { packageVersion } from './audit/version.js';
 
 type Command = { summary: string; run(argv: string[]): Promise<number> };
 
@@ -46,9 +46,7 @@ function usage(): string {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '--version' || name === '-v' || name === 'version') {
-    // src/cli.ts and dist/cli.js both sit one folder below package.json.
-    const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
-    process.stdout.write(`gatehouse ${version}\n`);
+    process.stdout.write(`gatehouse ${packageVersion()}\n`);
     return 0;
   }
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {

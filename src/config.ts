@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { MFA_POLICIES } from './core/session-state.js';
 import { CONTRACT_SCOPES, GATEHOUSE_SCOPES, SCOPE_SHAPE } from './core/scopes.js';
 
 export class ConfigError extends Error {}
@@ -62,7 +63,7 @@ export const OptionsSchema = z
     /** Days a device may skip the login-time second factor; 0 turns it off. */
     trustedDeviceDays: seconds(0, 0),
     /** `all`: every account must enrol a factor before it gets a full session. */
-    mfaRequired: z.enum(['off', 'all']).default('off'),
+    mfaRequired: z.enum(MFA_POLICIES).default('off'),
     argon2: z
       .object({ memoryKiB: z.number().int().min(8).default(19456), iterations: z.number().int().min(1).default(2) })
       .strict()

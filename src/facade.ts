@@ -111,7 +111,7 @@ export function facadeOf(inner: Internals): Gatehouse {
     if (wanted.length === 0) return;
     // The stored details (JSON), not the in-memory ones: nothing beyond what the log keeps.
     const delivered: SecurityEvent = Object.freeze({
-      type: event.type as SecurityEventName,
+      type: event.type,
       userId: event.user_id,
       at: new Date(event.at),
       ip: event.ip,

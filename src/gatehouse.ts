@@ -18,6 +18,7 @@ import type { FactorChangeDeps } from './services/factor-changes.js';
 import { assertKeyMatchesData, KeyedHasher, resolveSecretKey, SecretBox } from './services/keys.js';
 import { KeyFingerprintStore } from './store/key-fingerprints.js';
 import { createLimits, type Limits } from './services/limits.js';
+import { LinkMailChannel } from './services/link-mail.js';
 import { PasswordChangeService } from './services/password-change.js';
 import { createPasswordResetLimits, PasswordResetService } from './services/password-reset.js';
 import { PasswordHasher } from './services/passwords.js';
@@ -224,7 +225,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   // Passkeys: assertions are checked inside the verifier's limits.
   const webauthnStore = new WebAuthnStore(db);
   const webauthn = new WebAuthnService(factorChanges, stores.users, webauthnStore, {
-    publicUrl: () => origins.url(),
+    publicUrl: () => origins.passkeyUrl(),
     acceptedOrigins: () => origins.accepted(),
     rpName: config.productName,
   });
@@ -269,7 +270,9 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   );
 
   // Mail (outbox + worker + notification listener), API tokens, e-mail change, password reset.
-  const mail = createMail({ config, db, box: keys.box, logger, log });
+  // Links (reset, e-mail change) reach mail through typed events, never through services.
+  const linkMail = new LinkMailChannel();
+  const mail = createMail({ config, db, box: keys.box, logger, log, linkMail });
   const publicUrl = () => config.publicUrl;
   const apiTokens = new ApiTokenService(db, accountChanges, new ApiTokenStore(db), log, config.scopes);
   const emailChanges = new EmailChangeStore(db);
@@ -281,7 +284,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     emailChanges,
     passwordResets,
     new EmailChangeCancelStore(db),
-    mail.outbox,
+    linkMail,
     log,
     publicUrl,
     async (sessionId) => {
@@ -301,6 +304,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     revokeAccountAccess,
     (userId, ctx, trx) => apiTokens.revokeAll(userId, ctx, trx),
     publicUrl,
+    linkMail,
   );
   passwordReset.onError = (err) => logger.error({ err }, 'password reset request failed');
   // Mailed links (pending e-mail changes, reset links) die with every other way in.

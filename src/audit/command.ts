@@ -11,8 +11,9 @@ import { createProgressPrinter, renderSummary, type Output } from './reports/ter
 import { runAudit } from './runner.js';
 import { initCommand } from './draft/command.js';
 
-export const AUDIT_USAGE = `Usage: gatehouse audit --target URL --profile FILE|builtin:NAME [options]
-       gatehouse audit init (--openapi FILE|URL | --har FILE) [--out FILE]   (drafts a profile)
+export const AUDIT_USAGE = `Usage: gatehouse-audit --target URL --profile FILE|builtin:NAME [options]
+       (the same as: gatehouse audit ...)
+       gatehouse-audit init (--openapi FILE|URL | --har FILE) [--out FILE]   (drafts a profile)
 
 Runs known MFA-bypass attacks against TARGET with the test accounts in the profile.
 

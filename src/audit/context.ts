@@ -54,6 +54,16 @@ export interface StepSpec {
   cookies?: Record<string, string> | undefined;
 }
 
+/** The request a profile endpoint describes, with this body, headers and evidence note. */
+export function requestOf(
+  endpoint: Pick<OutgoingRequest, 'method' | 'path' | 'encoding' | 'headers'>,
+  body: Record<string, unknown>,
+  note: string,
+  headers = endpoint.headers,
+): OutgoingRequest {
+  return { method: endpoint.method, path: endpoint.path, encoding: endpoint.encoding, body, headers, note };
+}
+
 /** For `{password}` and `{totp}`/`{recoveryCode}` in a request: the right value or a wrong one. */
 export interface Credentials {
   password: 'right' | 'wrong';
@@ -269,19 +279,10 @@ export class AuditContext {
     const remember = this.profile.rememberMe;
     if (opts.remember && remember) setPath(body, remember.loginField, remember.loginValue);
     const session = this.newSession();
-    const res = await this.sendStep(
-      spec,
-      {
-        method: spec.method,
-        path: spec.path,
-        encoding: spec.encoding,
-        body,
-        headers: spec.headers,
-        note: opts.note ?? 'log in with the password',
-      },
-      session,
-      { takeToken: true, vars: this.vars(account) },
-    );
+    const res = await this.sendStep(spec, requestOf(spec, body, opts.note ?? 'log in with the password'), session, {
+      takeToken: true,
+      vars: this.vars(account),
+    });
     const challenged = matches(res, spec.mfaRequired);
     if (!challenged && this.limitSignal(res)) return { session, res, challenged };
     // Some apps say "second factor required" with a 401; only an error that is not the
@@ -329,14 +330,10 @@ export class AuditContext {
     }
     const res = await this.sendStep(
       spec,
-      {
-        method: spec.method,
-        path: spec.path,
-        encoding: spec.encoding,
-        body,
-        headers: { ...spec.headers, ...opts.headers },
-        note: opts.note ?? `submit the ${codeLabel(code.kind)}`,
-      },
+      requestOf(spec, body, opts.note ?? `submit the ${codeLabel(code.kind)}`, {
+        ...spec.headers,
+        ...opts.headers,
+      }),
       session,
       { takeToken: true, ...(opts.prepared ? { prepared: opts.prepared } : {}) },
     );

@@ -4,7 +4,7 @@ export { runAudit, selectedChecks, type AuditListener, type AuditOptions } from 
 export { loadProfile, parseProfile, ProfileError, type Profile, type ProfileInput } from './profile.js';
 export { allChecks } from './checks/index.js';
 export type { Check, CheckResult, Severity, Status } from './checks/types.js';
-export type { AuditReport } from './report.js';
+export { AUDITOR_VERSION, type AuditReport } from './report.js';
 export { renderJson } from './reports/json.js';
 export { renderSarif } from './reports/sarif.js';
 export { renderHtml } from './reports/html.js';

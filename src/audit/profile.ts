@@ -165,7 +165,7 @@ export type SensitiveKind = z.infer<typeof sensitiveKind>;
 const paramLookup = z
   .strictObject({ ...endpoint, field: z.string().min(1).optional(), ...extractorFields })
   .superRefine((v, ctx) => exactlyOneExtractor(v, ctx, ['field']));
-export type ParamLookup = z.infer<typeof paramLookup>;
+type ParamLookup = z.infer<typeof paramLookup>;
 
 const sensitiveAction = z
   .strictObject({

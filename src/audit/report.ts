@@ -1,11 +1,11 @@
 // The audit's result as data; every report format is rendered from this.
-import { createRequire } from 'node:module';
+import { packageVersion } from './version.js';
 import type { CheckResult, Status } from './checks/types.js';
 import type { Exchange } from './http-client.js';
 
 export const AUDITOR_NAME = 'gatehouse-audit';
 /** The package's version: the auditor ships with Gatehouse and is versioned with it. */
-export const AUDITOR_VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+export const AUDITOR_VERSION: string = packageVersion();
 
 export interface AuditReport {
   tool: { name: string; version: string };

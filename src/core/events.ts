@@ -32,3 +32,21 @@ export const SECURITY_EVENT_NAMES = [
 ] as const;
 
 export type SecurityEventName = (typeof SECURITY_EVENT_NAMES)[number];
+
+/**
+ * Mail that carries a single-use link (a credential). A use case raises one of these next
+ * to the public security event it records (which carries no link); the mail module
+ * subscribes. They are never stored, never logged and never delivered to
+ * `gatehouse.on(...)` listeners.
+ */
+export interface LinkMailEvents {
+  /** With `password_reset.requested`: the reset link, to the account's address. */
+  'password_reset.link': { userId: string; to: string; resetLink: string };
+  /**
+   * With `account.email_change_requested`: the confirm link to the new address, and the
+   * cancel link to the current one.
+   */
+  'email_change.links': { userId: string; currentEmail: string; newEmail: string; confirmLink: string; cancelLink: string };
+}
+
+export type LinkMailEventName = keyof LinkMailEvents;

@@ -2,9 +2,10 @@
  * The public origin: where users browse Gatehouse (mailed links, the passkey relying party,
  * the same-origin check). Configured, it is exactly that origin. Unconfigured (development),
  * it follows the real listening port and both `localhost` and `127.0.0.1` are accepted.
- * Links and passkeys use `localhost` (browsers refuse an IP address as a relying party),
- * except when the server listens on 127.0.0.1 alone: then, as the contract's default
- * `http://HOST:PORT` says, `127.0.0.1`.
+ * Links use `localhost`, except when the server listens on 127.0.0.1 alone: then, as the
+ * contract's default `http://HOST:PORT` says, `127.0.0.1`. The passkey relying party is
+ * always `localhost` in development: browsers refuse an IP address as a relying party ID,
+ * so passkeys work when the pages are browsed at `http://localhost:PORT`.
  */
 export class PublicOrigins {
   private port: number | null = null;
@@ -37,6 +38,12 @@ export class PublicOrigins {
   url(): string {
     if (this.configured !== null) return this.configured;
     return this.port === null ? `http://${this.host}` : `http://${this.host}:${this.port}`;
+  }
+
+  /** The passkey relying party's URL: the public URL, or in development `localhost` at the port. */
+  passkeyUrl(): string {
+    if (this.configured !== null) return this.configured;
+    return this.port === null ? 'http://localhost' : `http://localhost:${this.port}`;
   }
 
   /** Origins the same-origin check and passkey verification accept. */

@@ -23,8 +23,6 @@ export type AuthMethod =
   | 'trusted_device' // a remembered device stood in for the second factor
   | 'remember_me'; // restored from a remember-me token, no password this session
 
-export type SecondFactorMethod = 'totp' | 'recovery_code' | 'webauthn';
-
 export interface SessionTimes {
   pendingTtlSeconds: number;
   sessionTtlSeconds: number;
@@ -52,9 +50,13 @@ export interface SessionFacts {
   expiresAt: number;
 }
 
+/** `all`: every account must enrol a second factor before it gets a full session. */
+export const MFA_POLICIES = ['off', 'all'] as const;
+export type MfaPolicy = (typeof MFA_POLICIES)[number];
+
 export interface AccountFactsForLogin {
   hasSecondFactor: boolean;
-  mfaPolicy: 'off' | 'all';
+  mfaPolicy: MfaPolicy;
 }
 
 export type FirstFactor =

@@ -5,6 +5,7 @@
  * to do if it was not the account holder.
  */
 import type { Kysely, Transaction } from 'kysely';
+import type { SecurityEventName } from '../core/events.js';
 import type { SecurityEvent } from '../services/security-log.js';
 import type { MailOutboxStore } from '../store/mail-outbox.js';
 import type { Database } from '../store/schema.js';
@@ -25,25 +26,24 @@ export const NOTIFIED_EVENT_TYPES = [
   'password_reset.requested',
   // Not in the contract's list: a stolen remember-me cookie was caught (issue 18).
   'remember_me.replayed',
-] as const;
-
-/**
- * A link that belongs in the notification but must not be stored with the event (it
- * carries a single-use token). Symbol keys are skipped by JSON.stringify, so the security
- * log never persists it; the listener reads it from the in-memory event.
- */
-export const MAIL_LINK = Symbol('gatehouse.mailLink');
+] as const satisfies readonly SecurityEventName[];
 
 /** A wrong second factor is mailed at most once per account in this window (ms). */
 export const MFA_FAILED_MAIL_WINDOW_MS = 5 * 60_000;
 
-export interface NotificationContext {
+/** What every message names: the product, where it lives, and who acted from where and when. */
+export interface MailSetting {
+  productName: string;
   publicUrl: string;
-  /** The address the mail goes to (already resolved from the account). */
-  to: string;
 }
 
-interface Rendered {
+export interface Occasion {
+  at: number;
+  ip: string;
+  userAgent: string;
+}
+
+export interface Rendered {
   subject: string;
   text: string;
 }
@@ -58,24 +58,44 @@ function when(at: number): string {
   return new Date(at).toUTCString().replace('GMT', 'UTC');
 }
 
+/** A message in the one layout: what happened, when and from where, what to do. */
+export function composeMail(setting: MailSetting, occasion: Occasion, subject: string, what: string[], tail: string[]): Rendered {
+  const where = [`When:    ${when(occasion.at)}`, `From IP: ${clean(occasion.ip, 64)}`, `Browser: ${clean(occasion.userAgent)}`];
+  return {
+    subject: `${setting.productName}: ${subject}`,
+    text: [
+      'Hello,',
+      '',
+      ...what,
+      '',
+      ...where,
+      ...tail,
+      '',
+      '-- ',
+      `${setting.productName} security notifications, ${setting.publicUrl}`,
+      '',
+    ].join('\n'),
+  };
+}
+
+export const IF_YOU = ['', 'If this was you, there is nothing to do.'];
+export const notYou = (steps: string[]) => ['', 'If this was not you:', ...steps.map((s, i) => `  ${i + 1}. ${s}`)];
+/** The steps that secure an account someone else may control. */
+export const secureSteps = (publicUrl: string) => [
+  `Reset your password now: ${publicUrl}/forgot-password`,
+  'Sign in, review your second factors, sessions and API tokens, and remove what you do not recognise.',
+  'Check your security events in your account for other changes.',
+];
+
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null {
+function render(event: SecurityEvent, setting: MailSetting): Rendered | null {
   const d = event.parsedDetails;
-  const url = ctx.publicUrl;
-  const forgot = `${url}/forgot-password`;
-  const where = [`When:    ${when(event.at)}`, `From IP: ${clean(event.ip, 64)}`, `Browser: ${clean(event.user_agent)}`];
-  const notYou = (steps: string[]) => ['', 'If this was not you:', ...steps.map((s, i) => `  ${i + 1}. ${s}`)];
-  const secure = [
-    `Reset your password now: ${forgot}`,
-    'Sign in, review your second factors, sessions and API tokens, and remove what you do not recognise.',
-    'Check your security events in your account for other changes.',
-  ];
-  const compose = (subject: string, what: string[], tail: string[]): Rendered => ({
-    subject: `Gatehouse: ${subject}`,
-    text: ['Hello,', '', ...what, '', ...where, ...tail, '', '-- ', `Gatehouse security notifications, ${url}`, ''].join('\n'),
-  });
-  const ifYou = ['', 'If this was you, there is nothing to do.'];
+  const forgot = `${setting.publicUrl}/forgot-password`;
+  const secure = secureSteps(setting.publicUrl);
+  const ifYou = IF_YOU;
+  const compose = (subject: string, what: string[], tail: string[]) =>
+    composeMail(setting, { at: event.at, ip: event.ip, userAgent: event.user_agent }, subject, what, tail);
 
   switch (event.type) {
     case 'mfa.failed':
@@ -125,29 +145,6 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
         ['New recovery codes were created for your account.', 'All earlier recovery codes stopped working.'],
         [...ifYou, ...notYou(['Someone may control your account.', ...secure])],
       );
-    case 'account.email_change_requested': {
-      const link = str((d as Record<PropertyKey, unknown>)[MAIL_LINK]);
-      return compose(
-        'someone asked to change your e-mail address',
-        [
-          `Someone signed in to your account asked to change its e-mail address to`,
-          `${str(d.to) ?? 'a new address'}. Nothing has changed yet: the change happens only`,
-          'when the link sent to the new address is opened (within 24 hours).',
-          'Whoever controls the account address can reset its password, so check this.',
-        ],
-        [
-          ...ifYou,
-          '',
-          'If this was not you, open this link to cancel the change and sign out the',
-          'session that asked for it. It works once and does not sign you in:',
-          '',
-          ...(link ? [link, ''] : []),
-          'Then, at once:',
-          ...secure.map((s, i) => `  ${i + 1}. ${s}`),
-          `  ${secure.length + 1}. Check your second factors (authenticator apps, passkeys): remove any you did not add.`,
-        ],
-      );
-    }
     case 'account.email_changed':
       return compose(
         'your e-mail address was changed',
@@ -227,37 +224,31 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
           'changing your password is the safe answer either way.',
         ],
       );
-    case 'password_reset.requested': {
-      const link = str((d as Record<PropertyKey, unknown>)[MAIL_LINK]);
-      return compose(
-        'reset your password',
-        [
-          'Someone asked to reset the password of your account.',
-          ...(link ? ['Open this link to choose a new password. It works once, for 30 minutes:', '', link, ''] : []),
-          'Resetting the password does not turn off your second factor: you will',
-          'still need it to sign in.',
-        ],
-        [
-          '',
-          'If this was not you, ignore this message: your password stays as it is.',
-          'Nobody can use the link without access to this mailbox.',
-        ],
-      );
-    }
     default:
       return null;
   }
 }
 
+/**
+ * Mailed by the link-mail listener (./link-mail.ts) instead: their message carries a
+ * single-use link, which the security event never holds.
+ */
+export const LINK_MAILED_EVENT_TYPES = [
+  'password_reset.requested',
+  'account.email_change_requested',
+] as const satisfies readonly SecurityEventName[];
+
 export interface NotifierDeps {
   outbox: MailOutbox;
   store: MailOutboxStore;
-  publicUrl: () => string;
+  /** Read at enqueue time: in development the public URL is known only after listen. */
+  setting: () => MailSetting;
 }
 
 /** The SecurityLog listener: queues the notification in the event's transaction. */
 export function notificationListener(deps: NotifierDeps) {
-  const notified = new Set<string>(NOTIFIED_EVENT_TYPES);
+  const linkMailed = new Set<string>(LINK_MAILED_EVENT_TYPES);
+  const notified = new Set<string>(NOTIFIED_EVENT_TYPES.filter((type) => !linkMailed.has(type)));
   return async (event: SecurityEvent, trx: Transaction<Database> | Kysely<Database>): Promise<void> => {
     if (!notified.has(event.type) || !event.user_id) return;
     const user = await trx.selectFrom('users').select(['email']).where('id', '=', event.user_id).executeTakeFirst();
@@ -270,7 +261,7 @@ export function notificationListener(deps: NotifierDeps) {
     ) {
       return; // a guessing run must not flood the mailbox; the first one says it all
     }
-    const rendered = render(event, { publicUrl: deps.publicUrl(), to });
+    const rendered = render(event, deps.setting());
     if (!rendered) return;
     await deps.outbox.enqueue(trx, { userId: event.user_id, eventType: event.type, to, ...rendered }, event.at);
   };

@@ -4,7 +4,8 @@
  */
 import { EmailTakenError, InvalidCredentialsError, NoPendingAuthenticationError, TooManyAttemptsError } from '../core/errors.js';
 import { normaliseEmail, requireEmail } from '../core/email.js';
-import { completeSecondFactor, recordPassword, startSession, type FirstFactor } from '../core/session-state.js';
+import { completeSecondFactor, recordPassword, startSession, type FirstFactor, type MfaPolicy } from '../core/session-state.js';
+import { factorMethodsOf } from '../store/json-columns.js';
 import type { UserStore } from '../store/users.js';
 import type { RequestContext } from './context.js';
 import { newId } from './keys.js';
@@ -30,7 +31,7 @@ export interface LoginResult {
 }
 
 export interface AuthPolicy {
-  mfaRequired: 'off' | 'all';
+  mfaRequired: MfaPolicy;
   pendingTtlSeconds: number;
 }
 
@@ -105,7 +106,7 @@ export class AuthService {
       const rehashed = await this.passwords.hash(input.password);
       if (await this.users.replacePasswordHash(user.id, user.password_hash, rehashed, ctx.now)) verifiedHash = rehashed;
     }
-    const factorMethods = JSON.parse(user.factor_methods) as string[];
+    const factorMethods = factorMethodsOf(user);
     const trusted = factorMethods.length > 0 && (await this.deviceTrust.isTrusted(user.id, input.deviceToken, ctx.now));
     const factor: FirstFactor = trusted ? { kind: 'password_on_trusted_device' } : { kind: 'password' };
     const result = await this.establish({ id: user.id, email: user.email }, factorMethods, factor, ctx, input.transport, input.remember);

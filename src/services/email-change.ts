@@ -9,20 +9,17 @@
 import type { Kysely } from 'kysely';
 import { EmailTakenError, InvalidRequestError, InvalidTokenError, NotFoundError } from '../core/errors.js';
 import { normaliseEmail, requireEmail, type EmailAddress } from '../core/email.js';
-import { MAIL_LINK } from '../mail/notifications.js';
-import type { MailOutbox } from '../mail/outbox.js';
 import type { EmailChangeCancelStore, EmailChangeStore, PasswordResetStore } from '../store/account-tokens.js';
 import type { Database } from '../store/schema.js';
 import type { UserStore } from '../store/users.js';
 import { AccountGoneError, type AccountChanges } from './account-changes.js';
 import type { RequestContext } from './context.js';
 import { hashToken, newId, randomToken } from './keys.js';
+import type { LinkMailChannel } from './link-mail.js';
 import type { SecurityLog } from './security-log.js';
 import type { ActiveSession } from './sessions.js';
 
 export const EMAIL_CHANGE_TTL_MS = 24 * 3_600_000;
-/** The X-Gatehouse-Event of the confirmation mail to the new address (not a security event). */
-export const EMAIL_CONFIRMATION_MAIL = 'account.email_change_confirmation';
 
 export interface CancelResult {
   /** `email_change_cancelled`: this change was pending and is now void; otherwise it was already confirmed, replaced or expired. */
@@ -46,7 +43,7 @@ export class EmailChangeService {
     private readonly changes: EmailChangeStore,
     private readonly resets: PasswordResetStore,
     private readonly cancels: EmailChangeCancelStore,
-    private readonly outbox: MailOutbox,
+    private readonly linkMail: LinkMailChannel,
     private readonly log: SecurityLog,
     private readonly publicUrl: () => string,
     /** Runs after a session row was deleted (its remember-me chain ends too). */
@@ -107,45 +104,15 @@ export class EmailChangeService {
           expires_at: ctx.now + EMAIL_CHANGE_TTL_MS,
           used_at: null,
         });
-        // The notification listener mails this to the current (old) address; the cancel link
-        // rides along in memory only (symbol key), never in the stored event.
-        await this.log.record(
-          'account.email_change_requested',
-          userId,
+        // The public event names the new address only; the links go to the mail listener.
+        await this.log.record('account.email_change_requested', userId, ctx, { to: email }, trx);
+        // The address as it stands under the lock (a concurrent confirmation may have moved it).
+        const current = await trx.selectFrom('users').select('email').where('id', '=', userId).executeTakeFirstOrThrow();
+        await this.linkMail.emit(
+          'email_change.links',
+          { userId, currentEmail: current.email, newEmail: email, confirmLink: link, cancelLink },
           ctx,
-          { to: email, [MAIL_LINK]: cancelLink } as Record<string, unknown>,
           trx,
-        );
-        await this.outbox.enqueue(
-          trx,
-          {
-            userId,
-            eventType: EMAIL_CONFIRMATION_MAIL,
-            to: email,
-            subject: 'Gatehouse: confirm your new e-mail address',
-            text: [
-              'Hello,',
-              '',
-              `Someone asked to use this address (${email}) for a Gatehouse account`,
-              `that now uses ${user.email}.`,
-              '',
-              'To confirm, open this link. It works once, for 24 hours:',
-              '',
-              link,
-              '',
-              `When:    ${new Date(ctx.now).toUTCString().replace('GMT', 'UTC')}`,
-              `From IP: ${ctx.ip}`,
-              `Browser: ${ctx.userAgent.replace(/[\p{Cc}\p{Cf}]/gu, ' ').slice(0, 200) || 'unknown'}`,
-              '',
-              'If you did not ask for this, ignore this message: nothing changes',
-              'unless the link is opened. The current address has been told as well.',
-              '',
-              '-- ',
-              `Gatehouse, ${this.publicUrl()}`,
-              '',
-            ].join('\n'),
-          },
-          ctx.now,
         );
       },
     });

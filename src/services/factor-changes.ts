@@ -9,7 +9,7 @@ import type { Transaction } from 'kysely';
 import { InvalidRequestError, NoPendingSetupError, NotFoundError } from '../core/errors.js';
 import { decideConfirmation, type FactorType } from '../core/factor-lifecycle.js';
 import type { FreshnessPolicy } from '../core/requirements.js';
-import { assuranceLevel, type AuthMethod } from '../core/session-state.js';
+import { assuranceLevel, type AuthMethod, type MfaPolicy } from '../core/session-state.js';
 import type { FactorSetupStore, FactorStore, RecoveryCodeStore } from '../store/factors.js';
 import type { Database, FactorSetupRow } from '../store/schema.js';
 import type { AccountChanges } from './account-changes.js';
@@ -28,7 +28,7 @@ export interface FactorChangeDeps {
   log: SecurityLog;
   hasher: KeyedHasher;
   freshness: FreshnessPolicy;
-  mfaRequired: 'off' | 'all';
+  mfaRequired: MfaPolicy;
   /** Run after a confirmed factor is removed (trusted devices are revoked here). */
   removedHooks: ReadonlyArray<(userId: string) => Promise<void>>;
 }

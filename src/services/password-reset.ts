@@ -7,7 +7,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import { InvalidTokenError, TooManyAttemptsError } from '../core/errors.js';
 import { requireEmail } from '../core/email.js';
-import { MAIL_LINK } from '../mail/notifications.js';
 import type { EmailChangeStore, PasswordResetStore } from '../store/account-tokens.js';
 import type { Database } from '../store/schema.js';
 import type { UserStore } from '../store/users.js';
@@ -15,6 +14,7 @@ import { AccountGoneError, type AccountChanges } from './account-changes.js';
 import type { RequestContext } from './context.js';
 import { MAILED_TOKEN_SHAPE } from './email-change.js';
 import { hashToken, newId, randomToken } from './keys.js';
+import type { LinkMailChannel } from './link-mail.js';
 import { createLimiter, type AttemptLimiter, type LimiterBackend, type Limits } from './limits.js';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords.js';
 import type { SecurityLog } from './security-log.js';
@@ -42,6 +42,7 @@ export class PasswordResetService {
     private readonly revokeAccountAccess: (userId: string, keepSessionId: undefined, trx: Transaction<Database>) => Promise<void>,
     private readonly revokeApiTokens: (userId: string, ctx: RequestContext, trx: Transaction<Database>) => Promise<unknown>,
     private readonly publicUrl: () => string,
+    private readonly linkMail: LinkMailChannel,
   ) {}
 
   private readonly inFlight = new Set<Promise<void>>();
@@ -94,8 +95,9 @@ export class PasswordResetService {
         expires_at: ctx.now + PASSWORD_RESET_TTL_MS,
         used_at: null,
       });
-      // The link rides along in memory only (symbol key): the event row never holds it.
-      await this.log.record('password_reset.requested', user.id, ctx, { [MAIL_LINK]: link } as Record<string, unknown>, trx);
+      // The public event carries no link; the link goes to the mail listener only.
+      await this.log.record('password_reset.requested', user.id, ctx, {}, trx);
+      await this.linkMail.emit('password_reset.link', { userId: user.id, to: user.email, resetLink: link }, ctx, trx);
     });
   }
 

@@ -21,12 +21,6 @@ export function issueRecoveryCodes(hasher: KeyedHasher): IssuedRecoveryCodes {
   return { display, rows };
 }
 
-/** The stored hash for what a user typed, or null when it cannot be a code. */
-export function recoveryCodeHash(hasher: KeyedHasher, input: string): string | null {
-  const canonical = normaliseRecoveryCode(input);
-  return canonical === null ? null : hasher.hash(canonical);
-}
-
 /** Every stored hash the typed code may have (current key, then previous keys); [] when it cannot be a code. */
 export function recoveryCodeHashes(hasher: KeyedHasher, input: string): string[] {
   const canonical = normaliseRecoveryCode(input);

@@ -36,6 +36,7 @@
  *   live session never restore, so this only happens when no tab has a session.
  */
 import type { Transaction } from 'kysely';
+import { factorMethodsOf } from '../store/json-columns.js';
 import type { Database } from '../store/schema.js';
 import type { RememberTokenRow, RememberTokenStore, RevokeReason } from '../store/credentials.js';
 import type { UserStore } from '../store/users.js';
@@ -73,6 +74,25 @@ function plausible(token: string | undefined): token is string {
   return typeof token === 'string' && token.length >= 20 && token.length <= 200;
 }
 
+/** A fresh, unused token of a chain (the first one, or a rotation's successor); only its hash is stored. */
+function chainLink(
+  link: Pick<RememberTokenRow, 'id' | 'user_id' | 'family_id' | 'session_id' | 'expires_at'>,
+  token: string,
+  ctx: RequestContext,
+): RememberTokenRow {
+  return {
+    ...link,
+    token_hash: hashToken(token),
+    created_at: ctx.now,
+    used_at: null,
+    revoked_at: null,
+    revoked_reason: null,
+    alarmed_at: null,
+    ip: ctx.ip,
+    user_agent: ctx.userAgent.slice(0, 512),
+  };
+}
+
 export class RememberMeService {
   constructor(
     private readonly store: RememberTokenStore,
@@ -87,21 +107,9 @@ export class RememberMeService {
   async issue(userId: string, sessionId: string, ctx: RequestContext): Promise<IssuedRememberToken> {
     const token = randomToken();
     const expiresAt = ctx.now + this.options.rememberDays * 86_400_000;
-    await this.store.insert({
-      id: newId(),
-      user_id: userId,
-      family_id: newId(),
-      token_hash: hashToken(token),
-      session_id: sessionId,
-      created_at: ctx.now,
-      expires_at: expiresAt,
-      used_at: null,
-      revoked_at: null,
-      revoked_reason: null,
-      alarmed_at: null,
-      ip: ctx.ip,
-      user_agent: ctx.userAgent.slice(0, 512),
-    });
+    await this.store.insert(
+      chainLink({ id: newId(), user_id: userId, family_id: newId(), session_id: sessionId, expires_at: expiresAt }, token, ctx),
+    );
     return { token, expiresAt };
   }
 
@@ -151,28 +159,20 @@ export class RememberMeService {
     const tokenHash = hashToken(presented);
     const next = randomToken();
     const successorId = newId();
-    const used = await this.store.rotate(tokenHash, ctx.now, (row) => ({
-      id: successorId,
-      user_id: row.user_id,
-      family_id: row.family_id,
-      token_hash: hashToken(next),
-      session_id: null,
-      created_at: ctx.now,
-      expires_at: row.expires_at,
-      used_at: null,
-      revoked_at: null,
-      revoked_reason: null,
-      alarmed_at: null,
-      ip: ctx.ip,
-      user_agent: ctx.userAgent.slice(0, 512),
-    }));
+    const used = await this.store.rotate(tokenHash, ctx.now, (row) =>
+      chainLink(
+        { id: successorId, user_id: row.user_id, family_id: row.family_id, session_id: null, expires_at: row.expires_at },
+        next,
+        ctx,
+      ),
+    );
     if (!used) {
       await this.settle(await this.inspect(presented, ctx.now), ctx);
       return null;
     }
     const user = await this.users.findById(used.user_id);
     if (!user) return null;
-    const factorMethods = JSON.parse(user.factor_methods) as string[];
+    const factorMethods = factorMethodsOf(user);
     const login = await this.auth.establish(
       { id: user.id, email: user.email },
       factorMethods,

@@ -9,10 +9,9 @@ import type { Database, EventsTable } from '../store/schema.js';
 import type { RequestContext } from './context.js';
 import { newId } from './keys.js';
 
-/** Closed: a new event gets its name in core/events.ts (the public event map follows). */
-export type SecurityEventType = SecurityEventName;
-
-export interface SecurityEvent extends EventsTable {
+/** A recorded event. Its type is closed: a new event gets its name in core/events.ts (the public event map follows). */
+export interface SecurityEvent extends Omit<EventsTable, 'type'> {
+  type: SecurityEventName;
   parsedDetails: Record<string, unknown>;
 }
 
@@ -32,7 +31,7 @@ export class SecurityLog {
   }
 
   async record(
-    type: SecurityEventType,
+    type: SecurityEventName,
     userId: string | null,
     ctx: RequestContext,
     details: Record<string, unknown> = {},

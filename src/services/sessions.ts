@@ -6,6 +6,7 @@
 import { isExpired, needsTouch, type AuthMethod, type SessionFacts, type SessionState, type SessionTimes } from '../core/session-state.js';
 import type { Transaction } from 'kysely';
 import { UnauthenticatedError } from '../core/errors.js';
+import { amrOf, factorMethodsOf } from '../store/json-columns.js';
 import type { Database } from '../store/schema.js';
 import type { AccountChanges } from './account-changes.js';
 import type { SessionStore, SessionWithAccount } from '../store/sessions.js';
@@ -45,15 +46,6 @@ export class SessionReplacedError extends UnauthenticatedError {
   }
 }
 
-function parseJsonArray(value: string): string[] {
-  try {
-    const parsed: unknown = JSON.parse(value);
-    return Array.isArray(parsed) ? parsed.filter((v): v is string => typeof v === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-
 function toActive(row: SessionWithAccount): ActiveSession {
   return {
     id: row.id,
@@ -62,12 +54,12 @@ function toActive(row: SessionWithAccount): ActiveSession {
     tokenHash: row.token_hash,
     transport: row.transport === 'token' ? 'token' : 'cookie',
     remember: row.remember === 1,
-    factorMethods: parseJsonArray(row.factor_methods),
+    factorMethods: factorMethodsOf(row),
     ip: row.ip,
     userAgent: row.user_agent,
     facts: {
       state: row.state as SessionState,
-      amr: parseJsonArray(row.amr) as AuthMethod[],
+      amr: amrOf(row),
       authTime: row.auth_time,
       passwordAt: row.password_at,
       mfaAt: row.mfa_at,

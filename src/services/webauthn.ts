@@ -91,7 +91,7 @@ export class WebAuthnService {
     private readonly options: WebAuthnOptions,
   ) {}
 
-  /** The relying party, derived from the public URL on each use; `origins`/`rpIDs` are what verification accepts. */
+  /** The relying party, derived from the passkey URL (see PublicOrigins.passkeyUrl) on each use; `origins`/`rpIDs` are what verification accepts. */
   relyingParty(): { rpID: string; origin: string; origins: string[]; rpIDs: string[] } {
     const url = new URL(this.options.publicUrl());
     const origins = this.options.acceptedOrigins?.() ?? [url.origin];

@@ -5,28 +5,19 @@
  * out; and each accepted address is stored in its canonical form and gets its mail, over
  * a real SMTP server, at exactly that mailbox (RCPT TO and To:).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NOTIFIED_EVENT_TYPES } from '../../src/mail/index.js';
 import { bodyContext } from '../../src/mail/outbox.js';
 import { login, loginFull, PASSWORD, signup, signupWithTotp } from '../helpers/accounts.js';
 import { wrongTotpCodes } from '../helpers/totp.js';
 import { Client, csrfIn, FormBrowser } from '../helpers/http-client.js';
-import { startFastServer, type TestServer } from '../helpers/server.js';
-import { linkToken, MailSink } from '../helpers/smtp.js';
+import { linkToken, serverWithMailSink } from '../helpers/smtp.js';
 import { ACCEPTED, HOSTILE, withTag } from '../fixtures/email-addresses.js';
 
-let server: TestServer;
-const smtp = new MailSink();
-beforeAll(async () => {
-  await smtp.start();
-  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url });
-});
-afterAll(async () => {
-  await server?.close();
-  await smtp.stop();
-});
+const mailed = serverWithMailSink();
+const { smtp } = mailed;
 
-const db = () => server.server.gatehouse.database.db;
+const db = () => mailed.server.server.gatehouse.database.db;
 const userCount = async () =>
   (
     await db()
@@ -46,8 +37,8 @@ function expectFieldRefusal(res: { status: number; body: any; text: string }, la
 
 describe('hostile addresses are refused on every input path', () => {
   it(`refuses all ${HOSTILE.length} of them by API and by page; stores nothing, mails nothing`, async () => {
-    const owner = await signup(server.url, { transport: 'token' });
-    const page = new FormBrowser(server.url);
+    const owner = await signup(mailed.server.url, { transport: 'token' });
+    const page = new FormBrowser(mailed.server.url);
     const pageOwner = `page-owner-${Date.now()}@example.test`;
     expect((await page.go('POST', '/sign-up', { email: pageOwner, password: PASSWORD })).location).toBe('/settings');
     const csrf = csrfIn((await page.go('GET', '/settings')).text);
@@ -57,13 +48,13 @@ describe('hostile addresses are refused on every input path', () => {
 
     for (const [name, email] of HOSTILE) {
       const label = `${name} ${JSON.stringify(email)}`;
-      expectFieldRefusal(await new Client(server.url).post('/api/auth/signup', { email, password: PASSWORD }), `signup: ${label}`);
-      expectFieldRefusal(await new Client(server.url).post('/api/auth/login', { email, password: PASSWORD }), `login: ${label}`);
-      expectFieldRefusal(await new Client(server.url).post('/api/auth/password/forgot', { email }), `forgot: ${label}`);
+      expectFieldRefusal(await new Client(mailed.server.url).post('/api/auth/signup', { email, password: PASSWORD }), `signup: ${label}`);
+      expectFieldRefusal(await new Client(mailed.server.url).post('/api/auth/login', { email, password: PASSWORD }), `login: ${label}`);
+      expectFieldRefusal(await new Client(mailed.server.url).post('/api/auth/password/forgot', { email }), `forgot: ${label}`);
       expectFieldRefusal(await owner.client.post('/api/account/email', { email }), `change: ${label}`);
 
       for (const path of ['/sign-up', '/sign-in', '/forgot-password']) {
-        const res = await new FormBrowser(server.url).go('POST', path, { email, password: PASSWORD });
+        const res = await new FormBrowser(mailed.server.url).go('POST', path, { email, password: PASSWORD });
         expect(res.status, `page ${path}: ${label}`).toBe(400);
         expect(res.text, `page ${path}: ${label}`).toContain('role="alert"');
       }
@@ -85,11 +76,11 @@ describe('hostile addresses are refused on every input path', () => {
   });
 
   it('a refused address at login says nothing about accounts: the same answer for a stored look-alike', async () => {
-    const { email } = await signup(server.url);
+    const { email } = await signup(mailed.server.url);
     const lookAlike = email.replace('@', '\u200B@');
     const unknown = `nobody-${Date.now()}\u200B@example.test`;
-    const a = await new Client(server.url).post('/api/auth/login', { email: lookAlike, password: PASSWORD });
-    const b = await new Client(server.url).post('/api/auth/login', { email: unknown, password: PASSWORD });
+    const a = await new Client(mailed.server.url).post('/api/auth/login', { email: lookAlike, password: PASSWORD });
+    const b = await new Client(mailed.server.url).post('/api/auth/login', { email: unknown, password: PASSWORD });
     expect([a.status, a.body.error]).toEqual([400, 'invalid_request']);
     expect(b.body).toEqual(a.body);
   });
@@ -99,14 +90,14 @@ describe('each accepted address gets its mail at exactly that mailbox', () => {
   it('signs up with the typed form, stores the canonical one, and mails only it (RCPT TO and To:)', async () => {
     for (const [i, template] of ACCEPTED.entries()) {
       const a = withTag(template, `s${i}`);
-      const res = await new Client(server.url).post('/api/auth/signup', { email: a.typed, password: PASSWORD });
+      const res = await new Client(mailed.server.url).post('/api/auth/signup', { email: a.typed, password: PASSWORD });
       expect(res.status, `${a.typed}: ${res.text}`).toBe(201);
       expect(res.body.user.email).toBe(a.stored);
       // Login and reset find it by its typed, stored and display forms alike.
       for (const form of new Set([a.typed, a.stored, a.display])) {
-        expect((await new Client(server.url).post('/api/auth/login', { email: form, password: PASSWORD })).status, form).toBe(200);
+        expect((await new Client(mailed.server.url).post('/api/auth/login', { email: form, password: PASSWORD })).status, form).toBe(200);
       }
-      expect((await new Client(server.url).post('/api/auth/password/forgot', { email: a.display })).status).toBe(202);
+      expect((await new Client(mailed.server.url).post('/api/auth/password/forgot', { email: a.display })).status).toBe(202);
       const mail = await rcptFor(a.stored, 'password_reset.requested');
       expect(mail.rcptRaw).toEqual([a.stored]);
       expect(mail.to).toHaveLength(1);
@@ -117,14 +108,14 @@ describe('each accepted address gets its mail at exactly that mailbox', () => {
   it('an e-mail change to each accepted address: the link goes to exactly the stored new mailbox, the notice to the old', async () => {
     for (const [i, template] of ACCEPTED.entries()) {
       const a = withTag(template, `c${i}`);
-      const owner = await signup(server.url, { transport: 'token' });
+      const owner = await signup(mailed.server.url, { transport: 'token' });
       expect((await owner.client.post('/api/account/email', { email: a.typed })).status).toBe(202);
       const confirmation = await rcptFor(a.stored, 'account.email_change_confirmation');
       expect(confirmation.rcptRaw).toEqual([a.stored]);
       expect(confirmation.headers.to).toBe(a.stored);
       const notice = await rcptFor(owner.email, 'account.email_change_requested');
       expect(notice.rcptRaw).toEqual([owner.email]);
-      expect((await new Client(server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).body.email).toBe(
+      expect((await new Client(mailed.server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).body.email).toBe(
         a.stored,
       );
       expect((await owner.client.get('/api/account')).body.email).toBe(a.stored);
@@ -135,22 +126,22 @@ describe('each accepted address gets its mail at exactly that mailbox', () => {
 describe('every notification type goes to exactly the stored mailbox', () => {
   it('for an internationalised, mixed-case, plus-tagged address: RCPT TO and To: are the stored form, one recipient each', async () => {
     const typed = `Ada.L+${Date.now()}@B\u00FCcher.Example`;
-    const account = await signupWithTotp(server.url, { email: typed });
+    const account = await signupWithTotp(mailed.server.url, { email: typed });
     const stored = (await account.client.get('/api/account')).body.email as string;
     expect(stored).toBe(typed.replace('@B\u00FCcher.Example', '@xn--bcher-kva.example'));
     const acct = { ...account, email: stored };
 
-    const pending = await login(server.url, acct);
+    const pending = await login(mailed.server.url, acct);
     await pending.client.post('/api/auth/mfa/verify', { method: 'totp', code: wrongTotpCodes(account.secret, 1)[0] });
-    const full = await loginFull(server.url, acct);
+    const full = await loginFull(mailed.server.url, acct);
     // A remember-me chain, rotated by a thief's restore, then its stale first token presented.
-    const remembered = await login(server.url, acct, { remember: true });
+    const remembered = await login(mailed.server.url, acct, { remember: true });
     expect(
       (await remembered.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: account.recoveryCodes.pop() })).status,
     ).toBe(200);
     const firstToken = remembered.client.cookies.get('gatehouse_remember')!;
     for (let i = 0; i < 2; i++) {
-      const holder = new Client(server.url);
+      const holder = new Client(mailed.server.url);
       holder.cookies.set('gatehouse_remember', firstToken);
       await holder.get('/api/session');
     }
@@ -160,13 +151,14 @@ describe('every notification type goes to exactly the stored mailbox', () => {
     expect((await full.delete(`/api/mfa/totp/${account.factorId}`)).status).toBe(204);
     const newPassword = 'granite-orchard-44-violin';
     expect((await full.post('/api/account/password', { currentPassword: PASSWORD, newPassword })).status).toBe(200);
-    expect((await new Client(server.url).post('/api/auth/password/forgot', { email: typed })).status).toBe(202);
+    expect((await new Client(mailed.server.url).post('/api/auth/password/forgot', { email: typed })).status).toBe(202);
     const next = `next-${Date.now()}@\u4F8B\u3048.\u30C6\u30B9\u30C8`;
     const nextStored = next.replace('@\u4F8B\u3048.\u30C6\u30B9\u30C8', '@xn--r8jz45g.xn--zckzah');
     expect((await full.post('/api/account/email', { email: next })).status).toBe(202);
     const confirmation = await rcptFor(nextStored, 'account.email_change_confirmation');
-    expect((await new Client(server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).status).toBe(200);
-    for (let i = 0; i < 10; i++) await new Client(server.url).post('/api/auth/login', { email: next, password: `wrong-${i}-password` });
+    expect((await new Client(mailed.server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).status).toBe(200);
+    for (let i = 0; i < 10; i++)
+      await new Client(mailed.server.url).post('/api/auth/login', { email: next, password: `wrong-${i}-password` });
 
     const expected: Record<string, string> = {
       'mfa.factor_added': stored,
@@ -199,7 +191,7 @@ describe('every notification type goes to exactly the stored mailbox', () => {
 
 describe('an address stored before the grammar is never handed to the mail library', () => {
   it('a queued message to a list or a display-name address is given up at once, and nothing is sent', async () => {
-    const gatehouse = server.server.gatehouse;
+    const gatehouse = mailed.server.server.gatehouse;
     const before = smtp.messages.length;
     const ids: string[] = [];
     for (const to of ['a,victim@example.test', 'x<other@evil.test>', 'victim@example.test\u200B', 'victim@B\u00FCcher.example']) {
@@ -223,8 +215,8 @@ describe('an address stored before the grammar is never handed to the mail libra
         .execute();
     }
     // A legitimate message queued after them still goes out (the worker did not stall).
-    const ok = await signup(server.url);
-    await new Client(server.url).post('/api/auth/password/forgot', { email: ok.email });
+    const ok = await signup(mailed.server.url);
+    await new Client(mailed.server.url).post('/api/auth/password/forgot', { email: ok.email });
     await rcptFor(ok.email, 'password_reset.requested');
     const rows = await gatehouse.database.db.selectFrom('mail_outbox').select(['status', 'last_error']).where('id', 'in', ids).execute();
     expect(rows.map((r) => r.status)).toEqual(['failed', 'failed', 'failed', 'failed']);

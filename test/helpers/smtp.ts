@@ -4,6 +4,8 @@
  * restarted on the same port to play a mail server outage.
  */
 import { SMTPServer } from 'smtp-server';
+import { afterAll, beforeAll } from 'vitest';
+import { startFastServer, type TestServer } from './server.js';
 
 export interface ReceivedMail {
   from: string;
@@ -125,4 +127,28 @@ export function linkToken(mail: ReceivedMail): string {
   const match = /[?&]token=([A-Za-z0-9_-]+)/.exec(mail.text);
   if (!match) throw new Error(`no token link in mail:\n${mail.text}`);
   return match[1]!;
+}
+
+/**
+ * A fast test server whose mail goes to its own SMTP sink, started before the tests of the
+ * calling file (or `describe`) and stopped after them. `env` adds settings.
+ */
+export function serverWithMailSink(env: Record<string, string> = {}): { readonly server: TestServer; readonly smtp: MailSink } {
+  const smtp = new MailSink();
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    await smtp.start();
+    server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, ...env });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await smtp.stop();
+  });
+  return {
+    smtp,
+    get server() {
+      if (!server) throw new Error('the server starts in beforeAll');
+      return server;
+    },
+  };
 }

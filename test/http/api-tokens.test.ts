@@ -3,41 +3,31 @@
  * once and stored only hashed, scopes bound what a token can do, it never performs a ★
  * action, another account's token is 404, and lastUsedAt is written at most once a minute.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/services/keys.js';
-import { startFastServer, type TestServer } from '../helpers/server.js';
-import { MailSink } from '../helpers/smtp.js';
+import { serverWithMailSink } from '../helpers/smtp.js';
 import { Client } from '../helpers/http-client.js';
 import { signup, signupWithTotp, sleep } from '../helpers/accounts.js';
 
-let server: TestServer;
-const smtp = new MailSink();
-
-beforeAll(async () => {
-  await smtp.start();
-  server = await startFastServer({
-    GATEHOUSE_SMTP_URL: smtp.url,
-    GATEHOUSE_STEP_UP_MAX_AGE: '2',
-    GATEHOUSE_TRANSFER_STEP_UP_CENTS: '1000',
-  });
-});
-afterAll(async () => {
-  await server?.close();
-  await smtp.stop();
-});
+const mailed = serverWithMailSink({ GATEHOUSE_STEP_UP_MAX_AGE: '2', GATEHOUSE_TRANSFER_STEP_UP_CENTS: '1000' });
+const { smtp } = mailed;
 
 const TOKEN_SHAPE = /^gth_pat_[A-Za-z0-9_-]{43}$/;
 
 describe('personal API tokens', () => {
   it('creates a prefixed token right after sign-in, stores only its hash, and mails token.created', async () => {
-    const { client, email } = await signup(server.url);
+    const { client, email } = await signup(mailed.server.url);
     const res = await client.post('/api/tokens', { name: 'ci', scopes: ['transactions:read', 'account:read'] });
     expect(res.status).toBe(201);
     expect(res.body.token).toMatch(TOKEN_SHAPE);
     expect(res.body.scopes.sort()).toEqual(['account:read', 'transactions:read']);
     expect(typeof res.body.id).toBe('string');
 
-    const rows = await server.server.gatehouse.database.db.selectFrom('api_tokens').selectAll().where('id', '=', res.body.id).execute();
+    const rows = await mailed.server.server.gatehouse.database.db
+      .selectFrom('api_tokens')
+      .selectAll()
+      .where('id', '=', res.body.id)
+      .execute();
     expect(rows).toHaveLength(1);
     expect(rows[0]!.token_hash).toBe(hashToken(res.body.token));
     expect(JSON.stringify(rows)).not.toContain(res.body.token.slice(8));
@@ -52,7 +42,7 @@ describe('personal API tokens', () => {
   });
 
   it('refuses unknown scopes and malformed bodies with 400 invalid_request', async () => {
-    const { client } = await signup(server.url);
+    const { client } = await signup(mailed.server.url);
     for (const body of [
       { name: 'x', scopes: ['admin'] },
       { name: 'x', scopes: ['transactions:read', 'transfers:write:all'] },
@@ -68,7 +58,7 @@ describe('personal API tokens', () => {
   });
 
   it('is a sensitive action: a stale session needs a fresh check first', async () => {
-    const { client, password } = await signup(server.url);
+    const { client, password } = await signup(mailed.server.url);
     await sleep(2_100);
     const stale = await client.post('/api/tokens', { name: 'late', scopes: ['account:read'] });
     expect(stale.status).toBe(403);
@@ -78,7 +68,7 @@ describe('personal API tokens', () => {
   });
 
   it('lists tokens without secrets, tracks lastUsedAt at most once a minute, and revokes', async () => {
-    const { client } = await signup(server.url);
+    const { client } = await signup(mailed.server.url);
     const created = await client.post('/api/tokens', { name: 'reader', scopes: ['transactions:read'] });
     let list = await client.get('/api/tokens');
     expect(list.status).toBe(200);
@@ -87,7 +77,7 @@ describe('personal API tokens', () => {
     ]);
     expect(JSON.stringify(list.body)).not.toContain(created.body.token.slice(8));
 
-    const api = new Client(server.url);
+    const api = new Client(mailed.server.url);
     api.bearer = created.body.token;
     expect((await api.get('/api/account/transactions')).status).toBe(200);
     list = await client.get('/api/tokens');
@@ -106,27 +96,27 @@ describe('personal API tokens', () => {
   });
 
   it("answers 404 for another account's token and leaves it working", async () => {
-    const alice = await signup(server.url);
-    const mallory = await signup(server.url);
+    const alice = await signup(mailed.server.url);
+    const mallory = await signup(mailed.server.url);
     const created = await alice.client.post('/api/tokens', { name: 'a', scopes: ['transactions:read'] });
     const res = await mallory.client.delete(`/api/tokens/${created.body.id}`);
     expect(res.status).toBe(404);
     expect(res.body.error).toBe('not_found');
     expect((await mallory.client.get('/api/tokens')).body.tokens).toEqual([]);
-    const api = new Client(server.url);
+    const api = new Client(mailed.server.url);
     api.bearer = created.body.token;
     expect((await api.get('/api/account/transactions')).status).toBe(200);
   });
 
   it('keeps a token inside its scopes and away from every sensitive or token-management action', async () => {
-    const account = await signupWithTotp(server.url);
+    const account = await signupWithTotp(mailed.server.url);
     const read = await account.client.post('/api/tokens', { name: 'r', scopes: ['transactions:read'] });
     const write = await account.client.post('/api/tokens', { name: 'w', scopes: ['transfers:write', 'account:read'] });
     expect(read.status).toBe(201);
     expect(write.status).toBe(201);
-    const reader = new Client(server.url);
+    const reader = new Client(mailed.server.url);
     reader.bearer = read.body.token;
-    const writer = new Client(server.url);
+    const writer = new Client(mailed.server.url);
     writer.bearer = write.body.token;
 
     const outOfScope = await reader.post('/api/transfers', { to: 'bob', amountCents: 5 });
@@ -157,7 +147,7 @@ describe('personal API tokens', () => {
   });
 
   it('treats a malformed or unknown gth_pat_ bearer as unauthenticated', async () => {
-    const api = new Client(server.url);
+    const api = new Client(mailed.server.url);
     for (const bearer of ['gth_pat_', 'gth_pat_short', `gth_pat_${'A'.repeat(43)}`]) {
       api.bearer = bearer;
       const res = await api.get('/api/account/transactions');

@@ -6,33 +6,24 @@
  * another), cannot be guessed or swapped with the confirmation token, and grants no
  * session; the legitimate flows keep working around it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashToken } from '../../src/services/keys.js';
 import { login, PASSWORD, signup, uniqueEmail } from '../helpers/accounts.js';
 import { Client, FormBrowser } from '../helpers/http-client.js';
-import { startFastServer, type TestServer } from '../helpers/server.js';
-import { linkToken, MailSink, type ReceivedMail } from '../helpers/smtp.js';
+import { linkToken, type ReceivedMail, serverWithMailSink } from '../helpers/smtp.js';
 
-let server: TestServer;
-const smtp = new MailSink();
-beforeAll(async () => {
-  await smtp.start();
-  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url });
-});
-afterAll(async () => {
-  await server?.close();
-  await smtp.stop();
-});
+const mailed = serverWithMailSink();
+const { smtp } = mailed;
 
-const cancel = (token: unknown, client = new Client(server.url)) => client.post('/api/account/email/cancel', { token });
-const confirm = (token: string) => new Client(server.url).post('/api/account/email/confirm', { token });
+const cancel = (token: unknown, client = new Client(mailed.server.url)) => client.post('/api/account/email/cancel', { token });
+const confirm = (token: string) => new Client(mailed.server.url).post('/api/account/email/confirm', { token });
 const alive = async (client: Client) => (await client.get('/api/session')).status === 200;
 const emailOf = async (client: Client) => (await client.get('/api/account')).body.email as string;
 
 /** The victim's account (its own session) and a second session that asks for the change (an attacker with the password). */
 async function victimAndAttacker(extra: Record<string, unknown> = {}) {
-  const victim = await signup(server.url);
-  const { client: attacker, res } = await login(server.url, victim, extra);
+  const victim = await signup(mailed.server.url);
+  const { client: attacker, res } = await login(mailed.server.url, victim, extra);
   expect(res.status).toBe(200);
   return { victim, attacker };
 }
@@ -69,7 +60,7 @@ describe('the old address is told when a change is requested', () => {
     const events = (await victim.client.get('/api/account/events')).body.events.map((e: { type: string }) => e.type);
     expect(events).toContain('account.email_change_requested');
     // The stored event never holds the link's token.
-    const rows = await server.server.gatehouse.database.db
+    const rows = await mailed.server.server.gatehouse.database.db
       .selectFrom('events')
       .select('details')
       .where('type', '=', 'account.email_change_requested')
@@ -84,7 +75,7 @@ describe('the cancel link', () => {
     expect(attacker.cookies.has('gatehouse_remember')).toBe(true);
     const { cancelToken, confirmToken } = await requestChange(attacker, victim.email);
 
-    const reader = new Client(server.url);
+    const reader = new Client(mailed.server.url);
     const res = await cancel(cancelToken, reader);
     expect(res.status, res.text).toBe(200);
     expect(res.body).toEqual({ status: 'email_change_cancelled', sessionRevoked: true });
@@ -120,10 +111,10 @@ describe('the cancel link', () => {
   it('is bound to its change: an older link cannot void a newer change, nor one of another account', async () => {
     const { victim, attacker } = await victimAndAttacker();
     const first = await requestChange(attacker, victim.email);
-    const { client: second } = await login(server.url, victim);
+    const { client: second } = await login(mailed.server.url, victim);
     const newer = await requestChange(second, victim.email);
     // Another account's pending change.
-    const other = await signup(server.url);
+    const other = await signup(mailed.server.url);
     const othersChange = await requestChange(other.client, other.email);
 
     const res = await cancel(first.cancelToken);
@@ -166,7 +157,7 @@ describe('the cancel link', () => {
     }
     // Nothing above spent or weakened it: the session is alive and the change pending.
     expect(await alive(attacker)).toBe(true);
-    const rows = await server.server.gatehouse.database.db.selectFrom('email_change_cancels').select('token_hash').execute();
+    const rows = await mailed.server.server.gatehouse.database.db.selectFrom('email_change_cancels').select('token_hash').execute();
     expect(rows.map((r) => r.token_hash)).toContain(hashToken(cancelToken));
     expect(JSON.stringify(rows)).not.toContain(cancelToken);
     expect((await cancel(cancelToken)).status).toBe(200);
@@ -174,7 +165,7 @@ describe('the cancel link', () => {
 });
 
 describe('/cancel-email-change', () => {
-  const page = (...args: Parameters<FormBrowser['go']>) => new FormBrowser(server.url).go(...args);
+  const page = (...args: Parameters<FormBrowser['go']>) => new FormBrowser(mailed.server.url).go(...args);
 
   it('GET shows a button and changes nothing; a cross-site POST is refused; the POST cancels and says to check the factors', async () => {
     const { victim, attacker } = await victimAndAttacker();
@@ -183,7 +174,7 @@ describe('/cancel-email-change', () => {
       const shown = await page('GET', `/cancel-email-change?token=${cancelToken}`);
       expect(shown.status).toBe(200);
       expect(shown.text).toContain('<form class="card" method="post" action="/cancel-email-change">');
-      expect(shown.text).toContain(`<input type="hidden" name="token" value="${cancelToken}">`);
+      expect(shown.text).toContain(`<input type="hidden" name="token" value="${cancelToken}" />`);
     }
     expect(await alive(attacker)).toBe(true);
     expect((await page('POST', '/cancel-email-change', { token: cancelToken }, { origin: 'https://evil.example' })).status).toBe(403);

@@ -6,12 +6,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatehouse, errors, gatehouseFastify, requires, sessionOf, type Gatehouse, type SecurityEvent } from '../../src/index.js';
 import { signup, signupWithTotp, login } from '../helpers/accounts.js';
+import { capturedLogger } from '../helpers/logs.js';
 import { Client } from '../helpers/http-client.js';
 import { FAST_ENV } from '../helpers/server.js';
 
@@ -21,18 +20,6 @@ const fast = {
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-host-'));
-}
-
-/** A logger whose lines the test can read. */
-function capturedLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'warn' }, stream), lines };
 }
 
 describe('a Fastify host app', () => {
@@ -62,7 +49,7 @@ describe('a Fastify host app', () => {
     app.get('/notes/boom', { config: requires({ session: 'none' }) }, async () => {
       throw new Error('host failure');
     });
-    // A listen host of 127.0.0.1 alone: links use it; localhost is accepted as well (development).
+    // A listen host of 127.0.0.1 alone: links use it (the contract's http://HOST:PORT); localhost is accepted as well.
     base = await app.listen({ host: '127.0.0.1', port: 0 });
   });
 

@@ -7,6 +7,7 @@
  * session's browser holds is in the model (`MSession.cookie`); only login, logout and the
  * restores present it, and every answer's Set-Cookie is reported back (`Obs.cookie`).
  */
+import type { MfaPolicy } from '../../src/core/session-state.js';
 import crypto from 'node:crypto';
 import { Agent, setGlobalDispatcher } from 'undici';
 import { totpCodeAt } from '../../src/services/totp.js';
@@ -39,7 +40,7 @@ export interface Servers {
 }
 
 /** Servers for a search: long session lifetimes (not modelled), trusted devices on. */
-export async function startServers(backend: Backend, mfaRequired: 'off' | 'all'): Promise<Servers> {
+export async function startServers(backend: Backend, mfaRequired: MfaPolicy): Promise<Servers> {
   // The servers close idle keep-alive connections after 5 s (mail waits can be that long):
   // never reuse one that old, or a request dies with ECONNRESET.
   setGlobalDispatcher(new Agent({ keepAliveTimeout: 1_000, keepAliveMaxTimeout: 2_000 }));

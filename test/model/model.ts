@@ -33,6 +33,7 @@
  *
  * `ModelState.tolerate` (long runs only): rule prefixes of known defects that are noted
  * and passed over, so a search on a server with known defects can reach the next one. */
+import type { MfaPolicy } from '../../src/core/session-state.js';
 
 export type FactorKind = 'totp' | 'webauthn';
 
@@ -129,7 +130,7 @@ export interface MAccount {
 
 export interface ModelState {
   now: number;
-  mfaRequired: 'off' | 'all';
+  mfaRequired: MfaPolicy;
   stepUpMs: number;
   pendingMs: number;
   accounts: MAccount[];
@@ -238,7 +239,7 @@ function voidRule(s: MSession, why: string): string {
   return Number(by[1]) === s.id ? 'I3-void:factor-own' : 'I3-void:factor-other';
 }
 
-export function initialState(now: number, mfaRequired: 'off' | 'all', stepUpSeconds: number, pendingSeconds: number): ModelState {
+export function initialState(now: number, mfaRequired: MfaPolicy, stepUpSeconds: number, pendingSeconds: number): ModelState {
   return {
     now,
     mfaRequired,

@@ -5,6 +5,7 @@
  * reported as its trace (one line per request, with the answers). Used by the CI test
  * (`search.test.ts`) and by `npm run search:bypass` (bench/search-bypass.ts).
  */
+import type { MfaPolicy } from '../../src/core/session-state.js';
 import fc from 'fast-check';
 import { uniqueEmail } from '../helpers/accounts.js';
 import { commandArbitrary, SearchViolation, type Real, type World } from './commands.js';
@@ -13,7 +14,7 @@ import { judge, initialState, type Action } from './model.js';
 
 export interface SearchOptions {
   backend: Backend;
-  mfaRequired: 'off' | 'all';
+  mfaRequired: MfaPolicy;
   runs: number;
   seed: number;
   maxCommands?: number;
@@ -46,7 +47,7 @@ export interface FirstFailure {
 
 export interface SearchResult {
   backend: Backend;
-  mfaRequired: 'off' | 'all';
+  mfaRequired: MfaPolicy;
   runs: number;
   commands: number;
   ms: number;
@@ -61,7 +62,7 @@ export interface SearchResult {
 /** A new world: one account (a0) and its signup session. */
 async function setup(
   servers: Servers,
-  mfaRequired: 'off' | 'all',
+  mfaRequired: MfaPolicy,
   tolerate: string[],
   rememberMe: boolean,
 ): Promise<{ model: World; real: Real }> {

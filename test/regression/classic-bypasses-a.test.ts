@@ -3,29 +3,15 @@
  * Each test asserts that the attack fails against Gatehouse AND that the legitimate flow
  * still works. (Step (2), remember-me, is in part B.)
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import { startFastServer, type TestServer } from '../helpers/server.js';
-import { linkToken, MailSink } from '../helpers/smtp.js';
+import { linkToken, serverWithMailSink } from '../helpers/smtp.js';
 import { Client } from '../helpers/http-client.js';
 import { login, loginFull, type MfaAccount, signupWithTotp, sleep, uniqueEmail } from '../helpers/accounts.js';
 
-let server: TestServer;
-const smtp = new MailSink();
 const MAX_AGE = 2;
-
-beforeAll(async () => {
-  await smtp.start();
-  server = await startFastServer({
-    GATEHOUSE_SMTP_URL: smtp.url,
-    GATEHOUSE_STEP_UP_MAX_AGE: String(MAX_AGE),
-    GATEHOUSE_TRANSFER_STEP_UP_CENTS: '100000',
-  });
-});
-afterAll(async () => {
-  await server?.close();
-  await smtp.stop();
-});
+const mailed = serverWithMailSink({ GATEHOUSE_STEP_UP_MAX_AGE: String(MAX_AGE), GATEHOUSE_TRANSFER_STEP_UP_CENTS: '100000' });
+const { smtp } = mailed;
 
 const stale = () => sleep(MAX_AGE * 1000 + 150);
 /** A fresh step-up with a recovery code (TOTP steps are kept for the legitimate paths). */
@@ -36,9 +22,9 @@ async function fresh(client: Client, account: MfaAccount): Promise<void> {
 
 describe('classic bypasses (A)', () => {
   it('(1) password-only login gives full access', async () => {
-    const victim = await signupWithTotp(server.url);
+    const victim = await signupWithTotp(mailed.server.url);
     // Attack: the password alone (phished or reused) must not reach anything.
-    const { client, res } = await login(server.url, victim);
+    const { client, res } = await login(mailed.server.url, victim);
     expect(res.status).toBe(202);
     expect(res.body.status).toBe('mfa_required');
     for (const [method, path, body] of [
@@ -65,13 +51,13 @@ describe('classic bypasses (A)', () => {
   });
 
   it('(3) an API token is created without step-up', async () => {
-    const victim = await signupWithTotp(server.url);
-    const pending = (await login(server.url, victim)).client;
-    const full = await loginFull(server.url, victim);
+    const victim = await signupWithTotp(mailed.server.url);
+    const pending = (await login(mailed.server.url, victim)).client;
+    const full = await loginFull(mailed.server.url, victim);
     await fresh(full, victim);
     const existing = await full.post('/api/tokens', { name: 'reader', scopes: ['transactions:read', 'transfers:write', 'account:read'] });
     expect(existing.status).toBe(201);
-    const api = new Client(server.url);
+    const api = new Client(mailed.server.url);
     api.bearer = existing.body.token;
     await stale();
 
@@ -97,11 +83,11 @@ describe('classic bypasses (A)', () => {
   });
 
   it('(4) the recovery e-mail is changed without step-up, including with an old session', async () => {
-    const victim = await signupWithTotp(server.url);
-    const oldSession = await loginFull(server.url, victim); // e.g. a forgotten laptop
-    const current = await loginFull(server.url, victim);
+    const victim = await signupWithTotp(mailed.server.url);
+    const oldSession = await loginFull(mailed.server.url, victim); // e.g. a forgotten laptop
+    const current = await loginFull(mailed.server.url, victim);
     await fresh(current, victim);
-    const api = new Client(server.url);
+    const api = new Client(mailed.server.url);
     api.bearer = (
       await current.post('/api/tokens', { name: 'all', scopes: ['account:read', 'transactions:read', 'transfers:write'] })
     ).body.token;
@@ -116,7 +102,7 @@ describe('classic bypasses (A)', () => {
     }
     await oldSession.post('/api/auth/reauth', { password: victim.password });
     expect((await oldSession.post('/api/account/email', { email: attackerAddress })).body.error).toBe('step_up_required');
-    expect((await (await login(server.url, victim)).client.post('/api/account/email', { email: attackerAddress })).body.error).toBe(
+    expect((await (await login(mailed.server.url, victim)).client.post('/api/account/email', { email: attackerAddress })).body.error).toBe(
       'mfa_required',
     );
     expect((await api.post('/api/account/email', { email: attackerAddress })).body.error).toBe('interactive_session_required');
@@ -129,16 +115,16 @@ describe('classic bypasses (A)', () => {
     expect((await current.post('/api/auth/step-up', { method: 'totp', code: totpCodeAt(victim.secret, Date.now()) })).status).toBe(200);
     expect((await current.post('/api/account/email', { email: next })).status).toBe(202);
     const token = linkToken(await smtp.waitFor((m) => m.to.includes(next)));
-    expect((await new Client(server.url).post('/api/account/email/confirm', { token })).status).toBe(200);
+    expect((await new Client(mailed.server.url).post('/api/account/email/confirm', { token })).status).toBe(200);
     expect((await current.get('/api/account')).body.email).toBe(next);
     await smtp.waitForEvent(victim.email, 'account.email_changed');
   });
 
   it('(5) the password-reset link logs the user in', async () => {
-    const victim = await signupWithTotp(server.url);
-    const existing = await loginFull(server.url, victim);
+    const victim = await signupWithTotp(mailed.server.url);
+    const existing = await loginFull(mailed.server.url, victim);
     // Attack: whoever reads the victim's mail uses the reset link.
-    const reader = new Client(server.url);
+    const reader = new Client(mailed.server.url);
     expect((await reader.post('/api/auth/password/forgot', { email: victim.email })).status).toBe(202);
     const token = linkToken(await smtp.waitForEvent(victim.email, 'password_reset.requested'));
     const reset = await reader.post('/api/auth/password/reset', { token, password: 'attacker-chosen-phrase-31' });
@@ -149,7 +135,7 @@ describe('classic bypasses (A)', () => {
     expect((await reader.get('/api/session')).body.error).toBe('unauthenticated');
     // Every existing session is gone, and the new password alone still only gets a pending session.
     expect((await existing.get('/api/session')).status).toBe(401);
-    const after = await login(server.url, { email: victim.email, password: 'attacker-chosen-phrase-31' });
+    const after = await login(mailed.server.url, { email: victim.email, password: 'attacker-chosen-phrase-31' });
     expect(after.res.status).toBe(202);
     expect((await after.client.get('/api/account')).body.error).toBe('mfa_required');
     await smtp.waitForEvent(victim.email, 'account.password_changed');
@@ -161,9 +147,9 @@ describe('classic bypasses (A)', () => {
   });
 
   it('(6) a mobile/token-transport login skips MFA', async () => {
-    const victim = await signupWithTotp(server.url);
+    const victim = await signupWithTotp(mailed.server.url);
     // Attack: the "mobile API" path with only the password.
-    const mobile = await login(server.url, victim, { transport: 'token' });
+    const mobile = await login(mailed.server.url, victim, { transport: 'token' });
     expect(mobile.res.status).toBe(202);
     expect(mobile.res.body.status).toBe('mfa_required');
     const pendingToken = mobile.res.body.sessionToken as string;
@@ -180,7 +166,7 @@ describe('classic bypasses (A)', () => {
       expect(r.body.error).toBe('mfa_required');
     }
     // Nor does the pending token work as a cookie.
-    const asCookie = new Client(server.url);
+    const asCookie = new Client(mailed.server.url);
     asCookie.cookies.set('gatehouse_session', pendingToken);
     expect((await asCookie.get('/api/session')).status).toBe(401);
 
@@ -197,11 +183,11 @@ describe('classic bypasses (A)', () => {
   });
 
   it('(7) an API token performs a sensitive action', async () => {
-    const victim = await signupWithTotp(server.url);
-    const owner = await loginFull(server.url, victim);
+    const victim = await signupWithTotp(mailed.server.url);
+    const owner = await loginFull(mailed.server.url, victim);
     await fresh(owner, victim);
     const created = await owner.post('/api/tokens', { name: 'all', scopes: ['account:read', 'transactions:read', 'transfers:write'] });
-    const api = new Client(server.url);
+    const api = new Client(mailed.server.url);
     api.bearer = created.body.token;
 
     // Attack: a leaked token tries every sensitive action.
@@ -221,7 +207,7 @@ describe('classic bypasses (A)', () => {
       expect(r.body.error, `${method} ${path}`).toBe('interactive_session_required');
     }
     // The token is not a session cookie either.
-    const asCookie = new Client(server.url);
+    const asCookie = new Client(mailed.server.url);
     asCookie.cookies.set('gatehouse_session', created.body.token);
     expect((await asCookie.post('/api/transfers', { to: 'mallory', amountCents: 5 })).status).toBe(401);
 

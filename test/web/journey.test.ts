@@ -104,7 +104,8 @@ describe.skipIf(!CHROMIUM)('pages in Chromium', () => {
     'a person signs up, enrols TOTP and a passkey, signs in with both, steps up, creates a token and revokes sessions',
     { timeout: 90_000 },
     async () => {
-      const email = `journey-${Date.now()}@example.com`;
+      // A neutral address: it shows in the screenshots (docs/screenshots, npm run screenshots).
+      const email = 'alice@example.com';
       const password = 'violet-kettle-29-harbour';
       const { context, page } = await newContext();
       const cdp = await context.newCDPSession(page);

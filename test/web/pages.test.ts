@@ -5,26 +5,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCodeAt } from '../../src/services/totp.js';
-import { linkToken, MailSink } from '../helpers/smtp.js';
+import { linkToken, serverWithMailSink } from '../helpers/smtp.js';
 import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
 import { PASSWORD, signupWithTotp, uniqueEmail } from '../helpers/accounts.js';
 import { csrfIn, FormBrowser } from '../helpers/http-client.js';
 
 describe('pages over HTTP', () => {
-  let server: TestServer;
-  const smtp = new MailSink();
-  beforeAll(async () => {
-    await smtp.start();
-    server = await startTestServer({ ...FAST_ENV, GATEHOUSE_STEP_UP_MAX_AGE: '1', GATEHOUSE_SMTP_URL: smtp.url });
-  });
-  afterAll(async () => {
-    await server?.close();
-    await smtp.stop();
-  });
+  const mailed = serverWithMailSink({ GATEHOUSE_STEP_UP_MAX_AGE: '1' });
+  const { smtp } = mailed;
 
   async function signedInWithTotp() {
-    const account = await signupWithTotp(server.url);
-    const b = new FormBrowser(server.url);
+    const account = await signupWithTotp(mailed.server.url);
+    const b = new FormBrowser(mailed.server.url);
     expect((await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD })).location).toBe('/sign-in/verify');
     const challenge = await b.go('GET', '/sign-in/verify');
     const verify = await b.go('POST', '/sign-in/verify', {
@@ -37,9 +29,9 @@ describe('pages over HTTP', () => {
   }
 
   it('sends the anonymous to sign-in and the pending to the challenge', async () => {
-    const b = new FormBrowser(server.url);
+    const b = new FormBrowser(mailed.server.url);
     expect((await b.go('GET', '/settings')).location).toBe('/sign-in');
-    const account = await signupWithTotp(server.url);
+    const account = await signupWithTotp(mailed.server.url);
     await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD });
     expect((await b.go('GET', '/settings')).location).toBe('/sign-in/verify');
     const challenge = await b.go('GET', '/sign-in/verify');
@@ -69,7 +61,7 @@ describe('pages over HTTP', () => {
     const prompt = await b.go('POST', '/settings/tokens', { _csrf: csrf, name: 'CI', scopes: ['account:read', 'transactions:read'] });
     expect(prompt.status).toBe(403);
     expect(prompt.text).toContain('Confirm it’s you');
-    expect(prompt.text).toContain('name="stepup_next" value="/settings/tokens"');
+    expect(prompt.text).toMatch(/name="stepup_next"\s+value="\/settings\/tokens"/);
     expect(prompt.text).toContain('name="scopes" value="transactions:read"');
     // A forged form (no token) does not even get the prompt.
     expect((await b.go('POST', '/settings/tokens', { name: 'CI' })).status).toBe(403);
@@ -111,7 +103,7 @@ describe('pages over HTTP', () => {
   });
 
   it('escapes what it echoes', async () => {
-    const b = new FormBrowser(server.url);
+    const b = new FormBrowser(mailed.server.url);
     const res = await b.go('POST', '/sign-in', { email: '<script>alert(1)</script>@x', password: 'nope' });
     // Not an address (contract v1.1): refused by its spelling, and echoed escaped.
     expect(res.status).toBe(400);
@@ -120,8 +112,8 @@ describe('pages over HTTP', () => {
   });
 
   it('resets a password through the pages; the JSON API still refuses forms', async () => {
-    const account = await signupWithTotp(server.url);
-    const b = new FormBrowser(server.url);
+    const account = await signupWithTotp(mailed.server.url);
+    const b = new FormBrowser(mailed.server.url);
     expect((await b.go('POST', '/forgot-password', { email: account.email })).text).toContain('Check your email');
     await smtp.waitFor(() => smtp.to(account.email, 'password_reset.requested').length > 0);
     const token = linkToken(smtp.to(account.email, 'password_reset.requested').at(-1)!);

@@ -30,4 +30,4 @@ export const allChecks: readonly Check[] = [
   passwordResetSession,
 ];
 
-export type { Check, CheckResult, Status, Severity } from './types.js';
+export type { Check, CheckResult } from './types.js';

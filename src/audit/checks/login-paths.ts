@@ -1,5 +1,6 @@
 // Ways to get a usable session with the password alone: the main login, every other
 // endpoint reached with the pending session, and the token (mobile/API) login.
+import { requestOf } from '../context.js';
 import { getPath, setPath, succeeded } from '../matchers.js';
 import { changesAccount, type Profile } from '../profile.js';
 import { Session } from '../session.js';
@@ -132,19 +133,7 @@ export const tokenLoginSkipsMfa: Check = {
     setPath(body, spec.passwordField, ctx.account.password);
     const res = await ctx.retryLimited(
       'the token login',
-      () =>
-        ctx.sendStep(
-          spec,
-          {
-            method: spec.method,
-            path: spec.path,
-            encoding: spec.encoding,
-            body,
-            headers: spec.headers,
-            note: 'token login with the password',
-          },
-          ctx.newSession(),
-        ),
+      () => ctx.sendStep(spec, requestOf(spec, body, 'token login with the password'), ctx.newSession()),
       (r) => (r.status >= 400 ? r : undefined),
     );
     const token = getPath(res.json, spec.tokenField);

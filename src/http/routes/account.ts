@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { NotFoundError } from '../../core/errors.js';
 import { assuranceLevel, type SessionState } from '../../core/session-state.js';
 import type { Gatehouse } from '../../gatehouse.js';
+import { factorMethodsOf } from '../../store/json-columns.js';
 import { requires, sessionOf, userIdOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 
@@ -16,8 +17,7 @@ export async function accountRoutes(app: FastifyInstance, { gatehouse }: { gateh
   app.get('/api/account', { config: requires({ session: 'full', scope: 'account:read' }) }, async (request) => {
     const user = await stores.users.findById(userIdOf(request));
     if (!user) throw new NotFoundError();
-    const methods = JSON.parse(user.factor_methods) as string[];
-    return { id: user.id, email: user.email, mfaEnabled: methods.length > 0, createdAt: iso(user.created_at) };
+    return { id: user.id, email: user.email, mfaEnabled: factorMethodsOf(user).length > 0, createdAt: iso(user.created_at) };
   });
 
   app.get('/api/account/events', { config: requires({ session: 'full', scope: 'account:read' }) }, async (request) => {

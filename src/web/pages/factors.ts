@@ -131,11 +131,11 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
       user: userOf(web, request),
       error: error ?? null,
       body: html`${passkeyForm({
-          csrf: web.tokens.of(sessionOf(request)),
-          button: 'Create passkey',
-          label: true,
-          intro: html`<p>A passkey lives in your phone, computer or security key and cannot be phished: it only works on this site.</p>`,
-        })}
+        csrf: web.tokens.of(sessionOf(request)),
+        button: 'Create passkey',
+        label: true,
+        intro: html`<p>A passkey lives in your phone, computer or security key and cannot be phished: it only works on this site.</p>`,
+      })}
         <p><a href="${sessionOf(request).facts.state === 'enrolling' ? '/enrol' : '/settings'}">Cancel</a></p>`,
     });
 
