@@ -204,7 +204,11 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     throw err;
   }
   const limits = await createLimits(
-    redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database },
+    {
+      addresses: redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database },
+      // Lockouts and failure counts: the database is their source of truth (see createLimits).
+      accounts: { kind: 'database', handle: database },
+    },
     config.lockoutSeconds,
   );
   const passwords = new PasswordHasher(config.argon2);
