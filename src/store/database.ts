@@ -134,6 +134,10 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
     ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
   });
   pool.on('error', (err) => options.onConnectionError?.(err));
+  // The pool listens only to idle connections: one checked out (a transaction between two
+  // statements) that loses its server would emit an unhandled 'error' and end the process.
+  // Its statements fail (503) and the pool drops it on release.
+  pool.on('connect', (client) => client.on('error', (err) => options.onConnectionError?.(err)));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { kind: 'postgres', db, pool, close: () => db.destroy() };
 }
