@@ -9,6 +9,18 @@ type Command = { summary: string; run(argv: string[]): Promise<number> };
 // Commands that need the server's modules (database, keys) are imported when they run,
 // so `gatehouse audit` stays a plain HTTP client that never loads the database driver.
 const commands: Record<string, Command> = {
+  serve: {
+    summary: 'run the server in the foreground (what `npm start` runs); SIGTERM drains and exits 0',
+    run: async (argv) => (await import('./commands/serve.js')).serveCommand(argv),
+  },
+  migrate: {
+    summary: 'apply pending database migrations (then instances may run with GATEHOUSE_MIGRATE=off)',
+    run: async (argv) => (await import('./commands/migrate.js')).migrateCommand(argv),
+  },
+  config: {
+    summary: 'check the GATEHOUSE_* environment; --docs prints the table of variables',
+    run: async (argv) => (await import('./commands/config.js')).configCommand(argv),
+  },
   audit: { summary: 'run MFA-bypass attacks against a web app and report what got through', run: auditCommand },
   keygen: {
     summary: 'print a new GATEHOUSE_SECRET_KEY (256 random bits, base64url)',

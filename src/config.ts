@@ -5,6 +5,7 @@
  * schema. Every setting has a safe default so `npm start` works on a fresh machine.
  */
 import path from 'node:path';
+import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
 import { MFA_POLICIES } from './core/session-state.js';
 import { CONTRACT_SCOPES, GATEHOUSE_SCOPES, SCOPE_SHAPE } from './core/scopes.js';
@@ -26,54 +27,143 @@ const url = z
   }, 'must be an http(s) URL')
   .transform((v) => v.replace(/\/+$/, ''));
 
+/** A URL whose scheme is one of `schemes` (e.g. `postgres:`), or, if `sqlite`, `sqlite:PATH`. */
+const urlWithScheme = (schemes: string[], what: string) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .refine((v) => {
+      const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(v)?.[1]?.toLowerCase();
+      if (!scheme || !schemes.includes(`${scheme}:`)) return false;
+      if (scheme === 'sqlite') return v.length > 'sqlite:'.length;
+      try {
+        return Boolean(new URL(v).host);
+      } catch {
+        return false;
+      }
+    }, `must be ${what}`);
+
 /** The library's options; every field is optional in `createGatehouse`, defaults below. */
 export const OptionsSchema = z
   .object({
-    /** Shown as the TOTP issuer, the passkey relying party name and the mail sender name. */
-    productName: z.string().trim().min(1).max(64).default('Gatehouse'),
-    /**
-     * The origin users browse (mailed links, the passkey relying party, the same-origin
-     * check). Unset: development, where `http://localhost:PORT` and `http://127.0.0.1:PORT`
-     * at the real listening port are both accepted, and links use `localhost`.
-     */
-    publicUrl: url.nullable().default(null),
-    /** Folder for the SQLite file, a generated key and (without SMTP) outgoing mail. */
-    dataDir: z.string().trim().min(1).default('./data'),
-    /** `sqlite:PATH` or `postgres://…`; default: SQLite in the data dir. */
-    databaseUrl: z.string().trim().min(1).nullable().default(null),
-    /** Redis for attempt counters shared by many instances; null: in the database. */
-    redisUrl: z.string().trim().min(1).nullable().default(null),
-    /** Key material; null: generated into the data dir, with a warning. */
-    secretKey: z.string().min(1).nullable().default(null),
-    /** Older keys still accepted for decryption (key rotation). */
-    previousSecretKeys: z.array(z.string().min(1)).default([]),
-    /** `smtp://host:port`; null: mail is written to the data dir and logged. */
-    smtpUrl: z.string().trim().min(1).nullable().default(null),
-    /** Sender address; without a display name, the product name is used as one. */
-    mailFrom: z.string().trim().min(3).default('gatehouse@localhost'),
-    /** Seconds a second-factor check stays fresh for ★ actions. */
-    stepUpMaxAgeSeconds: seconds(900),
-    /** For accounts with a passkey, only a fresh user-verified passkey check counts for ★ actions. */
-    stepUpPhishingResistant: z.boolean().default(false),
-    /** Seconds a password-verified, MFA-pending session lives. */
-    pendingTtlSeconds: seconds(300),
-    sessionIdleTtlSeconds: seconds(3600),
-    sessionTtlSeconds: seconds(86400),
-    rememberDays: seconds(30),
-    /** Days a device may skip the login-time second factor; 0 turns it off. */
-    trustedDeviceDays: seconds(0, 0),
-    /** `all`: every account must enrol a factor before it gets a full session. */
-    mfaRequired: z.enum(MFA_POLICIES).default('off'),
+    productName: z
+      .string()
+      .trim()
+      .min(1)
+      .max(64)
+      .default('Gatehouse')
+      .describe('Shown as the TOTP issuer, the passkey relying party name and the mail sender name.'),
+    publicUrl: url
+      .nullable()
+      .default(null)
+      .describe(
+        'The origin users browse (mailed links, the passkey relying party, the same-origin check). Unset: development, where http://localhost:PORT and http://127.0.0.1:PORT at the real listening port are both accepted; links use http://HOST:PORT when HOST is 127.0.0.1, else localhost; passkeys always use localhost (browsers refuse an IP address as relying party). Set it in production.',
+      ),
+    dataDir: z
+      .string()
+      .trim()
+      .min(1)
+      .default('./data')
+      .describe('Folder for the SQLite file, a generated key and (without SMTP) outgoing mail.'),
+    databaseUrl: urlWithScheme(['sqlite:', 'postgres:', 'postgresql:'], 'sqlite:PATH or postgres://…')
+      .nullable()
+      .default(null)
+      .describe('sqlite:PATH or postgres://user@host:port/db. Unset: SQLite in the data dir.'),
+    databasePoolMax: z.number().int().min(1).max(1000).default(10).describe('PostgreSQL: most connections per instance.'),
+    databaseConnectTimeoutSeconds: seconds(5).describe(
+      'PostgreSQL: a connection attempt that takes longer fails (the request answers 503).',
+    ),
+    databaseStatementTimeoutSeconds: seconds(30, 0).describe('PostgreSQL: statement_timeout of every connection; 0 turns it off.'),
+    migrate: z
+      .enum(['on', 'off'])
+      .default('on')
+      .describe(
+        'on: an instance applies pending migrations at start. off: run `gatehouse migrate` first; an instance with a schema behind refuses to start.',
+      ),
+    redisUrl: urlWithScheme(['redis:', 'rediss:'], 'redis://… or rediss://…')
+      .nullable()
+      .default(null)
+      .describe('Redis for per-address rate limits shared by many instances. Unset: in the database.'),
+    redisConnectTimeoutSeconds: seconds(5).describe('Redis: a connection attempt that takes longer fails.'),
+    secretKey: z
+      .string()
+      .min(1)
+      .nullable()
+      .default(null)
+      .describe('Key material, at least 256 bits (`gatehouse keygen`). Unset: generated into the data dir, with a warning.'),
+    previousSecretKeys: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Older keys still accepted for decryption (key rotation), comma-separated.'),
+    smtpUrl: urlWithScheme(['smtp:', 'smtps:'], 'smtp://host:port or smtps://…')
+      .nullable()
+      .default(null)
+      .describe('Outgoing mail server. Unset: mail is written to the data dir and logged.'),
+    mailFrom: z
+      .string()
+      .trim()
+      .min(3)
+      .default('gatehouse@localhost')
+      .describe('Sender address; without a display name, the product name is used.'),
+    stepUpMaxAgeSeconds: seconds(900).describe('Seconds a second-factor check stays fresh for ★ actions.'),
+    stepUpPhishingResistant: z
+      .boolean()
+      .default(false)
+      .describe('For accounts with a passkey, only a fresh user-verified passkey check counts for ★ actions.'),
+    pendingTtlSeconds: seconds(300).describe('Seconds a password-verified, MFA-pending session lives.'),
+    sessionIdleTtlSeconds: seconds(3600).describe('Seconds a session lives without use.'),
+    sessionTtlSeconds: seconds(86400).describe('Seconds a session lives at most.'),
+    rememberDays: seconds(30).describe('Days a remember-me chain lives.'),
+    trustedDeviceDays: seconds(0, 0).describe('Days a device may skip the login-time second factor; 0 turns it off.'),
+    mfaRequired: z.enum(MFA_POLICIES).default('off').describe('all: every account must enrol a factor before it gets a full session.'),
     argon2: z
-      .object({ memoryKiB: z.number().int().min(8).default(19456), iterations: z.number().int().min(1).default(2) })
+      .object({
+        memoryKiB: z.number().int().min(8).default(19456).describe('Argon2id memory per password hash, KiB.'),
+        iterations: z.number().int().min(1).default(2).describe('Argon2id iterations per password hash.'),
+      })
       .strict()
       .default({ memoryKiB: 19456, iterations: 2 }),
-    /** Seconds an account stays locked after too many failures. */
-    lockoutSeconds: seconds(900),
-    /** Scopes personal API tokens may carry, besides Gatehouse's own `account:read`; routes name one in `requires({ scope })`. */
-    scopes: z.array(z.string().regex(SCOPE_SHAPE, 'scope names look like "orders:read"')).max(64).default([]),
-    /** pino level of the logger Gatehouse creates (ignored when a logger is passed). */
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    lockoutSeconds: seconds(900).describe('Seconds an account stays locked after too many failures.'),
+    scopes: z
+      .array(z.string().regex(SCOPE_SHAPE, 'scope names look like "orders:read"'))
+      .max(64)
+      .default([])
+      .describe('Scopes personal API tokens may carry besides account:read, comma-separated.'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
+  })
+  .strict();
+
+/** The ready-to-run server's own settings (`gatehouse serve`), besides the library's. */
+export const ServerOptionsSchema = z
+  .object({
+    host: z.string().trim().min(1).default('127.0.0.1').describe('Address the server listens on.'),
+    port: z.number().int().min(0).max(65535).default(3000).describe('Port the server listens on (0: any free port).'),
+    trustProxy: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Proxy addresses/CIDRs whose X-Forwarded-For is believed, comma-separated.'),
+    transferStepUpCents: z.number().int().min(1).default(100000).describe('Demo bank: transfers at or above this need a fresh factor.'),
+    shutdownGraceSeconds: seconds(10, 0).describe(
+      'On SIGTERM/SIGINT: seconds in-flight requests get to finish before connections are closed.',
+    ),
+    metrics: z
+      .enum(['off', 'on'])
+      .default('off')
+      .describe('on: Prometheus metrics at /metrics on a separate listener (GATEHOUSE_METRICS_HOST/PORT), never on the public port.'),
+    metricsHost: z
+      .string()
+      .trim()
+      .min(1)
+      .default('127.0.0.1')
+      .describe('Address of the metrics listener; other than loopback requires GATEHOUSE_METRICS_TOKEN.'),
+    metricsPort: z.number().int().min(0).max(65535).default(9464).describe('Port of the metrics listener.'),
+    metricsToken: z
+      .string()
+      .min(32)
+      .nullable()
+      .default(null)
+      .describe('Bearer token the metrics listener requires (at least 32 characters); required unless it listens on loopback.'),
   })
   .strict();
 
@@ -98,15 +188,8 @@ export interface GatehouseConfig extends Omit<z.output<typeof OptionsSchema>, 'd
   now: () => number;
 }
 
-/** The ready-to-run server's settings: the library's plus where it listens and the demo bank's. */
-export interface ServerConfig extends GatehouseConfig {
-  host: string;
-  port: number;
-  /** Proxy addresses/CIDRs whose X-Forwarded-For is believed. */
-  trustProxy: string[];
-  /** Demo-bank transfers at or above this need a fresh factor. */
-  transferStepUpCents: number;
-}
+/** The ready-to-run server's settings: the library's plus its own (`ServerOptionsSchema`). */
+export interface ServerConfig extends GatehouseConfig, z.output<typeof ServerOptionsSchema> {}
 
 function describe(error: z.ZodError, names: Record<string, string> = {}): string {
   return error.issues
@@ -153,108 +236,168 @@ export function withPublicUrl<T extends Omit<GatehouseConfig, 'publicUrl'>>(
   return Object.defineProperty(copy, 'publicUrl', { get: publicUrl, enumerable: true }) as T & { readonly publicUrl: string };
 }
 
-/** The environment variable behind each option (for error messages and docs). */
-const ENV_NAMES: Record<string, string> = {
-  productName: 'GATEHOUSE_PRODUCT_NAME',
-  publicUrl: 'GATEHOUSE_PUBLIC_URL',
-  dataDir: 'GATEHOUSE_DATA_DIR',
-  databaseUrl: 'GATEHOUSE_DATABASE_URL',
-  redisUrl: 'GATEHOUSE_REDIS_URL',
-  secretKey: 'GATEHOUSE_SECRET_KEY',
-  previousSecretKeys: 'GATEHOUSE_PREVIOUS_SECRET_KEYS',
-  smtpUrl: 'GATEHOUSE_SMTP_URL',
-  mailFrom: 'GATEHOUSE_MAIL_FROM',
-  stepUpMaxAgeSeconds: 'GATEHOUSE_STEP_UP_MAX_AGE',
-  stepUpPhishingResistant: 'GATEHOUSE_STEP_UP_PHISHING_RESISTANT',
-  pendingTtlSeconds: 'GATEHOUSE_PENDING_TTL',
-  sessionIdleTtlSeconds: 'GATEHOUSE_SESSION_IDLE_TTL',
-  sessionTtlSeconds: 'GATEHOUSE_SESSION_TTL',
-  rememberDays: 'GATEHOUSE_REMEMBER_DAYS',
-  trustedDeviceDays: 'GATEHOUSE_TRUSTED_DEVICE_DAYS',
-  mfaRequired: 'GATEHOUSE_MFA_REQUIRED',
-  'argon2.memoryKiB': 'GATEHOUSE_ARGON2_MEMORY_KIB',
-  'argon2.iterations': 'GATEHOUSE_ARGON2_ITERATIONS',
-  lockoutSeconds: 'GATEHOUSE_LOCKOUT_SECONDS',
-  scopes: 'GATEHOUSE_SCOPES',
-  logLevel: 'GATEHOUSE_LOG_LEVEL',
-};
+type EnvKind = 'text' | 'lower' | 'list' | 'bool' | 'int';
 
-function text(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const raw = env[name];
-  return raw === undefined || raw.trim() === '' ? undefined : raw.trim();
+/** One environment variable: the option it sets (a path in the library's or the server's schema) and how it is read. */
+interface EnvVariable {
+  name: string;
+  schema: 'library' | 'server';
+  path: string[];
+  kind: EnvKind;
+  /** The default where the server's differs from the library's (the docs show it). */
+  serverDefault?: unknown;
 }
 
-function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
-  const raw = text(env, name);
-  return raw === undefined
-    ? undefined
-    : raw
+const v = (name: string, schema: EnvVariable['schema'], path: string, kind: EnvKind, serverDefault?: unknown): EnvVariable => ({
+  name,
+  schema,
+  path: path.split('.'),
+  kind,
+  ...(serverDefault === undefined ? {} : { serverDefault }),
+});
+
+/** Every environment variable Gatehouse reads; anything else named GATEHOUSE_* is refused. */
+export const ENV_VARIABLES: readonly EnvVariable[] = [
+  v('HOST', 'server', 'host', 'text'),
+  v('PORT', 'server', 'port', 'int'),
+  v('GATEHOUSE_PUBLIC_URL', 'library', 'publicUrl', 'text'),
+  v('GATEHOUSE_DATA_DIR', 'library', 'dataDir', 'text'),
+  v('GATEHOUSE_DATABASE_URL', 'library', 'databaseUrl', 'text'),
+  v('GATEHOUSE_DATABASE_POOL_MAX', 'library', 'databasePoolMax', 'int'),
+  v('GATEHOUSE_DATABASE_CONNECT_TIMEOUT', 'library', 'databaseConnectTimeoutSeconds', 'int'),
+  v('GATEHOUSE_DATABASE_STATEMENT_TIMEOUT', 'library', 'databaseStatementTimeoutSeconds', 'int'),
+  v('GATEHOUSE_MIGRATE', 'library', 'migrate', 'lower'),
+  v('GATEHOUSE_REDIS_URL', 'library', 'redisUrl', 'text'),
+  v('GATEHOUSE_REDIS_CONNECT_TIMEOUT', 'library', 'redisConnectTimeoutSeconds', 'int'),
+  v('GATEHOUSE_SECRET_KEY', 'library', 'secretKey', 'text'),
+  v('GATEHOUSE_PREVIOUS_SECRET_KEYS', 'library', 'previousSecretKeys', 'list'),
+  v('GATEHOUSE_SMTP_URL', 'library', 'smtpUrl', 'text'),
+  v('GATEHOUSE_MAIL_FROM', 'library', 'mailFrom', 'text'),
+  v('GATEHOUSE_PRODUCT_NAME', 'library', 'productName', 'text'),
+  v('GATEHOUSE_STEP_UP_MAX_AGE', 'library', 'stepUpMaxAgeSeconds', 'int'),
+  v('GATEHOUSE_STEP_UP_PHISHING_RESISTANT', 'library', 'stepUpPhishingResistant', 'bool'),
+  v('GATEHOUSE_PENDING_TTL', 'library', 'pendingTtlSeconds', 'int'),
+  v('GATEHOUSE_SESSION_IDLE_TTL', 'library', 'sessionIdleTtlSeconds', 'int'),
+  v('GATEHOUSE_SESSION_TTL', 'library', 'sessionTtlSeconds', 'int'),
+  v('GATEHOUSE_REMEMBER_DAYS', 'library', 'rememberDays', 'int'),
+  v('GATEHOUSE_TRUSTED_DEVICE_DAYS', 'library', 'trustedDeviceDays', 'int'),
+  v('GATEHOUSE_MFA_REQUIRED', 'library', 'mfaRequired', 'lower'),
+  v('GATEHOUSE_ARGON2_MEMORY_KIB', 'library', 'argon2.memoryKiB', 'int'),
+  v('GATEHOUSE_ARGON2_ITERATIONS', 'library', 'argon2.iterations', 'int'),
+  v('GATEHOUSE_LOCKOUT_SECONDS', 'library', 'lockoutSeconds', 'int'),
+  // The server offers the contract's three scopes (the demo bank's routes use them).
+  v('GATEHOUSE_SCOPES', 'library', 'scopes', 'list', [...CONTRACT_SCOPES]),
+  v('GATEHOUSE_LOG_LEVEL', 'library', 'logLevel', 'lower'),
+  v('GATEHOUSE_TRUST_PROXY', 'server', 'trustProxy', 'list'),
+  v('GATEHOUSE_TRANSFER_STEP_UP_CENTS', 'server', 'transferStepUpCents', 'int'),
+  v('GATEHOUSE_SHUTDOWN_GRACE_SECONDS', 'server', 'shutdownGraceSeconds', 'int'),
+  v('GATEHOUSE_METRICS', 'server', 'metrics', 'lower'),
+  v('GATEHOUSE_METRICS_HOST', 'server', 'metricsHost', 'text'),
+  v('GATEHOUSE_METRICS_PORT', 'server', 'metricsPort', 'int'),
+  v('GATEHOUSE_METRICS_TOKEN', 'server', 'metricsToken', 'text'),
+];
+
+/** Option path → variable name, per schema (error messages name the variable). */
+function envNames(schema: EnvVariable['schema']): Record<string, string> {
+  return Object.fromEntries(ENV_VARIABLES.filter((e) => e.schema === schema).map((e) => [e.path.join('.'), e.name]));
+}
+
+function read(env: NodeJS.ProcessEnv, variable: EnvVariable): unknown {
+  const raw = env[variable.name]?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  switch (variable.kind) {
+    case 'text':
+      return raw;
+    case 'lower':
+      return raw.toLowerCase();
+    case 'list':
+      return raw
         .split(',')
         .map((s) => s.trim())
         .filter(Boolean);
+    case 'bool':
+      if (/^(true|1|yes|on)$/i.test(raw)) return true;
+      if (/^(false|0|no|off)$/i.test(raw)) return false;
+      throw new ConfigError(`${variable.name} must be true or false, got "${raw}"`);
+    case 'int': {
+      const value = Number(raw);
+      if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(value)) throw new ConfigError(`${variable.name} must be an integer, got "${raw}"`);
+      return value;
+    }
+  }
 }
 
-function bool(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
-  const raw = text(env, name);
-  if (raw === undefined) return undefined;
-  if (/^(true|1|yes|on)$/i.test(raw)) return true;
-  if (/^(false|0|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+/** Refuses GATEHOUSE_* variables Gatehouse does not read (a typo would otherwise be silently ignored). */
+function assertKnownVariables(env: NodeJS.ProcessEnv): void {
+  const known = ENV_VARIABLES.map((e) => e.name).filter((n) => n.startsWith('GATEHOUSE_'));
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('GATEHOUSE_') || known.includes(name)) continue;
+    const guess = closest(name, known);
+    const close = distance(name, guess) <= Math.max(2, Math.floor(guess.length / 4));
+    throw new ConfigError(
+      `unknown variable ${name}${close ? ` (did you mean ${guess}?)` : ''}; the variables are listed in docs/deploy.md`,
+    );
+  }
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
-  const raw = text(env, name);
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new ConfigError(`${name} must be an integer >= ${min}, got "${raw}"`);
-  return value;
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
+  node[path.at(-1)!] = value;
 }
 
 /**
- * The server's settings from the contract's environment variables, through the same
- * schema as `createGatehouse`'s options. Its scopes default to the contract's three.
+ * The server's settings from the environment, through the same schemas as
+ * `createGatehouse`'s options. Unknown GATEHOUSE_* variables are refused (ConfigError).
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const num = (name: string) => {
-    const raw = text(env, name);
-    if (raw === undefined) return undefined;
-    const value = Number(raw);
-    if (!Number.isInteger(value)) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
-    return value;
-  };
-  const argon2 = { memoryKiB: num('GATEHOUSE_ARGON2_MEMORY_KIB'), iterations: num('GATEHOUSE_ARGON2_ITERATIONS') };
-  const input: Record<string, unknown> = {
-    productName: text(env, 'GATEHOUSE_PRODUCT_NAME'),
-    publicUrl: text(env, 'GATEHOUSE_PUBLIC_URL'),
-    dataDir: text(env, 'GATEHOUSE_DATA_DIR'),
-    databaseUrl: text(env, 'GATEHOUSE_DATABASE_URL'),
-    redisUrl: text(env, 'GATEHOUSE_REDIS_URL'),
-    secretKey: text(env, 'GATEHOUSE_SECRET_KEY'),
-    previousSecretKeys: list(env, 'GATEHOUSE_PREVIOUS_SECRET_KEYS'),
-    smtpUrl: text(env, 'GATEHOUSE_SMTP_URL'),
-    mailFrom: text(env, 'GATEHOUSE_MAIL_FROM'),
-    stepUpMaxAgeSeconds: num('GATEHOUSE_STEP_UP_MAX_AGE'),
-    stepUpPhishingResistant: bool(env, 'GATEHOUSE_STEP_UP_PHISHING_RESISTANT'),
-    pendingTtlSeconds: num('GATEHOUSE_PENDING_TTL'),
-    sessionIdleTtlSeconds: num('GATEHOUSE_SESSION_IDLE_TTL'),
-    sessionTtlSeconds: num('GATEHOUSE_SESSION_TTL'),
-    rememberDays: num('GATEHOUSE_REMEMBER_DAYS'),
-    trustedDeviceDays: num('GATEHOUSE_TRUSTED_DEVICE_DAYS'),
-    mfaRequired: text(env, 'GATEHOUSE_MFA_REQUIRED')?.toLowerCase(),
-    argon2: argon2.memoryKiB === undefined && argon2.iterations === undefined ? undefined : argon2,
-    lockoutSeconds: num('GATEHOUSE_LOCKOUT_SECONDS'),
-    scopes: list(env, 'GATEHOUSE_SCOPES') ?? [...CONTRACT_SCOPES],
-    logLevel: text(env, 'GATEHOUSE_LOG_LEVEL')?.toLowerCase(),
-  };
-  for (const key of Object.keys(input)) if (input[key] === undefined) delete input[key];
-  if (input.argon2)
-    for (const k of ['memoryKiB', 'iterations'] as const)
-      if ((input.argon2 as Record<string, unknown>)[k] === undefined) delete (input.argon2 as Record<string, unknown>)[k];
-  const config = resolveOptions(input as GatehouseOptionsInput, ENV_NAMES);
-  const server = config as ServerConfig;
-  server.host = text(env, 'HOST') ?? '127.0.0.1';
-  server.port = int(env, 'PORT', 3000, 0);
-  server.trustProxy = list(env, 'GATEHOUSE_TRUST_PROXY') ?? [];
-  server.transferStepUpCents = int(env, 'GATEHOUSE_TRANSFER_STEP_UP_CENTS', 100000, 1);
-  return server;
+  assertKnownVariables(env);
+  const inputs = { library: {} as Record<string, unknown>, server: {} as Record<string, unknown> };
+  for (const variable of ENV_VARIABLES) {
+    const value = read(env, variable) ?? variable.serverDefault;
+    if (value !== undefined) setPath(inputs[variable.schema], variable.path, value);
+  }
+  const parsed = ServerOptionsSchema.safeParse(inputs.server);
+  if (!parsed.success) throw new ConfigError(describe(parsed.error, envNames('server')));
+  const server = parsed.data;
+  if (server.metrics === 'on' && server.metricsToken === null && !isLoopback(server.metricsHost)) {
+    throw new ConfigError(
+      `GATEHOUSE_METRICS_TOKEN is required when GATEHOUSE_METRICS_HOST (${server.metricsHost}) is not a loopback address`,
+    );
+  }
+  const config = resolveOptions(inputs.library as GatehouseOptionsInput, envNames('library'));
+  return Object.assign(config, server) as ServerConfig;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** The schema field at `path` (through defaults, nullables and nested objects). */
+function fieldAt(schema: z.ZodType, path: string[]): z.ZodType {
+  let node: z.ZodType = schema;
+  for (const key of path) {
+    while (!(node instanceof z.ZodObject)) node = (node.def as unknown as { innerType: z.ZodType }).innerType;
+    node = (node as z.ZodObject).shape[key] as z.ZodType;
+  }
+  return node;
+}
+
+function defaultText(variable: EnvVariable): string {
+  const schema = variable.schema === 'library' ? OptionsSchema : ServerOptionsSchema;
+  let value: unknown = variable.serverDefault ?? schema.parse({});
+  if (variable.serverDefault === undefined) for (const key of variable.path) value = (value as Record<string, unknown>)[key];
+  if (value === null) return '(unset)';
+  if (Array.isArray(value)) return value.length ? `\`${value.join(',')}\`` : '(empty)';
+  return `\`${String(value)}\``;
+}
+
+/** The environment variables as a Markdown table (docs/deploy.md), from the schemas. */
+export function envDocs(): string {
+  const rows = ENV_VARIABLES.map((variable) => {
+    const schema = variable.schema === 'library' ? OptionsSchema : ServerOptionsSchema;
+    const description = (fieldAt(schema, variable.path).description ?? '').replace(/\|/g, '\\|');
+    return `| \`${variable.name}\` | ${defaultText(variable)} | ${description} |`;
+  });
+  return ['| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
 }

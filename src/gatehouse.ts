@@ -86,6 +86,8 @@ export interface Gatehouse {
   revokeAccountAccess(userId: string, keepSessionId: string | undefined, trx: Transaction<Database>): Promise<void>;
   /** Whether requests can be served: the database and Redis (if configured) answer, not shutting down. */
   readiness(): Promise<{ ready: boolean; database: boolean; redis: boolean | null; closing: boolean }>;
+  /** Shutting down: readiness answers not ready from now on (in-flight requests still finish). */
+  beginDrain(): void;
   /** Releases the database and Redis connections. */
   close(): Promise<void>;
 }
@@ -154,11 +156,22 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   }
 
   const database = await openDatabase(config.databaseUrl, {
+    pool: {
+      max: config.databasePoolMax,
+      connectTimeoutMs: config.databaseConnectTimeoutSeconds * 1000,
+      statementTimeoutMs: config.databaseStatementTimeoutSeconds * 1000,
+    },
+    migrate: config.migrate,
     onConnectionError: (err) => logger.warn({ err }, 'database connection lost; the pool reconnects by itself'),
   });
   const { db } = database;
   const redis = config.redisUrl
-    ? new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true })
+    ? new Redis(config.redisUrl, {
+        lazyConnect: false,
+        maxRetriesPerRequest: 2,
+        enableOfflineQueue: true,
+        connectTimeout: config.redisConnectTimeoutSeconds * 1000,
+      })
     : null;
   // ioredis reconnects by itself; without a listener its errors would crash the process.
   // Logged once per outage, not per retry.
@@ -192,7 +205,11 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     throw err;
   }
   const limits = await createLimits(
-    redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database },
+    {
+      addresses: redis ? { kind: 'redis', client: redis } : { kind: 'database', handle: database },
+      // Lockouts and failure counts: the database is their source of truth (see createLimits).
+      accounts: { kind: 'database', handle: database },
+    },
     config.lockoutSeconds,
   );
   const passwords = new PasswordHasher(config.argon2);
@@ -367,6 +384,9 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
           )
         : null;
       return { ready: !closing && databaseUp && redisUp !== false, database: databaseUp, redis: redisUp, closing };
+    },
+    beginDrain() {
+      closing = true;
     },
     async close() {
       closing = true;

@@ -16,7 +16,8 @@
  */
 import { loadConfig } from '../config.js';
 import { bodyContext } from '../mail/outbox.js';
-import { resolveSecretKey, SecretBox } from '../services/keys.js';
+import { assertKeyMatchesData, resolveSecretKey, SecretBox } from '../services/keys.js';
+import { KeyFingerprintStore } from '../store/key-fingerprints.js';
 import { totpSecretContext } from '../services/second-factor.js';
 import { openDatabase } from '../store/database.js';
 
@@ -47,6 +48,9 @@ export async function rotateKeys(env: NodeJS.ProcessEnv = process.env, options: 
     unusedRecoveryCodes: 0,
   };
   try {
+    // The same check as at start-up (refuses a key that did not write this data); it also
+    // records the new key's fingerprint, so instances may later run on it alone.
+    if (!options.dryRun) await assertKeyMatchesData(new KeyFingerprintStore(db), box, secret.key, config.previousSecretKeys, Date.now());
     const factors = await db.selectFrom('factors').select(['id', 'secret_enc']).where('secret_enc', 'is not', null).execute();
     for (const row of factors) {
       report.factors.checked++;
@@ -68,7 +72,14 @@ export async function rotateKeys(env: NodeJS.ProcessEnv = process.env, options: 
       }
     }
 
-    const mails = await db.selectFrom('mail_outbox').select(['id', 'body_enc']).execute();
+    // Sent and failed mail keeps no body (markSent/markFailed empty it): only queued mail
+    // has something to re-seal.
+    const mails = await db
+      .selectFrom('mail_outbox')
+      .select(['id', 'body_enc'])
+      .where('status', '=', 'pending')
+      .where('body_enc', '!=', '')
+      .execute();
     for (const row of mails) {
       report.mail.checked++;
       if (!box.isStale(row.body_enc)) continue;

@@ -65,6 +65,8 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: import('node:net
 
 export interface BuildOptions {
   timeouts?: Partial<ServerTimeouts>;
+  /** Runs before any route is registered (request hooks for metrics see every route). */
+  instrument?: (app: FastifyInstance, gatehouse: Gatehouse, facade: GatehouseFacade) => void;
 }
 
 export async function buildServer(
@@ -105,6 +107,7 @@ export async function buildServer(
     },
     return503OnClosing: true,
   });
+  options.instrument?.(app, gatehouse, facade);
   // The whole server is Gatehouse's: its JSON 404 answers unknown URLs too.
   await app.register(gatehouseFastify, {
     gatehouse: facade,
@@ -119,7 +122,12 @@ export async function buildServer(
 
 export async function startServer(config: ServerConfig = loadConfig(), options: BuildOptions = {}): Promise<RunningServer> {
   const { app, gatehouse, facade } = await buildServer(config, options);
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

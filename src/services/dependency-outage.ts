@@ -19,6 +19,8 @@ const OUTAGE_CODES = new Set([
   '57P02',
   '57P03',
   '53300',
+  // statement_timeout (GATEHOUSE_DATABASE_STATEMENT_TIMEOUT): the database is too slow right now.
+  '57014',
   '53400',
   // Not outages, but the same answer is right: nothing was decided, try again (a deadlock
   // or serialisation failure PostgreSQL resolved by aborting this transaction).

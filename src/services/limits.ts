@@ -393,15 +393,25 @@ export const BAD_BODIES_PER_ADDRESS = 50;
 export const MFA_ATTEMPTS_PER_PENDING_SESSION = 5;
 export const CONSECUTIVE_FAILURES_BEFORE_LOCKOUT = 10;
 
-export async function createLimits(backend: LimiterBackend, lockoutSeconds: number): Promise<Limits> {
+/**
+ * `addresses`: where per-address rate windows live (Redis when configured). `accounts`:
+ * where the per-account consecutive failures and lockouts live — always the database,
+ * the source of truth that survives a Redis restart (a Redis without persistence would
+ * otherwise forget every lockout and grant each locked account its failures again).
+ */
+export async function createLimits(
+  backends: { addresses: LimiterBackend; accounts: LimiterBackend },
+  lockoutSeconds: number,
+): Promise<Limits> {
   const day = 86_400;
+  const backend = backends.addresses;
   return {
-    mfaPerAccount: createFailureLimiter(backend, 'mfa_account', {
+    mfaPerAccount: createFailureLimiter(backends.accounts, 'mfa_account', {
       points: CONSECUTIVE_FAILURES_BEFORE_LOCKOUT,
       windowSeconds: day,
       blockSeconds: lockoutSeconds,
     }),
-    passwordPerAccount: createFailureLimiter(backend, 'password_account', {
+    passwordPerAccount: createFailureLimiter(backends.accounts, 'password_account', {
       points: CONSECUTIVE_FAILURES_BEFORE_LOCKOUT,
       windowSeconds: day,
       blockSeconds: lockoutSeconds,

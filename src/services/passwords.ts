@@ -64,6 +64,11 @@ export class PasswordHasher {
     };
   }
 
+  /** Hashes and verifications waiting for a free core (the metrics' password-hash queue). */
+  get queueDepth(): number {
+    return this.gate.queued;
+  }
+
   hash(password: string): Promise<string> {
     return this.gate.run(() => hash(password, this.options()));
   }

@@ -41,7 +41,14 @@ export async function databaseAnswers(handle: DatabaseHandle, timeoutMs = 2_000)
 // PostgreSQL returns bigint (int8) as strings; our bigints are epoch milliseconds and counters.
 pg.types.setTypeParser(20, (value) => Number(value));
 
+/** The schema is older than this version and the instance was told not to migrate it (GATEHOUSE_MIGRATE=off). */
+export class SchemaBehindError extends Error {}
+
 export interface DatabaseOptions {
+  /** PostgreSQL pool: most connections, connection timeout, statement_timeout (0: none). */
+  pool?: { max?: number; connectTimeoutMs?: number; statementTimeoutMs?: number };
+  /** 'off': pending migrations are not applied but refused (SchemaBehindError). Default 'on'. */
+  migrate?: 'on' | 'off';
   /**
    * Errors of idle pooled connections (the server restarted, the network dropped). Without
    * a listener they would crash the process; the pool replaces the connection by itself.
@@ -50,16 +57,56 @@ export interface DatabaseOptions {
 }
 
 export async function openDatabase(url: string, options: DatabaseOptions = {}): Promise<DatabaseHandle> {
-  const handle = url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url, options) : openSqlite(url);
+  const handle = connect(url, options);
   // Kysely looks for its migration tables in every schema unless told which one: with
   // PostgreSQL, pin them to the connection's schema (search_path), so several deployments
   // (or test runs) in one database, each in its own schema, never see each other's.
-  const schema =
-    handle.kind === 'postgres'
-      ? ((await handle.pool.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? undefined)
-      : undefined;
-  await migrate(handle.db, schema);
+  try {
+    const schema = await schemaOf(handle);
+    if (options.migrate === 'off') {
+      const pending = await pendingMigrations(handle.db, schema);
+      if (pending.length > 0) {
+        throw new SchemaBehindError(
+          `the database schema is behind (${pending.length} migration(s) pending, from ${pending[0]}): run \`gatehouse migrate\`, or unset GATEHOUSE_MIGRATE=off`,
+        );
+      }
+    } else {
+      await migrate(handle.db, schema);
+    }
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
   return handle;
+}
+
+/**
+ * Applies pending migrations (`gatehouse migrate`); returns the names applied. On
+ * PostgreSQL, Kysely's migrator holds a session-level advisory lock while it runs, so
+ * instances and this command starting at once apply each migration exactly once.
+ */
+export async function migrateDatabase(url: string, options: DatabaseOptions = {}): Promise<string[]> {
+  const handle = connect(url, options);
+  try {
+    return await migrate(handle.db, await schemaOf(handle));
+  } finally {
+    await handle.close();
+  }
+}
+
+function connect(url: string, options: DatabaseOptions): DatabaseHandle {
+  return url.startsWith('postgres://') || url.startsWith('postgresql://') ? openPostgres(url, options) : openSqlite(url);
+}
+
+async function schemaOf(handle: DatabaseHandle): Promise<string | undefined> {
+  return handle.kind === 'postgres'
+    ? ((await handle.pool.query<{ s: string }>('SELECT current_schema() AS s')).rows[0]?.s ?? undefined)
+    : undefined;
+}
+
+async function pendingMigrations(db: Kysely<Database>, migrationTableSchema?: string): Promise<string[]> {
+  const migrator = new Migrator({ db, provider, ...(migrationTableSchema ? { migrationTableSchema } : {}) });
+  return (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
 }
 
 function openSqlite(url: string): DatabaseHandle {
@@ -78,19 +125,31 @@ function openSqlite(url: string): DatabaseHandle {
 function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
   // A connection attempt that hangs (server gone, network partitioned) fails after 5 s, so
   // the request answers 503 instead of waiting forever.
-  const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5_000 });
+  const { max = 10, connectTimeoutMs = 5_000, statementTimeoutMs = 30_000 } = options.pool ?? {};
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: connectTimeoutMs,
+    // A statement stuck behind a lock or a sick server fails instead of holding the request.
+    ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
+  });
   pool.on('error', (err) => options.onConnectionError?.(err));
+  // The pool listens only to idle connections: one checked out (a transaction between two
+  // statements) that loses its server would emit an unhandled 'error' and end the process.
+  // Its statements fail (503) and the pool drops it on release.
+  pool.on('connect', (client) => client.on('error', (err) => options.onConnectionError?.(err)));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { kind: 'postgres', db, pool, close: () => db.destroy() };
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
-async function migrate(db: Kysely<Database>, migrationTableSchema?: string): Promise<void> {
+async function migrate(db: Kysely<Database>, migrationTableSchema?: string): Promise<string[]> {
   const migrator = new Migrator({ db, provider, ...(migrationTableSchema ? { migrationTableSchema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${String(error)}`);
   }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
