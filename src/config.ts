@@ -25,6 +25,42 @@ const url = z
   }, 'must be an http(s) URL')
   .transform((v) => v.replace(/\/+$/, ''));
 
+/**
+ * An upstream OpenID Provider users may sign in with (federated login). Its sign-in is a
+ * first factor only unless its ID token's acr is one of `trustedAcr` or its amr holds one
+ * of `trustedAmr` (then it counts as MFA). Plain http issuers are accepted on loopback only.
+ */
+export const UpstreamSchema = z
+  .object({
+    /** In URLs: /sign-in/upstream/NAME (redirect URI /sign-in/upstream/NAME/callback). */
+    name: z
+      .string()
+      .regex(/^[a-z0-9-]{1,32}$/, 'lowercase letters, digits and "-", at most 32')
+      .refine((n) => n !== 'link', '"link" is taken by the link page'),
+    /** Shown on the sign-in page. */
+    label: z.string().trim().min(1).max(64).optional(),
+    issuer: z
+      .string()
+      .trim()
+      .refine((v) => {
+        try {
+          const u = new URL(v);
+          return u.protocol === 'https:' || (u.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname));
+        } catch {
+          return false;
+        }
+      }, 'must be an https URL (http only on loopback)'),
+    clientId: z.string().min(1).max(200),
+    /** Null: a public client (PKCE only). */
+    clientSecret: z.string().min(1).max(500).nullable().default(null),
+    scope: z.string().max(500).default('openid email'),
+    trustedAcr: z.array(z.string().min(1).max(200)).max(20).default([]),
+    trustedAmr: z.array(z.string().min(1).max(50)).max(20).default([]),
+  })
+  .strict();
+
+export type UpstreamOptions = z.output<typeof UpstreamSchema>;
+
 /** The library's options; every field is optional in `createGatehouse`, defaults below. */
 export const OptionsSchema = z
   .object({
@@ -71,6 +107,12 @@ export const OptionsSchema = z
     lockoutSeconds: seconds(900),
     /** Scopes personal API tokens may carry, besides Gatehouse's own `account:read`; routes name one in `requires({ scope })`. */
     scopes: z.array(z.string().regex(SCOPE_SHAPE, 'scope names look like "orders:read"')).max(64).default([]),
+    /** Upstream OpenID Providers for federated login (docs/oidc.md). */
+    upstreams: z
+      .array(UpstreamSchema)
+      .max(20)
+      .default([])
+      .refine((list) => new Set(list.map((u) => u.name)).size === list.length, 'upstream names must be unique'),
     /** pino level of the logger Gatehouse creates (ignored when a logger is passed). */
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   })
@@ -176,6 +218,7 @@ const ENV_NAMES: Record<string, string> = {
   lockoutSeconds: 'GATEHOUSE_LOCKOUT_SECONDS',
   scopes: 'GATEHOUSE_SCOPES',
   logLevel: 'GATEHOUSE_LOG_LEVEL',
+  upstreams: 'GATEHOUSE_OIDC_UPSTREAMS',
 };
 
 function text(env: NodeJS.ProcessEnv, name: string): string | undefined {
@@ -191,6 +234,16 @@ function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
         .split(',')
         .map((s) => s.trim())
         .filter(Boolean);
+}
+
+function json(env: NodeJS.ProcessEnv, name: string): unknown {
+  const raw = text(env, name);
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`${name} must be JSON (an array of upstream providers)`);
+  }
 }
 
 function bool(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
@@ -244,6 +297,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     lockoutSeconds: num('GATEHOUSE_LOCKOUT_SECONDS'),
     scopes: list(env, 'GATEHOUSE_SCOPES') ?? [...CONTRACT_SCOPES],
     logLevel: text(env, 'GATEHOUSE_LOG_LEVEL')?.toLowerCase(),
+    upstreams: json(env, 'GATEHOUSE_OIDC_UPSTREAMS'),
   };
   for (const key of Object.keys(input)) if (input[key] === undefined) delete input[key];
   if (input.argon2)

@@ -30,6 +30,7 @@ import { tokenRoutes } from './routes/tokens.js';
 import { webauthnRoutes } from './routes/webauthn.js';
 import { webPages } from '../web/plugin.js';
 import { oidcRoutes } from '../oidc/plugin.js';
+import { upstreamRoutes } from './routes/upstreams.js';
 
 export interface GatehousePluginOptions {
   gatehouse: GatehouseFacade;
@@ -121,6 +122,7 @@ async function ownRoutes(
   await app.register(tokenRoutes, { gatehouse });
   await app.register(emailRoutes, { gatehouse });
   await app.register(passwordResetRoutes, { gatehouse });
+  await app.register(upstreamRoutes, { gatehouse });
   // The OpenID Provider: /oidc/*, /.well-known/openid-configuration (encapsulated).
   await app.register(oidcRoutes, { gatehouse, cookies, behindProxy: options.behindProxy });
 }

@@ -35,6 +35,8 @@ export interface OidcPluginOptions {
 /** The return-to cookie: set by the interaction, read by the sign-in pages when they are done. */
 export const returnCookieName = (cookies: CookiePolicy) => `${cookies.secure ? '__Host-' : ''}gatehouse_oidc_return`;
 const RETURN_PATH = /^\/oidc\/interaction\/[A-Za-z0-9_-]{1,64}\?t=\d{1,16}&m=[A-Za-z0-9_-]{43}$/;
+/** Federated login's link confirmation (web/pages/upstream.ts): also a place sign-in returns to. */
+export const UPSTREAM_LINK_PATH = '/sign-in/upstream/link';
 
 /**
  * Where the sign-in pages send the browser once its session is full: back to the OIDC
@@ -46,7 +48,7 @@ export function takeOidcReturn(request: FastifyRequest, reply: FastifyReply, coo
   const value = request.cookies[name];
   if (value === undefined) return null;
   reply.clearCookie(name, cookieOptions(cookies));
-  return RETURN_PATH.test(value) ? value : null;
+  return RETURN_PATH.test(value) || value === UPSTREAM_LINK_PATH ? value : null;
 }
 
 export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOptions): Promise<void> {

@@ -30,6 +30,7 @@ import { factorPages } from './pages/factors.js';
 import { passwordPages } from './pages/password.js';
 import { settingsPages } from './pages/settings.js';
 import { signInPages } from './pages/sign-in.js';
+import { upstreamPages } from './pages/upstream.js';
 import { stepUpPrompt, stepUpRoutes } from './step-up.js';
 
 export interface WebPagesOptions {
@@ -61,6 +62,7 @@ export async function webPages(app: FastifyInstance, { gatehouse, cookies }: Web
   // Called directly, not registered: the groups share this context's parser, hooks and error handler.
   await assetRoutes(app);
   await signInPages(app, web);
+  await upstreamPages(app, web);
   await passwordPages(app, web);
   await confirmEmailPages(app, web);
   await factorPages(app, web);

@@ -53,7 +53,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
   });
 
   app.get('/sign-in', { config: requires({ session: 'none' }) }, async (request, reply) =>
-    send(reply, 200, { title: 'Sign in', notice: noticeOf(request), body: signInView({}) }),
+    send(reply, 200, { title: 'Sign in', notice: noticeOf(request), body: signInView({ upstreams: gatehouse.federation.list() }) }),
   );
 
   app.post('/sign-in', { config: requires({ session: 'none' }) }, async (request, reply) => {
