@@ -143,7 +143,8 @@ export class FederationService {
     if (!handle) throw new UpstreamLoginError('This sign-in was not started in this browser (or it expired). Start again.');
     const handleHash = hashToken(handle);
     const flow = await this.store.takeFlow(handleHash, 'authorizing', ctx.now);
-    if (!flow || flow.upstream !== u.name || !flow.checks_enc) throw new UpstreamLoginError('This sign-in expired or was already used. Start again.');
+    if (!flow || flow.upstream !== u.name || !flow.checks_enc)
+      throw new UpstreamLoginError('This sign-in expired or was already used. Start again.');
     const checks = JSON.parse(this.box.decrypt(flow.checks_enc, checksContext(handleHash))) as FlowChecks;
     const config = await this.configOf(u);
     const current = new URL(`${this.callbackUrl(u.name)}${query}`);
@@ -158,7 +159,12 @@ export class FederationService {
       claims = tokens.claims()!;
     } catch (err) {
       if (err instanceof TypeError && !(err instanceof oidc.ClientError)) throw new ServiceUnavailableError(30);
-      throw new UpstreamLoginError();
+      // Which check failed, never what was sent (no codes or tokens in it).
+      const reason =
+        err instanceof oidc.ResponseBodyError || err instanceof oidc.AuthorizationResponseError
+          ? err.error
+          : String((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message).slice(0, 120);
+      throw new UpstreamLoginError(`The sign-in with the other provider could not be completed (${reason}). Start again.`);
     }
     const issuer = config.serverMetadata().issuer;
     const email = typeof claims.email === 'string' ? claims.email : null;

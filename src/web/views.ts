@@ -106,7 +106,11 @@ export function signUpView(v: { email?: string; error?: string | null; errorFiel
     <p>Already have an account? <a href="/sign-in">Sign in</a></p>`;
 }
 
-export function signInView(v: { email?: string; error?: string | null; upstreams?: ReadonlyArray<{ name: string; label?: string }> }): Html {
+export function signInView(v: {
+  email?: string;
+  error?: string | null;
+  upstreams?: ReadonlyArray<{ name: string; label?: string }>;
+}): Html {
   return html`<form class="card" method="post" action="/sign-in" novalidate>
       ${field({ name: 'email', label: 'Email address', type: 'email', value: v.email ?? '', autocomplete: 'username', autofocus: !v.error && !v.email, error: null })}
       ${field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', autofocus: Boolean(v.email) || Boolean(v.error) })}

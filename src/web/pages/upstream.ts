@@ -71,8 +71,7 @@ export async function upstreamPages(app: FastifyInstance, web: Web): Promise<voi
       return send(reply, 200, {
         title: 'Link your account',
         body: html`<p>No account is linked to ${who} yet.</p>
-          <p>To link it, sign in to your account here first, with its password and second factor. Nothing is linked until you
-            confirm.</p>
+          <p>To link it, sign in to your account here first, with its password and second factor. Nothing is linked until you confirm.</p>
           <p><a href="/sign-in">Sign in to link</a></p>`,
       });
     }
@@ -81,8 +80,7 @@ export async function upstreamPages(app: FastifyInstance, web: Web): Promise<voi
       user: userOf(web, request),
       body: html`<form class="card" method="post" action="${UPSTREAM_LINK_PATH}">
         ${csrfField(web.tokens.of(session))}
-        <p>Let ${who} sign in to <strong>${session.email}</strong>? It counts as the password: your second factor is still
-          asked.</p>
+        <p>Let ${who} sign in to <strong>${session.email}</strong>? It counts as the password: your second factor is still asked.</p>
         <button type="submit">Link</button>
       </form>`,
     });
