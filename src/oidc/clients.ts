@@ -39,6 +39,8 @@ export const clientMetadataSchema = z
     application_type: z.enum(['web', 'native']).default('web'),
     grant_types: z.array(z.enum(['authorization_code', 'refresh_token'])).default(['authorization_code', 'refresh_token']),
     backchannel_logout_uri: httpUrl.optional(),
+    /** ID tokens and logout tokens carry `sid` (the provider session), so the RP can end just that session. */
+    backchannel_logout_session_required: z.boolean().optional(),
     /** File only: the secret of a confidential client (the database keeps it sealed). */
     client_secret: z.string().min(32).max(200).optional(),
   })

@@ -39,7 +39,7 @@ export interface Rp {
 let counter = 0;
 
 /** Registers a client (confidential unless `publicClient`) and discovers the provider with openid-client. */
-export async function registerRp(server: TestServer, options: { publicClient?: boolean } = {}): Promise<Rp> {
+export async function registerRp(server: TestServer, options: { publicClient?: boolean; backchannelLogoutUri?: string } = {}): Promise<Rp> {
   const g = server.server.gatehouse;
   const registry = new ClientRegistry(g.database.db, g.keys.box, server.dataDir);
   const clientId = `rp-${process.pid}-${++counter}`;
@@ -49,6 +49,9 @@ export async function registerRp(server: TestServer, options: { publicClient?: b
       redirect_uris: [REDIRECT_URI],
       post_logout_redirect_uris: [`${REDIRECT_URI}/bye`],
       token_endpoint_auth_method: options.publicClient ? 'none' : 'client_secret_basic',
+      ...(options.backchannelLogoutUri
+        ? { backchannel_logout_uri: options.backchannelLogoutUri, backchannel_logout_session_required: true }
+        : {}),
     },
     Date.now(),
   );
