@@ -22,6 +22,12 @@ export interface RouteRequirement {
   fresh?: boolean | ((request: FastifyRequest) => boolean);
   /** API tokens holding this scope may call the route. */
   scope?: Scope;
+  /**
+   * The route authenticates its caller by other means than cookies (an OAuth token
+   * endpoint: client credentials, code and PKCE) and answers CORS itself, so the
+   * same-origin rule does not apply. Only for `session: 'none'` routes.
+   */
+  crossOrigin?: true;
 }
 
 /** Declares a route's requirement; pass the result as the route's `config`. */
@@ -212,7 +218,7 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     const core = toCorePrincipal(principal);
     const denied =
       authorize({ ...rest, fresh: false }, core, request.ctx.now, policy) ??
-      csrfViolation(request, principal, origins, gatehouse.logger) ??
+      (requirement.crossOrigin && requirement.session === 'none' ? null : csrfViolation(request, principal, origins, gatehouse.logger)) ??
       (fresh ? authorize({ ...rest, fresh: true }, core, request.ctx.now, policy) : null);
     if (denied) {
       if (request.routeOptions.config[options.ownRoute as 'requires']) throw denied;

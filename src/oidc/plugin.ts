@@ -98,6 +98,17 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
   for (const url of [OIDC_PREFIX, `${OIDC_PREFIX}/*`]) {
     app.route({ method: methods, url, ...publicRoute, handler: (request, reply) => handOver(request, reply, pathAfterPrefix(request)) });
   }
+  // Endpoints browser-based clients (SPAs) call cross-origin: they authenticate the client,
+  // code and PKCE themselves, never a cookie, and answer CORS per client (allowed_origins).
+  const crossOriginRoute = { config: requires({ session: 'none', crossOrigin: true }) };
+  for (const path of ['/token', '/token/revocation', '/me']) {
+    app.route({
+      method: path === '/me' ? ['GET', 'POST', 'OPTIONS'] : ['POST', 'OPTIONS'],
+      url: `${OIDC_PREFIX}${path}`,
+      ...crossOriginRoute,
+      handler: (request, reply) => handOver(request, reply, path),
+    });
+  }
   app.get('/.well-known/openid-configuration', publicRoute, (request, reply) =>
     handOver(request, reply, '/.well-known/openid-configuration'),
   );

@@ -11,7 +11,7 @@
  * `login_required`.
  */
 import type { Kysely } from 'kysely';
-import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Gatehouse } from '../gatehouse.js';
 import type { CookiePolicy } from '../http/cookies.js';
 import type { Database } from '../store/schema.js';
@@ -144,6 +144,17 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
       }
       return globalThis.fetch(url, options);
     },
+    // CORS for browser-based clients (SPAs): only the origins registered for the client
+    // (`allowed_origins`); none by default.
+    extraClientMetadata: {
+      properties: ['allowed_origins'],
+      validator(_ctx, key, value) {
+        if (key === 'allowed_origins' && value !== undefined && !(Array.isArray(value) && value.every((v) => typeof v === 'string')))
+          throw new errors.InvalidClientMetadata('allowed_origins must be an array of origins');
+      },
+    },
+    clientBasedCORS: (_ctx, origin, client) =>
+      origin !== 'null' && ((client.metadata().allowed_origins as string[] | undefined) ?? []).includes(origin),
     async findAccount(_ctx, sub) {
       const user = await gatehouse.stores.users.findById(sub);
       if (!user) return undefined;

@@ -49,6 +49,7 @@ export async function registerRp(server: TestServer, options: { publicClient?: b
       redirect_uris: [REDIRECT_URI],
       post_logout_redirect_uris: [`${REDIRECT_URI}/bye`],
       token_endpoint_auth_method: options.publicClient ? 'none' : 'client_secret_basic',
+      ...(options.allowedOrigins ? { allowed_origins: options.allowedOrigins } : {}),
       ...(options.backchannelLogoutUri
         ? { backchannel_logout_uri: options.backchannelLogoutUri, backchannel_logout_session_required: true }
         : {}),
