@@ -39,7 +39,10 @@ export interface Rp {
 let counter = 0;
 
 /** Registers a client (confidential unless `publicClient`) and discovers the provider with openid-client. */
-export async function registerRp(server: TestServer, options: { publicClient?: boolean; backchannelLogoutUri?: string } = {}): Promise<Rp> {
+export async function registerRp(
+  server: TestServer,
+  options: { publicClient?: boolean; backchannelLogoutUri?: string; allowedOrigins?: string[] } = {},
+): Promise<Rp> {
   const g = server.server.gatehouse;
   const registry = new ClientRegistry(g.database.db, g.keys.box, server.dataDir);
   const clientId = `rp-${process.pid}-${++counter}`;
