@@ -1,6 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // The examples import the library by its package name, as a host app would.
+  resolve: { alias: [{ find: /^gatehouse$/, replacement: new URL('./src/index.ts', import.meta.url).pathname }] },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
