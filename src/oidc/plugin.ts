@@ -19,7 +19,7 @@ import { requires } from '../http/gate.js';
 import { constantTimeEqual } from '../services/keys.js';
 import { decideInteraction, parseAcrValues } from './assurance.js';
 import { ClientRegistry } from './clients.js';
-import { simplePage } from './pages.js';
+import { escapeHtml, simplePage } from './pages.js';
 import { createProvider, OIDC_PREFIX, OIDC_TTL } from './provider.js';
 import { ResourceServers, type ResourceServer } from './resources.js';
 
@@ -49,6 +49,22 @@ export function takeOidcReturn(request: FastifyRequest, reply: FastifyReply, coo
   if (value === undefined) return null;
   reply.clearCookie(name, cookieOptions(cookies));
   return RETURN_PATH.test(value) || value === UPSTREAM_LINK_PATH ? value : null;
+}
+
+/**
+ * The answer to a sign-in form that is done: a 303 to `target`, except back to an OIDC
+ * interaction. Its redirects end at the relying party's redirect URI (another origin), and
+ * browsers hold the whole redirect chain of a form submission to the page's CSP
+ * `form-action 'self'` (Chromium blocks it). So that return is a page that continues with
+ * a plain navigation (Refresh), which no form-action governs.
+ */
+export function continueAfterForm(reply: FastifyReply, target: string): FastifyReply {
+  if (!target.startsWith(`${OIDC_PREFIX}/interaction/`) || !RETURN_PATH.test(target)) return reply.redirect(target, 303);
+  return reply
+    .status(200)
+    .type('text/html; charset=utf-8')
+    .header('Refresh', `0; url=${target}`)
+    .send(simplePage('Signed in', `<p>Returning to the application… <a href="${escapeHtml(target)}">Continue</a></p>`));
 }
 
 export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOptions): Promise<void> {

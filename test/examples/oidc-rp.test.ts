@@ -14,7 +14,7 @@ import { ClientRegistry } from '../../src/oidc/clients.js';
 import { PASSWORD, signup, signupWithTotp } from '../helpers/accounts.js';
 import { csrfIn, FormBrowser } from '../helpers/http-client.js';
 import type { TestServer } from '../helpers/server.js';
-import { API, follow, startOidcServer } from '../oidc/rp.js';
+import { API, continuation, follow, startOidcServer } from '../oidc/rp.js';
 
 let gatehouse: TestServer;
 let rp: FastifyInstance;
@@ -56,12 +56,12 @@ async function signInThroughExample(account: { email: string; recoveryCodes?: st
   expect(login.status).toBe(302);
   const first = await follow(atGatehouse, login.location!);
   expect(first).toMatchObject({ page: { path: '/sign-in' } });
-  let next = (await atGatehouse.go('POST', '/sign-in', { email: account.email, password: PASSWORD })).location!;
+  let next = continuation(await atGatehouse.go('POST', '/sign-in', { email: account.email, password: PASSWORD }))!;
   if (next === '/sign-in/verify') {
     const challenge = await atGatehouse.go('GET', next);
-    next = (
-      await atGatehouse.go('POST', next, { _csrf: csrfIn(challenge.text), method: 'recovery_code', code: account.recoveryCodes!.pop()! })
-    ).location!;
+    next = continuation(
+      await atGatehouse.go('POST', next, { _csrf: csrfIn(challenge.text), method: 'recovery_code', code: account.recoveryCodes!.pop()! }),
+    )!;
   }
   const back = await follow(atGatehouse, next);
   if (!('landed' in back)) throw new Error(JSON.stringify(back).slice(0, 300));
