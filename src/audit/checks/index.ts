@@ -11,6 +11,7 @@ import { otpCrossAccount, recoveryCodeRace, recoveryCodeReuse, totpReplay } from
 import { apiTokenWithoutStepUp, mfaDisableWithoutReauth, staleSessionSensitiveAction } from './sensitive-actions.js';
 import { mfaGuessUnlimited, xffRateLimitEvasion } from './guessing.js';
 import { passwordResetSession } from './password-reset.js';
+import { oidcAcrValuesIgnored, oidcCodeForPendingSession, oidcPromptNoneWithPendingSession } from './oidc.js';
 
 export const allChecks: readonly Check[] = [
   passwordOnlySession,
@@ -28,6 +29,11 @@ export const allChecks: readonly Check[] = [
   staleSessionSensitiveAction,
   mfaDisableWithoutReauth,
   passwordResetSession,
+  // The target as an OpenID Provider (profile `oidc`); they change nothing, but come last so
+  // the numbering of the checks above stays as it was.
+  oidcCodeForPendingSession,
+  oidcPromptNoneWithPendingSession,
+  oidcAcrValuesIgnored,
 ];
 
 export type { Check, CheckResult, Status, Severity } from './types.js';
