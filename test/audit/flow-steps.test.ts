@@ -48,6 +48,7 @@ const NA_BOTH = [
   'oidc-code-for-pending-session:not_applicable',
   'oidc-prompt-none-pending:not_applicable',
   'oidc-acr-values-ignored:not_applicable',
+  'oidc-refresh-after-factor-removal:not_applicable',
 ];
 
 describe.concurrent('flow steps: Tokenland', () => {

@@ -104,7 +104,7 @@ describe('auditor against Gatehouse (built-in profile)', () => {
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     // Gatehouse has every feature the checks need, so none is skipped.
     expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([]);
-    expect(idsWith(report, 'blocked')).toHaveLength(18);
+    expect(idsWith(report, 'blocked')).toHaveLength(19);
     expect(report.exitCode).toBe(0);
   });
 });

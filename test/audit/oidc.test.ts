@@ -11,7 +11,12 @@ import { startWeakOidcProvider, WEAK_CLIENT } from '../fixtures/weak-oidc-provid
 import { startOidcServer } from '../oidc/rp.js';
 import { digest, statusOf } from './helpers.js';
 
-const OIDC_CHECKS = ['oidc-code-for-pending-session', 'oidc-prompt-none-pending', 'oidc-acr-values-ignored'];
+const OIDC_CHECKS = [
+  'oidc-code-for-pending-session',
+  'oidc-prompt-none-pending',
+  'oidc-acr-values-ignored',
+  'oidc-refresh-after-factor-removal',
+];
 const REDIRECT = 'http://127.0.0.1:9/cb';
 
 describe('auditor OIDC checks against Gatehouse', () => {
@@ -35,13 +40,15 @@ describe('auditor OIDC checks against Gatehouse', () => {
           { username: account.email, password: account.password, totpSecret: account.secret, recoveryCodes: account.recoveryCodes },
         ],
         oidc: { clientId: 'audit-client', clientSecret, redirectUri: REDIRECT, unreachableAcr: 'urn:gatehouse:phr' },
-        safety: { requestsPerSecond: 100 },
+        safety: { allowAccountChanges: true, requestsPerSecond: 100 },
       },
       'gatehouse oidc profile',
     );
     const report = await runAudit({ target: server.url, profile, only: OIDC_CHECKS });
     expect(report.aborted, digest(report)).toBeUndefined();
     for (const id of OIDC_CHECKS) expect(statusOf(report, id), digest(report)).toBe('blocked');
+    // The factor really went (the refresh check's change), so its refusal is the revocation.
+    expect((await account.client.get('/api/mfa')).body.factors).toEqual([]);
   });
 });
 
@@ -63,9 +70,10 @@ describe('auditor OIDC checks against a weak provider', () => {
           accepted: { status: 200 },
         },
         whoami: { method: 'GET', path: '/api/session', success: { status: 200 } },
+        sensitiveActions: [{ name: 'remove TOTP', kind: 'disable_mfa', method: 'DELETE', path: '/api/mfa' }],
         accounts: [weak.account],
         oidc: { authorizationPath: '/auth', tokenPath: '/token', ...WEAK_CLIENT, unreachableAcr: 'urn:weak:phr' },
-        safety: { requestsPerSecond: 100 },
+        safety: { allowAccountChanges: true, requestsPerSecond: 100 },
       },
       'weak provider profile',
     );
@@ -73,5 +81,6 @@ describe('auditor OIDC checks against a weak provider', () => {
     expect(report.aborted, digest(report)).toBeUndefined();
     for (const id of OIDC_CHECKS) expect(statusOf(report, id), digest(report)).toBe('bypassed');
     expect(report.exitCode).not.toBe(0);
+    expect(weak.factorRemoved()).toBe(true);
   });
 });

@@ -83,6 +83,7 @@ describe('bearer-token transport', () => {
         'oidc-acr-values-ignored:not_applicable',
         'oidc-code-for-pending-session:not_applicable',
         'oidc-prompt-none-pending:not_applicable',
+        'oidc-refresh-after-factor-removal:not_applicable',
         'password-reset-session:not_applicable',
         'remember-me-skips-mfa:not_applicable',
         'token-login-skips-mfa:not_applicable',

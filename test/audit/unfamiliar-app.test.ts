@@ -18,6 +18,7 @@ const NOT_IN_PROFILE = [
   'oidc-acr-values-ignored',
   'oidc-code-for-pending-session',
   'oidc-prompt-none-pending',
+  'oidc-refresh-after-factor-removal',
   'password-reset-session',
   'token-login-skips-mfa',
 ];

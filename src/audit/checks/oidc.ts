@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { AuditContext } from '../context.js';
 import type { HttpResult } from '../http-client.js';
 import type { Profile } from '../profile.js';
+import { succeeded } from '../matchers.js';
 import type { Session } from '../session.js';
 import { blocked, bypassed, notApplicable, type Check } from './types.js';
 
@@ -20,6 +21,10 @@ interface Authorization {
 }
 
 const b64url = (b: Buffer) => b.toString('base64url');
+
+/** client_secret_basic (RFC 6749 2.3.1: form-encoded id and secret). */
+const basicAuth = (o: OidcProfile) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(o.clientId)}:${encodeURIComponent(o.clientSecret!)}`).toString('base64')}`;
 
 /** Plays the browser: one authorization request, its redirects followed on the target until one points at the redirect URI. */
 async function authorize(
@@ -80,7 +85,7 @@ async function redeem(
     code_verifier: a.verifier,
   };
   if (o.clientSecret) {
-    headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(o.clientId)}:${encodeURIComponent(o.clientSecret)}`).toString('base64')}`;
+    headers.authorization = basicAuth(o);
     ctx.secrets.add(o.clientSecret);
   } else body.client_id = o.clientId;
   const res = await ctx.send({
@@ -185,5 +190,76 @@ export const oidcAcrValuesIgnored: Check = {
     if (!idToken) return blocked(`A code was issued but its redemption gave no ID token (status ${res.status}).`, 'no tokens');
     if (idToken.acr === want) return blocked(`The ID token carries the requested acr ${want}.`, 'acr met');
     return bypassed(`Asked for acr ${want}, received tokens with acr ${JSON.stringify(idToken.acr ?? null)}.`);
+  },
+};
+
+/** Plays the relying party: a refresh_token grant. */
+async function refresh(ctx: AuditContext, o: OidcProfile, refreshToken: string, note: string): Promise<HttpResult> {
+  const body: Record<string, unknown> = { grant_type: 'refresh_token', refresh_token: refreshToken };
+  const headers: Record<string, string> = {};
+  if (o.clientSecret) {
+    headers.authorization = basicAuth(o);
+    ctx.secrets.add(o.clientSecret);
+  } else body.client_id = o.clientId;
+  const res = await ctx.send({ method: 'POST', path: o.tokenPath, encoding: 'form', body, headers, note });
+  const json = res.json as { access_token?: unknown; refresh_token?: unknown } | undefined;
+  ctx.secrets.add(...[json?.access_token, json?.refresh_token].filter((v): v is string => typeof v === 'string'));
+  return res;
+}
+
+const disableActions = (p: Profile) => p.sensitiveActions.filter((a) => a.kind === 'disable_mfa');
+
+export const oidcRefreshAfterFactorRemoval: Check = {
+  id: 'oidc-refresh-after-factor-removal',
+  title: 'Refresh token still works after the second factor was removed',
+  severity: 'high',
+  references: ['ASVS 5.0 V7.4.3', 'OpenID Connect Core 1.0 §12'],
+  description:
+    'Gets a refresh token through a full sign-in, removes the second factor (a disable_mfa action, with a fresh ' +
+    'session), then refreshes. Grants based on a factor that is gone keep handing out tokens to whoever holds them.',
+  fixHint: 'Revoke the account’s grants and refresh tokens when a factor is removed or the password changes or is reset.',
+  notApplicable: (p) =>
+    needsOidc(p) ??
+    (disableActions(p).length === 0
+      ? 'the profile lists no disable_mfa action in sensitiveActions'
+      : p.safety.allowAccountChanges
+        ? undefined
+        : 'removing the factor changes the account: set safety.allowAccountChanges: true to test'),
+  plan: (p) => [
+    'log in with password and second factor; authorize; redeem the code; refresh once',
+    `log in again (fresh) and ${disableActions(p)[0]?.name ?? 'remove the factor'}`,
+    'refresh again with the latest refresh token',
+  ],
+  async run(ctx) {
+    const o = ctx.profile.oidc!;
+    const first = await ctx.fullLogin({ note: 'log in with password and second factor' });
+    const a = await authorize(
+      ctx,
+      o,
+      first.session,
+      { scope: `${o.scope} offline_access`, prompt: 'consent' },
+      'authorize with the full session',
+    );
+    if (!a.landed?.searchParams.get('code')) return notApplicable(`No code for the full session: ${describeStop(a)}.`);
+    const { res } = await redeem(ctx, o, a);
+    let token = (res.json as { refresh_token?: unknown } | undefined)?.refresh_token;
+    if (typeof token !== 'string') return notApplicable('The provider issued no refresh token to this client.');
+    const before = await refresh(ctx, o, token, 'refresh before the factor is removed (must work)');
+    const next = (before.json as { refresh_token?: unknown } | undefined)?.refresh_token;
+    if (before.status !== 200) return notApplicable(`A refresh did not work even before the change (status ${before.status}).`);
+    if (typeof next === 'string') token = next;
+
+    const fresh = await ctx.fullLogin({ note: 'log in again: a fresh session to remove the factor with' });
+    const action = disableActions(ctx.profile)[0]!;
+    const removed = await ctx.sendAction(action, fresh.session, `${action.name} (fresh session)`, { password: 'right', factor: 'right' });
+    if (!succeeded(removed, action.success)) {
+      return notApplicable(`${action.name} was refused even with a fresh session (status ${removed.status}): nothing to test.`);
+    }
+    const after = await refresh(ctx, o, token as string, 'refresh after the factor was removed');
+    if (after.status === 200) return bypassed('The refresh token still produced tokens after the second factor was removed.');
+    return blocked(
+      `After ${action.name}, the refresh was refused (status ${after.status}${(after.json as { error?: string } | undefined)?.error ? `, ${(after.json as { error: string }).error}` : ''}).`,
+      'the same refresh grant worked before the factor was removed',
+    );
   },
 };
