@@ -18,7 +18,7 @@
  */
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CsrfError, GatehouseError, type StepUpRequiredError, type TooManyAttemptsError } from '../core/errors.js';
+import { CsrfError, GatehouseError, ServiceUnavailableError, type StepUpRequiredError, type TooManyAttemptsError } from '../core/errors.js';
 import type { Gatehouse } from '../gatehouse.js';
 import type { CookiePolicy } from '../http/cookies.js';
 import { assetRoutes } from './assets.js';
@@ -108,6 +108,8 @@ async function pageForError(web: Web, error: unknown, request: FastifyRequest, r
         });
       }
       default:
+        // An unreachable dependency (e.g. an upstream sign-in provider): try again later.
+        if (error instanceof ServiceUnavailableError) reply.header('Retry-After', String(error.retryAfter));
         return send(reply, error.status, {
           title: 'That did not work',
           user: userOf(web, request),

@@ -61,6 +61,8 @@ beforeAll(async () => {
       entry('corp-mfa', { trustedAcr: ['urn:gatehouse:aal2', 'urn:gatehouse:phr'] }),
       // Only a hardware key would be trusted: the upstream's "mfa"/"otp" claims are not.
       entry('corp-hwk', { trustedAmr: ['hwk'] }),
+      // Nothing listens there.
+      { name: 'down', issuer: 'http://127.0.0.1:1/oidc', clientId: 'gh-down' },
     ]),
   });
   for (const name of ['corp', 'corp-mfa', 'corp-hwk'])
@@ -346,6 +348,10 @@ describe('the relying party checks (state, PKCE, single use)', () => {
     const b = new FormBrowser(downstream.url);
     expect((await b.go('GET', '/sign-in/upstream/corp/callback?code=x&state=y')).status).toBe(400);
     expect((await b.go('GET', '/sign-in/upstream/nope')).status).toBe(404);
+    // An upstream that cannot be reached: 503 with Retry-After, no flow.
+    const down = await b.go('GET', '/sign-in/upstream/down');
+    expect(down.status).toBe(503);
+    expect(Number(down.headers['retry-after'])).toBeGreaterThan(0);
     // The sign-in page offers the configured upstreams.
     expect((await b.go('GET', '/sign-in')).text).toContain('Sign in with Corp SSO');
   });
