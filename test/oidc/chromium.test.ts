@@ -92,7 +92,12 @@ describe.skipIf(!CHROMIUM)('OIDC code flow in Chromium', () => {
     expect(claims.acr).toBe('urn:gatehouse:aal2');
     expect(claims.amr).toEqual(expect.arrayContaining(['pwd', 'otp', 'mfa']));
 
-    // The same code cannot be redeemed again.
+    // Signed in now: a silent authorization (prompt=none) completes in the browser.
+    const silent = await rp.start({ prompt: 'none' });
+    await page.goto(silent.url.href);
+    expect(landed[1], landed.join(' ')).toContain('code=');
+
+    // The same code cannot be redeemed again (and the replay revokes the grant it issued).
     await expect(
       oidc.authorizationCodeGrant(rp.config, callback, {
         pkceCodeVerifier: req.verifier,
