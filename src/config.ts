@@ -44,6 +44,42 @@ const urlWithScheme = (schemes: string[], what: string) =>
       }
     }, `must be ${what}`);
 
+/**
+ * An upstream OpenID Provider users may sign in with (federated login). Its sign-in is a
+ * first factor only unless its ID token's acr is one of `trustedAcr` or its amr holds one
+ * of `trustedAmr` (then it counts as MFA). Plain http issuers are accepted on loopback only.
+ */
+export const UpstreamSchema = z
+  .object({
+    /** In URLs: /sign-in/upstream/NAME (redirect URI /sign-in/upstream/NAME/callback). */
+    name: z
+      .string()
+      .regex(/^[a-z0-9-]{1,32}$/, 'lowercase letters, digits and "-", at most 32')
+      .refine((n) => n !== 'link', '"link" is taken by the link page'),
+    /** Shown on the sign-in page. */
+    label: z.string().trim().min(1).max(64).optional(),
+    issuer: z
+      .string()
+      .trim()
+      .refine((v) => {
+        try {
+          const u = new URL(v);
+          return u.protocol === 'https:' || (u.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname));
+        } catch {
+          return false;
+        }
+      }, 'must be an https URL (http only on loopback)'),
+    clientId: z.string().min(1).max(200),
+    /** Null: a public client (PKCE only). */
+    clientSecret: z.string().min(1).max(500).nullable().default(null),
+    scope: z.string().max(500).default('openid email'),
+    trustedAcr: z.array(z.string().min(1).max(200)).max(20).default([]),
+    trustedAmr: z.array(z.string().min(1).max(50)).max(20).default([]),
+  })
+  .strict();
+
+export type UpstreamOptions = z.output<typeof UpstreamSchema>;
+
 /** The library's options; every field is optional in `createGatehouse`, defaults below. */
 export const OptionsSchema = z
   .object({
@@ -130,6 +166,12 @@ export const OptionsSchema = z
       .max(64)
       .default([])
       .describe('Scopes personal API tokens may carry besides account:read, comma-separated.'),
+    upstreams: z
+      .array(UpstreamSchema)
+      .max(20)
+      .default([])
+      .refine((list) => new Set(list.map((u) => u.name)).size === list.length, 'upstream names must be unique')
+      .describe('Upstream OpenID Providers for federated login, a JSON array (docs/oidc.md).'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
   })
   .strict();
@@ -236,7 +278,7 @@ export function withPublicUrl<T extends Omit<GatehouseConfig, 'publicUrl'>>(
   return Object.defineProperty(copy, 'publicUrl', { get: publicUrl, enumerable: true }) as T & { readonly publicUrl: string };
 }
 
-type EnvKind = 'text' | 'lower' | 'list' | 'bool' | 'int';
+type EnvKind = 'text' | 'lower' | 'list' | 'bool' | 'int' | 'json';
 
 /** One environment variable: the option it sets (a path in the library's or the server's schema) and how it is read. */
 interface EnvVariable {
@@ -288,6 +330,7 @@ export const ENV_VARIABLES: readonly EnvVariable[] = [
   // The server offers the contract's three scopes (the demo bank's routes use them).
   v('GATEHOUSE_SCOPES', 'library', 'scopes', 'list', [...CONTRACT_SCOPES]),
   v('GATEHOUSE_LOG_LEVEL', 'library', 'logLevel', 'lower'),
+  v('GATEHOUSE_OIDC_UPSTREAMS', 'library', 'upstreams', 'json'),
   v('GATEHOUSE_TRUST_PROXY', 'server', 'trustProxy', 'list'),
   v('GATEHOUSE_TRANSFER_STEP_UP_CENTS', 'server', 'transferStepUpCents', 'int'),
   v('GATEHOUSE_SHUTDOWN_GRACE_SECONDS', 'server', 'shutdownGraceSeconds', 'int'),
@@ -324,6 +367,12 @@ function read(env: NodeJS.ProcessEnv, variable: EnvVariable): unknown {
       if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(value)) throw new ConfigError(`${variable.name} must be an integer, got "${raw}"`);
       return value;
     }
+    case 'json':
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        throw new ConfigError(`${variable.name} must be JSON`);
+      }
   }
 }
 

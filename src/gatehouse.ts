@@ -40,7 +40,9 @@ import { SessionStore } from './store/sessions.js';
 import { UserStore } from './store/users.js';
 import { WebAuthnStore } from './store/webauthn.js';
 // OIDC provider (issue 14)
-import { revokeAccountGrants } from './oidc/adapter.js';
+import { purgeExpired as purgeExpiredOidcPayloads, revokeAccountGrants } from './oidc/adapter.js';
+import { FederationService } from './services/federation.js';
+import { FederationStore } from './store/federation.js';
 
 export interface Gatehouse {
   config: GatehouseConfig;
@@ -76,6 +78,8 @@ export interface Gatehouse {
   emailChange: EmailChangeService;
   passwordReset: PasswordResetService;
   mail: Mail;
+  /** Federated login: upstream OpenID Providers as first factor (docs/oidc.md). */
+  federation: FederationService;
   /** Deletes expired rows; `startServer` starts its timer, `close()` stops it. */
   maintenance: MaintenanceService;
   /**
@@ -333,6 +337,8 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   // OIDC provider (issue 14): its grants and tokens die with every other way in, and with a removed factor.
   accessRevokers.push((userId, _keep, trx) => revokeAccountGrants(trx, userId));
   factorRemovedHooks.push((userId) => revokeAccountGrants(db, userId));
+  const federationStore = new FederationStore(db);
+  const federation = new FederationService(federationStore, stores.users, auth, accountChanges, log, keys.box, config.upstreams, publicUrl);
 
   const maintenance = new MaintenanceService(
     {
@@ -344,6 +350,8 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
       emailChanges,
       passwordResets,
       outbox: mail.store,
+      oidcPayloads: { deleteExpired: (now) => purgeExpiredOidcPayloads(db, now) },
+      federationFlows: federationStore,
     },
     logger,
     // Remember-me tombstones outlive their chain by a session lifetime (see the option).
@@ -374,6 +382,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     passwordReset,
     mail,
     maintenance,
+    federation,
     revokeAccountAccess,
     async readiness() {
       const databaseUp = await databaseAnswers(database);

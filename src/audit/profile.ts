@@ -326,6 +326,23 @@ export const profileSchema = z
       })
       .optional(),
     stepUp: z.strictObject({ maxAgeSeconds: z.number().positive().max(3600) }).optional(),
+    /**
+     * The target as an OpenID Provider: a client registered there for the audit. The
+     * auditor never contacts `redirectUri` (it only reads the redirects that point there).
+     */
+    oidc: z
+      .strictObject({
+        authorizationPath: targetPath.default('/oidc/auth'),
+        tokenPath: targetPath.default('/oidc/token'),
+        clientId: z.string().min(1),
+        /** Confidential clients (client_secret_basic); none for a public client. */
+        clientSecret: z.string().min(1).optional(),
+        redirectUri: z.string().url(),
+        scope: z.string().min(1).default('openid'),
+        /** An acr value the first account cannot reach (e.g. a passkey level for a TOTP account). */
+        unreachableAcr: z.string().min(1).optional(),
+      })
+      .optional(),
     limits: z
       .strictObject({
         maxGuesses: z.number().int().min(1).max(50).default(10),

@@ -15,13 +15,15 @@ import { openDatabase } from '../store/database.js';
 const CLIENTS_HELP = `Usage:
   gatehouse clients add --id ID --redirect-uri URL [--redirect-uri URL …] [--public]
                         [--post-logout-redirect-uri URL …] [--backchannel-logout-uri URL]
-                        [--name NAME] [--native]
+                        [--name NAME] [--native] [--allowed-origin ORIGIN …]
   gatehouse clients list
   gatehouse clients remove --id ID
 
 add      registers a relying party. Without --public it is confidential: its client secret
          is printed once (stored encrypted). --public: no secret (SPA, native app); PKCE
          is required of every client anyway. --native: application_type "native".
+         --allowed-origin: a browser origin (SPA) that may call the token, userinfo and
+         revocation endpoints cross-origin (CORS).
 `;
 
 async function withStore<T>(
@@ -57,6 +59,7 @@ export async function clientsCommand(
         'redirect-uri': { type: 'string', multiple: true },
         'post-logout-redirect-uri': { type: 'string', multiple: true },
         'backchannel-logout-uri': { type: 'string' },
+        'allowed-origin': { type: 'string', multiple: true },
         name: { type: 'string' },
         public: { type: 'boolean' },
         native: { type: 'boolean' },
@@ -78,6 +81,7 @@ export async function clientsCommand(
               ...(values['post-logout-redirect-uri'] ? { post_logout_redirect_uris: values['post-logout-redirect-uri'] } : {}),
               ...(values['backchannel-logout-uri'] ? { backchannel_logout_uri: values['backchannel-logout-uri'] } : {}),
               ...(values.name ? { client_name: values.name } : {}),
+              ...(values['allowed-origin'] ? { allowed_origins: values['allowed-origin'] } : {}),
               token_endpoint_auth_method: values.public ? 'none' : 'client_secret_basic',
               application_type: values.native ? 'native' : 'web',
             },

@@ -29,6 +29,8 @@ export const SECURITY_EVENT_NAMES = [
   'device.revoked',
   'token.created',
   'token.revoked',
+  'upstream.linked',
+  'upstream.unlinked',
 ] as const;
 
 export type SecurityEventName = (typeof SECURITY_EVENT_NAMES)[number];

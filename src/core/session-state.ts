@@ -21,7 +21,9 @@ export type AuthMethod =
   | 'swk' // software/synced key (WebAuthn passkey that may be backed up)
   | 'user' // user verification (PIN/biometric) on the authenticator
   | 'trusted_device' // a remembered device stood in for the second factor
-  | 'remember_me'; // restored from a remember-me token, no password this session
+  | 'remember_me' // restored from a remember-me token, no password this session
+  | 'fed' // signed in at a configured upstream OpenID Provider (federated login), no password
+  | 'fed_mfa'; // that upstream's acr/amr is configured as trusted MFA: it stood in for the second factor
 
 export interface SessionTimes {
   pendingTtlSeconds: number;
@@ -63,9 +65,16 @@ export type FirstFactor =
   | { kind: 'password' }
   | { kind: 'remember_me' }
   /** Password plus a valid trusted-device cookie for this account. */
-  | { kind: 'password_on_trusted_device' };
+  | { kind: 'password_on_trusted_device' }
+  /**
+   * A linked upstream OpenID Provider's sign-in. A first factor only, unless the upstream
+   * reported an acr/amr its configuration trusts as MFA (`trustedMfa`).
+   */
+  | { kind: 'upstream'; trustedMfa: boolean };
 
 function stateAfterFirstFactor(account: AccountFactsForLogin, factor: FirstFactor): SessionState {
+  // Trusted upstream MFA is MFA: it meets the second step and the MFA-required policy.
+  if (factor.kind === 'upstream' && factor.trustedMfa) return 'full';
   if (account.hasSecondFactor) {
     // A trusted device may only stand in for the factor together with the password.
     return factor.kind === 'password_on_trusted_device' ? 'full' : 'pending';
@@ -77,19 +86,32 @@ function stateAfterFirstFactor(account: AccountFactsForLogin, factor: FirstFacto
 /** The new session after a first factor. */
 export function startSession(account: AccountFactsForLogin, factor: FirstFactor, now: number, times: SessionTimes): SessionFacts {
   const state = stateAfterFirstFactor(account, factor);
-  const amr: AuthMethod[] =
-    factor.kind === 'remember_me' ? ['remember_me'] : factor.kind === 'password' ? ['pwd'] : ['pwd', 'trusted_device'];
+  const amr = firstFactorAmr(factor);
   const lifetime = state === 'full' ? times.sessionTtlSeconds : times.pendingTtlSeconds;
   return {
     state,
     amr,
     authTime: now,
-    passwordAt: factor.kind === 'remember_me' ? null : now,
+    // Only a password entered here moves passwordAt: an upstream sign-in is never fresh (★).
+    passwordAt: factor.kind === 'password' || factor.kind === 'password_on_trusted_device' ? now : null,
     mfaAt: null,
     createdAt: now,
     lastSeenAt: now,
     expiresAt: now + lifetime * 1000,
   };
+}
+
+function firstFactorAmr(factor: FirstFactor): AuthMethod[] {
+  switch (factor.kind) {
+    case 'remember_me':
+      return ['remember_me'];
+    case 'password':
+      return ['pwd'];
+    case 'password_on_trusted_device':
+      return ['pwd', 'trusted_device'];
+    case 'upstream':
+      return factor.trustedMfa ? ['fed', 'fed_mfa', 'mfa'] : ['fed'];
+  }
 }
 
 export class IllegalTransitionError extends Error {}
@@ -102,7 +124,7 @@ export function completeSecondFactor(session: SessionFacts, methodAmr: AuthMetho
   const becomesFull = session.state !== 'full';
   const amr = new Set<AuthMethod>(session.amr.filter((m) => m !== 'trusted_device'));
   for (const m of methodAmr) amr.add(m);
-  if (amr.has('pwd') || amr.has('remember_me')) amr.add('mfa');
+  if (amr.has('pwd') || amr.has('remember_me') || amr.has('fed')) amr.add('mfa');
   return {
     ...session,
     state: 'full',
@@ -135,7 +157,7 @@ export function isExpired(session: SessionFacts, now: number, times: SessionTime
 /** Authenticator assurance level as reported to clients. */
 export function assuranceLevel(session: SessionFacts): 1 | 2 {
   if (session.state !== 'full') return 1;
-  return session.mfaAt !== null || session.amr.includes('trusted_device') ? 2 : 1;
+  return session.mfaAt !== null || session.amr.includes('trusted_device') || session.amr.includes('fed_mfa') ? 2 : 1;
 }
 
 /**

@@ -23,6 +23,12 @@ export interface RouteRequirement {
   fresh?: boolean | ((request: FastifyRequest) => boolean);
   /** API tokens holding this scope may call the route. */
   scope?: Scope;
+  /**
+   * The route authenticates its caller by other means than cookies (an OAuth token
+   * endpoint: client credentials, code and PKCE) and answers CORS itself, so the
+   * same-origin rule does not apply. Only for `session: 'none'` routes.
+   */
+  crossOrigin?: true;
 }
 
 /** Declares a route's requirement; pass the result as the route's `config`. */
@@ -181,16 +187,18 @@ export class Gatekeeper {
 
   /** The refusal to answer with, or null: authentication, CSRF, then freshness (when `fresh`). */
   refusal(
-    requirement: { session: SessionRequirement; scope?: Scope },
+    { crossOrigin, ...requirement }: { session: SessionRequirement; scope?: Scope; crossOrigin?: true },
     fresh: boolean,
     principal: RequestPrincipal,
     request: GateRequest,
   ): GatehouseError | null {
     const core = toCorePrincipal(principal);
     const now = request.ctx.now;
+    // crossOrigin lifts only the same-origin rule, and only for routes open to anyone.
+    const sameOriginApplies = !(crossOrigin && requirement.session === 'none');
     return (
       authorize({ ...requirement, fresh: false }, core, now, this.policy) ??
-      this.csrfViolation(request, principal) ??
+      (sameOriginApplies ? this.csrfViolation(request, principal) : null) ??
       (fresh ? authorize({ ...requirement, fresh: true }, core, now, this.policy) : null)
     );
   }
@@ -293,7 +301,12 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     const principal = await gatekeeper.principalOf(requirement.session, view, reply);
     request.principal = principal;
     const fresh = typeof requirement.fresh === 'function' ? requirement.fresh(request) : requirement.fresh === true;
-    const denied = gatekeeper.refusal({ session: requirement.session, scope: requirement.scope }, fresh, principal, view);
+    const denied = gatekeeper.refusal(
+      { session: requirement.session, scope: requirement.scope, crossOrigin: requirement.crossOrigin },
+      fresh,
+      principal,
+      view,
+    );
     if (denied) {
       if (request.routeOptions.config[options.ownRoute as 'requires']) throw denied;
       return sendRefusal(reply, denied);

@@ -32,6 +32,7 @@ import { webauthnRoutes } from './routes/webauthn.js';
 import { openapiRoutes, RouteCatalogue } from './routes/openapi.js';
 import { webPages } from '../web/plugin.js';
 import { oidcRoutes } from '../oidc/plugin.js';
+import { upstreamRoutes } from './routes/upstreams.js';
 
 export interface GatehousePluginOptions {
   gatehouse: GatehouseFacade;
@@ -130,6 +131,7 @@ async function ownRoutes(
   await app.register(tokenRoutes, { gatehouse });
   await app.register(emailRoutes, { gatehouse });
   await app.register(passwordResetRoutes, { gatehouse });
+  await app.register(upstreamRoutes, { gatehouse });
   // The OpenID Provider: /oidc/*, /.well-known/openid-configuration (encapsulated).
   await app.register(oidcRoutes, { gatehouse, cookies, behindProxy: options.behindProxy });
 }

@@ -34,7 +34,9 @@ export interface WireAssurance {
  */
 export function wireAssurance(facts: SessionFacts): WireAssurance | null {
   if (facts.state !== 'full') return null;
-  const times = [facts.passwordAt, facts.mfaAt, facts.webauthnAt ?? null].filter((t): t is number => t !== null);
+  // An upstream sign-in (federated login) is a credential presented when the session began.
+  const upstreamAt = facts.amr.includes('fed') ? facts.authTime : null;
+  const times = [facts.passwordAt, facts.mfaAt, facts.webauthnAt ?? null, upstreamAt].filter((t): t is number => t !== null);
   if (times.length === 0) return null;
   const level = assuranceLevel(facts);
   const acr = level === 2 && (facts.webauthnAt ?? null) !== null ? ACR.phr : level === 2 ? ACR.aal2 : ACR.aal1;

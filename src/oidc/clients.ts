@@ -29,6 +29,19 @@ const httpUrl = z
     }
   }, 'must be an http(s) URL without a fragment');
 
+/** A browser origin (scheme, host, port; no path), as a CORS request's Origin header names it. */
+const webOrigin = z
+  .string()
+  .max(300)
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'https:' || u.protocol === 'http:') && u.origin === v;
+    } catch {
+      return false;
+    }
+  }, 'must be an origin like https://app.example.com (no path, no trailing slash)');
+
 export const clientMetadataSchema = z
   .object({
     client_id: z.string().regex(/^[A-Za-z0-9._-]{3,64}$/, '3 to 64 letters, digits, ".", "_" or "-"'),
@@ -39,6 +52,10 @@ export const clientMetadataSchema = z
     application_type: z.enum(['web', 'native']).default('web'),
     grant_types: z.array(z.enum(['authorization_code', 'refresh_token'])).default(['authorization_code', 'refresh_token']),
     backchannel_logout_uri: httpUrl.optional(),
+    /** ID tokens and logout tokens carry `sid` (the provider session), so the RP can end just that session. */
+    backchannel_logout_session_required: z.boolean().optional(),
+    /** Browser origins (SPAs) allowed to call the token, userinfo and revocation endpoints cross-origin. */
+    allowed_origins: z.array(webOrigin).max(20).optional(),
     /** File only: the secret of a confidential client (the database keeps it sealed). */
     client_secret: z.string().min(32).max(200).optional(),
   })

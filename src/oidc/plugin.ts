@@ -19,7 +19,7 @@ import { requires } from '../http/gate.js';
 import { constantTimeEqual } from '../services/keys.js';
 import { decideInteraction, parseAcrValues } from './assurance.js';
 import { ClientRegistry } from './clients.js';
-import { simplePage } from './pages.js';
+import { escapeHtml, simplePage } from './pages.js';
 import { createProvider, OIDC_PREFIX, OIDC_TTL } from './provider.js';
 import { ResourceServers, type ResourceServer } from './resources.js';
 
@@ -35,6 +35,8 @@ export interface OidcPluginOptions {
 /** The return-to cookie: set by the interaction, read by the sign-in pages when they are done. */
 export const returnCookieName = (cookies: CookiePolicy) => `${cookies.secure ? '__Host-' : ''}gatehouse_oidc_return`;
 const RETURN_PATH = /^\/oidc\/interaction\/[A-Za-z0-9_-]{1,64}\?t=\d{1,16}&m=[A-Za-z0-9_-]{43}$/;
+/** Federated login's link confirmation (web/pages/upstream.ts): also a place sign-in returns to. */
+export const UPSTREAM_LINK_PATH = '/sign-in/upstream/link';
 
 /**
  * Where the sign-in pages send the browser once its session is full: back to the OIDC
@@ -46,7 +48,23 @@ export function takeOidcReturn(request: FastifyRequest, reply: FastifyReply, coo
   const value = request.cookies[name];
   if (value === undefined) return null;
   reply.clearCookie(name, cookieOptions(cookies));
-  return RETURN_PATH.test(value) ? value : null;
+  return RETURN_PATH.test(value) || value === UPSTREAM_LINK_PATH ? value : null;
+}
+
+/**
+ * The answer to a sign-in form that is done: a 303 to `target`, except back to an OIDC
+ * interaction. Its redirects end at the relying party's redirect URI (another origin), and
+ * browsers hold the whole redirect chain of a form submission to the page's CSP
+ * `form-action 'self'` (Chromium blocks it). So that return is a page that continues with
+ * a plain navigation (Refresh), which no form-action governs.
+ */
+export function continueAfterForm(reply: FastifyReply, target: string): FastifyReply {
+  if (!target.startsWith(`${OIDC_PREFIX}/interaction/`) || !RETURN_PATH.test(target)) return reply.redirect(target, 303);
+  return reply
+    .status(200)
+    .type('text/html; charset=utf-8')
+    .header('Refresh', `0; url=${target}`)
+    .send(simplePage('Signed in', `<p>Returning to the application… <a href="${escapeHtml(target)}">Continue</a></p>`));
 }
 
 export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOptions): Promise<void> {
@@ -95,6 +113,17 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
   const methods = ['GET', 'POST', 'OPTIONS'];
   for (const url of [OIDC_PREFIX, `${OIDC_PREFIX}/*`]) {
     app.route({ method: methods, url, ...publicRoute, handler: (request, reply) => handOver(request, reply, pathAfterPrefix(request)) });
+  }
+  // Endpoints browser-based clients (SPAs) call cross-origin: they authenticate the client,
+  // code and PKCE themselves, never a cookie, and answer CORS per client (allowed_origins).
+  const crossOriginRoute = { config: requires({ session: 'none', crossOrigin: true }) };
+  for (const path of ['/token', '/token/revocation', '/me']) {
+    app.route({
+      method: path === '/me' ? ['GET', 'POST', 'OPTIONS'] : ['POST', 'OPTIONS'],
+      url: `${OIDC_PREFIX}${path}`,
+      ...crossOriginRoute,
+      handler: (request, reply) => handOver(request, reply, path),
+    });
   }
   app.get('/.well-known/openid-configuration', publicRoute, (request, reply) =>
     handOver(request, reply, '/.well-known/openid-configuration'),

@@ -11,7 +11,7 @@
  * `login_required`.
  */
 import type { Kysely } from 'kysely';
-import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Gatehouse } from '../gatehouse.js';
 import type { CookiePolicy } from '../http/cookies.js';
 import type { Database } from '../store/schema.js';
@@ -24,6 +24,8 @@ import { loadSigningKeys } from './signing-keys.js';
 import { OIDC_TTL_ACCESS } from './ttl.js';
 
 export const OIDC_PREFIX = '/oidc';
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /** Token lifetimes, seconds. Access tokens are short: a JWT access token outlives a revocation until it expires. */
 export const OIDC_TTL = {
@@ -131,6 +133,28 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
     },
     // PKCE (S256) for every client, confidential ones included (OAuth 2.1).
     pkce: { required: () => true },
+    // Outgoing requests (back-channel logout) keep oidc-provider's SSRF guard, which refuses
+    // loopback and private addresses; only a development server (no configured public URL)
+    // may reach loopback URIs, for relying parties on the same machine.
+    fetch: (url, options) => {
+      const target = new URL(String(url));
+      if (gatehouse.origins.development && LOOPBACK_HOSTS.has(target.hostname)) {
+        const { dispatcher: _guard, ...rest } = options as RequestInit & { dispatcher?: unknown };
+        return globalThis.fetch(url, rest);
+      }
+      return globalThis.fetch(url, options);
+    },
+    // CORS for browser-based clients (SPAs): only the origins registered for the client
+    // (`allowed_origins`); none by default.
+    extraClientMetadata: {
+      properties: ['allowed_origins'],
+      validator(_ctx, key, value) {
+        if (key === 'allowed_origins' && value !== undefined && !(Array.isArray(value) && value.every((v) => typeof v === 'string')))
+          throw new errors.InvalidClientMetadata('allowed_origins must be an array of origins');
+      },
+    },
+    clientBasedCORS: (_ctx, origin, client) =>
+      origin !== 'null' && ((client.metadata().allowed_origins as string[] | undefined) ?? []).includes(origin),
     async findAccount(_ctx, sub) {
       const user = await gatehouse.stores.users.findById(sub);
       if (!user) return undefined;
@@ -202,6 +226,9 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
   // Trust X-Forwarded-* only when the host app does (Fastify's trustProxy).
   provider.proxy = deps.behindProxy;
   provider.on('server_error', (_ctx, err) => gatehouse.logger.error({ err }, 'oidc provider error'));
+  provider.on('backchannel.error', (_ctx, err, client) =>
+    gatehouse.logger.warn({ err, clientId: client.clientId }, 'back-channel logout could not be delivered'),
+  );
 
   // The provider's answers bypass Fastify's hooks (the raw request is handed over), so
   // Gatehouse's conventions are applied here: a JSON 404 for unknown paths, no caching

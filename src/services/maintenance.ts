@@ -1,6 +1,7 @@
 /**
  * Deletes rows that can no longer be used: expired sessions, remember-me tokens, trusted
- * devices, WebAuthn challenges, e-mail change and password reset tokens, and sent mail.
+ * devices, WebAuthn challenges, e-mail change and password reset tokens, sent mail, the
+ * OpenID Provider's expired payloads and federated-login flows.
  * Every check of those rows already refuses an expired one; this only keeps the tables
  * (and what a stolen database file holds) small. Runs on an unref'd timer.
  */
@@ -20,6 +21,10 @@ export interface ExpiringStores {
   emailChanges: Pick<EmailChangeStore, 'deleteExpired'>;
   passwordResets: Pick<PasswordResetStore, 'deleteExpired'>;
   outbox: Pick<MailOutboxStore, 'deleteSent'>;
+  /** The OpenID Provider's codes, tokens, grants, sessions and interactions. */
+  oidcPayloads: { deleteExpired(now: number): Promise<number> };
+  /** Upstream sign-ins in progress and pending links (federated login). */
+  federationFlows: { deleteExpired(now: number): Promise<number> };
 }
 
 export type PurgeCounts = Record<keyof ExpiringStores, number>;
@@ -81,6 +86,8 @@ export class MaintenanceService {
       emailChanges: await s.emailChanges.deleteExpired(now),
       passwordResets: await s.passwordResets.deleteExpired(now),
       outbox: await s.outbox.deleteSent(now - this.sentMailRetentionMs),
+      oidcPayloads: await s.oidcPayloads.deleteExpired(now),
+      federationFlows: await s.federationFlows.deleteExpired(now),
     };
   }
 

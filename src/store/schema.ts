@@ -193,6 +193,34 @@ export interface KeyFingerprintsTable {
   created_at: number;
 }
 
+/** An upstream OpenID Provider identity linked to an account (federated login). */
+export interface FederatedIdentitiesTable {
+  id: string;
+  user_id: string;
+  /** The configured upstream's name. */
+  upstream: string;
+  issuer: string;
+  subject: string;
+  email: string | null;
+  created_at: number;
+}
+
+/** An upstream sign-in in progress or a link waiting for the account's own factors. */
+export interface FederationFlowsTable {
+  handle_hash: string;
+  kind: 'authorizing' | 'link_pending';
+  upstream: string;
+  /** Sealed JSON { state, nonce, verifier } (authorizing only). */
+  checks_enc: string | null;
+  issuer: string | null;
+  subject: string | null;
+  email: string | null;
+  target_user_id: string | null;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -210,6 +238,8 @@ export interface Database {
   key_fingerprints: KeyFingerprintsTable;
   webauthn_credentials: WebAuthnCredentialsTable;
   webauthn_challenges: WebAuthnChallengesTable;
+  federated_identities: FederatedIdentitiesTable;
+  federation_flows: FederationFlowsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

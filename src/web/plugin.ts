@@ -18,7 +18,7 @@
  */
 import formbody from '@fastify/formbody';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { CsrfError, GatehouseError, type StepUpRequiredError, type TooManyAttemptsError } from '../core/errors.js';
+import { CsrfError, GatehouseError, ServiceUnavailableError, type StepUpRequiredError, type TooManyAttemptsError } from '../core/errors.js';
 import type { Gatehouse } from '../gatehouse.js';
 import type { CookiePolicy } from '../http/cookies.js';
 import { assetRoutes } from './assets.js';
@@ -30,6 +30,7 @@ import { factorPages } from './pages/factors.js';
 import { passwordPages } from './pages/password.js';
 import { settingsPages } from './pages/settings.js';
 import { signInPages } from './pages/sign-in.js';
+import { upstreamPages } from './pages/upstream.js';
 import { stepUpPrompt, stepUpRoutes } from './step-up.js';
 
 export interface WebPagesOptions {
@@ -61,6 +62,7 @@ export async function webPages(app: FastifyInstance, { gatehouse, cookies }: Web
   // Called directly, not registered: the groups share this context's parser, hooks and error handler.
   await assetRoutes(app);
   await signInPages(app, web);
+  await upstreamPages(app, web);
   await passwordPages(app, web);
   await confirmEmailPages(app, web);
   await factorPages(app, web);
@@ -106,6 +108,8 @@ async function pageForError(web: Web, error: unknown, request: FastifyRequest, r
         });
       }
       default:
+        // An unreachable dependency (e.g. an upstream sign-in provider): try again later.
+        if (error instanceof ServiceUnavailableError) reply.header('Retry-After', String(error.retryAfter));
         return send(reply, error.status, {
           title: 'That did not work',
           user: userOf(web, request),

@@ -51,6 +51,8 @@ const EVENT_NAMES: Record<string, string> = {
   'token.revoked': 'API token revoked',
   'password_reset.requested': 'Password reset requested',
   'password_reset.completed': 'Password reset',
+  'upstream.linked': 'Sign-in with another provider linked',
+  'upstream.unlinked': 'Sign-in with another provider unlinked',
 };
 
 const FACTOR_NAMES: Record<string, string> = { totp: 'Authenticator app', webauthn: 'Passkey', recovery_code: 'Recovery code' };

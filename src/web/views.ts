@@ -106,13 +106,18 @@ export function signUpView(v: { email?: string; error?: string | null; errorFiel
     <p>Already have an account? <a href="/sign-in">Sign in</a></p>`;
 }
 
-export function signInView(v: { email?: string; error?: string | null }): Html {
+export function signInView(v: {
+  email?: string;
+  error?: string | null;
+  upstreams?: ReadonlyArray<{ name: string; label?: string }>;
+}): Html {
   return html`<form class="card" method="post" action="/sign-in" novalidate>
       ${field({ name: 'email', label: 'Email address', type: 'email', value: v.email ?? '', autocomplete: 'username', autofocus: !v.error && !v.email, error: null })}
       ${field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', autofocus: Boolean(v.email) || Boolean(v.error) })}
       <label class="check"><input type="checkbox" name="remember" value="1" /> Keep me signed in on this device</label>
       <button type="submit">Sign in</button>
     </form>
+    ${(v.upstreams ?? []).map((u) => html`<p><a class="button" href="/sign-in/upstream/${u.name}">Sign in with ${u.label ?? u.name}</a></p>`)}
     <p><a href="/forgot-password">Forgot your password?</a> · <a href="/sign-up">Create an account</a></p>`;
 }
 

@@ -231,7 +231,7 @@ describe('reports', () => {
     const plan = renderPlan('http://127.0.0.1:1/x', fixtureProfile());
     expect(plan).toContain('requests only to http://127.0.0.1:1;');
     expect(plan).toContain('account-changing checks ALLOWED');
-    expect(plan).toMatch(/\[15\/15\] password-reset-session: .*not applicable, the profile has no passwordReset/);
+    expect(plan).toMatch(/\[15\/19\] password-reset-session: .*not applicable, the profile has no passwordReset/);
     expect(plan).toContain('wait until the preflight session is older than stepUp.maxAgeSeconds (2s)');
   });
 });

@@ -20,7 +20,15 @@ const PLANTED = {
 
 // Features the fixture profile deliberately leaves out (the fixture's token login and
 // password reset are exercised in single-check.test.ts).
-const NOT_IN_PROFILE = ['password-reset-session', 'token-login-skips-mfa'];
+// The fixture bank is no OpenID Provider: its profile has no oidc section.
+const NOT_IN_PROFILE = [
+  'password-reset-session',
+  'token-login-skips-mfa',
+  'oidc-code-for-pending-session',
+  'oidc-prompt-none-pending',
+  'oidc-acr-values-ignored',
+  'oidc-refresh-after-factor-removal',
+];
 
 let app: RunningFixture | undefined;
 afterEach(async () => {
@@ -62,7 +70,7 @@ describe('auditor against the fixture bank', () => {
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([...NOT_IN_PROFILE].sort());
-    expect(report.results).toHaveLength(15);
+    expect(report.results).toHaveLength(19);
     expect(report.exitCode).toBe(0);
   });
 
@@ -85,8 +93,8 @@ describe('auditor against the fixture bank', () => {
         files.html,
       ]);
       expect(code, stdout).toBe(1);
-      expect(stdout).toMatch(/\[ 1\/15\] password-only-session \.+ BYPASSED/);
-      expect(stdout).toMatch(/\[ 6\/15\] totp-replay \.+ BLOCKED/);
+      expect(stdout).toMatch(/\[ 1\/19\] password-only-session \.+ BYPASSED/);
+      expect(stdout).toMatch(/\[ 6\/19\] totp-replay \.+ BLOCKED/);
       expect(stdout).toContain('4 bypassed');
       expect(stdout).toContain('Result: something got through (exit 1).');
 
@@ -105,7 +113,7 @@ describe('auditor against the fixture bank', () => {
       };
       expect(sarif.version).toBe('2.1.0');
       const run = sarif.runs[0];
-      expect(run?.tool.driver.rules).toHaveLength(15);
+      expect(run?.tool.driver.rules).toHaveLength(19);
       expect(
         run?.results
           .filter((r) => r.kind === 'fail')

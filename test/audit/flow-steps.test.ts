@@ -44,6 +44,11 @@ const NA_BOTH = [
   'stale-session-sensitive-action:not_applicable',
   'token-login-skips-mfa:not_applicable',
   'api-token-without-step-up:not_applicable',
+  // No OpenID Provider.
+  'oidc-code-for-pending-session:not_applicable',
+  'oidc-prompt-none-pending:not_applicable',
+  'oidc-acr-values-ignored:not_applicable',
+  'oidc-refresh-after-factor-removal:not_applicable',
 ];
 
 describe.concurrent('flow steps: Tokenland', () => {

@@ -6,6 +6,7 @@ import { Secret, TOTP } from 'otpauth';
 import { Session } from '../../src/audit/session.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseProfile } from '../../src/audit/profile.js';
+import { ClientRegistry } from '../../src/oidc/clients.js';
 import { runAudit } from '../../src/audit/runner.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { digest, idsWith } from './helpers.js';
@@ -77,6 +78,12 @@ describe('auditor against Gatehouse (built-in profile)', () => {
   it('reports every check blocked', async () => {
     const alice = await createAccountWithTotp(server.url, 'alice.audit@example.test');
     const bob = await createAccountWithTotp(server.url, 'bob.audit@example.test');
+    // A relying party registered for the OIDC checks (as `gatehouse clients add` would).
+    const g = server.server.gatehouse;
+    const { clientSecret } = await new ClientRegistry(g.database.db, g.keys.box, server.dataDir).add(
+      { client_id: 'audit-client', redirect_uris: ['http://127.0.0.1:9/cb'] },
+      Date.now(),
+    );
     const profile = parseProfile(
       {
         extends: 'builtin:gatehouse',
@@ -84,6 +91,7 @@ describe('auditor against Gatehouse (built-in profile)', () => {
         stepUp: { maxAgeSeconds: 2 },
         // Without GATEHOUSE_SMTP_URL, Gatehouse writes each mail as a file under <dataDir>/mail.
         passwordReset: { token: { from: 'mailDir', dir: join(server.dataDir, 'mail') } },
+        oidc: { clientId: 'audit-client', clientSecret, redirectUri: 'http://127.0.0.1:9/cb', unreachableAcr: 'urn:gatehouse:phr' },
         safety: { allowAccountChanges: true, requestsPerSecond: 100 },
       },
       'gatehouse test profile',
@@ -96,7 +104,7 @@ describe('auditor against Gatehouse (built-in profile)', () => {
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     // Gatehouse has every feature the checks need, so none is skipped.
     expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([]);
-    expect(idsWith(report, 'blocked')).toHaveLength(15);
+    expect(idsWith(report, 'blocked')).toHaveLength(19);
     expect(report.exitCode).toBe(0);
   });
 });

@@ -21,6 +21,11 @@ export function idsWith(report: AuditReport, status: Status): string[] {
     .sort();
 }
 
+/** The verdict of one check in a report. */
+export function statusOf(report: AuditReport, id: string): Status | undefined {
+  return report.results.find((r) => r.id === id)?.status;
+}
+
 /** For assertion messages: which check said what. */
 export function digest(report: AuditReport): string {
   return [report.aborted ?? '', ...report.results.map((r) => `${r.id}: ${r.status}: ${r.summary}`)].join('\n');

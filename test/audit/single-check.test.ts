@@ -80,6 +80,10 @@ describe('bearer-token transport', () => {
       const report = await runAudit({ target: app.url, profile: fixtureProfile(bearer) });
       const notBlocked = report.results.filter((r) => r.status !== 'blocked').map((r) => `${r.id}:${r.status}`);
       expect(notBlocked.sort(), digest(report)).toEqual([
+        'oidc-acr-values-ignored:not_applicable',
+        'oidc-code-for-pending-session:not_applicable',
+        'oidc-prompt-none-pending:not_applicable',
+        'oidc-refresh-after-factor-removal:not_applicable',
         'password-reset-session:not_applicable',
         'remember-me-skips-mfa:not_applicable',
         'token-login-skips-mfa:not_applicable',

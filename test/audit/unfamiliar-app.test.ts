@@ -13,7 +13,15 @@ import { INKWELL_USERS, startInkwell } from '../fixtures/inkwell-notes/app.js';
 import { digest, idsWith } from './helpers.js';
 
 const PROFILE_PATH = fileURLToPath(new URL('../fixtures/inkwell-notes/profile.yaml', import.meta.url));
-const NOT_IN_PROFILE = ['password-reset-session', 'token-login-skips-mfa'];
+// Not an OpenID Provider either.
+const NOT_IN_PROFILE = [
+  'oidc-acr-values-ignored',
+  'oidc-code-for-pending-session',
+  'oidc-prompt-none-pending',
+  'oidc-refresh-after-factor-removal',
+  'password-reset-session',
+  'token-login-skips-mfa',
+];
 
 function profile(edit: (raw: any) => void = () => {}) {
   const raw = parse(readFileSync(PROFILE_PATH, 'utf8'));

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signup, signupWithTotp, PASSWORD } from '../helpers/accounts.js';
 import { csrfIn, FormBrowser } from '../helpers/http-client.js';
 import type { TestServer } from '../helpers/server.js';
-import { authPath, follow, registerRp, startOidcServer, type Rp } from './rp.js';
+import { authPath, continuation, follow, registerRp, startOidcServer, type Rp } from './rp.js';
 
 let server: TestServer;
 let rp: Rp;
@@ -52,8 +52,10 @@ describe('authorization code flow with PKCE, MFA account', () => {
       method: 'recovery_code',
       code: account.recoveryCodes.pop()!,
     });
-    expect(verified.location).toMatch(/^\/oidc\/interaction\//);
-    const done = await follow(b, verified.location!);
+    // A page that continues to the interaction (not a redirect: see continueAfterForm).
+    expect(verified.status).toBe(200);
+    expect(continuation(verified)).toMatch(/^\/oidc\/interaction\//);
+    const done = await follow(b, continuation(verified)!);
     if (!('landed' in done)) throw new Error(`no redirect to the RP: ${JSON.stringify(done)}`);
 
     // The browser returns to the latest interaction (the request made while pending).
@@ -185,7 +187,7 @@ describe('attacks', () => {
     const res = await follow(b, authPath(server, req.url));
     expect(res).toMatchObject({ page: { path: '/sign-in' } });
     const verified = await signInWithFactor(b, account.email, account.recoveryCodes.pop()!);
-    const done = await follow(b, verified.location!);
+    const done = await follow(b, continuation(verified)!);
     if (!('landed' in done)) throw new Error(JSON.stringify(done));
     const tokens = await oidc.authorizationCodeGrant(rp.config, done.landed, {
       pkceCodeVerifier: req.verifier,

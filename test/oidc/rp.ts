@@ -39,16 +39,24 @@ export interface Rp {
 let counter = 0;
 
 /** Registers a client (confidential unless `publicClient`) and discovers the provider with openid-client. */
-export async function registerRp(server: TestServer, options: { publicClient?: boolean } = {}): Promise<Rp> {
+export async function registerRp(
+  server: TestServer,
+  options: { publicClient?: boolean; backchannelLogoutUri?: string; allowedOrigins?: string[]; redirectUri?: string } = {},
+): Promise<Rp> {
   const g = server.server.gatehouse;
   const registry = new ClientRegistry(g.database.db, g.keys.box, server.dataDir);
   const clientId = `rp-${process.pid}-${++counter}`;
+  const redirectUri = options.redirectUri ?? REDIRECT_URI;
   const { clientSecret } = await registry.add(
     {
       client_id: clientId,
-      redirect_uris: [REDIRECT_URI],
-      post_logout_redirect_uris: [`${REDIRECT_URI}/bye`],
+      redirect_uris: [redirectUri],
+      post_logout_redirect_uris: [`${redirectUri}/bye`],
       token_endpoint_auth_method: options.publicClient ? 'none' : 'client_secret_basic',
+      ...(options.allowedOrigins ? { allowed_origins: options.allowedOrigins } : {}),
+      ...(options.backchannelLogoutUri
+        ? { backchannel_logout_uri: options.backchannelLogoutUri, backchannel_logout_session_required: true }
+        : {}),
     },
     Date.now(),
   );
@@ -69,7 +77,7 @@ export async function registerRp(server: TestServer, options: { publicClient?: b
       const state = oidc.randomState();
       const nonce = oidc.randomNonce();
       const url = oidc.buildAuthorizationUrl(config, {
-        redirect_uri: REDIRECT_URI,
+        redirect_uri: redirectUri,
         scope: 'openid email offline_access',
         code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
         code_challenge_method: 'S256',
@@ -80,6 +88,16 @@ export async function registerRp(server: TestServer, options: { publicClient?: b
       return { url, verifier, state, nonce };
     },
   };
+}
+
+/**
+ * Where a finished sign-in form sends the browser: its redirect, or the Refresh header of
+ * the page that returns to an OIDC interaction (continueAfterForm).
+ */
+export function continuation(res: { location?: string; headers: Record<string, unknown> }): string | undefined {
+  if (res.location) return res.location;
+  const refresh = res.headers.refresh;
+  return typeof refresh === 'string' ? /^0; url=(.+)$/.exec(refresh)?.[1] : undefined;
 }
 
 /** A path on the server for an absolute or relative location. */
@@ -100,8 +118,9 @@ export async function follow(
     const p = pathOf(browser.base, at);
     const res = await browser.go('GET', p);
     if (process.env.OIDC_TRACE) console.log(res.status, p, res.location ?? '');
-    if (res.status >= 300 && res.status < 400 && res.location) {
-      at = res.location;
+    const next = res.status >= 300 && res.status < 400 ? res.location : res.status === 200 ? continuation(res) : undefined;
+    if (next) {
+      at = next;
       continue;
     }
     return { page: { status: res.status, path: p, text: res.text } };

@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withOidcTables } from '../../src/oidc/schema.js';
 import type { Database } from '../../src/store/schema.js';
 import { startFastServer, type TestServer } from '../helpers/server.js';
 
@@ -110,6 +111,38 @@ async function seed(t0: number, soon: number, later: number) {
       .insertInto('password_resets')
       .values({ id: ids[tag].reset, user_id: userId, token_hash: id(), created_at: t0, expires_at: expiresAt, used_at: null })
       .execute();
+    ids[tag].oidcPayload = id();
+    await withOidcTables(db)
+      .insertInto('oidc_payloads')
+      .values({
+        model: 'AuthorizationCode',
+        id: ids[tag].oidcPayload,
+        payload: '{}',
+        grant_id: null,
+        uid: null,
+        user_code: null,
+        account_id: userId,
+        expires_at: expiresAt,
+        consumed_at: null,
+      })
+      .execute();
+    ids[tag].federationFlow = id();
+    await db
+      .insertInto('federation_flows')
+      .values({
+        handle_hash: ids[tag].federationFlow,
+        kind: 'authorizing',
+        upstream: 'corp',
+        checks_enc: 'x',
+        issuer: null,
+        subject: null,
+        email: null,
+        target_user_id: null,
+        created_at: t0,
+        expires_at: expiresAt,
+        used_at: null,
+      })
+      .execute();
   }
   // Challenges and factor set-ups hang on the live session (so that only their own expiry decides).
   for (const [tag, expiresAt] of [
@@ -168,16 +201,24 @@ async function seed(t0: number, soon: number, later: number) {
   return ids;
 }
 
-async function exists(table: keyof Database, rowId: string): Promise<boolean> {
+async function exists(table: keyof Database | 'oidc_payloads', rowId: string): Promise<boolean> {
+  if (table === 'oidc_payloads')
+    return (await withOidcTables(db).selectFrom('oidc_payloads').select('id').where('id', '=', rowId).executeTakeFirst()) !== undefined;
+  if (table === 'federation_flows')
+    return (
+      (await db.selectFrom('federation_flows').select('handle_hash').where('handle_hash', '=', rowId).executeTakeFirst()) !== undefined
+    );
   const row = await db
     .selectFrom(table)
-    .select('id')
-    .where('id', '=', rowId as never)
+    .select('id' as never)
+    .where('id' as never, '=', rowId as never)
     .executeTakeFirst();
   return row !== undefined;
 }
 
-const TABLES: Record<string, keyof Database> = {
+const TABLES: Record<string, keyof Database | 'oidc_payloads'> = {
+  oidcPayload: 'oidc_payloads',
+  federationFlow: 'federation_flows',
   session: 'sessions',
   remember: 'remember_tokens',
   device: 'trusted_devices',

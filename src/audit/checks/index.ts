@@ -11,6 +11,12 @@ import { otpCrossAccount, recoveryCodeRace, recoveryCodeReuse, totpReplay } from
 import { apiTokenWithoutStepUp, mfaDisableWithoutReauth, staleSessionSensitiveAction } from './sensitive-actions.js';
 import { mfaGuessUnlimited, xffRateLimitEvasion } from './guessing.js';
 import { passwordResetSession } from './password-reset.js';
+import {
+  oidcAcrValuesIgnored,
+  oidcCodeForPendingSession,
+  oidcPromptNoneWithPendingSession,
+  oidcRefreshAfterFactorRemoval,
+} from './oidc.js';
 
 export const allChecks: readonly Check[] = [
   passwordOnlySession,
@@ -28,6 +34,13 @@ export const allChecks: readonly Check[] = [
   staleSessionSensitiveAction,
   mfaDisableWithoutReauth,
   passwordResetSession,
+  // The target as an OpenID Provider (profile `oidc`), last so the numbering of the checks
+  // above stays as it was.
+  oidcCodeForPendingSession,
+  oidcPromptNoneWithPendingSession,
+  oidcAcrValuesIgnored,
+  // Changes the account (removes the factor): the very last.
+  oidcRefreshAfterFactorRemoval,
 ];
 
 export type { Check, CheckResult } from './types.js';

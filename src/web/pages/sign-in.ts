@@ -8,7 +8,7 @@ import { clearCookie } from '../../http/cookies.js';
 import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, trustDeviceIfAsked } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import { deliverSession } from '../../http/session-delivery.js';
-import { takeOidcReturn } from '../../oidc/plugin.js';
+import { continueAfterForm, takeOidcReturn } from '../../oidc/plugin.js';
 import { send, sessionOrNull, type Web } from '../context.js';
 import { factorInput, isCodeMethod, wrongFactor } from '../factor-input.js';
 import { formOf, str } from '../form.js';
@@ -53,7 +53,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
   });
 
   app.get('/sign-in', { config: requires({ session: 'none' }) }, async (request, reply) =>
-    send(reply, 200, { title: 'Sign in', notice: noticeOf(request), body: signInView({}) }),
+    send(reply, 200, { title: 'Sign in', notice: noticeOf(request), body: signInView({ upstreams: gatehouse.federation.list() }) }),
   );
 
   app.post('/sign-in', { config: requires({ session: 'none' }) }, async (request, reply) => {
@@ -85,7 +85,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
         remember,
         transport: 'cookie',
       });
-      return reply.redirect(takeOidcReturn(request, reply, cookies) ?? '/settings', 303);
+      return continueAfterForm(reply, takeOidcReturn(request, reply, cookies) ?? '/settings');
     }
     return reply.redirect(result.outcome === 'mfa_required' ? '/sign-in/verify' : '/enrol', 303);
   });
@@ -128,7 +128,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
         transport: 'cookie',
       });
       await trustDeviceIfAsked(request, reply, gatehouse, cookies, session.userId, str(form, 'trustDevice') !== '');
-      return reply.redirect(takeOidcReturn(request, reply, cookies) ?? '/settings', 303);
+      return continueAfterForm(reply, takeOidcReturn(request, reply, cookies) ?? '/settings');
     } catch (e) {
       if (e instanceof InvalidCodeError)
         return challengePage(request, reply, 401, { method: input.method, message: wrongFactor(input.method) });

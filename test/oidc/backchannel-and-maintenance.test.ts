@@ -1,0 +1,150 @@
+/**
+ * Back-channel logout (OpenID Connect Back-Channel Logout 1.0): when the browser's session
+ * ends at the provider, the relying party's backchannel_logout_uri receives a logout_token
+ * (a JWT signed by the provider, naming the user and the session) that it verifies. And
+ * maintenance purges the provider's expired codes, tokens and sessions.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as jose from 'jose';
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withOidcTables } from '../../src/oidc/schema.js';
+import { PASSWORD, signupWithTotp } from '../helpers/accounts.js';
+import { csrfIn, FormBrowser } from '../helpers/http-client.js';
+import type { TestServer } from '../helpers/server.js';
+import { authorize, authPath, registerRp, REDIRECT_URI, startOidcServer, type Rp } from './rp.js';
+
+let server: TestServer;
+let rp: Rp;
+let receiver: http.Server;
+const received: string[] = [];
+
+beforeAll(async () => {
+  receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/bcl') received.push(body);
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  server = await startOidcServer();
+  rp = await registerRp(server, { backchannelLogoutUri: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/bcl` });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+  await new Promise((r) => receiver?.close(r));
+});
+
+async function mfaBrowser() {
+  const account = await signupWithTotp(server.url);
+  const b = new FormBrowser(server.url);
+  await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD });
+  const challenge = await b.go('GET', '/sign-in/verify');
+  await b.go('POST', '/sign-in/verify', { _csrf: csrfIn(challenge.text), method: 'recovery_code', code: account.recoveryCodes.pop()! });
+  return { account, b };
+}
+
+const waitFor = async (check: () => boolean, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+};
+
+describe('back-channel logout', () => {
+  it('the RP receives a signed logout_token for the user and session when the session ends; none before', async () => {
+    const { account, b } = await mfaBrowser();
+    const tokens = await authorize(server, rp, b);
+    const idClaims = tokens.claims()!;
+    expect(typeof idClaims.sid).toBe('string');
+    const before = received.length;
+
+    const end = oidc.buildEndSessionUrl(rp.config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: `${REDIRECT_URI}/bye` });
+    const page = await b.go('GET', authPath(server, end));
+    // Not yet: only the confirmation page.
+    expect(received.length).toBe(before);
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(page.text)![1]!;
+    expect((await b.go('POST', '/oidc/session/end/confirm', { xsrf, logout: 'yes' })).status).toBe(303);
+
+    await waitFor(() => received.length > before);
+    const logoutToken = new URLSearchParams(received[received.length - 1]).get('logout_token')!;
+    const jwks = jose.createRemoteJWKSet(new URL(`${server.url}/oidc/jwks`));
+    const { payload, protectedHeader } = await jose.jwtVerify(logoutToken, jwks, { issuer: `${server.url}/oidc`, audience: rp.clientId });
+    expect(protectedHeader.typ).toBe('logout+jwt');
+    expect(payload.sub).toBe(account.userId);
+    expect(payload.sid).toBe(idClaims.sid);
+    expect(payload.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
+    expect(payload.nonce).toBeUndefined();
+  });
+
+  it('"no, stay signed in" ends only this RP\'s part (its logout_token) and keeps the Gatehouse session', async () => {
+    const { b } = await mfaBrowser();
+    const tokens = await authorize(server, rp, b);
+    const before = received.length;
+    const end = oidc.buildEndSessionUrl(rp.config, { id_token_hint: tokens.id_token! });
+    const page = await b.go('GET', authPath(server, end));
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(page.text)![1]!;
+    await b.go('POST', '/oidc/session/end/confirm', { xsrf });
+    await waitFor(() => received.length > before);
+    expect(received.length).toBe(before + 1);
+    expect((await b.go('GET', '/settings')).status).toBe(200);
+  });
+});
+
+describe('maintenance', () => {
+  it('purges expired provider payloads and keeps live ones', async () => {
+    const { b } = await mfaBrowser();
+    await authorize(server, rp, b);
+    const db = withOidcTables(server.server.gatehouse.database.db);
+    const now = Date.now();
+    await db
+      .insertInto('oidc_payloads')
+      .values([
+        {
+          model: 'AuthorizationCode',
+          id: `old-${now}`,
+          payload: '{}',
+          grant_id: null,
+          uid: null,
+          user_code: null,
+          account_id: null,
+          expires_at: now - 1,
+          consumed_at: null,
+        },
+        {
+          model: 'AuthorizationCode',
+          id: `live-${now}`,
+          payload: '{}',
+          grant_id: null,
+          uid: null,
+          user_code: null,
+          account_id: null,
+          expires_at: now + 60_000,
+          consumed_at: null,
+        },
+      ])
+      .execute();
+    const counts = await server.server.gatehouse.maintenance.purgeExpired(now);
+    expect(counts.oidcPayloads).toBeGreaterThanOrEqual(1);
+    const ids = (await db.selectFrom('oidc_payloads').select('id').where('id', 'like', `%-${now}`).execute()).map((r) => r.id);
+    expect(ids).toEqual([`live-${now}`]);
+    // The grant and session from the sign-in above are live and stay.
+    expect(
+      Number(
+        (await db
+          .selectFrom('oidc_payloads')
+          .select((e) => e.fn.countAll().as('n'))
+          .where('model', '=', 'Grant')
+          .executeTakeFirst())!.n,
+      ),
+    ).toBeGreaterThan(0);
+    // Later than every expiry: everything with an expiry goes.
+    await server.server.gatehouse.maintenance.purgeExpired(now + 365 * 24 * 3600_000);
+    const left = await db.selectFrom('oidc_payloads').select('id').where('expires_at', 'is not', null).execute();
+    expect(left).toEqual([]);
+  });
+});
