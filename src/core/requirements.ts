@@ -36,6 +36,11 @@ export interface Requirement {
 export interface AccountFacts {
   /** Second-factor methods of the account, e.g. ['totp', 'recovery_code']; empty: none. */
   factorMethods: string[];
+  /**
+   * A role requires a second factor, the account has none that counts and its grace period
+   * ended (core/role-policy.ts): a full session is treated as enrolling.
+   */
+  enrolmentDue?: boolean;
 }
 
 export type Principal =
@@ -76,7 +81,9 @@ export function authorize(requirement: Requirement, principal: Principal, now: n
   if (principal.kind === 'anonymous') return new UnauthenticatedError();
   const { session, account } = principal;
   if (session.state === 'pending') return new MfaRequiredError(account.factorMethods);
-  if (session.state === 'enrolling' && requirement.session === 'full') return new EnrollmentRequiredError();
+  if ((session.state === 'enrolling' || account.enrolmentDue === true) && requirement.session === 'full') {
+    return new EnrollmentRequiredError();
+  }
 
   if (requirement.fresh && !isFreshFor(principal, now, policy)) {
     return new StepUpRequiredError(stepUpMethods(account, policy), policy.stepUpMaxAgeSeconds);
