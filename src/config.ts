@@ -6,6 +6,8 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_RISK_SETTINGS } from './core/risk.js';
+import { FACTOR_KINDS, ROLE_SHAPE } from './core/role-policy.js';
 import { CONTRACT_SCOPES, GATEHOUSE_SCOPES, SCOPE_SHAPE } from './core/scopes.js';
 
 export class ConfigError extends Error {}
@@ -24,6 +26,26 @@ const url = z
     }
   }, 'must be an http(s) URL')
   .transform((v) => v.replace(/\/+$/, ''));
+
+/** One role's policy (docs/policy.md). */
+const RolePolicySchema = z
+  .object({
+    mfa: z.enum(['required', 'optional']),
+    factors: z.array(z.enum(FACTOR_KINDS)).min(1).optional(),
+    stepUpMaxAgeSeconds: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+const RiskSchema = z
+  .object({
+    failureThreshold: z.number().int().min(1).default(DEFAULT_RISK_SETTINGS.failureThreshold),
+    failureWindowSeconds: seconds(DEFAULT_RISK_SETTINGS.failureWindowSeconds),
+    passwordChangeWindowSeconds: seconds(DEFAULT_RISK_SETTINGS.passwordChangeWindowSeconds, 0),
+    riskyStepUpMaxAgeSeconds: seconds(DEFAULT_RISK_SETTINGS.riskyStepUpMaxAgeSeconds),
+    ipv4Prefix: z.number().int().min(8).max(32).default(DEFAULT_RISK_SETTINGS.ipv4Prefix),
+    ipv6Prefix: z.number().int().min(16).max(128).default(DEFAULT_RISK_SETTINGS.ipv6Prefix),
+  })
+  .strict();
 
 /** The library's options; every field is optional in `createGatehouse`, defaults below. */
 export const OptionsSchema = z
@@ -63,6 +85,12 @@ export const OptionsSchema = z
     trustedDeviceDays: seconds(0, 0),
     /** `all`: every account must enrol a factor before it gets a full session. */
     mfaRequired: z.enum(['off', 'all']).default('off'),
+    /** MFA policy per role (accounts get roles from the host app or `gatehouse admin roles`); strictest wins. */
+    roles: z.record(z.string().regex(ROLE_SHAPE, 'role names look like "admin"'), RolePolicySchema).default({}),
+    /** Days an account that becomes subject to a role's `mfa: required` may still sign in without a factor. */
+    enrolmentGraceDays: seconds(7, 0),
+    /** Risk signals at sign-in (docs/policy.md). */
+    risk: RiskSchema.default(RiskSchema.parse({})),
     argon2: z
       .object({ memoryKiB: z.number().int().min(8).default(19456), iterations: z.number().int().min(1).default(2) })
       .strict()
@@ -171,6 +199,12 @@ const ENV_NAMES: Record<string, string> = {
   rememberDays: 'GATEHOUSE_REMEMBER_DAYS',
   trustedDeviceDays: 'GATEHOUSE_TRUSTED_DEVICE_DAYS',
   mfaRequired: 'GATEHOUSE_MFA_REQUIRED',
+  roles: 'GATEHOUSE_ROLES',
+  enrolmentGraceDays: 'GATEHOUSE_ENROLMENT_GRACE_DAYS',
+  'risk.failureThreshold': 'GATEHOUSE_RISK_FAILURES',
+  'risk.riskyStepUpMaxAgeSeconds': 'GATEHOUSE_RISK_STEP_UP_MAX_AGE',
+  'risk.ipv4Prefix': 'GATEHOUSE_RISK_IPV4_PREFIX',
+  'risk.ipv6Prefix': 'GATEHOUSE_RISK_IPV6_PREFIX',
   'argon2.memoryKiB': 'GATEHOUSE_ARGON2_MEMORY_KIB',
   'argon2.iterations': 'GATEHOUSE_ARGON2_ITERATIONS',
   lockoutSeconds: 'GATEHOUSE_LOCKOUT_SECONDS',
@@ -191,6 +225,22 @@ function list(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
         .split(',')
         .map((s) => s.trim())
         .filter(Boolean);
+}
+
+function json(env: NodeJS.ProcessEnv, name: string): unknown {
+  const raw = text(env, name);
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    throw new ConfigError(`${name} must be JSON, e.g. {"admin":{"mfa":"required","factors":["webauthn"]}}`);
+  }
+}
+
+/** The object without its undefined fields, or undefined when none is left. */
+function defined(fields: Record<string, unknown>): Record<string, unknown> | undefined {
+  const kept = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+  return Object.keys(kept).length === 0 ? undefined : kept;
 }
 
 function bool(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
@@ -240,6 +290,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     rememberDays: num('GATEHOUSE_REMEMBER_DAYS'),
     trustedDeviceDays: num('GATEHOUSE_TRUSTED_DEVICE_DAYS'),
     mfaRequired: text(env, 'GATEHOUSE_MFA_REQUIRED')?.toLowerCase(),
+    roles: json(env, 'GATEHOUSE_ROLES'),
+    enrolmentGraceDays: num('GATEHOUSE_ENROLMENT_GRACE_DAYS'),
+    risk: defined({
+      failureThreshold: num('GATEHOUSE_RISK_FAILURES'),
+      riskyStepUpMaxAgeSeconds: num('GATEHOUSE_RISK_STEP_UP_MAX_AGE'),
+      ipv4Prefix: num('GATEHOUSE_RISK_IPV4_PREFIX'),
+      ipv6Prefix: num('GATEHOUSE_RISK_IPV6_PREFIX'),
+    }),
     argon2: argon2.memoryKiB === undefined && argon2.iterations === undefined ? undefined : argon2,
     lockoutSeconds: num('GATEHOUSE_LOCKOUT_SECONDS'),
     scopes: list(env, 'GATEHOUSE_SCOPES') ?? [...CONTRACT_SCOPES],

@@ -21,6 +21,7 @@ import { createLimits, type Limits } from './services/limits.js';
 import { PasswordChangeService } from './services/password-change.js';
 import { createPasswordResetLimits, PasswordResetService } from './services/password-reset.js';
 import { PasswordHasher } from './services/passwords.js';
+import { PolicyService } from './services/policy.js';
 import { RememberMeService } from './services/remember-me.js';
 import { SecondFactorVerifier } from './services/second-factor.js';
 import { SecurityLog } from './services/security-log.js';
@@ -62,6 +63,8 @@ export interface Gatehouse {
   log: SecurityLog;
   verifier: SecondFactorVerifier;
   auth: AuthService;
+  /** Risk signals and MFA by role (docs/policy.md). */
+  policy: PolicyService;
   factors: FactorService;
   /** Serialised security changes of one account (the account lock). */
   accountChanges: AccountChanges;
@@ -237,6 +240,16 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   const rememberTokens = new RememberTokenStore(db);
   const trustedDeviceStore = new TrustedDeviceStore(db);
   const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
+  const policy = new PolicyService(db, {
+    deployment: {
+      mfaRequired: config.mfaRequired,
+      stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds,
+      enrolmentGraceSeconds: config.enrolmentGraceDays * 86_400,
+    },
+    roles: config.roles,
+    risk: config.risk,
+    phishingResistantOnly: config.stepUpPhishingResistant,
+  });
   const auth = new AuthService(
     stores.users,
     sessions,
@@ -246,6 +259,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     log,
     { mfaRequired: config.mfaRequired, pendingTtlSeconds: config.pendingTtlSeconds },
     trustedDevices,
+    policy,
   );
   const rememberMe = new RememberMeService(rememberTokens, stores.users, sessions, auth, log, { rememberDays: config.rememberDays });
   // A session signed out from the sessions list (API or page) takes its remember-me chain along.
@@ -342,6 +356,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     log,
     verifier,
     auth,
+    policy,
     factors,
     accountChanges,
     webauthn,

@@ -115,6 +115,43 @@ export function detectSignals(facts: RiskFacts, now: number, settings: RiskSetti
   return RISK_SIGNALS.filter((s) => found.has(s));
 }
 
+/** What a session keeps of its sign-in's assessment (the gate reads it on every request). */
+export interface SessionRisk {
+  signals: RiskSignal[];
+  refuseDeviceTrust: boolean;
+  stepUpMaxAgeSeconds: number | null;
+}
+
+export function sessionRiskOf(assessment: Assessment): SessionRisk {
+  return {
+    signals: assessment.signals,
+    refuseDeviceTrust: assessment.demand.refuseDeviceTrust,
+    stepUpMaxAgeSeconds: assessment.demand.stepUpMaxAgeSeconds,
+  };
+}
+
+/**
+ * Reads a stored risk defensively: anything unreadable is the strictest reading (trust
+ * refused, the shortest window given), never the loosest.
+ */
+export function parseSessionRisk(stored: string | null, strictestWindowSeconds: number): SessionRisk | null {
+  if (stored === null) return null;
+  try {
+    const v = JSON.parse(stored) as Partial<SessionRisk>;
+    const signals = Array.isArray(v.signals)
+      ? v.signals.filter((s): s is RiskSignal => (RISK_SIGNALS as readonly unknown[]).includes(s))
+      : [];
+    const window = typeof v.stepUpMaxAgeSeconds === 'number' && v.stepUpMaxAgeSeconds > 0 ? v.stepUpMaxAgeSeconds : null;
+    return {
+      signals,
+      refuseDeviceTrust: v.refuseDeviceTrust !== false,
+      stepUpMaxAgeSeconds: v.stepUpMaxAgeSeconds === null ? null : (window ?? strictestWindowSeconds),
+    };
+  } catch {
+    return { signals: [], refuseDeviceTrust: true, stepUpMaxAgeSeconds: strictestWindowSeconds };
+  }
+}
+
 export interface Assessment {
   signals: RiskSignal[];
   demand: Demand;

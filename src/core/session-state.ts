@@ -61,9 +61,15 @@ export type FirstFactor =
   | { kind: 'password' }
   | { kind: 'remember_me' }
   /** Password plus a valid trusted-device cookie for this account. */
-  | { kind: 'password_on_trusted_device' };
+  | { kind: 'password_on_trusted_device' }
+  /**
+   * Password plus the one-time recovery link an admin's factor reset mailed: always
+   * enrolling (the account has no factor left and must set one up before anything else).
+   */
+  | { kind: 'recovery_link' };
 
 function stateAfterFirstFactor(account: AccountFactsForLogin, factor: FirstFactor): SessionState {
+  if (factor.kind === 'recovery_link') return 'enrolling';
   if (account.hasSecondFactor) {
     // A trusted device may only stand in for the factor together with the password.
     return factor.kind === 'password_on_trusted_device' ? 'full' : 'pending';
@@ -76,7 +82,7 @@ function stateAfterFirstFactor(account: AccountFactsForLogin, factor: FirstFacto
 export function startSession(account: AccountFactsForLogin, factor: FirstFactor, now: number, times: SessionTimes): SessionFacts {
   const state = stateAfterFirstFactor(account, factor);
   const amr: AuthMethod[] =
-    factor.kind === 'remember_me' ? ['remember_me'] : factor.kind === 'password' ? ['pwd'] : ['pwd', 'trusted_device'];
+    factor.kind === 'remember_me' ? ['remember_me'] : factor.kind === 'password_on_trusted_device' ? ['pwd', 'trusted_device'] : ['pwd'];
   const lifetime = state === 'full' ? times.sessionTtlSeconds : times.pendingTtlSeconds;
   return {
     state,

@@ -8,7 +8,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import fp from 'fastify-plugin';
 import { CsrfError, TooManyAttemptsError, type GatehouseError } from '../core/errors.js';
 import type { PublicOrigins } from '../core/origins.js';
-import { authorize, type Principal, type SessionRequirement } from '../core/requirements.js';
+import { authorize, type FreshnessPolicy, type Principal, type SessionRequirement } from '../core/requirements.js';
 import type { Scope } from '../core/scopes.js';
 import { needsTouch } from '../core/session-state.js';
 import type { Gatehouse } from '../gatehouse.js';
@@ -22,6 +22,8 @@ export interface RouteRequirement {
   fresh?: boolean | ((request: FastifyRequest) => boolean);
   /** API tokens holding this scope may call the route. */
   scope?: Scope;
+  /** Only sessions of accounts holding this role (e.g. `admin`); API tokens never. */
+  role?: string;
 }
 
 /** Declares a route's requirement; pass the result as the route's `config`. */
@@ -110,14 +112,26 @@ async function resolvePrincipal(
   return restored ? { kind: 'session', session: restored, via: 'cookie' } : { kind: 'anonymous' };
 }
 
-function toCorePrincipal(principal: RequestPrincipal): Principal {
+/**
+ * The core's view of the principal, and the freshness window that applies to it: the
+ * deployment's, shortened by the account's roles and the session's risk signals (never
+ * lengthened: services/policy.ts, core/risk.ts).
+ */
+function toCorePrincipal(
+  principal: RequestPrincipal,
+  gatehouse: Gatehouse,
+  now: number,
+  deployment: FreshnessPolicy,
+): [Principal, FreshnessPolicy] {
   switch (principal.kind) {
     case 'anonymous':
-      return principal;
+      return [principal, deployment];
     case 'api_token':
-      return { kind: 'api_token', scopes: principal.token.scopes };
-    case 'session':
-      return { kind: 'session', session: principal.session.facts, account: { factorMethods: principal.session.factorMethods } };
+      return [{ kind: 'api_token', scopes: principal.token.scopes }, deployment];
+    case 'session': {
+      const view = gatehouse.policy.gateView(principal.session, now);
+      return [{ kind: 'session', session: principal.session.facts, account: view.account }, view.freshness];
+    }
   }
 }
 
@@ -209,11 +223,11 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
 
     const fresh = typeof requirement.fresh === 'function' ? requirement.fresh(request) : requirement.fresh === true;
     const { fresh: _fresh, ...rest } = requirement;
-    const core = toCorePrincipal(principal);
+    const [core, freshness] = toCorePrincipal(principal, gatehouse, request.ctx.now, policy);
     const denied =
-      authorize({ ...rest, fresh: false }, core, request.ctx.now, policy) ??
+      authorize({ ...rest, fresh: false }, core, request.ctx.now, freshness) ??
       csrfViolation(request, principal, origins, gatehouse.logger) ??
-      (fresh ? authorize({ ...rest, fresh: true }, core, request.ctx.now, policy) : null);
+      (fresh ? authorize({ ...rest, fresh: true }, core, request.ctx.now, freshness) : null);
     if (denied) {
       if (request.routeOptions.config[options.ownRoute as 'requires']) throw denied;
       return sendRefusal(reply, denied);

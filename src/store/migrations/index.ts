@@ -14,6 +14,7 @@ import * as m0008attemptCounters from './0008_attempt_counters.js';
 import * as m0009limiterTables from './0009_limiter_tables.js';
 import * as m0010keyFingerprints from './0010_key_fingerprints.js';
 import * as m0011oidc from './0011_oidc.js';
+import * as m0012policy from './0012_policy.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -27,4 +28,5 @@ export const migrations: Record<string, Migration> = {
   '0009_limiter_tables': m0009limiterTables,
   '0010_key_fingerprints': m0010keyFingerprints,
   '0011_oidc': m0011oidc,
+  '0012_policy': m0012policy,
 };
