@@ -22,6 +22,9 @@ import { PasswordChangeService } from './services/password-change.js';
 import { createPasswordResetLimits, PasswordResetService } from './services/password-reset.js';
 import { PasswordHasher } from './services/passwords.js';
 import { PolicyService } from './services/policy.js';
+import { AdminService } from './services/admin.js';
+import { AccountRecoveryStore } from './store/account-recoveries.js';
+import { MAIL_LINK } from './mail/notifications.js';
 import { RememberMeService } from './services/remember-me.js';
 import { SecondFactorVerifier } from './services/second-factor.js';
 import { SecurityLog } from './services/security-log.js';
@@ -65,6 +68,8 @@ export interface Gatehouse {
   auth: AuthService;
   /** Risk signals and MFA by role (docs/policy.md). */
   policy: PolicyService;
+  /** Operator actions: roles, sessions, unlock, factor reset (docs/policy.md). */
+  admin: AdminService;
   factors: FactorService;
   /** Serialised security changes of one account (the account lock). */
   accountChanges: AccountChanges;
@@ -322,6 +327,26 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     await emailChanges.voidOpen(trx, userId, config.now());
     await passwordResets.voidOpen(trx, userId, config.now());
   });
+  const admin = new AdminService({
+    db,
+    accounts: accountChanges,
+    users: stores.users,
+    sessions,
+    recoveries: new AccountRecoveryStore(db),
+    passwords,
+    limits,
+    log,
+    policy,
+    auth,
+    revokeAccountAccess,
+    revokeSignIns: async (userId, trx) => {
+      await sessions.revokeAll(userId, undefined, trx);
+      await rememberMe.revokeAll(userId, config.now(), trx);
+    },
+    revokeApiTokens: (userId, ctx, trx) => apiTokens.revokeAll(userId, ctx, trx),
+    mailLink: (link) => ({ [MAIL_LINK]: link }),
+    publicUrl,
+  });
   mail.start();
   // OIDC provider (issue 14): its grants and tokens die with every other way in, and with a removed factor.
   accessRevokers.push((userId, _keep, trx) => revokeAccountGrants(trx, userId));
@@ -357,6 +382,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     verifier,
     auth,
     policy,
+    admin,
     factors,
     accountChanges,
     webauthn,

@@ -19,6 +19,7 @@ import { rememberMeRestorer, rememberMeScreener } from './credentials.js';
 import { installErrorHandling } from './errors.js';
 import { gate, type GateExtensions } from './gate.js';
 import { accountRoutes } from './routes/account.js';
+import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
@@ -121,6 +122,7 @@ async function ownRoutes(
   await app.register(tokenRoutes, { gatehouse });
   await app.register(emailRoutes, { gatehouse });
   await app.register(passwordResetRoutes, { gatehouse });
+  await app.register(adminRoutes, { gatehouse, cookies });
   // The OpenID Provider: /oidc/*, /.well-known/openid-configuration (encapsulated).
   await app.register(oidcRoutes, { gatehouse, cookies, behindProxy: options.behindProxy });
 }

@@ -25,7 +25,14 @@ export const NOTIFIED_EVENT_TYPES = [
   'password_reset.requested',
   // Not in the contract's list: a stolen remember-me cookie was caught (issue 18).
   'remember_me.replayed',
+  // Policy (issue 15): an admin acted on the account; a role requires a second factor.
+  'admin.factors_reset',
+  'admin.sessions_revoked',
+  'account.enrolment_reminder',
 ] as const;
+
+/** An enrolment reminder is mailed at most once per account in this window (ms). */
+export const ENROLMENT_REMINDER_MAIL_WINDOW_MS = 24 * 3_600_000;
 
 /**
  * A link that belongs in the notification but must not be stored with the event (it
@@ -227,6 +234,40 @@ function render(event: SecurityEvent, ctx: NotificationContext): Rendered | null
           'changing your password is the safe answer either way.',
         ],
       );
+    case 'admin.factors_reset': {
+      const link = str((d as Record<PropertyKey, unknown>)[MAIL_LINK]);
+      return compose(
+        'an administrator reset your second factors',
+        [
+          `An administrator (${clean(str(d.byEmail) ?? 'unknown', 320)}) removed every second factor of your account`,
+          'and signed it out everywhere, usually because you lost your phone or security key.',
+          '',
+          ...(link
+            ? ['To set up a new second factor, open this link and enter your password. It works once, for 24 hours:', '', link, '']
+            : []),
+          'Until you do, your password alone does not sign you in.',
+        ],
+        ['', 'If you did not ask for this, contact your administrator and reset your password now:', `  ${forgot}`],
+      );
+    }
+    case 'admin.sessions_revoked':
+      return compose(
+        'an administrator signed you out everywhere',
+        ['An administrator signed your account out of every session and remembered browser.'],
+        ['', 'Sign in again to continue. If you did not expect this, contact your administrator.'],
+      );
+    case 'account.enrolment_reminder':
+      return compose(
+        'set up a second factor',
+        [
+          'Your account’s role requires a second factor (an authenticator app or a passkey).',
+          `Set one up before ${when(Date.parse(str(d.dueAt) ?? '') || event.at)} in your security settings:`,
+          `  ${url}/settings`,
+          '',
+          'After that date your account can only be used to set one up.',
+        ],
+        [],
+      );
     case 'password_reset.requested': {
       const link = str((d as Record<PropertyKey, unknown>)[MAIL_LINK]);
       return compose(
@@ -269,6 +310,12 @@ export function notificationListener(deps: NotifierDeps) {
       (await deps.store.queuedSince(trx, event.user_id, event.type, event.at - MFA_FAILED_MAIL_WINDOW_MS))
     ) {
       return; // a guessing run must not flood the mailbox; the first one says it all
+    }
+    if (
+      event.type === 'account.enrolment_reminder' &&
+      (await deps.store.queuedSince(trx, event.user_id, event.type, event.at - ENROLMENT_REMINDER_MAIL_WINDOW_MS))
+    ) {
+      return; // one reminder a day, however often the account signs in
     }
     const rendered = render(event, { publicUrl: deps.publicUrl(), to });
     if (!rendered) return;
