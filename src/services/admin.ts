@@ -7,7 +7,14 @@
  * so the library function is as strict as the HTTP route.
  */
 import type { Kysely, Transaction } from 'kysely';
-import { InvalidCredentialsError, InvalidRequestError, InvalidTokenError, NotFoundError, TooManyAttemptsError } from '../core/errors.js';
+import {
+  EnrollmentRequiredError,
+  InvalidCredentialsError,
+  InvalidRequestError,
+  InvalidTokenError,
+  NotFoundError,
+  TooManyAttemptsError,
+} from '../core/errors.js';
 import { normaliseEmail } from '../core/email.js';
 import { authorize } from '../core/requirements.js';
 import { ROLE_SHAPE } from '../core/role-policy.js';
@@ -227,6 +234,8 @@ export class AdminService {
   /** Role and (for resets) freshness, decided by the core as the gate would for /api/admin. */
   private assertAdmin(session: ActiveSession, now: number, fresh: boolean): void {
     const view = this.deps.policy.gateView(session, now);
+    // A factor reset needs the admin's own second factor: a password-fresh admin without one never qualifies.
+    if (fresh && view.account.factorMethods.length === 0 && (session.roles ?? []).includes(ADMIN_ROLE)) throw new EnrollmentRequiredError();
     const denied = authorize(
       { session: 'full', fresh, role: ADMIN_ROLE },
       { kind: 'session', session: session.facts, account: view.account },
