@@ -114,12 +114,11 @@ export class PolicyService {
       user ??
       (await this.db.selectFrom('users').select(['roles', 'mfa_due_at', 'factors_reset_at']).where('id', '=', userId).executeTakeFirst());
     if (!row) throw new RecoveryLinkRequiredError();
-    if (row.factors_reset_at !== null) {
-      // An admin reset this account's factors: until it has a factor again, only the mailed
-      // recovery link (with the password) starts a session, and that one is enrolling.
-      if (factorMethods.length === 0 && factor.kind !== 'recovery_link') throw new RecoveryLinkRequiredError();
-      if (factorMethods.length > 0) await this.db.updateTable('users').set({ factors_reset_at: null }).where('id', '=', userId).execute();
-    }
+    // An admin reset this account's factors and it has none yet: only the mailed recovery
+    // link (with the password) starts a session, and that one is enrolling. The flag ends
+    // when a factor is confirmed (FactorStore.refreshFactorMethods, under the account lock).
+    if (row.factors_reset_at !== null && factorMethods.length === 0 && factor.kind !== 'recovery_link')
+      throw new RecoveryLinkRequiredError();
     const roles = parseRoles(row.roles);
     const policy = this.policyOf(roles);
     const dueAt = await this.startGraceIfSubject(userId, roles, row.mfa_due_at === null ? null : Number(row.mfa_due_at), ctx.now);

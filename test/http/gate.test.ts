@@ -205,6 +205,8 @@ describe('every registered route, as enumerated from the built server', () => {
 
   it('a stale full session is refused by every ★ route (403 step_up_required)', async () => {
     const account = await signupWithTotp(server.url);
+    // The admin role too, so the ★ admin routes judge freshness rather than refusing the role.
+    await server.server.facade.admin.setRoles(account.userId, ['admin']);
     await sleep(1_300);
     const failures: string[] = [];
     const starred = routes.filter((r) => r.requires.fresh === true);
