@@ -322,7 +322,7 @@ describe('no route answers 5xx to hostile input', () => {
     }
     expect(failures).toEqual([]);
     expect((await account.client.get('/api/session')).status).toBe(200);
-  });
+  }, 90_000); // every route × every hostile body: minutes' worth of requests on a loaded machine
 });
 
 describe('a route without a declared requirement stops the server at startup', () => {
