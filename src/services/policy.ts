@@ -135,7 +135,7 @@ export class PolicyService {
       methods,
       risk: sessionRiskOf(assessment),
       enrolment,
-      dueAt: policy.mfa === 'required' && !policy.requiredByDeployment ? dueAt : null,
+      dueAt: enrolment === 'grace' ? dueAt : null,
     };
   }
 

@@ -76,6 +76,13 @@ describe('MFA required by role, with a grace period', () => {
       const confirm = await c.post('/api/mfa/totp/confirm', { code: totpCodeAt(setup.body.secret, Date.now() + offsetMs) });
       expect(confirm.status).toBe(200);
       expect((await c.get('/api/session')).status).toBe(200);
+      // Enrolled: no more reminders at sign-in.
+      const reminders = async () =>
+        (await c.get('/api/account/events')).body.events.filter((e: { type: string }) => e.type === 'account.enrolment_reminder').length;
+      const before = await reminders();
+      const d = new Client(server.url);
+      expect((await d.post('/api/auth/login', { email: user.email, password: PASSWORD })).status).toBe(202);
+      expect(await reminders()).toBe(before);
     } finally {
       offsetMs = 0;
     }
