@@ -142,6 +142,8 @@ export class PolicyService {
   /** A second factor of a kind the account's roles do not count never satisfies a check (unless none of its factors counts: then it may only lead to enrolment). */
   assertMethodCounts(session: Pick<ActiveSession, 'roles' | 'factorMethods'>, method: string): void {
     const policy = this.policyOf(session.roles);
+    // No role restricts the kinds: the verifier alone decides (an unknown method is a wrong code).
+    if (policy.allowedFactors === null) return;
     if (!usableMethods(session.factorMethods, policy).includes(method)) {
       throw new InvalidRequestError('This kind of second factor does not count for your account’s role.', [
         { path: 'method', message: `allowed: ${usableMethods(session.factorMethods, policy).join(', ') || 'none'}` },

@@ -19,7 +19,7 @@ let server: TestServer;
 const smtp = new MailSink();
 beforeAll(async () => {
   await smtp.start();
-  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url });
+  server = await startFastServer({ GATEHOUSE_SMTP_URL: smtp.url, GATEHOUSE_ROLES: JSON.stringify({ staff: { mfa: 'required' } }) });
 });
 afterAll(async () => {
   await server?.close();
@@ -167,6 +167,12 @@ describe('every notification type goes to exactly the stored mailbox', () => {
     const confirmation = await rcptFor(nextStored, 'account.email_change_confirmation');
     expect((await new Client(server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).status).toBe(200);
     for (let i = 0; i < 10; i++) await new Client(server.url).post('/api/auth/login', { email: next, password: `wrong-${i}-password` });
+    // Policy (docs/policy.md): a role's enrolment reminder, an admin's sign-out and factor reset.
+    await server.server.facade.admin.setRoles(account.userId, ['staff']);
+    await server.server.facade.admin.revokeSessions(account.userId);
+    const admin = await signupWithTotp(server.url);
+    await server.server.facade.admin.setRoles(admin.userId, ['admin']);
+    expect((await admin.client.post(`/api/admin/users/${account.userId}/factors/reset`, {})).status).toBe(200);
 
     const expected: Record<string, string> = {
       'mfa.factor_added': stored,
@@ -182,6 +188,9 @@ describe('every notification type goes to exactly the stored mailbox', () => {
       'account.email_changed': stored,
       'account.locked': nextStored,
       'remember_me.replayed': stored,
+      'account.enrolment_reminder': nextStored,
+      'admin.sessions_revoked': nextStored,
+      'admin.factors_reset': nextStored,
     };
     // Every contract notification type is in the list.
     for (const type of NOTIFIED_EVENT_TYPES) expect(Object.keys(expected)).toContain(type);
