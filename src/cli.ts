@@ -41,6 +41,10 @@ const commands: Record<string, Command> = {
     summary: 'register, list and remove relying parties of the OpenID Provider (/oidc)',
     run: async (argv) => (await import('./commands/oidc.js')).clientsCommand(argv),
   },
+  admin: {
+    summary: 'roles, sessions and lockouts of an account; reset its second factors (signed in as an admin)',
+    run: async (argv) => (await import('./commands/admin.js')).adminCommand(argv),
+  },
   'oidc-keys': {
     summary: 'rotate the OpenID Provider signing keys',
     run: async (argv) => (await import('./commands/oidc.js')).oidcKeysCommand(argv),

@@ -7,6 +7,8 @@
 import path from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
+import { DEFAULT_RISK_SETTINGS } from './core/risk.js';
+import { FACTOR_KINDS, ROLE_SHAPE } from './core/role-policy.js';
 import { MFA_POLICIES } from './core/session-state.js';
 import { CONTRACT_SCOPES, GATEHOUSE_SCOPES, SCOPE_SHAPE } from './core/scopes.js';
 
@@ -79,6 +81,46 @@ export const UpstreamSchema = z
   .strict();
 
 export type UpstreamOptions = z.output<typeof UpstreamSchema>;
+
+/** One role's policy (docs/policy.md). */
+const RolePolicySchema = z
+  .object({
+    mfa: z.enum(['required', 'optional']),
+    factors: z.array(z.enum(FACTOR_KINDS)).min(1).optional(),
+    stepUpMaxAgeSeconds: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+/** Risk signals at sign-in (docs/policy.md). */
+const RiskSchema = z
+  .object({
+    failureThreshold: z
+      .number()
+      .int()
+      .min(1)
+      .default(DEFAULT_RISK_SETTINGS.failureThreshold)
+      .describe('Risk signal: this many recent failures on the account ask for the second factor even on a trusted device.'),
+    failureWindowSeconds: seconds(DEFAULT_RISK_SETTINGS.failureWindowSeconds),
+    passwordChangeWindowSeconds: seconds(DEFAULT_RISK_SETTINGS.passwordChangeWindowSeconds, 0),
+    riskyStepUpMaxAgeSeconds: seconds(DEFAULT_RISK_SETTINGS.riskyStepUpMaxAgeSeconds).describe(
+      'Risk signal: the shorter freshness window (seconds) for ★ actions of a session signed in under a risk signal.',
+    ),
+    ipv4Prefix: z
+      .number()
+      .int()
+      .min(8)
+      .max(32)
+      .default(DEFAULT_RISK_SETTINGS.ipv4Prefix)
+      .describe('Risk signal "new network": IPv4 prefix length of a network.'),
+    ipv6Prefix: z
+      .number()
+      .int()
+      .min(16)
+      .max(128)
+      .default(DEFAULT_RISK_SETTINGS.ipv6Prefix)
+      .describe('Risk signal "new network": IPv6 prefix length of a network.'),
+  })
+  .strict();
 
 /** The library's options; every field is optional in `createGatehouse`, defaults below. */
 export const OptionsSchema = z
@@ -153,6 +195,16 @@ export const OptionsSchema = z
     rememberDays: seconds(30).describe('Days a remember-me chain lives.'),
     trustedDeviceDays: seconds(0, 0).describe('Days a device may skip the login-time second factor; 0 turns it off.'),
     mfaRequired: z.enum(MFA_POLICIES).default('off').describe('all: every account must enrol a factor before it gets a full session.'),
+    roles: z
+      .record(z.string().regex(ROLE_SHAPE, 'role names look like "admin"'), RolePolicySchema)
+      .default({})
+      .describe(
+        'MFA policy per role, JSON, e.g. {"admin":{"mfa":"required","factors":["webauthn"]}}; the strictest of an account\'s roles wins (docs/policy.md).',
+      ),
+    enrolmentGraceDays: seconds(7, 0).describe(
+      'Days an account that a role newly requires to have a second factor may still sign in without one.',
+    ),
+    risk: RiskSchema.default(RiskSchema.parse({})),
     argon2: z
       .object({
         memoryKiB: z.number().int().min(8).default(19456).describe('Argon2id memory per password hash, KiB.'),
@@ -324,6 +376,12 @@ export const ENV_VARIABLES: readonly EnvVariable[] = [
   v('GATEHOUSE_REMEMBER_DAYS', 'library', 'rememberDays', 'int'),
   v('GATEHOUSE_TRUSTED_DEVICE_DAYS', 'library', 'trustedDeviceDays', 'int'),
   v('GATEHOUSE_MFA_REQUIRED', 'library', 'mfaRequired', 'lower'),
+  v('GATEHOUSE_ROLES', 'library', 'roles', 'json'),
+  v('GATEHOUSE_ENROLMENT_GRACE_DAYS', 'library', 'enrolmentGraceDays', 'int'),
+  v('GATEHOUSE_RISK_FAILURES', 'library', 'risk.failureThreshold', 'int'),
+  v('GATEHOUSE_RISK_STEP_UP_MAX_AGE', 'library', 'risk.riskyStepUpMaxAgeSeconds', 'int'),
+  v('GATEHOUSE_RISK_IPV4_PREFIX', 'library', 'risk.ipv4Prefix', 'int'),
+  v('GATEHOUSE_RISK_IPV6_PREFIX', 'library', 'risk.ipv6Prefix', 'int'),
   v('GATEHOUSE_ARGON2_MEMORY_KIB', 'library', 'argon2.memoryKiB', 'int'),
   v('GATEHOUSE_ARGON2_ITERATIONS', 'library', 'argon2.iterations', 'int'),
   v('GATEHOUSE_LOCKOUT_SECONDS', 'library', 'lockoutSeconds', 'int'),
@@ -438,6 +496,7 @@ function defaultText(variable: EnvVariable): string {
   if (variable.serverDefault === undefined) for (const key of variable.path) value = (value as Record<string, unknown>)[key];
   if (value === null) return '(unset)';
   if (Array.isArray(value)) return value.length ? `\`${value.join(',')}\`` : '(empty)';
+  if (typeof value === 'object') return `\`${JSON.stringify(value)}\``;
   return `\`${String(value)}\``;
 }
 

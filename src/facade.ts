@@ -6,6 +6,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { resolveOptions, type GatehouseOptionsInput } from './config.js';
+import { UnauthenticatedError } from './core/errors.js';
 import type { SecurityEventName } from './core/events.js';
 import { assuranceLevel, type AuthMethod, type SessionState } from './core/session-state.js';
 import { assembleGatehouse, type Gatehouse as Internals } from './gatehouse.js';
@@ -49,8 +50,30 @@ export type GatehouseEvents = { [K in SecurityEventName]: SecurityEvent<K> };
 
 export type EventListener<K extends SecurityEventName> = (event: GatehouseEvents[K]) => void | Promise<void>;
 
+/** Operator actions for the host application (docs/policy.md). None of them yields a session. */
+export interface GatehouseAdmin {
+  /** Sets an account's roles (policy per role in the `roles` option); starts a grace period when one now requires a factor. */
+  setRoles(userId: string, roles: string[]): Promise<{ roles: string[]; enrolmentDueAt: Date | null }>;
+  rolesOf(userId: string): Promise<string[]>;
+  listSessions(
+    userId: string,
+  ): Promise<Array<{ id: string; state: string; ip: string; userAgent: string; createdAt: string; lastSeenAt: string }>>;
+  /** Signs the account out everywhere (sessions and remember-me). */
+  revokeSessions(userId: string): Promise<void>;
+  /** Lifts a lockout after too many failed passwords or codes. */
+  unlock(userId: string): Promise<void>;
+  /**
+   * Removes the account's second factors and mails its owner a one-time recovery link.
+   * `request` must carry the session of an account with the `admin` role and a fresh
+   * second factor of its own (else the refusal is thrown: step_up_required, forbidden…).
+   */
+  resetFactors(request: FastifyRequest, userId: string): Promise<void>;
+}
+
 export interface Gatehouse {
   readonly productName: string;
+  /** Operator actions: roles, sessions, unlock, factor reset. */
+  readonly admin: GatehouseAdmin;
   /** The scopes API tokens may carry (as declared in the options). */
   readonly scopes: readonly string[];
   /** The public URL in effect (in development: localhost at the listening port). */
@@ -129,8 +152,26 @@ export function facadeOf(inner: Internals): Gatehouse {
       }
     });
   });
+  const operator = { kind: 'operator' as const, via: 'library' as const };
+  const libraryCtx = () => ({ ip: 'library', userAgent: 'gatehouse library', now: inner.config.now() });
+  const admin: GatehouseAdmin = Object.freeze({
+    async setRoles(userId: string, roles: string[]) {
+      const result = await inner.admin.setRoles((await inner.admin.findUser(userId)).id, roles, operator, libraryCtx());
+      return { roles: result.roles, enrolmentDueAt: result.dueAt === null ? null : new Date(result.dueAt) };
+    },
+    rolesOf: async (userId: string) => JSON.parse((await inner.admin.findUser(userId)).roles) as string[],
+    listSessions: async (userId: string) => inner.admin.listSessions((await inner.admin.findUser(userId)).id, inner.config.now()),
+    revokeSessions: async (userId: string) => inner.admin.revokeSessions((await inner.admin.findUser(userId)).id, operator, libraryCtx()),
+    unlock: async (userId: string) => inner.admin.unlock(userId, operator, libraryCtx()),
+    async resetFactors(request: FastifyRequest, userId: string) {
+      const p = request.principal;
+      if (p?.kind !== 'session') throw new UnauthenticatedError();
+      await inner.admin.resetFactors(p.session, (await inner.admin.findUser(userId)).id, request.ctx);
+    },
+  });
   const facade: Gatehouse = {
     productName: inner.config.productName,
+    admin,
     scopes: Object.freeze([...inner.config.scopes]),
     publicUrl: () => inner.origins.url(),
     requires,

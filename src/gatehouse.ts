@@ -22,6 +22,9 @@ import { LinkMailChannel } from './services/link-mail.js';
 import { PasswordChangeService } from './services/password-change.js';
 import { createPasswordResetLimits, PasswordResetService } from './services/password-reset.js';
 import { PasswordHasher } from './services/passwords.js';
+import { PolicyService } from './services/policy.js';
+import { AdminService } from './services/admin.js';
+import { AccountRecoveryStore } from './store/account-recoveries.js';
 import { RememberMeService } from './services/remember-me.js';
 import { SecondFactorVerifier } from './services/second-factor.js';
 import { SecurityLog } from './services/security-log.js';
@@ -65,6 +68,10 @@ export interface Gatehouse {
   log: SecurityLog;
   verifier: SecondFactorVerifier;
   auth: AuthService;
+  /** Risk signals and MFA by role (docs/policy.md). */
+  policy: PolicyService;
+  /** Operator actions: roles, sessions, unlock, factor reset (docs/policy.md). */
+  admin: AdminService;
   factors: FactorService;
   /** Serialised security changes of one account (the account lock). */
   accountChanges: AccountChanges;
@@ -259,6 +266,16 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   const rememberTokens = new RememberTokenStore(db);
   const trustedDeviceStore = new TrustedDeviceStore(db);
   const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
+  const policy = new PolicyService(db, {
+    deployment: {
+      mfaRequired: config.mfaRequired,
+      stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds,
+      enrolmentGraceSeconds: config.enrolmentGraceDays * 86_400,
+    },
+    roles: config.roles,
+    risk: config.risk,
+    phishingResistantOnly: config.stepUpPhishingResistant,
+  });
   const auth = new AuthService(
     stores.users,
     sessions,
@@ -268,6 +285,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     log,
     { mfaRequired: config.mfaRequired, pendingTtlSeconds: config.pendingTtlSeconds },
     trustedDevices,
+    policy,
   );
   const rememberMe = new RememberMeService(rememberTokens, stores.users, sessions, auth, log, { rememberDays: config.rememberDays });
   // A session signed out from the sessions list (API or page) takes its remember-me chain along.
@@ -333,6 +351,26 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     await emailChanges.voidOpen(trx, userId, config.now());
     await passwordResets.voidOpen(trx, userId, config.now());
   });
+  const admin = new AdminService({
+    db,
+    accounts: accountChanges,
+    users: stores.users,
+    sessions,
+    recoveries: new AccountRecoveryStore(db),
+    passwords,
+    limits,
+    log,
+    policy,
+    auth,
+    revokeAccountAccess,
+    revokeSignIns: async (userId, trx) => {
+      await sessions.revokeAll(userId, undefined, trx);
+      await rememberMe.revokeAll(userId, config.now(), trx);
+    },
+    revokeApiTokens: (userId, ctx, trx) => apiTokens.revokeAll(userId, ctx, trx),
+    linkMail,
+    publicUrl,
+  });
   mail.start();
   // OIDC provider (issue 14): its grants and tokens die with every other way in, and with a removed factor.
   accessRevokers.push((userId, _keep, trx) => revokeAccountGrants(trx, userId));
@@ -371,6 +409,8 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     log,
     verifier,
     auth,
+    policy,
+    admin,
     factors,
     accountChanges,
     webauthn,

@@ -8,6 +8,7 @@ export {
   createGatehouse,
   type Gatehouse,
   type GatehouseOptions,
+  type GatehouseAdmin,
   type GatehouseEvents,
   type SecurityEvent,
   type SessionInfo,
@@ -21,6 +22,8 @@ export { parse } from './http/validation.js';
 export { ConfigError } from './config.js';
 export { SECURITY_EVENT_NAMES, type SecurityEventName } from './core/events.js';
 export type { Scope } from './core/scopes.js';
+export type { RolePolicy, FactorKind } from './core/role-policy.js';
+export type { RiskSignal } from './core/risk.js';
 export type { SessionState, AuthMethod } from './core/session-state.js';
 /** The one address grammar: hosts that take addresses themselves use it too (contract v1.1). */
 export {

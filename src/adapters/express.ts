@@ -31,7 +31,7 @@ import { isDependencyOutage } from '../services/dependency-outage.js';
 import { createNodeHandler, type NodeHandlerOptions } from './node.js';
 
 /** A route's requirement, as in `requires(...)`; `fresh` may decide per request (e.g. by amount). */
-export interface ExpressRequirement extends Omit<RouteRequirement, 'fresh'> {
+export interface ExpressRequirement extends Omit<RouteRequirement, 'fresh' | 'crossOrigin'> {
   fresh?: boolean | ((req: Request) => boolean);
 }
 
@@ -149,7 +149,7 @@ export async function gatehouseExpress(gatehouse: Gatehouse, options: GatehouseE
   const requireSession = ((requirement: ExpressRequirement): SessionGuard => {
     gatekeeper.checkDeclaration(requirement, 'requireSession(...)');
     const declared = Object.freeze({ ...requirement });
-    const { session, scope } = declared;
+    const { session, scope, role } = declared;
     const guard = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
       try {
         gatekeeper.noticeLocalPort(req.socket.localPort);
@@ -157,7 +157,7 @@ export async function gatehouseExpress(gatehouse: Gatehouse, options: GatehouseE
         const principal = await gatekeeper.principalOf(session, view, cookieWriter(res));
         principals.set(req, principal);
         const fresh = typeof declared.fresh === 'function' ? declared.fresh(req) : declared.fresh === true;
-        const denied = gatekeeper.refusal({ session, scope }, fresh, principal, view);
+        const denied = gatekeeper.refusal({ session, scope, role }, fresh, principal, view);
         if (denied) return sendRefusal(res, denied);
         await gatekeeper.admitted(principal, view.ctx.now);
       } catch (error) {

@@ -229,3 +229,26 @@ export class ServiceUnavailableError extends GatehouseError {
     return { retryAfter: this.retryAfter };
   }
 }
+
+/** An admin reset the account's factors: only the one-time recovery link mailed to the user starts a session. */
+export class RecoveryLinkRequiredError extends GatehouseError {
+  static readonly code = 'recovery_link_required';
+  readonly code = RecoveryLinkRequiredError.code;
+  readonly status = 403;
+  constructor() {
+    super('An administrator reset the second factors of this account. Use the recovery link mailed to you to set up a new one.');
+  }
+}
+
+/** The session is valid but its account lacks the role the route requires. */
+export class ForbiddenError extends GatehouseError {
+  static readonly code = 'forbidden';
+  readonly code = ForbiddenError.code;
+  readonly status = 403;
+  constructor(readonly role: string) {
+    super(`This needs the "${role}" role.`);
+  }
+  override extra() {
+    return { role: this.role };
+  }
+}

@@ -11,6 +11,13 @@ export const SECURITY_EVENT_NAMES = [
   'account.password_changed',
   'login.succeeded',
   'login.failed',
+  'login.challenged',
+  'account.enrolment_reminder',
+  'account.roles_changed',
+  'admin.sessions_revoked',
+  'admin.account_unlocked',
+  'admin.factors_reset',
+  'account.recovered',
   'mfa.failed',
   'mfa.verified',
   'mfa.step_up',
@@ -49,6 +56,8 @@ export interface LinkMailEvents {
    * cancel link to the current one.
    */
   'email_change.links': { userId: string; currentEmail: string; newEmail: string; confirmLink: string; cancelLink: string };
+  /** With `admin.factors_reset`: the one-time recovery link, to the account's address. */
+  'account_recovery.link': { userId: string; to: string; byEmail: string; recoveryLink: string };
 }
 
 export type LinkMailEventName = keyof LinkMailEvents;

@@ -5,6 +5,7 @@
  */
 import {
   EnrollmentRequiredError,
+  ForbiddenError,
   GatehouseError,
   InsufficientScopeError,
   InteractiveSessionRequiredError,
@@ -31,11 +32,20 @@ export interface Requirement {
   fresh?: boolean;
   /** Personal API tokens holding this scope may call the route. Without it, tokens are refused. */
   scope?: Scope;
+  /** Only sessions of accounts with this role (e.g. `admin` for /api/admin); never an API token. */
+  role?: string;
 }
 
 export interface AccountFacts {
   /** Second-factor methods of the account, e.g. ['totp', 'recovery_code']; empty: none. */
   factorMethods: string[];
+  /**
+   * A role requires a second factor, the account has none that counts and its grace period
+   * ended (core/role-policy.ts): a full session is treated as enrolling.
+   */
+  enrolmentDue?: boolean;
+  /** The account's roles (for `requires({ role })`). */
+  roles?: readonly string[];
 }
 
 export type Principal =
@@ -62,6 +72,7 @@ export function authorize(requirement: Requirement, principal: Principal, now: n
   if (requirement.session === 'none' || requirement.session === 'any') return null;
 
   if (principal.kind === 'api_token') {
+    if (requirement.role !== undefined) return new InteractiveSessionRequiredError();
     if (!requirement.scope || requirement.session !== 'full') return new InteractiveSessionRequiredError();
     if (!principal.scopes.includes(requirement.scope)) return new InsufficientScopeError(requirement.scope);
     // A token is never an interactive, fresh check of anything.
@@ -76,7 +87,10 @@ export function authorize(requirement: Requirement, principal: Principal, now: n
   if (principal.kind === 'anonymous') return new UnauthenticatedError();
   const { session, account } = principal;
   if (session.state === 'pending') return new MfaRequiredError(account.factorMethods);
-  if (session.state === 'enrolling' && requirement.session === 'full') return new EnrollmentRequiredError();
+  if ((session.state === 'enrolling' || account.enrolmentDue === true) && requirement.session === 'full') {
+    return new EnrollmentRequiredError();
+  }
+  if (requirement.role !== undefined && !(account.roles ?? []).includes(requirement.role)) return new ForbiddenError(requirement.role);
 
   if (requirement.fresh && !isFreshFor(principal, now, policy)) {
     return new StepUpRequiredError(stepUpMethods(account, policy), policy.stepUpMaxAgeSeconds);

@@ -70,9 +70,15 @@ export type FirstFactor =
    * A linked upstream OpenID Provider's sign-in. A first factor only, unless the upstream
    * reported an acr/amr its configuration trusts as MFA (`trustedMfa`).
    */
-  | { kind: 'upstream'; trustedMfa: boolean };
+  | { kind: 'upstream'; trustedMfa: boolean }
+  /**
+   * Password plus the one-time recovery link an admin's factor reset mailed: always
+   * enrolling (the account has no factor left and must set one up before anything else).
+   */
+  | { kind: 'recovery_link' };
 
 function stateAfterFirstFactor(account: AccountFactsForLogin, factor: FirstFactor): SessionState {
+  if (factor.kind === 'recovery_link') return 'enrolling';
   // Trusted upstream MFA is MFA: it meets the second step and the MFA-required policy.
   if (factor.kind === 'upstream' && factor.trustedMfa) return 'full';
   if (account.hasSecondFactor) {
@@ -106,6 +112,7 @@ function firstFactorAmr(factor: FirstFactor): AuthMethod[] {
     case 'remember_me':
       return ['remember_me'];
     case 'password':
+    case 'recovery_link':
       return ['pwd'];
     case 'password_on_trusted_device':
       return ['pwd', 'trusted_device'];

@@ -59,11 +59,13 @@ export async function trustDeviceIfAsked(
   reply: FastifyReply,
   gatehouse: Gatehouse,
   cookies: CookiePolicy,
-  userId: string,
+  session: Pick<ActiveSession, 'userId' | 'risk'>,
   asked: boolean,
 ): Promise<void> {
   if (!asked || !gatehouse.trustedDevices.enabled) return;
-  const issued = await gatehouse.trustedDevices.trust(userId, request.ctx, request.cookies[cookies.names.device]);
+  // A risk signal at this sign-in (many recent failures, a remember-me restore) refuses trust.
+  if (!gatehouse.policy.mayTrustDevice(session)) return;
+  const issued = await gatehouse.trustedDevices.trust(session.userId, request.ctx, request.cookies[cookies.names.device]);
   if (issued) reply.setCookie(cookies.names.device, issued.token, cookieOptions(cookies, secondsUntil(issued.expiresAt, request.ctx.now)));
 }
 

@@ -29,6 +29,8 @@ export interface RouteRequirement {
    * same-origin rule does not apply. Only for `session: 'none'` routes.
    */
   crossOrigin?: true;
+  /** Only sessions of accounts holding this role (e.g. `admin`); API tokens never. */
+  role?: string;
 }
 
 /** Declares a route's requirement; pass the result as the route's `config`. */
@@ -107,14 +109,26 @@ function bearerToken(headers: IncomingHttpHeaders): string | null {
   return match?.[1] ?? null;
 }
 
-function toCorePrincipal(principal: RequestPrincipal): Principal {
+/**
+ * The core's view of the principal, and the freshness window that applies to it: the
+ * deployment's, shortened by the account's roles and the session's risk signals (never
+ * lengthened: services/policy.ts, core/risk.ts).
+ */
+function toCorePrincipal(
+  principal: RequestPrincipal,
+  gatehouse: Gatehouse,
+  now: number,
+  deployment: FreshnessPolicy,
+): [Principal, FreshnessPolicy] {
   switch (principal.kind) {
     case 'anonymous':
-      return principal;
+      return [principal, deployment];
     case 'api_token':
-      return { kind: 'api_token', scopes: principal.token.scopes };
-    case 'session':
-      return { kind: 'session', session: principal.session.facts, account: { factorMethods: principal.session.factorMethods } };
+      return [{ kind: 'api_token', scopes: principal.token.scopes }, deployment];
+    case 'session': {
+      const view = gatehouse.policy.gateView(principal.session, now);
+      return [{ kind: 'session', session: principal.session.facts, account: view.account }, view.freshness];
+    }
   }
 }
 
@@ -187,19 +201,20 @@ export class Gatekeeper {
 
   /** The refusal to answer with, or null: authentication, CSRF, then freshness (when `fresh`). */
   refusal(
-    { crossOrigin, ...requirement }: { session: SessionRequirement; scope?: Scope; crossOrigin?: true },
+    { crossOrigin, ...requirement }: { session: SessionRequirement; scope?: Scope; role?: string; crossOrigin?: true },
     fresh: boolean,
     principal: RequestPrincipal,
     request: GateRequest,
   ): GatehouseError | null {
-    const core = toCorePrincipal(principal);
     const now = request.ctx.now;
+    // The deployment's freshness window, shortened (never lengthened) by roles and risk.
+    const [core, freshness] = toCorePrincipal(principal, this.gatehouse, now, this.policy);
     // crossOrigin lifts only the same-origin rule, and only for routes open to anyone.
     const sameOriginApplies = !(crossOrigin && requirement.session === 'none');
     return (
-      authorize({ ...requirement, fresh: false }, core, now, this.policy) ??
+      authorize({ ...requirement, fresh: false }, core, now, freshness) ??
       (sameOriginApplies ? this.csrfViolation(request, principal) : null) ??
-      (fresh ? authorize({ ...requirement, fresh: true }, core, now, this.policy) : null)
+      (fresh ? authorize({ ...requirement, fresh: true }, core, now, freshness) : null)
     );
   }
 
@@ -302,7 +317,7 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     request.principal = principal;
     const fresh = typeof requirement.fresh === 'function' ? requirement.fresh(request) : requirement.fresh === true;
     const denied = gatekeeper.refusal(
-      { session: requirement.session, scope: requirement.scope, crossOrigin: requirement.crossOrigin },
+      { session: requirement.session, scope: requirement.scope, role: requirement.role, crossOrigin: requirement.crossOrigin },
       fresh,
       principal,
       view,

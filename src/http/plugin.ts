@@ -20,6 +20,7 @@ import { gateExtensionsOf } from './credentials.js';
 import { installErrorHandling } from './errors.js';
 import { gate } from './gate.js';
 import { accountRoutes } from './routes/account.js';
+import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
 import { deviceRoutes } from './routes/devices.js';
 import { healthRoutes } from './routes/health.js';
@@ -132,6 +133,7 @@ async function ownRoutes(
   await app.register(emailRoutes, { gatehouse });
   await app.register(passwordResetRoutes, { gatehouse });
   await app.register(upstreamRoutes, { gatehouse });
+  await app.register(adminRoutes, { gatehouse, cookies });
   // The OpenID Provider: /oidc/*, /.well-known/openid-configuration (encapsulated).
   await app.register(oidcRoutes, { gatehouse, cookies, behindProxy: options.behindProxy });
 }

@@ -39,6 +39,30 @@ export function subscribeLinkMail(channel: LinkMailChannel, outbox: MailOutbox, 
     await outbox.enqueue(trx, { userId: event.userId, eventType: 'password_reset.requested', to: event.to, ...mail }, ctx.now);
   });
 
+  channel.on('account_recovery.link', async (event, ctx, trx) => {
+    const mail = composeMail(
+      setting(),
+      occasionOf(ctx),
+      'an administrator reset your second factors',
+      [
+        `An administrator (${event.byEmail}) removed every second factor of your account`,
+        'and signed it out everywhere, usually because you lost your phone or security key.',
+        '',
+        'To set up a new second factor, open this link and enter your password. It works once, for 24 hours:',
+        '',
+        event.recoveryLink,
+        '',
+        'Until you do, your password alone does not sign you in.',
+      ],
+      [
+        '',
+        'If you did not ask for this, contact your administrator and reset your password now:',
+        `  ${setting().publicUrl}/forgot-password`,
+      ],
+    );
+    await outbox.enqueue(trx, { userId: event.userId, eventType: 'admin.factors_reset', to: event.to, ...mail }, ctx.now);
+  });
+
   channel.on('email_change.links', async (event, ctx, trx) => {
     const current = setting();
     const secure = secureSteps(current.publicUrl);

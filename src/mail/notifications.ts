@@ -26,7 +26,14 @@ export const NOTIFIED_EVENT_TYPES = [
   'password_reset.requested',
   // Not in the contract's list: a stolen remember-me cookie was caught (issue 18).
   'remember_me.replayed',
+  // Policy (issue 15): an admin signed the account out; a role requires a second factor.
+  // (An admin's factor reset is mailed with its recovery link: mail/link-mail.ts.)
+  'admin.sessions_revoked',
+  'account.enrolment_reminder',
 ] as const satisfies readonly SecurityEventName[];
+
+/** An enrolment reminder is mailed at most once per account in this window (ms). */
+export const ENROLMENT_REMINDER_MAIL_WINDOW_MS = 24 * 3_600_000;
 
 /** A wrong second factor is mailed at most once per account in this window (ms). */
 export const MFA_FAILED_MAIL_WINDOW_MS = 5 * 60_000;
@@ -224,6 +231,24 @@ function render(event: SecurityEvent, setting: MailSetting): Rendered | null {
           'changing your password is the safe answer either way.',
         ],
       );
+    case 'admin.sessions_revoked':
+      return compose(
+        'an administrator signed you out everywhere',
+        ['An administrator signed your account out of every session and remembered browser.'],
+        ['', 'Sign in again to continue. If you did not expect this, contact your administrator.'],
+      );
+    case 'account.enrolment_reminder':
+      return compose(
+        'set up a second factor',
+        [
+          'Your account’s role requires a second factor (an authenticator app or a passkey).',
+          `Set one up before ${when(Date.parse(str(d.dueAt) ?? '') || event.at)} in your security settings:`,
+          `  ${setting.publicUrl}/settings`,
+          '',
+          'After that date your account can only be used to set one up.',
+        ],
+        [],
+      );
     default:
       return null;
   }
@@ -260,6 +285,12 @@ export function notificationListener(deps: NotifierDeps) {
       (await deps.store.queuedSince(trx, event.user_id, event.type, event.at - MFA_FAILED_MAIL_WINDOW_MS))
     ) {
       return; // a guessing run must not flood the mailbox; the first one says it all
+    }
+    if (
+      event.type === 'account.enrolment_reminder' &&
+      (await deps.store.queuedSince(trx, event.user_id, event.type, event.at - ENROLMENT_REMINDER_MAIL_WINDOW_MS))
+    ) {
+      return; // one reminder a day, however often the account signs in
     }
     const rendered = render(event, deps.setting());
     if (!rendered) return;

@@ -13,6 +13,7 @@ import type { Attempt, Limits } from './limits.js';
 import { assertAcceptablePassword, type PasswordHasher } from './passwords.js';
 import type { CodeMethod, SecondFactorVerifier } from './second-factor.js';
 import type { SecurityLog } from './security-log.js';
+import type { PolicyService } from './policy.js';
 import type { ActiveSession, IssuedSession, SessionService, SessionTransport } from './sessions.js';
 
 export interface PublicUser {
@@ -28,6 +29,8 @@ export interface LoginResult {
   session: IssuedSession;
   /** Second-factor methods to offer when the outcome is mfa_required. */
   methods: string[];
+  /** When a role's grace period for enrolling a second factor ends (reminder), if one runs. */
+  enrolmentDueAt: number | null;
 }
 
 export interface AuthPolicy {
@@ -55,6 +58,8 @@ export class AuthService {
     private readonly log: SecurityLog,
     private readonly policy: AuthPolicy,
     private readonly deviceTrust: DeviceTrust = trustNothing,
+    /** Risk signals and MFA by role (services/policy.ts): consulted in `establish` and before every factor check. */
+    private readonly signInPolicy?: PolicyService,
   ) {}
 
   async signup(input: { email: string; password: string; transport: SessionTransport }, ctx: RequestContext): Promise<LoginResult> {
@@ -121,7 +126,7 @@ export class AuthService {
     return result;
   }
 
-  /** Opens a new session after a first factor, in whatever state the state machine says. */
+  /** Opens a new session after a first factor, in whatever state the state machine says (after the policy raised what it must). */
   async establish(
     user: PublicUser,
     factorMethods: string[],
@@ -130,17 +135,27 @@ export class AuthService {
     transport: SessionTransport,
     remember: boolean,
   ): Promise<LoginResult> {
-    const facts = startSession(
-      { hasSecondFactor: factorMethods.length > 0, mfaPolicy: this.policy.mfaRequired },
-      factor,
-      ctx.now,
-      this.sessions.times,
-    );
-    const session = await this.sessions.create(user.id, facts, ctx, { transport, remember });
+    const decided = this.signInPolicy
+      ? await this.signInPolicy.decideSignIn(user.id, factorMethods, factor, ctx)
+      : {
+          account: { hasSecondFactor: factorMethods.length > 0, mfaPolicy: this.policy.mfaRequired },
+          factor,
+          methods: factorMethods,
+          risk: null,
+          dueAt: null,
+        };
+    const account = this.policy.mfaRequired === 'all' ? { ...decided.account, mfaPolicy: 'all' as const } : decided.account;
+    const facts = startSession(account, decided.factor, ctx.now, this.sessions.times);
+    const session = await this.sessions.create(user.id, facts, ctx, { transport, remember, risk: decided.risk });
     const outcome: LoginOutcome =
       facts.state === 'full' ? 'authenticated' : facts.state === 'pending' ? 'mfa_required' : 'enrollment_required';
-    if (outcome === 'authenticated') await this.log.record('login.succeeded', user.id, ctx, { amr: facts.amr });
-    return { outcome, user, session, methods: factorMethods };
+    const risk = decided.risk?.signals ?? [];
+    if (outcome === 'authenticated') await this.log.record('login.succeeded', user.id, ctx, { amr: facts.amr, risk });
+    else if (outcome === 'mfa_required') await this.log.record('login.challenged', user.id, ctx, { risk });
+    if (decided.dueAt !== null && outcome === 'authenticated') {
+      await this.log.record('account.enrolment_reminder', user.id, ctx, { dueAt: new Date(decided.dueAt).toISOString() });
+    }
+    return { outcome, user, session, methods: decided.methods, enrolmentDueAt: decided.dueAt };
   }
 
   /** pending → full. */
@@ -153,6 +168,7 @@ export class AuthService {
     response?: unknown,
   ): Promise<IssuedSession> {
     if (session.facts.state !== 'pending') throw new NoPendingAuthenticationError();
+    this.signInPolicy?.assertMethodCounts(session, method);
     const amr = await this.verifier.verify(
       { userId: session.userId, method, code, pendingSessionId: session.id, sessionId: session.id, response },
       ctx,
@@ -166,6 +182,7 @@ export class AuthService {
 
   /** A fresh second-factor check inside a full session. */
   async stepUp(session: ActiveSession, method: CodeMethod, code: string, ctx: RequestContext, response?: unknown): Promise<IssuedSession> {
+    this.signInPolicy?.assertMethodCounts(session, method);
     const amr = await this.verifier.verify({ userId: session.userId, method, code, sessionId: session.id, response }, ctx);
     const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times));
     await this.log.record('mfa.step_up', session.userId, ctx, { method });

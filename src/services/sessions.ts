@@ -3,10 +3,11 @@
  * SHA-256; it is replaced whenever the session's assurance changes. This module turns
  * rows into `SessionFacts` for the state machine and back.
  */
+import { parseSessionRisk, type SessionRisk } from '../core/risk.js';
 import { isExpired, needsTouch, type AuthMethod, type SessionFacts, type SessionState, type SessionTimes } from '../core/session-state.js';
 import type { Transaction } from 'kysely';
 import { UnauthenticatedError } from '../core/errors.js';
-import { amrOf, factorMethodsOf } from '../store/json-columns.js';
+import { amrOf, factorMethodsOf, rolesOf } from '../store/json-columns.js';
 import type { Database } from '../store/schema.js';
 import type { AccountChanges } from './account-changes.js';
 import type { SessionStore, SessionWithAccount } from '../store/sessions.js';
@@ -25,6 +26,11 @@ export interface ActiveSession {
   remember: boolean;
   facts: SessionFacts;
   factorMethods: string[];
+  /** The account's roles and enrolment due time (core/role-policy.ts). */
+  roles: string[];
+  mfaDueAt: number | null;
+  /** What risk signals raised for this session at sign-in (core/risk.ts); null: none recorded. */
+  risk: SessionRisk | null;
   ip: string;
   userAgent: string;
 }
@@ -55,6 +61,10 @@ function toActive(row: SessionWithAccount): ActiveSession {
     transport: row.transport === 'token' ? 'token' : 'cookie',
     remember: row.remember === 1,
     factorMethods: factorMethodsOf(row),
+    roles: rolesOf(row),
+    mfaDueAt: row.mfa_due_at === null ? null : Number(row.mfa_due_at),
+    // Unreadable: the strictest reading (1 s window: every ★ action asks again).
+    risk: parseSessionRisk(row.risk ?? null, 1),
     ip: row.ip,
     userAgent: row.user_agent,
     facts: {
@@ -85,7 +95,7 @@ export class SessionService {
     userId: string,
     facts: SessionFacts,
     ctx: RequestContext,
-    options: { transport: SessionTransport; remember?: boolean },
+    options: { transport: SessionTransport; remember?: boolean; risk?: SessionRisk | null },
   ): Promise<IssuedSession> {
     const token = randomToken();
     const id = newId();
@@ -101,6 +111,7 @@ export class SessionService {
       mfa_at: facts.mfaAt,
       webauthn_at: facts.webauthnAt ?? null,
       remember: options.remember ? 1 : 0,
+      risk: options.risk ? JSON.stringify(options.risk) : null,
       created_at: facts.createdAt,
       last_seen_at: facts.lastSeenAt,
       expires_at: facts.expiresAt,

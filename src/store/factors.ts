@@ -48,9 +48,11 @@ export class FactorStore {
    */
   async refreshFactorMethods(trx: Transaction<Database>, userId: string, now: number): Promise<string[]> {
     const methods = await this.methodsOf(trx, userId);
+    // An account that has a factor again no longer waits for an admin reset's recovery link.
+    const recovered = methods.length > 0 ? { factors_reset_at: null } : {};
     await trx
       .updateTable('users')
-      .set({ factor_methods: JSON.stringify(methods), updated_at: now })
+      .set({ factor_methods: JSON.stringify(methods), updated_at: now, ...recovered })
       .where('id', '=', userId)
       .execute();
     return methods;

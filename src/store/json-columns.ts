@@ -22,3 +22,6 @@ export const factorMethodsOf = (row: { factor_methods: string }): string[] => st
 
 /** The authentication methods a session's assurance rests on. */
 export const amrOf = (row: { amr: string }): AuthMethod[] => stringList(row.amr, 'amr') as AuthMethod[];
+
+/** The account's roles (`users.roles`); a malformed value throws (no roles would mean a laxer policy). */
+export const rolesOf = (row: { roles: string }): string[] => stringList(row.roles, 'roles');

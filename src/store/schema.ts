@@ -17,6 +17,12 @@ export interface UsersTable {
    * begun in an earlier epoch is void.
    */
   security_epoch: ColumnType<number, number | undefined, number>;
+  /** JSON array of role names (core/role-policy.ts). */
+  roles: ColumnType<string, string | undefined, string>;
+  /** When a role's `required` stops being optional for this account (grace end); null: not subject yet. */
+  mfa_due_at: ColumnType<number | null, number | null | undefined, number | null>;
+  /** An admin reset the factors; until the mailed recovery link is used, the password signs nobody in. */
+  factors_reset_at: ColumnType<number | null, number | null | undefined, number | null>;
   created_at: number;
   updated_at: number;
 }
@@ -36,6 +42,8 @@ export interface SessionsTable {
   webauthn_at: ColumnType<number | null, number | null | undefined, number | null>;
   /** Second-factor attempts reserved in this pending session. */
   mfa_attempts: Generated<number>;
+  /** JSON `SessionRisk` (services/policy.ts): the signals at sign-in and what they raised; null: none recorded. */
+  risk: ColumnType<string | null, string | null | undefined, string | null>;
   /** 1 when the user asked to be remembered: a remember-me token is issued once full. */
   remember: Generated<number>;
   created_at: number;
@@ -188,6 +196,18 @@ export interface MailOutboxTable {
   sent_at: number | null;
 }
 
+/** A one-time recovery link after an admin reset an account's factors (hashed, single use, expiring). */
+export interface AccountRecoveriesTable {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  /** The admin who reset the factors. */
+  admin_id: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface KeyFingerprintsTable {
   fingerprint: string;
   created_at: number;
@@ -236,6 +256,7 @@ export interface Database {
   password_resets: PasswordResetsTable;
   mail_outbox: MailOutboxTable;
   key_fingerprints: KeyFingerprintsTable;
+  account_recoveries: AccountRecoveriesTable;
   webauthn_credentials: WebAuthnCredentialsTable;
   webauthn_challenges: WebAuthnChallengesTable;
   federated_identities: FederatedIdentitiesTable;

@@ -5,6 +5,8 @@ import type { Database, SessionRow } from './schema.js';
 export interface SessionWithAccount extends SessionRow {
   email: string;
   factor_methods: string;
+  roles: string;
+  mfa_due_at: number | null;
 }
 
 export class SessionStore {
@@ -15,12 +17,12 @@ export class SessionStore {
       .selectFrom('sessions')
       .innerJoin('users', 'users.id', 'sessions.user_id')
       .selectAll('sessions')
-      .select(['users.email', 'users.factor_methods'])
+      .select(['users.email', 'users.factor_methods', 'users.roles', 'users.mfa_due_at'])
       .where('sessions.token_hash', '=', tokenHash)
       .executeTakeFirst();
   }
 
-  async insert(row: Omit<SessionRow, 'mfa_attempts'>): Promise<void> {
+  async insert(row: Omit<SessionRow, 'mfa_attempts' | 'risk'> & { risk?: string | null }): Promise<void> {
     await this.db.insertInto('sessions').values(row).execute();
   }
 

@@ -13,7 +13,7 @@ export class UserStore {
   }
 
   /** Returns false when the normalised email is already taken (unique index). */
-  async insert(user: Omit<UserRow, 'factor_methods' | 'security_epoch'>): Promise<boolean> {
+  async insert(user: Omit<UserRow, 'factor_methods' | 'security_epoch' | 'roles' | 'mfa_due_at' | 'factors_reset_at'>): Promise<boolean> {
     const result = await this.db
       .insertInto('users')
       .values({ ...user, factor_methods: '[]' })

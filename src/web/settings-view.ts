@@ -2,6 +2,8 @@
  * The security settings page: e-mail address and password (account-view.ts), second
  * factors, recovery codes, sessions, trusted devices, API tokens and recent activity. Pure rendering; pages/settings.ts loads the data.
  */
+import { RISK_SIGNALS, SIGNAL_WORDS, type RiskSignal } from '../core/risk.js';
+import type { EffectivePolicy } from '../core/role-policy.js';
 import type { Gatehouse } from '../gatehouse.js';
 import { accountSections, type AccountFormState } from './account-view.js';
 import { html, type Html } from './html.js';
@@ -25,6 +27,8 @@ export interface SettingsData {
   tokens: Loaded<Gatehouse['apiTokens']['list']>;
   /** null: trusted devices are turned off (the section is not shown). */
   devices: Loaded<Gatehouse['trustedDevices']['list']> | null;
+  /** The MFA policy that applies to the account and why (services/policy.ts). */
+  policy: EffectivePolicy & { roles: string[]; dueAt: number | null; enrolled: boolean };
 }
 
 /** Security-log types in words; unknown types are shown as they are. */
@@ -53,7 +57,54 @@ const EVENT_NAMES: Record<string, string> = {
   'password_reset.completed': 'Password reset',
   'upstream.linked': 'Sign-in with another provider linked',
   'upstream.unlinked': 'Sign-in with another provider unlinked',
+  'login.challenged': 'Asked for your second factor',
+  'account.enrolment_reminder': 'Reminder: your role requires a second factor',
+  'account.roles_changed': 'Your roles were changed',
+  'admin.sessions_revoked': 'An administrator signed out your sessions',
+  'admin.account_unlocked': 'An administrator unlocked your account',
+  'admin.factors_reset': 'An administrator reset your second factors',
+  'account.recovered': 'Recovery link used to set up a new second factor',
 };
+
+/** "asked for your code because: new network" (or "signed in; noticed: …"). */
+function riskNote(type: string, details: string): string | null {
+  let signals: RiskSignal[] = [];
+  try {
+    const parsed = (JSON.parse(details) as { risk?: unknown }).risk;
+    if (Array.isArray(parsed)) signals = RISK_SIGNALS.filter((s) => parsed.includes(s));
+  } catch {
+    return null;
+  }
+  if (signals.length === 0) return null;
+  const words = signals.map((s) => SIGNAL_WORDS[s]).join(', ');
+  return type === 'login.challenged' ? `asked for your code because: ${words}` : `noticed: ${words}`;
+}
+
+function policySection(p: SettingsData['policy']): Html {
+  const kinds = p.allowedFactors === null ? 'any' : p.allowedFactors.map((k) => FACTOR_NAMES[k] ?? k).join(', ') || 'none';
+  const due =
+    p.mfa === 'required' && !p.enrolled && p.dueAt !== null
+      ? html`<p class="error" id="enrolment-due">
+          Set up a second factor before ${when(p.dueAt)}: after that, your account can only be used to set one up.
+        </p>`
+      : null;
+  return html`<section class="card" aria-labelledby="h-policy">
+    <h2 id="h-policy">Your sign-in policy</h2>
+    <p id="policy-summary">
+      Second factor: <strong>${p.mfa}</strong> · counts: <strong>${kinds}</strong> · sensitive actions need a check within
+      <strong>${Math.round(p.stepUpMaxAgeSeconds / 60)} min</strong>${p.roles.length ? html` · roles: ${p.roles.join(', ')}` : null}
+    </p>
+    ${due}
+    ${
+      p.because.length
+        ? html`<p>Why:</p>
+            <ul id="policy-because">
+              ${p.because.map((b) => html`<li>${b}</li>`)}
+            </ul>`
+        : html`<p class="muted" id="policy-because">This server’s default policy applies to your account.</p>`
+    }
+  </section>`;
+}
 
 const FACTOR_NAMES: Record<string, string> = { totp: 'Authenticator app', webauthn: 'Passkey', recovery_code: 'Recovery code' };
 
@@ -94,7 +145,7 @@ export function settingsView(d: SettingsData): Html {
     );
   });
   const hasTotp = d.mfa.factors.some((f) => f.type === 'totp');
-  return html` ${accountSections({ email: d.email, csrf, state: d.account })}
+  return html` ${policySection(d.policy)} ${accountSections({ email: d.email, csrf, state: d.account })}
     <section class="card" aria-labelledby="h-factors">
       <h2 id="h-factors">Second factors</h2>
       ${
@@ -173,7 +224,14 @@ export function settingsView(d: SettingsData): Html {
     <section class="card" aria-labelledby="h-activity">
       <h2 id="h-activity">Recent security activity</h2>
       <ul class="list">
-        ${d.events.map((e) => item(EVENT_NAMES[e.type] ?? e.type, html`${when(e.at)} · ${e.ip}`, null))}
+        ${d.events.map((e) => {
+          const note = riskNote(e.type, e.details);
+          return item(
+            EVENT_NAMES[e.type] ?? e.type,
+            html`${when(e.at)} · ${e.ip}${note ? html` · <span class="risk">${note}</span>` : null}`,
+            null,
+          );
+        })}
       </ul>
     </section>`;
 }

@@ -222,6 +222,16 @@ export function resetView(v: { token: string; error?: string | null }): Html {
   </form>`;
 }
 
+/** The recovery link after an admin's factor reset: the password, then setting up a new factor. */
+export function recoverView(v: { token: string; error?: string | null }): Html {
+  return html`<form class="card" method="post" action="/recover" novalidate>
+    <input type="hidden" name="token" value="${v.token}" />
+    <p>An administrator reset the second factors of your account. Enter your password to set up a new one.</p>
+    ${field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', autofocus: true, error: v.error ?? null })}
+    <button type="submit">Continue</button>
+  </form>`;
+}
+
 /** A button, not an automatic confirmation: link scanners fetch the mailed URL too. */
 export function confirmEmailView(v: { token: string }): Html {
   return html`<form class="card" method="post" action="/confirm-email">

@@ -14,7 +14,7 @@ import { Client, csrfIn, FormBrowser } from '../helpers/http-client.js';
 import { linkToken, serverWithMailSink } from '../helpers/smtp.js';
 import { ACCEPTED, HOSTILE, withTag } from '../fixtures/email-addresses.js';
 
-const mailed = serverWithMailSink();
+const mailed = serverWithMailSink({ GATEHOUSE_ROLES: JSON.stringify({ staff: { mfa: 'required' } }) });
 const { smtp } = mailed;
 
 const db = () => mailed.server.server.gatehouse.database.db;
@@ -159,6 +159,12 @@ describe('every notification type goes to exactly the stored mailbox', () => {
     expect((await new Client(mailed.server.url).post('/api/account/email/confirm', { token: linkToken(confirmation) })).status).toBe(200);
     for (let i = 0; i < 10; i++)
       await new Client(mailed.server.url).post('/api/auth/login', { email: next, password: `wrong-${i}-password` });
+    // Policy (docs/policy.md): a role's enrolment reminder, an admin's sign-out and factor reset.
+    await mailed.server.server.facade.admin.setRoles(account.userId, ['staff']);
+    await mailed.server.server.facade.admin.revokeSessions(account.userId);
+    const admin = await signupWithTotp(mailed.server.url);
+    await mailed.server.server.facade.admin.setRoles(admin.userId, ['admin']);
+    expect((await admin.client.post(`/api/admin/users/${account.userId}/factors/reset`, {})).status).toBe(200);
 
     const expected: Record<string, string> = {
       'mfa.factor_added': stored,
@@ -174,6 +180,9 @@ describe('every notification type goes to exactly the stored mailbox', () => {
       'account.email_changed': stored,
       'account.locked': nextStored,
       'remember_me.replayed': stored,
+      'account.enrolment_reminder': nextStored,
+      'admin.sessions_revoked': nextStored,
+      'admin.factors_reset': nextStored,
     };
     // Every contract notification type is in the list.
     for (const type of NOTIFIED_EVENT_TYPES) expect(Object.keys(expected)).toContain(type);

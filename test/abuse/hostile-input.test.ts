@@ -36,6 +36,10 @@ export const CONTRACT_CODES = new Set([
   'email_taken',
   'payload_too_large',
   'too_many_attempts',
+  // Extensions of the contract by the policy (docs/policy.md): an account without the route's
+  // role (admin API), and a password sign-in while an admin's factor reset awaits the recovery link.
+  'forbidden',
+  'recovery_link_required',
 ]);
 
 interface Route {

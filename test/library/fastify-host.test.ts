@@ -61,6 +61,7 @@ describe('a Fastify host app', () => {
 
   it('exposes a facade: no stores, keys, database or wiring', () => {
     expect(Object.keys(gatehouse).sort()).toEqual([
+      'admin',
       'close',
       'on',
       'productName',

@@ -73,6 +73,8 @@ const SINGLE = [
   'restoreMany',
   'copyCookie',
   'advance',
+  'adminReset',
+  'recover',
 ] as const;
 /**
  * Multi-step commands that build the preconditions the interesting sequences need:
@@ -256,6 +258,16 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
     }
     case 'changeEmail':
       return sess ? { t: 'changeEmail', s: sess.id, next: uniqueEmail('moved') } : null;
+    case 'adminReset': {
+      const a = acctOf(p[0]!);
+      return a ? { t: 'adminReset', acct: a.idx, instance: p[1]! % 2 } : null;
+    }
+    case 'recover': {
+      const a = acctOf(p[0]!);
+      const tokens = a ? a.tokens.flatMap((t, i) => (t.kind === 'recovery' ? [i] : [])) : [];
+      const token = pick(tokens, p[1]!);
+      return a && token !== undefined ? { t: 'recover', acct: a.idx, token, newSession: alloc(), instance: p[2]! % 2 } : null;
+    }
     case 'confirmEmail':
     case 'useToken': {
       const a = acctOf(p[0]!);
@@ -441,6 +453,10 @@ export function describe(a: Action, o?: Obs, instance?: number): string {
         return `copy the remember-me cookie of s${a.from}'s browser to s${a.to}'s`;
       case 'advance':
         return `clock +${Math.round(a.ms / 1000)} s`;
+      case 'adminReset':
+        return `admin resets the factors of a${a.acct}`;
+      case 'recover':
+        return `s${a.newSession} = recover(a${a.acct}, recovery link #${a.token})`;
     }
   })();
   return `${body}${at}${answer}`;
@@ -455,7 +471,17 @@ const touched = (m: ModelState, a: Action): number[] => {
   }
   return [];
 };
-const ACCOUNT_CHANGING = new Set(['restoreMany', 'confirm', 'deleteFactor', 'changePassword', 'reset', 'confirmEmail', 'login']);
+const ACCOUNT_CHANGING = new Set([
+  'restoreMany',
+  'confirm',
+  'deleteFactor',
+  'changePassword',
+  'reset',
+  'confirmEmail',
+  'login',
+  'adminReset',
+  'recover',
+]);
 
 function check(w: World, r: Real, result: { candidates: Candidates; violation?: Violation }): void {
   if (result.violation) throw new SearchViolation(result.violation, r.trace);

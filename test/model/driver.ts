@@ -11,8 +11,8 @@ import type { MfaPolicy } from '../../src/core/session-state.js';
 import crypto from 'node:crypto';
 import { Agent, setGlobalDispatcher } from 'undici';
 import { totpCodeAt } from '../../src/services/totp.js';
-import { PASSWORD } from '../helpers/accounts.js';
-import { Client, type Res } from '../helpers/http-client.js';
+import { PASSWORD, uniqueEmail } from '../helpers/accounts.js';
+import { Client, cookieNamed, type Res } from '../helpers/http-client.js';
 import { mailedToken } from '../helpers/mail-files.js';
 import { FAST_ENV, startPostgresPair, startTestServer, type TestServer } from '../helpers/server.js';
 import { SoftAuthenticator } from '../http/webauthn-soft-authenticator.js';
@@ -36,6 +36,8 @@ export interface Servers {
   urls: string[];
   dataDirs: string[];
   clock: ModelClock;
+  /** Gives an account the `admin` role (through the library facade, as a host app would). */
+  grantAdmin(userId: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -58,10 +60,22 @@ export async function startServers(backend: Backend, mfaRequired: MfaPolicy): Pr
   };
   if (backend === 'sqlite') {
     const s: TestServer = await startTestServer(env, { now: clock.now });
-    return { urls: [s.url], dataDirs: [s.dataDir], clock, close: () => s.close() };
+    return {
+      urls: [s.url],
+      dataDirs: [s.dataDir],
+      clock,
+      grantAdmin: async (id) => void (await s.server.facade.admin.setRoles(id, ['admin'])),
+      close: () => s.close(),
+    };
   }
   const pair = await startPostgresPair('model', env, { now: clock.now });
-  return { urls: pair.servers.map((s) => s.url), dataDirs: pair.servers.map((s) => s.dataDir), clock, close: () => pair.cleanup() };
+  return {
+    urls: pair.servers.map((s) => s.url),
+    dataDirs: pair.servers.map((s) => s.dataDir),
+    clock,
+    grantAdmin: async (id) => void (await pair.servers[0].server.facade.admin.setRoles(id, ['admin'])),
+    close: () => pair.cleanup(),
+  };
 }
 
 export const PASSWORDS = [PASSWORD, 'amber-lantern-51-meadow', 'quiet-orchard-77-falcon'];
@@ -199,6 +213,31 @@ export class Driver {
       case 'advance':
         this.servers.clock.advance(a.ms);
         return { status: 0, body: null };
+      case 'adminReset': {
+        // A new admin each time: signs up, confirms a TOTP (fresh by that first factor), gets the role.
+        const admin = new Client(this.url(a.instance));
+        const up = await retry(() => admin.post('/api/auth/signup', { email: uniqueEmail('model-admin'), password: PASSWORD }));
+        const setup = await retry(() => admin.post('/api/mfa/totp/setup'));
+        await retry(() => admin.post('/api/mfa/totp/confirm', { code: totpCodeAt(String(setup.body?.secret), this.servers.clock.t) }));
+        await this.servers.grantAdmin(String(up.body?.user?.id));
+        const target = m.accounts[a.acct]!;
+        const found = await retry(() => admin.get(`/api/admin/users?email=${encodeURIComponent(target.email)}`));
+        const r = await retry(() => admin.post(`/api/admin/users/${encodeURIComponent(String(found.body?.user?.id))}/factors/reset`, {}));
+        this.requests += 5;
+        const cookie = cookieNamed(r.setCookies, SESSION) ?? null;
+        return res(r, {
+          cookie,
+          mailed: r.status === 200 ? await this.mailed(target.email, /recover\?token=([A-Za-z0-9_-]+)/) : null,
+        });
+      }
+      case 'recover': {
+        const acct = m.accounts[a.acct]!;
+        const c = new Client(this.url(a.instance));
+        const r = await retry(() => c.post('/api/auth/recover', { token: acct.tokens[a.token]!.token, password: acct.password }));
+        this.requests++;
+        if (r.status === 202) this.clients.set(a.newSession, c);
+        return res(r);
+      }
       case 'signup': {
         const c = new Client(this.url(a.instance));
         const r = await retry(() =>

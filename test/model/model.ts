@@ -109,7 +109,7 @@ export interface RToken {
 }
 
 export interface MToken {
-  kind: 'reset' | 'email' | 'api';
+  kind: 'reset' | 'email' | 'api' | 'recovery';
   token: string;
   createdAt: number;
   spent: string | null;
@@ -126,6 +126,8 @@ export interface MAccount {
   tokens: MToken[];
   /** Trusted devices (by driver device id): valid or not. */
   devices: Record<number, boolean>;
+  /** An admin reset the factors and no factor was confirmed since: the password alone opens nothing (P3). */
+  recoveryPending?: boolean;
 }
 
 export interface ModelState {
@@ -190,7 +192,11 @@ export type Action =
   | { t: 'restore'; from: number | null; token: string; newSession: number; instance: number }
   | { t: 'restoreMany'; from: number; token: string; n: number; newSessions: number[]; instance: number }
   | { t: 'copyCookie'; from: number; to: number }
-  | { t: 'advance'; ms: number };
+  | { t: 'advance'; ms: number }
+  /** A fresh admin (made by the driver) resets the account's factors through the admin API (P3). */
+  | { t: 'adminReset'; acct: number; instance: number }
+  /** The owner uses a mailed recovery link with the password in force. */
+  | { t: 'recover'; acct: number; token: number; newSession: number; instance: number };
 
 /** What the driver observed: status, body, and material it fetched (mailed tokens, step). */
 export interface Obs {
@@ -336,6 +342,19 @@ function revokeAccountAccess(m: ModelState, acct: number, why: string, keep?: nu
   voidSetups(m, acct, why);
 }
 
+/** A recovery link works for a day (services/admin.ts). */
+export const RECOVERY_TTL_MS = 24 * 3_600_000;
+
+/** An admin's factor reset: no factor, no code, every way in ends, API tokens too; the password alone opens nothing. */
+function resetFactorsByAdmin(m: ModelState, acct: number): void {
+  const a = m.accounts[acct]!;
+  revokeAccountAccess(m, acct, 'an admin factor reset');
+  for (const t of a.tokens) if (t.kind === 'api' && !t.spent) t.spent = 'an admin factor reset';
+  a.factors = [];
+  a.codes = [];
+  a.recoveryPending = true;
+}
+
 function newSession(
   m: ModelState,
   id: number,
@@ -439,6 +458,8 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
         return ok(m);
       }
       if (action.password !== a.password) return bad('password', `login with a password not in force answered ${obs.status}`);
+      if (a.recoveryPending && !hasFactor && (obs.status === 200 || obs.status === 202))
+        return bad('P3-login', `a password login answered ${obs.status} while an admin reset waits for the recovery link`);
       if (obs.status === 200) {
         if (hasFactor && !deviceOk)
           return bad(
@@ -546,6 +567,7 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
         delete owner.setups[action.kind];
       }
       const first = a.factors.length === 0;
+      a.recoveryPending = false;
       const codes: string[] | undefined = obs.body?.recoveryCodes;
       // Checked first: a second set of codes (issue 17.3) names itself even where I2/I3 also fail.
       const second =
@@ -667,6 +689,27 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       acc!.password = action.next;
       revokeAccountAccess(m, action.acct, 'password reset');
       for (const x of acc!.tokens) if (x.kind === 'api') x.spent = 'password reset';
+      return ok(m);
+    }
+
+    case 'adminReset': {
+      if (typeof obs.body?.sessionToken === 'string' || (obs.cookie ?? null) !== null)
+        return bad('P3-no-session', 'an admin factor reset answered with a session');
+      if (obs.status !== 200) return ok(m);
+      resetFactorsByAdmin(m, action.acct);
+      for (const t of acc!.tokens) if (t.kind === 'recovery' && !t.spent) t.spent = 'a newer reset';
+      if (obs.mailed) acc!.tokens.push({ kind: 'recovery', token: obs.mailed, createdAt: m.now, spent: null });
+      return ok(m);
+    }
+
+    case 'recover': {
+      const t = acc!.tokens[action.token]!;
+      if (obs.status !== 202) return ok(m);
+      if (t.spent) return bad('P3-token', `a recovery link already ${t.spent} opened a session`);
+      if (m.now - t.createdAt > RECOVERY_TTL_MS) return bad('P3-token', 'an expired recovery link opened a session');
+      if (obs.body?.status !== 'enrollment_required') return bad('P3-enrolling', `a recovery link opened a ${obs.body?.status} session`);
+      t.spent = 'used';
+      newSession(m, action.newSession, action.acct, action.instance, 'cookie', 'enrolling');
       return ok(m);
     }
 
@@ -827,6 +870,11 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
       if (p.status === 429) return ok(m);
       if (p.status === 401) return bad('I4-password', `a login with the password in force answered 401 on instance ${p.instance}`);
       const has = a.factors.length > 0;
+      if (a.recoveryPending && !has && (p.status === 200 || p.status === 202))
+        return bad(
+          'P3-login',
+          `a password login on instance ${p.instance} answered ${p.status} while an admin reset waits for the recovery link`,
+        );
       if (p.status === 200 && has)
         return bad(
           'I4-login-open',

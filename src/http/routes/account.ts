@@ -22,7 +22,7 @@ export async function accountRoutes(app: FastifyInstance, { gatehouse }: { gateh
 
   app.get('/api/account/events', { config: requires({ session: 'full', scope: 'account:read' }) }, async (request) => {
     const events = await log.list(userIdOf(request));
-    return { events: events.map((e) => ({ type: e.type, at: iso(e.at), ip: e.ip, userAgent: e.user_agent })) };
+    return { events: events.map((e) => ({ type: e.type, at: iso(e.at), ip: e.ip, userAgent: e.user_agent, ...riskOf(e.details) })) };
   });
 
   app.get('/api/sessions', { config: requires({ session: 'full' }) }, async (request) => {
@@ -60,4 +60,14 @@ export async function accountRoutes(app: FastifyInstance, { gatehouse }: { gateh
     await log.record('session.revoked', session.userId, request.ctx, { sessionId: id });
     return reply.status(204).send();
   });
+}
+
+/** The risk signals a sign-in event carries (docs/policy.md), as `{ risk: [...] }`, or nothing. */
+function riskOf(details: string): { risk?: string[] } {
+  try {
+    const risk = (JSON.parse(details) as { risk?: unknown }).risk;
+    return Array.isArray(risk) && risk.length > 0 ? { risk: risk.filter((r): r is string => typeof r === 'string') } : {};
+  } catch {
+    return {};
+  }
 }

@@ -110,8 +110,7 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
       remember: session.remember,
       transport: session.transport,
     });
-    if (session.transport === 'cookie')
-      await trustDeviceIfAsked(request, reply, gatehouse, cookies, session.userId, body.trustDevice === true);
+    if (session.transport === 'cookie') await trustDeviceIfAsked(request, reply, gatehouse, cookies, session, body.trustDevice === true);
     return reply.send({ status: 'authenticated', aal: assuranceLevel(issued.facts), amr: issued.facts.amr, ...token });
   });
 

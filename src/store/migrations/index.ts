@@ -15,6 +15,7 @@ import * as m0009limiterTables from './0009_limiter_tables.js';
 import * as m0010keyFingerprints from './0010_key_fingerprints.js';
 import * as m0011oidc from './0011_oidc.js';
 import * as m0012federation from './0012_federation.js';
+import * as m0013policy from './0013_policy.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -29,4 +30,5 @@ export const migrations: Record<string, Migration> = {
   '0010_key_fingerprints': m0010keyFingerprints,
   '0011_oidc': m0011oidc,
   '0012_federation': m0012federation,
+  '0013_policy': m0013policy,
 };

@@ -8,9 +8,38 @@ import { requires } from '../../http/gate.js';
 import { send, type Web } from '../context.js';
 import { formOf, queryParam, str } from '../form.js';
 import { html } from '../html.js';
-import { forgotView, resetView } from '../views.js';
+import { forgotView, recoverView, resetView } from '../views.js';
+import { deliverSession } from '../../http/session-delivery.js';
 
-export async function passwordPages(app: FastifyInstance, { gatehouse }: Web): Promise<void> {
+export async function passwordPages(app: FastifyInstance, { gatehouse, cookies }: Web): Promise<void> {
+  // The recovery link of an admin's factor reset (docs/policy.md): password → enrolling session → /enrol.
+  app.get('/recover', { config: requires({ session: 'none' }) }, async (request, reply) => {
+    const token = queryParam(request, 'token');
+    if (!token) return reply.redirect('/sign-in', 303);
+    return send(reply, 200, { title: 'Set up a new second factor', body: recoverView({ token }) });
+  });
+
+  app.post('/recover', { config: requires({ session: 'none' }) }, async (request, reply) => {
+    const form = formOf(request);
+    const token = str(form, 'token', 200);
+    try {
+      const result = await gatehouse.admin.recover(token, str(form, 'password', 4096), 'cookie', request.ctx);
+      deliverSession(reply, cookies, result.session, 'cookie');
+      return reply.redirect('/enrol', 303);
+    } catch (e) {
+      if (!(e instanceof GatehouseError) || e.status === 429) throw e;
+      const message =
+        e.code === 'invalid_token'
+          ? 'This recovery link is unknown, already used or expired. Ask your administrator for a new one.'
+          : e.message;
+      return send(reply, e.status, {
+        title: 'Set up a new second factor',
+        error: message,
+        body: e.code === 'invalid_token' ? html`<p><a href="/sign-in">Back to sign in</a></p>` : recoverView({ token, error: message }),
+      });
+    }
+  });
+
   app.get('/forgot-password', { config: requires({ session: 'none' }) }, async (_request, reply) =>
     send(reply, 200, { title: 'Forgot your password?', body: forgotView({}) }),
   );

@@ -22,7 +22,7 @@ export async function settingsPage(
   status: number,
   message: { notice?: string | null; error?: string | null; account?: AccountFormState },
 ) {
-  const { factors, webauthn, sessions, log, apiTokens, trustedDevices } = web.gatehouse;
+  const { factors, webauthn, sessions, log, apiTokens, trustedDevices, policy } = web.gatehouse;
   const session = sessionOf(request);
   const csrf = web.tokens.of(session);
   const now = request.ctx.now;
@@ -46,6 +46,12 @@ export async function settingsPage(
     events,
     tokens,
     devices,
+    policy: {
+      ...policy.policyOf(session.roles),
+      roles: session.roles,
+      dueAt: session.mfaDueAt,
+      enrolled: policy.gateView(session, now).account.enrolmentDue !== true && session.factorMethods.length > 0,
+    },
   });
   return send(reply, status, {
     title: 'Security settings',

@@ -127,7 +127,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
         remember: session.remember,
         transport: 'cookie',
       });
-      await trustDeviceIfAsked(request, reply, gatehouse, cookies, session.userId, str(form, 'trustDevice') !== '');
+      await trustDeviceIfAsked(request, reply, gatehouse, cookies, session, str(form, 'trustDevice') !== '');
       return continueAfterForm(reply, takeOidcReturn(request, reply, cookies) ?? '/settings');
     } catch (e) {
       if (e instanceof InvalidCodeError)
