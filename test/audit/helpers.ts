@@ -14,6 +14,14 @@ export function fixtureProfile(extra: Record<string, unknown> = {}): Profile {
   return parseProfile(deepMerge(raw, extra), 'fixture profile');
 }
 
+/** The auditor's OpenID Provider checks: not applicable to a profile without an `oidc` section. */
+export const OIDC_CHECKS = [
+  'oidc-acr-values-ignored',
+  'oidc-code-for-pending-session',
+  'oidc-prompt-none-pending',
+  'oidc-refresh-after-factor-removal',
+];
+
 export function idsWith(report: AuditReport, status: Status): string[] {
   return report.results
     .filter((r) => r.status === status)

@@ -12,7 +12,7 @@ import { deepMerge, parseProfile } from '../../src/audit/profile.js';
 import { runAudit } from '../../src/audit/runner.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTokenland, TOKENLAND_USERS, type TokenlandFlaws } from '../fixtures/tokenland/app.js';
-import { digest, idsWith } from './helpers.js';
+import { digest, idsWith, OIDC_CHECKS } from './helpers.js';
 
 function capture() {
   const out = { stdout: '', stderr: '' };
@@ -61,7 +61,7 @@ describe('audit init --openapi against Gatehouse', () => {
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     expect(idsWith(report, 'inconclusive'), digest(report)).toEqual([]);
-    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(OIDC_CHECKS);
     expect(idsWith(report, 'blocked')).toHaveLength(15);
   });
 

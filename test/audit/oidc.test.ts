@@ -9,14 +9,8 @@ import { signupWithTotp } from '../helpers/accounts.js';
 import type { TestServer } from '../helpers/server.js';
 import { startWeakOidcProvider, WEAK_CLIENT } from '../fixtures/weak-oidc-provider.js';
 import { startOidcServer } from '../oidc/rp.js';
-import { digest, statusOf } from './helpers.js';
+import { digest, OIDC_CHECKS, statusOf } from './helpers.js';
 
-const OIDC_CHECKS = [
-  'oidc-code-for-pending-session',
-  'oidc-prompt-none-pending',
-  'oidc-acr-values-ignored',
-  'oidc-refresh-after-factor-removal',
-];
 const REDIRECT = 'http://127.0.0.1:9/cb';
 
 describe('auditor OIDC checks against Gatehouse', () => {

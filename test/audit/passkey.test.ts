@@ -14,7 +14,7 @@ import { parseProfile } from '../../src/audit/profile.js';
 import { runAudit } from '../../src/audit/runner.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startKeyway, type KeywayFlaws } from '../fixtures/keyway/app.js';
-import { digest, idsWith } from './helpers.js';
+import { digest, idsWith, OIDC_CHECKS } from './helpers.js';
 
 const ORIGIN = 'http://localhost:3000';
 
@@ -125,7 +125,7 @@ describe('auditing Gatehouse with a passkey-only account', () => {
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     expect(idsWith(report, 'inconclusive'), digest(report)).toEqual([]);
     // TOTP checks need a TOTP secret; the passkey accounts have recovery codes, so those run.
-    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(['otp-cross-account', 'totp-replay']);
+    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([...OIDC_CHECKS, 'otp-cross-account', 'totp-replay'].sort());
     expect(idsWith(report, 'blocked')).toHaveLength(13);
   });
 });

@@ -14,7 +14,7 @@ import { deepMerge, parseProfile, ProfileError } from '../../src/audit/profile.j
 import { startTokenland, type TokenlandFlaws } from '../fixtures/tokenland/app.js';
 import { runAudit } from '../../src/audit/runner.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { digest, idsWith } from './helpers.js';
+import { digest, idsWith, OIDC_CHECKS } from './helpers.js';
 
 describe('provisioning', () => {
   let server: TestServer;
@@ -75,7 +75,7 @@ describe('provisioning', () => {
     expect(setup).not.toMatch(/"secret":"[A-Z2-7]{16,}"/);
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
-    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([]);
+    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(OIDC_CHECKS);
     expect(idsWith(report, 'blocked')).toHaveLength(15);
   });
 
