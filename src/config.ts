@@ -439,7 +439,9 @@ function assertKnownVariables(env: NodeJS.ProcessEnv): void {
   const known = ENV_VARIABLES.map((e) => e.name).filter((n) => n.startsWith('GATEHOUSE_'));
   for (const name of Object.keys(env).sort()) {
     if (!name.startsWith('GATEHOUSE_') || known.includes(name)) continue;
-    const guess = closest(name, known);
+    // A name cut short or run on (GATEHOUSE_REDIS for GATEHOUSE_REDIS_URL) beats a mere look-alike.
+    const extended = known.filter((n) => n.startsWith(name) || name.startsWith(n));
+    const guess = closest(name, extended.length > 0 ? extended : known);
     const close = distance(name, guess) <= Math.max(2, Math.floor(guess.length / 4));
     throw new ConfigError(
       `unknown variable ${name}${close ? ` (did you mean ${guess}?)` : ''}; the variables are listed in docs/deploy.md`,

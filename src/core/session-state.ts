@@ -98,8 +98,9 @@ export function startSession(account: AccountFactsForLogin, factor: FirstFactor,
     state,
     amr,
     authTime: now,
-    // Only a password entered here moves passwordAt: an upstream sign-in is never fresh (★).
-    passwordAt: factor.kind === 'password' || factor.kind === 'password_on_trusted_device' ? now : null,
+    // Only a password entered here (alone, on a trusted device, or with a recovery link)
+    // moves passwordAt: an upstream sign-in or a remember-me restore is never fresh (★).
+    passwordAt: factor.kind === 'upstream' || factor.kind === 'remember_me' ? null : now,
     mfaAt: null,
     createdAt: now,
     lastSeenAt: now,
