@@ -4,6 +4,7 @@
  * contract's GATEHOUSE_* variables with `loadConfig(env)`, which maps them onto the same
  * schema. Every setting has a safe default so `npm start` works on a fresh machine.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { CONTRACT_SCOPES, GATEHOUSE_SCOPES, SCOPE_SHAPE } from './core/scopes.js';
@@ -105,6 +106,8 @@ export interface ServerConfig extends GatehouseConfig {
   trustProxy: string[];
   /** Demo-bank transfers at or above this need a fresh factor. */
   transferStepUpCents: number;
+  /** Server processes sharing the port (GATEHOUSE_WORKERS, `--workers`; `auto`: one per core). */
+  workers: number;
 }
 
 function describe(error: z.ZodError, names: Record<string, string> = {}): string {
@@ -255,5 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   server.port = int(env, 'PORT', 3000, 0);
   server.trustProxy = list(env, 'GATEHOUSE_TRUST_PROXY') ?? [];
   server.transferStepUpCents = int(env, 'GATEHOUSE_TRANSFER_STEP_UP_CENTS', 100000, 1);
+  const workers = text(env, 'GATEHOUSE_WORKERS');
+  server.workers = workers === undefined ? 1 : workers.toLowerCase() === 'auto' ? os.availableParallelism() : int(env, 'GATEHOUSE_WORKERS', 1, 1);
   return server;
 }
