@@ -70,7 +70,11 @@ interface Target {
 }
 
 /** A server script in a child process; resolves once it prints "READY <url>". */
-async function startTarget(script: string, env: Record<string, string> = {}, options: { pinned: boolean; nodeArgs?: string[] }): Promise<Target> {
+async function startTarget(
+  script: string,
+  env: Record<string, string> = {},
+  options: { pinned: boolean; nodeArgs?: string[] },
+): Promise<Target> {
   const node = [...(options.nodeArgs ?? []), '--import', 'tsx', path.join(ROOT, script)];
   const [command, argv] = options.pinned && canPin ? ['taskset', ['-c', SERVER_CPU, process.execPath, ...node]] : [process.execPath, node];
   const child: ChildProcess = spawn(command as string, argv as string[], {
@@ -112,7 +116,8 @@ interface Load {
 async function load(url: string, options: Partial<autocannon.Options> & { connections: number; duration: number }): Promise<Load> {
   const result = await autocannon({ url, ...options });
   const bad = result.non2xx + result.errors + result.timeouts;
-  if (bad > 0) throw new Error(`${options.method ?? 'GET'} ${url}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+  if (bad > 0)
+    throw new Error(`${options.method ?? 'GET'} ${url}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
 }
 
@@ -123,7 +128,12 @@ function client(base: string, connections: number) {
     const headers: Record<string, string> = {};
     if (cookie) headers.cookie = cookie;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await pool.request({ method: method as 'POST', path: p, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await pool.request({
+      method: method as 'POST',
+      path: p,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await res.body.text();
     const setCookie = res.headers['set-cookie'];
     const session = (Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [])
@@ -171,7 +181,12 @@ async function createAccounts(base: string, label: string, mfaCount: number): Pr
       const setup = await http.call('POST', '/api/mfa/totp/setup', undefined, s.cookie);
       expectStatus(setup, 200, 'totp setup');
       // Confirmed with the previous step's code, so the login's current code is unused.
-      const confirm = await http.call('POST', '/api/mfa/totp/confirm', { code: totpCodeAt(setup.body.secret, Date.now() - 30_000) }, s.cookie);
+      const confirm = await http.call(
+        'POST',
+        '/api/mfa/totp/confirm',
+        { code: totpCodeAt(setup.body.secret, Date.now() - 30_000) },
+        s.cookie,
+      );
       expectStatus(confirm, 200, 'totp confirm');
       mfa.push({ email, secret: setup.body.secret });
     },
@@ -200,7 +215,12 @@ async function mfaLogins(base: string, accounts: Accounts['mfa'], connections: n
     const t0 = performance.now();
     const login = await http.call('POST', '/api/auth/login', { email: account.email, password: PASSWORD });
     expectStatus(login, 202, 'login (mfa)');
-    const verify = await http.call('POST', '/api/auth/mfa/verify', { method: 'totp', code: totpCodeAt(account.secret, Date.now()) }, login.cookie);
+    const verify = await http.call(
+      'POST',
+      '/api/auth/mfa/verify',
+      { method: 'totp', code: totpCodeAt(account.secret, Date.now()) },
+      login.cookie,
+    );
     expectStatus(verify, 200, 'mfa verify');
     latencies.push(performance.now() - t0);
   });
@@ -212,7 +232,14 @@ async function mfaLogins(base: string, accounts: Accounts['mfa'], connections: n
 }
 
 function argon2Rate(seconds: number): number {
-  const script = ['--import', 'tsx', path.join(ROOT, 'bench/targets/argon2-rate.ts'), String(ARGON2.memoryKiB), String(ARGON2.iterations), String(seconds)];
+  const script = [
+    '--import',
+    'tsx',
+    path.join(ROOT, 'bench/targets/argon2-rate.ts'),
+    String(ARGON2.memoryKiB),
+    String(ARGON2.iterations),
+    String(seconds),
+  ];
   const [command, argv] = canPin ? ['taskset', ['-c', SERVER_CPU, process.execPath, ...script]] : [process.execPath, script];
   const run = spawnSync(command as string, argv as string[], { cwd: ROOT, encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`argon2 rate: ${run.stderr}`);
@@ -257,7 +284,8 @@ async function main(): Promise<void> {
     GATEHOUSE_ARGON2_MEMORY_KIB: String(ARGON2.memoryKiB),
     GATEHOUSE_ARGON2_ITERATIONS: String(ARGON2.iterations),
   };
-  const get = (url: string, cookie?: string) => load(url, { connections: CONNECTIONS, duration: DURATION, headers: cookie ? { cookie } : {} });
+  const get = (url: string, cookie?: string) =>
+    load(url, { connections: CONNECTIONS, duration: DURATION, headers: cookie ? { cookie } : {} });
   const warm = (url: string, cookie?: string) => load(url, { connections: CONNECTIONS, duration: 1, headers: cookie ? { cookie } : {} });
 
   // --- single core -----------------------------------------------------------------------
@@ -299,7 +327,11 @@ async function main(): Promise<void> {
     postgres = { skipped: schema.skipped };
   } else {
     progress('postgres');
-    const pgServer = await startTarget('bench/targets/gatehouse.ts', { ...gatehouseEnv, GATEHOUSE_DATABASE_URL: schema.url, GATEHOUSE_WORKERS: '1' }, { pinned: true });
+    const pgServer = await startTarget(
+      'bench/targets/gatehouse.ts',
+      { ...gatehouseEnv, GATEHOUSE_DATABASE_URL: schema.url, GATEHOUSE_WORKERS: '1' },
+      { pinned: true },
+    );
     try {
       const pgAccounts = await createAccounts(pgServer.url, 'pg', 0);
       await warm(`${pgServer.url}/api/account`, pgAccounts.cookie);
@@ -339,8 +371,21 @@ async function main(): Promise<void> {
 
   const account = summary(loads.account);
   const result = {
-    machine: { cores: CORES, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, pinned: canPin, loadAverage: os.loadavg().map((l) => round(l)) },
-    settings: { quick: QUICK, durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS, argon2: { ...ARGON2, parallelism: 1 }, logLevel: 'info (default)' },
+    machine: {
+      cores: CORES,
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+      pinned: canPin,
+      loadAverage: os.loadavg().map((l) => round(l)),
+    },
+    settings: {
+      quick: QUICK,
+      durationSeconds: DURATION,
+      rounds: ROUNDS,
+      connections: CONNECTIONS,
+      argon2: { ...ARGON2, parallelism: 1 },
+      logLevel: 'info (default)',
+    },
     singleCore: {
       bareNode: summary(loads.bareNode),
       bareFastify: summary(loads.bareFastify),

@@ -43,7 +43,8 @@ export function workersFlag(argv: string[]): number | undefined {
 export function parseWorkers(raw: string, name: string): number {
   if (raw.trim().toLowerCase() === 'auto') return os.availableParallelism();
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > 256) throw new RangeError(`${name} must be "auto" or an integer from 1 to 256, got "${raw}"`);
+  if (!Number.isInteger(value) || value < 1 || value > 256)
+    throw new RangeError(`${name} must be "auto" or an integer from 1 to 256, got "${raw}"`);
   return value;
 }
 
@@ -84,7 +85,8 @@ async function supervise(config: ServerConfig, count: number): Promise<ServingHa
         worker.off('exit', onEarlyExit);
         resolve(message.url);
       };
-      const onEarlyExit = (code: number | null) => reject(new Error(`gatehouse worker ${worker.process.pid} exited with ${code} before listening`));
+      const onEarlyExit = (code: number | null) =>
+        reject(new Error(`gatehouse worker ${worker.process.pid} exited with ${code} before listening`));
       worker.on('message', onMessage);
       worker.once('exit', onEarlyExit);
       worker.once('exit', (code, signal) => {
