@@ -7,7 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { loadConfig, type ServerConfig } from '../config.js';
 import { registerDemoBank } from '../demo-bank/routes.js';
 import { facadeOf, type Gatehouse as GatehouseFacade } from '../facade.js';
-import { assembleGatehouse, type Gatehouse } from '../gatehouse.js';
+import { assembleGatehouse, redactUrlQuery, type Gatehouse } from '../gatehouse.js';
 import { gatehouseFastify } from '../http/plugin.js';
 
 /** The contract's body limit. */
@@ -104,6 +104,17 @@ export async function buildServer(
         .send(JSON.stringify({ error: 'invalid_request', message: 'The request URL is malformed.', details: [] }));
     },
     return503OnClosing: true,
+    // Fastify's two lines per request at info cost a fifth of the gate's time: one compact
+    // line at debug instead (below). Errors are logged by the error handler at any level.
+    disableRequestLogging: true,
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    if (gatehouse.logger.isLevelEnabled('debug'))
+      request.log.debug(
+        { method: request.method, url: redactUrlQuery(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 },
+        'request',
+      );
+    done();
   });
   // The whole server is Gatehouse's: its JSON 404 answers unknown URLs too.
   await app.register(gatehouseFastify, {
