@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import {
   argon2Rate,
   canPin,
+  CORES,
   createAccounts,
   LOAD_CPUS,
   load,
@@ -23,6 +24,7 @@ import {
   ROOT,
   startTarget,
   type Load,
+  type Target,
 } from './lib.js';
 
 const args = process.argv.slice(2);
@@ -55,15 +57,15 @@ async function main(): Promise<void> {
     before: await createAccounts(servers.before.url, 'before', MFA_PER_ROUND * ROUNDS),
     after: await createAccounts(servers.after.url, 'after', MFA_PER_ROUND * ROUNDS),
   };
-  const get = (url: string, cookie?: string, duration = DURATION) =>
-    load(url, { connections: 100, duration, headers: cookie ? { cookie } : {} });
+  const get = (url: string, cookie?: string, duration = DURATION, server?: Target) =>
+    load(url, { connections: 100, duration, headers: cookie ? { cookie } : {} }, server);
   for (const side of ['before', 'after'] as const)
     for (const route of ['/api/account', '/api/account/transactions']) await get(servers[side].url + route, accounts[side].cookie, 3);
   await get(`${fastify.url}/api/account`, undefined, 2);
 
   type Side = 'before' | 'after';
   const results: Record<string, Record<Side, Load[]>> = {};
-  const argon: number[] = [];
+  const argon: Array<{ perSecond: number; cpuMs: number }> = [];
   const record = (name: string, side: Side, value: Load) => {
     results[name] ??= { before: [], after: [] };
     results[name][side].push(value);
@@ -71,18 +73,23 @@ async function main(): Promise<void> {
   const fastifyLoads: Load[] = [];
   for (let r = 0; r < ROUNDS; r++) {
     const order: Side[] = r % 2 === 0 ? ['before', 'after'] : ['after', 'before'];
-    fastifyLoads.push(await get(`${fastify.url}/api/account`));
-    for (const side of order) record('GET /api/account', side, await get(`${servers[side].url}/api/account`, accounts[side].cookie));
+    fastifyLoads.push(await get(`${fastify.url}/api/account`, undefined, DURATION, fastify));
     for (const side of order)
-      record('GET /api/account/transactions', side, await get(`${servers[side].url}/api/account/transactions`, accounts[side].cookie));
+      record('GET /api/account', side, await get(`${servers[side].url}/api/account`, accounts[side].cookie, DURATION, servers[side]));
+    for (const side of order)
+      record(
+        'GET /api/account/transactions',
+        side,
+        await get(`${servers[side].url}/api/account/transactions`, accounts[side].cookie, DURATION, servers[side]),
+      );
     argon.push(argon2Rate(DURATION));
     for (const side of order)
-      record('password login', side, await passwordLogins(servers[side].url, accounts[side].plainEmail, 4, DURATION));
+      record('password login', side, await passwordLogins(servers[side].url, accounts[side].plainEmail, 4, DURATION, servers[side]));
     for (const side of order)
       record(
         'full MFA login',
         side,
-        await mfaLogins(servers[side].url, accounts[side].mfa.slice(r * MFA_PER_ROUND, (r + 1) * MFA_PER_ROUND), 4),
+        await mfaLogins(servers[side].url, accounts[side].mfa.slice(r * MFA_PER_ROUND, (r + 1) * MFA_PER_ROUND), 4, servers[side]),
       );
     argon.push(argon2Rate(DURATION));
     progress(`round ${r + 1}/${ROUNDS} done`);
@@ -92,21 +99,32 @@ async function main(): Promise<void> {
   await servers.after.stop();
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 
-  const argonRate = median(argon);
+  const argonRate = median(argon.map((a) => a.perSecond));
+  const argonCpuMs = median(argon.map((a) => a.cpuMs));
   const fastifyRps = median(fastifyLoads.map((l) => l.rps));
+  const fastifyCpuMs = median(fastifyLoads.map((l) => l.cpuMs!));
   const rows = Object.entries(results).map(([measure, { before, after }]) => {
-    const side = (loads: Load[]) => ({
-      perSecond: round(median(loads.map((l) => l.rps)), 1),
-      p50: median(loads.map((l) => l.p50)),
-      p99: median(loads.map((l) => l.p99)),
-      vsBaseline: round(median(loads.map((l) => l.rps)) / (measure.includes('login') ? argonRate : fastifyRps), 3),
-    });
+    const login = measure.includes('login');
+    const side = (loads: Load[]) => {
+      const rps = median(loads.map((l) => l.rps));
+      const cpuMs = median(loads.map((l) => l.cpuMs!));
+      return {
+        perSecond: round(rps, 1),
+        p50: median(loads.map((l) => l.p50)),
+        p99: median(loads.map((l) => l.p99)),
+        cpuMs: round(cpuMs, 4),
+        vsBaseline: round(rps / (login ? argonRate : fastifyRps), 3),
+        costVsBaseline: round((login ? argonCpuMs : fastifyCpuMs) / cpuMs, 3),
+        rounds: loads,
+      };
+    };
     return {
       measure,
-      baseline: measure.includes('login') ? 'raw argon2id verifications/s, one core' : 'bare Fastify req/s',
+      baseline: login ? 'raw argon2id verification, one core' : 'bare Fastify route',
       before: side(before),
       after: side(after),
       afterOverBefore: round(median(after.map((l, i) => l.rps / before[i]!.rps)), 2),
+      cpuBeforeOverAfter: round(median(after.map((l, i) => before[i]!.cpuMs! / l.cpuMs!)), 2),
     };
   });
   const result = {
@@ -125,7 +143,12 @@ async function main(): Promise<void> {
       before: sides.before,
       after: sides.after,
     },
-    baselines: { bareFastifyRps: round(fastifyRps, 1), argon2PerSecond: round(argonRate, 1) },
+    baselines: {
+      bareFastifyRps: round(fastifyRps, 1),
+      bareFastifyCpuMs: round(fastifyCpuMs, 4),
+      argon2PerSecond: round(argonRate, 1),
+      argon2CpuMs: round(argonCpuMs, 3),
+    },
     rows,
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -1,5 +1,6 @@
 /** Shared pieces of the benchmarks (`bench/run.ts`, `bench/compare.ts`): child-process servers, autocannon loads, accounts, logins, the argon2 rate. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +28,22 @@ export const round = (value: number, digits = 2) => Number(value.toFixed(digits)
 
 export interface Target {
   url: string;
+  /** CPU seconds (user + system) the server process has used so far; NaN where /proc is missing. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+const TICKS_PER_SECOND = 100;
+
+/** utime + stime of a process from /proc (Linux), in seconds; NaN elsewhere. */
+function processCpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** A server script in a child process; resolves once it prints "READY <url>". */
@@ -61,6 +77,8 @@ export async function startTarget(
   });
   return {
     url,
+    // taskset execs node: the pid is the server's.
+    cpuSeconds: () => processCpuSeconds(child.pid!),
     async stop() {
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
@@ -74,14 +92,38 @@ export interface Load {
   rps: number;
   p50: number;
   p99: number;
+  /**
+   * Server CPU milliseconds per request (or login), when the server's process was given.
+   * Unlike req/s, it hardly moves when other work shares the core, so cost ratios hold
+   * on a busy machine: on an otherwise idle core, throughput ratios equal them.
+   */
+  cpuMs?: number;
 }
 
-export async function load(url: string, options: Partial<autocannon.Options> & { connections: number; duration: number }): Promise<Load> {
-  const result = await autocannon({ url, ...options });
+/** Measures `run` (which reports how many operations it completed) with the server's CPU time around it. */
+async function withCpu<T extends { count: number }>(server: Target | undefined, run: () => Promise<T>): Promise<T & { cpuMs?: number }> {
+  const before = server?.cpuSeconds() ?? Number.NaN;
+  const result = await run();
+  const used = (server?.cpuSeconds() ?? Number.NaN) - before;
+  return Number.isFinite(used) && result.count > 0 ? { ...result, cpuMs: (used * 1000) / result.count } : result;
+}
+
+export async function load(
+  url: string,
+  options: Partial<autocannon.Options> & { connections: number; duration: number },
+  server?: Target,
+): Promise<Load> {
+  const measured = await withCpu(server, async () => {
+    const result = await autocannon({ url, ...options });
+    return { result, count: result.requests.total };
+  });
+  const { result } = measured;
   const bad = result.non2xx + result.errors + result.timeouts;
   if (bad > 0)
     throw new Error(`${options.method ?? 'GET'} ${url}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
+  const out: Load = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
+  if (measured.cpuMs !== undefined) out.cpuMs = round(measured.cpuMs, 4);
+  return out;
 }
 
 /** A small HTTP client for set-up and the MFA logins (undici pool, JSON, the session cookie). */
@@ -159,42 +201,52 @@ export async function createAccounts(base: string, label: string, mfaCount: numb
 }
 
 /** Password logins/s: autocannon posting the plain account's credentials. */
-export function passwordLogins(base: string, email: string, connections: number, duration: number): Promise<Load> {
-  return load(`${base}/api/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: PASSWORD }),
-    connections,
-    duration,
-  });
+export function passwordLogins(base: string, email: string, connections: number, duration: number, server?: Target): Promise<Load> {
+  return load(
+    `${base}/api/auth/login`,
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password: PASSWORD }),
+      connections,
+      duration,
+    },
+    server,
+  );
 }
 
 /** Full MFA logins/s: password (202) then TOTP (200), each account once. */
-export async function mfaLogins(base: string, accounts: Accounts['mfa'], connections: number): Promise<Load> {
+export async function mfaLogins(base: string, accounts: Accounts['mfa'], connections: number, server?: Target): Promise<Load> {
   const http = client(base, connections);
   const latencies: number[] = [];
   const start = performance.now();
-  await inParallel(accounts, connections, async (account) => {
-    const t0 = performance.now();
-    const login = await http.call('POST', '/api/auth/login', { email: account.email, password: PASSWORD });
-    expectStatus(login, 202, 'login (mfa)');
-    const verify = await http.call(
-      'POST',
-      '/api/auth/mfa/verify',
-      { method: 'totp', code: totpCodeAt(account.secret, Date.now()) },
-      login.cookie,
-    );
-    expectStatus(verify, 200, 'mfa verify');
-    latencies.push(performance.now() - t0);
-  });
+  const cpu = await withCpu(server, async () => ({
+    count: accounts.length,
+    done: await inParallel(accounts, connections, async (account) => {
+      const t0 = performance.now();
+      const login = await http.call('POST', '/api/auth/login', { email: account.email, password: PASSWORD });
+      expectStatus(login, 202, 'login (mfa)');
+      const verify = await http.call(
+        'POST',
+        '/api/auth/mfa/verify',
+        { method: 'totp', code: totpCodeAt(account.secret, Date.now()) },
+        login.cookie,
+      );
+      expectStatus(verify, 200, 'mfa verify');
+      latencies.push(performance.now() - t0);
+    }),
+  }));
   const seconds = (performance.now() - start) / 1000;
   await http.close();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
-  return { rps: accounts.length / seconds, p50: round(at(0.5)), p99: round(at(0.99)) };
+  const out: Load = { rps: accounts.length / seconds, p50: round(at(0.5)), p99: round(at(0.99)) };
+  if (cpu.cpuMs !== undefined) out.cpuMs = round(cpu.cpuMs, 3);
+  return out;
 }
 
-export function argon2Rate(seconds: number): number {
+/** Sequential argon2id verifications on the server's core: per second, and CPU milliseconds each. */
+export function argon2Rate(seconds: number): { perSecond: number; cpuMs: number } {
   const script = [
     '--import',
     'tsx',
@@ -206,7 +258,7 @@ export function argon2Rate(seconds: number): number {
   const [command, argv] = canPin ? ['taskset', ['-c', SERVER_CPU, process.execPath, ...script]] : [process.execPath, script];
   const run = spawnSync(command as string, argv as string[], { cwd: ROOT, encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`argon2 rate: ${run.stderr}`);
-  return (JSON.parse(run.stdout) as { perSecond: number }).perSecond;
+  return JSON.parse(run.stdout) as { perSecond: number; cpuMs: number };
 }
 
 export async function postgresSchema(): Promise<{ url: string; drop(): Promise<void> } | { skipped: string }> {
@@ -230,9 +282,13 @@ export async function postgresSchema(): Promise<{ url: string; drop(): Promise<v
   };
 }
 
-export const summary = (loads: Load[]) => ({
-  rps: round(median(loads.map((l) => l.rps)), 1),
-  p50: median(loads.map((l) => l.p50)),
-  p99: median(loads.map((l) => l.p99)),
-  runs: loads.length,
-});
+export const summary = (loads: Load[]) => {
+  const cpu = loads.map((l) => l.cpuMs).filter((c): c is number => c !== undefined);
+  return {
+    rps: round(median(loads.map((l) => l.rps)), 1),
+    p50: median(loads.map((l) => l.p50)),
+    p99: median(loads.map((l) => l.p99)),
+    ...(cpu.length ? { cpuMsPerRequest: round(median(cpu), 4) } : {}),
+    runs: loads.length,
+  };
+};
