@@ -9,6 +9,7 @@ import { registerDemoBank } from '../demo-bank/routes.js';
 import { facadeOf, type Gatehouse as GatehouseFacade } from '../facade.js';
 import { assembleGatehouse, redactUrlQuery, type Gatehouse } from '../gatehouse.js';
 import { gatehouseFastify } from '../http/plugin.js';
+import { LazyChildLogger } from './lazy-logger.js';
 
 /** The contract's body limit. */
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -107,6 +108,7 @@ export async function buildServer(
     // Fastify's two lines per request at info cost a fifth of the gate's time: one compact
     // line at debug instead (below). Errors are logged by the error handler at any level.
     disableRequestLogging: true,
+    childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger, bindings, options),
   });
   app.addHook('onResponse', (request, reply, done) => {
     if (gatehouse.logger.isLevelEnabled('debug'))
