@@ -259,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   server.trustProxy = list(env, 'GATEHOUSE_TRUST_PROXY') ?? [];
   server.transferStepUpCents = int(env, 'GATEHOUSE_TRANSFER_STEP_UP_CENTS', 100000, 1);
   const workers = text(env, 'GATEHOUSE_WORKERS');
-  server.workers = workers === undefined ? 1 : workers.toLowerCase() === 'auto' ? os.availableParallelism() : int(env, 'GATEHOUSE_WORKERS', 1, 1);
+  server.workers =
+    workers === undefined ? 1 : workers.toLowerCase() === 'auto' ? os.availableParallelism() : int(env, 'GATEHOUSE_WORKERS', 1, 1);
   return server;
 }
