@@ -1,185 +1,252 @@
 /**
- * Gatehouse benchmarks (`npm run bench`). Starts a real server on a temporary SQLite data
- * dir with the default argon2 cost and measures, in one run:
+ * Gatehouse benchmarks (`npm run bench`, `npm run bench -- --quick`). Prints one JSON
+ * document on stdout (progress on stderr). Every figure that is compared is measured in
+ * the same run, interleaved round by round, and the ratios are medians of per-round
+ * ratios, so numbers from a busy or a different machine still compare.
  *
- *   - argon2id hash time at the configured cost (default m=19456 KiB, t=2, p=1)
- *   - GET /healthz (the baseline: no session lookup)
- *   - GET /api/session with a full session (the gate's per-request work)
- *   - POST /api/auth/login for an account without a second factor
- *   - login + POST /api/auth/mfa/verify (TOTP) for an account with one
+ * Servers run in child processes. With two or more cores, the one-core phases pin the
+ * server to CPU 0 and this process (the load, autocannon) to the others; the workers phase
+ * leaves the servers free to use every core (the load still takes its share).
  *
- * Each figure is shown next to its ratio against the baseline measured in the same run, so
- * numbers from different machines compare. Client and server share one process, so
- * latencies include the client's own work (it is the same for every row).
+ *   single core   bare node:http, bare Fastify, GET /api/account and the demo bank's
+ *                 GET /api/account/transactions (SQLite), autocannon at 100 connections;
+ *                 the raw argon2id rate (sequential verifications, one core, same cost,
+ *                 measured before and after the logins), password logins/s, full MFA
+ *                 logins/s (password + TOTP, one fresh account per login)
+ *   postgres      GET /api/account on PostgreSQL (127.0.0.1:5432, db `test`, a throw-away
+ *                 schema) against bare Fastify; skipped when PostgreSQL does not answer
+ *   workers       one worker vs N (`--workers`, default: the core count): GET /api/account
+ *                 and password logins on SQLite
  *
- * BENCH_QUICK=1 uses fewer iterations.
+ * Options: --quick, --duration S (per measurement), --rounds R, --workers N,
+ * --profile DIR (writes the single-core Gatehouse server's CPU profile to DIR).
+ * Latency percentiles come from autocannon, at 1 ms resolution.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
-import { loadConfig } from '../src/config.js';
-import { startServer } from '../src/server/server.js';
-import { PasswordHasher } from '../src/services/passwords.js';
-import { totpCodeAt } from '../src/services/totp.js';
+import {
+  ARGON2,
+  argon2Rate,
+  canPin,
+  CORES,
+  createAccounts,
+  LOAD_CPUS,
+  load,
+  median,
+  mfaLogins,
+  passwordLogins,
+  postgresSchema,
+  progress,
+  round,
+  startTarget,
+  summary,
+  type Load,
+  type Target,
+} from './lib.js';
+import { spawnSync } from 'node:child_process';
 
-const QUICK = process.env.BENCH_QUICK === '1';
-const N_GATE = QUICK ? 300 : 2000;
-const N_HASH = QUICK ? 5 : 20;
-const N_LOGIN = QUICK ? 5 : 20;
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const option = (name: string): string | undefined => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? args[at + 1] : undefined;
+};
 
-interface Stats {
-  n: number;
-  mean: number;
-  p50: number;
-  p95: number;
-}
-
-function stats(samples: number[]): Stats {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { n: samples.length, mean: samples.reduce((a, b) => a + b, 0) / samples.length, p50: at(0.5), p95: at(0.95) };
-}
-
-async function time(n: number, fn: (i: number) => Promise<void>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await fn(i);
-    out.push(performance.now() - t);
-  }
-  return out;
-}
+const QUICK = flag('quick') || process.env.BENCH_QUICK === '1';
+const DURATION = Number(option('duration') ?? (QUICK ? 2 : 4));
+const ROUNDS = Number(option('rounds') ?? (QUICK ? 1 : 3));
+const WORKERS = Number(option('workers') ?? Math.max(2, CORES));
+const PROFILE_DIR = option('profile');
+const MFA_LOGINS = QUICK ? 24 : 80;
+const CONNECTIONS = 100;
 
 async function main(): Promise<void> {
+  const started = performance.now();
+  if (canPin) spawnSync('taskset', ['-cp', LOAD_CPUS, String(process.pid)]);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-'));
-  const config = loadConfig({ ...process.env, HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'silent', GATEHOUSE_DATA_DIR: dataDir });
-  const server = await startServer(config);
-  const pool = new Pool(server.url, { connections: 1, pipelining: 1 });
+  const gatehouseEnv = {
+    GATEHOUSE_DATA_DIR: dataDir,
+    GATEHOUSE_SECRET_KEY: 'bench-key-000000000000000000000000000000000',
+    GATEHOUSE_ARGON2_MEMORY_KIB: String(ARGON2.memoryKiB),
+    GATEHOUSE_ARGON2_ITERATIONS: String(ARGON2.iterations),
+  };
+  const get = (url: string, cookie?: string, server?: Target) =>
+    load(url, { connections: CONNECTIONS, duration: DURATION, headers: cookie ? { cookie } : {} }, server);
+  // Long enough for the JIT to settle on a CPU shared with others.
+  const warm = (url: string, cookie?: string) =>
+    load(url, { connections: CONNECTIONS, duration: QUICK ? 2 : 3, headers: cookie ? { cookie } : {} });
 
-  async function call(method: string, p: string, opts: { json?: unknown; cookie?: string } = {}) {
-    const headers: Record<string, string> = {};
-    if (opts.cookie) headers.cookie = opts.cookie;
-    if (opts.json !== undefined) headers['content-type'] = 'application/json';
-    const res = await pool.request({
-      method: method as 'GET',
-      path: p,
-      headers,
-      body: opts.json === undefined ? undefined : JSON.stringify(opts.json),
-    });
-    const text = await res.body.text();
-    const setCookie = res.headers['set-cookie'];
-    const cookies = (Array.isArray(setCookie) ? setCookie : setCookie ? [setCookie] : [])
-      .map((c) => c.split(';')[0]!)
-      .filter((c) => c.startsWith('gatehouse_session='));
-    return { status: res.statusCode, body: text ? JSON.parse(text) : null, cookie: cookies[0] };
+  // --- single core -----------------------------------------------------------------------
+  progress(`single core (server pinned: ${canPin}), ${ROUNDS} round(s) of ${DURATION} s`);
+  const bareNode = await startTarget('bench/targets/bare-node.ts', {}, { pinned: true });
+  const bareFastify = await startTarget('bench/targets/bare-fastify.ts', {}, { pinned: true });
+  const nodeArgs = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(PROFILE_DIR)}`] : [];
+  const sqlite = await startTarget('bench/targets/gatehouse.ts', { ...gatehouseEnv, GATEHOUSE_WORKERS: '1' }, { pinned: true, nodeArgs });
+  progress('creating accounts');
+  const accounts = await createAccounts(sqlite.url, 'one', MFA_LOGINS);
+  const targets: Record<'bareNode' | 'bareFastify' | 'account' | 'transactions', { url: string; cookie?: string; server: Target }> = {
+    bareNode: { url: `${bareNode.url}/api/account`, server: bareNode },
+    bareFastify: { url: `${bareFastify.url}/api/account`, server: bareFastify },
+    account: { url: `${sqlite.url}/api/account`, cookie: accounts.cookie, server: sqlite },
+    transactions: { url: `${sqlite.url}/api/account/transactions`, cookie: accounts.cookie, server: sqlite },
+  };
+  for (const t of Object.values(targets)) await warm(t.url, t.cookie);
+  const loads: Record<keyof typeof targets, Load[]> = { bareNode: [], bareFastify: [], account: [], transactions: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, t] of Object.entries(targets) as Array<[keyof typeof targets, (typeof targets)['account']]>) {
+      loads[name].push(await get(t.url, t.cookie, t.server));
+      progress(`round ${r + 1} ${name}: ${Math.round(loads[name].at(-1)!.rps)} req/s`);
+    }
   }
-  function expectStatus(res: { status: number; body: unknown }, status: number, what: string) {
-    if (res.status !== status) throw new Error(`${what}: expected ${status}, got ${res.status} ${JSON.stringify(res.body)}`);
-  }
+  const perRound = (name: keyof typeof targets) => median(loads[name].map((l, i) => l.rps / loads.bareFastify[i]!.rps));
+  // The same ratio from CPU time per request (bare Fastify's over the route's): what req/s would show on an idle core.
+  const costPerRound = (name: keyof typeof targets) => median(loads[name].map((l, i) => loads.bareFastify[i]!.cpuMs! / l.cpuMs!));
 
-  const password = 'bench-mark-ferret-5150';
-  const rows: Array<{ name: string; s: Stats }> = [];
+  progress('argon2 rate, password logins, MFA logins');
+  // The argon2 rate is measured before, between and after the logins; each login figure is
+  // compared with the mean of the two measurements around it.
+  const argonBefore = argon2Rate(DURATION);
+  const loginLoad = await passwordLogins(sqlite.url, accounts.plainEmail, 4, DURATION, sqlite);
+  const argonBetween = argon2Rate(DURATION);
+  const mfaLoad = await mfaLogins(sqlite.url, accounts.mfa, 4, sqlite);
+  const argonAfter = argon2Rate(DURATION);
+  const argon = (argonBefore.perSecond + 2 * argonBetween.perSecond + argonAfter.perSecond) / 4;
+  const argonAroundLogin = (argonBefore.perSecond + argonBetween.perSecond) / 2;
+  const argonAroundMfa = (argonBetween.perSecond + argonAfter.perSecond) / 2;
+  const argonCpuMs = median([argonBefore.cpuMs, argonBetween.cpuMs, argonAfter.cpuMs]);
+  await sqlite.stop();
 
-  // argon2id at the configured cost, through Gatehouse's own hasher.
-  const hasher = new PasswordHasher(config.argon2);
-  await hasher.hash(password); // warm-up
-  rows.push({
-    name: `argon2id hash (m=${config.argon2.memoryKiB} KiB, t=${config.argon2.iterations}, p=${config.argon2.parallelism})`,
-    s: stats(await time(N_HASH, () => hasher.hash(password).then(() => undefined))),
-  });
-
-  // Accounts.
-  const plainEmail = `bench-plain@example.com`;
-  const signup = await call('POST', '/api/auth/signup', { json: { email: plainEmail, password } });
-  expectStatus(signup, 201, 'signup');
-  const fullCookie = signup.cookie!;
-  const mfaAccounts: Array<{ email: string; secret: string }> = [];
-  for (let i = 0; i < N_LOGIN; i++) {
-    const email = `bench-mfa-${i}@example.com`;
-    const s = await call('POST', '/api/auth/signup', { json: { email, password } });
-    expectStatus(s, 201, 'signup');
-    const setup = await call('POST', '/api/mfa/totp/setup', { cookie: s.cookie });
-    expectStatus(setup, 200, 'setup');
-    const confirm = await call('POST', '/api/mfa/totp/confirm', {
-      cookie: s.cookie,
-      json: { code: totpCodeAt(setup.body.secret, Date.now() - 30_000) },
-    });
-    expectStatus(confirm, 200, 'confirm');
-    mfaAccounts.push({ email, secret: setup.body.secret });
-  }
-
-  // Baseline and gate: warm up, then interleave in blocks so drift affects both alike.
-  for (let i = 0; i < 200; i++) {
-    await call('GET', '/healthz');
-    await call('GET', '/api/session', { cookie: fullCookie });
-  }
-  const health: number[] = [];
-  const session: number[] = [];
-  for (let block = 0; block < 10; block++) {
-    health.push(...(await time(N_GATE / 10, async () => expectStatus(await call('GET', '/healthz'), 200, 'healthz'))));
-    session.push(
-      ...(await time(N_GATE / 10, async () => expectStatus(await call('GET', '/api/session', { cookie: fullCookie }), 200, 'session'))),
+  // --- postgres --------------------------------------------------------------------------
+  let postgres: Record<string, unknown>;
+  const schema = await postgresSchema();
+  if ('skipped' in schema) {
+    postgres = { skipped: schema.skipped };
+  } else {
+    progress('postgres');
+    const pgServer = await startTarget(
+      'bench/targets/gatehouse.ts',
+      { ...gatehouseEnv, GATEHOUSE_DATABASE_URL: schema.url, GATEHOUSE_WORKERS: '1' },
+      { pinned: true },
     );
+    try {
+      const pgAccounts = await createAccounts(pgServer.url, 'pg', 0);
+      await warm(`${pgServer.url}/api/account`, pgAccounts.cookie);
+      const fastifyLoads: Load[] = [];
+      const pgLoads: Load[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        fastifyLoads.push(await get(targets.bareFastify.url, undefined, bareFastify));
+        pgLoads.push(await get(`${pgServer.url}/api/account`, pgAccounts.cookie, pgServer));
+      }
+      postgres = {
+        bareFastify: summary(fastifyLoads),
+        account: summary(pgLoads),
+        accountVsBareFastify: round(median(pgLoads.map((l, i) => l.rps / fastifyLoads[i]!.rps)), 3),
+        // Gatehouse's own CPU only: PostgreSQL's work runs in its own processes.
+        accountCostVsBareFastify: round(median(pgLoads.map((l, i) => fastifyLoads[i]!.cpuMs! / l.cpuMs!)), 3),
+      };
+    } finally {
+      await pgServer.stop();
+      await schema.drop();
+    }
   }
-  const baseline = stats(health);
-  rows.push({ name: 'GET /healthz (baseline)', s: baseline });
-  const sessionStats = stats(session);
-  rows.push({ name: 'GET /api/session (gate: session lookup)', s: sessionStats });
+  await bareNode.stop();
+  await bareFastify.stop();
 
-  // Login without a second factor.
-  rows.push({
-    name: 'POST /api/auth/login (no MFA) → 200',
-    s: stats(
-      await time(N_LOGIN, async () =>
-        expectStatus(await call('POST', '/api/auth/login', { json: { email: plainEmail, password } }), 200, 'login'),
-      ),
-    ),
-  });
-
-  // Login + verify with TOTP (one account per iteration: each code is single-use).
-  const loginPart: number[] = [];
-  const verifyPart: number[] = [];
-  const both = await time(N_LOGIN, async (i) => {
-    const account = mfaAccounts[i]!;
-    const t0 = performance.now();
-    const l = await call('POST', '/api/auth/login', { json: { email: account.email, password } });
-    expectStatus(l, 202, 'login (mfa)');
-    const t1 = performance.now();
-    const v = await call('POST', '/api/auth/mfa/verify', {
-      cookie: l.cookie,
-      json: { method: 'totp', code: totpCodeAt(account.secret, Date.now()) },
-    });
-    expectStatus(v, 200, 'verify');
-    const t2 = performance.now();
-    loginPart.push(t1 - t0);
-    verifyPart.push(t2 - t1);
-  });
-  rows.push({ name: '  login (MFA account) → 202', s: stats(loginPart) });
-  rows.push({ name: '  mfa/verify (TOTP) → 200', s: stats(verifyPart) });
-  rows.push({ name: 'login + verify (MFA), total', s: stats(both) });
-
-  await pool.close();
-  await server.close();
+  // --- workers ---------------------------------------------------------------------------
+  progress(`workers: 1 vs ${WORKERS} (servers not pinned)`);
+  const workers: Record<string, { account: Load; passwordLogins: Load }> = {};
+  for (const n of [1, WORKERS]) {
+    const server = await startTarget('bench/targets/gatehouse.ts', { ...gatehouseEnv, GATEHOUSE_WORKERS: String(n) }, { pinned: false });
+    await warm(`${server.url}/api/account`, accounts.cookie);
+    workers[n] = {
+      account: await get(`${server.url}/api/account`, accounts.cookie),
+      passwordLogins: await passwordLogins(server.url, accounts.plainEmail, 4 * n, DURATION),
+    };
+    progress(`${n} worker(s): ${Math.round(workers[n]!.account.rps)} req/s, ${workers[n]!.passwordLogins.rps.toFixed(1)} logins/s`);
+    await server.stop();
+  }
   fs.rmSync(dataDir, { recursive: true, force: true });
 
-  const fmt = (ms: number) => (ms < 10 ? ms.toFixed(3) : ms.toFixed(1)).padStart(9);
-  const ratio = (ms: number) => `${(ms / baseline.p50).toFixed(1)}×`.padStart(9);
-  const width = Math.max(...rows.map((r) => r.name.length));
-  console.log(
-    `\nGatehouse benchmark — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${config.databaseUrl.split(':')[0]}`,
-  );
-  console.log(
-    `${'measure'.padEnd(width)}  ${'n'.padStart(5)} ${'p50 ms'.padStart(9)} ${'mean ms'.padStart(9)} ${'p95 ms'.padStart(9)} ${'p50/base'.padStart(9)}`,
-  );
-  console.log('-'.repeat(width + 46));
-  for (const { name, s } of rows)
-    console.log(`${name.padEnd(width)}  ${String(s.n).padStart(5)} ${fmt(s.p50)} ${fmt(s.mean)} ${fmt(s.p95)} ${ratio(s.p50)}`);
-  const overhead = sessionStats.p50 - baseline.p50;
-  console.log(
-    `\ngate overhead per request (GET /api/session − GET /healthz, p50): ${overhead.toFixed(3)} ms (${(sessionStats.p50 / baseline.p50).toFixed(2)}× the baseline)`,
-  );
+  const account = summary(loads.account);
+  const result = {
+    machine: {
+      cores: CORES,
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      node: process.version,
+      pinned: canPin,
+      loadAverage: os.loadavg().map((l) => round(l)),
+    },
+    settings: {
+      quick: QUICK,
+      durationSeconds: DURATION,
+      rounds: ROUNDS,
+      connections: CONNECTIONS,
+      argon2: { ...ARGON2, parallelism: 1 },
+      logLevel: 'info (default)',
+    },
+    singleCore: {
+      bareNode: summary(loads.bareNode),
+      bareFastify: summary(loads.bareFastify),
+      account: { route: 'GET /api/account', database: 'sqlite', ...account },
+      transactions: { route: 'GET /api/account/transactions', database: 'sqlite', ...summary(loads.transactions) },
+      argon2: {
+        verificationsPerSecond: round(argon, 1),
+        before: round(argonBefore.perSecond, 1),
+        between: round(argonBetween.perSecond, 1),
+        after: round(argonAfter.perSecond, 1),
+        cpuMsPerVerification: round(argonCpuMs, 3),
+      },
+      passwordLogin: {
+        loginsPerSecond: round(loginLoad.rps, 1),
+        p50: loginLoad.p50,
+        p99: loginLoad.p99,
+        cpuMsPerLogin: loginLoad.cpuMs,
+        connections: 4,
+      },
+      mfaLogin: {
+        loginsPerSecond: round(mfaLoad.rps, 1),
+        p50: mfaLoad.p50,
+        p99: mfaLoad.p99,
+        cpuMsPerLogin: mfaLoad.cpuMs,
+        logins: accounts.mfa.length,
+        connections: 4,
+      },
+    },
+    postgres,
+    ratios: {
+      bareNodeVsBareFastify: round(perRound('bareNode'), 3),
+      accountVsBareFastify: round(perRound('account'), 3),
+      transactionsVsBareFastify: round(perRound('transactions'), 3),
+      passwordLoginVsArgon2: round(loginLoad.rps / argonAroundLogin, 3),
+      mfaLoginVsArgon2: round(mfaLoad.rps / argonAroundMfa, 3),
+      // From CPU time per operation (robust on a shared machine): argon2's per verification over the route's per request or login.
+      cost: {
+        bareNodeVsBareFastify: round(costPerRound('bareNode'), 3),
+        accountVsBareFastify: round(costPerRound('account'), 3),
+        transactionsVsBareFastify: round(costPerRound('transactions'), 3),
+        passwordLoginVsArgon2: round(argonCpuMs / loginLoad.cpuMs!, 3),
+        mfaLoginVsArgon2: round(argonCpuMs / mfaLoad.cpuMs!, 3),
+      },
+    },
+    workers: {
+      n: WORKERS,
+      one: { account: workers[1]!.account, passwordLogins: workers[1]!.passwordLogins },
+      many: { account: workers[WORKERS]!.account, passwordLogins: workers[WORKERS]!.passwordLogins },
+      accountScaling: round(workers[WORKERS]!.account.rps / workers[1]!.account.rps, 3),
+      loginScaling: round(workers[WORKERS]!.passwordLogins.rps / workers[1]!.passwordLogins.rps, 3),
+    },
+    // Each goal by throughput in this run and, where it applies, by CPU cost (what an idle core would show).
+    goals: {
+      accountAtLeast075xFastify: { throughput: perRound('account') >= 0.75, cost: costPerRound('account') >= 0.75 },
+      mfaLoginAtLeast090xArgon2: { throughput: mfaLoad.rps / argonAroundMfa >= 0.9, cost: argonCpuMs / mfaLoad.cpuMs! >= 0.9 },
+      accountP99AtMost2ms: account.p99 <= 2,
+      loginsScaleAtLeast18x: workers[WORKERS]!.passwordLogins.rps / workers[1]!.passwordLogins.rps >= 1.8,
+    },
+
+    seconds: round((performance.now() - started) / 1000, 1),
+  };
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
 }
 
 main().catch((err) => {

@@ -4,6 +4,7 @@
  * contract's GATEHOUSE_* variables with `loadConfig(env)`, which maps them onto the same
  * schema. Every setting has a safe default so `npm start` works on a fresh machine.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
@@ -238,6 +239,11 @@ export const ServerOptionsSchema = z
       .default([])
       .describe('Proxy addresses/CIDRs whose X-Forwarded-For is believed, comma-separated.'),
     transferStepUpCents: z.number().int().min(1).default(100000).describe('Demo bank: transfers at or above this need a fresh factor.'),
+    workers: z
+      .union([z.number().int().min(1).max(256), z.literal('auto')])
+      .default(1)
+      .transform((n) => (n === 'auto' ? os.availableParallelism() : n))
+      .describe('Server processes sharing the port (node:cluster); auto: one per core. `npm start -- --workers N` overrides it.'),
     shutdownGraceSeconds: seconds(10, 0).describe(
       'On SIGTERM/SIGINT: seconds in-flight requests get to finish before connections are closed.',
     ),
@@ -330,7 +336,7 @@ export function withPublicUrl<T extends Omit<GatehouseConfig, 'publicUrl'>>(
   return Object.defineProperty(copy, 'publicUrl', { get: publicUrl, enumerable: true }) as T & { readonly publicUrl: string };
 }
 
-type EnvKind = 'text' | 'lower' | 'list' | 'bool' | 'int' | 'json';
+type EnvKind = 'text' | 'lower' | 'list' | 'bool' | 'int' | 'json' | 'count';
 
 /** One environment variable: the option it sets (a path in the library's or the server's schema) and how it is read. */
 interface EnvVariable {
@@ -391,6 +397,7 @@ export const ENV_VARIABLES: readonly EnvVariable[] = [
   v('GATEHOUSE_OIDC_UPSTREAMS', 'library', 'upstreams', 'json'),
   v('GATEHOUSE_TRUST_PROXY', 'server', 'trustProxy', 'list'),
   v('GATEHOUSE_TRANSFER_STEP_UP_CENTS', 'server', 'transferStepUpCents', 'int'),
+  v('GATEHOUSE_WORKERS', 'server', 'workers', 'count'),
   v('GATEHOUSE_SHUTDOWN_GRACE_SECONDS', 'server', 'shutdownGraceSeconds', 'int'),
   v('GATEHOUSE_METRICS', 'server', 'metrics', 'lower'),
   v('GATEHOUSE_METRICS_HOST', 'server', 'metricsHost', 'text'),
@@ -425,6 +432,8 @@ function read(env: NodeJS.ProcessEnv, variable: EnvVariable): unknown {
       if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(value)) throw new ConfigError(`${variable.name} must be an integer, got "${raw}"`);
       return value;
     }
+    case 'count':
+      return raw.toLowerCase() === 'auto' ? 'auto' : read(env, { ...variable, kind: 'int' });
     case 'json':
       try {
         return JSON.parse(raw) as unknown;
@@ -469,6 +478,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const parsed = ServerOptionsSchema.safeParse(inputs.server);
   if (!parsed.success) throw new ConfigError(describe(parsed.error, envNames('server')));
   const server = parsed.data;
+  if (server.metrics === 'on' && server.workers > 1) {
+    // Each worker would hold its own registry behind one shared port: partial, misleading numbers.
+    throw new ConfigError('GATEHOUSE_METRICS=on needs GATEHOUSE_WORKERS=1 (run one worker per instance and scale by instances)');
+  }
   if (server.metrics === 'on' && server.metricsToken === null && !isLoopback(server.metricsHost)) {
     throw new ConfigError(
       `GATEHOUSE_METRICS_TOKEN is required when GATEHOUSE_METRICS_HOST (${server.metricsHost}) is not a loopback address`,

@@ -198,8 +198,8 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   let closing = false;
 
   const stores = {
-    users: new UserStore(db),
-    sessions: new SessionStore(db),
+    users: new UserStore(db, database),
+    sessions: new SessionStore(db, database),
     factors: new FactorStore(db),
     factorSetups: new FactorSetupStore(db),
     recoveryCodes: new RecoveryCodeStore(db),

@@ -7,11 +7,12 @@ import { ConfigError, loadConfig, type ServerConfig } from '../config.js';
 import { KeyError } from '../services/keys.js';
 import { SchemaBehindError } from '../store/database.js';
 
-const HELP = `Usage: gatehouse serve
+const HELP = `Usage: gatehouse serve [--workers N|auto]
 
 Runs the Gatehouse server in the foreground, configured by the environment (the variables
-are listed in docs/deploy.md). SIGTERM or SIGINT: stops being ready, lets in-flight requests
-finish for GATEHOUSE_SHUTDOWN_GRACE_SECONDS, closes and exits 0.
+are listed in docs/deploy.md). --workers (or GATEHOUSE_WORKERS): N processes sharing the
+port. SIGTERM or SIGINT: stops being ready, lets in-flight requests finish for
+GATEHOUSE_SHUTDOWN_GRACE_SECONDS, closes and exits 0.
 `;
 
 /** A database URL without its password, for messages. */
@@ -81,18 +82,26 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (argv.length > 0) {
-    process.stderr.write(`gatehouse serve: unknown option ${argv[0]}\n\n${HELP}`);
+  const unknown = argv.filter((a, i) => !(a === '--workers' || a.startsWith('--workers=') || argv[i - 1] === '--workers'));
+  if (unknown.length > 0) {
+    process.stderr.write(`gatehouse serve: unknown option ${unknown[0]}\n\n${HELP}`);
     return 2;
   }
   let config: ServerConfig | null = null;
   try {
     config = loadConfig(process.env);
     // The server's modules load only once the settings are known to be good.
-    const { serve } = await import('../server/serve.js');
-    const instance = await serve(config);
+    const { runServer, workersFlag } = await import('../server/cluster.js');
+    let workers: number;
+    try {
+      workers = workersFlag(argv) ?? config.workers;
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+    if (config.metrics === 'on' && workers > 1) throw new ConfigError('GATEHOUSE_METRICS=on needs one worker (--workers 1)');
+    const instance = await runServer(config, workers);
     const stop = (signal: NodeJS.Signals) => {
-      void instance.shutdown(signal).then(
+      void instance.close(signal).then(
         () => process.exit(0),
         (err: unknown) => {
           process.stderr.write(`gatehouse: shutdown failed: ${String(err)}\n`);

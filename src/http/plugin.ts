@@ -7,10 +7,11 @@
  *   no-store`, JSON body parser and error/404 handlers, none of which touch host routes.
  */
 import cookie from '@fastify/cookie';
-import helmet from '@fastify/helmet';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { createRequire } from 'node:module';
+import helmet, { type HelmetOptions } from 'helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidRequestError, TooManyAttemptsError } from '../core/errors.js';
 import { jsonNestingExceeds, MAX_JSON_DEPTH } from '../core/json-limits.js';
 import { internalsOf, type Gatehouse as GatehouseFacade } from '../facade.js';
@@ -166,7 +167,7 @@ async function httpConventions(app: FastifyInstance, gatehouse: Gatehouse, cooki
     }
     return parseJson(request, text);
   });
-  await app.register(helmet, {
+  const headers = securityHeaders({
     contentSecurityPolicy: {
       directives: {
         defaultSrc: ["'self'"],
@@ -179,10 +180,32 @@ async function httpConventions(app: FastifyInstance, gatehouse: Gatehouse, cooki
     },
     hsts: cookies.secure,
   });
-  app.addHook('onSend', async (_request, reply) => {
+  // On the raw response, as helmet itself does: hijacked replies (the OpenID Provider) get them too.
+  app.addHook('onRequest', (_request, reply, done) => {
+    for (const [name, value] of headers) reply.raw.setHeader(name, value);
+    done();
+  });
+  app.addHook('onSend', (_request, reply, payload, done) => {
     // Authentication responses must never be cached by browsers or proxies.
     reply.header('Cache-Control', 'no-store');
+    done(null, payload);
   });
+}
+
+/**
+ * The headers helmet sets for `options`, worked out once: they depend on nothing in the
+ * request, and helmet rebuilds them (the CSP string above all) on every call.
+ */
+export function securityHeaders(options: HelmetOptions): Array<[string, string]> {
+  const headers: Array<[string, string]> = [];
+  const recorder = {
+    setHeader: (name: string, value: string | number | readonly string[]) => headers.push([name, String(value)]),
+    removeHeader: () => undefined,
+  };
+  helmet(options)({} as IncomingMessage, recorder as unknown as ServerResponse, (err?: unknown) => {
+    if (err) throw err;
+  });
+  return headers;
 }
 
 export const gatehouseFastify = fp(gatehousePlugin, { name: 'gatehouse', fastify: '5.x' });

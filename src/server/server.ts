@@ -3,12 +3,13 @@
  * on Fastify, configured from the environment. Its `gatehouse` field is the assembled
  * services (for operations and tests), not the library facade.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { loadConfig, type ServerConfig } from '../config.js';
 import { registerDemoBank } from '../demo-bank/routes.js';
 import { facadeOf, type Gatehouse as GatehouseFacade } from '../facade.js';
-import { assembleGatehouse, type Gatehouse } from '../gatehouse.js';
+import { assembleGatehouse, redactUrlQuery, type Gatehouse } from '../gatehouse.js';
 import { gatehouseFastify } from '../http/plugin.js';
+import { LazyChildLogger } from './lazy-logger.js';
 
 /** The contract's body limit. */
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -63,6 +64,26 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: import('node:net
   socket.destroy();
 }
 
+/**
+ * Fastify's two lines per request at info cost a fifth of the gate's time: one compact
+ * line at debug instead. Errors are logged by our error handler at any level, and a reply
+ * that fails while being sent still is here.
+ */
+class CompactRequestLog extends LogController {
+  constructor(private readonly enabled: () => boolean) {
+    super();
+  }
+
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) return super.requestCompleted(error, request, reply);
+    if (!this.enabled()) return;
+    const ms = Math.round(reply.elapsedTime * 10) / 10;
+    request.log.debug({ method: request.method, url: redactUrlQuery(request.url), status: reply.statusCode, ms }, 'request');
+  }
+}
+
 export interface BuildOptions {
   timeouts?: Partial<ServerTimeouts>;
   /** Runs before any route is registered (request hooks for metrics see every route). */
@@ -106,6 +127,8 @@ export async function buildServer(
         .send(JSON.stringify({ error: 'invalid_request', message: 'The request URL is malformed.', details: [] }));
     },
     return503OnClosing: true,
+    logController: new CompactRequestLog(() => gatehouse.logger.isLevelEnabled('debug')),
+    childLoggerFactory: (logger, bindings, options) => new LazyChildLogger(logger, bindings, options),
   });
   options.instrument?.(app, gatehouse, facade);
   // The whole server is Gatehouse's: its JSON 404 answers unknown URLs too.

@@ -174,10 +174,10 @@ export class AuthService {
       ctx,
     );
     const next = completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times);
-    const issued = await this.sessions.advance(session, next);
-    await this.log.record('mfa.verified', session.userId, ctx, { method });
-    await this.log.record('login.succeeded', session.userId, ctx, { amr: next.amr });
-    return issued;
+    return this.log.recordWith((trx) => this.sessions.advance(session, next, trx), session.userId, ctx, [
+      ['mfa.verified', { method }],
+      ['login.succeeded', { amr: next.amr }],
+    ]);
   }
 
   /** A fresh second-factor check inside a full session. */

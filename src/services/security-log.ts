@@ -30,6 +30,23 @@ export class SecurityLog {
     this.listeners.push(listener);
   }
 
+  /**
+   * Runs `change` and records `events` after it, in one transaction: the change is never
+   * without its events, and one commit replaces several (the login's second step).
+   */
+  async recordWith<T>(
+    change: (trx: Transaction<Database>) => Promise<T>,
+    userId: string,
+    ctx: RequestContext,
+    events: Array<[SecurityEventName, Record<string, unknown>]>,
+  ): Promise<T> {
+    return this.db.transaction().execute(async (trx) => {
+      const result = await change(trx);
+      for (const [type, details] of events) await this.record(type, userId, ctx, details, trx);
+      return result;
+    });
+  }
+
   async record(
     type: SecurityEventName,
     userId: string | null,

@@ -6,7 +6,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteDialect,
+  type MigrationProvider,
+  type SqliteDatabase as KyselySqlite,
+} from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';
@@ -117,8 +125,11 @@ function openSqlite(url: string): DatabaseHandle {
   sqlite.pragma('foreign_keys = ON');
   // Several server processes may share one file: wait for the write lock instead of failing.
   sqlite.pragma('busy_timeout = 5000');
+  // In WAL mode, NORMAL loses nothing when the process dies (SIGKILL, a crash: the WAL is
+  // in the OS's hands at each commit); only a power cut or kernel crash can undo the last
+  // commits before a checkpoint. test/abuse/crash.test.ts holds it to the first promise.
   sqlite.pragma('synchronous = NORMAL');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return { kind: 'sqlite', db, sqlite, close: () => db.destroy() };
 }
 
@@ -140,6 +151,66 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
   pool.on('connect', (client) => client.on('error', (err) => options.onConnectionError?.(err)));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { kind: 'postgres', db, pool, close: () => db.destroy() };
+}
+
+/** Prepared statements kept per SQL text (at most this many). */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * The connection as Kysely sees it, with its prepared statements kept: better-sqlite3
+ * prepares anew on every `prepare`, which cost more than running the query. Safe because
+ * Kysely runs a statement to completion (`all`/`run`) before the next one; a statement
+ * prepared before a schema change is re-prepared by SQLite itself.
+ */
+function withStatementCache(sqlite: SqliteDatabase.Database): KyselySqlite {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      let statement = cache.get(text);
+      if (!statement) {
+        statement = sqlite.prepare(text);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+        cache.set(text, statement);
+      }
+      return statement;
+    },
+  };
+}
+
+/**
+ * One hot, fixed read (the gate's session lookup), run without Kysely's per-call query
+ * building: `query` is compiled once by Kysely (its parameters are placeholders), and
+ * each call binds new ones. SQLite: a kept statement, run directly when no transaction
+ * is open on the connection, otherwise through Kysely, which waits for the transaction
+ * to end (a direct read would see its uncommitted writes). PostgreSQL: a named
+ * statement, prepared once per pooled connection.
+ */
+export function hotRead<Row>(
+  handle: DatabaseHandle,
+  name: string,
+  query: { compile(): CompiledQuery },
+): (...parameters: unknown[]) => Promise<Row[]> {
+  const { sql } = query.compile();
+  if (handle.kind === 'sqlite') {
+    let statement: SqliteDatabase.Statement | undefined;
+    return async (...parameters) => {
+      if (handle.sqlite.inTransaction) return (await handle.db.executeQuery<Row>(CompiledQuery.raw(sql, parameters))).rows;
+      statement ??= handle.sqlite.prepare(sql);
+      return statement.all(...parameters) as Row[];
+    };
+  }
+  const { pool } = handle;
+  return async (...parameters) => {
+    try {
+      return (await pool.query({ name: `gatehouse_${name}`, text: sql, values: parameters })).rows as Row[];
+    } catch (err) {
+      // "cached plan must not change result type": another instance migrated the table
+      // under this connection's prepared statement. Unnamed, the query is planned anew.
+      if ((err as { code?: string }).code !== '0A000') throw err;
+      return (await pool.query(sql, parameters)).rows as Row[];
+    }
+  };
 }
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

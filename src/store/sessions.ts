@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { hotRead, type DatabaseHandle } from './database.js';
 import type { Database, SessionRow } from './schema.js';
 
 /** A session row joined with what the gate needs of its account: one indexed read. */
@@ -10,16 +11,28 @@ export interface SessionWithAccount extends SessionRow {
 }
 
 export class SessionStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly byTokenHash: (tokenHash: string) => Promise<SessionWithAccount[]>;
 
-  findByTokenHash(tokenHash: string): Promise<SessionWithAccount | undefined> {
-    return this.db
-      .selectFrom('sessions')
-      .innerJoin('users', 'users.id', 'sessions.user_id')
-      .selectAll('sessions')
-      .select(['users.email', 'users.factor_methods', 'users.roles', 'users.mfa_due_at'])
-      .where('sessions.token_hash', '=', tokenHash)
-      .executeTakeFirst();
+  /** With `handle`, the gate's lookup by token runs as a kept prepared statement (`hotRead`). */
+  constructor(
+    private readonly db: Kysely<Database>,
+    handle?: DatabaseHandle,
+  ) {
+    const query = (tokenHash: string) =>
+      this.db
+        .selectFrom('sessions')
+        .innerJoin('users', 'users.id', 'sessions.user_id')
+        .selectAll('sessions')
+        .select(['users.email', 'users.factor_methods', 'users.roles', 'users.mfa_due_at'])
+        .where('sessions.token_hash', '=', tokenHash);
+    this.byTokenHash = handle
+      ? (hotRead<SessionWithAccount>(handle, 'session_by_token_hash', query('')) as (tokenHash: string) => Promise<SessionWithAccount[]>)
+      : (tokenHash) => query(tokenHash).execute();
+  }
+
+  /** The gate's one read per request. */
+  async findByTokenHash(tokenHash: string): Promise<SessionWithAccount | undefined> {
+    return (await this.byTokenHash(tokenHash))[0];
   }
 
   async insert(row: Omit<SessionRow, 'mfa_attempts' | 'risk'> & { risk?: string | null }): Promise<void> {

@@ -1,15 +1,27 @@
 import type { Kysely, Transaction } from 'kysely';
+import { hotRead, type DatabaseHandle } from './database.js';
 import type { Database, UserRow } from './schema.js';
 
 export class UserStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  private readonly byId: (id: string) => Promise<UserRow[]>;
+
+  /** With `handle`, `findById` (read on most requests) runs as a kept prepared statement (`hotRead`). */
+  constructor(
+    private readonly db: Kysely<Database>,
+    handle?: DatabaseHandle,
+  ) {
+    const query = (id: string) => this.db.selectFrom('users').selectAll().where('id', '=', id);
+    this.byId = handle
+      ? (hotRead<UserRow>(handle, 'user_by_id', query('')) as (id: string) => Promise<UserRow[]>)
+      : (id) => query(id).execute();
+  }
 
   findByNormalizedEmail(emailNormalized: string): Promise<UserRow | undefined> {
     return this.db.selectFrom('users').selectAll().where('email_normalized', '=', emailNormalized).executeTakeFirst();
   }
 
-  findById(id: string): Promise<UserRow | undefined> {
-    return this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  async findById(id: string): Promise<UserRow | undefined> {
+    return (await this.byId(id))[0];
   }
 
   /** Returns false when the normalised email is already taken (unique index). */

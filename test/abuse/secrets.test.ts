@@ -108,7 +108,8 @@ describe('secrets at rest and in logs', () => {
       raw += fs.readFileSync(path.join(dataDir, f)).toString('latin1');
     // The logs are structured (one JSON object per line) and cover the whole flow.
     const lines = logs.split('\n').filter(Boolean);
-    expect(lines.length).toBeGreaterThan(20);
+    // One line per request at debug (issue 12), besides the start-up lines.
+    expect(lines.length).toBeGreaterThan(15);
     for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
     expect(logs).toMatch(/"url":"\/api\/auth\/mfa\/verify"/);
     expect(logs).not.toMatch(/gatehouse_session=|gatehouse_remember=|"authorization":"Bearer|"cookie":"/i);

@@ -82,10 +82,13 @@ export async function startPostgresPair(label: string, env: Record<string, strin
   };
 }
 
-/** A server in a child process (`npx tsx`), in its own process group so SIGKILL takes it all. */
-export async function spawnServer(env: Record<string, string>) {
+/**
+ * A server in a child process (`npx tsx`), in its own process group so SIGKILL takes it all.
+ * `script` prints "READY <url>" on stderr once listening.
+ */
+export async function spawnServer(env: Record<string, string>, script = 'test/abuse/fixtures/child-server.ts') {
   const { spawn } = await import('node:child_process');
-  const child = spawn('npx', ['tsx', 'test/abuse/fixtures/child-server.ts'], {
+  const child = spawn('npx', ['tsx', script], {
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', GATEHOUSE_LOG_LEVEL: 'info', ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
