@@ -4,12 +4,11 @@
 import { join } from 'node:path';
 import { Secret, TOTP } from 'otpauth';
 import { Session } from '../../src/audit/session.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseProfile } from '../../src/audit/profile.js';
 import { ClientRegistry } from '../../src/oidc/clients.js';
 import { runAudit } from '../../src/audit/runner.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { digest, idsWith } from './helpers.js';
+import { auditedGatehouse, digest, idsWith } from './helpers.js';
 
 interface TestAccount {
   username: string;
@@ -61,26 +60,14 @@ async function createAccountWithTotp(base: string, email: string): Promise<TestA
 }
 
 describe('auditor against Gatehouse (built-in profile)', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startTestServer({
-      GATEHOUSE_STEP_UP_MAX_AGE: '2',
-      GATEHOUSE_TRUSTED_DEVICE_DAYS: '0',
-      // Cheap hashing: the audit logs in a couple of dozen times.
-      GATEHOUSE_ARGON2_MEMORY_KIB: '1024',
-      GATEHOUSE_ARGON2_ITERATIONS: '1',
-    });
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
+  const target = auditedGatehouse();
 
   it('reports every check blocked', async () => {
-    const alice = await createAccountWithTotp(server.url, 'alice.audit@example.test');
-    const bob = await createAccountWithTotp(server.url, 'bob.audit@example.test');
+    const alice = await createAccountWithTotp(target.server.url, 'alice.audit@example.test');
+    const bob = await createAccountWithTotp(target.server.url, 'bob.audit@example.test');
     // A relying party registered for the OIDC checks (as `gatehouse clients add` would).
-    const g = server.server.gatehouse;
-    const { clientSecret } = await new ClientRegistry(g.database.db, g.keys.box, server.dataDir).add(
+    const g = target.server.server.gatehouse;
+    const { clientSecret } = await new ClientRegistry(g.database.db, g.keys.box, target.server.dataDir).add(
       { client_id: 'audit-client', redirect_uris: ['http://127.0.0.1:9/cb'] },
       Date.now(),
     );
@@ -90,14 +77,14 @@ describe('auditor against Gatehouse (built-in profile)', () => {
         accounts: [alice, bob],
         stepUp: { maxAgeSeconds: 2 },
         // Without GATEHOUSE_SMTP_URL, Gatehouse writes each mail as a file under <dataDir>/mail.
-        passwordReset: { token: { from: 'mailDir', dir: join(server.dataDir, 'mail') } },
+        passwordReset: { token: { from: 'mailDir', dir: join(target.server.dataDir, 'mail') } },
         oidc: { clientId: 'audit-client', clientSecret, redirectUri: 'http://127.0.0.1:9/cb', unreachableAcr: 'urn:gatehouse:phr' },
         safety: { allowAccountChanges: true, requestsPerSecond: 100 },
       },
       'gatehouse test profile',
     );
 
-    const report = await runAudit({ target: server.url, profile });
+    const report = await runAudit({ target: target.server.url, profile });
 
     expect(report.aborted, digest(report)).toBeUndefined();
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);

@@ -1,10 +1,12 @@
 // Shared by the auditor's tests: the fixture profile (optionally extended) and result lookups.
 import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { deepMerge, parseProfile, type Profile } from '../../src/audit/profile.js';
 import type { AuditReport } from '../../src/audit/report.js';
 import type { Status } from '../../src/audit/checks/types.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 
 export const FIXTURE_PROFILE_PATH = fileURLToPath(new URL('../fixtures/mfa-app.profile.yaml', import.meta.url));
 
@@ -37,4 +39,30 @@ export function statusOf(report: AuditReport, id: string): Status | undefined {
 /** For assertion messages: which check said what. */
 export function digest(report: AuditReport): string {
   return [report.aborted ?? '', ...report.results.map((r) => `${r.id}: ${r.status}: ${r.summary}`)].join('\n');
+}
+
+/**
+ * A Gatehouse to audit, started before the suite's tests and closed after them: a 2 s
+ * step-up window (the freshness checks wait it out), no trusted devices, cheap hashing
+ * (an audit signs in a few dozen times).
+ */
+export function auditedGatehouse(): { readonly server: TestServer } {
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    server = await startTestServer({
+      GATEHOUSE_STEP_UP_MAX_AGE: '2',
+      GATEHOUSE_TRUSTED_DEVICE_DAYS: '0',
+      GATEHOUSE_ARGON2_MEMORY_KIB: '1024',
+      GATEHOUSE_ARGON2_ITERATIONS: '1',
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  return {
+    get server() {
+      if (!server) throw new Error('the server starts in beforeAll');
+      return server;
+    },
+  };
 }

@@ -10,9 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../src/audit/command.js';
 import { deepMerge, parseProfile } from '../../src/audit/profile.js';
 import { runAudit } from '../../src/audit/runner.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startTokenland, TOKENLAND_USERS, type TokenlandFlaws } from '../fixtures/tokenland/app.js';
-import { digest, idsWith, OIDC_CHECKS } from './helpers.js';
+import { auditedGatehouse, digest, idsWith, OIDC_CHECKS } from './helpers.js';
 
 function capture() {
   const out = { stdout: '', stderr: '' };
@@ -24,19 +23,12 @@ function capture() {
 }
 
 describe('audit init --openapi against Gatehouse', () => {
-  let server: TestServer;
+  const target = auditedGatehouse();
   let dir: string;
   beforeAll(async () => {
-    server = await startTestServer({
-      GATEHOUSE_STEP_UP_MAX_AGE: '2',
-      GATEHOUSE_TRUSTED_DEVICE_DAYS: '0',
-      GATEHOUSE_ARGON2_MEMORY_KIB: '1024',
-      GATEHOUSE_ARGON2_ITERATIONS: '1',
-    });
     dir = await mkdtemp(join(tmpdir(), 'audit-init-'));
   });
   afterAll(async () => {
-    await server?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -44,7 +36,7 @@ describe('audit init --openapi against Gatehouse', () => {
     const file = join(dir, 'gatehouse.yaml');
     const { out, io } = capture();
     const code = await auditCommand(
-      ['init', '--openapi', `${server.url}/openapi.json`, '--out', file, '--mail-dir', join(server.dataDir, 'mail')],
+      ['init', '--openapi', `${target.server.url}/openapi.json`, '--out', file, '--mail-dir', join(target.server.dataDir, 'mail')],
       io,
     );
     expect(code, out.stderr).toBe(0);
@@ -56,7 +48,7 @@ describe('audit init --openapi against Gatehouse', () => {
     const profile = parseProfile(raw, 'drafted', { provision: true });
     const kinds = profile.sensitiveActions.map((a) => a.kind).sort();
     expect(kinds).toEqual(['change_email', 'change_password', 'create_api_token', 'disable_mfa', 'other']);
-    const report = await runAudit({ target: server.url, profile });
+    const report = await runAudit({ target: target.server.url, profile });
     expect(report.aborted, digest(report)).toBeUndefined();
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
@@ -67,7 +59,7 @@ describe('audit init --openapi against Gatehouse', () => {
 
   it('says what it cannot read', async () => {
     const { out, io } = capture();
-    expect(await auditCommand(['init', '--openapi', `${server.url}/healthz`], io)).toBe(2);
+    expect(await auditCommand(['init', '--openapi', `${target.server.url}/healthz`], io)).toBe(2);
     expect(out.stderr).toContain('not an OpenAPI document');
     expect(await auditCommand(['init'], io)).toBe(2);
     expect(out.stderr).toContain('give exactly one of --openapi FILE|URL, --har FILE');

@@ -8,13 +8,12 @@ import {
   verifyRegistrationResponse,
 } from '@simplewebauthn/server';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { assertPasskey, createPasskey } from '../../src/audit/passkey.js';
 import { parseProfile } from '../../src/audit/profile.js';
 import { runAudit } from '../../src/audit/runner.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
 import { startKeyway, type KeywayFlaws } from '../fixtures/keyway/app.js';
-import { digest, idsWith, OIDC_CHECKS } from './helpers.js';
+import { auditedGatehouse, digest, idsWith, OIDC_CHECKS } from './helpers.js';
 
 const ORIGIN = 'http://localhost:3000';
 
@@ -64,18 +63,7 @@ describe('software passkey', () => {
 });
 
 describe('auditing Gatehouse with a passkey-only account', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startTestServer({
-      GATEHOUSE_STEP_UP_MAX_AGE: '2',
-      GATEHOUSE_TRUSTED_DEVICE_DAYS: '0',
-      GATEHOUSE_ARGON2_MEMORY_KIB: '1024',
-      GATEHOUSE_ARGON2_ITERATIONS: '1',
-    });
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
+  const target = auditedGatehouse();
 
   it('provisions passkey accounts and blocks every check that applies; no error', async () => {
     const profile = parseProfile(
@@ -111,12 +99,12 @@ describe('auditing Gatehouse with a passkey-only account', () => {
           },
         ],
         stepUp: { maxAgeSeconds: 2 },
-        passwordReset: { token: { from: 'mailDir', dir: join(server.dataDir, 'mail') } },
+        passwordReset: { token: { from: 'mailDir', dir: join(target.server.dataDir, 'mail') } },
         safety: { allowAccountChanges: true, requestsPerSecond: 100 },
       },
       'passkey accounts',
     );
-    const report = await runAudit({ target: server.url, profile });
+    const report = await runAudit({ target: target.server.url, profile });
     expect(report.aborted, digest(report)).toBeUndefined();
     // The routine logins really used the passkey.
     const verifies = report.preflight.filter((e) => e.request.url.endsWith('/api/auth/mfa/verify'));

@@ -8,27 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { auditCommand } from '../../src/audit/command.js';
 import { deepMerge, parseProfile, ProfileError } from '../../src/audit/profile.js';
 import { startTokenland, type TokenlandFlaws } from '../fixtures/tokenland/app.js';
 import { runAudit } from '../../src/audit/runner.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import { digest, idsWith, OIDC_CHECKS } from './helpers.js';
+import { auditedGatehouse, digest, idsWith, OIDC_CHECKS } from './helpers.js';
 
 describe('provisioning', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startTestServer({
-      GATEHOUSE_STEP_UP_MAX_AGE: '2',
-      GATEHOUSE_TRUSTED_DEVICE_DAYS: '0',
-      GATEHOUSE_ARGON2_MEMORY_KIB: '1024',
-      GATEHOUSE_ARGON2_ITERATIONS: '1',
-    });
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
+  const target = auditedGatehouse();
 
   it('without accounts a profile needs provision: true, and provision: true needs accountSetup', () => {
     expect(() => parseProfile({ extends: 'builtin:gatehouse' })).toThrow(/accounts: missing/);
@@ -47,7 +35,7 @@ describe('provisioning', () => {
   it('--provision on the command line: the dry run shows the accounts it would create and their steps', async () => {
     let out = '';
     const io = { stdout: { write: (t: string) => ((out += t), true) }, stderr: { write: () => true } };
-    expect(await auditCommand(['--target', server.url, '--profile', 'builtin:gatehouse', '--provision', '--dry-run'], io)).toBe(0);
+    expect(await auditCommand(['--target', target.server.url, '--profile', 'builtin:gatehouse', '--provision', '--dry-run'], io)).toBe(0);
     expect(out).toContain('Provisioning (provision: true): first creates 2 account(s) (gatehouse-audit-{nonce}@example.test)');
     expect(out).toMatch(/- POST \/api\/mfa\/totp\/setup \(capture totpSecret\)/);
   });
@@ -58,12 +46,12 @@ describe('provisioning', () => {
         extends: 'builtin:gatehouse',
         provision: true,
         stepUp: { maxAgeSeconds: 2 },
-        passwordReset: { token: { from: 'mailDir', dir: join(server.dataDir, 'mail') } },
+        passwordReset: { token: { from: 'mailDir', dir: join(target.server.dataDir, 'mail') } },
         safety: { allowAccountChanges: true, requestsPerSecond: 100 },
       },
       'provisioned gatehouse',
     );
-    const report = await runAudit({ target: server.url, profile });
+    const report = await runAudit({ target: target.server.url, profile });
     expect(report.aborted, digest(report)).toBeUndefined();
     const provisioningRequests = report.preflight.filter((e) => e.note.startsWith('provision account'));
     expect(provisioningRequests.map((e) => new URL(e.request.url).pathname)).toEqual([
@@ -90,7 +78,7 @@ describe('provisioning', () => {
     );
     // "short-xxxxxxxx" passes the profile's length rule; make it a password Gatehouse refuses.
     profile.accountSetup!.password = 'password';
-    const report = await runAudit({ target: server.url, profile });
+    const report = await runAudit({ target: target.server.url, profile });
     expect(report.aborted).toMatch(/^provisioning failed: accountSetup\.steps\.0 \(POST \/api\/auth\/signup\) for account 1 answered 400/);
     expect(report.results).toEqual([]);
     expect(report.exitCode).toBe(2);
