@@ -21,6 +21,8 @@ import { mailedMessage } from '../helpers/mail-files.js';
 import { FAST_ENV } from '../helpers/server.js';
 
 const PREFIX = '/auth';
+const STEP_UP_MAX_AGE = 4;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fast = {
   argon2: { memoryKiB: Number(FAST_ENV.GATEHOUSE_ARGON2_MEMORY_KIB), iterations: Number(FAST_ENV.GATEHOUSE_ARGON2_ITERATIONS) },
 };
@@ -47,8 +49,8 @@ class PrefixedBrowser extends FormBrowser {
   }
 }
 
-/** Sign up through the pages, enrol TOTP, sign out, sign in with password and code: a full session at settings. */
-async function pagesJourney(b: PrefixedBrowser, email: string): Promise<{ secret: string }> {
+/** Sign up through the pages and enrol TOTP (this time step's code): a full session at settings. */
+async function signUpAndEnrol(b: PrefixedBrowser, email: string): Promise<{ secret: string; settings: string }> {
   const form = await b.go('GET', '/auth/sign-up');
   expect(form.status).toBe(200);
   expect(form.text).toContain('action="/auth/sign-up"');
@@ -63,8 +65,13 @@ async function pagesJourney(b: PrefixedBrowser, email: string): Promise<{ secret
   expect(confirm.text).toContain('id="recovery-codes"');
   const settings = await b.go('GET', '/auth/settings');
   expect(settings.status).toBe(200);
+  return { secret, settings: settings.text };
+}
 
-  const signOut = await b.go('POST', '/auth/sign-out', { _csrf: csrfIn(settings.text) });
+/** Sign up and enrol, sign out, sign in with password and code: a full session at settings. */
+async function pagesJourney(b: PrefixedBrowser, email: string): Promise<{ secret: string }> {
+  const { secret, settings } = await signUpAndEnrol(b, email);
+  const signOut = await b.go('POST', '/auth/sign-out', { _csrf: csrfIn(settings) });
   expect(signOut.location).toBe('/auth/sign-in?notice=signed_out');
   expect((await b.go('GET', '/auth/settings')).location).toBe('/auth/sign-in');
   expect((await b.go('POST', '/auth/sign-in', { email, password: PASSWORD })).location).toBe('/auth/sign-in/verify');
@@ -118,7 +125,7 @@ describe('the pages under a prefix, in a Fastify host', () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-pages-prefix-'));
 
   beforeAll(async () => {
-    gatehouse = await createGatehouse({ dataDir, logLevel: 'silent', mfaRequired: 'all', ...fast });
+    gatehouse = await createGatehouse({ dataDir, logLevel: 'silent', mfaRequired: 'all', stepUpMaxAgeSeconds: STEP_UP_MAX_AGE, ...fast });
     app = Fastify();
     await app.register(gatehouseFastify, { gatehouse, prefix: PREFIX });
     app.get('/', { config: requires({ session: 'full' }) }, async (request) => ({ me: gatehouse.userIdOf(request) }));
@@ -140,6 +147,44 @@ describe('the pages under a prefix, in a Fastify host', () => {
     expect(JSON.parse(host.text).me).toEqual(expect.any(String));
     await resetThroughMail(b, base, dataDir, email);
     expect(b.seen).toBeGreaterThan(20);
+  });
+
+  it('a ★ form steps up in place and repeats under the prefix; the e-mail change links are the prefixed pages', async () => {
+    const b = new PrefixedBrowser(base);
+    const email = uniqueEmail('stepup');
+    const { secret } = await signUpAndEnrol(b, email);
+    await sleep(STEP_UP_MAX_AGE * 1000 + 300);
+    const csrf = csrfIn((await b.go('GET', '/auth/settings')).text);
+    const next = uniqueEmail('next');
+    const prompt = await b.go('POST', '/auth/settings/email', { _csrf: csrf, email: next });
+    expect(prompt.status).toBe(403);
+    // What to repeat is kept relative to the base, and named by what it does.
+    expect(prompt.text).toMatch(/name="stepup_next"\s+value="\/settings\/email"/);
+    expect(prompt.text).toContain('change your email address');
+    expect(prompt.text).toContain('action="/auth/settings/step-up"');
+    const confirmed = await b.go('POST', '/auth/settings/step-up', {
+      _csrf: csrf,
+      stepup_next: '/settings/email',
+      stepup_method: 'totp',
+      stepup_code: totpCodeAt(secret, Date.now() + 30_000),
+      email: next,
+    });
+    expect(confirmed.status).toBe(307);
+    expect(confirmed.location).toBe('/auth/settings/email');
+    // The browser repeats the POST (307) with the fresh session.
+    const sent = await b.go('POST', confirmed.location!, { _csrf: csrf, email: next });
+    expect(sent.status).toBe(200);
+    const link = (await mailedMessage(dataDir, { to: next, event: 'account.email_change_confirmation', linkPath: '/auth/confirm-email' }))
+      .link;
+    const cancel = (
+      await mailedMessage(dataDir, { to: email, event: 'account.email_change_requested', linkPath: '/auth/cancel-email-change' })
+    ).link;
+    expect(cancel.pathname).toBe('/auth/cancel-email-change');
+    const page = await b.go('GET', link.pathname + link.search);
+    expect(page.text).toContain('action="/auth/confirm-email"');
+    const done = await b.go('POST', '/auth/confirm-email', { token: link.searchParams.get('token')! });
+    expect(done.status).toBe(200);
+    expect(done.text).toContain(next);
   });
 
   it('serves the assets under the prefix, and no page at the root', async () => {
