@@ -190,6 +190,8 @@ describe('the pages under a prefix, in a Fastify host', () => {
   it('serves the assets under the prefix, and no page at the root', async () => {
     await assetsUnderPrefix(base);
     const b = new FormBrowser(base);
+    // The brand link (`/` in the pages) is the prefix's home: settings, or sign-in first.
+    expect((await b.go('GET', '/auth/')).location).toBe('/auth/settings');
     expect((await b.go('GET', '/sign-in')).status).toBe(404);
     expect((await b.go('GET', '/assets/gatehouse.css')).status).toBe(404);
   });
