@@ -311,8 +311,9 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   // Mail (outbox + worker + notification listener), API tokens, e-mail change, password reset.
   // Links (reset, e-mail change) reach mail through typed events, never through services.
   const linkMail = new LinkMailChannel();
-  const mail = createMail({ config, db, box: keys.box, logger, log, linkMail });
-  const publicUrl = () => config.publicUrl;
+  // Mailed links and the upstream callback point at pages: under their base path, if any.
+  const pagesUrl = () => origins.pagesUrl();
+  const mail = createMail({ config, db, box: keys.box, logger, log, linkMail, pagesUrl });
   const apiTokens = new ApiTokenService(db, accountChanges, new ApiTokenStore(db), log, config.scopes);
   const emailChanges = new EmailChangeStore(db);
   const passwordResets = new PasswordResetStore(db);
@@ -325,7 +326,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     new EmailChangeCancelStore(db),
     linkMail,
     log,
-    publicUrl,
+    pagesUrl,
     async (sessionId) => {
       for (const hook of sessions.revokedHooks) await hook(sessionId);
     },
@@ -342,7 +343,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     log,
     revokeAccountAccess,
     (userId, ctx, trx) => apiTokens.revokeAll(userId, ctx, trx),
-    publicUrl,
+    pagesUrl,
     linkMail,
   );
   passwordReset.onError = (err) => logger.error({ err }, 'password reset request failed');
@@ -369,14 +370,14 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     },
     revokeApiTokens: (userId, ctx, trx) => apiTokens.revokeAll(userId, ctx, trx),
     linkMail,
-    publicUrl,
+    pagesUrl,
   });
   mail.start();
   // OIDC provider (issue 14): its grants and tokens die with every other way in, and with a removed factor.
   accessRevokers.push((userId, _keep, trx) => revokeAccountGrants(trx, userId));
   factorRemovedHooks.push((userId) => revokeAccountGrants(db, userId));
   const federationStore = new FederationStore(db);
-  const federation = new FederationService(federationStore, stores.users, auth, accountChanges, log, keys.box, config.upstreams, publicUrl);
+  const federation = new FederationService(federationStore, stores.users, auth, accountChanges, log, keys.box, config.upstreams, pagesUrl);
 
   const maintenance = new MaintenanceService(
     {

@@ -12,7 +12,7 @@ import { internalsOf, type Gatehouse } from '../facade.js';
 import { gatehouseFastify } from '../http/plugin.js';
 
 export interface NodeHandlerOptions {
-  /** Serves Gatehouse's API under this path (e.g. `/auth`); needs `pages: false`. */
+  /** Serves Gatehouse's API and pages under this path (e.g. `/auth`, the pages' base path too). */
   prefix?: string;
   /** The server-rendered pages (sign-in, settings, …); default true. */
   pages?: boolean;

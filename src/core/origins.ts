@@ -11,6 +11,8 @@ export class PublicOrigins {
   private port: number | null = null;
   private host = 'localhost';
   private readonly configured: string | null;
+  private pagesBase = '';
+  private pagesMounted = false;
 
   constructor(configuredUrl: string | null) {
     this.configured = configuredUrl === null ? null : new URL(configuredUrl).origin;
@@ -38,6 +40,27 @@ export class PublicOrigins {
   url(): string {
     if (this.configured !== null) return this.configured;
     return this.port === null ? `http://${this.host}` : `http://${this.host}:${this.port}`;
+  }
+
+  /**
+   * The pages were mounted under `base` (e.g. `/auth`, '' at the root): mailed links and
+   * redirects to a page use it. One base per instance: a second, different one is refused.
+   */
+  mountPages(base: string): void {
+    if (this.pagesMounted && base !== this.pagesBase)
+      throw new Error(`the pages of this Gatehouse are already mounted at "${this.pagesBase || '/'}"`);
+    this.pagesBase = base;
+    this.pagesMounted = true;
+  }
+
+  /** The pages' base path: '' (the root) unless mounted under a prefix. */
+  get pagesPath(): string {
+    return this.pagesBase;
+  }
+
+  /** The public URL of the pages: `url()` and the base path, for mailed links (`${pagesUrl()}/reset-password?…`). */
+  pagesUrl(): string {
+    return this.url() + this.pagesBase;
   }
 
   /** The passkey relying party's URL: the public URL, or in development `localhost` at the port. */

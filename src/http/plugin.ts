@@ -38,9 +38,12 @@ import { upstreamRoutes } from './routes/upstreams.js';
 
 export interface GatehousePluginOptions {
   gatehouse: GatehouseFacade;
-  /** Mounts Gatehouse's API routes under this prefix (e.g. `/auth`); default none. Needs `pages: false`. */
+  /**
+   * Mounts Gatehouse's routes under this prefix (e.g. `/auth`); default none. The pages,
+   * their assets, redirects and mailed links then live under it too (`/auth/sign-in`).
+   */
   prefix?: string;
-  /** The server-rendered pages (sign-in, settings, …); default true. */
+  /** The server-rendered pages (sign-in, settings, …), under `prefix`; default true. */
   pages?: boolean;
   /**
    * Answer unknown URLs with Gatehouse's JSON 404. Default: only under a prefix (the
@@ -71,8 +74,8 @@ async function gatehousePlugin(app: FastifyInstance, options: GatehousePluginOpt
   const prefix = (options.prefix ?? '').replace(/\/+$/, '');
   if (prefix !== '' && !/^\/[A-Za-z0-9._~/-]+$/.test(prefix)) throw new Error(`gatehouseFastify: invalid prefix "${options.prefix}"`);
   const pages = options.pages ?? true;
-  // The pages link to absolute paths (/sign-in, /api/...), so they live at the root.
-  if (pages && prefix !== '') throw new Error('gatehouseFastify: a prefix needs pages: false (the pages are served at the root)');
+  // Redirects, links and mailed links to a page are rooted at the prefix (one base per Gatehouse).
+  if (pages) gatehouse.origins.mountPages(prefix);
   const cookies = cookiePolicy(gatehouse.config.publicUrl);
   const extensions = gateExtensionsOf(gatehouse, cookies);
 
@@ -126,7 +129,7 @@ async function ownRoutes(
   await app.register(mfaRoutes, { gatehouse, cookies });
   await app.register(webauthnRoutes, { gatehouse, cookies });
   // The pages: an encapsulated plugin with its own form parser and HTML errors.
-  if (pages) await app.register(webPages, { gatehouse, cookies });
+  if (pages) await app.register(webPages, { gatehouse, cookies, base: options.prefix });
   await app.register(accountRoutes, { gatehouse });
   await app.register(deviceRoutes, { gatehouse });
   await app.register(passwordRoutes, { gatehouse });

@@ -28,10 +28,19 @@ export interface Mail {
 }
 
 export function createMail(
-  deps: { config: GatehouseConfig; db: Kysely<Database>; box: SecretBox; logger: Logger; log: SecurityLog; linkMail: LinkMailChannel },
+  deps: {
+    config: GatehouseConfig;
+    db: Kysely<Database>;
+    box: SecretBox;
+    logger: Logger;
+    log: SecurityLog;
+    linkMail: LinkMailChannel;
+    /** The public URL of the pages (mailed links point at them). */
+    pagesUrl: () => string;
+  },
   options: Partial<OutboxOptions> = {},
 ): Mail {
-  const { config, db, box, logger, log, linkMail } = deps;
+  const { config, db, box, logger, log, linkMail, pagesUrl } = deps;
   const mailLogger = logger.child({ component: 'mail' });
   const transport = config.smtpUrl
     ? smtpTransport(config.smtpUrl, mailLogger)
@@ -39,7 +48,8 @@ export function createMail(
   const store = new MailOutboxStore(db);
   const outbox = new MailOutbox(store, transport, box, mailLogger, { from: config.mailFrom, now: config.now, ...options });
   // Read at enqueue time: with PORT=0 the public URL is only known after listen.
-  const setting = () => ({ productName: config.productName, publicUrl: config.publicUrl });
+  // Links in mails point at pages: `pagesUrl` is the public URL and the pages' base path.
+  const setting = () => ({ productName: config.productName, publicUrl: pagesUrl() });
   log.onEvent(notificationListener({ outbox, store, setting }));
   subscribeLinkMail(linkMail, outbox, setting);
   return { outbox, store, start: () => outbox.start(), stop: () => outbox.stop() };

@@ -41,14 +41,14 @@ export const UPSTREAM_LINK_PATH = '/sign-in/upstream/link';
 /**
  * Where the sign-in pages send the browser once its session is full: back to the OIDC
  * interaction that sent it, or null. Read once (the cookie is cleared); only interaction
- * paths are ever accepted, so it is never an open redirect.
+ * paths (and the upstream-link page under the pages' base) are ever accepted, so it is never an open redirect.
  */
-export function takeOidcReturn(request: FastifyRequest, reply: FastifyReply, cookies: CookiePolicy): string | null {
+export function takeOidcReturn(request: FastifyRequest, reply: FastifyReply, cookies: CookiePolicy, pagesBase = ''): string | null {
   const name = returnCookieName(cookies);
   const value = request.cookies[name];
   if (value === undefined) return null;
   reply.clearCookie(name, cookieOptions(cookies));
-  return RETURN_PATH.test(value) || value === UPSTREAM_LINK_PATH ? value : null;
+  return RETURN_PATH.test(value) || value === pagesBase + UPSTREAM_LINK_PATH ? value : null;
 }
 
 /**
@@ -199,7 +199,7 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
       });
       const sendTo = (target: string) => {
         reply.setCookie(returnCookieName(cookies), request.url, cookieOptions(cookies, OIDC_TTL.Interaction));
-        return reply.redirect(target, 303);
+        return reply.redirect(gatehouse.origins.pagesPath + target, 303);
       };
       switch (step.kind) {
         case 'sign_in':

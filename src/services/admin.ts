@@ -62,7 +62,7 @@ export interface AdminDeps {
   revokeApiTokens(userId: string, ctx: RequestContext, trx: Transaction<Database>): Promise<unknown>;
   /** Hands the recovery link to mail, in the transaction that stored its token (never in the event). */
   linkMail: LinkMailChannel;
-  publicUrl(): string;
+  pagesUrl(): string;
 }
 
 export class AdminService {
@@ -161,7 +161,7 @@ export class AdminService {
     if (admin.userId === userId)
       throw new InvalidRequestError('Admins reset their own factors from their settings, not through the admin path.');
     const token = randomToken();
-    const link = `${this.deps.publicUrl()}/recover?token=${token}`;
+    const link = `${this.deps.pagesUrl()}/recover?token=${token}`;
     await this.deps.accounts.apply(userId, ctx.now, {
       actingSession: admin,
       voidsSetups: true,

@@ -45,7 +45,7 @@ export class EmailChangeService {
     private readonly cancels: EmailChangeCancelStore,
     private readonly linkMail: LinkMailChannel,
     private readonly log: SecurityLog,
-    private readonly publicUrl: () => string,
+    private readonly pagesUrl: () => string,
     /** Runs after a session row was deleted (its remember-me chain ends too). */
     private readonly afterSessionRevoked: (sessionId: string) => Promise<void> = async () => {},
   ) {}
@@ -73,9 +73,9 @@ export class EmailChangeService {
     if (await this.users.findByNormalizedEmail(normalized)) throw new EmailTakenError();
 
     const token = randomToken();
-    const link = `${this.publicUrl()}/confirm-email?token=${token}`;
+    const link = `${this.pagesUrl()}/confirm-email?token=${token}`;
     const cancelToken = randomToken();
-    const cancelLink = `${this.publicUrl()}/cancel-email-change?token=${cancelToken}`;
+    const cancelLink = `${this.pagesUrl()}/cancel-email-change?token=${cancelToken}`;
     const changeId = newId();
     // ★: judged again under the lock with the factors the account has then.
     await this.accounts.apply(userId, ctx.now, {

@@ -58,7 +58,7 @@ export class FederationService {
     private readonly log: SecurityLog,
     private readonly box: SecretBox,
     private readonly upstreams: readonly UpstreamOptions[],
-    private readonly publicUrl: () => string,
+    private readonly pagesUrl: () => string,
   ) {}
 
   list(): readonly UpstreamOptions[] {
@@ -72,7 +72,7 @@ export class FederationService {
   }
 
   callbackUrl(name: string): string {
-    return `${this.publicUrl()}/sign-in/upstream/${name}/callback`;
+    return `${this.pagesUrl()}/sign-in/upstream/${name}/callback`;
   }
 
   /** The upstream's metadata (discovery once; a failed discovery is retried next time). */

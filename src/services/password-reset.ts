@@ -41,7 +41,7 @@ export class PasswordResetService {
     private readonly log: SecurityLog,
     private readonly revokeAccountAccess: (userId: string, keepSessionId: undefined, trx: Transaction<Database>) => Promise<void>,
     private readonly revokeApiTokens: (userId: string, ctx: RequestContext, trx: Transaction<Database>) => Promise<unknown>,
-    private readonly publicUrl: () => string,
+    private readonly pagesUrl: () => string,
     private readonly linkMail: LinkMailChannel,
   ) {}
 
@@ -79,7 +79,7 @@ export class PasswordResetService {
     const user = await this.users.findByNormalizedEmail(key);
     const token = randomToken();
     const tokenHash = hashToken(token);
-    const link = `${this.publicUrl()}/reset-password?token=${token}`;
+    const link = `${this.pagesUrl()}/reset-password?token=${token}`;
     await this.db.transaction().execute(async (trx) => {
       if (!user || !byAccount.allowed) {
         // Same shape of work: a read on the same index the real path writes to.

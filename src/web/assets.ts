@@ -55,7 +55,7 @@ details + form, .card + form, .card + p { margin-top: 1rem; }
 `;
 
 export const SCRIPT = `
-import { startAuthentication, startRegistration, browserSupportsWebAuthn } from '/assets/simplewebauthn/index.js';
+import { startAuthentication, startRegistration, browserSupportsWebAuthn } from './simplewebauthn/index.js';
 
 function say(el, message) {
   if (!el) return;

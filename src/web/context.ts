@@ -6,22 +6,40 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Gatehouse } from '../gatehouse.js';
 import type { CookiePolicy } from '../http/cookies.js';
 import { formTokens, type FormTokens } from './form-token.js';
-import { page, type Shell } from './views.js';
+import { page, rootedAt, type Shell } from './views.js';
 
 export interface Web {
   gatehouse: Gatehouse;
   cookies: CookiePolicy;
   tokens: FormTokens;
+  /** The pages' base path: '' at the root, else the prefix (e.g. `/auth`). */
+  base: string;
+  /**
+   * A root-relative path of Gatehouse (`/settings`, `/api/...`) as the browser must see it:
+   * under the base. Every redirect goes through it; rendered pages are rooted by `send`.
+   */
+  path(rootRelative: string): string;
+  /** The inverse for a path the browser sent (e.g. a route's URL): without the base. */
+  unrooted(path: string): string;
 }
 
-export const webContext = (gatehouse: Gatehouse, cookies: CookiePolicy): Web => ({
-  gatehouse,
-  cookies,
-  tokens: formTokens(gatehouse.keys.hasher),
-});
+export function webContext(gatehouse: Gatehouse, cookies: CookiePolicy, base = ''): Web {
+  return {
+    gatehouse,
+    cookies,
+    tokens: formTokens(gatehouse.keys.hasher),
+    base,
+    path: (rootRelative) => base + rootRelative,
+    unrooted: (path) => (base !== '' && path.startsWith(`${base}/`) ? path.slice(base.length) : path === base && base !== '' ? '/' : path),
+  };
+}
 
-export const send = (reply: FastifyReply, status: number, shell: Shell) =>
-  reply.status(status).type('text/html; charset=utf-8').send(page(shell));
+/** Sends a page; its root-relative links, form actions and asset URLs are rooted at the base. */
+export const send = (web: Web, reply: FastifyReply, status: number, shell: Shell) =>
+  reply
+    .status(status)
+    .type('text/html; charset=utf-8')
+    .send(rootedAt(web.base, page(shell)));
 
 /** The request's cookie session, if the gate resolved one (public routes never do). */
 export const sessionOrNull = (request: FastifyRequest) => (request.principal.kind === 'session' ? request.principal.session : null);

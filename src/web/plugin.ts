@@ -36,10 +36,12 @@ import { stepUpPrompt, stepUpRoutes } from './step-up.js';
 export interface WebPagesOptions {
   gatehouse: Gatehouse;
   cookies: CookiePolicy;
+  /** The prefix the pages are mounted under ('' at the root). */
+  base: string;
 }
 
-export async function webPages(app: FastifyInstance, { gatehouse, cookies }: WebPagesOptions): Promise<void> {
-  const web = webContext(gatehouse, cookies);
+export async function webPages(app: FastifyInstance, { gatehouse, cookies, base }: WebPagesOptions): Promise<void> {
+  const web = webContext(gatehouse, cookies, base);
   await app.register(formbody, { bodyLimit: 64 * 1024 });
 
   // Helmet's default `no-referrer` makes Chromium send `Origin: null` on form posts, which
@@ -71,8 +73,8 @@ export async function webPages(app: FastifyInstance, { gatehouse, cookies }: Web
   await stepUpRoutes(app, web);
 }
 
-const refused = (reply: FastifyReply) =>
-  send(reply, 403, {
+const refused = (web: Web, reply: FastifyReply) =>
+  send(web, reply, 403, {
     title: 'Request refused',
     error: 'This form came from another site or an old page. Go back, reload the page and try again.',
     body: html`<p><a href="/settings">Security settings</a></p>`,
@@ -84,24 +86,24 @@ async function pageForError(web: Web, error: unknown, request: FastifyRequest, r
     switch (error.code) {
       case 'unauthenticated':
       case 'no_pending_authentication':
-        return reply.redirect('/sign-in', 303);
+        return reply.redirect(web.path('/sign-in'), 303);
       case 'mfa_required':
-        return reply.redirect('/sign-in/verify', 303);
+        return reply.redirect(web.path('/sign-in/verify'), 303);
       case 'enrollment_required':
-        return reply.redirect('/enrol', 303);
+        return reply.redirect(web.path('/enrol'), 303);
       case 'step_up_required': {
         // The gate refused before the form token was checked: check it now, so the prompt
         // never adopts (and later re-posts with a valid token) a form from elsewhere.
         const session = sessionOrNull(request);
-        if (request.method === 'POST' && (!session || !web.tokens.carries(request, session))) return refused(reply);
+        if (request.method === 'POST' && (!session || !web.tokens.carries(request, session))) return refused(web, reply);
         return stepUpPrompt(web, request, reply, (error as StepUpRequiredError).methods);
       }
       case 'csrf':
-        return refused(reply);
+        return refused(web, reply);
       case 'too_many_attempts': {
         const retry = (error as TooManyAttemptsError).retryAfter;
         reply.header('Retry-After', String(retry));
-        return send(reply, 429, {
+        return send(web, reply, 429, {
           title: 'Too many attempts',
           error: `${error.message} Try again in ${Math.ceil(retry / 60)} minute(s).`,
           body: html`<p><a href="/sign-in">Sign in</a></p>`,
@@ -110,7 +112,7 @@ async function pageForError(web: Web, error: unknown, request: FastifyRequest, r
       default:
         // An unreachable dependency (e.g. an upstream sign-in provider): try again later.
         if (error instanceof ServiceUnavailableError) reply.header('Retry-After', String(error.retryAfter));
-        return send(reply, error.status, {
+        return send(web, reply, error.status, {
           title: 'That did not work',
           user: userOf(web, request),
           error: error.message,
@@ -120,14 +122,14 @@ async function pageForError(web: Web, error: unknown, request: FastifyRequest, r
   }
   const status = (error as { statusCode?: number }).statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return send(reply, status, {
+    return send(web, reply, status, {
       title: 'That did not work',
       error: 'The form could not be read.',
       body: html`<p><a href="/">Start again</a></p>`,
     });
   }
   request.log.error({ err: error }, 'page failed');
-  return send(reply, 500, {
+  return send(web, reply, 500, {
     title: 'Something went wrong',
     error: 'Something went wrong on our side. Try again.',
     body: html`<p><a href="/">Start again</a></p>`,

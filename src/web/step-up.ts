@@ -47,7 +47,8 @@ export function stepUpPrompt(
 ) {
   const session = sessionOf(request);
   const form = formOf(request);
-  const next = request.method === 'POST' ? str(form, 'stepup_next', 200) || request.routeOptions.url || '/settings' : '/settings';
+  const next =
+    request.method === 'POST' ? str(form, 'stepup_next', 200) || web.unrooted(request.routeOptions.url ?? '/settings') : '/settings';
   const fields = request.method === 'POST' ? Object.entries(form).filter(([k]) => !k.startsWith('stepup_') && k !== '_csrf') : [];
   const carried = fields.filter(([k]) => !isSecretField(k));
   // Remembered across a wrong factor (the prompt's own post no longer holds the passwords).
@@ -60,7 +61,7 @@ export function stepUpPrompt(
       (Array.isArray(v) ? v : [v]).filter((x) => typeof x === 'string').map((x) => html`<input type="hidden" name="${k}" value="${x}" />`),
     )}`;
   const what = isSensitiveAction(next) ? SENSITIVE_ACTIONS[next] : 'continue';
-  return send(reply, error ? 401 : 403, {
+  return send(web, reply, error ? 401 : 403, {
     title: 'Confirm it’s you',
     user: userOf(web, request),
     error: error?.message ?? null,
@@ -105,7 +106,7 @@ export async function stepUpRoutes(app: FastifyInstance, web: Web): Promise<void
       throw e;
     }
     // Repeat the original action with the fresh session (307 keeps method and body).
-    if (isSensitiveAction(next)) return reply.redirect(next, 307);
-    return reply.redirect('/settings', 303);
+    if (isSensitiveAction(next)) return reply.redirect(web.path(next), 307);
+    return reply.redirect(web.path('/settings'), 303);
   });
 }

@@ -41,6 +41,18 @@ export function page(shell: Shell): string {
     </html>`.value;
 }
 
+/**
+ * The pages are written with root-relative URLs (`href="/settings"`); under a base path
+ * (the plugin's prefix) every such href, form action, src and passkey-options URL is moved
+ * under it here, in one place. Only markup written in this folder can produce `attr="/`:
+ * `html` escapes the quote in every interpolated value. `//host` (another origin) is left alone.
+ */
+export function rootedAt(base: string, markup: string): string {
+  return base === '' ? markup : markup.replace(ROOT_RELATIVE_URL, (_m, attribute: string) => `${attribute}="${base}/`);
+}
+
+const ROOT_RELATIVE_URL = /\b(href|action|src|data-options)="\/(?!\/)/g;
+
 /** Hidden form-token field for forms of a signed-in session. */
 export const csrfField = (csrf: string | null | undefined) => (csrf ? html`<input type="hidden" name="_csrf" value="${csrf}" />` : null);
 

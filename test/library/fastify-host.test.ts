@@ -217,13 +217,19 @@ describe('plugin options', () => {
     }
   });
 
-  it('a prefix with the pages on is refused at startup', async () => {
+  it('one Gatehouse has one pages base: mounting its pages under a second, different prefix is refused at startup', async () => {
     const dataDir = tempDir();
     const gatehouse = await createGatehouse({ dataDir, logLevel: 'silent', ...fast });
     const app = Fastify();
+    const other = Fastify();
     try {
-      await expect(app.register(gatehouseFastify, { gatehouse, prefix: '/auth' }).ready()).rejects.toThrow(/pages: false/);
+      await app.register(gatehouseFastify, { gatehouse, prefix: '/auth' }).ready();
+      // Its mailed links point at /auth: pages elsewhere would get links to pages they do not serve.
+      await expect(other.register(gatehouseFastify, { gatehouse, prefix: '/login' }).ready()).rejects.toThrow(
+        /already mounted at "\/auth"/,
+      );
     } finally {
+      await other.close().catch(() => undefined);
       await app.close().catch(() => undefined);
       await gatehouse.close();
       fs.rmSync(dataDir, { recursive: true, force: true });

@@ -73,6 +73,6 @@ export async function accountPages(app: FastifyInstance, web: Web): Promise<void
     }
     // This session stays; every remember-me chain of the account (this browser's too) has ended.
     if (request.cookies[cookies.names.remember] !== undefined) clearCookie(reply, cookies, cookies.names.remember);
-    return reply.redirect('/settings?notice=password_updated', 303);
+    return reply.redirect(web.path('/settings?notice=password_updated'), 303);
   });
 }

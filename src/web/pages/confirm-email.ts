@@ -23,16 +23,17 @@ const REFUSALS: Record<string, string> = {
   email_taken: 'Another account already uses this address, so it cannot be moved to yours.',
 };
 
-export async function confirmEmailPages(app: FastifyInstance, { gatehouse }: Web): Promise<void> {
+export async function confirmEmailPages(app: FastifyInstance, web: Web): Promise<void> {
+  const { gatehouse } = web;
   app.get('/confirm-email', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const token = queryParam(request, 'token');
     if (!token)
-      return send(reply, 400, {
+      return send(web, reply, 400, {
         title: TITLE,
         error: 'This link is incomplete. Open the link from the email again.',
         body: html`<p><a href="/sign-in">Sign in</a></p>`,
       });
-    return send(reply, 200, { title: TITLE, body: confirmEmailView({ token }) });
+    return send(web, reply, 200, { title: TITLE, body: confirmEmailView({ token }) });
   });
 
   app.post('/confirm-email', { config: requires({ session: 'none' }) }, async (request, reply) => {
@@ -41,13 +42,13 @@ export async function confirmEmailPages(app: FastifyInstance, { gatehouse }: Web
       ({ email } = await gatehouse.emailChange.confirm(str(formOf(request), 'token', 200), request.ctx));
     } catch (e) {
       if (!(e instanceof GatehouseError) || !Object.hasOwn(REFUSALS, e.code)) throw e;
-      return send(reply, e.status, {
+      return send(web, reply, e.status, {
         title: TITLE,
         error: REFUSALS[e.code]!,
         body: html`<p><a href="/settings">Security settings</a></p>`,
       });
     }
-    return send(reply, 200, {
+    return send(web, reply, 200, {
       title: 'Email address changed',
       notice: 'Your email address was changed.',
       body: html`<p class="card">Your account now uses <strong>${email}</strong>. Sign in with this address from now on.</p>
@@ -64,12 +65,12 @@ export async function confirmEmailPages(app: FastifyInstance, { gatehouse }: Web
   app.get('/cancel-email-change', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const token = queryParam(request, 'token');
     if (!token)
-      return send(reply, 400, {
+      return send(web, reply, 400, {
         title: CANCEL_TITLE,
         error: 'This link is incomplete. Open the link from the email again.',
         body: html`<p><a href="/sign-in">Sign in</a></p>`,
       });
-    return send(reply, 200, { title: CANCEL_TITLE, body: cancelEmailChangeView({ token }) });
+    return send(web, reply, 200, { title: CANCEL_TITLE, body: cancelEmailChangeView({ token }) });
   });
 
   app.post('/cancel-email-change', { config: requires({ session: 'none' }) }, async (request, reply) => {
@@ -78,14 +79,18 @@ export async function confirmEmailPages(app: FastifyInstance, { gatehouse }: Web
       result = await gatehouse.emailChange.cancel(str(formOf(request), 'token', 200), request.ctx);
     } catch (e) {
       if (!(e instanceof GatehouseError) || e.code !== 'invalid_token') throw e;
-      return send(reply, 400, { title: CANCEL_TITLE, error: 'This cancel link is unknown, already used or expired.', body: checkFactors });
+      return send(web, reply, 400, {
+        title: CANCEL_TITLE,
+        error: 'This cancel link is unknown, already used or expired.',
+        body: checkFactors,
+      });
     }
     const what =
       result.status === 'email_change_cancelled'
         ? 'The e-mail address change was cancelled: your account keeps its address.'
         : 'That change was no longer pending: it was already confirmed, replaced by a newer request (look for a newer email) or expired.';
     const session = result.sessionRevoked ? ' The session that asked for it was signed out.' : '';
-    return send(reply, 200, {
+    return send(web, reply, 200, {
       title: 'E-mail address change cancelled',
       notice: `${what}${session}`,
       body: html`<p class="card">${what}${session}</p>

@@ -41,8 +41,8 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
    */
   function factorAdded(reply: FastifyReply, session: ActiveSession, result: ConfirmedFactor, notice: string, title: string) {
     if (result.session) deliverSession(reply, cookies, result.session, 'cookie');
-    if (!result.recoveryCodes) return reply.redirect(`/settings?notice=${notice}`, 303);
-    return send(reply, 200, {
+    if (!result.recoveryCodes) return reply.redirect(web.path(`/settings?notice=${notice}`), 303);
+    return send(web, reply, 200, {
       title,
       user: { email: session.email, csrf: web.tokens.of(session) },
       body: recoveryCodesView(result.recoveryCodes, savedThem),
@@ -51,9 +51,9 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
 
   app.get('/enrol', { config: requires({ session: 'enrolling' }) }, async (request, reply) => {
     const session = sessionOf(request);
-    if (session.facts.state === 'full') return reply.redirect('/settings', 303);
+    if (session.facts.state === 'full') return reply.redirect(web.path('/settings'), 303);
     const csrf = web.tokens.of(session);
-    return send(reply, 200, {
+    return send(web, reply, 200, {
       title: 'Add a second factor',
       body: html`<p>Your organisation requires a second factor before you can continue.</p>
         ${postButton({ action: '/settings/totp/setup', csrf, label: 'Set up an authenticator app', card: true })}
@@ -74,7 +74,7 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
     const setup = await factors.setupTotp(session, request.ctx);
     const qr = `data:image/svg+xml;base64,${Buffer.from(setup.qrSvg).toString('base64')}`;
     const grouped = setup.secret.replace(/(.{4})/g, '$1 ').trim();
-    return send(reply, 200, {
+    return send(web, reply, 200, {
       title: 'Add an authenticator app',
       user: userOf(web, request),
       body: html`<section class="card">
@@ -105,7 +105,7 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
         if (!(e instanceof GatehouseError) || !['invalid_code', 'invalid_request', 'no_pending_setup'].includes(e.code)) throw e;
         const message = e.code === 'invalid_code' ? 'That code is not right. Check the app and try the current code.' : e.message;
         const csrf = web.tokens.of(session);
-        return send(reply, e.status, {
+        return send(web, reply, e.status, {
           title: 'Add an authenticator app',
           user: userOf(web, request),
           error: message,
@@ -121,12 +121,12 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
       const factorId = str(form, 'factorId', 64);
       if (str(form, 'type', 16) === 'webauthn') await webauthn.remove(sessionOf(request), factorId, request.ctx);
       else await factors.deleteTotp(sessionOf(request), factorId, request.ctx);
-      return reply.redirect('/settings?notice=factor_removed', 303);
+      return reply.redirect(web.path('/settings?notice=factor_removed'), 303);
     }),
   );
 
   const passkeyPage = (request: FastifyRequest, reply: FastifyReply, status: number, error?: string) =>
-    send(reply, status, {
+    send(web, reply, status, {
       title: 'Add a passkey',
       user: userOf(web, request),
       error: error ?? null,
@@ -160,7 +160,7 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
   app.post('/settings/recovery-codes', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) =>
     settingsAction(web, request, reply, async () => {
       const codes = await factors.regenerateRecoveryCodes(sessionOf(request), request.ctx);
-      return send(reply, 200, { title: 'New recovery codes', user: userOf(web, request), body: recoveryCodesView(codes, savedThem) });
+      return send(web, reply, 200, { title: 'New recovery codes', user: userOf(web, request), body: recoveryCodesView(codes, savedThem) });
     }),
   );
 }

@@ -11,12 +11,13 @@ import { html } from '../html.js';
 import { forgotView, recoverView, resetView } from '../views.js';
 import { deliverSession } from '../../http/session-delivery.js';
 
-export async function passwordPages(app: FastifyInstance, { gatehouse, cookies }: Web): Promise<void> {
+export async function passwordPages(app: FastifyInstance, web: Web): Promise<void> {
+  const { gatehouse, cookies } = web;
   // The recovery link of an admin's factor reset (docs/policy.md): password → enrolling session → /enrol.
   app.get('/recover', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const token = queryParam(request, 'token');
-    if (!token) return reply.redirect('/sign-in', 303);
-    return send(reply, 200, { title: 'Set up a new second factor', body: recoverView({ token }) });
+    if (!token) return reply.redirect(web.path('/sign-in'), 303);
+    return send(web, reply, 200, { title: 'Set up a new second factor', body: recoverView({ token }) });
   });
 
   app.post('/recover', { config: requires({ session: 'none' }) }, async (request, reply) => {
@@ -25,14 +26,14 @@ export async function passwordPages(app: FastifyInstance, { gatehouse, cookies }
     try {
       const result = await gatehouse.admin.recover(token, str(form, 'password', 4096), 'cookie', request.ctx);
       deliverSession(reply, cookies, result.session, 'cookie');
-      return reply.redirect('/enrol', 303);
+      return reply.redirect(web.path('/enrol'), 303);
     } catch (e) {
       if (!(e instanceof GatehouseError) || e.status === 429) throw e;
       const message =
         e.code === 'invalid_token'
           ? 'This recovery link is unknown, already used or expired. Ask your administrator for a new one.'
           : e.message;
-      return send(reply, e.status, {
+      return send(web, reply, e.status, {
         title: 'Set up a new second factor',
         error: message,
         body: e.code === 'invalid_token' ? html`<p><a href="/sign-in">Back to sign in</a></p>` : recoverView({ token, error: message }),
@@ -41,7 +42,7 @@ export async function passwordPages(app: FastifyInstance, { gatehouse, cookies }
   });
 
   app.get('/forgot-password', { config: requires({ session: 'none' }) }, async (_request, reply) =>
-    send(reply, 200, { title: 'Forgot your password?', body: forgotView({}) }),
+    send(web, reply, 200, { title: 'Forgot your password?', body: forgotView({}) }),
   );
 
   app.post('/forgot-password', { config: requires({ session: 'none' }) }, async (request, reply) => {
@@ -50,15 +51,15 @@ export async function passwordPages(app: FastifyInstance, { gatehouse, cookies }
       await gatehouse.passwordReset.forgot(email, request.ctx);
     } catch (e) {
       if (!(e instanceof GatehouseError) || e.status === 429) throw e;
-      return send(reply, e.status, { title: 'Forgot your password?', error: e.message, body: forgotView({ email }) });
+      return send(web, reply, e.status, { title: 'Forgot your password?', error: e.message, body: forgotView({ email }) });
     }
-    return send(reply, 200, { title: 'Check your email', body: forgotView({ sent: true }) });
+    return send(web, reply, 200, { title: 'Check your email', body: forgotView({ sent: true }) });
   });
 
   app.get('/reset-password', { config: requires({ session: 'none' }) }, async (request, reply) => {
     const token = queryParam(request, 'token');
-    if (!token) return reply.redirect('/forgot-password', 303);
-    return send(reply, 200, { title: 'Choose a new password', body: resetView({ token }) });
+    if (!token) return reply.redirect(web.path('/forgot-password'), 303);
+    return send(web, reply, 200, { title: 'Choose a new password', body: resetView({ token }) });
   });
 
   app.post('/reset-password', { config: requires({ session: 'none' }) }, async (request, reply) => {
@@ -69,7 +70,7 @@ export async function passwordPages(app: FastifyInstance, { gatehouse, cookies }
     } catch (e) {
       if (!(e instanceof GatehouseError) || e.status === 429) throw e;
       const message = e.code === 'invalid_token' ? 'This reset link is unknown, already used or expired. Ask for a new one.' : e.message;
-      return send(reply, e.status, {
+      return send(web, reply, e.status, {
         title: 'Choose a new password',
         error: message,
         body:
@@ -78,6 +79,6 @@ export async function passwordPages(app: FastifyInstance, { gatehouse, cookies }
             : resetView({ token, error: message }),
       });
     }
-    return reply.redirect('/sign-in?notice=password_changed', 303);
+    return reply.redirect(web.path('/sign-in?notice=password_changed'), 303);
   });
 }

@@ -53,7 +53,7 @@ export async function settingsPage(
       enrolled: policy.gateView(session, now).account.enrolmentDue !== true && session.factorMethods.length > 0,
     },
   });
-  return send(reply, status, {
+  return send(web, reply, status, {
     title: 'Security settings',
     user: { email: session.email, csrf },
     notice: message.notice ?? null,
@@ -92,15 +92,15 @@ export async function settingsPages(app: FastifyInstance, web: Web): Promise<voi
     if (id === session.id) {
       await endRememberMe(request, reply, gatehouse, cookies, session);
       clearCookie(reply, cookies, cookies.names.session);
-      return reply.redirect('/sign-in?notice=signed_out', 303);
+      return reply.redirect(web.path('/sign-in?notice=signed_out'), 303);
     }
-    return reply.redirect('/settings?notice=session_revoked', 303);
+    return reply.redirect(web.path('/settings?notice=session_revoked'), 303);
   });
 
   app.post('/settings/devices/revoke', { config: requires({ session: 'full' }) }, async (request, reply) =>
     settingsAction(web, request, reply, async () => {
       await gatehouse.trustedDevices.revoke(sessionOf(request).userId, str(formOf(request), 'deviceId', 64), request.ctx);
-      return reply.redirect('/settings?notice=device_revoked', 303);
+      return reply.redirect(web.path('/settings?notice=device_revoked'), 303);
     }),
   );
 
@@ -110,7 +110,7 @@ export async function settingsPages(app: FastifyInstance, web: Web): Promise<voi
       const name = str(form, 'name', 100).trim();
       if (!name) return settingsPage(web, request, reply, 400, { error: 'Give the token a name.' });
       const created = await gatehouse.apiTokens.create(sessionOf(request), { name, scopes: list(form, 'scopes') }, request.ctx);
-      return send(reply, 201, {
+      return send(web, reply, 201, {
         title: 'API token created',
         user: userOf(web, request),
         body: html`<section class="card">
@@ -127,7 +127,7 @@ export async function settingsPages(app: FastifyInstance, web: Web): Promise<voi
   app.post('/settings/tokens/revoke', { config: requires({ session: 'full' }) }, async (request, reply) =>
     settingsAction(web, request, reply, async () => {
       await gatehouse.apiTokens.revoke(sessionOf(request).userId, str(formOf(request), 'tokenId', 64), request.ctx);
-      return reply.redirect('/settings?notice=token_revoked', 303);
+      return reply.redirect(web.path('/settings?notice=token_revoked'), 303);
     }),
   );
 }

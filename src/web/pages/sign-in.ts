@@ -26,10 +26,10 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
     if (session) await sessions.revoke(session.id);
   }
 
-  app.get('/', { config: requires({ session: 'none' }) }, async (_request, reply) => reply.redirect('/settings', 303));
+  app.get('/', { config: requires({ session: 'none' }) }, async (_request, reply) => reply.redirect(web.path('/settings'), 303));
 
   app.get('/sign-up', { config: requires({ session: 'none' }) }, async (_request, reply) =>
-    send(reply, 200, { title: 'Create your account', body: signUpView({}) }),
+    send(web, reply, 200, { title: 'Create your account', body: signUpView({}) }),
   );
 
   app.post('/sign-up', { config: requires({ session: 'none' }) }, async (request, reply) => {
@@ -40,11 +40,11 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
       const result = await auth.signup({ email, password: str(form, 'password', 4096), transport: 'cookie' }, request.ctx);
       await revokePresentedSession(request);
       deliverSession(reply, cookies, result.session, 'cookie');
-      return reply.redirect(result.outcome === 'authenticated' ? '/settings' : '/enrol', 303);
+      return reply.redirect(web.path(result.outcome === 'authenticated' ? '/settings' : '/enrol'), 303);
     } catch (e) {
       if (!(e instanceof GatehouseError) || e.status >= 429) throw e;
       const errorField = e.code === 'weak_password' ? 'password' : 'email';
-      return send(reply, e.status, {
+      return send(web, reply, e.status, {
         title: 'Create your account',
         error: e.message,
         body: signUpView({ email, error: e.message, errorField }),
@@ -53,7 +53,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
   });
 
   app.get('/sign-in', { config: requires({ session: 'none' }) }, async (request, reply) =>
-    send(reply, 200, { title: 'Sign in', notice: noticeOf(request), body: signInView({ upstreams: gatehouse.federation.list() }) }),
+    send(web, reply, 200, { title: 'Sign in', notice: noticeOf(request), body: signInView({ upstreams: gatehouse.federation.list() }) }),
   );
 
   app.post('/sign-in', { config: requires({ session: 'none' }) }, async (request, reply) => {
@@ -70,7 +70,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
       );
     } catch (e) {
       if (!(e instanceof GatehouseError) || e.status === 429) throw e;
-      return send(reply, e.status, {
+      return send(web, reply, e.status, {
         title: 'Sign in',
         error: e.code === 'invalid_credentials' ? 'That email and password do not match an account.' : e.message,
         body: signInView({ email, error: e.message }),
@@ -85,15 +85,15 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
         remember,
         transport: 'cookie',
       });
-      return continueAfterForm(reply, takeOidcReturn(request, reply, cookies) ?? '/settings');
+      return continueAfterForm(reply, takeOidcReturn(request, reply, cookies, web.base) ?? web.path('/settings'));
     }
-    return reply.redirect(result.outcome === 'mfa_required' ? '/sign-in/verify' : '/enrol', 303);
+    return reply.redirect(web.path(result.outcome === 'mfa_required' ? '/sign-in/verify' : '/enrol'), 303);
   });
 
   const challengePage = (request: FastifyRequest, reply: FastifyReply, status: number, error?: { method: string; message: string }) => {
     const session = sessionOf(request);
     const csrf = web.tokens.of(session);
-    return send(reply, status, {
+    return send(web, reply, status, {
       title: 'Second step',
       error: error?.message ?? null,
       body: html`<p>Signed in as <strong>${session.email}</strong>. Confirm it’s you with your second factor.</p>
@@ -128,7 +128,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
         transport: 'cookie',
       });
       await trustDeviceIfAsked(request, reply, gatehouse, cookies, session, str(form, 'trustDevice') !== '');
-      return continueAfterForm(reply, takeOidcReturn(request, reply, cookies) ?? '/settings');
+      return continueAfterForm(reply, takeOidcReturn(request, reply, cookies, web.base) ?? web.path('/settings'));
     } catch (e) {
       if (e instanceof InvalidCodeError)
         return challengePage(request, reply, 401, { method: input.method, message: wrongFactor(input.method) });
@@ -136,7 +136,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
         // The verifier revoked the pending session after too many wrong codes.
         clearCookie(reply, cookies, cookies.names.session);
         reply.header('Retry-After', String(e.retryAfter));
-        return send(reply, 429, { title: 'Sign in', error: `${e.message}`, body: signInView({ email: session.email }) });
+        return send(web, reply, 429, { title: 'Sign in', error: `${e.message}`, body: signInView({ email: session.email }) });
       }
       throw e;
     }
@@ -147,6 +147,6 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
     await auth.logout(session);
     await endRememberMe(request, reply, gatehouse, cookies, session);
     clearCookie(reply, cookies, cookies.names.session);
-    return reply.redirect('/sign-in?notice=signed_out', 303);
+    return reply.redirect(web.path('/sign-in?notice=signed_out'), 303);
   });
 }

@@ -46,20 +46,21 @@ export async function upstreamPages(app: FastifyInstance, web: Web): Promise<voi
     const result = await federation.callback(name, handle, query, presented, request.ctx);
     if (result.kind === 'link_pending') {
       reply.setCookie(linkCookie, result.handle, cookieOptions(cookies, FEDERATION_FLOW_TTL));
-      reply.setCookie(returnCookieName(cookies), UPSTREAM_LINK_PATH, cookieOptions(cookies, FEDERATION_FLOW_TTL));
-      return reply.redirect(UPSTREAM_LINK_PATH, 303);
+      reply.setCookie(returnCookieName(cookies), web.path(UPSTREAM_LINK_PATH), cookieOptions(cookies, FEDERATION_FLOW_TTL));
+      return reply.redirect(web.path(UPSTREAM_LINK_PATH), 303);
     }
     if (presented) await sessions.revoke(presented.id);
     const { login } = result;
     deliverSession(reply, cookies, login.session, 'cookie');
-    if (login.outcome === 'authenticated') return reply.redirect(takeOidcReturn(request, reply, cookies) ?? '/settings', 303);
-    return reply.redirect(login.outcome === 'mfa_required' ? '/sign-in/verify' : '/enrol', 303);
+    if (login.outcome === 'authenticated')
+      return reply.redirect(takeOidcReturn(request, reply, cookies, web.base) ?? web.path('/settings'), 303);
+    return reply.redirect(web.path(login.outcome === 'mfa_required' ? '/sign-in/verify' : '/enrol'), 303);
   });
 
   app.get(UPSTREAM_LINK_PATH, { config: requires({ session: 'any' }) }, async (request, reply) => {
     const pending = await federation.pendingLink(request.cookies[linkCookie], request.ctx.now);
     if (!pending)
-      return send(reply, 400, {
+      return send(web, reply, 400, {
         title: 'Link expired',
         error: 'This link request expired or was already used.',
         body: html`<p><a href="/sign-in">Sign in</a></p>`,
@@ -67,15 +68,15 @@ export async function upstreamPages(app: FastifyInstance, web: Web): Promise<voi
     const who = html`your <strong>${pending.upstream}</strong> sign-in${pending.email ? html` (${pending.email})` : null}`;
     const session = sessionOrNull(request);
     if (!session || session.facts.state !== 'full') {
-      reply.setCookie(returnCookieName(cookies), UPSTREAM_LINK_PATH, cookieOptions(cookies, FEDERATION_FLOW_TTL));
-      return send(reply, 200, {
+      reply.setCookie(returnCookieName(cookies), web.path(UPSTREAM_LINK_PATH), cookieOptions(cookies, FEDERATION_FLOW_TTL));
+      return send(web, reply, 200, {
         title: 'Link your account',
         body: html`<p>No account is linked to ${who} yet.</p>
           <p>To link it, sign in to your account here first, with its password and second factor. Nothing is linked until you confirm.</p>
           <p><a href="/sign-in">Sign in to link</a></p>`,
       });
     }
-    return send(reply, 200, {
+    return send(web, reply, 200, {
       title: 'Link your account',
       user: userOf(web, request),
       body: html`<form class="card" method="post" action="${UPSTREAM_LINK_PATH}">
@@ -89,6 +90,6 @@ export async function upstreamPages(app: FastifyInstance, web: Web): Promise<voi
   app.post(UPSTREAM_LINK_PATH, { config: requires({ session: 'full', fresh: true }) }, async (request, reply) => {
     await federation.confirmLink(request.cookies[linkCookie], sessionOf(request), request.ctx);
     clearCookie(reply, cookies, linkCookie);
-    return reply.redirect('/settings', 303);
+    return reply.redirect(web.path('/settings'), 303);
   });
 }
