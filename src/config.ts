@@ -210,6 +210,13 @@ export const OptionsSchema = z
       .object({
         memoryKiB: z.number().int().min(8).default(19456).describe('Argon2id memory per password hash, KiB.'),
         iterations: z.number().int().min(1).default(2).describe('Argon2id iterations per password hash.'),
+        concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .optional()
+          .describe('Password hashes run at once by this process, the rest queue; default: one per core.'),
       })
       .strict()
       .default({ memoryKiB: 19456, iterations: 2 }),
@@ -272,7 +279,7 @@ export type GatehouseOptionsInput = z.input<typeof OptionsSchema>;
 /** Resolved library settings (internal). */
 export interface GatehouseConfig extends Omit<z.output<typeof OptionsSchema>, 'databaseUrl' | 'argon2' | 'publicUrl'> {
   databaseUrl: string;
-  argon2: { memoryKiB: number; iterations: number; parallelism: number };
+  argon2: { memoryKiB: number; iterations: number; parallelism: number; concurrency?: number };
   /** The configured public URL, or null in development (see `PublicOrigins`). */
   configuredPublicUrl: string | null;
   /**
