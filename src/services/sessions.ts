@@ -29,6 +29,8 @@ export interface ActiveSession {
   /** The account's roles and enrolment due time (core/role-policy.ts). */
   roles: string[];
   mfaDueAt: number | null;
+  /** When the account was created (read with the session: `GET /api/account` needs no second read). */
+  accountCreatedAt: number;
   /** What risk signals raised for this session at sign-in (core/risk.ts); null: none recorded. */
   risk: SessionRisk | null;
   ip: string;
@@ -63,6 +65,7 @@ function toActive(row: SessionWithAccount): ActiveSession {
     factorMethods: factorMethodsOf(row),
     roles: rolesOf(row),
     mfaDueAt: row.mfa_due_at === null ? null : Number(row.mfa_due_at),
+    accountCreatedAt: row.account_created_at,
     // Unreadable: the strictest reading (1 s window: every ★ action asks again).
     risk: parseSessionRisk(row.risk ?? null, 1),
     ip: row.ip,
