@@ -250,7 +250,9 @@ export const ServerOptionsSchema = z
       .union([z.number().int().min(1).max(256), z.literal('auto')])
       .default(1)
       .transform((n) => (n === 'auto' ? os.availableParallelism() : n))
-      .describe('Server processes sharing the port (node:cluster); auto: one per core. `npm start -- --workers N` overrides it.'),
+      .describe(
+        'Server processes sharing the port (node:cluster); auto: one per core; each hashes passwords on cores / N. `npm start -- --workers N` overrides it.',
+      ),
     shutdownGraceSeconds: seconds(10, 0).describe(
       'On SIGTERM/SIGINT: seconds in-flight requests get to finish before connections are closed.',
     ),
