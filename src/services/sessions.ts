@@ -99,28 +99,32 @@ export class SessionService {
     facts: SessionFacts,
     ctx: RequestContext,
     options: { transport: SessionTransport; remember?: boolean; risk?: SessionRisk | null },
+    trx?: Transaction<Database>,
   ): Promise<IssuedSession> {
     const token = randomToken();
     const id = newId();
-    await this.store.insert({
-      id,
-      user_id: userId,
-      token_hash: hashToken(token),
-      state: facts.state,
-      amr: JSON.stringify(facts.amr),
-      transport: options.transport,
-      auth_time: facts.authTime,
-      password_at: facts.passwordAt,
-      mfa_at: facts.mfaAt,
-      webauthn_at: facts.webauthnAt ?? null,
-      remember: options.remember ? 1 : 0,
-      risk: options.risk ? JSON.stringify(options.risk) : null,
-      created_at: facts.createdAt,
-      last_seen_at: facts.lastSeenAt,
-      expires_at: facts.expiresAt,
-      ip: ctx.ip,
-      user_agent: ctx.userAgent.slice(0, 512),
-    });
+    await this.store.insert(
+      {
+        id,
+        user_id: userId,
+        token_hash: hashToken(token),
+        state: facts.state,
+        amr: JSON.stringify(facts.amr),
+        transport: options.transport,
+        auth_time: facts.authTime,
+        password_at: facts.passwordAt,
+        mfa_at: facts.mfaAt,
+        webauthn_at: facts.webauthnAt ?? null,
+        remember: options.remember ? 1 : 0,
+        risk: options.risk ? JSON.stringify(options.risk) : null,
+        created_at: facts.createdAt,
+        last_seen_at: facts.lastSeenAt,
+        expires_at: facts.expiresAt,
+        ip: ctx.ip,
+        user_agent: ctx.userAgent.slice(0, 512),
+      },
+      trx,
+    );
     return { id, token, facts };
   }
 

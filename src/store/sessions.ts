@@ -37,8 +37,11 @@ export class SessionStore {
     return (await this.byTokenHash(tokenHash))[0];
   }
 
-  async insert(row: Omit<SessionRow, 'mfa_attempts' | 'risk'> & { risk?: string | null }): Promise<void> {
-    await this.db.insertInto('sessions').values(row).execute();
+  async insert(
+    row: Omit<SessionRow, 'mfa_attempts' | 'risk'> & { risk?: string | null },
+    trx: Transaction<Database> | Kysely<Database> = this.db,
+  ): Promise<void> {
+    await trx.insertInto('sessions').values(row).execute();
   }
 
   /**
