@@ -210,6 +210,13 @@ export const OptionsSchema = z
       .object({
         memoryKiB: z.number().int().min(8).default(19456).describe('Argon2id memory per password hash, KiB.'),
         iterations: z.number().int().min(1).default(2).describe('Argon2id iterations per password hash.'),
+        concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .optional()
+          .describe('Password hashes run at once by this process, the rest queue; default: one per core.'),
       })
       .strict()
       .default({ memoryKiB: 19456, iterations: 2 }),
@@ -243,7 +250,9 @@ export const ServerOptionsSchema = z
       .union([z.number().int().min(1).max(256), z.literal('auto')])
       .default(1)
       .transform((n) => (n === 'auto' ? os.availableParallelism() : n))
-      .describe('Server processes sharing the port (node:cluster); auto: one per core. `npm start -- --workers N` overrides it.'),
+      .describe(
+        'Server processes sharing the port (node:cluster); auto: one per core; each hashes passwords on cores / N. `npm start -- --workers N` overrides it.',
+      ),
     shutdownGraceSeconds: seconds(10, 0).describe(
       'On SIGTERM/SIGINT: seconds in-flight requests get to finish before connections are closed.',
     ),
@@ -272,7 +281,7 @@ export type GatehouseOptionsInput = z.input<typeof OptionsSchema>;
 /** Resolved library settings (internal). */
 export interface GatehouseConfig extends Omit<z.output<typeof OptionsSchema>, 'databaseUrl' | 'argon2' | 'publicUrl'> {
   databaseUrl: string;
-  argon2: { memoryKiB: number; iterations: number; parallelism: number };
+  argon2: { memoryKiB: number; iterations: number; parallelism: number; concurrency?: number };
   /** The configured public URL, or null in development (see `PublicOrigins`). */
   configuredPublicUrl: string | null;
   /**

@@ -223,7 +223,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     },
     config.lockoutSeconds,
   );
-  const passwords = new PasswordHasher(config.argon2);
+  const passwords = new PasswordHasher(config.argon2, config.argon2.concurrency);
   const accountChanges = new AccountChanges(db, stores.users, stores.sessions, stores.factors, stores.factorSetups, {
     stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds,
     phishingResistantOnly: config.stepUpPhishingResistant,

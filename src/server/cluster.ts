@@ -57,12 +57,30 @@ export function parseWorkers(raw: string, name: string): number {
  */
 export async function runServer(config: ServerConfig, workers: number): Promise<ServingHandle> {
   if (cluster.isWorker) {
-    const instance = await serve(config);
+    const instance = await serve(withHashShare(config, workers));
     process.send?.({ gatehouse: 'listening', url: instance.server.url } satisfies ListeningMessage);
     return instanceHandle(instance);
   }
   if (workers <= 1) return instanceHandle(await serve(config));
   return supervise(config, workers);
+}
+
+/**
+ * Password hashes one worker runs at once: its share of the cores. Each worker hashing
+ * on every core would put `workers` × `cores` hashes on the machine at once, and the
+ * logins would be slower together than one process alone.
+ */
+export function hashSlotsPerWorker(workers: number, cores = os.availableParallelism()): number {
+  return Math.max(1, Math.floor(cores / workers));
+}
+
+/** `config` with the worker's share of hash slots, unless `argon2.concurrency` was set explicitly. */
+export function withHashShare(config: ServerConfig, workers: number): ServerConfig {
+  if (config.argon2.concurrency !== undefined) return config;
+  // A copy with every property as it is (publicUrl is a getter).
+  const copy = Object.defineProperties({}, Object.getOwnPropertyDescriptors(config)) as ServerConfig;
+  copy.argon2 = { ...config.argon2, concurrency: hashSlotsPerWorker(workers) };
+  return copy;
 }
 
 function instanceHandle(instance: ServingInstance): ServingHandle {

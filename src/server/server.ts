@@ -154,7 +154,15 @@ export async function startServer(config: ServerConfig = loadConfig(), options: 
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound ? bound.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  gatehouse.logger.info({ url, publicUrl: gatehouse.config.publicUrl, database: config.databaseUrl.split(':')[0] }, 'gatehouse listening');
+  gatehouse.logger.info(
+    {
+      url,
+      publicUrl: gatehouse.config.publicUrl,
+      database: config.databaseUrl.split(':')[0],
+      passwordHashSlots: gatehouse.passwords.concurrency,
+    },
+    'gatehouse listening',
+  );
   if (gatehouse.origins.development) {
     gatehouse.logger.warn(
       { accepted: gatehouse.origins.accepted() },

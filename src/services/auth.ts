@@ -4,6 +4,7 @@
  */
 import { EmailTakenError, InvalidCredentialsError, NoPendingAuthenticationError, TooManyAttemptsError } from '../core/errors.js';
 import { normaliseEmail, requireEmail } from '../core/email.js';
+import type { SecurityEventName } from '../core/events.js';
 import { completeSecondFactor, recordPassword, startSession, type FirstFactor, type MfaPolicy } from '../core/session-state.js';
 import { factorMethodsOf } from '../store/json-columns.js';
 import type { UserStore } from '../store/users.js';
@@ -146,15 +147,22 @@ export class AuthService {
         };
     const account = this.policy.mfaRequired === 'all' ? { ...decided.account, mfaPolicy: 'all' as const } : decided.account;
     const facts = startSession(account, decided.factor, ctx.now, this.sessions.times);
-    const session = await this.sessions.create(user.id, facts, ctx, { transport, remember, risk: decided.risk });
     const outcome: LoginOutcome =
       facts.state === 'full' ? 'authenticated' : facts.state === 'pending' ? 'mfa_required' : 'enrollment_required';
     const risk = decided.risk?.signals ?? [];
-    if (outcome === 'authenticated') await this.log.record('login.succeeded', user.id, ctx, { amr: facts.amr, risk });
-    else if (outcome === 'mfa_required') await this.log.record('login.challenged', user.id, ctx, { risk });
+    const events: Array<[SecurityEventName, Record<string, unknown>]> = [];
+    if (outcome === 'authenticated') events.push(['login.succeeded', { amr: facts.amr, risk }]);
+    else if (outcome === 'mfa_required') events.push(['login.challenged', { risk }]);
     if (decided.dueAt !== null && outcome === 'authenticated') {
-      await this.log.record('account.enrolment_reminder', user.id, ctx, { dueAt: new Date(decided.dueAt).toISOString() });
+      events.push(['account.enrolment_reminder', { dueAt: new Date(decided.dueAt).toISOString() }]);
     }
+    // The session and its sign-in events: one write transaction.
+    const session = await this.log.recordWith(
+      (trx) => this.sessions.create(user.id, facts, ctx, { transport, remember, risk: decided.risk }, trx),
+      user.id,
+      ctx,
+      events,
+    );
     return { outcome, user, session, methods: decided.methods, enrolmentDueAt: decided.dueAt };
   }
 

@@ -1,7 +1,9 @@
 /**
  * Password hashing with argon2id. Hashing is memory-hard on purpose, so a login flood
- * must not run unbounded hashes at once: at most one per core is in flight, the rest
- * wait in a queue.
+ * must not run unbounded hashes at once: at most `concurrency` (default one per core) are
+ * in flight, the rest wait in a queue. With several worker processes on one machine each
+ * gets its share of the cores (server/cluster.ts), or the workers together would run more
+ * hashes than there are cores and every login would wait on the others.
  */
 import os from 'node:os';
 import { Algorithm, hash, verify } from '@node-rs/argon2';
@@ -50,10 +52,16 @@ export function assertAcceptablePassword(password: string): void {
 }
 
 export class PasswordHasher {
-  private readonly gate = new Semaphore(Math.max(1, os.availableParallelism()));
+  private readonly gate: Semaphore;
   private dummyHash: Promise<string> | undefined;
 
-  constructor(private readonly cost: Argon2Cost) {}
+  constructor(
+    private readonly cost: Argon2Cost,
+    /** Hashes in flight at once. */
+    readonly concurrency = Math.max(1, os.availableParallelism()),
+  ) {
+    this.gate = new Semaphore(concurrency);
+  }
 
   private options() {
     return {

@@ -29,6 +29,8 @@ export interface ActiveSession {
   /** The account's roles and enrolment due time (core/role-policy.ts). */
   roles: string[];
   mfaDueAt: number | null;
+  /** When the account was created (read with the session: `GET /api/account` needs no second read). */
+  accountCreatedAt: number;
   /** What risk signals raised for this session at sign-in (core/risk.ts); null: none recorded. */
   risk: SessionRisk | null;
   ip: string;
@@ -63,6 +65,7 @@ function toActive(row: SessionWithAccount): ActiveSession {
     factorMethods: factorMethodsOf(row),
     roles: rolesOf(row),
     mfaDueAt: row.mfa_due_at === null ? null : Number(row.mfa_due_at),
+    accountCreatedAt: row.account_created_at,
     // Unreadable: the strictest reading (1 s window: every ★ action asks again).
     risk: parseSessionRisk(row.risk ?? null, 1),
     ip: row.ip,
@@ -96,28 +99,32 @@ export class SessionService {
     facts: SessionFacts,
     ctx: RequestContext,
     options: { transport: SessionTransport; remember?: boolean; risk?: SessionRisk | null },
+    trx?: Transaction<Database>,
   ): Promise<IssuedSession> {
     const token = randomToken();
     const id = newId();
-    await this.store.insert({
-      id,
-      user_id: userId,
-      token_hash: hashToken(token),
-      state: facts.state,
-      amr: JSON.stringify(facts.amr),
-      transport: options.transport,
-      auth_time: facts.authTime,
-      password_at: facts.passwordAt,
-      mfa_at: facts.mfaAt,
-      webauthn_at: facts.webauthnAt ?? null,
-      remember: options.remember ? 1 : 0,
-      risk: options.risk ? JSON.stringify(options.risk) : null,
-      created_at: facts.createdAt,
-      last_seen_at: facts.lastSeenAt,
-      expires_at: facts.expiresAt,
-      ip: ctx.ip,
-      user_agent: ctx.userAgent.slice(0, 512),
-    });
+    await this.store.insert(
+      {
+        id,
+        user_id: userId,
+        token_hash: hashToken(token),
+        state: facts.state,
+        amr: JSON.stringify(facts.amr),
+        transport: options.transport,
+        auth_time: facts.authTime,
+        password_at: facts.passwordAt,
+        mfa_at: facts.mfaAt,
+        webauthn_at: facts.webauthnAt ?? null,
+        remember: options.remember ? 1 : 0,
+        risk: options.risk ? JSON.stringify(options.risk) : null,
+        created_at: facts.createdAt,
+        last_seen_at: facts.lastSeenAt,
+        expires_at: facts.expiresAt,
+        ip: ctx.ip,
+        user_agent: ctx.userAgent.slice(0, 512),
+      },
+      trx,
+    );
     return { id, token, facts };
   }
 

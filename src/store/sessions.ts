@@ -8,6 +8,8 @@ export interface SessionWithAccount extends SessionRow {
   factor_methods: string;
   roles: string;
   mfa_due_at: number | null;
+  /** users.created_at (the session row has its own created_at). */
+  account_created_at: number;
 }
 
 export class SessionStore {
@@ -23,7 +25,7 @@ export class SessionStore {
         .selectFrom('sessions')
         .innerJoin('users', 'users.id', 'sessions.user_id')
         .selectAll('sessions')
-        .select(['users.email', 'users.factor_methods', 'users.roles', 'users.mfa_due_at'])
+        .select(['users.email', 'users.factor_methods', 'users.roles', 'users.mfa_due_at', 'users.created_at as account_created_at'])
         .where('sessions.token_hash', '=', tokenHash);
     this.byTokenHash = handle
       ? (hotRead<SessionWithAccount>(handle, 'session_by_token_hash', query('')) as (tokenHash: string) => Promise<SessionWithAccount[]>)
@@ -35,8 +37,11 @@ export class SessionStore {
     return (await this.byTokenHash(tokenHash))[0];
   }
 
-  async insert(row: Omit<SessionRow, 'mfa_attempts' | 'risk'> & { risk?: string | null }): Promise<void> {
-    await this.db.insertInto('sessions').values(row).execute();
+  async insert(
+    row: Omit<SessionRow, 'mfa_attempts' | 'risk'> & { risk?: string | null },
+    trx: Transaction<Database> | Kysely<Database> = this.db,
+  ): Promise<void> {
+    await trx.insertInto('sessions').values(row).execute();
   }
 
   /**

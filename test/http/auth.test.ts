@@ -243,6 +243,27 @@ describe('GET /api/session and /api/account', () => {
     expect((await mfa.client.get('/api/account')).body).toMatchObject({ id: mfa.userId, mfaEnabled: true });
     expect((await new Client(base).get('/api/account')).status).toBe(401);
   });
+
+  it('account: a session answers what an API token answers (the account as of this request, never a copy from an earlier one)', async () => {
+    const account = await signup(base);
+    const created = await account.client.post('/api/tokens', { name: 'reader', scopes: ['account:read'] });
+    expect(created.status).toBe(201);
+    const byToken = new Client(base);
+    byToken.bearer = created.body.token;
+    // A later session: its own created_at differs from the account's.
+    await new Promise((r) => setTimeout(r, 5));
+    const later = (await login(base, account)).client;
+    const expected = (await byToken.get('/api/account')).body;
+    expect(expected).toMatchObject({ id: account.userId, email: account.email, mfaEnabled: false });
+    expect((await account.client.get('/api/account')).body).toEqual(expected);
+    expect((await later.get('/api/account')).body).toEqual(expected);
+
+    // Changed in the database between two requests: the next request of the same session sees it.
+    const renamed = uniqueEmail();
+    await server.server.gatehouse.database.db.updateTable('users').set({ email: renamed }).where('id', '=', account.userId).execute();
+    expect((await later.get('/api/account')).body).toEqual({ ...expected, email: renamed });
+    expect((await byToken.get('/api/account')).body).toEqual({ ...expected, email: renamed });
+  });
 });
 
 describe('second factors', () => {

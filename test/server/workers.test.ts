@@ -72,6 +72,16 @@ describe('two workers on one SQLite file', () => {
     expect(await logsShow(() => servedBy('/healthz').size === 2)).toBe(true);
   });
 
+  it('hash passwords on their share of the cores only (not every core each)', () => {
+    const listening = server
+      .logs()
+      .split('\n')
+      .filter((line) => line.startsWith('{') && line.includes('"msg":"gatehouse listening"'))
+      .map((line) => JSON.parse(line) as { pid: number; passwordHashSlots: number });
+    expect(new Set(listening.map((l) => l.pid)).size).toBe(2);
+    for (const worker of listening) expect(worker.passwordHashSlots).toBe(Math.max(1, Math.floor(os.availableParallelism() / 2)));
+  });
+
   it('hold the consecutive-failure cap exactly: 30 simultaneous wrong passwords, 10 checked, then locked on both', async () => {
     const victim = await signup(server.url);
     const bystander = await signup(server.url);

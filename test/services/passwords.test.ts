@@ -27,6 +27,54 @@ describe('PasswordHasher', () => {
     expect(new PasswordHasher(cheap).needsRehash('$2b$10$bcrypt-hash')).toBe(true);
   });
 
+  it('runs as many hashes at once as configured and queues the rest (default: one per core)', async () => {
+    const { availableParallelism } = await import('node:os');
+    expect(new PasswordHasher(cheap).concurrency).toBe(Math.max(1, availableParallelism()));
+    const hasher = new PasswordHasher(cheap, 3);
+    expect(hasher.concurrency).toBe(3);
+    // Started together: three take a slot at once, the other four wait in the queue.
+    const hashes = Array.from({ length: 7 }, (_, i) => hasher.hash(`lantern-pebble-${i}`));
+    expect(hasher.queueDepth).toBe(4);
+    expect(await Promise.all(hashes)).toHaveLength(7);
+    expect(hasher.queueDepth).toBe(0);
+  });
+
+  it('the library passes argon2.concurrency to its hasher; workers share the cores', async () => {
+    const { assembleGatehouse } = await import('../../src/gatehouse.js');
+    const { hashSlotsPerWorker, withHashShare } = await import('../../src/server/cluster.js');
+    const { loadConfig, resolveOptions } = await import('../../src/config.js');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gatehouse-hash-slots-'));
+    const gatehouse = await assembleGatehouse(
+      resolveOptions({
+        dataDir,
+        argon2: { memoryKiB: 1024, iterations: 1, concurrency: 1 },
+      }),
+    );
+    try {
+      expect(gatehouse.passwords.concurrency).toBe(1);
+      const hashes = [gatehouse.passwords.hash('lantern-pebble-1'), gatehouse.passwords.hash('lantern-pebble-2')];
+      expect(gatehouse.passwords.queueDepth).toBe(1);
+      await Promise.all(hashes);
+    } finally {
+      await gatehouse.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+
+    expect([1, 2, 3, 4, 8].map((workers) => hashSlotsPerWorker(workers, 4))).toEqual([4, 2, 1, 1, 1]);
+    expect(hashSlotsPerWorker(2, 2)).toBe(1);
+    const config = loadConfig({});
+    expect(config.argon2.concurrency).toBeUndefined();
+    const shared = withHashShare(config, 2);
+    expect(shared.argon2.concurrency).toBe(hashSlotsPerWorker(2));
+    expect(shared.publicUrl).toBe(config.publicUrl);
+    const explicit = loadConfig({});
+    explicit.argon2.concurrency = 5;
+    expect(withHashShare(explicit, 2).argon2.concurrency).toBe(5);
+  });
+
   it('verifyDummy does the work and always says no', async () => {
     const hasher = new PasswordHasher(cheap);
     expect(await hasher.verifyDummy('gatehouse-dummy-password')).toBe(false);

@@ -15,6 +15,17 @@ export async function accountRoutes(app: FastifyInstance, { gatehouse }: { gateh
   const { stores, log, sessions } = gatehouse;
 
   app.get('/api/account', { config: requires({ session: 'full', scope: 'account:read' }) }, async (request) => {
+    const { principal } = request;
+    // A session: the gate read the account with it, in this request; no second read.
+    if (principal.kind === 'session') {
+      const { session } = principal;
+      return {
+        id: session.userId,
+        email: session.email,
+        mfaEnabled: session.factorMethods.length > 0,
+        createdAt: iso(session.accountCreatedAt),
+      };
+    }
     const user = await stores.users.findById(userIdOf(request));
     if (!user) throw new NotFoundError();
     return { id: user.id, email: user.email, mfaEnabled: factorMethodsOf(user).length > 0, createdAt: iso(user.created_at) };
