@@ -224,10 +224,20 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     config.lockoutSeconds,
   );
   const passwords = new PasswordHasher(config.argon2, config.argon2.concurrency);
-  const accountChanges = new AccountChanges(db, stores.users, stores.sessions, stores.factors, stores.factorSetups, {
-    stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds,
+  const policy = new PolicyService(db, {
+    deployment: {
+      mfaRequired: config.mfaRequired,
+      stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds,
+      enrolmentGraceSeconds: config.enrolmentGraceDays * 86_400,
+    },
+    roles: config.roles,
+    risk: config.risk,
     phishingResistantOnly: config.stepUpPhishingResistant,
   });
+  // Freshness judged again under the account lock uses the gate's window (roles, risk).
+  const accountChanges = new AccountChanges(db, stores.users, stores.sessions, stores.factors, stores.factorSetups, (roles, risk) =>
+    policy.freshnessFor(roles, risk),
+  );
   const sessions = new SessionService(stores.sessions, accountChanges, {
     pendingTtlSeconds: config.pendingTtlSeconds,
     sessionTtlSeconds: config.sessionTtlSeconds,
@@ -244,7 +254,6 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     sessions,
     log,
     hasher: keys.hasher,
-    freshness: { stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds, phishingResistantOnly: config.stepUpPhishingResistant },
     mfaRequired: config.mfaRequired,
     removedHooks: factorRemovedHooks,
   };
@@ -266,16 +275,6 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   const rememberTokens = new RememberTokenStore(db);
   const trustedDeviceStore = new TrustedDeviceStore(db);
   const trustedDevices = new TrustedDeviceService(trustedDeviceStore, log, { days: config.trustedDeviceDays });
-  const policy = new PolicyService(db, {
-    deployment: {
-      mfaRequired: config.mfaRequired,
-      stepUpMaxAgeSeconds: config.stepUpMaxAgeSeconds,
-      enrolmentGraceSeconds: config.enrolmentGraceDays * 86_400,
-    },
-    roles: config.roles,
-    risk: config.risk,
-    phishingResistantOnly: config.stepUpPhishingResistant,
-  });
   const auth = new AuthService(
     stores.users,
     sessions,
@@ -298,15 +297,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   const revokeAccountAccess: Gatehouse['revokeAccountAccess'] = async (userId, keepSessionId, trx) => {
     for (const revoke of accessRevokers) await revoke(userId, keepSessionId, trx);
   };
-  const passwordChange = new PasswordChangeService(
-    accountChanges,
-    stores.users,
-    passwords,
-    limits,
-    log,
-    revokeAccountAccess,
-    factorChanges.freshness,
-  );
+  const passwordChange = new PasswordChangeService(accountChanges, stores.users, passwords, limits, log, revokeAccountAccess);
 
   // Mail (outbox + worker + notification listener), API tokens, e-mail change, password reset.
   // Links (reset, e-mail change) reach mail through typed events, never through services.

@@ -51,7 +51,11 @@ export interface AccountFacts {
 export type Principal =
   | { kind: 'anonymous' }
   | { kind: 'session'; session: SessionFacts; account: AccountFacts }
-  | { kind: 'api_token'; scopes: readonly Scope[] };
+  /**
+   * `enrolmentDue`: the token's account must enrol a second factor first (a role requires
+   * one and its grace ended, core/role-policy.ts): its tokens are refused as its sessions are.
+   */
+  | { kind: 'api_token'; scopes: readonly Scope[]; enrolmentDue?: boolean };
 
 export interface FreshnessPolicy {
   stepUpMaxAgeSeconds: number;
@@ -74,6 +78,7 @@ export function authorize(requirement: Requirement, principal: Principal, now: n
   if (principal.kind === 'api_token') {
     if (requirement.role !== undefined) return new InteractiveSessionRequiredError();
     if (!requirement.scope || requirement.session !== 'full') return new InteractiveSessionRequiredError();
+    if (principal.enrolmentDue === true) return new EnrollmentRequiredError();
     if (!principal.scopes.includes(requirement.scope)) return new InsufficientScopeError(requirement.scope);
     // A token is never an interactive, fresh check of anything.
     if (requirement.fresh) return new InteractiveSessionRequiredError();

@@ -14,6 +14,7 @@ import type { Scope } from '../core/scopes.js';
 import { needsTouch } from '../core/session-state.js';
 import type { Gatehouse } from '../gatehouse.js';
 import type { RequestContext } from '../services/context.js';
+import type { AccountPolicyFacts } from '../services/policy.js';
 import type { ActiveSession } from '../services/sessions.js';
 import { cookiePolicy, type CookiePolicy } from './cookies.js';
 
@@ -42,6 +43,8 @@ export interface ApiTokenPrincipal {
   id: string;
   userId: string;
   scopes: Scope[];
+  /** The account's roles, factors and enrolment due time, read with the token: its enrolment binds the token too. */
+  account: AccountPolicyFacts;
 }
 
 /** Who is asking, as the gate resolved it. */
@@ -124,7 +127,10 @@ function toCorePrincipal(
     case 'anonymous':
       return [principal, deployment];
     case 'api_token':
-      return [{ kind: 'api_token', scopes: principal.token.scopes }, deployment];
+      return [
+        { kind: 'api_token', scopes: principal.token.scopes, enrolmentDue: gatehouse.policy.enrolmentDue(principal.token.account, now) },
+        deployment,
+      ];
     case 'session': {
       const view = gatehouse.policy.gateView(principal.session, now);
       return [{ kind: 'session', session: principal.session.facts, account: view.account }, view.freshness];

@@ -8,6 +8,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { InvalidRequestError, NotFoundError } from '../core/errors.js';
 import type { Scope } from '../core/scopes.js';
 import type { ApiTokenStore } from '../store/api-tokens.js';
+import { factorMethodsOf, rolesOf } from '../store/json-columns.js';
 import type { Database } from '../store/schema.js';
 import type { RequestContext } from './context.js';
 import { hashToken, newId, randomToken } from './keys.js';
@@ -34,6 +35,14 @@ export interface ResolvedApiToken {
   id: string;
   userId: string;
   scopes: Scope[];
+  /** What the gate decides the account's enrolment with (as for a session): read with the token. */
+  account: TokenAccountFacts;
+}
+
+export interface TokenAccountFacts {
+  roles: string[];
+  factorMethods: string[];
+  mfaDueAt: number | null;
 }
 
 /** A stored token's scopes, less any the host app no longer declares. */
@@ -63,7 +72,7 @@ export class ApiTokenService {
    * current then (a concurrent password reset that revoked it wins; the token is not made).
    */
   async create(
-    session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash' | 'facts'>,
+    session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash' | 'facts' | 'risk'>,
     input: { name: string; scopes: string[] },
     ctx: RequestContext,
   ): Promise<{ id: string; token: string; scopes: Scope[] }> {
@@ -82,7 +91,7 @@ export class ApiTokenService {
     await this.accounts.apply(userId, ctx.now, {
       actingSession: session,
       voidsSetups: false,
-      fresh: { session: session.facts },
+      fresh: { session: session.facts, risk: session.risk },
       run: async (trx) => {
         if ((await this.store.countForUser(trx, userId)) >= MAX_TOKENS_PER_ACCOUNT) {
           throw new InvalidRequestError(`An account can hold at most ${MAX_TOKENS_PER_ACCOUNT} tokens; delete some first.`, [
@@ -138,7 +147,16 @@ export class ApiTokenService {
     if (row.last_used_at === null || row.last_used_at <= now - API_TOKEN_TOUCH_INTERVAL_MS) {
       await this.store.touch(row.id, now, API_TOKEN_TOUCH_INTERVAL_MS);
     }
-    return { id: row.id, userId: row.user_id, scopes: parseScopes(row.scopes, this.scopes) };
+    return {
+      id: row.id,
+      userId: row.user_id,
+      scopes: parseScopes(row.scopes, this.scopes),
+      account: {
+        roles: rolesOf(row),
+        factorMethods: factorMethodsOf(row),
+        mfaDueAt: row.mfa_due_at === null ? null : Number(row.mfa_due_at),
+      },
+    };
   }
 
   /** The gate extension (`GateExtensions.apiTokens`). */

@@ -57,7 +57,7 @@ export class EmailChangeService {
    * outlived by a change requested from a session it revoked.
    */
   async request(
-    session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash' | 'facts'>,
+    session: Pick<ActiveSession, 'id' | 'userId' | 'tokenHash' | 'facts' | 'risk'>,
     newEmail: string,
     ctx: RequestContext,
   ): Promise<EmailAddress> {
@@ -81,7 +81,7 @@ export class EmailChangeService {
     await this.accounts.apply(userId, ctx.now, {
       actingSession: session,
       voidsSetups: false,
-      fresh: { session: session.facts },
+      fresh: { session: session.facts, risk: session.risk },
       run: async (trx) => {
         // Only the newest request can be confirmed.
         await this.changes.voidOpen(trx, userId, ctx.now);

@@ -8,7 +8,6 @@
 import type { Transaction } from 'kysely';
 import { InvalidRequestError, NoPendingSetupError, NotFoundError } from '../core/errors.js';
 import { decideConfirmation, type FactorType } from '../core/factor-lifecycle.js';
-import type { FreshnessPolicy } from '../core/requirements.js';
 import { assuranceLevel, type AuthMethod, type MfaPolicy } from '../core/session-state.js';
 import type { FactorSetupStore, FactorStore, RecoveryCodeStore } from '../store/factors.js';
 import type { Database, FactorSetupRow } from '../store/schema.js';
@@ -27,7 +26,6 @@ export interface FactorChangeDeps {
   sessions: SessionService;
   log: SecurityLog;
   hasher: KeyedHasher;
-  freshness: FreshnessPolicy;
   mfaRequired: MfaPolicy;
   /** Run after a confirmed factor is removed (trusted devices are revoked here). */
   removedHooks: ReadonlyArray<(userId: string) => Promise<void>>;
@@ -67,7 +65,8 @@ export async function confirmFactor(
         account,
         factorAmr: factor.amr,
         now: ctx.now,
-        policy: deps.freshness,
+        // I2 with the gate's window (roles as they are now, the session's risk).
+        policy: account.freshness(session.risk),
         times: deps.sessions.times,
       });
       if (!(await deps.setups.consume(trx, setup.id, session.id, account.epoch, ctx.now))) throw new NoPendingSetupError();

@@ -241,7 +241,7 @@ export class FederationService {
     await this.accounts.apply(session.userId, ctx.now, {
       actingSession: { id: session.id, tokenHash: session.tokenHash },
       voidsSetups: false,
-      fresh: { session: session.facts },
+      fresh: { session: session.facts, risk: session.risk },
       run: async (trx) => {
         const taken = await this.store.takeFlow(pending.handle_hash, 'link_pending', ctx.now, trx);
         if (!taken) throw new UpstreamLoginError('This link request was already used.');
@@ -265,7 +265,7 @@ export class FederationService {
     await this.accounts.apply(session.userId, ctx.now, {
       actingSession: { id: session.id, tokenHash: session.tokenHash },
       voidsSetups: false,
-      fresh: { session: session.facts },
+      fresh: { session: session.facts, risk: session.risk },
       run: async (trx) => {
         if (!(await this.store.unlink(trx, session.userId, id))) throw new NotFoundError('No such linked sign-in.');
         await this.log.record('upstream.unlinked', session.userId, ctx, {}, trx);

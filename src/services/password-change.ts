@@ -9,7 +9,6 @@
 import { InvalidCredentialsError, TooManyAttemptsError } from '../core/errors.js';
 import { normaliseEmail } from '../core/email.js';
 import type { Transaction } from 'kysely';
-import type { FreshnessPolicy } from '../core/requirements.js';
 import type { Database } from '../store/schema.js';
 import type { UserStore } from '../store/users.js';
 import { AccountGoneError, type AccountChanges } from './account-changes.js';
@@ -27,7 +26,6 @@ export class PasswordChangeService {
     private readonly limits: Limits,
     private readonly log: SecurityLog,
     private readonly revokeAccountAccess: (userId: string, keepSessionId: string | undefined, trx: Transaction<Database>) => Promise<void>,
-    private readonly freshness: FreshnessPolicy,
   ) {}
 
   async change(session: ActiveSession, currentPassword: string, newPassword: string, ctx: RequestContext): Promise<void> {
@@ -52,7 +50,7 @@ export class PasswordChangeService {
     await this.accounts.apply(user.id, ctx.now, {
       actingSession: session,
       voidsSetups: true,
-      fresh: { session: session.facts, policy: this.freshness },
+      fresh: { session: session.facts, risk: session.risk },
       run: async (trx, account) => {
         // Checked against the password as it is now, not as read before the lock.
         if (account.passwordHash !== user.password_hash) throw new AccountGoneError();

@@ -54,6 +54,9 @@ export interface SignInDecision {
   dueAt: number | null;
 }
 
+/** What the enrolment decision reads of an account (a session's or an API token's read joins it). */
+export type AccountPolicyFacts = Pick<ActiveSession, 'roles' | 'factorMethods' | 'mfaDueAt'>;
+
 /** Events whose address makes a network known to the account. */
 const KNOWN_NETWORK_EVENTS = ['login.succeeded', 'account.created'];
 const FAILURE_EVENTS = ['login.failed', 'mfa.failed'];
@@ -84,13 +87,33 @@ export class PolicyService {
   /** What the gate decides with, for one session: no I/O (the session's read joined the account). */
   gateView(session: ActiveSession, now: number): { account: AccountFacts; freshness: FreshnessPolicy } {
     const policy = this.policyOf(session.roles);
-    const status = enrolmentStatus(policy, session.factorMethods, session.mfaDueAt, now);
     return {
-      account: { factorMethods: usableMethods(session.factorMethods, policy), enrolmentDue: status === 'due', roles: session.roles },
-      freshness: {
-        stepUpMaxAgeSeconds: effectiveStepUpWindow(policy.stepUpMaxAgeSeconds, session.risk ?? NO_DEMAND),
-        phishingResistantOnly: this.settings.phishingResistantOnly,
+      account: {
+        factorMethods: usableMethods(session.factorMethods, policy),
+        enrolmentDue: this.enrolmentDue(session, now),
+        roles: session.roles,
       },
+      freshness: this.freshnessFor(session.roles, session.risk),
+    };
+  }
+
+  /**
+   * Whether the account must enrol before anything else (a role requires a factor, its grace
+   * ended, none counts): decided alike for a session and for an API token of the account.
+   */
+  enrolmentDue(account: AccountPolicyFacts, now: number): boolean {
+    return enrolmentStatus(this.policyOf(account.roles), account.factorMethods, account.mfaDueAt, now) === 'due';
+  }
+
+  /**
+   * The step-up window for a session of an account with these roles: the deployment's,
+   * shortened by the roles and the session's risk (never lengthened). The gate and the
+   * re-judgement under the account lock (AccountChanges) both use this one.
+   */
+  freshnessFor(roles: readonly string[], risk: SessionRisk | null): FreshnessPolicy {
+    return {
+      stepUpMaxAgeSeconds: effectiveStepUpWindow(this.policyOf(roles).stepUpMaxAgeSeconds, risk ?? NO_DEMAND),
+      phishingResistantOnly: this.settings.phishingResistantOnly,
     };
   }
 

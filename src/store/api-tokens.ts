@@ -3,6 +3,13 @@ import type { ApiTokensTable, Database } from './schema.js';
 
 export type ApiTokenRow = Selectable<ApiTokensTable>;
 
+/** A token row joined with what the gate needs of its account (as for a session). */
+export interface ApiTokenWithAccount extends ApiTokenRow {
+  factor_methods: string;
+  roles: string;
+  mfa_due_at: number | null;
+}
+
 export class ApiTokenStore {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -10,12 +17,13 @@ export class ApiTokenStore {
     await trx.insertInto('api_tokens').values(row).execute();
   }
 
-  /** The token for a hash, only while its account exists (one indexed read). */
-  findByHash(tokenHash: string): Promise<ApiTokenRow | undefined> {
+  /** The token for a hash with its account's policy facts, only while its account exists (one indexed read). */
+  findByHash(tokenHash: string): Promise<ApiTokenWithAccount | undefined> {
     return this.db
       .selectFrom('api_tokens')
       .innerJoin('users', 'users.id', 'api_tokens.user_id')
       .selectAll('api_tokens')
+      .select(['users.factor_methods', 'users.roles', 'users.mfa_due_at'])
       .where('api_tokens.token_hash', '=', tokenHash)
       .executeTakeFirst();
   }

@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { hotRead, type DatabaseHandle } from './database.js';
 import type { Database, UserRow } from './schema.js';
+import { rolesOf } from './json-columns.js';
 
 export class UserStore {
   private readonly byId: (id: string) => Promise<UserRow[]>;
@@ -59,14 +60,17 @@ export class UserStore {
    * takes the user row's write lock (a row lock on PostgreSQL, the write lock on SQLite)
    * until commit, so changes to one account run one after another on every instance.
    */
-  async lockForChange(trx: Transaction<Database>, id: string): Promise<{ epoch: number; passwordHash: string } | undefined> {
+  async lockForChange(
+    trx: Transaction<Database>,
+    id: string,
+  ): Promise<{ epoch: number; passwordHash: string; roles: string[] } | undefined> {
     const row = await trx
       .updateTable('users')
       .set((eb) => ({ security_epoch: eb.ref('security_epoch') }))
       .where('id', '=', id)
-      .returning(['security_epoch', 'password_hash'])
+      .returning(['security_epoch', 'password_hash', 'roles'])
       .executeTakeFirst();
-    return row ? { epoch: Number(row.security_epoch), passwordHash: row.password_hash } : undefined;
+    return row ? { epoch: Number(row.security_epoch), passwordHash: row.password_hash, roles: rolesOf(row) } : undefined;
   }
 
   /** Moves the account to a new epoch: unconfirmed set-ups of earlier epochs are void. */

@@ -194,6 +194,15 @@ describe('authorize: error details', () => {
       }
     }
   });
+
+  it('a token of an account whose enrolment is due gets enrollment_required on the routes tokens may call, whatever its scopes', () => {
+    for (const scope of API_TOKEN_SCOPES) {
+      const due: Principal = { kind: 'api_token', scopes: [...API_TOKEN_SCOPES], enrolmentDue: true };
+      expect(authorize({ session: 'full', scope: scope as Scope }, due, NOW, policy)).toBeInstanceOf(EnrollmentRequiredError);
+      const settled: Principal = { kind: 'api_token', scopes: [...API_TOKEN_SCOPES], enrolmentDue: false };
+      expect(authorize({ session: 'full', scope: scope as Scope }, settled, NOW, policy)).toBeNull();
+    }
+  });
 });
 
 describe('scopes', () => {

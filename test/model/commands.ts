@@ -97,7 +97,16 @@ const PAIRABLE = [
   'regenCodes',
   'createToken',
   'confirmEmail',
+  // P3: a recovery link spent twice at once, or while a newer reset voids it.
+  'adminReset',
+  'recover',
 ] as const;
+/**
+ * Pairs never drawn: two concurrent resets of one account mail two links the driver cannot
+ * tell apart (each half takes the first unseen mail), so the model could not know which
+ * link is the live one.
+ */
+const UNPAIRED = ['adminReset+adminReset'];
 type Single = (typeof SINGLE)[number];
 type Kind = Single | (typeof MACROS)[number];
 
@@ -589,8 +598,10 @@ export class PairCommand implements fc.AsyncCommand<World, Real> {
     const kb = applicable(m, this.b.kind, this.b.picks, PAIRABLE) as Single;
     const a = resolve(m, ka, this.a.picks, alloc)!;
     // Three pairs in four act as two different sessions (two sessions racing each other).
-    const b =
+    let b =
       resolve(m, kb, this.b.picks, alloc, 's' in a && this.b.picks[5]! % 4 !== 0 ? a.s : undefined) ?? resolve(m, kb, this.b.picks, alloc)!;
+    // Three recover pairs in four present the same link (P3: it opens at most one session).
+    if (a.t === 'recover' && b.t === 'recover' && this.b.picks[5]! % 4 !== 0) b = { ...b, acct: a.acct, token: a.token };
     if (a.t === 'advance' || b.t === 'advance' || this.skip.has(`${a.t}+${b.t}`)) {
       // Nothing pairable applies (or only a pair left out): no pair this time.
       this.shown = 'pair (nothing applies)';
@@ -658,7 +669,7 @@ export function commandArbitrary(maxCommands: number, withoutPairs: string[] = [
     kind: fc.oneof(...PAIRABLE.map((k) => ({ arbitrary: fc.constant<Kind>(k), weight: partKinds[k] ?? 1 }))),
     picks,
   });
-  const skip = new Set(withoutPairs.flatMap((w) => [w, w.split('+').reverse().join('+')]));
+  const skip = new Set([...UNPAIRED, ...withoutPairs].flatMap((w) => [w, w.split('+').reverse().join('+')]));
   const pair = fc
     .tuple(part, part)
     .filter(([a, b]) => !skip.has(`${a.kind}+${b.kind}`))
