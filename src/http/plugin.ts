@@ -138,8 +138,11 @@ async function ownRoutes(
   await app.register(passwordResetRoutes, { gatehouse });
   await app.register(upstreamRoutes, { gatehouse });
   await app.register(adminRoutes, { gatehouse, cookies });
-  // The OpenID Provider: /oidc/*, /.well-known/openid-configuration (encapsulated).
-  await app.register(oidcRoutes, { gatehouse, cookies, behindProxy: options.behindProxy });
+  // The OpenID Provider: /oidc/*, /.well-known/openid-configuration (encapsulated). Its
+  // issuer and interaction pages live at the root; under a prefix it would answer with
+  // wrong URLs, so it is not mounted there at all (fail closed, said once at start).
+  if (options.prefix) gatehouse.logger.info({ prefix: options.prefix }, 'OpenID Provider not mounted: it runs only at the root');
+  else await app.register(oidcRoutes, { gatehouse, cookies, behindProxy: options.behindProxy });
 }
 
 /** src/http/plugin.ts and dist/http/plugin.js both sit two folders below package.json. */

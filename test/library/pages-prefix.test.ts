@@ -194,6 +194,10 @@ describe('the pages under a prefix, in a Fastify host', () => {
     expect((await b.go('GET', '/auth/')).location).toBe('/auth/settings');
     expect((await b.go('GET', '/sign-in')).status).toBe(404);
     expect((await b.go('GET', '/assets/gatehouse.css')).status).toBe(404);
+    // The OpenID Provider runs only at the root: under a prefix it is not mounted at all,
+    // rather than publishing an issuer and endpoints with wrong URLs.
+    expect((await b.go('GET', '/auth/.well-known/openid-configuration')).status).toBe(404);
+    expect((await b.go('GET', '/auth/oidc/jwks')).status).toBe(404);
   });
 
   it('the checker itself fails on a link that leaves the prefix', () => {
