@@ -50,6 +50,7 @@ export async function issueRememberMeIfAsked(
   const presented = request.cookies[cookies.names.remember];
   if (presented !== undefined) await gatehouse.rememberMe.replace(presented, request.ctx);
   const issued = await gatehouse.rememberMe.issue(session.userId, session.sessionId, request.ctx);
+  if (!issued) return; // the session ended meanwhile (a concurrent logout)
   reply.setCookie(cookies.names.remember, issued.token, cookieOptions(cookies, secondsUntil(issued.expiresAt, request.ctx.now)));
 }
 

@@ -104,13 +104,15 @@ export class RememberMeService {
   ) {}
 
   /** Starts a new chain for a session that just became full. */
-  async issue(userId: string, sessionId: string, ctx: RequestContext): Promise<IssuedRememberToken> {
+  /** A new chain for the session; null when the session ended meanwhile (nothing to remember). */
+  async issue(userId: string, sessionId: string, ctx: RequestContext): Promise<IssuedRememberToken | null> {
     const token = randomToken();
     const expiresAt = ctx.now + this.options.rememberDays * 86_400_000;
-    await this.store.insert(
-      chainLink({ id: newId(), user_id: userId, family_id: newId(), session_id: sessionId, expires_at: expiresAt }, token, ctx),
-    );
-    return { token, expiresAt };
+    const issued = await this.store.insertForLiveSession({
+      ...chainLink({ id: newId(), user_id: userId, family_id: newId(), session_id: sessionId, expires_at: expiresAt }, token, ctx),
+      session_id: sessionId,
+    });
+    return issued ? { token, expiresAt } : null;
   }
 
   /** Classifies a presented token without using it. */

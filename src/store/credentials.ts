@@ -20,8 +20,23 @@ export type RevokeReason = 'replayed' | 'logout' | 'superseded' | 'session_revok
 export class RememberTokenStore {
   constructor(private readonly db: Kysely<Database>) {}
 
-  async insert(row: RememberTokenRow): Promise<void> {
-    await this.db.insertInto('remember_tokens').values(row).execute();
+  /**
+   * Starts a chain for a session that is still live; false when it ended meanwhile (a
+   * logout racing the request that asked to be remembered). The session row is locked
+   * first, as a session ending does before its revocation hook runs, so the chain is
+   * either refused here or revoked with the session: never left live behind a logout.
+   */
+  async insertForLiveSession(row: RememberTokenRow & { session_id: string }): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const session = await trx
+        .updateTable('sessions')
+        .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
+        .where('id', '=', row.session_id)
+        .executeTakeFirst();
+      if (Number(session.numUpdatedRows) !== 1) return false;
+      await trx.insertInto('remember_tokens').values(row).execute();
+      return true;
+    });
   }
 
   /**

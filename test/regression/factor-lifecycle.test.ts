@@ -302,6 +302,56 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
     }
   });
 
+  // Found by the long model search (SQLite, GATEHOUSE_MFA_REQUIRED=all, seed 520001): an
+  // enrolling session that asked to be remembered confirms its first factor while it logs
+  // out; the confirmation's remember-me chain was started after the logout had revoked the
+  // session's chains, so the logged-out browser's token still restored a (pending) session.
+  // The chain now starts only for a live session, locked first (RememberTokenStore). The
+  // other order the search reported (the logout presents the token the confirmation just
+  // replaced, so it ends nothing) is still open.
+  it('model search: a remember-me chain started by a first-factor confirmation racing its logout never restores', async () => {
+    for (let round = 0; round < 30; round++) {
+      const owner = await signup(required.urls[0]);
+      await owner.client.post('/api/auth/logout');
+      const { client, res } = await login(required.urls[0], owner, { remember: true });
+      expect(res.body.status).toBe('enrollment_required');
+      const setup = await client.post('/api/mfa/totp/setup');
+      expect(setup.status).toBe(200);
+      const [confirm, logout] = await Promise.all([
+        client.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) }),
+        client.withBase(required.urls[1]).post('/api/auth/logout'),
+      ]);
+      expect(logout.status).toBe(204);
+      expect([200, 401]).toContain(confirm.status);
+      const issued = confirm.setCookies.find((c) => c.startsWith('gatehouse_remember='));
+      if (!issued) continue;
+      // A logout that arrived after the confirmation replaced the session's token presented
+      // the old one and ended nothing (an open question, see issue 9's note): skip that order.
+      const renewed = new Client(required.urls[0]);
+      const sessionCookie = confirm.setCookies.find((c) => c.startsWith('gatehouse_session='));
+      if (sessionCookie) renewed.cookies.set('gatehouse_session', sessionCookie.split(';')[0]!.slice('gatehouse_session='.length));
+      if ((await renewed.get('/api/session')).status === 200) continue;
+      // The session ended: its remember-me token must restore nothing.
+      const copy = new Client(required.urls[0]);
+      copy.cookies.set('gatehouse_remember', issued.split(';')[0]!.slice('gatehouse_remember='.length));
+      const restored = await copy.get('/api/session');
+      expect(restored.status).toBe(401);
+      expect(restored.body.error).toBe('unauthenticated');
+    }
+    // Legitimate: without a logout, the remembered browser restores a pending session.
+    const owner = await signup(required.urls[0]);
+    await owner.client.post('/api/auth/logout');
+    const { client } = await login(required.urls[0], owner, { remember: true });
+    const setup = await client.post('/api/mfa/totp/setup');
+    const confirm = await client.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret) });
+    expect(confirm.status).toBe(200);
+    const kept = new Client(required.urls[0]);
+    kept.cookies.set('gatehouse_remember', client.cookies.get('gatehouse_remember')!);
+    const restored = await kept.get('/api/session');
+    expect(restored.status).toBe(401);
+    expect(restored.body.error).toBe('mfa_required');
+  });
+
   // Found by the model-based search: the gate judged the password change's freshness with
   // the factors the account had when the request arrived; another session's first factor,
   // confirmed meanwhile, made the change a ★ action needing that factor. No serial order
