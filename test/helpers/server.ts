@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { pgSchema } from './postgres.js';
@@ -120,6 +121,42 @@ export async function spawnServer(env: Record<string, string>, script = 'test/ab
         /* already gone */
       }
       await exited;
+    },
+  };
+}
+
+/**
+ * A server with per-role MFA policy (GATEHOUSE_ROLES), a 7-day enrolment grace and sessions
+ * that outlive it, on a clock the test moves (`clock.offsetMs`); started before the suite's
+ * tests, closed after them.
+ */
+export function serverWithRoles(
+  roles: Record<string, unknown>,
+  env: Record<string, string> = {},
+): { readonly server: TestServer; readonly clock: { offsetMs: number } } {
+  const clock = { offsetMs: 0 };
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    server = await startTestServer(
+      {
+        ...FAST_ENV,
+        GATEHOUSE_ROLES: JSON.stringify(roles),
+        GATEHOUSE_ENROLMENT_GRACE_DAYS: '7',
+        GATEHOUSE_SESSION_TTL: String(30 * 86_400),
+        GATEHOUSE_SESSION_IDLE_TTL: String(30 * 86_400),
+        ...env,
+      },
+      { now: () => Date.now() + clock.offsetMs },
+    );
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  return {
+    clock,
+    get server() {
+      if (!server) throw new Error('the server starts in beforeAll');
+      return server;
     },
   };
 }

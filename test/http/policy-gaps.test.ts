@@ -7,12 +7,12 @@
  *   (the roles as they are under the lock, the session's risk), never the deployment's
  *   longer one.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SessionRisk } from '../../src/core/risk.js';
 import { totpCodeAt } from '../../src/services/totp.js';
 import { PASSWORD, signup, signupWithTotp, uniqueEmail, type MfaAccount } from '../helpers/accounts.js';
 import { Client } from '../helpers/http-client.js';
-import { FAST_ENV, startTestServer, type TestServer } from '../helpers/server.js';
+import { serverWithRoles } from '../helpers/server.js';
 
 const DAY = 86_400_000;
 const ROLES = {
@@ -20,51 +20,35 @@ const ROLES = {
   brisk: { mfa: 'optional', stepUpMaxAgeSeconds: 60 },
 };
 
-let server: TestServer;
-let offsetMs = 0;
-beforeAll(async () => {
-  server = await startTestServer(
-    {
-      ...FAST_ENV,
-      GATEHOUSE_ROLES: JSON.stringify(ROLES),
-      GATEHOUSE_ENROLMENT_GRACE_DAYS: '7',
-      GATEHOUSE_STEP_UP_MAX_AGE: '900',
-      GATEHOUSE_SESSION_TTL: String(30 * 86_400),
-      GATEHOUSE_SESSION_IDLE_TTL: String(30 * 86_400),
-    },
-    { now: () => Date.now() + offsetMs },
-  );
-});
-afterAll(async () => {
-  await server?.close();
-});
+const deployment = serverWithRoles(ROLES, { GATEHOUSE_STEP_UP_MAX_AGE: '900' });
+const clock = deployment.clock;
 
-const facade = () => server.server.facade;
-const gatehouse = () => server.server.gatehouse;
+const facade = () => deployment.server.server.facade;
+const gatehouse = () => deployment.server.server.gatehouse;
 
 async function tokenOf(client: Client, scopes = ['account:read']): Promise<Client> {
   const made = await client.post('/api/tokens', { name: 'ci', scopes });
   expect(made.status, made.text).toBe(201);
-  const holder = new Client(server.url);
+  const holder = new Client(deployment.server.url);
   holder.bearer = made.body.token;
   return holder;
 }
 
 describe('API tokens of an account whose enrolment is due', () => {
   it('work during the grace period, answer enrollment_required after it, and work again once a factor is set up', async () => {
-    const user = await signup(server.url, { email: uniqueEmail('tokstaff') });
+    const user = await signup(deployment.server.url, { email: uniqueEmail('tokstaff') });
     await facade().admin.setRoles(user.userId, ['staff']);
     const token = await tokenOf(user.client);
     expect((await token.get('/api/account')).status).toBe(200);
 
     // Legitimate accounts whose tokens must keep working after the deadline.
-    const plain = await signup(server.url, { email: uniqueEmail('tokplain') });
+    const plain = await signup(deployment.server.url, { email: uniqueEmail('tokplain') });
     const plainToken = await tokenOf(plain.client);
-    const enrolled = await signupWithTotp(server.url, { email: uniqueEmail('tokenrolled') });
+    const enrolled = await signupWithTotp(deployment.server.url, { email: uniqueEmail('tokenrolled') });
     await facade().admin.setRoles(enrolled.userId, ['staff']);
     const enrolledToken = await tokenOf(enrolled.client);
 
-    offsetMs = 8 * DAY;
+    clock.offsetMs = 8 * DAY;
     try {
       const refused = await token.get('/api/account');
       expect(refused.status).toBe(403);
@@ -75,52 +59,52 @@ describe('API tokens of an account whose enrolment is due', () => {
       expect((await enrolledToken.get('/api/account')).status).toBe(200);
 
       // The owner enrols (a new sign-in is an enrolling one); the token works again.
-      const c = new Client(server.url);
+      const c = new Client(deployment.server.url);
       const login = await c.post('/api/auth/login', { email: user.email, password: PASSWORD });
       expect(login.status).toBe(202);
       expect(login.body.status).toBe('enrollment_required');
       const setup = await c.post('/api/mfa/totp/setup');
       expect(setup.status).toBe(200);
-      const confirm = await c.post('/api/mfa/totp/confirm', { code: totpCodeAt(setup.body.secret, Date.now() + offsetMs) });
+      const confirm = await c.post('/api/mfa/totp/confirm', { code: totpCodeAt(setup.body.secret, Date.now() + clock.offsetMs) });
       expect(confirm.status, confirm.text).toBe(200);
       expect((await token.get('/api/account')).status).toBe(200);
     } finally {
-      offsetMs = 0;
+      clock.offsetMs = 0;
     }
   });
 });
 
 describe('a role’s short step-up window', () => {
   async function signedIn(u: MfaAccount): Promise<Client> {
-    const b = new Client(server.url);
+    const b = new Client(deployment.server.url);
     expect((await b.post('/api/auth/login', { email: u.email, password: PASSWORD })).status).toBe(202);
     expect((await b.post('/api/auth/mfa/verify', { method: 'recovery_code', code: u.recoveryCodes.pop() })).status).toBe(200);
     return b;
   }
 
   it('the gate refuses a ★ action 120 s after the factor check under a 60 s role window; a step-up makes it work', async () => {
-    const brisk = await signupWithTotp(server.url, { email: uniqueEmail('brisk') });
-    const plain = await signupWithTotp(server.url, { email: uniqueEmail('unhurried') });
+    const brisk = await signupWithTotp(deployment.server.url, { email: uniqueEmail('brisk') });
+    const plain = await signupWithTotp(deployment.server.url, { email: uniqueEmail('unhurried') });
     await facade().admin.setRoles(brisk.userId, ['brisk']);
     const b = await signedIn(brisk);
     const p = await signedIn(plain);
-    offsetMs = 120_000;
+    clock.offsetMs = 120_000;
     try {
       const stale = await b.post('/api/mfa/recovery-codes');
       expect(stale.status).toBe(403);
       expect(stale.body).toMatchObject({ error: 'step_up_required', maxAge: 60 });
       // The deployment's 900 s still applies to an account without the role.
       expect((await p.post('/api/mfa/recovery-codes')).status).toBe(200);
-      const step = await b.post('/api/auth/step-up', { method: 'totp', code: totpCodeAt(brisk.secret, Date.now() + offsetMs) });
+      const step = await b.post('/api/auth/step-up', { method: 'totp', code: totpCodeAt(brisk.secret, Date.now() + clock.offsetMs) });
       expect(step.status, step.text).toBe(200);
       expect((await b.post('/api/mfa/recovery-codes')).status).toBe(200);
     } finally {
-      offsetMs = 0;
+      clock.offsetMs = 0;
     }
   });
 
   it('under the account lock, freshness is judged with the role window as the roles are then (a role given after the gate admitted)', async () => {
-    const user = await signup(server.url, { email: uniqueEmail('lockwin'), transport: 'token' });
+    const user = await signup(deployment.server.url, { email: uniqueEmail('lockwin'), transport: 'token' });
     const admittedAt = Date.now();
     // The session as the gate resolved it, before the role was given.
     const session = await gatehouse().sessions.resolve(user.client.bearer!, 'token', admittedAt);
@@ -147,7 +131,7 @@ describe('a role’s short step-up window', () => {
   });
 
   it('under the account lock, the session’s risk window applies too', async () => {
-    const user = await signup(server.url, { email: uniqueEmail('lockrisk'), transport: 'token' });
+    const user = await signup(deployment.server.url, { email: uniqueEmail('lockrisk'), transport: 'token' });
     const admittedAt = Date.now();
     const session = await gatehouse().sessions.resolve(user.client.bearer!, 'token', admittedAt);
     const change = (risk: SessionRisk | null) =>
