@@ -322,7 +322,8 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
         client.withBase(required.urls[1]).post('/api/auth/logout'),
       ]);
       expect(logout.status).toBe(204);
-      expect([200, 401]).toContain(confirm.status);
+      // 400 no_pending_setup: the logout ended the session (and its set-up) between the gate and the confirmation.
+      expect([200, 400, 401]).toContain(confirm.status);
       const issued = confirm.setCookies.find((c) => c.startsWith('gatehouse_remember='));
       if (!issued) continue;
       // A logout that arrived after the confirmation replaced the session's token presented
