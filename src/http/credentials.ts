@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Gatehouse } from '../gatehouse.js';
 import type { ActiveSession, SessionTransport } from '../services/sessions.js';
 import { clearCookie, cookieOptions, type CookiePolicy } from './cookies.js';
-import type { CookieWriter, GateExtensions, GateRequest } from './gate.js';
+import { bearerToken, type CookieWriter, type GateExtensions, type GateRequest } from './gate.js';
 
 function secondsUntil(expiresAt: number, now: number): number {
   return Math.max(1, Math.floor((expiresAt - now) / 1000));
@@ -68,6 +68,22 @@ export async function trustDeviceIfAsked(
   if (!gatehouse.policy.mayTrustDevice(session)) return;
   const issued = await gatehouse.trustedDevices.trust(session.userId, request.ctx, request.cookies[cookies.names.device]);
   if (issued) reply.setCookie(cookies.names.device, issued.token, cookieOptions(cookies, secondsUntil(issued.expiresAt, request.ctx.now)));
+}
+
+/**
+ * The session a logout ends: the gate's, or, when the presented token no longer names a
+ * session, the one whose token a parallel request (a factor confirmation, a step-up)
+ * replaced moments ago. Without this, a logout racing such a request answered 204 and
+ * left the session live (invariant I5, docs/security.md).
+ */
+export async function sessionToEnd(request: FastifyRequest, gatehouse: Gatehouse, cookies: CookiePolicy): Promise<ActiveSession | null> {
+  const { principal } = request;
+  if (principal.kind === 'session') return principal.session;
+  if (principal.kind !== 'anonymous') return null;
+  const bearer = bearerToken(request.headers);
+  const cookie = request.cookies[cookies.names.session];
+  if (bearer) return gatehouse.sessions.resolveReplaced(bearer, 'token', request.ctx.now);
+  return cookie ? gatehouse.sessions.resolveReplaced(cookie, 'cookie', request.ctx.now) : null;
 }
 
 /** Logout: this device's remember-me chain ends and its cookie is cleared. */

@@ -105,7 +105,7 @@ export interface GateOptions {
   ownRoute: string;
 }
 
-function bearerToken(headers: IncomingHttpHeaders): string | null {
+export function bearerToken(headers: IncomingHttpHeaders): string | null {
   const header = headers.authorization;
   if (typeof header !== 'string') return null;
   const match = /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);

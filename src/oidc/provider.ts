@@ -261,7 +261,10 @@ export async function createProvider(deps: ProviderDeps, db: Kysely<Database>): 
     await next();
     if (!(ctx as unknown as Record<symbol, boolean>)[LOGOUT]) return;
     const token = ctx.cookies.get(cookies.names.session, { signed: false });
-    const session = token ? await gatehouse.sessions.resolve(token, 'cookie', gatehouse.config.now()) : null;
+    const now = gatehouse.config.now();
+    const session = token
+      ? ((await gatehouse.sessions.resolve(token, 'cookie', now)) ?? (await gatehouse.sessions.resolveReplaced(token, 'cookie', now)))
+      : null;
     await gatehouse.auth.logout(session);
     // And this browser's remember-me chain, as the sign-out page does.
     const remember = ctx.cookies.get(cookies.names.remember, { signed: false });

@@ -182,7 +182,7 @@ export class AuthService {
       ctx,
     );
     const next = completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times);
-    return this.log.recordWith((trx) => this.sessions.advance(session, next, trx), session.userId, ctx, [
+    return this.log.recordWith((trx) => this.sessions.advance(session, next, ctx.now, trx), session.userId, ctx, [
       ['mfa.verified', { method }],
       ['login.succeeded', { amr: next.amr }],
     ]);
@@ -192,7 +192,7 @@ export class AuthService {
   async stepUp(session: ActiveSession, method: CodeMethod, code: string, ctx: RequestContext, response?: unknown): Promise<IssuedSession> {
     this.signInPolicy?.assertMethodCounts(session, method);
     const amr = await this.verifier.verify({ userId: session.userId, method, code, sessionId: session.id, response }, ctx);
-    const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times));
+    const issued = await this.sessions.advance(session, completeSecondFactor(session.facts, amr, ctx.now, this.sessions.times), ctx.now);
     await this.log.record('mfa.step_up', session.userId, ctx, { method });
     return issued;
   }
@@ -211,7 +211,7 @@ export class AuthService {
     } finally {
       await reservation.attempt.release();
     }
-    return this.sessions.advance(session, recordPassword(session.facts, ctx.now));
+    return this.sessions.advance(session, recordPassword(session.facts, ctx.now), ctx.now);
   }
 
   /**

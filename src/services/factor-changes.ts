@@ -80,7 +80,7 @@ export async function confirmFactor(
       }
       await deps.log.record('mfa.factor_added', session.userId, ctx, { type: factor.type, factorId: setup.id, ...factor.details }, trx);
       if (outcome.kind === 'additional_factor') return { recoveryCodes, session: null, aal: assuranceLevel(session.facts) };
-      const advanced = await deps.sessions.advance(session, outcome.session, trx);
+      const advanced = await deps.sessions.advance(session, outcome.session, ctx.now, trx);
       return { recoveryCodes, session: advanced, aal: assuranceLevel(advanced.facts) };
     },
   });

@@ -16,6 +16,13 @@ import { hashToken, newId, randomToken } from './keys.js';
 
 export type SessionTransport = 'cookie' | 'token';
 
+/**
+ * How long a replaced session token still ends its session at logout: long enough for a
+ * logout sent alongside the replacing request (slow networks, retries), short enough that
+ * an old copy soon names nothing at all.
+ */
+export const REPLACED_TOKEN_LOGOUT_MS = 60_000;
+
 /** A live session as the gate and the use cases see it. */
 export interface ActiveSession {
   id: string;
@@ -143,16 +150,31 @@ export class SessionService {
   }
 
   /**
-   * Writes the new facts with a new token; the old token stops working. Inside an account
-   * change, pass its transaction so the session moves with the change or not at all.
+   * The session whose token this was until moments ago (replaced by `advance`), or null.
+   * Only logout may use it: a logout racing the request that replaced the token (a factor
+   * confirmation, a step-up) must end the session rather than find none and answer 204.
+   * Ending a session is all the old token can do, so it grants its holder nothing.
    */
-  async advance(session: ActiveSession, next: SessionFacts, trx?: Transaction<Database>): Promise<IssuedSession> {
+  async resolveReplaced(token: string, transport: SessionTransport, now: number): Promise<ActiveSession | null> {
+    if (token.length < 20 || token.length > 200) return null;
+    const row = await this.store.findByReplacedTokenHash(hashToken(token), now);
+    return row && row.transport === transport ? toActive(row) : null;
+  }
+
+  /**
+   * Writes the new facts with a new token; the old token stops working except for logout
+   * (`resolveReplaced`, for `REPLACED_TOKEN_LOGOUT_MS`). Inside an account change, pass its
+   * transaction so the session moves with the change or not at all.
+   */
+  async advance(session: ActiveSession, next: SessionFacts, now: number, trx?: Transaction<Database>): Promise<IssuedSession> {
     const token = randomToken();
     const ok = await this.store.replace(
       session.id,
       session.tokenHash,
       {
         token_hash: hashToken(token),
+        replaced_token_hash: session.tokenHash,
+        replaced_until: now + REPLACED_TOKEN_LOGOUT_MS,
         state: next.state,
         amr: JSON.stringify(next.amr),
         password_at: next.passwordAt,

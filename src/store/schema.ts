@@ -44,6 +44,9 @@ export interface SessionsTable {
   mfa_attempts: Generated<number>;
   /** JSON `SessionRisk` (services/policy.ts): the signals at sign-in and what they raised; null: none recorded. */
   risk: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The token this session had before its last replacement, accepted by logout alone until `replaced_until`. */
+  replaced_token_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  replaced_until: ColumnType<number | null, number | null | undefined, number | null>;
   /** 1 when the user asked to be remembered: a remember-me token is issued once full. */
   remember: Generated<number>;
   created_at: number;

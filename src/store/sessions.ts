@@ -20,16 +20,18 @@ export class SessionStore {
     private readonly db: Kysely<Database>,
     handle?: DatabaseHandle,
   ) {
-    const query = (tokenHash: string) =>
-      this.db
-        .selectFrom('sessions')
-        .innerJoin('users', 'users.id', 'sessions.user_id')
-        .selectAll('sessions')
-        .select(['users.email', 'users.factor_methods', 'users.roles', 'users.mfa_due_at', 'users.created_at as account_created_at'])
-        .where('sessions.token_hash', '=', tokenHash);
+    const query = (tokenHash: string) => this.withAccount().where('sessions.token_hash', '=', tokenHash);
     this.byTokenHash = handle
       ? (hotRead<SessionWithAccount>(handle, 'session_by_token_hash', query('')) as (tokenHash: string) => Promise<SessionWithAccount[]>)
       : (tokenHash) => query(tokenHash).execute();
+  }
+
+  private withAccount() {
+    return this.db
+      .selectFrom('sessions')
+      .innerJoin('users', 'users.id', 'sessions.user_id')
+      .selectAll('sessions')
+      .select(['users.email', 'users.factor_methods', 'users.roles', 'users.mfa_due_at', 'users.created_at as account_created_at']);
   }
 
   /** The gate's one read per request. */
@@ -37,8 +39,16 @@ export class SessionStore {
     return (await this.byTokenHash(tokenHash))[0];
   }
 
+  /** The session that held this token until its replacement, while `replaced_until` has not passed. */
+  async findByReplacedTokenHash(tokenHash: string, now: number): Promise<SessionWithAccount | undefined> {
+    return this.withAccount()
+      .where('sessions.replaced_token_hash', '=', tokenHash)
+      .where('sessions.replaced_until', '>', now)
+      .executeTakeFirst();
+  }
+
   async insert(
-    row: Omit<SessionRow, 'mfa_attempts' | 'risk'> & { risk?: string | null },
+    row: Omit<SessionRow, 'mfa_attempts' | 'risk' | 'replaced_token_hash' | 'replaced_until'> & { risk?: string | null },
     trx: Transaction<Database> | Kysely<Database> = this.db,
   ): Promise<void> {
     await trx.insertInto('sessions').values(row).execute();
@@ -52,7 +62,19 @@ export class SessionStore {
     id: string,
     expectedTokenHash: string,
     changes: Partial<
-      Pick<SessionRow, 'token_hash' | 'state' | 'amr' | 'password_at' | 'mfa_at' | 'expires_at' | 'last_seen_at' | 'webauthn_at'>
+      Pick<
+        SessionRow,
+        | 'token_hash'
+        | 'replaced_token_hash'
+        | 'replaced_until'
+        | 'state'
+        | 'amr'
+        | 'password_at'
+        | 'mfa_at'
+        | 'expires_at'
+        | 'last_seen_at'
+        | 'webauthn_at'
+      >
     >,
     trx: Transaction<Database> | Kysely<Database> = this.db,
   ): Promise<boolean> {

@@ -306,9 +306,9 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
   // enrolling session that asked to be remembered confirms its first factor while it logs
   // out; the confirmation's remember-me chain was started after the logout had revoked the
   // session's chains, so the logged-out browser's token still restored a (pending) session.
-  // The chain now starts only for a live session, locked first (RememberTokenStore). The
-  // other order the search reported (the logout presents the token the confirmation just
-  // replaced, so it ends nothing) is still open.
+  // The chain now starts only for a live session, locked first (RememberTokenStore). In
+  // the other order the logout presented the token the confirmation had just replaced and
+  // ended nothing; a replaced token now still ends its session at logout (briefly).
   it('model search: a remember-me chain started by a first-factor confirmation racing its logout never restores', async () => {
     for (let round = 0; round < 30; round++) {
       const owner = await signup(required.urls[0]);
@@ -325,14 +325,16 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
       // 400 no_pending_setup: the logout ended the session (and its set-up) between the gate and the confirmation.
       expect([200, 400, 401]).toContain(confirm.status);
       const issued = confirm.setCookies.find((c) => c.startsWith('gatehouse_remember='));
-      if (!issued) continue;
-      // A logout that arrived after the confirmation replaced the session's token presented
-      // the old one and ended nothing (an open question, see issue 9's note): skip that order.
-      const renewed = new Client(required.urls[0]);
+      // Whichever order: the session the confirmation renewed is over (a logout that came
+      // after the confirmation presented the replaced token, which still ends its session)...
       const sessionCookie = confirm.setCookies.find((c) => c.startsWith('gatehouse_session='));
-      if (sessionCookie) renewed.cookies.set('gatehouse_session', sessionCookie.split(';')[0]!.slice('gatehouse_session='.length));
-      if ((await renewed.get('/api/session')).status === 200) continue;
-      // The session ended: its remember-me token must restore nothing.
+      if (sessionCookie) {
+        const renewed = new Client(required.urls[0]);
+        renewed.cookies.set('gatehouse_session', sessionCookie.split(';')[0]!.slice('gatehouse_session='.length));
+        expect((await renewed.get('/api/account')).status).toBe(401);
+      }
+      if (!issued) continue;
+      // ...and its remember-me token restores nothing.
       const copy = new Client(required.urls[0]);
       copy.cookies.set('gatehouse_remember', issued.split(';')[0]!.slice('gatehouse_remember='.length));
       const restored = await copy.get('/api/session');
@@ -358,6 +360,34 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
   // confirmed meanwhile, made the change a ★ action needing that factor. No serial order
   // explains both succeeding (confirm first: the change needs a fresh factor check; change
   // first: the confirming session is revoked).
+  // The deterministic half of the above: a logout that presents a token replaced moments
+  // ago (here by a re-authentication) ends the session; the old token opens nothing else.
+  it.each(['cookie', 'token'] as const)(
+    'a logout presenting the token a parallel request just replaced still ends the session (%s)',
+    async (transport) => {
+      const owner = await signup(plain.urls[0], { transport });
+      const stale = owner.client.withBase(plain.urls[1]);
+      const reauth = await owner.client.post('/api/auth/reauth', { password: PASSWORD });
+      expect(reauth.status).toBe(200);
+      if (transport === 'token') owner.client.bearer = reauth.body.sessionToken;
+      expect(stale.bearer ?? stale.cookies.get('gatehouse_session')).not.toBe(
+        owner.client.bearer ?? owner.client.cookies.get('gatehouse_session'),
+      );
+      // Attack: the replaced token is no session anywhere else.
+      expect((await stale.get('/api/account')).status).toBe(401);
+      expect((await stale.post('/api/auth/reauth', { password: PASSWORD })).status).toBe(401);
+      expect((await owner.client.get('/api/account')).status).toBe(200);
+      // The logout that carried it ends the session the browser now holds.
+      expect((await stale.post('/api/auth/logout')).status).toBe(204);
+      expect((await owner.client.get('/api/account')).status).toBe(401);
+      // Legitimate: signing in again works, and a logout with the current token ends that session.
+      const again = await login(plain.urls[1], owner, { transport });
+      expect(again.res.status).toBe(200);
+      expect((await again.client.post('/api/auth/logout')).status).toBe(204);
+      expect((await again.client.get('/api/account')).status).toBe(401);
+    },
+  );
+
   it('model search: a password change racing another session confirming the first factor: never both succeed', async () => {
     for (let round = 0; round < 8; round++) {
       const owner = await signup(plain.urls[0]);

@@ -16,6 +16,7 @@ import * as m0010keyFingerprints from './0010_key_fingerprints.js';
 import * as m0011oidc from './0011_oidc.js';
 import * as m0012federation from './0012_federation.js';
 import * as m0013policy from './0013_policy.js';
+import * as m0014replacedSessionToken from './0014_replaced_session_token.js';
 
 export const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
@@ -31,4 +32,5 @@ export const migrations: Record<string, Migration> = {
   '0011_oidc': m0011oidc,
   '0012_federation': m0012federation,
   '0013_policy': m0013policy,
+  '0014_replaced_session_token': m0014replacedSessionToken,
 };

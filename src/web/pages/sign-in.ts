@@ -5,11 +5,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError, InvalidCodeError, TooManyAttemptsError } from '../../core/errors.js';
 import { clearCookie } from '../../http/cookies.js';
-import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, trustDeviceIfAsked } from '../../http/credentials.js';
+import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, sessionToEnd, trustDeviceIfAsked } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import { deliverSession } from '../../http/session-delivery.js';
 import { continueAfterForm, takeOidcReturn } from '../../oidc/plugin.js';
-import { send, sessionOrNull, type Web } from '../context.js';
+import { send, type Web } from '../context.js';
 import { factorInput, isCodeMethod, wrongFactor } from '../factor-input.js';
 import { formOf, str } from '../form.js';
 import { html } from '../html.js';
@@ -143,7 +143,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
   });
 
   app.post('/sign-out', { config: requires({ session: 'any' }) }, async (request, reply) => {
-    const session = sessionOrNull(request);
+    const session = await sessionToEnd(request, gatehouse, cookies);
     await auth.logout(session);
     await endRememberMe(request, reply, gatehouse, cookies, session);
     clearCookie(reply, cookies, cookies.names.session);
