@@ -19,16 +19,14 @@ function mailTexts(dataDir: string, emlOnly = false): string[] {
     .filter((f) => !emlOnly || f.endsWith('.eml'))
     .sort()
     .reverse()
-    .map((f) =>
-      fs
-        .readFileSync(path.join(dir, f), 'utf8')
-        .replace(/=\r?\n/g, '')
-        .replace(/=3D/gi, '='),
-    );
+    .map((f) => decodeMail(fs.readFileSync(path.join(dir, f), 'utf8')));
 }
 
+/** A message file's text with quoted-printable soft line breaks and `=3D` undone. */
+export const decodeMail = (raw: string) => raw.replace(/=\r?\n/g, '').replace(/=3D/gi, '=');
+
 /** Whether `text` (a message or its header) has a `To:` line naming `to`. */
-const addressedTo = (text: string, to: string) => new RegExp(`^To: .*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(text);
+export const addressedTo = (text: string, to: string) => new RegExp(`^To: .*${to.replace(/[.+]/g, '\\$&')}`, 'mi').test(text);
 
 export interface MailedTokenOptions {
   /** Only messages to this address. */

@@ -61,6 +61,7 @@ const SINGLE = [
   'regenCodes',
   'deleteSession',
   'logout',
+  'logoutReplaced',
   'changePassword',
   'forgot',
   'reset',
@@ -143,6 +144,7 @@ function targets(m: ModelState, kind: Single, p: number[]): MSession[] {
     case 'regenCodes':
       return all.filter((s) => full(s) && m.accounts[s.account]!.factors.length > 0);
     case 'logout':
+    case 'logoutReplaced':
       return all.filter((s) => live(m, s));
     case 'reauth':
     case 'deleteSession':
@@ -237,6 +239,8 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
     }
     case 'logout':
       return sess ? { t: 'logout', s: sess.id } : null;
+    case 'logoutReplaced':
+      return sess ? { t: 'logoutReplaced', s: sess.id } : null;
     case 'changePassword': {
       if (!sess) return null;
       const next = pick(
@@ -440,6 +444,8 @@ export function describe(a: Action, o?: Obs, instance?: number): string {
         return `s${a.s}.delete session s${a.target}`;
       case 'logout':
         return `s${a.s}.logout`;
+      case 'logoutReplaced':
+        return `s${a.s}.logout(with its replaced token)`;
       case 'changePassword':
         return `s${a.s}.change password`;
       case 'forgot':

@@ -9,11 +9,13 @@
  */
 import type { MfaPolicy } from '../../src/core/session-state.js';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Agent, setGlobalDispatcher } from 'undici';
 import { totpCodeAt } from '../../src/services/totp.js';
 import { PASSWORD, uniqueEmail } from '../helpers/accounts.js';
 import { Client, cookieNamed, type Res } from '../helpers/http-client.js';
-import { mailedToken } from '../helpers/mail-files.js';
+import { addressedTo, decodeMail } from '../helpers/mail-files.js';
 import { FAST_ENV, startPostgresPair, startTestServer, type TestServer } from '../helpers/server.js';
 import { SoftAuthenticator } from '../http/webauthn-soft-authenticator.js';
 import { stepOf, type Action, type Cred, type ModelState, type Obs, type Probe } from './model.js';
@@ -139,14 +141,40 @@ export class Driver {
     if (!own) return { status: 401, body: { error: 'unauthenticated' }, text: '', headers: {}, setCookies: [] };
     const c = own.withBase(this.url(instance));
     if (present) c.cookies.set(REMEMBER, present);
+    const before = { cookie: c.cookies.get(SESSION), bearer: c.bearer };
     const res = await retry(() => send(c));
     this.requests++;
     if (typeof res.body?.sessionToken === 'string') c.bearer = res.body.sessionToken;
+    this.noteReplacement(s, before, { cookie: c.cookies.get(SESSION), bearer: c.bearer });
     this.lastCookie = present !== undefined ? (c.cookies.get(REMEMBER) ?? null) : c.cookies.get(REMEMBER);
     this.keepCredentials(c, device);
     own.cookies = c.cookies;
     own.bearer = c.bearer;
     return res;
+  }
+
+  /** Per session, the token it held before its last replacement, and when (server clock). */
+  private readonly replaced = new Map<number, { cookie?: string; bearer?: string; at: number; probed: boolean }>();
+
+  private noteReplacement(
+    s: number,
+    before: { cookie?: string; bearer: string | null },
+    after: { cookie?: string; bearer: string | null },
+  ): void {
+    const at = this.servers.clock.t;
+    if (before.bearer && after.bearer && before.bearer !== after.bearer) this.replaced.set(s, { bearer: before.bearer, at, probed: false });
+    else if (before.cookie && after.cookie && before.cookie !== after.cookie)
+      this.replaced.set(s, { cookie: before.cookie, at, probed: false });
+  }
+
+  /** A client presenting only `s`'s replaced token (none: null). */
+  private replacedClient(s: number, instance: number): Client | null {
+    const old = this.replaced.get(s);
+    if (!old) return null;
+    const c = new Client(this.url(instance));
+    if (old.bearer) c.bearer = old.bearer;
+    if (old.cookie) c.cookies.set(SESSION, old.cookie);
+    return c;
   }
 
   /** Moves a fresh remember-me / device cookie out of a session client (into the model / store). */
@@ -189,19 +217,45 @@ export class Driver {
     return { body: { method: 'webauthn', response } };
   }
 
+  /**
+   * The newest unseen token of a `link` mailed to `to` within 2 s. Each finished message
+   * file is read once and removed: a long search would otherwise re-read every message
+   * ever sent at every wait (most of its time went there).
+   */
   private async mailed(to: string, link: RegExp): Promise<string | null> {
     const deadline = Date.now() + 2_000;
-    while (Date.now() < deadline) {
-      for (const dir of this.servers.dataDirs) {
-        // A file the mail worker is just renaming can vanish between listing and reading.
-        const token = await mailedToken(dir, { to, link, timeoutMs: 50 }).catch(() => null);
+    for (;;) {
+      this.collectMail();
+      for (const { text } of this.inbox) {
+        if (!addressedTo(text, to)) continue;
+        const token = link.exec(text)?.[1];
         if (token && !this.seenMail.has(token)) {
           this.seenMail.add(token);
           return token;
         }
       }
+      if (Date.now() >= deadline) return null;
+      await new Promise((r) => setTimeout(r, 25));
     }
-    return null;
+  }
+
+  /** Messages read so far, newest (by file name) first. */
+  private readonly inbox: { name: string; text: string }[] = [];
+
+  private collectMail(): void {
+    let added = false;
+    for (const dir of this.servers.dataDirs) {
+      const folder = path.join(dir, 'mail');
+      // Only finished messages: the mail worker writes elsewhere and renames to `.eml`.
+      const names = fs.existsSync(folder) ? fs.readdirSync(folder).filter((n) => n.endsWith('.eml')) : [];
+      for (const name of names) {
+        const file = path.join(folder, name);
+        this.inbox.push({ name, text: decodeMail(fs.readFileSync(file, 'utf8')) });
+        fs.rmSync(file, { force: true });
+        added = true;
+      }
+    }
+    if (added) this.inbox.sort((a, b) => (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
   }
 
   /** Performs `action` as resolved against `m` (the first candidate state). */
@@ -315,6 +369,12 @@ export class Driver {
         const r = await this.as(a.s, inst, (c) => c.post('/api/auth/logout'), undefined, presented ?? null);
         return res(r, { presented, cookie: this.lastCookie });
       }
+      case 'logoutReplaced': {
+        const c = this.replacedClient(a.s, inst);
+        if (!c) return { status: 0, body: null, replacedAt: null };
+        this.requests++;
+        return res(await retry(() => c.post('/api/auth/logout')), { replacedAt: this.replaced.get(a.s)!.at });
+      }
       case 'changePassword':
         return res(await this.as(a.s, inst, (c) => c.post('/api/account/password', { currentPassword: a.current, newPassword: a.next })));
       case 'forgot': {
@@ -404,6 +464,16 @@ export class Driver {
       }
       // A session the model holds revoked and every instance refuses stays so.
       if (s.state === 'revoked' && gone === this.instances) this.dead.add(s.id);
+    }
+    // Each token replaced in this step, once: it names no session any more (logout aside).
+    for (const [s, old] of this.replaced) {
+      if (old.probed || !accounts.has(m.sessions[s]!.account)) continue;
+      old.probed = true;
+      for (let i = 0; i < this.instances; i++) {
+        const r = await retry(() => this.replacedClient(s, i)!.get('/api/account'));
+        this.requests++;
+        out.push({ t: 'replaced', s, instance: i, status: r.status });
+      }
     }
     return out;
   }

@@ -35,6 +35,9 @@
  * and passed over, so a search on a server with known defects can reach the next one. */
 import type { MfaPolicy } from '../../src/core/session-state.js';
 
+/** How long a replaced session token still ends its session at logout (docs/security.md, I5). */
+const REPLACED_TOKEN_LOGOUT_MS = 60_000;
+
 export type FactorKind = 'totp' | 'webauthn';
 
 export const STEP_MS = 30_000;
@@ -182,6 +185,8 @@ export type Action =
   | { t: 'regenCodes'; s: number }
   | { t: 'deleteSession'; s: number; target: number }
   | { t: 'logout'; s: number }
+  /** A logout carrying the session token this browser held before its last replacement (verify, step-up, reauth, confirm). */
+  | { t: 'logoutReplaced'; s: number }
   | { t: 'changePassword'; s: number; current: string; next: string }
   | { t: 'forgot'; acct: number }
   | { t: 'reset'; acct: number; token: number; next: string }
@@ -211,6 +216,8 @@ export interface Obs {
   cookie?: string | null;
   /** restoreMany: each request's answer. */
   many?: { status: number; body: any; cookie: string | null }[];
+  /** logoutReplaced: when (server clock) the presented token was replaced; null: the session never had one replaced. */
+  replacedAt?: number | null;
   /** For setup / confirm: the setup material the driver used. */
   material?: { secret?: string; options?: unknown; serverId?: string };
 }
@@ -665,6 +672,15 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       return ok(m);
     }
 
+    case 'logoutReplaced': {
+      // A replaced token ends its session at logout for REPLACED_TOKEN_LOGOUT_MS (a logout
+      // racing the replacing request must not leave the session live), and does nothing else.
+      if (obs.replacedAt === null || obs.replacedAt === undefined) return ok(m);
+      if (obs.status === 204 && m.now - obs.replacedAt < REPLACED_TOKEN_LOGOUT_MS)
+        revokeSession(m, sess!, 'logout with its replaced token', 'logout');
+      return ok(m);
+    }
+
     case 'changePassword': {
       if (!success(obs.status)) return ok(m);
       const denied = star('password change');
@@ -829,7 +845,9 @@ export type Probe =
   | { t: 'session'; s: number; instance: number; status: number; mfaAt: string | null; protectedStatus: number }
   | { t: 'login'; acct: number; instance: number; status: number; body: any }
   | { t: 'factors'; acct: number; ids: string[] }
-  | { t: 'codeWorks'; acct: number; code: string; status: number };
+  | { t: 'codeWorks'; acct: number; code: string; status: number }
+  /** A session token replaced during the step, presented to a protected route. */
+  | { t: 'replaced'; s: number; instance: number; status: number };
 
 /** Judges a probe; it may learn (a live session the server dropped) but never grants. */
 export function judgeProbe(m0: ModelState, p: Probe): Judgement {
@@ -865,6 +883,14 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
       }
       return ok(m);
     }
+    case 'replaced':
+      if (p.status >= 500) return bad('no-5xx', `GET /api/account with a replaced token answered ${p.status}`);
+      if (p.status !== 401)
+        return bad(
+          'I5-replaced',
+          `s${p.s}'s replaced session token is answered ${p.status} by a protected route on instance ${p.instance}`,
+        );
+      return ok(m);
     case 'login': {
       const a = m.accounts[p.acct]!;
       if (p.status === 429) return ok(m);
