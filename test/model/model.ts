@@ -21,6 +21,8 @@
  * live, used, revoked with a reason — the sessions it produced and its flag; invariants:
  * once flagged every session it produced answers 401 and none of its tokens restores, a
  * token restores at most once, a restored session of an account with a factor is pending),
+ * replaced session tokens (each probed once on every instance: it opens no protected route,
+ * `I5-replaced`; a logout carrying it within 60 s ends the session, `logoutReplaced`),
  * trusted devices, API tokens, reset and e-mail-change tokens, the clock (step-up window,
  * pending TTL, setup TTL, TOTP steps), and ★ freshness judged against the factors the
  * account has when the action takes effect.
