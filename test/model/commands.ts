@@ -62,6 +62,8 @@ const SINGLE = [
   'deleteSession',
   'logout',
   'logoutReplaced',
+  'oidcSignIn',
+  'oidcRefresh',
   'changePassword',
   'forgot',
   'reset',
@@ -98,6 +100,8 @@ const PAIRABLE = [
   'regenCodes',
   'createToken',
   'confirmEmail',
+  // A relying party refreshing while the account's factor or password changes.
+  'oidcRefresh',
   // P3: a recovery link spent twice at once, or while a newer reset voids it.
   'adminReset',
   'recover',
@@ -146,6 +150,8 @@ function targets(m: ModelState, kind: Single, p: number[]): MSession[] {
     case 'logout':
     case 'logoutReplaced':
       return all.filter((s) => live(m, s));
+    case 'oidcSignIn':
+      return all.filter((s) => s.transport === 'cookie' && live(m, s));
     case 'reauth':
     case 'deleteSession':
     case 'changePassword':
@@ -241,6 +247,12 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
       return sess ? { t: 'logout', s: sess.id } : null;
     case 'logoutReplaced':
       return sess ? { t: 'logoutReplaced', s: sess.id } : null;
+    case 'oidcSignIn':
+      return sess ? { t: 'oidcSignIn', s: sess.id, none: p[1]! % 3 === 0, acr2: p[2]! % 3 === 0, newGrant: alloc() } : null;
+    case 'oidcRefresh': {
+      const g = pick(Object.values(m.grants), p[1]!);
+      return g ? { t: 'oidcRefresh', acct: g.account, grant: g.id, instance: p[2]! % 2 } : null;
+    }
     case 'changePassword': {
       if (!sess) return null;
       const next = pick(
@@ -417,7 +429,7 @@ const tokenName = (t: string) => `token …${t.slice(-5)}`;
 export function describe(a: Action, o?: Obs, instance?: number): string {
   const at = instance !== undefined ? ` @${instance}` : '';
   const answer = o
-    ? ` → ${o.status}${o.body?.error ? ` ${o.body.error}` : o.body?.status ? ` ${o.body.status}` : ''}${o.body?.recoveryCodes ? ' +recoveryCodes' : ''}`
+    ? ` → ${o.status}${o.body?.error ? ` ${o.body.error}` : o.body?.status ? ` ${o.body.status}` : ''}${o.body?.recoveryCodes ? ' +recoveryCodes' : ''}${o.oidc?.acr ? ` ${o.oidc.acr.replace('urn:gatehouse:', '')}` : ''}${o.oidc?.where ? ` (asked: ${o.oidc.where.split('?')[0]})` : ''}`
     : '';
   const cred = (c: Cred) => (c.kind === 'recovery' ? `recovery code …${c.code.slice(-4)}` : `${c.kind} ${c.factor}`);
   const body = ((): string => {
@@ -446,6 +458,10 @@ export function describe(a: Action, o?: Obs, instance?: number): string {
         return `s${a.s}.logout`;
       case 'logoutReplaced':
         return `s${a.s}.logout(with its replaced token)`;
+      case 'oidcSignIn':
+        return `g${a.newGrant} = s${a.s}'s browser signs in to an RP${a.none ? ' (prompt=none)' : ''}${a.acr2 ? ' (acr_values=aal2)' : ''}`;
+      case 'oidcRefresh':
+        return `refresh grant g${a.grant} (a${a.acct})`;
       case 'changePassword':
         return `s${a.s}.change password`;
       case 'forgot':
@@ -650,6 +666,8 @@ const WEIGHTS: Partial<Record<Kind, number>> = {
   changePassword: 2,
   logout: 2,
   deleteSession: 2,
+  oidcSignIn: 3,
+  oidcRefresh: 6,
 };
 
 /**

@@ -14,11 +14,14 @@ import path from 'node:path';
 import { Agent, setGlobalDispatcher } from 'undici';
 import { totpCodeAt } from '../../src/services/totp.js';
 import { PASSWORD, uniqueEmail } from '../helpers/accounts.js';
-import { Client, cookieNamed, type Res } from '../helpers/http-client.js';
+import { Client, cookieNamed, FormBrowser, type Res } from '../helpers/http-client.js';
 import { addressedTo, decodeMail } from '../helpers/mail-files.js';
 import { FAST_ENV, startPostgresPair, startTestServer, type TestServer } from '../helpers/server.js';
 import { SoftAuthenticator } from '../http/webauthn-soft-authenticator.js';
-import { stepOf, type Action, type Cred, type ModelState, type Obs, type Probe } from './model.js';
+import { follow } from '../oidc/rp.js';
+import * as oidc from 'openid-client';
+import { ClientRegistry } from '../../src/oidc/clients.js';
+import { OIDC_ACR_AAL2, stepOf, type Action, type Cred, type ModelState, type Obs, type Probe } from './model.js';
 
 export type Backend = 'sqlite' | 'postgres';
 
@@ -40,6 +43,8 @@ export interface Servers {
   clock: ModelClock;
   /** Gives an account the `admin` role (through the library facade, as a host app would). */
   grantAdmin(userId: string): Promise<void>;
+  /** A relying party registered with the servers' OpenID Provider, discovered on each instance. */
+  rp: RelyingParty;
   close(): Promise<void>;
 }
 
@@ -66,6 +71,7 @@ export async function startServers(backend: Backend, mfaRequired: MfaPolicy): Pr
       urls: [s.url],
       dataDirs: [s.dataDir],
       clock,
+      rp: await RelyingParty.register(s),
       grantAdmin: async (id) => void (await s.server.facade.admin.setRoles(id, ['admin'])),
       close: () => s.close(),
     };
@@ -75,9 +81,46 @@ export async function startServers(backend: Backend, mfaRequired: MfaPolicy): Pr
     urls: pair.servers.map((s) => s.url),
     dataDirs: pair.servers.map((s) => s.dataDir),
     clock,
+    rp: await RelyingParty.register(pair.servers[0]),
     grantAdmin: async (id) => void (await pair.servers[0].server.facade.admin.setRoles(id, ['admin'])),
     close: () => pair.cleanup(),
   };
+}
+
+export const RP_REDIRECT = 'http://127.0.0.1:9/cb';
+
+/** The search's relying party: one confidential client, its provider configuration per instance. */
+class RelyingParty {
+  private readonly configs = new Map<string, oidc.Configuration>();
+  constructor(
+    readonly clientId: string,
+    private readonly secret: string,
+  ) {}
+
+  static async register(server: TestServer): Promise<RelyingParty> {
+    const g = server.server.gatehouse;
+    const clientId = `model-rp-${crypto.randomUUID()}`;
+    const { clientSecret } = await new ClientRegistry(g.database.db, g.keys.box, server.dataDir).add(
+      { client_id: clientId, redirect_uris: [RP_REDIRECT], token_endpoint_auth_method: 'client_secret_basic' },
+      Date.now(),
+    );
+    return new RelyingParty(clientId, clientSecret!);
+  }
+
+  async config(url: string): Promise<oidc.Configuration> {
+    let c = this.configs.get(url);
+    if (!c) {
+      c = await oidc.discovery(new URL(`${url}/oidc`), this.clientId, this.secret, undefined, { execute: [oidc.allowInsecureRequests] });
+      this.configs.set(url, c);
+    }
+    return c;
+  }
+}
+
+/** What an ID token says of the sign-in (the model's `Obs.oidc`). */
+function assuranceOf(tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers) {
+  const claims = tokens.claims();
+  return { acr: String(claims?.acr), amr: (claims?.amr as string[] | undefined) ?? [], authTime: Number(claims?.auth_time) };
 }
 
 export const PASSWORDS = [PASSWORD, 'amber-lantern-51-meadow', 'quiet-orchard-77-falcon'];
@@ -175,6 +218,56 @@ export class Driver {
     if (old.bearer) c.bearer = old.bearer;
     if (old.cookie) c.cookies.set(SESSION, old.cookie);
     return c;
+  }
+
+  /** Refresh tokens of the grants the relying party holds, by model grant id. */
+  private readonly grants = new Map<number, { refresh: string }>();
+  /** The provider's own cookies in each model session's browser. */
+  private readonly providerCookies = new Map<number, Map<string, string>>();
+
+  /**
+   * The browser of a session (its session cookie and the provider's cookies, never a
+   * remember-me cookie) runs an authorization request to the end: tokens at the relying
+   * party, an error sent back to it, or a Gatehouse page asking the user to sign in.
+   */
+  private async oidcSignIn(a: Extract<Action, { t: 'oidcSignIn' }>, inst: number): Promise<Obs> {
+    const url = this.url(inst);
+    const browser = new FormBrowser(url);
+    for (const [k, v] of this.providerCookies.get(a.s) ?? []) browser.cookies.set(k, v);
+    const session = this.clients.get(a.s)?.cookies.get(SESSION);
+    if (session) browser.cookies.set(SESSION, session);
+    const config = await this.servers.rp.config(url);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const auth = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: RP_REDIRECT,
+      scope: 'openid email',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      ...(a.none ? { prompt: 'none' } : {}),
+      ...(a.acr2 ? { acr_values: OIDC_ACR_AAL2 } : {}),
+    });
+    const done = await follow(browser, auth.href.slice(url.length));
+    this.requests += 3;
+    browser.cookies.delete(SESSION);
+    this.providerCookies.set(a.s, browser.cookies);
+    if (!('landed' in done)) return { status: done.page.status, body: null, oidc: { outcome: 'asked', where: done.page.path } };
+    const error = done.landed.searchParams.get('error');
+    if (error) return { status: 400, body: { error }, oidc: { outcome: 'error', error } };
+    try {
+      const tokens = await oidc.authorizationCodeGrant(config, done.landed, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+        expectedNonce: nonce,
+      });
+      if (tokens.refresh_token) this.grants.set(a.newGrant, { refresh: tokens.refresh_token });
+      return { status: 200, body: null, oidc: { outcome: 'tokens', ...assuranceOf(tokens) } };
+    } catch (err) {
+      return { status: 599, body: { error: String(err) } };
+    }
   }
 
   /** Moves a fresh remember-me / device cookie out of a session client (into the model / store). */
@@ -368,6 +461,24 @@ export class Driver {
         const presented = m.sessions[a.s]!.cookie;
         const r = await this.as(a.s, inst, (c) => c.post('/api/auth/logout'), undefined, presented ?? null);
         return res(r, { presented, cookie: this.lastCookie });
+      }
+      case 'oidcSignIn':
+        return this.oidcSignIn(a, inst);
+      case 'oidcRefresh': {
+        const grant = this.grants.get(a.grant);
+        if (!grant) return { status: 400, body: { error: 'no refresh token' }, oidc: { outcome: 'error', error: 'none' } };
+        const url = this.url(instance ?? a.instance);
+        this.requests++;
+        try {
+          const tokens = await oidc.refreshTokenGrant(await this.servers.rp.config(url), grant.refresh);
+          if (tokens.refresh_token) grant.refresh = tokens.refresh_token;
+          return { status: 200, body: null, oidc: { outcome: 'tokens', ...assuranceOf(tokens) } };
+        } catch (err) {
+          const e = err as { status?: number; error?: string };
+          if (typeof e.status === 'number' && e.status < 500 && e.error)
+            return { status: e.status, body: { error: e.error }, oidc: { outcome: 'error', error: e.error } };
+          return { status: 599, body: { error: String(err) } };
+        }
       }
       case 'logoutReplaced': {
         const c = this.replacedClient(a.s, inst);

@@ -135,6 +135,19 @@ export interface MAccount {
   recoveryPending?: boolean;
 }
 
+/**
+ * An OIDC grant a relying party holds (refresh token): the assurance its tokens carry,
+ * and what revoked it (factor removal, password change or reset, an admin reset), if so.
+ */
+export interface MGrant {
+  id: number;
+  account: number;
+  acr: string;
+  /** auth_time (seconds) of its ID token. */
+  authTime: number;
+  revokedBy: string | null;
+}
+
 export interface ModelState {
   now: number;
   mfaRequired: MfaPolicy;
@@ -144,6 +157,7 @@ export interface ModelState {
   /** By model id (ids are shared with chains and factors, so they are sparse). */
   sessions: Record<number, MSession>;
   chains: Record<number, MChain>;
+  grants: Record<number, MGrant>;
   /** Every remember-me token value seen, by value. */
   rtokens: Record<string, RToken>;
   /**
@@ -190,6 +204,10 @@ export type Action =
   /** A logout carrying the session token this browser held before its last replacement (verify, step-up, reauth, confirm). */
   | { t: 'logoutReplaced'; s: number }
   | { t: 'changePassword'; s: number; current: string; next: string }
+  /** The browser of `s` signs in to an OIDC relying party (code flow, PKCE); `none`: prompt=none; `acr2`: acr_values=aal2. */
+  | { t: 'oidcSignIn'; s: number; none: boolean; acr2: boolean; newGrant: number }
+  /** The relying party uses the refresh token of a grant. */
+  | { t: 'oidcRefresh'; acct: number; grant: number; instance: number }
   | { t: 'forgot'; acct: number }
   | { t: 'reset'; acct: number; token: number; next: string }
   | { t: 'changeEmail'; s: number; next: string }
@@ -218,6 +236,8 @@ export interface Obs {
   cookie?: string | null;
   /** restoreMany: each request's answer. */
   many?: { status: number; body: any; cookie: string | null }[];
+  /** oidcSignIn / oidcRefresh: where the flow ended and, with tokens, their ID token's assurance. */
+  oidc?: { outcome: 'tokens' | 'error' | 'asked'; error?: string; where?: string; acr?: string; amr?: string[]; authTime?: number };
   /** logoutReplaced: when (server clock) the presented token was replaced; null: the session never had one replaced. */
   replacedAt?: number | null;
   /** For setup / confirm: the setup material the driver used. */
@@ -263,6 +283,7 @@ export function initialState(now: number, mfaRequired: MfaPolicy, stepUpSeconds:
     accounts: [],
     sessions: {},
     chains: {},
+    grants: {},
     rtokens: {},
     tolerate: [],
     tolerated: [],
@@ -349,7 +370,16 @@ function revokeAccountAccess(m: ModelState, acct: number, why: string, keep?: nu
   for (const d of Object.keys(a.devices)) a.devices[Number(d)] = false;
   for (const t of a.tokens) if ((t.kind === 'reset' || t.kind === 'email') && !t.spent) t.spent = why;
   voidSetups(m, acct, why);
+  revokeGrants(m, acct, why);
 }
+
+function revokeGrants(m: ModelState, acct: number, why: string): void {
+  for (const g of Object.values(m.grants)) if (g.account === acct && !g.revokedBy) g.revokedBy = why;
+}
+
+const ACR_AAL2 = 'urn:gatehouse:aal2';
+const ACR_PHR = 'urn:gatehouse:phr';
+export const OIDC_ACR_AAL2 = ACR_AAL2;
 
 /** A recovery link works for a day (services/admin.ts). */
 export const RECOVERY_TTL_MS = 24 * 3_600_000;
@@ -645,6 +675,7 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       if (a.factors.length === 0) a.codes = [];
       for (const d of Object.keys(a.devices)) a.devices[Number(d)] = false;
       voidSetups(m, sess!.account, `a factor change by s${sess!.id}`);
+      revokeGrants(m, sess!.account, `the removal of factor ${action.factor}`);
       return ok(m);
     }
 
@@ -680,6 +711,52 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
       if (obs.replacedAt === null || obs.replacedAt === undefined) return ok(m);
       if (obs.status === 204 && m.now - obs.replacedAt < REPLACED_TOKEN_LOGOUT_MS)
         revokeSession(m, sess!, 'logout with its replaced token', 'logout');
+      return ok(m);
+    }
+
+    case 'oidcSignIn': {
+      const o = obs.oidc;
+      if (!o || o.outcome !== 'tokens') return ok(m);
+      const s = sess!;
+      if (!live(m, s) || s.state !== 'full')
+        return bad(
+          'O1-code',
+          `an OIDC sign-in issued tokens for s${s.id}, which is ${live(m, s) ? s.state : s.state === 'revoked' ? `revoked (${s.revokedBy})` : 'expired'}`,
+        );
+      if (s.transport !== 'cookie')
+        return bad('O1-code', `an OIDC sign-in issued tokens for s${s.id}, whose browser holds no session cookie`);
+      if (s.passwordAt === null && s.mfaAt === null)
+        return bad(
+          'O1-restored',
+          `an OIDC sign-in issued tokens for s${s.id}, restored by remember-me, in which no credential was presented`,
+        );
+      const strong = o.acr === ACR_AAL2 || o.acr === ACR_PHR;
+      if (strong && s.mfaAt === null && !s.trusted)
+        return bad('O2-acr', `tokens for s${s.id} claim ${o.acr}, but it verified no second factor`);
+      if (action.acr2 && !strong) return bad('O2-acr-values', `acr_values=${ACR_AAL2} was asked for, the tokens claim ${o.acr}`);
+      const lastCredential = Math.max(s.passwordAt ?? 0, s.mfaAt ?? 0);
+      if ((o.authTime ?? Infinity) > Math.floor(Math.max(lastCredential, s.createdAt) / 1000))
+        return bad(
+          'O2-auth-time',
+          `tokens for s${s.id} claim auth_time ${o.authTime}, after its last credential (${Math.floor(lastCredential / 1000)})`,
+        );
+      m.grants[action.newGrant] = { id: action.newGrant, account: s.account, acr: o.acr!, authTime: o.authTime!, revokedBy: null };
+      return ok(m);
+    }
+
+    case 'oidcRefresh': {
+      const g = m.grants[action.grant]!;
+      if (obs.status !== 200) {
+        // Refused (expired, or a rotated refresh token raced): the grant is over either way.
+        g.revokedBy ??= `the server (${obs.status} ${obs.oidc?.error ?? ''})`;
+        return ok(m);
+      }
+      if (g.revokedBy) return bad('O3-refresh-revoked', `the refresh token of grant g${g.id} still works after ${g.revokedBy}`);
+      if (obs.oidc?.acr !== g.acr || obs.oidc?.authTime !== g.authTime)
+        return bad(
+          'O4-refresh-assurance',
+          `a refresh of grant g${g.id} claims ${obs.oidc?.acr} at ${obs.oidc?.authTime}; the sign-in had ${g.acr} at ${g.authTime}`,
+        );
       return ok(m);
     }
 
