@@ -732,12 +732,12 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
         );
       const strong = o.acr === ACR_AAL2 || o.acr === ACR_PHR;
       if (strong && s.mfaAt === null && !s.trusted)
-        return bad('O2-acr', `tokens for s${s.id} claim ${o.acr}, but it verified no second factor`);
-      if (action.acr2 && !strong) return bad('O2-acr-values', `acr_values=${ACR_AAL2} was asked for, the tokens claim ${o.acr}`);
+        return bad('O5-acr', `tokens for s${s.id} claim ${o.acr}, but it verified no second factor`);
+      if (action.acr2 && !strong) return bad('O5-acr-values', `acr_values=${ACR_AAL2} was asked for, the tokens claim ${o.acr}`);
       const lastCredential = Math.max(s.passwordAt ?? 0, s.mfaAt ?? 0);
       if ((o.authTime ?? Infinity) > Math.floor(Math.max(lastCredential, s.createdAt) / 1000))
         return bad(
-          'O2-auth-time',
+          'O5-auth-time',
           `tokens for s${s.id} claim auth_time ${o.authTime}, after its last credential (${Math.floor(lastCredential / 1000)})`,
         );
       m.grants[action.newGrant] = { id: action.newGrant, account: s.account, acr: o.acr!, authTime: o.authTime!, revokedBy: null };
@@ -751,10 +751,10 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
         g.revokedBy ??= `the server (${obs.status} ${obs.oidc?.error ?? ''})`;
         return ok(m);
       }
-      if (g.revokedBy) return bad('O3-refresh-revoked', `the refresh token of grant g${g.id} still works after ${g.revokedBy}`);
+      if (g.revokedBy) return bad('O4-refresh-revoked', `the refresh token of grant g${g.id} still works after ${g.revokedBy}`);
       if (obs.oidc?.acr !== g.acr || obs.oidc?.authTime !== g.authTime)
         return bad(
-          'O4-refresh-assurance',
+          'O3-refresh-assurance',
           `a refresh of grant g${g.id} claims ${obs.oidc?.acr} at ${obs.oidc?.authTime}; the sign-in had ${g.acr} at ${g.authTime}`,
         );
       return ok(m);
