@@ -15,7 +15,7 @@ import {
   UnauthenticatedError,
 } from './errors.js';
 import type { Scope } from './scopes.js';
-import { isFresh, type SessionFacts } from './session-state.js';
+import { awaitsSecondFactor, isFresh, type SessionFacts } from './session-state.js';
 
 /**
  * - `none`: public (sign up, log in, forgot password, health).
@@ -86,7 +86,9 @@ export function authorize(requirement: Requirement, principal: Principal, now: n
   }
 
   if (requirement.session === 'pending') {
-    return principal.kind === 'session' && principal.session.state === 'pending' ? null : new NoPendingAuthenticationError();
+    return principal.kind === 'session' && awaitsSecondFactor(principal.session, principal.account.factorMethods)
+      ? null
+      : new NoPendingAuthenticationError();
   }
 
   if (principal.kind === 'anonymous') return new UnauthenticatedError();

@@ -5,6 +5,8 @@
  *
  *   none ──password──▶ pending ──second factor──▶ full
  *        ──password (MFA policy, no factor)──▶ enrolling ──factor confirmed──▶ full
+ *                                               └─the account gains a factor elsewhere: may verify
+ *                                                 it as if pending (`awaitsSecondFactor`)──▶ full
  *        ──password (no factor, no policy)──▶ full (aal 1)
  *
  * Pure: no I/O, times are epoch milliseconds passed in by the caller.
@@ -123,6 +125,16 @@ function firstFactorAmr(factor: FirstFactor): AuthMethod[] {
 }
 
 export class IllegalTransitionError extends Error {}
+
+/**
+ * May verify a second factor to become full: pending, or enrolling while the account has
+ * gained a factor since the sign-in (confirmed in another session). Such a session would
+ * otherwise be stuck: adding one more factor is ★ (I2), which it cannot be. Everything
+ * else still answers it as an enrolling session (contract: `enrollment_required`).
+ */
+export function awaitsSecondFactor(session: Pick<SessionFacts, 'state'>, factorMethods: readonly string[]): boolean {
+  return session.state === 'pending' || (session.state === 'enrolling' && factorMethods.length > 0);
+}
 
 /**
  * A second factor was verified: login completion (pending), step-up (full) or the first

@@ -3,7 +3,7 @@
  * request needs from one. Pure: the facts come from the session state machine
  * (core/session-state.ts); nothing here decides a session's state.
  */
-import { assuranceLevel, type SessionFacts } from '../core/session-state.js';
+import { assuranceLevel, awaitsSecondFactor, type SessionFacts } from '../core/session-state.js';
 
 export const ACR = {
   aal1: 'urn:gatehouse:aal1',
@@ -90,7 +90,7 @@ export interface InteractionInput {
 export function decideInteraction(input: InteractionInput): InteractionStep {
   const { session } = input;
   if (!session) return { kind: 'sign_in' };
-  if (session.state === 'pending') return { kind: 'verify' };
+  if (awaitsSecondFactor(session, input.factorMethods)) return { kind: 'verify' };
   if (session.state === 'enrolling') return { kind: 'enrol' };
   const assurance = wireAssurance(session);
   if (!assurance) return { kind: 'sign_in' };

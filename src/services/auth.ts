@@ -5,7 +5,14 @@
 import { EmailTakenError, InvalidCredentialsError, NoPendingAuthenticationError, TooManyAttemptsError } from '../core/errors.js';
 import { normaliseEmail, requireEmail } from '../core/email.js';
 import type { SecurityEventName } from '../core/events.js';
-import { completeSecondFactor, recordPassword, startSession, type FirstFactor, type MfaPolicy } from '../core/session-state.js';
+import {
+  awaitsSecondFactor,
+  completeSecondFactor,
+  recordPassword,
+  startSession,
+  type FirstFactor,
+  type MfaPolicy,
+} from '../core/session-state.js';
 import { factorMethodsOf } from '../store/json-columns.js';
 import type { UserStore } from '../store/users.js';
 import type { RequestContext } from './context.js';
@@ -175,7 +182,7 @@ export class AuthService {
     ctx: RequestContext,
     response?: unknown,
   ): Promise<IssuedSession> {
-    if (session.facts.state !== 'pending') throw new NoPendingAuthenticationError();
+    if (!awaitsSecondFactor(session.facts, session.factorMethods)) throw new NoPendingAuthenticationError();
     this.signInPolicy?.assertMethodCounts(session, method);
     const amr = await this.verifier.verify(
       { userId: session.userId, method, code, pendingSessionId: session.id, sessionId: session.id, response },

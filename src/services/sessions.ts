@@ -173,8 +173,6 @@ export class SessionService {
       session.tokenHash,
       {
         token_hash: hashToken(token),
-        replaced_token_hash: session.tokenHash,
-        replaced_until: now + REPLACED_TOKEN_LOGOUT_MS,
         state: next.state,
         amr: JSON.stringify(next.amr),
         password_at: next.passwordAt,
@@ -183,6 +181,7 @@ export class SessionService {
         expires_at: next.expiresAt,
         last_seen_at: next.lastSeenAt,
       },
+      now + REPLACED_TOKEN_LOGOUT_MS,
       trx,
     );
     // Someone else advanced (or revoked) this session first with the same token.

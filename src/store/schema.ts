@@ -27,6 +27,13 @@ export interface UsersTable {
   updated_at: number;
 }
 
+/** A session token replaced moments ago: logout alone accepts it until `until` (migration 0014). */
+export interface ReplacedSessionTokensTable {
+  token_hash: string;
+  session_id: string;
+  until: number;
+}
+
 export interface SessionsTable {
   id: string;
   user_id: string;
@@ -44,9 +51,6 @@ export interface SessionsTable {
   mfa_attempts: Generated<number>;
   /** JSON `SessionRisk` (services/policy.ts): the signals at sign-in and what they raised; null: none recorded. */
   risk: ColumnType<string | null, string | null | undefined, string | null>;
-  /** The token this session had before its last replacement, accepted by logout alone until `replaced_until`. */
-  replaced_token_hash: ColumnType<string | null, string | null | undefined, string | null>;
-  replaced_until: ColumnType<number | null, number | null | undefined, number | null>;
   /** 1 when the user asked to be remembered: a remember-me token is issued once full. */
   remember: Generated<number>;
   created_at: number;
@@ -247,6 +251,7 @@ export interface FederationFlowsTable {
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
+  replaced_session_tokens: ReplacedSessionTokensTable;
   factors: FactorsTable;
   factor_setups: FactorSetupsTable;
   recovery_codes: RecoveryCodesTable;

@@ -39,16 +39,17 @@ export class SessionStore {
     return (await this.byTokenHash(tokenHash))[0];
   }
 
-  /** The session that held this token until its replacement, while `replaced_until` has not passed. */
+  /** The session that held this token until its replacement, while the token's deadline has not passed. */
   async findByReplacedTokenHash(tokenHash: string, now: number): Promise<SessionWithAccount | undefined> {
     return this.withAccount()
-      .where('sessions.replaced_token_hash', '=', tokenHash)
-      .where('sessions.replaced_until', '>', now)
+      .innerJoin('replaced_session_tokens as replaced', 'replaced.session_id', 'sessions.id')
+      .where('replaced.token_hash', '=', tokenHash)
+      .where('replaced.until', '>', now)
       .executeTakeFirst();
   }
 
   async insert(
-    row: Omit<SessionRow, 'mfa_attempts' | 'risk' | 'replaced_token_hash' | 'replaced_until'> & { risk?: string | null },
+    row: Omit<SessionRow, 'mfa_attempts' | 'risk'> & { risk?: string | null },
     trx: Transaction<Database> | Kysely<Database> = this.db,
   ): Promise<void> {
     await trx.insertInto('sessions').values(row).execute();
@@ -56,39 +57,38 @@ export class SessionStore {
 
   /**
    * Replaces the token and the assurance facts, but only if the presented token is still
-   * current: two parallel verifications cannot both win.
+   * current: two parallel verifications cannot both win. The replaced token is kept until
+   * `replacedUntil` for logout alone, in the same transaction.
    */
   async replace(
     id: string,
     expectedTokenHash: string,
     changes: Partial<
-      Pick<
-        SessionRow,
-        | 'token_hash'
-        | 'replaced_token_hash'
-        | 'replaced_until'
-        | 'state'
-        | 'amr'
-        | 'password_at'
-        | 'mfa_at'
-        | 'expires_at'
-        | 'last_seen_at'
-        | 'webauthn_at'
-      >
+      Pick<SessionRow, 'token_hash' | 'state' | 'amr' | 'password_at' | 'mfa_at' | 'expires_at' | 'last_seen_at' | 'webauthn_at'>
     >,
-    trx: Transaction<Database> | Kysely<Database> = this.db,
+    replacedUntil: number,
+    trx?: Transaction<Database>,
   ): Promise<boolean> {
-    const result = await trx
-      .updateTable('sessions')
-      .set(changes)
-      .where('id', '=', id)
-      .where('token_hash', '=', expectedTokenHash)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+    const run = async (t: Transaction<Database>) => {
+      const result = await t
+        .updateTable('sessions')
+        .set(changes)
+        .where('id', '=', id)
+        .where('token_hash', '=', expectedTokenHash)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) return false;
+      await t
+        .insertInto('replaced_session_tokens')
+        .values({ token_hash: expectedTokenHash, session_id: id, until: replacedUntil })
+        .execute();
+      return true;
+    };
+    return trx ? run(trx) : this.db.transaction().execute(run);
   }
 
   /**
-   * Reserves one second-factor attempt in a pending session. Returns the attempt number,
+   * Reserves one second-factor attempt in a session awaiting its factor (pending, or
+   * enrolling after the account gained a factor elsewhere). Returns the attempt number,
    * or null when the session has no attempts left (or is gone).
    */
   async reserveMfaAttempt(id: string, maxAttempts: number): Promise<number | null> {
@@ -96,7 +96,7 @@ export class SessionStore {
       .updateTable('sessions')
       .set((eb) => ({ mfa_attempts: eb('mfa_attempts', '+', 1) }))
       .where('id', '=', id)
-      .where('state', '=', 'pending')
+      .where('state', '!=', 'full')
       .where('mfa_attempts', '<', maxAttempts)
       .returning('mfa_attempts')
       .executeTakeFirst();
@@ -137,9 +137,9 @@ export class SessionStore {
     await this.db.deleteFrom('sessions').where('id', '=', id).execute();
   }
 
-  /** Deletes the session only while it is still pending (a parallel success may have completed it). */
+  /** Deletes the session only while it still awaits a factor (a parallel success may have completed it). */
   async deletePending(id: string): Promise<void> {
-    await this.db.deleteFrom('sessions').where('id', '=', id).where('state', '=', 'pending').execute();
+    await this.db.deleteFrom('sessions').where('id', '=', id).where('state', '!=', 'full').execute();
   }
 
   async deleteForUser(userId: string, id: string, trx: Transaction<Database> | Kysely<Database> = this.db): Promise<boolean> {
@@ -156,6 +156,8 @@ export class SessionStore {
 
   /** Deletes the sessions past their absolute expiry; the number deleted. */
   async deleteExpired(now: number): Promise<number> {
+    // Replaced tokens past their deadline go too (not counted: they name no session any more).
+    await this.db.deleteFrom('replaced_session_tokens').where('until', '<=', now).execute();
     const result = await this.db.deleteFrom('sessions').where('expires_at', '<=', now).executeTakeFirst();
     return Number(result.numDeletedRows);
   }

@@ -34,6 +34,13 @@ const principals: Record<string, Principal> = {
     account: none,
     session: startSession({ hasSecondFactor: false, mfaPolicy: 'all' }, { kind: 'password' }, NOW, times),
   },
+  // Enrolling, but the account confirmed a factor in another session since: it may verify that
+  // factor (the pending requirement); everything else answers as for any enrolling session.
+  enrolling_gained_factor: {
+    kind: 'session',
+    account: totp,
+    session: startSession({ hasSecondFactor: false, mfaPolicy: 'all' }, { kind: 'password' }, NOW, times),
+  },
   // An account with a factor, second factor verified just now.
   full_mfa_fresh: {
     kind: 'session',
@@ -112,6 +119,7 @@ const cols = [
   'anonymous',
   'pending',
   'enrolling',
+  'enrolling_gained_factor',
   'full_mfa_fresh',
   'full_mfa_stale',
   'full_trusted_device',
@@ -122,16 +130,16 @@ const cols = [
   'token_none',
 ] as const;
 const table: Record<string, Outcome[]> = {
-  //                 anon    pending enrol  mfaF  mfaS   trust  pwdF  pwdS   remember tokAll tokNone
-  none: [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-  any: [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
-  pending: [NOPEND, OK, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, INTER, INTER],
-  enrolling: [UNAUTH, MFA, OK, OK, OK, OK, OK, OK, OK, INTER, INTER],
-  'enrolling★': [UNAUTH, MFA, OK, OK, STEP, STEP, OK, STEP, STEP, INTER, INTER],
-  full: [UNAUTH, MFA, ENROL, OK, OK, OK, OK, OK, OK, INTER, INTER],
-  'full★': [UNAUTH, MFA, ENROL, OK, STEP, STEP, OK, STEP, STEP, INTER, INTER],
-  'full+scope': [UNAUTH, MFA, ENROL, OK, OK, OK, OK, OK, OK, OK, SCOPE],
-  'full+scope★': [UNAUTH, MFA, ENROL, OK, STEP, STEP, OK, STEP, STEP, INTER, SCOPE],
+  //                 anon    pending enrol  enrol+factor mfaF  mfaS   trust  pwdF  pwdS   remember tokAll tokNone
+  none: [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+  any: [OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK, OK],
+  pending: [NOPEND, OK, NOPEND, OK, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, NOPEND, INTER, INTER],
+  enrolling: [UNAUTH, MFA, OK, OK, OK, OK, OK, OK, OK, OK, INTER, INTER],
+  'enrolling★': [UNAUTH, MFA, OK, STEP, OK, STEP, STEP, OK, STEP, STEP, INTER, INTER],
+  full: [UNAUTH, MFA, ENROL, ENROL, OK, OK, OK, OK, OK, OK, INTER, INTER],
+  'full★': [UNAUTH, MFA, ENROL, ENROL, OK, STEP, STEP, OK, STEP, STEP, INTER, INTER],
+  'full+scope': [UNAUTH, MFA, ENROL, ENROL, OK, OK, OK, OK, OK, OK, OK, SCOPE],
+  'full+scope★': [UNAUTH, MFA, ENROL, ENROL, OK, STEP, STEP, OK, STEP, STEP, INTER, SCOPE],
 };
 
 describe('authorize: every requirement × principal', () => {

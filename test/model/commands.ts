@@ -20,6 +20,7 @@ import {
   judgePair,
   judgeProbe,
   live,
+  awaitsFactor,
   type Action,
   type Candidates,
   type Cred,
@@ -137,7 +138,7 @@ function targets(m: ModelState, kind: Single, p: number[]): MSession[] {
   const full = (s: MSession) => live(m, s) && s.state === 'full';
   switch (kind) {
     case 'verify':
-      return all.filter((s) => live(m, s) && s.state === 'pending' && hasCreds(s));
+      return all.filter((s) => live(m, s) && awaitsFactor(m, s) && hasCreds(s));
     case 'stepUp':
       return all.filter((s) => full(s) && hasCreds(s));
     case 'setup':

@@ -308,6 +308,10 @@ export function fresh(m: ModelState, s: MSession): boolean {
   return within(s.passwordAt) || within(s.mfaAt);
 }
 
+/** May verify a second factor: pending, or enrolling after the account gained a factor in another session. */
+export const awaitsFactor = (m: ModelState, s: MSession) =>
+  s.state === 'pending' || (s.state === 'enrolling' && m.accounts[s.account]!.factors.length > 0);
+
 /** v1.1: adding a factor to an account that has one needs a fresh check of an existing factor. */
 export const freshByFactor = (m: ModelState, s: MSession) =>
   s.state === 'full' && m.accounts[s.account]!.factors.length > 0 && s.mfaAt !== null && m.now - s.mfaAt <= m.stepUpMs;
@@ -545,8 +549,8 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
     case 'stepUp': {
       if (!success(obs.status)) return ok(m);
       const s = sess!;
-      const want = action.t === 'verify' ? 'pending' : 'full';
-      if (!live(m, s) || s.state !== want)
+      const admitted = action.t === 'verify' ? awaitsFactor(m, s) : s.state === 'full';
+      if (!live(m, s) || !admitted)
         return bad(
           action.t === 'verify' ? 'verify-state' : 'I5-revoked',
           `${action.t} succeeded on a session that is ${live(m, s) ? s.state : `gone (${s.revokedBy ?? 'expired'})`}`,

@@ -360,6 +360,39 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
   // confirmed meanwhile, made the change a ★ action needing that factor. No serial order
   // explains both succeeding (confirm first: the change needs a fresh factor check; change
   // first: the confirming session is revoked).
+  // Noticed in session 3: an enrolling session of an account that gained its first factor in
+  // another session stayed enrolling; it could neither verify that factor nor (I2) add one,
+  // so its user was stuck until signing out. It may now verify the factor as if pending; all
+  // else answers it as the contract says for an enrolling session.
+  it('an enrolling session of an account that gained a factor elsewhere may verify that factor, and gains nothing else', async () => {
+    const owner = await signup(required.urls[0]);
+    const laptop = await login(required.urls[1], owner);
+    expect(laptop.res.body.status).toBe('enrollment_required');
+    const setup = await owner.client.post('/api/mfa/totp/setup');
+    const confirm = await owner.client.post('/api/mfa/totp/confirm', { code: totpAt(setup.body.secret, -1) });
+    expect(confirm.status).toBe(200);
+    const codes: string[] = confirm.body.recoveryCodes;
+    // Attack: the laptop session opens nothing and cannot add a factor of its own.
+    const account = await laptop.client.get('/api/account');
+    expect(account.status).toBe(403);
+    expect(account.body.error).toBe('enrollment_required');
+    const own = await laptop.client.post('/api/mfa/totp/setup');
+    expect(own.status).toBe(403);
+    expect(own.body.error).toBe('step_up_required');
+    // The enrolment page sends it to the second-factor step.
+    const page = await laptop.client.get('/enrol');
+    expect(page.status).toBe(303);
+    expect(page.headers.location).toMatch(/\/sign-in\/verify$/);
+    // A wrong code is refused.
+    const wrong = await laptop.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: 'AAAA-BBBB-CCCC' });
+    expect(wrong.status).toBe(401);
+    // Legitimate: it verifies the account's factor and is full.
+    const verified = await laptop.client.post('/api/auth/mfa/verify', { method: 'recovery_code', code: codes[0] });
+    expect(verified.status).toBe(200);
+    expect((await laptop.client.get('/api/account')).status).toBe(200);
+    expect((await laptop.client.get('/api/session')).body.aal).toBe(2);
+  });
+
   // The deterministic half of the above: a logout that presents a token replaced moments
   // ago (here by a re-authentication) ends the session; the old token opens nothing else.
   it.each(['cookie', 'token'] as const)(

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../core/errors.js';
+import { awaitsSecondFactor } from '../../core/session-state.js';
 import { addingFactorIsSensitive, requires, sessionOf } from '../../http/gate.js';
 import { deliverSession } from '../../http/session-delivery.js';
 import type { ConfirmedFactor } from '../../services/factor-changes.js';
@@ -52,6 +53,8 @@ export async function factorPages(app: FastifyInstance, web: Web): Promise<void>
   app.get('/enrol', { config: requires({ session: 'enrolling' }) }, async (request, reply) => {
     const session = sessionOf(request);
     if (session.facts.state === 'full') return reply.redirect(web.path('/settings'), 303);
+    // The account confirmed a factor in another session meanwhile: prove that one instead.
+    if (awaitsSecondFactor(session.facts, session.factorMethods)) return reply.redirect(web.path('/sign-in/verify'), 303);
     const csrf = web.tokens.of(session);
     return send(web, reply, 200, {
       title: 'Add a second factor',

@@ -3,7 +3,7 @@
  * revokes the session the browser presented, so one browser never holds two sessions.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { GatehouseError, InvalidCodeError, TooManyAttemptsError } from '../../core/errors.js';
+import { CsrfError, GatehouseError, InvalidCodeError, TooManyAttemptsError } from '../../core/errors.js';
 import { clearCookie } from '../../http/cookies.js';
 import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, sessionToEnd, trustDeviceIfAsked } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
@@ -144,6 +144,9 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
 
   app.post('/sign-out', { config: requires({ session: 'any' }) }, async (request, reply) => {
     const session = await sessionToEnd(request, gatehouse, cookies);
+    // A session found by its replaced token passed no form-token check yet (the gate found
+    // none): its form token (of the session id, which the replacement keeps) is due here.
+    if (session && request.principal.kind !== 'session' && !web.tokens.carries(request, session)) throw new CsrfError();
     await auth.logout(session);
     await endRememberMe(request, reply, gatehouse, cookies, session);
     clearCookie(reply, cookies, cookies.names.session);
