@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../core/errors.js';
 import { clearCookie } from '../../http/cookies.js';
-import { endRememberMe } from '../../http/credentials.js';
+import { endBrowserSignIns } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import type { AccountFormState } from '../account-view.js';
 import { send, userOf, type Web } from '../context.js';
@@ -90,7 +90,7 @@ export async function settingsPages(app: FastifyInstance, web: Web): Promise<voi
       return settingsPage(web, request, reply, 404, { error: 'No such session.' });
     await gatehouse.log.record('session.revoked', session.userId, request.ctx, { sessionId: id });
     if (id === session.id) {
-      await endRememberMe(request, reply, gatehouse, cookies, session);
+      await endBrowserSignIns(request, reply, gatehouse, cookies, session);
       clearCookie(reply, cookies, cookies.names.session);
       return reply.redirect(web.path('/sign-in?notice=signed_out'), 303);
     }

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError, InvalidCodeError, TooManyAttemptsError } from '../../core/errors.js';
 import { clearCookie } from '../../http/cookies.js';
-import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, sessionToEnd, trustDeviceIfAsked } from '../../http/credentials.js';
+import { endBrowserSignIns, issueRememberMeIfAsked, screenRememberMe, sessionToEnd, trustDeviceIfAsked } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import { deliverSession } from '../../http/session-delivery.js';
 import { continueAfterForm, takeOidcReturn } from '../../oidc/plugin.js';
@@ -145,7 +145,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
   app.post('/sign-out', { config: requires({ session: 'any' }) }, async (request, reply) => {
     const session = await sessionToEnd(request, gatehouse, cookies);
     await auth.logout(session);
-    await endRememberMe(request, reply, gatehouse, cookies, session);
+    await endBrowserSignIns(request, reply, gatehouse, cookies, session);
     clearCookie(reply, cookies, cookies.names.session);
     return reply.redirect(web.path('/sign-in?notice=signed_out'), 303);
   });
