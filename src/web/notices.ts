@@ -16,6 +16,7 @@ const NOTICES: Record<string, string> = {
   session_revoked: 'Session signed out.',
   device_revoked: 'Device forgotten.',
   token_revoked: 'Token revoked.',
+  upstream_unlinked: 'Sign-in unlinked: it no longer signs in to this account.',
 };
 
 /** Own keys only: `?notice=constructor` must not render Object's constructor. */
