@@ -375,7 +375,17 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   accessRevokers.push((userId, _keep, trx) => revokeAccountGrants(trx, userId));
   factorRemovedHooks.push((userId) => revokeAccountGrants(db, userId));
   const federationStore = new FederationStore(db);
-  const federation = new FederationService(federationStore, stores.users, auth, accountChanges, log, keys.box, config.upstreams, pagesUrl);
+  const federation = new FederationService(
+    federationStore,
+    stores.users,
+    auth,
+    accountChanges,
+    log,
+    keys.box,
+    passwords,
+    config.upstreams,
+    pagesUrl,
+  );
 
   const maintenance = new MaintenanceService(
     {
