@@ -212,6 +212,26 @@ describe('Gatehouse’s own sign-out', () => {
     expect(received.length).toBe(before + 1);
   });
 
+  it('signing out this session from the settings page does the same (and DELETE /api/sessions/:id with its own id)', async () => {
+    const { account, b } = await mfaBrowser();
+    const claims = (await authorize(server, rp, b)).claims()!;
+    const other = await anotherBrowser(account);
+    const otherClaims = (await authorize(server, rp, other)).claims()!;
+    const before = received.length;
+    const settings = await b.go('GET', '/settings');
+    const ownItem = settings.text.split('<li>').find((li) => li.includes('aria-label="Sign out this session"'))!;
+    const ownSession = /name="sessionId" value="([^"]+)"/.exec(ownItem)![1]!;
+    const out = await b.go('POST', '/settings/sessions/revoke', { _csrf: csrfIn(settings.text), sessionId: ownSession });
+    expect(out.location).toBe('/sign-in?notice=signed_out');
+    expect(await logoutTokensSince(before)).toMatchObject([{ sub: account.userId, sid: claims.sid }]);
+
+    const api = new Client(server.url);
+    api.cookies = new Map(other.cookies);
+    const own = (await api.get('/api/sessions')).body.sessions.find((x: { current: boolean }) => x.current).id;
+    expect((await api.delete(`/api/sessions/${own}`)).status).toBe(204);
+    expect(await logoutTokensSince(before + 1)).toMatchObject([{ sub: account.userId, sid: otherClaims.sid }]);
+  });
+
   it('POST /api/auth/logout does the same; a forged provider cookie presented at a logout ends nobody else’s session', async () => {
     const { account, b: victim } = await mfaBrowser();
     const victimClaims = (await authorize(server, rp, victim)).claims()!;
