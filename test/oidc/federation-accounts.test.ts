@@ -115,7 +115,8 @@ describe('accounts created from an upstream sign-in (optional MFA policy)', () =
     const who = identity(email, { acr: 'urn:x:mfa' });
     s.open.signInAs(who);
     const b = new FormBrowser(s.server.url);
-    expect((await federate(s, b, 'open')).location).toBe('/settings');
+    expect((await federate(s, b, 'open')).location).toBe('/settings?notice=account_created');
+    expect((await b.go('GET', '/settings?notice=account_created')).text).toContain('Your account was created with this sign-in');
     const session = await stateOf(s, b);
     expect(session).toMatchObject({ state: 'full', aal: 1, user: { email } });
     expect(session.amr).toEqual(['fed']);
@@ -158,6 +159,16 @@ describe('accounts created from an upstream sign-in (optional MFA policy)', () =
     expect((await stateOf(s, b)).state).toBe('unauthenticated');
     expect(await accountExists(s, email)).toBe(false);
   });
+});
+
+describe('accounts created from an upstream sign-in: a race', () => {
+  let s: Setup;
+  beforeAll(async () => {
+    // Real argon2 cost: the password hash between the decision and the insert gives every
+    // parallel sign-in the time to decide "create" before the first one commits.
+    s = await setUp({ GATEHOUSE_ARGON2_MEMORY_KIB: '19456', GATEHOUSE_ARGON2_ITERATIONS: '2' });
+  }, 60_000);
+  afterAll(() => tearDown(s));
 
   it('two parallel sign-ins of the same new identity create one account', async () => {
     const email = uniqueEmail('jit-race');
@@ -169,16 +180,23 @@ describe('accounts created from an upstream sign-in (optional MFA policy)', () =
     const answers = await Promise.all(browsers.map((b, i) => b.go('GET', callbacks[i]!)));
     for (const a of answers) expect([303, 400]).toContain(a.status);
     const signedIn: string[] = [];
+    let anyFull: FormBrowser | undefined;
     for (const b of browsers) {
       const st = await stateOf(s, b);
-      if (st.state === 'full') signedIn.push(st.user.id);
+      if (st.state === 'full') {
+        signedIn.push(st.user.id);
+        anyFull = b;
+      }
     }
+    // Which ones: the creating sign-in, and any that found the identity already linked; the
+    // others that lost the race became a pending link (or a "sign in again").
+    expect(answers.filter((a) => a.location === '/settings?notice=account_created')).toHaveLength(1);
     expect(signedIn.length).toBeGreaterThanOrEqual(1);
     expect(new Set(signedIn).size).toBe(1);
     expect(await accountExists(s, email)).toBe(true);
     // The identity is linked once, to that account.
     const c = new Client(s.server.url);
-    c.cookies = new Map(browsers[answers.findIndex((a) => a.location === '/settings')]!.cookies);
+    c.cookies = new Map(anyFull!.cookies);
     expect((await c.get('/api/account/upstreams')).body.upstreams).toHaveLength(1);
   });
 });
