@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { AuditContext } from '../context.js';
 import { Inconclusive } from '../inconclusive.js';
 import type { Session } from '../session.js';
-import { AuditUpstream } from '../upstream.js';
+import type { AuditUpstream } from '../upstream.js';
 import { blocked, bypassed, type Check } from './types.js';
 
 /** GETs `path` on the target in `session` and follows the target's own redirects (a few), as a browser would. */
@@ -49,6 +49,8 @@ export const upstreamLinksWithoutFactor: Check = {
     const email = ctx.account.email ?? ctx.account.username;
     let upstream: AuditUpstream;
     try {
+      // Loaded only when this check runs: oidc-provider is large and warns on some runtimes.
+      const { AuditUpstream } = await import('../upstream.js');
       upstream = await AuditUpstream.start(u, ctx.http.origin);
     } catch (err) {
       throw new Inconclusive(`the auditor could not listen at ${u.issuer}: ${(err as Error).message}`);
