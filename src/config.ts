@@ -78,6 +78,11 @@ export const UpstreamSchema = z
     scope: z.string().max(500).default('openid email'),
     trustedAcr: z.array(z.string().min(1).max(200)).max(20).default([]),
     trustedAmr: z.array(z.string().min(1).max(50)).max(20).default([]),
+    /**
+     * Create an account for an upstream identity whose verified e-mail address no account
+     * has (just-in-time). Off by default: otherwise identities are only ever linked.
+     */
+    createAccounts: z.boolean().default(false),
   })
   .strict();
 

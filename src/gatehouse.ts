@@ -3,6 +3,7 @@
  * through their constructors. The object this returns is internal (the HTTP layer, the
  * pages, the server and the CLI use it); host applications get the facade in facade.ts.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Redis } from 'ioredis';
 import type { Transaction } from 'kysely';
 import pino, { type Logger } from 'pino';
@@ -89,6 +90,12 @@ export interface Gatehouse {
   federation: FederationService;
   /** Deletes expired rows; `startServer` starts its timer, `close()` stops it. */
   maintenance: MaintenanceService;
+  /**
+   * Run when a browser signs out of Gatehouse (logout, the sign-out page, revoking the
+   * current session), after its session ended: features that signed the same browser in
+   * elsewhere end that too (the OpenID Provider's session and its relying parties).
+   */
+  signOutHooks: Array<(req: IncomingMessage, res: ServerResponse) => Promise<void>>;
   /**
    * Revokes every way into the account (sessions, and whatever features register here:
    * remember-me tokens, trusted devices), except the session `keepSessionId` if given.
@@ -368,7 +375,17 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
   accessRevokers.push((userId, _keep, trx) => revokeAccountGrants(trx, userId));
   factorRemovedHooks.push((userId) => revokeAccountGrants(db, userId));
   const federationStore = new FederationStore(db);
-  const federation = new FederationService(federationStore, stores.users, auth, accountChanges, log, keys.box, config.upstreams, pagesUrl);
+  const federation = new FederationService(
+    federationStore,
+    stores.users,
+    auth,
+    accountChanges,
+    log,
+    keys.box,
+    passwords,
+    config.upstreams,
+    pagesUrl,
+  );
 
   const maintenance = new MaintenanceService(
     {
@@ -415,6 +432,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
     mail,
     maintenance,
     federation,
+    signOutHooks: [],
     revokeAccountAccess,
     async readiness() {
       const databaseUp = await databaseAnswers(database);

@@ -343,6 +343,30 @@ export const profileSchema = z
         unreachableAcr: z.string().min(1).optional(),
       })
       .optional(),
+    /**
+     * Federated login: the target trusts an upstream OpenID Provider that the auditor itself
+     * runs at `issuer` (a loopback http URL) during the check, with this client registered.
+     * `startPath` begins the target's upstream sign-in; `callbackPath` is the redirect URI
+     * the target sends (default: startPath + "/callback").
+     */
+    upstreamLogin: z
+      .strictObject({
+        issuer: z
+          .string()
+          .url()
+          .refine((v) => {
+            const u = new URL(v);
+            return u.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname) && u.port !== '';
+          }, 'must be http://127.0.0.1:PORT (or localhost, [::1]): the auditor listens there, on loopback only'),
+        clientId: z.string().min(1),
+        clientSecret: z.string().min(1).optional(),
+        /** How the target authenticates at the token endpoint (with a clientSecret). */
+        clientAuth: z.enum(['client_secret_basic', 'client_secret_post']).default('client_secret_basic'),
+        startPath: targetPath,
+        callbackPath: targetPath.optional(),
+      })
+      .transform((u) => ({ ...u, callbackPath: u.callbackPath ?? `${u.startPath.replace(/\/$/, '')}/callback` }))
+      .optional(),
     limits: z
       .strictObject({
         maxGuesses: z.number().int().min(1).max(50).default(10),

@@ -11,6 +11,10 @@
  * second factor, unless the upstream's acr/amr is configured as trusted MFA. It is never
  * fresh (★ needs a factor checked by Gatehouse). A matching e-mail address never links by
  * itself: the link waits until the account it names signs in with its own factors.
+ *
+ * An upstream configured with `createAccounts` creates an account for an identity whose
+ * verified address no account has; that account starts with the upstream as its only
+ * first factor (no usable password, no second factor) and enrols per the MFA policy.
  */
 
 export interface UpstreamTrust {
@@ -39,6 +43,8 @@ export function upstreamMfaTrusted(assertion: UpstreamAssertion, trust: Upstream
 export type UpstreamLoginStep =
   /** The identity is linked: open a session for that account. */
   | { kind: 'sign_in'; userId: string }
+  /** A new account for the identity (its upstream allows it), linked at once; its session has the upstream as first factor only. */
+  | { kind: 'create_account' }
   /** Not linked: remember the identity; a full, fresh session of `targetUserId` (or, when null, of any account) may link it. */
   | { kind: 'link_pending'; targetUserId: string | null };
 
@@ -49,11 +55,16 @@ export interface UpstreamLoginInput {
   emailVerified: boolean;
   /** The account of the browser's full Gatehouse session, if any. */
   signedInUserId: string | null;
+  /** The upstream may create accounts (`createAccounts`), and the identity has a well-formed e-mail address. */
+  mayCreateAccount?: boolean;
 }
 
 export function decideUpstreamLogin(input: UpstreamLoginInput): UpstreamLoginStep {
   if (input.linkedUserId) return { kind: 'sign_in', userId: input.linkedUserId };
   if (input.signedInUserId) return { kind: 'link_pending', targetUserId: input.signedInUserId };
+  // A new account only for an address the upstream verified and no account has: an
+  // address an account has is never taken over, it waits for that account's own factors.
+  if (input.mayCreateAccount && input.emailVerified && input.emailMatchUserId === null) return { kind: 'create_account' };
   return { kind: 'link_pending', targetUserId: input.emailVerified ? input.emailMatchUserId : null };
 }
 

@@ -87,7 +87,7 @@ export async function sessionToEnd(request: FastifyRequest, gatehouse: Gatehouse
 }
 
 /** Logout: this device's remember-me chain ends and its cookie is cleared. */
-export async function endRememberMe(
+async function endRememberMe(
   request: FastifyRequest,
   reply: FastifyReply,
   gatehouse: Gatehouse,
@@ -96,6 +96,23 @@ export async function endRememberMe(
 ): Promise<void> {
   await gatehouse.rememberMe.logout(session?.id ?? null, request.cookies[cookies.names.remember], request.ctx);
   if (request.cookies[cookies.names.remember] !== undefined) clearCookie(reply, cookies, cookies.names.remember);
+}
+
+/**
+ * Sign-out of this browser, after its session ended: its remember-me chain, then what
+ * else signed the browser in (`signOutHooks`: the OpenID Provider's session, whose relying
+ * parties get back-channel logout). A failure propagates (503 on an outage): the client
+ * may sign out again, and the hooks need only the browser's cookies to finish.
+ */
+export async function endBrowserSignIns(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  gatehouse: Gatehouse,
+  cookies: CookiePolicy,
+  session: ActiveSession | null,
+): Promise<void> {
+  await endRememberMe(request, reply, gatehouse, cookies, session);
+  for (const hook of gatehouse.signOutHooks) await hook(request.raw, reply.raw);
 }
 
 /**

@@ -22,6 +22,7 @@ import { ClientRegistry } from './clients.js';
 import { escapeHtml, simplePage } from './pages.js';
 import { createProvider, OIDC_PREFIX, OIDC_TTL } from './provider.js';
 import { ResourceServers, type ResourceServer } from './resources.js';
+import { carriesProviderSession, endProviderSession } from './sign-out.js';
 
 export interface OidcPluginOptions {
   gatehouse: Gatehouse;
@@ -88,6 +89,10 @@ export async function oidcRoutes(app: FastifyInstance, options: OidcPluginOption
       built = null;
       throw err;
     }));
+  // Gatehouse's own sign-out of a browser ends its provider session too (sign-out.ts).
+  gatehouse.signOutHooks.push(async (req, res) => {
+    if (carriesProviderSession(req)) await endProviderSession(await provider(), req, res);
+  });
 
   // The provider reads its own bodies (urlencoded, JSON) from the raw request: no parser here.
   app.removeAllContentTypeParsers();

@@ -14,7 +14,7 @@
 import * as oidc from 'openid-client';
 import type { UpstreamOptions } from '../config.js';
 import { InvalidRequestError, NotFoundError, ServiceUnavailableError, UnauthenticatedError } from '../core/errors.js';
-import { normaliseEmail } from '../core/email.js';
+import { normaliseEmail, parseEmail, type EmailAddress } from '../core/email.js';
 import { decideUpstreamLogin, mayConfirmLink, upstreamMfaTrusted } from '../core/federation.js';
 import type { FederationStore } from '../store/federation.js';
 import type { UserStore } from '../store/users.js';
@@ -23,7 +23,14 @@ import type { AuthService, LoginResult } from './auth.js';
 import type { RequestContext } from './context.js';
 import { hashToken, newId, randomToken, type SecretBox } from './keys.js';
 import type { SecurityLog } from './security-log.js';
+import type { PasswordHasher } from './passwords.js';
 import type { ActiveSession } from './sessions.js';
+
+/** The address in Gatehouse's one grammar (core/email.ts), or null when it does not pass. */
+function wellFormed(email: string): EmailAddress | null {
+  const parsed = parseEmail(email);
+  return parsed.ok ? parsed.email : null;
+}
 
 /** Seconds a flow (at the upstream, or a link waiting for the account's factors) lives. */
 export const FEDERATION_FLOW_TTL = 600;
@@ -36,7 +43,7 @@ export class UpstreamLoginError extends InvalidRequestError {
 }
 
 export type UpstreamCallbackResult =
-  | { kind: 'signed_in'; login: LoginResult; upstream: string }
+  | { kind: 'signed_in'; login: LoginResult; upstream: string; created: boolean }
   | { kind: 'link_pending'; handle: string; email: string | null; upstream: string };
 
 interface FlowChecks {
@@ -57,6 +64,7 @@ export class FederationService {
     private readonly accounts: AccountChanges,
     private readonly log: SecurityLog,
     private readonly box: SecretBox,
+    private readonly passwords: PasswordHasher,
     private readonly upstreams: readonly UpstreamOptions[],
     private readonly pagesUrl: () => string,
   ) {}
@@ -177,12 +185,20 @@ export class FederationService {
         emailMatch = null;
       }
     }
-    const step = decideUpstreamLogin({
+    const address = email === null ? null : wellFormed(email);
+    let step = decideUpstreamLogin({
       linkedUserId: linked?.user_id ?? null,
       emailMatchUserId: emailMatch,
       emailVerified: claims.email_verified === true,
       signedInUserId: signedIn && signedIn.facts.state === 'full' ? signedIn.userId : null,
+      mayCreateAccount: u.createAccounts && address !== null,
     });
+    if (step.kind === 'create_account') {
+      const created = await this.createAccount(u, issuer, claims.sub, address!, ctx);
+      if (created) return { kind: 'signed_in', login: created, upstream: u.name, created: true };
+      // The address was taken meanwhile (a sign-up, a parallel sign-in): never that account's, only a pending link to it.
+      step = { kind: 'link_pending', targetUserId: (await this.users.findByNormalizedEmail(address!.key))?.id ?? null };
+    }
     if (step.kind === 'sign_in') {
       const user = await this.users.findById(step.userId);
       if (!user) throw new UpstreamLoginError();
@@ -195,7 +211,7 @@ export class FederationService {
         'cookie',
         false,
       );
-      return { kind: 'signed_in', login, upstream: u.name };
+      return { kind: 'signed_in', login, upstream: u.name, created: false };
     }
     const linkHandle = randomToken();
     await this.store.insertFlow({
@@ -212,6 +228,44 @@ export class FederationService {
       used_at: null,
     });
     return { kind: 'link_pending', handle: linkHandle, email, upstream: u.name };
+  }
+
+  /**
+   * Just-in-time account for an upstream identity (`createAccounts`): the account, with a
+   * random password nobody knows (a password can be set through a password reset to the
+   * verified address), and its link to the identity, in one transaction. Null when the
+   * address is taken (unique index) by then. The session has the upstream as first factor
+   * only, also when the upstream's MFA is trusted: the account has no factor of its own yet,
+   * and the state machine sends it to enrolment when the policy requires one.
+   */
+  private async createAccount(
+    u: UpstreamOptions,
+    issuer: string,
+    subject: string,
+    address: EmailAddress,
+    ctx: RequestContext,
+  ): Promise<LoginResult | null> {
+    const user = { id: newId(), email: address.address, email_normalized: address.key, created_at: ctx.now, updated_at: ctx.now };
+    const passwordHash = await this.passwords.hash(randomToken());
+    const created = await this.store.transaction(async (trx) => {
+      if (!(await this.users.insert({ ...user, password_hash: passwordHash }, trx))) return false;
+      const linked = await this.store.link(trx, {
+        id: newId(),
+        user_id: user.id,
+        upstream: u.name,
+        issuer,
+        subject,
+        email: address.address,
+        created_at: ctx.now,
+      });
+      // Linked by a parallel sign-in of the same identity a moment ago: this one gives way.
+      if (!linked) throw new UpstreamLoginError('This sign-in was just linked to an account. Sign in again.');
+      await this.log.record('account.created', user.id, ctx, { upstream: u.name }, trx);
+      await this.log.record('upstream.linked', user.id, ctx, { upstream: u.name }, trx);
+      return true;
+    });
+    if (!created) return null;
+    return this.auth.establish({ id: user.id, email: user.email }, [], { kind: 'upstream', trustedMfa: false }, ctx, 'cookie', false);
   }
 
   /** The pending link a handle names (not used up), for the confirmation page. */

@@ -12,6 +12,11 @@ type Db = Kysely<Database> | Transaction<Database>;
 export class FederationStore {
   constructor(private readonly db: Kysely<Database>) {}
 
+  /** One write transaction (an account created with its identity linked). */
+  transaction<T>(run: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(run);
+  }
+
   async insertFlow(row: FederationFlowRow): Promise<void> {
     await this.db.insertInto('federation_flows').values(row).execute();
   }

@@ -26,8 +26,11 @@ export class UserStore {
   }
 
   /** Returns false when the normalised email is already taken (unique index). */
-  async insert(user: Omit<UserRow, 'factor_methods' | 'security_epoch' | 'roles' | 'mfa_due_at' | 'factors_reset_at'>): Promise<boolean> {
-    const result = await this.db
+  async insert(
+    user: Omit<UserRow, 'factor_methods' | 'security_epoch' | 'roles' | 'mfa_due_at' | 'factors_reset_at'>,
+    trx?: Transaction<Database>,
+  ): Promise<boolean> {
+    const result = await (trx ?? this.db)
       .insertInto('users')
       .values({ ...user, factor_methods: '[]' })
       .onConflict((oc) => oc.column('email_normalized').doNothing())

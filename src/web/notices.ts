@@ -16,6 +16,8 @@ const NOTICES: Record<string, string> = {
   session_revoked: 'Session signed out.',
   device_revoked: 'Device forgotten.',
   token_revoked: 'Token revoked.',
+  account_created: 'Your account was created with this sign-in. Add a second factor so a stolen sign-in is not enough.',
+  upstream_unlinked: 'Sign-in unlinked: it no longer signs in to this account.',
 };
 
 /** Own keys only: `?notice=constructor` must not render Object's constructor. */

@@ -27,6 +27,11 @@ export interface SettingsData {
   tokens: Loaded<Gatehouse['apiTokens']['list']>;
   /** null: trusted devices are turned off (the section is not shown). */
   devices: Loaded<Gatehouse['trustedDevices']['list']> | null;
+  /** Linked sign-ins with upstream OpenID Providers, and the upstreams offered (none: the section is not shown). */
+  upstreams: {
+    linked: Loaded<Gatehouse['federation']['linkedTo']>;
+    offered: readonly { name: string; label?: string | null | undefined }[];
+  };
   /** The MFA policy that applies to the account and why (services/policy.ts). */
   policy: EffectivePolicy & { roles: string[]; dueAt: number | null; enrolled: boolean };
 }
@@ -121,6 +126,43 @@ const item = (name: string, detail: Html, action: Html | null, mark: Html | null
     >${action}
   </li>`;
 
+/**
+ * Linked sign-ins: each can be unlinked (★: the step-up prompt in place when the session is
+ * not fresh); upstreams not linked yet can be linked through their sign-in, which asks to
+ * confirm on the link page.
+ */
+function upstreamsSection(d: SettingsData): Html | null {
+  const { linked, offered } = d.upstreams;
+  if (linked.length === 0 && offered.length === 0) return null;
+  const labelOf = (name: string) => offered.find((u) => u.name === name)?.label ?? name;
+  const notLinked = offered.filter((u) => !linked.some((l) => l.upstream === u.name));
+  return html`<section class="card" aria-labelledby="h-upstreams">
+    <h2 id="h-upstreams">Linked sign-ins</h2>
+    ${
+      linked.length
+        ? html`<ul class="list" id="linked-sign-ins">
+            ${linked.map((l) =>
+              item(
+                labelOf(l.upstream),
+                html`${l.email ?? 'no e-mail address'} · linked ${when(l.createdAt)}`,
+                postButton({
+                  action: '/settings/upstreams/unlink',
+                  csrf: d.csrf,
+                  fields: { linkId: l.id },
+                  className: 'danger',
+                  ariaLabel: `Unlink ${labelOf(l.upstream)}`,
+                  label: 'Unlink',
+                }),
+              ),
+            )}
+          </ul>`
+        : html`<p class="muted">No sign-in with another provider is linked.</p>`
+    }
+    ${notLinked.map((u) => html`<p><a class="button secondary" href="/sign-in/upstream/${u.name}">Link ${u.label ?? u.name}</a></p>`)}
+    <p class="hint">A linked sign-in counts as your password: your second factor is still asked.</p>
+  </section>`;
+}
+
 export function settingsView(d: SettingsData): Html {
   const { csrf } = d;
   const labels = new Map(d.passkeys.map((p) => [p.id, p]));
@@ -168,6 +210,7 @@ export function settingsView(d: SettingsData): Html {
           </section>`
         : null
     }
+    ${upstreamsSection(d)}
     <section class="card" aria-labelledby="h-sessions">
       <h2 id="h-sessions">Where you’re signed in</h2>
       <ul class="list">

@@ -29,6 +29,7 @@ const SENSITIVE_ACTIONS: Record<string, string> = {
   '/settings/tokens': 'create an API token',
   '/settings/email': 'change your email address',
   '/settings/password': 'change your password',
+  '/settings/upstreams/unlink': 'unlink a sign-in with another provider',
 };
 
 /** Never carried into the prompt's page (and so never repeated): passwords stay out of the HTML. */

@@ -231,7 +231,7 @@ describe('reports', () => {
     const plan = renderPlan('http://127.0.0.1:1/x', fixtureProfile());
     expect(plan).toContain('requests only to http://127.0.0.1:1;');
     expect(plan).toContain('account-changing checks ALLOWED');
-    expect(plan).toMatch(/\[15\/19\] password-reset-session: .*not applicable, the profile has no passwordReset/);
+    expect(plan).toMatch(/\[15\/20\] password-reset-session: .*not applicable, the profile has no passwordReset/);
     expect(plan).toContain('wait until the preflight session is older than stepUp.maxAgeSeconds (2s)');
   });
 });
@@ -296,7 +296,8 @@ describe('independence from Gatehouse', () => {
       for (const spec of specs) {
         if (spec.startsWith('node:')) continue;
         if (!spec.startsWith('.')) {
-          if (!['yaml', 'zod', 'undici', 'otpauth', 'parse5', 'tough-cookie', '@levischuck/tiny-cbor'].includes(spec))
+          // oidc-provider: the auditor's own upstream OpenID Provider (upstream.ts), not Gatehouse's.
+          if (!['yaml', 'zod', 'undici', 'otpauth', 'parse5', 'tough-cookie', '@levischuck/tiny-cbor', 'oidc-provider'].includes(spec))
             offenders.push(`${file}: ${spec} (unexpected package)`);
           continue;
         }

@@ -28,6 +28,7 @@ const NOT_IN_PROFILE = [
   'oidc-prompt-none-pending',
   'oidc-acr-values-ignored',
   'oidc-refresh-after-factor-removal',
+  'upstream-login-links-without-factor',
 ];
 
 let app: RunningFixture | undefined;
@@ -70,7 +71,7 @@ describe('auditor against the fixture bank', () => {
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([...NOT_IN_PROFILE].sort());
-    expect(report.results).toHaveLength(19);
+    expect(report.results).toHaveLength(20);
     expect(report.exitCode).toBe(0);
   });
 
@@ -93,8 +94,8 @@ describe('auditor against the fixture bank', () => {
         files.html,
       ]);
       expect(code, stdout).toBe(1);
-      expect(stdout).toMatch(/\[ 1\/19\] password-only-session \.+ BYPASSED/);
-      expect(stdout).toMatch(/\[ 6\/19\] totp-replay \.+ BLOCKED/);
+      expect(stdout).toMatch(/\[ 1\/20\] password-only-session \.+ BYPASSED/);
+      expect(stdout).toMatch(/\[ 6\/20\] totp-replay \.+ BLOCKED/);
       expect(stdout).toContain('4 bypassed');
       expect(stdout).toContain('Result: something got through (exit 1).');
 
@@ -113,7 +114,7 @@ describe('auditor against the fixture bank', () => {
       };
       expect(sarif.version).toBe('2.1.0');
       const run = sarif.runs[0];
-      expect(run?.tool.driver.rules).toHaveLength(19);
+      expect(run?.tool.driver.rules).toHaveLength(20);
       expect(
         run?.results
           .filter((r) => r.kind === 'fail')

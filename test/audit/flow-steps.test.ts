@@ -49,6 +49,7 @@ const NA_BOTH = [
   'oidc-prompt-none-pending:not_applicable',
   'oidc-acr-values-ignored:not_applicable',
   'oidc-refresh-after-factor-removal:not_applicable',
+  'upstream-login-links-without-factor:not_applicable',
 ];
 
 describe.concurrent('flow steps: Tokenland', () => {

@@ -79,6 +79,8 @@ describe('auditor against Gatehouse (built-in profile)', () => {
         // Without GATEHOUSE_SMTP_URL, Gatehouse writes each mail as a file under <dataDir>/mail.
         passwordReset: { token: { from: 'mailDir', dir: join(target.server.dataDir, 'mail') } },
         oidc: { clientId: 'audit-client', clientSecret, redirectUri: 'http://127.0.0.1:9/cb', unreachableAcr: 'urn:gatehouse:phr' },
+        // Gatehouse trusts the auditor's own upstream OpenID Provider (federated login).
+        upstreamLogin: target.upstreamLogin,
         safety: { allowAccountChanges: true, requestsPerSecond: 100 },
       },
       'gatehouse test profile',
@@ -91,7 +93,7 @@ describe('auditor against Gatehouse (built-in profile)', () => {
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     // Gatehouse has every feature the checks need, so none is skipped.
     expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([]);
-    expect(idsWith(report, 'blocked')).toHaveLength(19);
+    expect(idsWith(report, 'blocked')).toHaveLength(20);
     expect(report.exitCode).toBe(0);
   });
 });

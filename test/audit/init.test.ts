@@ -11,7 +11,7 @@ import { auditCommand } from '../../src/audit/command.js';
 import { deepMerge, parseProfile } from '../../src/audit/profile.js';
 import { runAudit } from '../../src/audit/runner.js';
 import { startTokenland, TOKENLAND_USERS, type TokenlandFlaws } from '../fixtures/tokenland/app.js';
-import { auditedGatehouse, digest, idsWith, OIDC_CHECKS } from './helpers.js';
+import { auditedGatehouse, digest, idsWith, SECTION_CHECKS } from './helpers.js';
 
 function capture() {
   const out = { stdout: '', stderr: '' };
@@ -53,7 +53,7 @@ describe('audit init --openapi against Gatehouse', () => {
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     expect(idsWith(report, 'inconclusive'), digest(report)).toEqual([]);
-    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(OIDC_CHECKS);
+    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(SECTION_CHECKS);
     expect(idsWith(report, 'blocked')).toHaveLength(15);
   });
 

@@ -13,7 +13,7 @@ import { assertPasskey, createPasskey } from '../../src/audit/passkey.js';
 import { parseProfile } from '../../src/audit/profile.js';
 import { runAudit } from '../../src/audit/runner.js';
 import { startKeyway, type KeywayFlaws } from '../fixtures/keyway/app.js';
-import { auditedGatehouse, digest, idsWith, OIDC_CHECKS } from './helpers.js';
+import { auditedGatehouse, digest, idsWith, SECTION_CHECKS } from './helpers.js';
 
 const ORIGIN = 'http://localhost:3000';
 
@@ -113,7 +113,7 @@ describe('auditing Gatehouse with a passkey-only account', () => {
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
     expect(idsWith(report, 'inconclusive'), digest(report)).toEqual([]);
     // TOTP checks need a TOTP secret; the passkey accounts have recovery codes, so those run.
-    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([...OIDC_CHECKS, 'otp-cross-account', 'totp-replay'].sort());
+    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual([...SECTION_CHECKS, 'otp-cross-account', 'totp-replay'].sort());
     expect(idsWith(report, 'blocked')).toHaveLength(13);
   });
 });

@@ -72,6 +72,21 @@ describe('profile validation', () => {
     ]);
   });
 
+  it('upstreamLogin: the auditor listens on loopback only; the callback defaults to startPath/callback', () => {
+    const upstream = { issuer: 'http://127.0.0.1:4455', clientId: 'gh', startPath: '/sign-in/upstream/audit' };
+    expect(parseProfile({ ...minimal(), upstreamLogin: upstream }).upstreamLogin).toMatchObject({
+      callbackPath: '/sign-in/upstream/audit/callback',
+      clientAuth: 'client_secret_basic',
+    });
+    for (const issuer of ['http://0.0.0.0:4455', 'https://127.0.0.1:4455', 'http://idp.example:4455', 'http://127.0.0.1'])
+      expect(problems({ ...minimal(), upstreamLogin: { ...upstream, issuer } })).toEqual([
+        expect.stringMatching(/^upstreamLogin\.issuer: must be http:\/\/127\.0\.0\.1:PORT/),
+      ]);
+    expect(problems({ ...minimal(), upstreamLogin: { ...upstream, startPath: 'https://evil.example/x' } })).toEqual([
+      expect.stringMatching(/^upstreamLogin\.startPath: must be a path/),
+    ]);
+  });
+
   it('needs a way to finish a login', () => {
     expect(problems({ ...minimal(), accounts: [{ username: 'a', password: 'b' }] })).toEqual([
       expect.stringMatching(/^accounts: the first account needs a totpSecret, recoveryCodes or a passkey/),

@@ -13,7 +13,7 @@ import { auditCommand } from '../../src/audit/command.js';
 import { deepMerge, parseProfile, ProfileError } from '../../src/audit/profile.js';
 import { startTokenland, type TokenlandFlaws } from '../fixtures/tokenland/app.js';
 import { runAudit } from '../../src/audit/runner.js';
-import { auditedGatehouse, digest, idsWith, OIDC_CHECKS } from './helpers.js';
+import { auditedGatehouse, digest, idsWith, SECTION_CHECKS } from './helpers.js';
 
 describe('provisioning', () => {
   const target = auditedGatehouse();
@@ -63,7 +63,7 @@ describe('provisioning', () => {
     expect(setup).not.toMatch(/"secret":"[A-Z2-7]{16,}"/);
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
-    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(OIDC_CHECKS);
+    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(SECTION_CHECKS);
     expect(idsWith(report, 'blocked')).toHaveLength(15);
   });
 

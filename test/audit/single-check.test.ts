@@ -87,6 +87,7 @@ describe('bearer-token transport', () => {
         'password-reset-session:not_applicable',
         'remember-me-skips-mfa:not_applicable',
         'token-login-skips-mfa:not_applicable',
+        'upstream-login-links-without-factor:not_applicable',
       ]);
       // The session really travelled as a bearer token, never as a cookie.
       const me = report.results.find((r) => r.id === 'password-only-session')?.evidence[1]?.request.headers;

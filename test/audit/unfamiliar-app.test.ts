@@ -21,6 +21,7 @@ const NOT_IN_PROFILE = [
   'oidc-refresh-after-factor-removal',
   'password-reset-session',
   'token-login-skips-mfa',
+  'upstream-login-links-without-factor',
 ];
 
 function profile(edit: (raw: any) => void = () => {}) {

@@ -83,6 +83,31 @@ describe('linking', () => {
     );
   });
 
+  it('an account is created only where the upstream allows it, for a verified address no account has, in a browser signed in to none', () => {
+    fc.assert(
+      fc.property(
+        fc.option(id),
+        fc.option(id),
+        fc.boolean(),
+        fc.option(id),
+        fc.boolean(),
+        (linked, emailMatch, verified, signedIn, mayCreate) => {
+          const step = decideUpstreamLogin({
+            linkedUserId: linked,
+            emailMatchUserId: emailMatch,
+            emailVerified: verified,
+            signedInUserId: signedIn,
+            mayCreateAccount: mayCreate,
+          });
+          const creates = mayCreate && verified && linked === null && signedIn === null && emailMatch === null;
+          expect(step.kind === 'create_account').toBe(creates);
+          // An address an account has never becomes anything but a pending link to that account.
+          if (!linked && !signedIn && verified && emailMatch) expect(step).toEqual({ kind: 'link_pending', targetUserId: emailMatch });
+        },
+      ),
+    );
+  });
+
   it('a link is confirmed only by a full session of the account it names, before it expires', () => {
     fc.assert(
       fc.property(

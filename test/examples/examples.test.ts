@@ -20,7 +20,7 @@ import { login, PASSWORD, signup, sleep, uniqueEmail } from '../helpers/accounts
 import { Client } from '../helpers/http-client.js';
 import { FAST_ENV } from '../helpers/server.js';
 import { totpAt } from '../helpers/totp.js';
-import { digest, idsWith, OIDC_CHECKS } from '../audit/helpers.js';
+import { digest, idsWith, SECTION_CHECKS } from '../audit/helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAX_AGE = 2;
@@ -183,7 +183,7 @@ describe.each(Object.keys(EXAMPLES))('examples/%s', (name) => {
     expect(report.aborted, digest(report)).toBeUndefined();
     expect(idsWith(report, 'bypassed'), digest(report)).toEqual([]);
     expect(idsWith(report, 'error'), digest(report)).toEqual([]);
-    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(OIDC_CHECKS);
+    expect(idsWith(report, 'not_applicable'), digest(report)).toEqual(SECTION_CHECKS);
     expect(idsWith(report, 'blocked')).toHaveLength(15);
     expect(report.exitCode).toBe(0);
   });

@@ -736,12 +736,12 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
         );
       const strong = o.acr === ACR_AAL2 || o.acr === ACR_PHR;
       if (strong && s.mfaAt === null && !s.trusted)
-        return bad('O5-acr', `tokens for s${s.id} claim ${o.acr}, but it verified no second factor`);
-      if (action.acr2 && !strong) return bad('O5-acr-values', `acr_values=${ACR_AAL2} was asked for, the tokens claim ${o.acr}`);
+        return bad('O6-acr', `tokens for s${s.id} claim ${o.acr}, but it verified no second factor`);
+      if (action.acr2 && !strong) return bad('O6-acr-values', `acr_values=${ACR_AAL2} was asked for, the tokens claim ${o.acr}`);
       const lastCredential = Math.max(s.passwordAt ?? 0, s.mfaAt ?? 0);
       if ((o.authTime ?? Infinity) > Math.floor(Math.max(lastCredential, s.createdAt) / 1000))
         return bad(
-          'O5-auth-time',
+          'O6-auth-time',
           `tokens for s${s.id} claim auth_time ${o.authTime}, after its last credential (${Math.floor(lastCredential / 1000)})`,
         );
       m.grants[action.newGrant] = { id: action.newGrant, account: s.account, acr: o.acr!, authTime: o.authTime!, revokedBy: null };

@@ -11,9 +11,9 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withOidcTables } from '../../src/oidc/schema.js';
 import { PASSWORD, signupWithTotp } from '../helpers/accounts.js';
-import { csrfIn, FormBrowser } from '../helpers/http-client.js';
+import { Client, csrfIn, FormBrowser } from '../helpers/http-client.js';
 import type { TestServer } from '../helpers/server.js';
-import { authorize, authPath, registerRp, REDIRECT_URI, startOidcServer, type Rp } from './rp.js';
+import { authorize, authPath, follow, registerRp, REDIRECT_URI, startOidcServer, type Rp } from './rp.js';
 
 let server: TestServer;
 let rp: Rp;
@@ -146,5 +146,119 @@ describe('maintenance', () => {
     await server.server.gatehouse.maintenance.purgeExpired(now + 365 * 24 * 3600_000);
     const left = await db.selectFrom('oidc_payloads').select('id').where('expires_at', 'is not', null).execute();
     expect(left).toEqual([]);
+  });
+});
+
+describe('Gatehouse’s own sign-out', () => {
+  /** Another browser of the same account, full (password and a recovery code). */
+  async function anotherBrowser(account: { email: string; recoveryCodes: string[] }) {
+    const b = new FormBrowser(server.url);
+    await b.go('POST', '/sign-in', { email: account.email, password: PASSWORD });
+    const challenge = await b.go('GET', '/sign-in/verify');
+    await b.go('POST', '/sign-in/verify', { _csrf: csrfIn(challenge.text), method: 'recovery_code', code: account.recoveryCodes.pop()! });
+    return b;
+  }
+  const jwks = () => jose.createRemoteJWKSet(new URL(`${server.url}/oidc/jwks`));
+  /** The logout tokens received since `from`, verified (signature, issuer, audience, type): their claims. */
+  const logoutTokensSince = async (from: number) =>
+    Promise.all(
+      received.slice(from).map(async (body) => {
+        const token = new URLSearchParams(body).get('logout_token')!;
+        const { payload, protectedHeader } = await jose.jwtVerify(token, jwks(), {
+          issuer: `${server.url}/oidc`,
+          audience: rp.clientId,
+          typ: 'logout+jwt',
+        });
+        expect(protectedHeader.typ).toBe('logout+jwt');
+        expect(payload.events).toEqual({ 'http://schemas.openid.net/event/backchannel-logout': {} });
+        expect(payload.nonce).toBeUndefined();
+        return payload;
+      }),
+    );
+  const providerSessionStored = async (id: string) =>
+    (await withOidcTables(server.server.gatehouse.database.db)
+      .selectFrom('oidc_payloads')
+      .select('id')
+      .where('model', '=', 'Session')
+      .where('id', '=', id)
+      .executeTakeFirst()) !== undefined;
+  /** A silent authorization (prompt=none) in `b`: a code when the provider session and Gatehouse session still stand. */
+  const silently = async (b: FormBrowser) => {
+    const done = await follow(b, authPath(server, (await rp.start({ prompt: 'none' })).url));
+    return 'landed' in done ? (done.landed.searchParams.get('code') ? 'code' : done.landed.searchParams.get('error')) : 'page';
+  };
+
+  it('the sign-out page ends this browser’s provider session: its RP gets a signed logout_token; another browser of the account keeps its own', async () => {
+    const { account, b } = await mfaBrowser();
+    const mine = (await authorize(server, rp, b)).claims()!;
+    const other = await anotherBrowser(account);
+    const theirs = (await authorize(server, rp, other)).claims()!;
+    expect(mine.sid).not.toBe(theirs.sid);
+    const providerSession = b.cookies.get('_session')!;
+    expect(await providerSessionStored(providerSession)).toBe(true);
+    expect(await silently(b)).toBe('code');
+
+    const before = received.length;
+    const settings = await b.go('GET', '/settings');
+    expect((await b.go('POST', '/sign-out', { _csrf: csrfIn(settings.text) })).location).toBe('/sign-in?notice=signed_out');
+    // Delivered before the sign-out answered: exactly one, for this browser's session.
+    const tokens = await logoutTokensSince(before);
+    expect(tokens).toHaveLength(1);
+    expect(tokens[0]).toMatchObject({ sub: account.userId, sid: mine.sid });
+    expect(await providerSessionStored(providerSession)).toBe(false);
+    expect(await silently(b)).toBe('login_required');
+    // The account's other browser is untouched: its provider session still answers silently.
+    expect(await silently(other)).toBe('code');
+    expect(received.length).toBe(before + 1);
+  });
+
+  it('signing out this session from the settings page does the same (and DELETE /api/sessions/:id with its own id)', async () => {
+    const { account, b } = await mfaBrowser();
+    const claims = (await authorize(server, rp, b)).claims()!;
+    const other = await anotherBrowser(account);
+    const otherClaims = (await authorize(server, rp, other)).claims()!;
+    const before = received.length;
+    const settings = await b.go('GET', '/settings');
+    const ownItem = settings.text.split('<li>').find((li) => li.includes('aria-label="Sign out this session"'))!;
+    const ownSession = /name="sessionId" value="([^"]+)"/.exec(ownItem)![1]!;
+    const out = await b.go('POST', '/settings/sessions/revoke', { _csrf: csrfIn(settings.text), sessionId: ownSession });
+    expect(out.location).toBe('/sign-in?notice=signed_out');
+    expect(await logoutTokensSince(before)).toMatchObject([{ sub: account.userId, sid: claims.sid }]);
+
+    const api = new Client(server.url);
+    api.cookies = new Map(other.cookies);
+    const own = (await api.get('/api/sessions')).body.sessions.find((x: { current: boolean }) => x.current).id;
+    expect((await api.delete(`/api/sessions/${own}`)).status).toBe(204);
+    expect(await logoutTokensSince(before + 1)).toMatchObject([{ sub: account.userId, sid: otherClaims.sid }]);
+  });
+
+  it('POST /api/auth/logout does the same; a forged provider cookie presented at a logout ends nobody else’s session', async () => {
+    const { account, b: victim } = await mfaBrowser();
+    const victimClaims = (await authorize(server, rp, victim)).claims()!;
+    const victimSession = victim.cookies.get('_session')!;
+
+    // Attack: another account signs out presenting the victim's provider session id, with
+    // a signature of its own (or none): nothing of the victim's ends.
+    const { b: attacker } = await mfaBrowser();
+    await authorize(server, rp, attacker);
+    const before = received.length;
+    const forged = new Client(server.url);
+    forged.cookies = new Map(attacker.cookies);
+    forged.cookies.set('_session', victimSession);
+    expect((await forged.post('/api/auth/logout')).status).toBe(204);
+    forged.cookies.delete('_session.sig');
+    expect((await forged.post('/api/auth/logout')).status).toBe(204);
+    expect(received.length).toBe(before);
+    expect(await providerSessionStored(victimSession)).toBe(true);
+    expect(await silently(victim)).toBe('code');
+
+    // Legitimate: the victim's own logout over the API ends its provider session.
+    const own = new Client(server.url);
+    own.cookies = new Map(victim.cookies);
+    expect((await own.post('/api/auth/logout')).status).toBe(204);
+    const tokens = await logoutTokensSince(before);
+    expect(tokens).toHaveLength(1);
+    expect(tokens[0]).toMatchObject({ sub: account.userId, sid: victimClaims.sid });
+    expect(await providerSessionStored(victimSession)).toBe(false);
   });
 });

@@ -356,3 +356,66 @@ describe('the relying party checks (state, PKCE, single use)', () => {
     expect((await b.go('GET', '/sign-in')).text).toContain('Sign in with Corp SSO');
   });
 });
+
+describe('linked sign-ins on the settings page', () => {
+  /** The hidden fields of the step-up prompt's form for `method`, as a browser would post them. */
+  function promptForm(prompt: string, method: string): Record<string, string> {
+    const form = [...prompt.matchAll(/<form class="card" method="post" action="\/settings\/step-up">([\s\S]*?)<\/form>/g)]
+      .map((m) => m[1]!)
+      .find((f) => f.includes(`name="stepup_method" value="${method}"`));
+    if (!form) throw new Error(`no ${method} form in the prompt`);
+    return Object.fromEntries(
+      [...form.matchAll(/<input\s+type="hidden"\s+name="([^"]+)"\s+value="([^"]*)"\s*\/?>/g)].map((m) => [m[1]!, m[2]!]),
+    );
+  }
+
+  it('lists the link; unlinking is ★ (step-up prompt in place for a session that is not fresh), then done; another account cannot unlink it', async () => {
+    const { local, remote } = await twins();
+    const up = await upstreamBrowser(remote, true);
+    await linkAccounts(new FormBrowser(downstream.url), up, local);
+    // Signed in through the upstream whose aal2 is trusted: full, but never fresh (F2).
+    const down = new FormBrowser(downstream.url);
+    expect((await federate(down, up, 'corp-mfa')).location).toBe('/settings');
+    const settings = await down.go('GET', '/settings');
+    expect(settings.text).toContain('Linked sign-ins');
+    expect(settings.text).toContain('aria-label="Unlink Corp SSO"');
+    expect(settings.text).toContain(remote.email);
+    const linkId = /name="linkId" value="([^"]+)"/.exec(settings.text)![1]!;
+    const linkedNow = async () => {
+      const c = new Client(downstream.url);
+      c.cookies = new Map(down.cookies);
+      return (await c.get('/api/account/upstreams')).body.upstreams as unknown[];
+    };
+
+    // Attack: another account (fresh: just signed up) posts this link's id: not found, nothing removed.
+    const other = await signup(downstream.url);
+    const otherBrowser = new FormBrowser(downstream.url);
+    otherBrowser.cookies = new Map(other.client.cookies);
+    const otherSettings = await otherBrowser.go('GET', '/settings');
+    expect(otherSettings.text).not.toContain('name="linkId"');
+    const foreign = await otherBrowser.go('POST', '/settings/upstreams/unlink', { _csrf: csrfIn(otherSettings.text), linkId });
+    expect(foreign.status).toBe(404);
+    expect(foreign.text).toContain('No such linked sign-in');
+    expect(await linkedNow()).toHaveLength(1);
+
+    // Attack: the session that is not fresh: the step-up prompt, nothing unlinked.
+    const prompt = await down.go('POST', '/settings/upstreams/unlink', { _csrf: csrfIn(settings.text), linkId });
+    expect(prompt.status).toBe(403);
+    expect(prompt.text).toContain('To unlink a sign-in with another provider, confirm');
+    expect(await linkedNow()).toHaveLength(1);
+
+    // Legitimate: the account's own factor, then the post is repeated and the link goes.
+    const body = { ...promptForm(prompt.text, 'recovery_code'), stepup_code: local.recoveryCodes.pop()! };
+    const confirmed = await down.go('POST', '/settings/step-up', body);
+    expect(confirmed.status).toBe(307);
+    expect(confirmed.location).toBe('/settings/upstreams/unlink');
+    const done = await down.go('POST', '/settings/upstreams/unlink', body);
+    expect(done.location).toBe('/settings?notice=upstream_unlinked');
+    expect(await linkedNow()).toEqual([]);
+    const after = await down.go('GET', '/settings?notice=upstream_unlinked');
+    expect(after.text).toContain('Sign-in unlinked');
+    expect(after.text).toContain('No sign-in with another provider is linked.');
+    // The upstream no longer signs in to the account: only a pending link again.
+    expect((await federate(new FormBrowser(downstream.url), up, 'corp')).location).toBe('/sign-in/upstream/link');
+  });
+});

@@ -17,6 +17,7 @@ import {
   oidcPromptNoneWithPendingSession,
   oidcRefreshAfterFactorRemoval,
 } from './oidc.js';
+import { upstreamLinksWithoutFactor } from './federation.js';
 
 export const allChecks: readonly Check[] = [
   passwordOnlySession,
@@ -39,6 +40,9 @@ export const allChecks: readonly Check[] = [
   oidcCodeForPendingSession,
   oidcPromptNoneWithPendingSession,
   oidcAcrValuesIgnored,
+  // The target as relying party of an upstream the auditor runs (profile `upstreamLogin`);
+  // needs the account's factor, so before the check that removes it.
+  upstreamLinksWithoutFactor,
   // Changes the account (removes the factor): the very last.
   oidcRefreshAfterFactorRemoval,
 ];

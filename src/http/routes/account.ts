@@ -69,6 +69,8 @@ export async function accountRoutes(app: FastifyInstance, { gatehouse }: { gateh
     // The remember-me chain that session came from (or was issued to) ended with it
     // (SessionService.revokedHooks).
     await log.record('session.revoked', session.userId, request.ctx, { sessionId: id });
+    // Its own session: this browser signed out, so what else signed it in ends too.
+    if (id === session.id) for (const hook of gatehouse.signOutHooks) await hook(request.raw, reply.raw);
     return reply.status(204).send();
   });
 }

@@ -5,7 +5,7 @@ import { assuranceLevel } from '../../core/session-state.js';
 import type { Gatehouse } from '../../gatehouse.js';
 import type { LoginResult } from '../../services/auth.js';
 import { clearCookie, type CookiePolicy } from '../cookies.js';
-import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, sessionToEnd, trustDeviceIfAsked } from '../credentials.js';
+import { endBrowserSignIns, issueRememberMeIfAsked, screenRememberMe, sessionToEnd, trustDeviceIfAsked } from '../credentials.js';
 import { requires, sessionOf } from '../gate.js';
 import { boundedString, parse } from '../validation.js';
 import { parseSecondFactor } from '../second-factor-body.js';
@@ -133,7 +133,7 @@ export async function authRoutes(app: FastifyInstance, { gatehouse, cookies }: A
   app.post('/api/auth/logout', { config: requires({ session: 'any' }) }, async (request, reply) => {
     const session = await sessionToEnd(request, gatehouse, cookies);
     await auth.logout(session);
-    await endRememberMe(request, reply, gatehouse, cookies, session);
+    await endBrowserSignIns(request, reply, gatehouse, cookies, session);
     clearCookie(reply, cookies, cookies.names.session);
     return reply.status(204).send();
   });

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { GatehouseError } from '../../core/errors.js';
 import { clearCookie } from '../../http/cookies.js';
-import { endRememberMe } from '../../http/credentials.js';
+import { endBrowserSignIns } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import type { AccountFormState } from '../account-view.js';
 import { send, userOf, type Web } from '../context.js';
@@ -22,17 +22,18 @@ export async function settingsPage(
   status: number,
   message: { notice?: string | null; error?: string | null; account?: AccountFormState },
 ) {
-  const { factors, webauthn, sessions, log, apiTokens, trustedDevices, policy } = web.gatehouse;
+  const { factors, webauthn, sessions, log, apiTokens, trustedDevices, policy, federation } = web.gatehouse;
   const session = sessionOf(request);
   const csrf = web.tokens.of(session);
   const now = request.ctx.now;
-  const [mfa, passkeys, sessionRows, events, tokens, devices] = await Promise.all([
+  const [mfa, passkeys, sessionRows, events, tokens, devices, linked] = await Promise.all([
     factors.list(session, now),
     webauthn.list(session.userId),
     sessions.list(session.userId, now),
     log.list(session.userId, 15),
     apiTokens.list(session.userId),
     trustedDevices.enabled ? trustedDevices.list(session.userId, now) : Promise.resolve(null),
+    federation.linkedTo(session.userId),
   ]);
   const body = settingsView({
     scopes: apiTokens.scopes,
@@ -46,6 +47,7 @@ export async function settingsPage(
     events,
     tokens,
     devices,
+    upstreams: { linked, offered: federation.list() },
     policy: {
       ...policy.policyOf(session.roles),
       roles: session.roles,
@@ -90,7 +92,7 @@ export async function settingsPages(app: FastifyInstance, web: Web): Promise<voi
       return settingsPage(web, request, reply, 404, { error: 'No such session.' });
     await gatehouse.log.record('session.revoked', session.userId, request.ctx, { sessionId: id });
     if (id === session.id) {
-      await endRememberMe(request, reply, gatehouse, cookies, session);
+      await endBrowserSignIns(request, reply, gatehouse, cookies, session);
       clearCookie(reply, cookies, cookies.names.session);
       return reply.redirect(web.path('/sign-in?notice=signed_out'), 303);
     }
@@ -121,6 +123,14 @@ export async function settingsPages(app: FastifyInstance, web: Web): Promise<voi
           </section>
           <p><a class="button" href="/settings">Done</a></p>`,
       });
+    }),
+  );
+
+  // ★: a stale session gets the step-up prompt in place (step-up.ts), which repeats the post.
+  app.post('/settings/upstreams/unlink', { config: requires({ session: 'full', fresh: true }) }, async (request, reply) =>
+    settingsAction(web, request, reply, async () => {
+      await gatehouse.federation.unlink(sessionOf(request), str(formOf(request), 'linkId', 64), request.ctx);
+      return reply.redirect(web.path('/settings?notice=upstream_unlinked'), 303);
     }),
   );
 

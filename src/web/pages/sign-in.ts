@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CsrfError, GatehouseError, InvalidCodeError, TooManyAttemptsError } from '../../core/errors.js';
 import { clearCookie } from '../../http/cookies.js';
-import { endRememberMe, issueRememberMeIfAsked, screenRememberMe, sessionToEnd, trustDeviceIfAsked } from '../../http/credentials.js';
+import { endBrowserSignIns, issueRememberMeIfAsked, screenRememberMe, sessionToEnd, trustDeviceIfAsked } from '../../http/credentials.js';
 import { requires, sessionOf } from '../../http/gate.js';
 import { deliverSession } from '../../http/session-delivery.js';
 import { continueAfterForm, takeOidcReturn } from '../../oidc/plugin.js';
@@ -148,7 +148,7 @@ export async function signInPages(app: FastifyInstance, web: Web): Promise<void>
     // none): its form token (of the session id, which the replacement keeps) is due here.
     if (session && request.principal.kind !== 'session' && !web.tokens.carries(request, session)) throw new CsrfError();
     await auth.logout(session);
-    await endRememberMe(request, reply, gatehouse, cookies, session);
+    await endBrowserSignIns(request, reply, gatehouse, cookies, session);
     clearCookie(reply, cookies, cookies.names.session);
     return reply.redirect(web.path('/sign-in?notice=signed_out'), 303);
   });

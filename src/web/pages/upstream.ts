@@ -53,7 +53,10 @@ export async function upstreamPages(app: FastifyInstance, web: Web): Promise<voi
     const { login } = result;
     deliverSession(reply, cookies, login.session, 'cookie');
     if (login.outcome === 'authenticated')
-      return reply.redirect(takeOidcReturn(request, reply, cookies, web.base) ?? web.path('/settings'), 303);
+      return reply.redirect(
+        takeOidcReturn(request, reply, cookies, web.base) ?? web.path(result.created ? '/settings?notice=account_created' : '/settings'),
+        303,
+      );
     return reply.redirect(web.path(login.outcome === 'mfa_required' ? '/sign-in/verify' : '/enrol'), 303);
   });
 
