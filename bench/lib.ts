@@ -17,6 +17,7 @@ const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/t
 export const canPin = CORES >= 2 && spawnSync('taskset', ['-V']).status === 0;
 export const SERVER_CPU = '0';
 export const LOAD_CPUS = `1-${CORES - 1}`;
+const ALL_CPUS = `0-${CORES - 1}`;
 
 export const progress = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 export const median = (values: number[]) => {
@@ -55,7 +56,10 @@ export async function startTarget(
 ): Promise<Target> {
   const root = options.root ?? ROOT;
   const node = [...(options.nodeArgs ?? []), '--import', 'tsx', path.join(root, script)];
-  const [command, argv] = options.pinned && canPin ? ['taskset', ['-c', SERVER_CPU, process.execPath, ...node]] : [process.execPath, node];
+  // Unpinned servers get every core back: a child inherits this process's CPU mask, and
+  // the benchmark pins itself to the load CPUs (so "unpinned" workers shared one core).
+  const cpus = options.pinned ? SERVER_CPU : ALL_CPUS;
+  const [command, argv] = canPin ? ['taskset', ['-c', cpus, process.execPath, ...node]] : [process.execPath, node];
   const child: ChildProcess = spawn(command as string, argv as string[], {
     cwd: root,
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env },
