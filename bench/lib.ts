@@ -47,6 +47,12 @@ function processCpuSeconds(pid: number): number {
   }
 }
 
+/** Servers still running: stopped when this process exits, also after an error mid-run. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGTERM');
+});
+
 /** A server script in a child process; resolves once it prints "READY <url>". */
 export async function startTarget(
   script: string,
@@ -65,8 +71,10 @@ export async function startTarget(
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  running.add(child);
   let stderr = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', () => running.delete(child));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not start: ${stderr}`)), 60_000);
     child.stderr!.on('data', (chunk) => {
