@@ -16,7 +16,8 @@
  *   postgres      GET /api/account on PostgreSQL (127.0.0.1:5432, db `test`, a throw-away
  *                 schema) against bare Fastify; skipped when PostgreSQL does not answer
  *   workers       one worker vs N (`--workers`, default: the core count): GET /api/account
- *                 and password logins on SQLite
+ *                 and password logins on SQLite, the servers free to use every core (the
+ *                 load generator runs on the cores but one, so it competes with them)
  *
  * Options: --quick, --duration S (per measurement), --rounds R, --workers N,
  * --profile DIR (writes the single-core Gatehouse server's CPU profile to DIR).
@@ -235,13 +236,19 @@ async function main(): Promise<void> {
       many: { account: workers[WORKERS]!.account, passwordLogins: workers[WORKERS]!.passwordLogins },
       accountScaling: round(workers[WORKERS]!.account.rps / workers[1]!.account.rps, 3),
       loginScaling: round(workers[WORKERS]!.passwordLogins.rps / workers[1]!.passwordLogins.rps, 3),
+      // One worker already hashes on every core (argon2 runs off the event loop, one hash per
+      // core at once), so the workers' gain for logins shows against the one-core server.
+      loginScalingVsOneCore: round(workers[WORKERS]!.passwordLogins.rps / loginLoad.rps, 3),
     },
     // Each goal by throughput in this run and, where it applies, by CPU cost (what an idle core would show).
     goals: {
       accountAtLeast075xFastify: { throughput: perRound('account') >= 0.75, cost: costPerRound('account') >= 0.75 },
       mfaLoginAtLeast090xArgon2: { throughput: mfaLoad.rps / argonAroundMfa >= 0.9, cost: argonCpuMs / mfaLoad.cpuMs! >= 0.9 },
       accountP99AtMost2ms: account.p99 <= 2,
-      loginsScaleAtLeast18x: workers[WORKERS]!.passwordLogins.rps / workers[1]!.passwordLogins.rps >= 1.8,
+      loginsScaleAtLeast18x: {
+        vsOneWorker: workers[WORKERS]!.passwordLogins.rps / workers[1]!.passwordLogins.rps >= 1.8,
+        vsOneCore: workers[WORKERS]!.passwordLogins.rps / loginLoad.rps >= 1.8,
+      },
     },
 
     seconds: round((performance.now() - started) / 1000, 1),

@@ -97,6 +97,7 @@ declare module 'fastify' {
 }
 
 const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const ANONYMOUS: RequestPrincipal = Object.freeze({ kind: 'anonymous' });
 
 export interface GateOptions {
   gatehouse: Gatehouse;
@@ -207,20 +208,21 @@ export class Gatekeeper {
 
   /** The refusal to answer with, or null: authentication, CSRF, then freshness (when `fresh`). */
   refusal(
-    { crossOrigin, ...requirement }: { session: SessionRequirement; scope?: Scope; role?: string; crossOrigin?: true },
+    requirement: { session: SessionRequirement; scope?: Scope; role?: string; crossOrigin?: true },
     fresh: boolean,
     principal: RequestPrincipal,
     request: GateRequest,
   ): GatehouseError | null {
     const now = request.ctx.now;
+    const { session, scope, role } = requirement;
     // The deployment's freshness window, shortened (never lengthened) by roles and risk.
     const [core, freshness] = toCorePrincipal(principal, this.gatehouse, now, this.policy);
     // crossOrigin lifts only the same-origin rule, and only for routes open to anyone.
-    const sameOriginApplies = !(crossOrigin && requirement.session === 'none');
+    const sameOriginApplies = !(requirement.crossOrigin && session === 'none');
     return (
-      authorize({ ...requirement, fresh: false }, core, now, freshness) ??
+      authorize({ session, scope, role, fresh: false }, core, now, freshness) ??
       (sameOriginApplies ? this.csrfViolation(request, principal) : null) ??
-      (fresh ? authorize({ ...requirement, fresh: true }, core, now, freshness) : null)
+      (fresh ? authorize({ session, scope, role, fresh: true }, core, now, freshness) : null)
     );
   }
 
@@ -279,15 +281,15 @@ export function sendRefusal(reply: FastifyReply, error: GatehouseError): Fastify
   return reply.status(refusal.status).headers(refusal.headers).send(refusal.body);
 }
 
-/** The gate's view of a Fastify request. */
-function gateRequestOf(request: FastifyRequest): GateRequest {
+/** The gate's view of a Fastify request (`routeUrl`: Fastify builds `routeOptions` anew on every read). */
+function gateRequestOf(request: FastifyRequest, routeUrl: string | undefined): GateRequest {
   return {
     id: request.id,
     method: request.method,
     headers: request.headers,
     cookies: request.cookies,
     ctx: request.ctx,
-    routeUrl: request.routeOptions.url,
+    routeUrl,
   };
 }
 
@@ -306,30 +308,28 @@ async function gatePlugin(app: FastifyInstance, options: GateOptions): Promise<v
     gatekeeper.checkDeclaration(requirement, `Route ${String(route.method)} ${route.url}`);
   });
 
-  app.addHook('onRequest', async (request) => {
+  // Callback hooks where nothing is awaited: an async hook costs a promise per request.
+  app.addHook('onRequest', (request, _reply, done) => {
     request.ctx = requestContext(request.ip, request.headers['user-agent'], gatehouse.config.now());
-    request.principal = { kind: 'anonymous' };
+    request.principal = ANONYMOUS;
     gatekeeper.noticeLocalPort(request.socket.localPort);
+    done();
   });
 
   // After the body is parsed (size and JSON syntax come first), before it is validated.
   app.addHook('preValidation', async (request, reply) => {
     if (request.is404) return; // the not-found handler has no route to guard
-    const requirement = request.routeOptions.config.requires;
+    const route = request.routeOptions;
+    const requirement = route.config.requires;
     // Unreachable while onRoute refuses undeclared routes; fail closed all the same.
     if (!requirement) throw new Error('route without requirement');
-    const view = gateRequestOf(request);
+    const view = gateRequestOf(request, route.url);
     const principal = await gatekeeper.principalOf(requirement.session, view, reply);
     request.principal = principal;
     const fresh = typeof requirement.fresh === 'function' ? requirement.fresh(request) : requirement.fresh === true;
-    const denied = gatekeeper.refusal(
-      { session: requirement.session, scope: requirement.scope, role: requirement.role, crossOrigin: requirement.crossOrigin },
-      fresh,
-      principal,
-      view,
-    );
+    const denied = gatekeeper.refusal(requirement, fresh, principal, view);
     if (denied) {
-      if (request.routeOptions.config[options.ownRoute as 'requires']) throw denied;
+      if (route.config[options.ownRoute as 'requires']) throw denied;
       return sendRefusal(reply, denied);
     }
     await gatekeeper.admitted(principal, request.ctx.now);

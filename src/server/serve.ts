@@ -28,15 +28,19 @@ export interface ServingInstance {
 
 function countInFlight(app: FastifyInstance): () => number {
   const active = new Set<FastifyRequest>();
-  app.addHook('onRequest', async (request) => {
+  // Callback hooks: nothing here awaits, and an async hook costs a promise per request.
+  app.addHook('onRequest', (request, _reply, done) => {
     active.add(request);
+    done();
   });
   // onResponse for requests that got an answer; onRequestAbort for clients that left first.
-  app.addHook('onResponse', async (request) => {
+  app.addHook('onResponse', (request, _reply, done) => {
     active.delete(request);
+    done();
   });
-  app.addHook('onRequestAbort', async (request) => {
+  app.addHook('onRequestAbort', (request, done) => {
     active.delete(request);
+    done();
   });
   return () => active.size;
 }

@@ -191,23 +191,27 @@ export class SqlFailureStore implements FailureStore {
 
   async tryReserve(rawKey: string, now: number, spec: LimitSpec): Promise<TryReserve> {
     const key = `${this.prefix}:${rawKey}`;
-    await sql`INSERT INTO attempt_counters (id) VALUES (${key}) ON CONFLICT (id) DO NOTHING`.execute(this.db);
     const staleBefore = now - spec.windowSeconds * 1000;
     // Failures count as zero once their lock ended or the last one is older than the window;
     // reservations count as zero once none was made for RESERVATION_TTL_MS (then abandoned).
-    const failures = sql`(CASE WHEN (locked_until IS NOT NULL AND locked_until <= ${now}) OR (last_failure_at IS NOT NULL AND last_failure_at <= ${staleBefore}) THEN 0 ELSE failures END)`;
-    const abandoned = sql`(inflight_expires_at <= ${now})`;
+    const failures = sql`(CASE WHEN (attempt_counters.locked_until IS NOT NULL AND attempt_counters.locked_until <= ${now}) OR (attempt_counters.last_failure_at IS NOT NULL AND attempt_counters.last_failure_at <= ${staleBefore}) THEN 0 ELSE attempt_counters.failures END)`;
+    const abandoned = sql`(attempt_counters.inflight_expires_at <= ${now})`;
+    // One statement (one write per login step): a key seen for the first time is inserted
+    // as the row the update below would make of a fresh one (no failures, one attempt in
+    // flight, generation 1: a fresh row's expiry 0 reads as abandoned); an existing key is
+    // updated only while unlocked and below the cap, else no row comes back.
     const { rows } = await sql<{ generation: number }>`
-      UPDATE attempt_counters SET
+      INSERT INTO attempt_counters (id, failures, inflight, generation, inflight_expires_at)
+      VALUES (${key}, 0, 1, 1, ${now + RESERVATION_TTL_MS})
+      ON CONFLICT (id) DO UPDATE SET
         failures = ${failures},
-        last_failure_at = CASE WHEN ${failures} = 0 THEN NULL ELSE last_failure_at END,
+        last_failure_at = CASE WHEN ${failures} = 0 THEN NULL ELSE attempt_counters.last_failure_at END,
         locked_until = NULL,
-        inflight = CASE WHEN ${abandoned} THEN 1 ELSE inflight + 1 END,
-        generation = CASE WHEN ${abandoned} THEN generation + 1 ELSE generation END,
+        inflight = CASE WHEN ${abandoned} THEN 1 ELSE attempt_counters.inflight + 1 END,
+        generation = CASE WHEN ${abandoned} THEN attempt_counters.generation + 1 ELSE attempt_counters.generation END,
         inflight_expires_at = ${now + RESERVATION_TTL_MS}
-      WHERE id = ${key}
-        AND (locked_until IS NULL OR locked_until <= ${now})
-        AND ${failures} + (CASE WHEN ${abandoned} THEN 0 ELSE inflight END) < ${spec.points}
+      WHERE (attempt_counters.locked_until IS NULL OR attempt_counters.locked_until <= ${now})
+        AND ${failures} + (CASE WHEN ${abandoned} THEN 0 ELSE attempt_counters.inflight END) < ${spec.points}
       RETURNING generation`.execute(this.db);
     if (rows[0]) return { kind: 'reserved', generation: Number(rows[0].generation) };
     const { rows: state } = await sql<{ locked_until: number | null }>`SELECT locked_until FROM attempt_counters WHERE id = ${key}`.execute(
