@@ -164,6 +164,14 @@ async function httpConventions(app: FastifyInstance, gatehouse: Gatehouse, cooki
       throw new TooManyAttemptsError(allowed.retryAfterSeconds, 'Too many malformed requests from this address. Try again later.');
   };
   app.removeContentTypeParser('application/json');
+  // JSON only: a text/plain body is what a cross-site HTML form can send without a
+  // preflight, so the API refuses it instead of ignoring it (an empty one is no body at
+  // all); the pages and the OpenID Provider register their own parsers in their own scopes.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, async (_request: FastifyRequest, body: string | Buffer) => {
+    if (body.length === 0) return undefined;
+    throw new InvalidRequestError('Send a JSON body with Content-Type: application/json.');
+  });
   app.addContentTypeParser('application/json', { parseAs: 'string' }, async (request: FastifyRequest, body: string | Buffer) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return undefined;

@@ -323,6 +323,21 @@ describe('no route answers 5xx to hostile input', () => {
     expect(failures).toEqual([]);
     expect((await account.client.get('/api/session')).status).toBe(200);
   }, 90_000); // every route × every hostile body: minutes' worth of requests on a loaded machine
+
+  // A text/plain body is what a cross-site HTML form can send without a preflight (found by
+  // an attacker-style review: the API ignored such a body and ran the route).
+  it('the JSON API refuses a text/plain body (400, nothing done); an empty one is no body', async () => {
+    const account = await signup(server.url);
+    for (const url of ['/api/auth/logout', '/api/account/password', '/api/tokens']) {
+      const res = await account.client.req('POST', url, { raw: 'x=1', contentType: 'text/plain' });
+      expect(res.status, url).toBe(400);
+      expect(res.body.error).toBe('invalid_request');
+    }
+    expect((await account.client.get('/api/account')).status).toBe(200);
+    // Legitimate: a body-less logout whatever its content type.
+    expect((await account.client.req('POST', '/api/auth/logout', { raw: '', contentType: 'text/plain' })).status).toBe(204);
+    expect((await account.client.get('/api/account')).status).toBe(401);
+  });
 });
 
 describe('a route without a declared requirement stops the server at startup', () => {
