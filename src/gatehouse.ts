@@ -18,7 +18,7 @@ import { AccountChanges } from './services/account-changes.js';
 import type { FactorChangeDeps } from './services/factor-changes.js';
 import { assertKeyMatchesData, KeyedHasher, resolveSecretKey, SecretBox } from './services/keys.js';
 import { KeyFingerprintStore } from './store/key-fingerprints.js';
-import { createLimits, type Limits } from './services/limits.js';
+import { createLimits, purgeIdleLimits, type Limits } from './services/limits.js';
 import { LinkMailChannel } from './services/link-mail.js';
 import { PasswordChangeService } from './services/password-change.js';
 import { createPasswordResetLimits, PasswordResetService } from './services/password-reset.js';
@@ -399,6 +399,7 @@ export async function assembleGatehouse(settings: Omit<GatehouseConfig, 'publicU
       outbox: mail.store,
       oidcPayloads: { deleteExpired: (now) => purgeExpiredOidcPayloads(db, now) },
       federationFlows: federationStore,
+      limits: { deleteIdle: (now) => purgeIdleLimits(db, now, config.lockoutSeconds) },
     },
     logger,
     // Remember-me tombstones outlive their chain by a session lifetime (see the option).

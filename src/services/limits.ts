@@ -348,6 +348,38 @@ export class RedisFailureStore implements FailureStore {
   }
 }
 
+/** The per-address windows' tables (rate-limiter-flexible's layout, migration 0009). */
+const RATE_LIMIT_TABLES = [
+  'rate_limits_password_address',
+  'rate_limits_bad_body_address',
+  'rate_limits_reset_account',
+  'rate_limits_reset_address',
+];
+
+/** Consecutive failures per account are forgotten after a day without one. */
+const ACCOUNT_FAILURE_WINDOW_SECONDS = 86_400;
+
+/**
+ * Deletes limiter rows that decide nothing any more (maintenance): attempt counters
+ * untouched for longer than their window and lockout (`keepMs`, as Redis expires its keys),
+ * not locked and with no reservation in flight, and per-address windows that ended. A
+ * fresh row reads exactly like each of them, so no limit loosens. Returns the rows deleted.
+ */
+export async function purgeIdleLimits(db: Kysely<any>, now: number, lockoutSeconds: number): Promise<number> {
+  const cutoff = now - (Math.max(ACCOUNT_FAILURE_WINDOW_SECONDS, lockoutSeconds) * 1000 + RESERVATION_TTL_MS);
+  const counters = await sql`
+    DELETE FROM attempt_counters
+    WHERE inflight_expires_at <= ${cutoff}
+      AND (last_failure_at IS NULL OR last_failure_at <= ${cutoff})
+      AND (locked_until IS NULL OR locked_until <= ${now})`.execute(db);
+  let deleted = Number(counters.numAffectedRows ?? 0);
+  for (const table of RATE_LIMIT_TABLES) {
+    const windows = await sql`DELETE FROM ${sql.table(table)} WHERE expire IS NOT NULL AND expire <= ${now}`.execute(db);
+    deleted += Number(windows.numAffectedRows ?? 0);
+  }
+  return deleted;
+}
+
 export function createFailureLimiter(backend: LimiterBackend, name: string, spec: LimitSpec): FailureLimiter {
   const store = backend.kind === 'redis' ? new RedisFailureStore(backend.client, name) : new SqlFailureStore(backend.handle.db, name);
   return new FailureLimiter(store, spec);
@@ -407,7 +439,7 @@ export async function createLimits(
   backends: { addresses: LimiterBackend; accounts: LimiterBackend },
   lockoutSeconds: number,
 ): Promise<Limits> {
-  const day = 86_400;
+  const day = ACCOUNT_FAILURE_WINDOW_SECONDS;
   const backend = backends.addresses;
   return {
     mfaPerAccount: createFailureLimiter(backends.accounts, 'mfa_account', {

@@ -1,7 +1,7 @@
 /**
  * Deletes rows that can no longer be used: expired sessions, remember-me tokens, trusted
  * devices, WebAuthn challenges, e-mail change and password reset tokens, sent mail, the
- * OpenID Provider's expired payloads and federated-login flows.
+ * OpenID Provider's expired payloads and federated-login flows, idle limiter rows.
  * Every check of those rows already refuses an expired one; this only keeps the tables
  * (and what a stolen database file holds) small. Runs on an unref'd timer.
  */
@@ -25,6 +25,8 @@ export interface ExpiringStores {
   oidcPayloads: { deleteExpired(now: number): Promise<number> };
   /** Upstream sign-ins in progress and pending links (federated login). */
   federationFlows: { deleteExpired(now: number): Promise<number> };
+  /** Attempt counters and per-address windows that decide nothing any more. */
+  limits: { deleteIdle(now: number): Promise<number> };
 }
 
 export type PurgeCounts = Record<keyof ExpiringStores, number>;
@@ -88,6 +90,7 @@ export class MaintenanceService {
       outbox: await s.outbox.deleteSent(now - this.sentMailRetentionMs),
       oidcPayloads: await s.oidcPayloads.deleteExpired(now),
       federationFlows: await s.federationFlows.deleteExpired(now),
+      limits: await s.limits.deleteIdle(now),
     };
   }
 

@@ -3,7 +3,7 @@
  * `now` in every table it looks after, and keeps what is still live.
  */
 import crypto from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withOidcTables } from '../../src/oidc/schema.js';
 import type { Database } from '../../src/store/schema.js';
@@ -198,10 +198,31 @@ async function seed(t0: number, soon: number, later: number) {
   ids.old.mail = sentOld.id;
   ids.live.mail = sentRecent.id;
   ids.live.failedMail = failed.id;
+  // Limiter rows: untouched for over a day and a lockout, or a per-address window that ended
+  // at `soon` (gone); touched at `later` (kept).
+  for (const [tag, at] of [
+    ['old', soon],
+    ['live', later],
+  ] as const) {
+    const touched = tag === 'old' ? t0 - 3 * DAY : at;
+    ids[tag].counter = `password_account:${id()}`;
+    await sql`INSERT INTO attempt_counters (id, failures, inflight, generation, inflight_expires_at, last_failure_at)
+      VALUES (${ids[tag].counter}, 3, 0, 1, ${touched}, ${touched})`.execute(db);
+    ids[tag].window = `password_address:${id()}`;
+    await sql`INSERT INTO rate_limits_password_address (key, points, expire) VALUES (${ids[tag].window}, 5, ${at})`.execute(db);
+  }
   return ids;
 }
 
-async function exists(table: keyof Database | 'oidc_payloads', rowId: string): Promise<boolean> {
+async function exists(
+  table: keyof Database | 'oidc_payloads' | 'attempt_counters' | 'rate_limits_password_address',
+  rowId: string,
+): Promise<boolean> {
+  if (table === 'attempt_counters' || table === 'rate_limits_password_address') {
+    const column = table === 'attempt_counters' ? 'id' : 'key';
+    const { rows } = await sql`SELECT 1 FROM ${sql.table(table)} WHERE ${sql.ref(column)} = ${rowId}`.execute(db);
+    return rows.length > 0;
+  }
   if (table === 'oidc_payloads')
     return (await withOidcTables(db).selectFrom('oidc_payloads').select('id').where('id', '=', rowId).executeTakeFirst()) !== undefined;
   if (table === 'federation_flows')
@@ -216,7 +237,9 @@ async function exists(table: keyof Database | 'oidc_payloads', rowId: string): P
   return row !== undefined;
 }
 
-const TABLES: Record<string, keyof Database | 'oidc_payloads'> = {
+const TABLES: Record<string, Parameters<typeof exists>[0]> = {
+  counter: 'attempt_counters',
+  window: 'rate_limits_password_address',
   oidcPayload: 'oidc_payloads',
   federationFlow: 'federation_flows',
   session: 'sessions',
@@ -234,6 +257,22 @@ const TABLES: Record<string, keyof Database | 'oidc_payloads'> = {
 const tombstoneMs = () => server.server.gatehouse.config.sessionTtlSeconds * 1000;
 
 describe('maintenance: purgeExpired', () => {
+  it('keeps an attempt counter that is locked, recently failed or has a reservation in flight; deletes it once idle', async () => {
+    const t0 = Date.now();
+    const key = () => `password_account:${id()}`;
+    const [locked, failed, inflight] = [key(), key(), key()];
+    const old = t0 - 3 * DAY;
+    await sql`INSERT INTO attempt_counters (id, failures, inflight, generation, inflight_expires_at, last_failure_at, locked_until)
+      VALUES (${locked}, 10, 0, 1, ${old}, ${old}, ${t0 + HOUR}),
+             (${failed}, 9, 0, 1, ${old}, ${t0 - HOUR}, NULL),
+             (${inflight}, 0, 1, 1, ${t0 + 60_000}, NULL, NULL)`.execute(db);
+    await server.server.gatehouse.maintenance.purgeExpired(t0);
+    for (const k of [locked, failed, inflight]) expect(await exists('attempt_counters', k), k).toBe(true);
+    // Two days on, none of them decides anything: a fresh row would read the same.
+    await server.server.gatehouse.maintenance.purgeExpired(t0 + 2 * DAY);
+    for (const k of [locked, failed, inflight]) expect(await exists('attempt_counters', k), k).toBe(false);
+  });
+
   it('deletes expired sessions, devices, challenges, mailed tokens and old sent mail; keeps live rows', async () => {
     const t0 = Date.now();
     const ids = await seed(t0, t0 + HOUR, t0 + 30 * DAY);
