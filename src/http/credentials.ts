@@ -86,22 +86,11 @@ export async function sessionToEnd(request: FastifyRequest, gatehouse: Gatehouse
   return cookie ? gatehouse.sessions.resolveReplaced(cookie, 'cookie', request.ctx.now) : null;
 }
 
-/** Logout: this device's remember-me chain ends and its cookie is cleared. */
-async function endRememberMe(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  gatehouse: Gatehouse,
-  cookies: CookiePolicy,
-  session: ActiveSession | null,
-): Promise<void> {
-  await gatehouse.rememberMe.logout(session?.id ?? null, request.cookies[cookies.names.remember], request.ctx);
-  if (request.cookies[cookies.names.remember] !== undefined) clearCookie(reply, cookies, cookies.names.remember);
-}
-
 /**
- * Sign-out of this browser, after its session ended: its remember-me chain, then what
- * else signed the browser in (`signOutHooks`: the OpenID Provider's session, whose relying
- * parties get back-channel logout). A failure propagates (503 on an outage): the client
+ * Sign-out of this browser, after its session ended: the remember-me chains of the session
+ * and of the cookie it presents (the cookie is cleared), then what else signed the browser
+ * in (`signOutHooks`: the OpenID Provider's session, whose relying parties get back-channel
+ * logout). A failure propagates (503 on an outage): the client
  * may sign out again, and the hooks need only the browser's cookies to finish.
  */
 export async function endBrowserSignIns(
@@ -111,7 +100,9 @@ export async function endBrowserSignIns(
   cookies: CookiePolicy,
   session: ActiveSession | null,
 ): Promise<void> {
-  await endRememberMe(request, reply, gatehouse, cookies, session);
+  const remember = request.cookies[cookies.names.remember];
+  await gatehouse.rememberMe.logout(session?.id ?? null, remember, request.ctx);
+  if (remember !== undefined) clearCookie(reply, cookies, cookies.names.remember);
   for (const hook of gatehouse.signOutHooks) await hook(request.raw, reply.raw);
 }
 
