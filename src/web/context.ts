@@ -39,7 +39,7 @@ export const send = (web: Web, reply: FastifyReply, status: number, shell: Shell
   reply
     .status(status)
     .type('text/html; charset=utf-8')
-    .send(rootedAt(web.base, page(shell)));
+    .send(rootedAt(web.base, page(shell, web.gatehouse.config.productName)));
 
 /** The request's cookie session, if the gate resolved one (public routes never do). */
 export const sessionOrNull = (request: FastifyRequest) => (request.principal.kind === 'session' ? request.principal.session : null);

@@ -14,7 +14,8 @@ export interface Shell {
   body: Html;
 }
 
-export function page(shell: Shell): string {
+/** `product`: the deployment's product name (GATEHOUSE_PRODUCT_NAME), in the title and the header. */
+export function page(shell: Shell, product = 'Gatehouse'): string {
   const signOut = shell.user
     ? html`<form method="post" action="/sign-out">
         <input type="hidden" name="_csrf" value="${shell.user.csrf}" /><span class="muted">${shell.user.email}</span>
@@ -26,12 +27,12 @@ export function page(shell: Shell): string {
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${shell.title} · Gatehouse</title>
+        <title>${shell.title} · ${product}</title>
         <link rel="stylesheet" href="/assets/gatehouse.css" />
         <script type="module" src="/assets/gatehouse.js"></script>
       </head>
       <body>
-        <header class="site"><a class="brand" href="/">Gatehouse</a>${signOut}</header>
+        <header class="site"><a class="brand" href="/">${product}</a>${signOut}</header>
         <main id="main" tabindex="-1">
           <h1>${shell.title}</h1>
           ${shell.error ? html`<div class="alert" role="alert" id="form-error">${shell.error}</div>` : null}

@@ -148,3 +148,19 @@ describe('pages with GATEHOUSE_MFA_REQUIRED=all', () => {
     expect((await b.go('GET', '/settings')).status).toBe(200);
   });
 });
+
+describe('pages carry the deployment’s product name', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ ...FAST_ENV, GATEHOUSE_PRODUCT_NAME: 'Acme <Bank>' });
+  });
+  afterAll(() => server?.close());
+
+  it('in the title and the header, escaped', async () => {
+    const page = await new FormBrowser(server.url).go('GET', '/sign-in');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('· Acme &lt;Bank&gt;</title>');
+    expect(page.text).toContain('<a class="brand" href="/">Acme &lt;Bank&gt;</a>');
+    expect(page.text).not.toContain('<Bank>');
+  });
+});
