@@ -94,8 +94,12 @@ export class AuditUpstream {
     private readonly identities: Map<string, UpstreamIdentity>,
   ) {}
 
-  /** Starts the provider at the profile's issuer (a loopback http URL); the target's callback is its one redirect URI. */
-  static async start(u: UpstreamProfile, targetOrigin: string): Promise<AuditUpstream> {
+  /**
+   * Starts the provider at the profile's issuer (a loopback http URL); the target's callback
+   * is its redirect URI (one per origin: instances of one deployment behind several origins).
+   */
+  static async start(u: UpstreamProfile, targetOrigin: string | readonly string[]): Promise<AuditUpstream> {
+    const origins = typeof targetOrigin === 'string' ? [targetOrigin] : targetOrigin;
     const identities = new Map<string, UpstreamIdentity>();
     const issuer = u.issuer.replace(/\/$/, '');
     const configuration: Configuration = {
@@ -105,7 +109,7 @@ export class AuditUpstream {
           ...(u.clientSecret
             ? { client_secret: u.clientSecret, token_endpoint_auth_method: u.clientAuth }
             : { token_endpoint_auth_method: 'none' }),
-          redirect_uris: [new URL(u.callbackPath, targetOrigin).href],
+          redirect_uris: origins.map((o) => new URL(u.callbackPath, o).href),
           grant_types: ['authorization_code'],
           response_types: ['code'],
           id_token_signed_response_alg: 'ES256',
@@ -114,7 +118,9 @@ export class AuditUpstream {
       jwks: { keys: [signingKey(u)] },
       enabledJWA: { idTokenSigningAlgValues: ['ES256'] },
       cookies: { keys: [createHmac('sha256', 'gatehouse-audit upstream cookies').update(issuer).digest('hex')] },
-      claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+      // amr as the identity says (left out of the ID token unless a scope lists it; an acr
+      // would also need acrValues).
+      claims: { openid: ['sub', 'amr'], email: ['email', 'email_verified'] },
       scopes: ['openid', 'email', 'profile'],
       // The e-mail claims in the ID token itself: many relying parties read only that.
       conformIdTokenClaims: false,

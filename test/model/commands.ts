@@ -21,6 +21,7 @@ import {
   judgeProbe,
   live,
   awaitsFactor,
+  fresh as isFresh,
   type Action,
   type Candidates,
   type Cred,
@@ -65,6 +66,9 @@ const SINGLE = [
   'logoutReplaced',
   'oidcSignIn',
   'oidcRefresh',
+  'upstreamSignIn',
+  'linkConfirm',
+  'unlink',
   'changePassword',
   'forgot',
   'reset',
@@ -83,10 +87,12 @@ const SINGLE = [
 /**
  * Multi-step commands that build the preconditions the interesting sequences need:
  * `session+` another session of an account (any instance) taken to full with a factor when
- * it has one; `enrol` set up and confirm a factor; `fresh` a step-up (or reauth) now.
+ * it has one; `enrol` set up and confirm a factor; `fresh` a step-up (or reauth) now;
+ * `federate` an upstream sign-in and, when it leaves a pending link, a session of the
+ * account it names confirms it (made fresh first, mostly).
  * Their steps are judged one by one like single actions.
  */
-const MACROS = ['session+', 'enrol', 'fresh'] as const;
+const MACROS = ['session+', 'enrol', 'fresh', 'federate'] as const;
 /** Every session-revoking and every factor-adding action, and the single-use ones. */
 const PAIRABLE = [
   'changePassword',
@@ -153,6 +159,10 @@ function targets(m: ModelState, kind: Single, p: number[]): MSession[] {
       return all.filter((s) => live(m, s));
     case 'oidcSignIn':
       return all.filter((s) => s.transport === 'cookie' && live(m, s));
+    case 'linkConfirm':
+      // The link page is a page: a browser's cookie session.
+      return all.filter((s) => s.transport === 'cookie' && full(s));
+    case 'unlink':
     case 'reauth':
     case 'deleteSession':
     case 'changePassword':
@@ -253,6 +263,38 @@ export function resolve(m: ModelState, kind: Single, p: number[], alloc: () => n
     case 'oidcRefresh': {
       const g = pick(Object.values(m.grants), p[1]!);
       return g ? { t: 'oidcRefresh', acct: g.account, grant: g.id, instance: p[2]! % 2 } : null;
+    }
+    case 'upstreamSignIn': {
+      // The identity of an account (its own, stable), a stranger carrying its address (new),
+      // or any identity seen before (linked, unlinked, pending).
+      // Known identities: mostly linked ones (and unlinked ones, F4) when there are any.
+      const ids = Object.values(m.identities);
+      const wasLinked = ids.filter((x) => x.linkedTo !== null || x.unlinkedBy);
+      const known = p[1]! % 4 === 2 ? (pick(wasLinked, p[2]!) ?? pick(ids, p[2]!)) : pick(ids, p[2]!);
+      const a = p[1]! % 4 >= 2 && known ? m.accounts[known.owner] : acctOf(p[0]!);
+      if (!a) return null;
+      const sub = p[1]! % 4 >= 2 && known ? known.sub : p[1]! % 4 === 0 ? `${m.tag}-x${alloc()}` : `${m.tag}-own${a.idx}`;
+      const mfa = (['none', 'trusted', 'untrusted'] as const)[p[3]! % 3]!;
+      return { t: 'upstreamSignIn', acct: a.idx, sub, mfa, newSession: alloc(), newLink: alloc(), instance: p[4]! % 2 };
+    }
+    case 'linkConfirm': {
+      const l = pick(
+        Object.values(m.links).filter((x) => !x.used),
+        p[1]!,
+      );
+      if (!l) return null;
+      // Mostly a session of the account the link names, half of those fresh ones.
+      const mine = all.filter((x) => x.account === l.target);
+      const fresh = mine.filter((x) => isFresh(m, x));
+      const s = p[2]! % 4 === 0 ? sess : p[3]! % 2 === 0 ? (pick(fresh, p[0]!) ?? pick(mine, p[0]!)) : pick(mine, p[0]!);
+      return s ? { t: 'linkConfirm', s: s.id, link: l.id } : null;
+    }
+    case 'unlink': {
+      if (!sess) return null;
+      const ids = Object.values(m.identities);
+      const own = ids.filter((x) => x.linkedTo === sess.account);
+      const id = p[1]! % 5 === 0 ? pick(ids, p[2]!) : pick(own, p[2]!);
+      return id ? { t: 'unlink', s: sess.id, sub: id.sub } : null;
     }
     case 'changePassword': {
       if (!sess) return null;
@@ -359,6 +401,8 @@ function macroStart(m: ModelState, kind: (typeof MACROS)[number], p: number[], a
       const s = pick(targets(m, 'setup', [...p.slice(0, 6), 1]), p[0]!);
       return s ? { t: 'setup', s: s.id, kind: p[1]! % 2 ? 'webauthn' : 'totp' } : null;
     }
+    case 'federate':
+      return resolve(m, 'upstreamSignIn', p, alloc);
     case 'fresh': {
       const s = pick(
         sessionsOf(m).filter((x) => live(m, x) && x.state === 'full'),
@@ -374,7 +418,8 @@ function macroStart(m: ModelState, kind: (typeof MACROS)[number], p: number[], a
 }
 
 /** The step after `prev` (judged, answered `o`) in a macro, or null when the macro is done. */
-function nextMacroStep(m: ModelState, prev: Action, o: Obs, p: number[], alloc: () => number): Action | null {
+function nextMacroStep(kind: Kind, m: ModelState, prev: Action, o: Obs, p: number[], alloc: () => number): Action | null {
+  if (kind === 'federate') return nextFederateStep(m, prev, o, p, alloc);
   if (prev.t === 'login' && o.status === 202 && o.body?.status === 'mfa_required') {
     const s = m.sessions[prev.newSession];
     const a = m.accounts[prev.acct]!;
@@ -391,6 +436,37 @@ function nextMacroStep(m: ModelState, prev: Action, o: Obs, p: number[], alloc: 
 }
 
 const success = (status: number) => status >= 200 && status < 300;
+
+/** `federate` after its upstream sign-in left a pending link: a fresh step (mostly), then the confirmation. */
+function nextFederateStep(m: ModelState, prev: Action, o: Obs, p: number[], alloc: () => number): Action | null {
+  if (prev.t === 'linkConfirm') {
+    // Linked: the identity signs in (another browser), mostly.
+    const l = m.links[prev.link]!;
+    if (!success(o.status) || p[4]! % 4 === 0) return null;
+    const acct = m.identities[l.sub]!.owner;
+    const mfa = (['none', 'trusted', 'untrusted'] as const)[p[3]! % 3]!;
+    return { t: 'upstreamSignIn', acct, sub: l.sub, mfa, newSession: alloc(), newLink: alloc(), instance: p[4]! % 2 };
+  }
+  const link =
+    prev.t === 'upstreamSignIn' && o.upstream?.outcome === 'link'
+      ? m.links[prev.newLink]
+      : prev.t === 'stepUp' || prev.t === 'reauth'
+        ? Object.values(m.links)
+            .filter((l) => !l.used && l.target === m.sessions[prev.s]!.account)
+            .at(-1)
+        : undefined;
+  if (!link || link.used) return null;
+  if (prev.t === 'stepUp' || prev.t === 'reauth') return { t: 'linkConfirm', s: prev.s, link: link.id };
+  const s = pick(
+    sessionsOf(m).filter((x) => x.account === link.target && x.transport === 'cookie' && live(m, x) && x.state === 'full'),
+    p[5]!,
+  );
+  if (!s) return null;
+  const f = pick(m.accounts[s.account]!.factors, p[6]!);
+  if (p[7]! % 4 === 0 || isFresh(m, s)) return { t: 'linkConfirm', s: s.id, link: link.id };
+  if (f) return { t: 'stepUp', s: s.id, cred: { kind: f.kind, factor: f.key } as Cred };
+  return { t: 'reauth', s: s.id, password: m.accounts[s.account]!.password };
+}
 
 const FALLBACK: readonly Kind[] = [
   'session+',
@@ -430,7 +506,7 @@ const tokenName = (t: string) => `token …${t.slice(-5)}`;
 export function describe(a: Action, o?: Obs, instance?: number): string {
   const at = instance !== undefined ? ` @${instance}` : '';
   const answer = o
-    ? ` → ${o.status}${o.body?.error ? ` ${o.body.error}` : o.body?.status ? ` ${o.body.status}` : ''}${o.body?.recoveryCodes ? ' +recoveryCodes' : ''}${o.oidc?.acr ? ` ${o.oidc.acr.replace('urn:gatehouse:', '')}` : ''}${o.oidc?.where ? ` (asked: ${o.oidc.where.split('?')[0]})` : ''}`
+    ? ` → ${o.status}${o.body?.error ? ` ${o.body.error}` : o.body?.status ? ` ${o.body.status}` : ''}${o.body?.recoveryCodes ? ' +recoveryCodes' : ''}${o.oidc?.acr ? ` ${o.oidc.acr.replace('urn:gatehouse:', '')}` : ''}${o.oidc?.where ? ` (asked: ${o.oidc.where.split('?')[0]})` : ''}${o.upstream ? ` ${o.upstream.outcome}` : ''}`
     : '';
   const cred = (c: Cred) => (c.kind === 'recovery' ? `recovery code …${c.code.slice(-4)}` : `${c.kind} ${c.factor}`);
   const body = ((): string => {
@@ -463,6 +539,12 @@ export function describe(a: Action, o?: Obs, instance?: number): string {
         return `g${a.newGrant} = s${a.s}'s browser signs in to an RP${a.none ? ' (prompt=none)' : ''}${a.acr2 ? ' (acr_values=aal2)' : ''}`;
       case 'oidcRefresh':
         return `refresh grant g${a.grant} (a${a.acct})`;
+      case 'upstreamSignIn':
+        return `s${a.newSession}/link${a.newLink} = a new browser signs in upstream as ${a.sub} (a${a.acct}'s address${a.mfa === 'trusted' ? ', trusted MFA' : a.mfa === 'untrusted' ? ', an untrusted mfa claim' : ''})`;
+      case 'linkConfirm':
+        return `s${a.s}.confirm pending link${a.link}`;
+      case 'unlink':
+        return `s${a.s}.unlink ${a.sub}`;
       case 'changePassword':
         return `s${a.s}.change password`;
       case 'forgot':
@@ -496,6 +578,10 @@ export function describe(a: Action, o?: Obs, instance?: number): string {
 
 const touched = (m: ModelState, a: Action): number[] => {
   if ('s' in a) return [m.sessions[a.s]!.account];
+  if (a.t === 'upstreamSignIn') {
+    const linked = m.identities[a.sub]?.linkedTo;
+    return linked === null || linked === undefined || linked === a.acct ? [a.acct] : [a.acct, linked];
+  }
   if ('acct' in a) return [a.acct];
   if (a.t === 'restore' || a.t === 'restoreMany') {
     // Every account: a token's chain may be another account's than the browser's.
@@ -592,7 +678,7 @@ export class StepCommand implements fc.AsyncCommand<World, Real> {
         filter(w.cands, (c) => judge(c, a!, o)),
       );
       if (a.t !== 'advance') done.push(a);
-      a = isMacro(kind) ? nextMacroStep(w.cands[0]!, a, o, this.picks, alloc) : null;
+      a = isMacro(kind) ? nextMacroStep(kind, w.cands[0]!, a, o, this.picks, alloc) : null;
       if (a) tick(w, r);
     }
     this.shown = lines.join('; ');
@@ -669,6 +755,10 @@ const WEIGHTS: Partial<Record<Kind, number>> = {
   deleteSession: 2,
   oidcSignIn: 3,
   oidcRefresh: 6,
+  upstreamSignIn: 2,
+  federate: 4,
+  linkConfirm: 2,
+  unlink: 3,
 };
 
 /**

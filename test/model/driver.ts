@@ -14,13 +14,15 @@ import path from 'node:path';
 import { Agent, setGlobalDispatcher } from 'undici';
 import { totpCodeAt } from '../../src/services/totp.js';
 import { PASSWORD, uniqueEmail } from '../helpers/accounts.js';
-import { Client, cookieNamed, FormBrowser, type Res } from '../helpers/http-client.js';
+import { Client, cookieNamed, csrfIn, FormBrowser, type Res } from '../helpers/http-client.js';
 import { addressedTo, decodeMail } from '../helpers/mail-files.js';
 import { FAST_ENV, startPostgresPair, startTestServer, type TestServer } from '../helpers/server.js';
 import { SoftAuthenticator } from '../http/webauthn-soft-authenticator.js';
 import { follow } from '../oidc/rp.js';
 import * as oidc from 'openid-client';
 import { ClientRegistry } from '../../src/oidc/clients.js';
+import { AuditUpstream } from '../../src/audit/upstream.js';
+import { freePort } from '../audit/helpers.js';
 import { OIDC_ACR_AAL2, stepOf, type Action, type Cred, type ModelState, type Obs, type Probe } from './model.js';
 
 export type Backend = 'sqlite' | 'postgres';
@@ -45,7 +47,33 @@ export interface Servers {
   grantAdmin(userId: string): Promise<void>;
   /** A relying party registered with the servers' OpenID Provider, discovered on each instance. */
   rp: RelyingParty;
+  /**
+   * The upstream OpenID Provider of federated login (the auditor's small provider): every
+   * authorization completes as the identity the driver chose. Its amr `hwk` is configured
+   * as trusted MFA; `mfa` is not.
+   */
+  upstream: AuditUpstream;
   close(): Promise<void>;
+}
+
+/** The servers' one upstream (GATEHOUSE_OIDC_UPSTREAMS) and its client there. */
+export const UPSTREAM = 'model';
+const UPSTREAM_SECRET = 'model-upstream-client-secret-0123456789abcdef';
+/** The upstream's amr value configured as trusted MFA (a hardware key). */
+export const UPSTREAM_TRUSTED_AMR = 'hwk';
+
+function startUpstream(issuer: string, origins: string[]): Promise<AuditUpstream> {
+  return AuditUpstream.start(
+    {
+      issuer,
+      clientId: `gh-${UPSTREAM}`,
+      clientSecret: UPSTREAM_SECRET,
+      clientAuth: 'client_secret_basic',
+      startPath: `/sign-in/upstream/${UPSTREAM}`,
+      callbackPath: `/sign-in/upstream/${UPSTREAM}/callback`,
+    },
+    origins,
+  );
 }
 
 /** Servers for a search: long session lifetimes (not modelled), trusted devices on. */
@@ -54,6 +82,8 @@ export async function startServers(backend: Backend, mfaRequired: MfaPolicy): Pr
   // never reuse one that old, or a request dies with ECONNRESET.
   setGlobalDispatcher(new Agent({ keepAliveTimeout: 1_000, keepAliveMaxTimeout: 2_000 }));
   const clock = new ModelClock();
+  // The upstream listens where the servers' configuration says once their URLs are known (discovery is lazy).
+  const issuer = `http://127.0.0.1:${await freePort()}`;
   const env = {
     ...FAST_ENV,
     GATEHOUSE_MFA_REQUIRED: mfaRequired,
@@ -64,26 +94,42 @@ export async function startServers(backend: Backend, mfaRequired: MfaPolicy): Pr
     GATEHOUSE_TRUSTED_DEVICE_DAYS: '30',
     // Both instances must share the key (else each generates its own and keyed hashes differ).
     GATEHOUSE_SECRET_KEY: crypto.randomBytes(32).toString('base64url'),
+    GATEHOUSE_OIDC_UPSTREAMS: JSON.stringify([
+      { name: UPSTREAM, issuer, clientId: `gh-${UPSTREAM}`, clientSecret: UPSTREAM_SECRET, trustedAmr: [UPSTREAM_TRUSTED_AMR] },
+    ]),
   };
   if (backend === 'sqlite') {
     const s: TestServer = await startTestServer(env, { now: clock.now });
+    const upstream = await startUpstream(issuer, [s.url]);
     return {
       urls: [s.url],
       dataDirs: [s.dataDir],
       clock,
       rp: await RelyingParty.register(s),
+      upstream,
       grantAdmin: async (id) => void (await s.server.facade.admin.setRoles(id, ['admin'])),
-      close: () => s.close(),
+      close: async () => {
+        await s.close();
+        await upstream.close();
+      },
     };
   }
   const pair = await startPostgresPair('model', env, { now: clock.now });
+  const upstream = await startUpstream(
+    issuer,
+    pair.servers.map((s) => s.url),
+  );
   return {
     urls: pair.servers.map((s) => s.url),
     dataDirs: pair.servers.map((s) => s.dataDir),
     clock,
     rp: await RelyingParty.register(pair.servers[0]),
+    upstream,
     grantAdmin: async (id) => void (await pair.servers[0].server.facade.admin.setRoles(id, ['admin'])),
-    close: () => pair.cleanup(),
+    close: async () => {
+      await pair.cleanup();
+      await upstream.close();
+    },
   };
 }
 
@@ -127,6 +173,7 @@ export const PASSWORDS = [PASSWORD, 'amber-lantern-51-meadow', 'quiet-orchard-77
 const REMEMBER = 'gatehouse_remember';
 const DEVICE = 'gatehouse_device';
 const SESSION = 'gatehouse_session';
+const LINK = 'gatehouse_upstream_link';
 
 /**
  * A request that died with ECONNRESET on a pooled connection the server had just closed
@@ -269,6 +316,76 @@ export class Driver {
       return { status: 599, body: { error: String(err) } };
     }
   }
+
+  /** Pending links' cookies, by model link id; linked identities' server ids, by subject. */
+  private readonly linkCookies = new Map<number, string>();
+  private readonly linkIds = new Map<string, string>();
+
+  /**
+   * A new browser (no cookies) starts an upstream sign-in on an instance, signs in at the
+   * upstream as the chosen identity, and comes back to the callback: where it is sent tells
+   * the outcome; a full session's account is read from /api/session.
+   */
+  private async upstreamSignIn(m: ModelState, a: Extract<Action, { t: 'upstreamSignIn' }>): Promise<Obs> {
+    const url = this.url(a.instance);
+    const browser = new FormBrowser(url);
+    const start = await browser.go('GET', `/sign-in/upstream/${UPSTREAM}`);
+    this.requests++;
+    if (start.status !== 303 || !start.location) return { status: start.status, body: null, upstream: { outcome: 'refused' } };
+    // Trusted: the configured amr; untrusted: `mfa`, which nobody configured here.
+    const amr = a.mfa === 'trusted' ? ['pwd', UPSTREAM_TRUSTED_AMR] : a.mfa === 'untrusted' ? ['pwd', 'mfa'] : ['pwd'];
+    this.servers.upstream.signInAs({ sub: a.sub, email: m.accounts[a.acct]!.email, emailVerified: true, amr });
+    const at = await this.servers.upstream.authorize(start.location, []);
+    if (!('callback' in at)) return { status: 599, body: { error: `the upstream did not return: ${at.stopped}` } };
+    const cb = await browser.go('GET', at.callback.pathname + at.callback.search);
+    this.requests++;
+    const where = cb.status === 303 ? (cb.location ?? '') : '';
+    const outcome = where.startsWith('/sign-in/upstream/link')
+      ? 'link'
+      : where.startsWith('/sign-in/verify')
+        ? 'pending'
+        : where.startsWith('/enrol')
+          ? 'enrolling'
+          : where.startsWith('/settings')
+            ? 'full'
+            : 'refused';
+    if (outcome === 'refused') return { status: cb.status === 303 ? 400 : cb.status, body: { error: where }, upstream: { outcome } };
+    if (outcome === 'link') {
+      this.linkCookies.set(a.newLink, browser.cookies.get(LINK)!);
+      return { status: 200, body: null, upstream: { outcome } };
+    }
+    const c = new Client(url);
+    const session = browser.cookies.get(SESSION);
+    if (session) c.cookies.set(SESSION, session);
+    this.clients.set(a.newSession, c);
+    if (outcome !== 'full') return { status: 200, body: null, upstream: { outcome } };
+    const me = await retry(() => c.get('/api/session'));
+    this.requests++;
+    return { status: 200, body: null, upstream: { outcome, email: me.body?.user?.email } };
+  }
+
+  /** The browser of `s`, holding a pending link's cookie, opens the link page and confirms. */
+  private async linkConfirm(a: Extract<Action, { t: 'linkConfirm' }>, inst: number): Promise<Obs> {
+    const own = this.clients.get(a.s);
+    const browser = new FormBrowser(this.url(inst));
+    const session = own?.cookies.get(SESSION);
+    if (session) browser.cookies.set(SESSION, session);
+    browser.cookies.set(LINK, this.linkCookies.get(a.link)!);
+    const page = await browser.go('GET', '/sign-in/upstream/link');
+    const r = await browser.go('POST', '/sign-in/upstream/link', { _csrf: csrfIn(page.text) });
+    this.requests += 2;
+    const linked = r.status === 303 && r.location === '/settings';
+    if (!linked) return { status: r.status === 303 ? 403 : r.status, body: { error: r.location ?? r.text.slice(0, 80) } };
+    // The server id of the new link (for an unlink later): the one not known yet.
+    const list = await this.as(a.s, inst, (c) => c.get('/api/account/upstreams'));
+    const known = new Set(this.linkIds.values());
+    const fresh = (list.body?.upstreams as { id: string }[] | undefined)?.find((u) => !known.has(u.id));
+    if (fresh) this.linkIds.set(this.linkSubs.get(a.link)!, fresh.id);
+    return { status: 200, body: null };
+  }
+
+  /** The subject of each pending link (to name the link it becomes). */
+  readonly linkSubs = new Map<number, string>();
 
   /** Moves a fresh remember-me / device cookie out of a session client (into the model / store). */
   private keepCredentials(c: Client, device?: number | null): void {
@@ -464,6 +581,16 @@ export class Driver {
       }
       case 'oidcSignIn':
         return this.oidcSignIn(a, inst);
+      case 'upstreamSignIn': {
+        this.linkSubs.set(a.newLink, a.sub);
+        return this.upstreamSignIn(m, a);
+      }
+      case 'linkConfirm':
+        return this.linkConfirm(a, inst);
+      case 'unlink': {
+        const id = this.linkIds.get(a.sub) ?? 'no-such-link';
+        return res(await this.as(a.s, inst, (c) => c.delete(`/api/account/upstreams/${id}`)));
+      }
       case 'oidcRefresh': {
         const grant = this.grants.get(a.grant);
         if (!grant) return { status: 400, body: { error: 'no refresh token' }, oidc: { outcome: 'error', error: 'none' } };

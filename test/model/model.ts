@@ -86,7 +86,35 @@ export interface MSession {
   /** The remember-me token the browser of this session holds (cookie), if any. */
   cookie: string | null;
   setups: Partial<Record<FactorKind, MSetup>>;
+  /** Opened by an upstream sign-in (federated login) at this time: a first factor, never fresh (F1, F2). */
+  upstreamAt?: number;
+  /** That sign-in asserted the upstream's trusted MFA (configured amr): full, aal 2, still never fresh. */
+  upstreamMfa?: boolean;
 }
+
+/**
+ * An identity at the search's upstream OpenID Provider (federated login): `owner` is the
+ * account whose e-mail address it carries (verified), `linkedTo` the account it signs in
+ * to, if linked (F3), and what unlinked it last (F4).
+ */
+export interface MIdentity {
+  sub: string;
+  owner: number;
+  linkedTo: number | null;
+  unlinkedBy?: string;
+}
+
+/** A pending link (F3): an unlinked identity's sign-in, waiting for a full, fresh session of `target`. */
+export interface MLink {
+  id: number;
+  sub: string;
+  target: number;
+  createdAt: number;
+  used: boolean;
+}
+
+/** A pending link lives 10 minutes (services/federation.ts FEDERATION_FLOW_TTL). */
+export const LINK_TTL_MS = 600_000;
 
 /**
  * A remember-me chain (issue 18): its tokens are in `ModelState.rtokens`. `sessions` are
@@ -150,6 +178,8 @@ export interface MGrant {
 
 export interface ModelState {
   now: number;
+  /** This run's prefix of upstream subjects (the upstream and the servers outlive a run). */
+  tag: string;
   mfaRequired: MfaPolicy;
   stepUpMs: number;
   pendingMs: number;
@@ -158,6 +188,10 @@ export interface ModelState {
   sessions: Record<number, MSession>;
   chains: Record<number, MChain>;
   grants: Record<number, MGrant>;
+  /** Upstream identities seen, by subject. */
+  identities: Record<string, MIdentity>;
+  /** Pending links, by model id. */
+  links: Record<number, MLink>;
   /** Every remember-me token value seen, by value. */
   rtokens: Record<string, RToken>;
   /**
@@ -208,6 +242,24 @@ export type Action =
   | { t: 'oidcSignIn'; s: number; none: boolean; acr2: boolean; newGrant: number }
   /** The relying party uses the refresh token of a grant. */
   | { t: 'oidcRefresh'; acct: number; grant: number; instance: number }
+  /**
+   * A new browser signs in through the upstream as identity `sub` carrying the e-mail of
+   * account `acct` (verified); `mfa`: the upstream asserts its trusted MFA (amr `hwk`,
+   * configured), an untrusted `mfa` claim, or a password only.
+   */
+  | {
+      t: 'upstreamSignIn';
+      acct: number;
+      sub: string;
+      mfa: 'trusted' | 'untrusted' | 'none';
+      newSession: number;
+      newLink: number;
+      instance: number;
+    }
+  /** The browser of `s` (holding the pending link's cookie) confirms the pending link. */
+  | { t: 'linkConfirm'; s: number; link: number }
+  /** `s` removes the link of identity `sub` (★). */
+  | { t: 'unlink'; s: number; sub: string }
   | { t: 'forgot'; acct: number }
   | { t: 'reset'; acct: number; token: number; next: string }
   | { t: 'changeEmail'; s: number; next: string }
@@ -238,6 +290,8 @@ export interface Obs {
   many?: { status: number; body: any; cookie: string | null }[];
   /** oidcSignIn / oidcRefresh: where the flow ended and, with tokens, their ID token's assurance. */
   oidc?: { outcome: 'tokens' | 'error' | 'asked'; error?: string; where?: string; acr?: string; amr?: string[]; authTime?: number };
+  /** upstreamSignIn: where the callback sent the browser, and the account of a full session it opened. */
+  upstream?: { outcome: 'full' | 'pending' | 'enrolling' | 'link' | 'refused'; email?: string };
   /** logoutReplaced: when (server clock) the presented token was replaced; null: the session never had one replaced. */
   replacedAt?: number | null;
   /** For setup / confirm: the setup material the driver used. */
@@ -277,6 +331,7 @@ function voidRule(s: MSession, why: string): string {
 export function initialState(now: number, mfaRequired: MfaPolicy, stepUpSeconds: number, pendingSeconds: number): ModelState {
   return {
     now,
+    tag: `r${Math.random().toString(36).slice(2, 10)}`,
     mfaRequired,
     stepUpMs: stepUpSeconds * 1000,
     pendingMs: pendingSeconds * 1000,
@@ -284,6 +339,8 @@ export function initialState(now: number, mfaRequired: MfaPolicy, stepUpSeconds:
     sessions: {},
     chains: {},
     grants: {},
+    identities: {},
+    links: {},
     rtokens: {},
     tolerate: [],
     tolerated: [],
@@ -729,16 +786,16 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
         );
       if (s.transport !== 'cookie')
         return bad('O1-code', `an OIDC sign-in issued tokens for s${s.id}, whose browser holds no session cookie`);
-      if (s.passwordAt === null && s.mfaAt === null)
+      if (s.passwordAt === null && s.mfaAt === null && s.upstreamAt === undefined)
         return bad(
           'O1-restored',
           `an OIDC sign-in issued tokens for s${s.id}, restored by remember-me, in which no credential was presented`,
         );
       const strong = o.acr === ACR_AAL2 || o.acr === ACR_PHR;
-      if (strong && s.mfaAt === null && !s.trusted)
+      if (strong && s.mfaAt === null && !s.trusted && !s.upstreamMfa)
         return bad('O6-acr', `tokens for s${s.id} claim ${o.acr}, but it verified no second factor`);
       if (action.acr2 && !strong) return bad('O6-acr-values', `acr_values=${ACR_AAL2} was asked for, the tokens claim ${o.acr}`);
-      const lastCredential = Math.max(s.passwordAt ?? 0, s.mfaAt ?? 0);
+      const lastCredential = Math.max(s.passwordAt ?? 0, s.mfaAt ?? 0, s.upstreamAt ?? 0);
       if ((o.authTime ?? Infinity) > Math.floor(Math.max(lastCredential, s.createdAt) / 1000))
         return bad(
           'O6-auth-time',
@@ -761,6 +818,38 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
           'O3-refresh-assurance',
           `a refresh of grant g${g.id} claims ${obs.oidc?.acr} at ${obs.oidc?.authTime}; the sign-in had ${g.acr} at ${g.authTime}`,
         );
+      return ok(m);
+    }
+
+    case 'upstreamSignIn':
+      return upstreamSignedIn(m, action, obs);
+
+    case 'linkConfirm': {
+      if (!success(obs.status)) return ok(m);
+      const s = sess!;
+      const l = m.links[action.link]!;
+      const id = m.identities[l.sub]!;
+      const what = `s${s.id} (a${s.account}, ${live(m, s) ? s.state : `gone: ${s.revokedBy ?? 'expired'}`}${fresh(m, s) ? ', fresh' : ', not fresh'}) confirmed the pending link of ${l.sub} (for a${l.target}, ${Math.round((m.now - l.createdAt) / 1000)} s old)`;
+      if (l.used) return bad('F3-link-reuse', `${what}, already used`);
+      if (m.now - l.createdAt >= LINK_TTL_MS) return bad('F3-link-expired', what);
+      if (!live(m, s) || s.state !== 'full') return bad('F3-link-not-full', what);
+      if (s.account !== l.target) return bad('F3-link-other-account', what);
+      if (!fresh(m, s)) return bad('F3-link-not-fresh', what);
+      if (id.linkedTo !== null) return bad('F3-link-twice', `${what}, although it is linked to a${id.linkedTo}`);
+      l.used = true;
+      id.linkedTo = s.account;
+      return ok(m);
+    }
+
+    case 'unlink': {
+      if (!success(obs.status)) return ok(m);
+      const denied = star(`unlinking ${action.sub}`);
+      if (denied && !denied.ok) return bad(`F4-${denied.violation.rule}`, denied.violation.detail);
+      const id = m.identities[action.sub];
+      if (!id || id.linkedTo !== sess!.account)
+        return bad('F4-foreign', `s${sess!.id} (a${sess!.account}) unlinked ${action.sub}, linked to ${id?.linkedTo ?? 'no account'}`);
+      id.linkedTo = null;
+      id.unlinkedBy = `an unlink by s${sess!.id}`;
       return ok(m);
     }
 
@@ -866,6 +955,41 @@ export function judge(m0: ModelState, action: Action, obs: Obs): Judgement {
   }
 }
 
+/**
+ * An upstream sign-in (F1–F4): only a linked identity opens a session, of the account it is
+ * linked to, pending when that account has a second factor (full only with the upstream's
+ * trusted MFA), never fresh; an unlinked one at most leaves a pending link for the account
+ * whose address it carries.
+ */
+function upstreamSignedIn(m: ModelState, action: Extract<Action, { t: 'upstreamSignIn' }>, obs: Obs): Judgement {
+  const id = (m.identities[action.sub] ??= { sub: action.sub, owner: action.acct, linkedTo: null });
+  const u = obs.upstream;
+  if (!u || u.outcome === 'refused') return ok(m);
+  if (u.outcome === 'link') {
+    // Also for a linked identity (nothing opens): confirming that link must then fail.
+    m.links[action.newLink] = { id: action.newLink, sub: action.sub, target: action.acct, createdAt: m.now, used: false };
+    return ok(m);
+  }
+  if (id.linkedTo === null)
+    return id.unlinkedBy
+      ? bad('F4-unlinked', `${action.sub}, unlinked by ${id.unlinkedBy.replace(/^an? /, '')}, opened a ${u.outcome} session`)
+      : bad('F3-unlinked', `${action.sub}, never linked, opened a ${u.outcome} session (it carries a${action.acct}'s address)`);
+  const a = m.accounts[id.linkedTo]!;
+  if (u.email !== undefined && u.email !== a.email)
+    return bad('F3-account', `${action.sub}, linked to a${a.idx}, opened a session of ${u.email}`);
+  if (a.recoveryPending && a.factors.length === 0)
+    return bad('P3-upstream', `an upstream sign-in opened a ${u.outcome} session while an admin reset waits for the recovery link`);
+  const trusted = action.mfa === 'trusted';
+  const want = trusted ? 'full' : a.factors.length > 0 ? 'pending' : m.mfaRequired === 'all' ? 'enrolling' : 'full';
+  if (u.outcome !== want)
+    return bad(
+      u.outcome === 'full' ? 'F1' : 'F1-state',
+      `an upstream sign-in (${action.mfa === 'none' ? 'password only' : `${action.mfa} MFA claim`}) of a${a.idx} (${a.factors.length ? a.factors.map((f) => f.kind).join(', ') : 'no factor'}) opened a ${u.outcome} session; it must be ${want}`,
+    );
+  newSession(m, action.newSession, a.idx, action.instance, 'cookie', want, { passwordAt: null, upstreamAt: m.now, upstreamMfa: trusted });
+  return ok(m);
+}
+
 const opened = (o: { status: number; body: any }) => o.status === 200 || o.body?.error === 'mfa_required';
 
 /**
@@ -944,7 +1068,13 @@ export function judgeProbe(m0: ModelState, p: Probe): Judgement {
         if (p.status === 200 || p.protectedStatus === 200) {
           const what = s.state === 'revoked' ? `revoked by ${s.revokedBy}` : live(m, s) ? s.state : `an expired ${s.state} session`;
           const rule =
-            s.state !== 'revoked' ? 'protected-route' : s.revokedBy?.startsWith('remember-me chain') ? 'I5-remember-session' : 'I5-revoked';
+            s.state !== 'revoked'
+              ? s.upstreamAt !== undefined
+                ? 'F1-protected-route'
+                : 'protected-route'
+              : s.revokedBy?.startsWith('remember-me chain')
+                ? 'I5-remember-session'
+                : 'I5-revoked';
           return unless(m, rule, `s${s.id} (${what}) is answered 200 by a protected route on instance ${p.instance}`) ?? ok(m);
         }
         return ok(m);
