@@ -6,6 +6,10 @@
  * session request never silently restores a new session: the remember-me cookie a
  * session's browser holds is in the model (`MSession.cookie`); only login, logout and the
  * restores present it, and every answer's Set-Cookie is reported back (`Obs.cookie`).
+ * Federated login: the servers trust one upstream, the auditor's small OpenID Provider
+ * (src/audit/upstream.ts), which signs in as whatever identity the driver chooses (e-mail
+ * verified; amr `hwk` trusted as MFA, `mfa` not); a pending link's cookie is kept per model
+ * link and handed to the browser that confirms it.
  */
 import type { MfaPolicy } from '../../src/core/session-state.js';
 import crypto from 'node:crypto';

@@ -25,11 +25,21 @@
  * `I5-replaced`; a logout carrying it within 60 s ends the session, `logoutReplaced`),
  * trusted devices, API tokens, reset and e-mail-change tokens, the clock (step-up window,
  * pending TTL, setup TTL, TOTP steps), and ★ freshness judged against the factors the
- * account has when the action takes effect.
+ * account has when the action takes effect. OIDC sign-ins and refreshes (O-rules).
+ * Federated login (docs/security.md F1–F4): upstream identities (`MIdentity`: the account
+ * whose address each carries, the account it is linked to) and pending links (`MLink`);
+ * rules `F1` / `F1-state` (an upstream sign-in opens a pending session when the account
+ * has a second factor, full only with the upstream's trusted MFA), `F1-protected-route`
+ * (such a session is refused while pending), F2 (it is never fresh: `upstreamAt` is no
+ * password or factor time), `F3-unlinked` / `F3-account` / `F3-link-*` (an identity not
+ * linked opens nothing; a link is confirmed only by a full, fresh session of the account
+ * it names, within 10 minutes, once), `F4-*` (unlinking is ★, own links only, and an
+ * unlinked identity opens nothing), `P3-upstream`.
  * Not covered: wrong codes and guessing limits (other suites hold those), idle/absolute
  * session lifetimes (the search runs with long ones), the HTML pages, scopes of API tokens
  * beyond "a token never performs ★", WebAuthn challenge TTLs, notifications and mails
- * about replays, remember-me expiry (30 days), a remember-me cookie sent alongside a live
+ * about replays, remember-me expiry (30 days), F5 (upstream flow binding) and F6 (accounts
+ * created from an upstream), a remember-me cookie sent alongside a live
  * session (`screenStale`: session requests never carry it here), the account-lock of
  * PostgreSQL under more than two instances.
  *
