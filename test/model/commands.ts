@@ -112,13 +112,18 @@ const PAIRABLE = [
   // P3: a recovery link spent twice at once, or while a newer reset voids it.
   'adminReset',
   'recover',
+  // F3/F4: a pending link confirmed twice at once; an identity signing in while it is linked or unlinked.
+  'linkConfirm',
+  'unlink',
+  'upstreamSignIn',
 ] as const;
 /**
  * Pairs never drawn: two concurrent resets of one account mail two links the driver cannot
  * tell apart (each half takes the first unseen mail), so the model could not know which
- * link is the live one.
+ * link is the live one. Two upstream sign-ins at once: the upstream signs in one chosen
+ * identity at a time.
  */
-const UNPAIRED = ['adminReset+adminReset'];
+const UNPAIRED = ['adminReset+adminReset', 'upstreamSignIn+upstreamSignIn'];
 type Single = (typeof SINGLE)[number];
 type Kind = Single | (typeof MACROS)[number];
 
@@ -711,6 +716,9 @@ export class PairCommand implements fc.AsyncCommand<World, Real> {
       resolve(m, kb, this.b.picks, alloc, 's' in a && this.b.picks[5]! % 4 !== 0 ? a.s : undefined) ?? resolve(m, kb, this.b.picks, alloc)!;
     // Three recover pairs in four present the same link (P3: it opens at most one session).
     if (a.t === 'recover' && b.t === 'recover' && this.b.picks[5]! % 4 !== 0) b = { ...b, acct: a.acct, token: a.token };
+    // Two confirmations at once always of the same pending link (F3: used once). Of two
+    // links, the driver could not tell which new link id is whose.
+    if (a.t === 'linkConfirm' && b.t === 'linkConfirm') b = { ...b, link: a.link };
     if (a.t === 'advance' || b.t === 'advance' || this.skip.has(`${a.t}+${b.t}`)) {
       // Nothing pairable applies (or only a pair left out): no pair this time.
       this.shown = 'pair (nothing applies)';

@@ -379,7 +379,7 @@ export class Driver {
     const r = await browser.go('POST', '/sign-in/upstream/link', { _csrf: csrfIn(page.text) });
     this.requests += 2;
     const linked = r.status === 303 && r.location === '/settings';
-    if (!linked) return { status: r.status === 303 ? 403 : r.status, body: { error: r.location ?? r.text.slice(0, 80) } };
+    if (!linked) return { status: r.status === 303 ? 403 : r.status, body: { error: r.location ?? 'refused' } };
     // The server id of the new link (for an unlink later): the one not known yet.
     const list = await this.as(a.s, inst, (c) => c.get('/api/account/upstreams'));
     const known = new Set(this.linkIds.values());
