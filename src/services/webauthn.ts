@@ -112,16 +112,15 @@ export class WebAuthnService {
   }
 
   private async putChallenge(session: ActiveSession, purpose: ChallengePurpose, challenge: string, now: number): Promise<void> {
-    await this.store.putChallenge(
-      {
-        id: newId(),
-        session_id: session.id,
-        purpose,
-        challenge_hash: hashToken(challenge),
-        expires_at: now + CHALLENGE_TTL_SECONDS * 1000,
-      },
-      now,
-    );
+    const stored = await this.store.putChallenge({
+      id: newId(),
+      session_id: session.id,
+      purpose,
+      challenge_hash: hashToken(challenge),
+      expires_at: now + CHALLENGE_TTL_SECONDS * 1000,
+    });
+    // The session ended while the challenge was being made (a concurrent logout).
+    if (!stored) throw new AccountGoneError();
   }
 
   /** A consumer for the library: true once, for the challenge this session was given. */

@@ -68,22 +68,33 @@ export class WebAuthnStore {
       .execute();
   }
 
-  /** One live challenge per session and purpose: a new one replaces the old. */
-  async putChallenge(
-    row: { id: string; session_id: string; purpose: string; challenge_hash: string; expires_at: number },
-    now: number,
-  ): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .deleteFrom('webauthn_challenges')
-        .where((eb) =>
-          eb.or([eb.and([eb('session_id', '=', row.session_id), eb('purpose', '=', row.purpose)]), eb('expires_at', '<', now)]),
-        )
-        .execute();
+  /**
+   * One live challenge per session and purpose: a new one replaces the old. False when the
+   * session has ended. The session row is locked first, as a session's ending does (its
+   * DELETE cascades to the challenges): taking the old challenge first deadlocked against a
+   * concurrent logout on PostgreSQL (found by the model search). Expired challenges of other
+   * sessions are left to maintenance, for the same reason.
+   */
+  async putChallenge(row: {
+    id: string;
+    session_id: string;
+    purpose: string;
+    challenge_hash: string;
+    expires_at: number;
+  }): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const session = await trx
+        .updateTable('sessions')
+        .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
+        .where('id', '=', row.session_id)
+        .executeTakeFirst();
+      if (Number(session.numUpdatedRows) !== 1) return false;
+      await trx.deleteFrom('webauthn_challenges').where('session_id', '=', row.session_id).where('purpose', '=', row.purpose).execute();
       await trx
         .insertInto('webauthn_challenges')
         .values({ ...row, used_at: null })
         .execute();
+      return true;
     });
   }
 

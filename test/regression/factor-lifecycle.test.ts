@@ -302,6 +302,32 @@ describe.each(BACKENDS)('factor lifecycle regressions (%s)', (_name, deploy) => 
     }
   });
 
+  // Found by the long model search (PostgreSQL, seed 720015): a passkey step-up's options
+  // (which replace the session's earlier challenge) racing the session's logout answered the
+  // logout 503. The options' transaction locked the old challenge, then needed the session
+  // row (foreign key) that the logout held while its cascade waited for that challenge: a
+  // deadlock. The session row is now taken first, as for set-ups.
+  it('model search: passkey step-up options racing the logout of their session: no 5xx, and the answers agree', async () => {
+    for (let round = 0; round < 25; round++) {
+      const owner = await signup(plain.urls[0]);
+      expect((await registerPasskey(owner.client)).status).toBe(201);
+      expect((await owner.client.post('/api/auth/step-up/webauthn/options')).status).toBe(200);
+      const [options, logout] = await Promise.all([
+        owner.client.post('/api/auth/step-up/webauthn/options'),
+        owner.client.withBase(plain.urls[1]).post('/api/auth/logout'),
+      ]);
+      expect(logout.status).toBe(204);
+      expect([200, 401]).toContain(options.status);
+      expect((await owner.client.get('/api/account')).status).toBe(401);
+    }
+    // Legitimate: step-up options for a live session.
+    const owner = await signup(plain.urls[0]);
+    expect((await registerPasskey(owner.client)).status).toBe(201);
+    const options = await owner.client.post('/api/auth/step-up/webauthn/options');
+    expect(options.status).toBe(200);
+    expect(typeof options.body.challenge).toBe('string');
+  });
+
   // Found by the long model search (SQLite, GATEHOUSE_MFA_REQUIRED=all, seed 520001): an
   // enrolling session that asked to be remembered confirms its first factor while it logs
   // out; the confirmation's remember-me chain was started after the logout had revoked the
