@@ -222,15 +222,29 @@ export class AdminService {
     } finally {
       await reservation.attempt.release();
     }
-    await this.deps.accounts.apply(user.id, ctx.now, {
+    const epoch = await this.deps.accounts.apply(user.id, ctx.now, {
       voidsSetups: true,
-      run: async (trx) => {
+      run: async (trx, account) => {
         const used = await this.deps.recoveries.consume(trx, tokenHash, ctx.now);
         if (!used || used.user_id !== user.id) throw new InvalidTokenError();
         await this.deps.log.record('account.recovered', user.id, ctx, { resetBy: used.admin_id }, trx);
+        return account.epoch + 1; // voidsSetups moves the epoch on
       },
     });
-    return this.deps.auth.establish({ id: user.id, email: user.email }, [], { kind: 'recovery_link' }, ctx, transport, false);
+    const result = await this.deps.auth.establish({ id: user.id, email: user.email }, [], { kind: 'recovery_link' }, ctx, transport, false);
+    // A factor reset (or any other security change) that came between the link's use and
+    // the session's creation ended every way in before this session existed: so does this
+    // session (found by the model search on PostgreSQL: a session that outlived a reset).
+    const overtaken = await this.deps.accounts.apply(user.id, ctx.now, {
+      voidsSetups: false,
+      run: async (trx, account) => {
+        if (account.epoch === epoch) return false;
+        await this.deps.sessions.revokeWithin(trx, user.id, result.session.id);
+        return true;
+      },
+    });
+    if (overtaken) throw new InvalidTokenError();
+    return result;
   }
 
   /** Role and (for resets) freshness, decided by the core as the gate would for /api/admin. */

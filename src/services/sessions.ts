@@ -202,6 +202,11 @@ export class SessionService {
     return this.store.delete(sessionId);
   }
 
+  /** Revokes one of the account's sessions inside an account change (its transaction). */
+  async revokeWithin(trx: Transaction<Database>, userId: string, sessionId: string): Promise<void> {
+    await this.store.deleteForUser(userId, sessionId, trx);
+  }
+
   /** Revokes a pending session, but never one a parallel verification has just completed. */
   revokePending(sessionId: string): Promise<void> {
     return this.store.deletePending(sessionId);
