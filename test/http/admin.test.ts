@@ -200,6 +200,48 @@ describe('admin factor reset', () => {
     }
   });
 
+  // Found by the long model search (PostgreSQL, seed 720003): a recovery link used while a
+  // new reset of the account ran. The link is spent under the account lock, the session made
+  // after it; a reset in between ended every way in before that session existed, and the
+  // session outlived it. The interleaving is forced here: the reset runs right when the
+  // recovery is about to create its session.
+  it("a reset that lands between a recovery link's use and its session ends that session too", async () => {
+    const admin = await makeAdmin();
+    const adminClient = await loginFull(server.url, admin);
+    const target = await signupWithTotp(server.url, { email: uniqueEmail('recovery-race') });
+    expect((await resetOf(adminClient, target.userId)).status).toBe(200);
+    const first = await recoveryToken(target);
+    const auth = server.server.gatehouse.auth;
+    const establish = auth.establish.bind(auth);
+    let second: Awaited<ReturnType<typeof resetOf>> | undefined;
+    auth.establish = async (...args) => {
+      if (args[2].kind === 'recovery_link' && !second) second = await resetOf(adminClient, target.userId);
+      return establish(...args);
+    };
+    const user = new Client(server.url);
+    let recovered;
+    try {
+      recovered = await user.post('/api/auth/recover', { token: first, password: PASSWORD });
+    } finally {
+      auth.establish = establish;
+    }
+    expect(second?.status).toBe(200);
+    // Attack: nothing of the overtaken recovery stays live.
+    expect(recovered.status).toBe(400);
+    expect(recovered.body.error).toBe('invalid_token');
+    expect((await user.get('/api/mfa')).status).toBe(401);
+    // Legitimate: the newer reset's link recovers the account.
+    let newest = first;
+    for (let i = 0; i < 100 && newest === first; i++) {
+      newest = await recoveryToken(target);
+      if (newest === first) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(newest).not.toBe(first);
+    const again = await new Client(server.url).post('/api/auth/recover', { token: newest, password: PASSWORD });
+    expect(again.status).toBe(202);
+    expect(again.body.status).toBe('enrollment_required');
+  });
+
   it('`gatehouse admin reset-factors` signs in as the admin with their own code; a wrong code resets nothing', async () => {
     const admin = await makeAdmin();
     const target = await signupWithTotp(server.url, { email: uniqueEmail('cli-target') });
