@@ -5,6 +5,7 @@
  */
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database, RememberTokensTable, TrustedDevicesTable } from './schema.js';
+import { lockAccountAndSession } from './sessions.js';
 
 export type RememberTokenRow = Selectable<RememberTokensTable>;
 export type TrustedDeviceRow = Selectable<TrustedDevicesTable>;
@@ -22,18 +23,13 @@ export class RememberTokenStore {
 
   /**
    * Starts a chain for a session that is still live; false when it ended meanwhile (a
-   * logout racing the request that asked to be remembered). The session row is locked
-   * first, as a session ending does before its revocation hook runs, so the chain is
-   * either refused here or revoked with the session: never left live behind a logout.
+   * logout racing the request that asked to be remembered). The account row, then the
+   * session row are locked first (`lockAccountAndSession`), so the chain is either refused
+   * here or revoked with the session: never left live behind a logout.
    */
   async insertForLiveSession(row: RememberTokenRow & { session_id: string }): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      const session = await trx
-        .updateTable('sessions')
-        .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
-        .where('id', '=', row.session_id)
-        .executeTakeFirst();
-      if (Number(session.numUpdatedRows) !== 1) return false;
+      if (!(await lockAccountAndSession(trx, row.user_id, row.session_id))) return false;
       await trx.insertInto('remember_tokens').values(row).execute();
       return true;
     });

@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, FactorRow, FactorSetupRow } from './schema.js';
+import { lockAccountAndSession } from './sessions.js';
 
 function isForeignKeyViolation(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
@@ -121,19 +122,15 @@ export class FactorSetupStore {
    * A new set-up replaces the session's earlier set-up of the same type. False when the
    * session ended meanwhile (a concurrent logout).
    *
-   * Lock order: the session row first, then its set-ups, as a session ending does (its
-   * DELETE cascades to them). Taking the old set-up first deadlocked against a concurrent
-   * logout on PostgreSQL (found by the model search).
+   * Lock order: the account row, the session row, then its set-ups, as account changes and
+   * a session's ending do (its DELETE cascades to them). Taking the old set-up first
+   * deadlocked against a concurrent logout on PostgreSQL, and the session before the account
+   * against a concurrent e-mail change (both found by the model search).
    */
   async replace(row: FactorSetupRow): Promise<boolean> {
     try {
       return await this.db.transaction().execute(async (trx) => {
-        const session = await trx
-          .updateTable('sessions')
-          .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
-          .where('id', '=', row.session_id)
-          .executeTakeFirst();
-        if (Number(session.numUpdatedRows) !== 1) return false;
+        if (!(await lockAccountAndSession(trx, row.user_id, row.session_id))) return false;
         await trx.deleteFrom('factor_setups').where('session_id', '=', row.session_id).where('type', '=', row.type).execute();
         await trx.insertInto('factor_setups').values(row).execute();
         return true;

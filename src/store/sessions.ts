@@ -2,6 +2,29 @@ import type { Kysely, Transaction } from 'kysely';
 import { hotRead, type DatabaseHandle } from './database.js';
 import type { Database, SessionRow } from './schema.js';
 
+/**
+ * Locks the account row, then the session row (false: the session has ended), in the order
+ * every account change takes them (users, then sessions). A write that adds a row referring
+ * to both (a set-up, a remember-me token) must take them in this order: taking the session
+ * first, the row's foreign key to the account then waited for an account change (an e-mail
+ * change locks the account row) that waited for the session: a deadlock on PostgreSQL (found
+ * by the long model search). No-op UPDATEs: row locks on PostgreSQL, the write lock on SQLite.
+ */
+export async function lockAccountAndSession(trx: Transaction<Database>, userId: string, sessionId: string): Promise<boolean> {
+  await trx
+    .updateTable('users')
+    .set((eb) => ({ security_epoch: eb.ref('security_epoch') }))
+    .where('id', '=', userId)
+    .execute();
+  const session = await trx
+    .updateTable('sessions')
+    .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
+    .where('id', '=', sessionId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
+  return Number(session.numUpdatedRows) === 1;
+}
+
 /** A session row joined with what the gate needs of its account: one indexed read. */
 export interface SessionWithAccount extends SessionRow {
   email: string;
