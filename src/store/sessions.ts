@@ -16,13 +16,26 @@ export async function lockAccountAndSession(trx: Transaction<Database>, userId: 
     .set((eb) => ({ security_epoch: eb.ref('security_epoch') }))
     .where('id', '=', userId)
     .execute();
-  const session = await trx
+  return lockSession(trx, sessionId, { userId });
+}
+
+/**
+ * Locks a session row until the transaction ends (a no-op UPDATE); false when no such
+ * session exists (ended, or not of `userId`, or no longer holding `tokenHash`).
+ */
+export async function lockSession(
+  trx: Transaction<Database>,
+  sessionId: string,
+  match: { userId?: string; tokenHash?: string } = {},
+): Promise<boolean> {
+  let q = trx
     .updateTable('sessions')
     .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
-    .where('id', '=', sessionId)
-    .where('user_id', '=', userId)
-    .executeTakeFirst();
-  return Number(session.numUpdatedRows) === 1;
+    .where('id', '=', sessionId);
+  if (match.userId !== undefined) q = q.where('user_id', '=', match.userId);
+  if (match.tokenHash !== undefined) q = q.where('token_hash', '=', match.tokenHash);
+  const result = await q.executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
 }
 
 /** A session row joined with what the gate needs of its account: one indexed read. */
@@ -132,14 +145,8 @@ export class SessionStore {
    * a concurrent logout then waits (or has already won), in the same order everywhere, so
    * no deadlock with the set-ups that cascade from the session.
    */
-  async isCurrent(trx: Transaction<Database>, id: string, tokenHash: string): Promise<boolean> {
-    const result = await trx
-      .updateTable('sessions')
-      .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
-      .where('id', '=', id)
-      .where('token_hash', '=', tokenHash)
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+  isCurrent(trx: Transaction<Database>, id: string, tokenHash: string): Promise<boolean> {
+    return lockSession(trx, id, { tokenHash });
   }
 
   async touch(id: string, now: number): Promise<void> {

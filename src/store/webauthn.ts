@@ -1,6 +1,7 @@
 /** WebAuthn credentials (public data) and challenges (hashed, single use). */
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, WebAuthnCredentialRow } from './schema.js';
+import { lockSession } from './sessions.js';
 
 export class WebAuthnStore {
   constructor(private readonly db: Kysely<Database>) {}
@@ -83,12 +84,7 @@ export class WebAuthnStore {
     expires_at: number;
   }): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      const session = await trx
-        .updateTable('sessions')
-        .set((eb) => ({ last_seen_at: eb.ref('last_seen_at') }))
-        .where('id', '=', row.session_id)
-        .executeTakeFirst();
-      if (Number(session.numUpdatedRows) !== 1) return false;
+      if (!(await lockSession(trx, row.session_id))) return false;
       await trx.deleteFrom('webauthn_challenges').where('session_id', '=', row.session_id).where('purpose', '=', row.purpose).execute();
       await trx
         .insertInto('webauthn_challenges')
