@@ -226,6 +226,50 @@ export function passwordLogins(base: string, email: string, connections: number,
   );
 }
 
+/**
+ * Latency at a fixed request rate (open loop): request i is due at start + i / rate, spread
+ * over `connections` kept-alive connections, and its latency counts from when it was due,
+ * so a server that falls behind is charged for the wait (no coordinated omission).
+ * autocannon's own pacing sends each connection's share in a burst at the start of every
+ * second, which measures the burst, not the rate.
+ */
+export async function pacedLoad(
+  url: string,
+  options: { connections: number; duration: number; rate: number; headers?: Record<string, string> },
+): Promise<Load> {
+  const { origin, pathname, search } = new URL(url);
+  const pool = new Pool(origin, { connections: options.connections, pipelining: 1 });
+  // The first second opens the connections and warms up; it is not recorded.
+  const warmup = Math.round(options.rate);
+  const total = warmup + Math.round(options.rate * options.duration);
+  const latencies: number[] = [];
+  let failed = 0;
+  const inFlight: Promise<void>[] = [];
+  const start = performance.now();
+  const send = async (i: number, due: number) => {
+    try {
+      const res = await pool.request({ method: 'GET', path: pathname + search, headers: options.headers ?? {} });
+      await res.body.dump();
+      if (res.statusCode !== 200) failed++;
+    } catch {
+      failed++;
+    }
+    if (i >= warmup) latencies.push(performance.now() - due);
+  };
+  for (let sent = 0; sent < total;) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * options.rate) + 1);
+    for (; sent < due; sent++) inFlight.push(send(sent, start + (sent * 1000) / options.rate));
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(inFlight);
+  const seconds = (performance.now() - start) / 1000 - 1;
+  await pool.close();
+  if (failed > 0) throw new Error(`GET ${url}: ${failed} of ${total} paced requests failed`);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+  return { rps: latencies.length / seconds, p50: round(at(0.5), 2), p99: round(at(0.99), 2) };
+}
+
 /** Full MFA logins/s: password (202) then TOTP (200), each account once. */
 export async function mfaLogins(base: string, accounts: Accounts['mfa'], connections: number, server?: Target): Promise<Load> {
   const http = client(base, connections);
