@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { Pool } from 'undici';
+import { Pool, request } from 'undici';
 import { totpCodeAt } from '../src/services/totp.js';
 
 export const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
@@ -268,6 +268,18 @@ export async function pacedLoad(
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
   return { rps: latencies.length / seconds, p50: round(at(0.5), 2), p99: round(at(0.99), 2) };
+}
+
+/** The headers of one response that a server chooses (not the transport's: date, length, connection). */
+export async function responseHeaders(url: string, cookie: string): Promise<Record<string, string>> {
+  const res = await request(url, { headers: { cookie } });
+  await res.body.dump();
+  if (res.statusCode !== 200) throw new Error(`GET ${url}: ${res.statusCode}`);
+  const transport = new Set(['date', 'connection', 'keep-alive', 'content-length', 'content-type', 'transfer-encoding', 'set-cookie']);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(res.headers))
+    if (!transport.has(name) && value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
+  return out;
 }
 
 /** Full MFA logins/s: password (202) then TOTP (200), each account once. */

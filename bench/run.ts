@@ -8,7 +8,8 @@
  * server to CPU 0 and this process (the load, autocannon) to the others; the workers phase
  * leaves the servers free to use every core (the load still takes its share).
  *
- *   single core   bare node:http, bare Fastify, GET /api/account and the demo bank's
+ *   single core   bare node:http, bare Fastify (also sending the headers of a Gatehouse
+ *                 response: the ceiling of a route that sends them), GET /api/account and the demo bank's
  *                 GET /api/account/transactions (SQLite), autocannon at 100 connections,
  *                 and p50/p99 of bare Fastify and GET /api/account paced at half the
  *                 route's throughput (100 connections, fixed overall rate, `pacedLoad`);
@@ -41,6 +42,7 @@ import {
   median,
   mfaLogins,
   pacedLoad,
+  responseHeaders,
   passwordLogins,
   postgresSchema,
   progress,
@@ -91,14 +93,29 @@ async function main(): Promise<void> {
   const sqlite = await startTarget('bench/targets/gatehouse.ts', { ...gatehouseEnv, GATEHOUSE_WORKERS: '1' }, { pinned: true, nodeArgs });
   progress('creating accounts');
   const accounts = await createAccounts(sqlite.url, 'one', MFA_LOGINS);
-  const targets: Record<'bareNode' | 'bareFastify' | 'account' | 'transactions', { url: string; cookie?: string; server: Target }> = {
+  const withHeaders = await startTarget(
+    'bench/targets/bare-fastify.ts',
+    { BENCH_RESPONSE_HEADERS: JSON.stringify(await responseHeaders(`${sqlite.url}/api/account`, accounts.cookie)) },
+    { pinned: true },
+  );
+  const targets: Record<
+    'bareNode' | 'bareFastify' | 'bareFastifyWithHeaders' | 'account' | 'transactions',
+    { url: string; cookie?: string; server: Target }
+  > = {
     bareNode: { url: `${bareNode.url}/api/account`, server: bareNode },
     bareFastify: { url: `${bareFastify.url}/api/account`, server: bareFastify },
+    bareFastifyWithHeaders: { url: `${withHeaders.url}/api/account`, server: withHeaders },
     account: { url: `${sqlite.url}/api/account`, cookie: accounts.cookie, server: sqlite },
     transactions: { url: `${sqlite.url}/api/account/transactions`, cookie: accounts.cookie, server: sqlite },
   };
   for (const t of Object.values(targets)) await warm(t.url, t.cookie);
-  const loads: Record<keyof typeof targets, Load[]> = { bareNode: [], bareFastify: [], account: [], transactions: [] };
+  const loads: Record<keyof typeof targets, Load[]> = {
+    bareNode: [],
+    bareFastify: [],
+    bareFastifyWithHeaders: [],
+    account: [],
+    transactions: [],
+  };
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, t] of Object.entries(targets) as Array<[keyof typeof targets, (typeof targets)['account']]>) {
       loads[name].push(await get(t.url, t.cookie, t.server));
@@ -203,6 +220,7 @@ async function main(): Promise<void> {
   }
   await bareNode.stop();
   await bareFastify.stop();
+  await withHeaders.stop();
 
   // --- workers ---------------------------------------------------------------------------
   type WorkersResult = { account: Load; passwordLogins: Load };
@@ -263,6 +281,8 @@ async function main(): Promise<void> {
     singleCore: {
       bareNode: summary(loads.bareNode),
       bareFastify: summary(loads.bareFastify),
+      // Bare Fastify sending the headers a Gatehouse response carries: what any route that sends them can reach.
+      bareFastifyWithHeaders: summary(loads.bareFastifyWithHeaders),
       account: { route: 'GET /api/account', database: 'sqlite', ...account },
       transactions: { route: 'GET /api/account/transactions', database: 'sqlite', ...summary(loads.transactions) },
       // p50/p99 at half the route's throughput (same rate for both), 100 connections.
@@ -297,6 +317,7 @@ async function main(): Promise<void> {
     postgres,
     ratios: {
       bareNodeVsBareFastify: round(perRound('bareNode'), 3),
+      bareFastifyWithHeadersVsBareFastify: round(perRound('bareFastifyWithHeaders'), 3),
       accountVsBareFastify: round(perRound('account'), 3),
       transactionsVsBareFastify: round(perRound('transactions'), 3),
       passwordLoginVsArgon2: round(loginLoad.rps / argonAroundLogin, 3),
@@ -304,6 +325,7 @@ async function main(): Promise<void> {
       // From CPU time per operation (robust on a shared machine): argon2's per verification over the route's per request or login.
       cost: {
         bareNodeVsBareFastify: round(costPerRound('bareNode'), 3),
+        bareFastifyWithHeadersVsBareFastify: round(costPerRound('bareFastifyWithHeaders'), 3),
         accountVsBareFastify: round(costPerRound('account'), 3),
         transactionsVsBareFastify: round(costPerRound('transactions'), 3),
         passwordLoginVsArgon2: round(argonCpuMs / loginLoad.cpuMs!, 3),
