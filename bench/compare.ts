@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   });
   const result = {
     machine: {
-      cores: os.availableParallelism(),
+      cores: CORES, // counted before this process pinned itself to the load CPUs
       cpu: os.cpus()[0]?.model ?? 'unknown',
       node: process.version,
       pinned: canPin,
