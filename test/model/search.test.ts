@@ -6,7 +6,7 @@
  * The generator is state-aware (see commands.ts), so these runs execute long sequences
  * (about 10 commands each, concurrent pairs included) rather than mostly skipped ones. On
  * the main of before the factor-lifecycle fix the same search finds issue 9 defects 1–2
- * and issue 17.1–17.3 by itself (/work/notes/search-findings-v2.md). Since the fix
+ * and issue 17.1–17.3 by itself (recorded in the closing notes of issue 9). Since the fix
  * (LIFECYCLE_FIXED) no violation may be found; before it, only a known rule was allowed.
  */
 import { describe, expect, it } from 'vitest';
