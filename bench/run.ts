@@ -49,6 +49,7 @@ import {
   round,
   startTarget,
   summary,
+  type Accounts,
   type Load,
   type Target,
 } from './lib.js';
@@ -68,6 +69,36 @@ const WORKERS = Number(option('workers') ?? Math.max(2, CORES));
 const PROFILE_DIR = option('profile');
 const MFA_LOGINS = QUICK ? 24 : 80;
 const CONNECTIONS = 100;
+
+/**
+ * Password logins and full MFA logins against `server`, with the raw argon2 rate measured
+ * before, between and after them on the same core; each login figure is compared with the
+ * mean of the two measurements around it, costs with the median CPU per verification.
+ */
+async function loginsAgainstArgon2(server: Target, accounts: Accounts) {
+  const before = argon2Rate(DURATION);
+  const loginLoad = await passwordLogins(server.url, accounts.plainEmail, 4, DURATION, server);
+  const between = argon2Rate(DURATION);
+  const mfaLoad = await mfaLogins(server.url, accounts.mfa, 4, server);
+  const after = argon2Rate(DURATION);
+  const cpuMs = median([before.cpuMs, between.cpuMs, after.cpuMs]);
+  const versus = (load: Load, around: number) => ({ throughput: round(load.rps / around, 3), cost: round(cpuMs / load.cpuMs!, 3) });
+  return {
+    loginLoad,
+    mfaLoad,
+    argon: {
+      perSecond: (before.perSecond + 2 * between.perSecond + after.perSecond) / 4,
+      before: before.perSecond,
+      between: between.perSecond,
+      after: after.perSecond,
+      cpuMs,
+    },
+    ratios: {
+      passwordLogin: versus(loginLoad, (before.perSecond + between.perSecond) / 2),
+      mfaLogin: versus(mfaLoad, (between.perSecond + after.perSecond) / 2),
+    },
+  };
+}
 
 async function main(): Promise<void> {
   const started = performance.now();
@@ -146,83 +177,11 @@ async function main(): Promise<void> {
   const costPerRound = (name: keyof typeof targets) => median(loads[name].map((l, i) => loads.bareFastify[i]!.cpuMs! / l.cpuMs!));
 
   progress('argon2 rate, password logins, MFA logins');
-  // The argon2 rate is measured before, between and after the logins; each login figure is
-  // compared with the mean of the two measurements around it.
-  const argonBefore = argon2Rate(DURATION);
-  const loginLoad = await passwordLogins(sqlite.url, accounts.plainEmail, 4, DURATION, sqlite);
-  const argonBetween = argon2Rate(DURATION);
-  const mfaLoad = await mfaLogins(sqlite.url, accounts.mfa, 4, sqlite);
-  const argonAfter = argon2Rate(DURATION);
-  const argon = (argonBefore.perSecond + 2 * argonBetween.perSecond + argonAfter.perSecond) / 4;
-  const argonAroundLogin = (argonBefore.perSecond + argonBetween.perSecond) / 2;
-  const argonAroundMfa = (argonBetween.perSecond + argonAfter.perSecond) / 2;
-  const argonCpuMs = median([argonBefore.cpuMs, argonBetween.cpuMs, argonAfter.cpuMs]);
+  const logins = await loginsAgainstArgon2(sqlite, accounts);
+  const { loginLoad, mfaLoad, argon: argonRates } = logins;
   await sqlite.stop();
 
-  // --- postgres --------------------------------------------------------------------------
-  // The same measures on PostgreSQL. Its server processes are not pinned: they take their
-  // share of both cores, so this server's core is not its own (the cost ratios count
-  // Gatehouse's process only).
-  let postgres: Record<string, unknown>;
-  let pgWorkersEnv: Record<string, string> | undefined;
-  let pgAccounts: Awaited<ReturnType<typeof createAccounts>> | undefined;
-  const schema = await postgresSchema();
-  if ('skipped' in schema) {
-    postgres = { skipped: schema.skipped };
-  } else {
-    progress('postgres');
-    pgWorkersEnv = { ...gatehouseEnv, GATEHOUSE_DATABASE_URL: schema.url };
-    const pgServer = await startTarget('bench/targets/gatehouse.ts', { ...pgWorkersEnv, GATEHOUSE_WORKERS: '1' }, { pinned: true });
-    try {
-      pgAccounts = await createAccounts(pgServer.url, 'pg', MFA_LOGINS);
-      const pgRoutes = { account: `${pgServer.url}/api/account`, transactions: `${pgServer.url}/api/account/transactions` };
-      for (const url of Object.values(pgRoutes)) await warm(url, pgAccounts.cookie);
-      const pgLoads: Record<'bareFastify' | 'account' | 'transactions', Load[]> = { bareFastify: [], account: [], transactions: [] };
-      for (let r = 0; r < ROUNDS; r++) {
-        pgLoads.bareFastify.push(await get(targets.bareFastify.url, undefined, bareFastify));
-        pgLoads.account.push(await get(pgRoutes.account, pgAccounts.cookie, pgServer));
-        pgLoads.transactions.push(await get(pgRoutes.transactions, pgAccounts.cookie, pgServer));
-        progress(`postgres round ${r + 1}: ${Math.round(pgLoads.account.at(-1)!.rps)} req/s account`);
-      }
-      const vsFastify = (name: 'account' | 'transactions') => ({
-        throughput: round(median(pgLoads[name].map((l, i) => l.rps / pgLoads.bareFastify[i]!.rps)), 3),
-        // Gatehouse's own CPU only: PostgreSQL's work runs in its own processes.
-        cost: round(median(pgLoads[name].map((l, i) => pgLoads.bareFastify[i]!.cpuMs! / l.cpuMs!)), 3),
-      });
-      const pgArgonBefore = argon2Rate(DURATION);
-      const pgLogin = await passwordLogins(pgServer.url, pgAccounts.plainEmail, 4, DURATION, pgServer);
-      const pgArgonBetween = argon2Rate(DURATION);
-      const pgMfa = await mfaLogins(pgServer.url, pgAccounts.mfa, 4, pgServer);
-      const pgArgonAfter = argon2Rate(DURATION);
-      const pgArgonCpuMs = median([pgArgonBefore.cpuMs, pgArgonBetween.cpuMs, pgArgonAfter.cpuMs]);
-      postgres = {
-        bareFastify: summary(pgLoads.bareFastify),
-        account: summary(pgLoads.account),
-        transactions: summary(pgLoads.transactions),
-        passwordLogin: { loginsPerSecond: round(pgLogin.rps, 1), p50: pgLogin.p50, p99: pgLogin.p99, cpuMsPerLogin: pgLogin.cpuMs },
-        mfaLogin: { loginsPerSecond: round(pgMfa.rps, 1), p50: pgMfa.p50, p99: pgMfa.p99, cpuMsPerLogin: pgMfa.cpuMs },
-        ratios: {
-          accountVsBareFastify: vsFastify('account'),
-          transactionsVsBareFastify: vsFastify('transactions'),
-          passwordLoginVsArgon2: {
-            throughput: round(pgLogin.rps / ((pgArgonBefore.perSecond + pgArgonBetween.perSecond) / 2), 3),
-            cost: round(pgArgonCpuMs / pgLogin.cpuMs!, 3),
-          },
-          mfaLoginVsArgon2: {
-            throughput: round(pgMfa.rps / ((pgArgonBetween.perSecond + pgArgonAfter.perSecond) / 2), 3),
-            cost: round(pgArgonCpuMs / pgMfa.cpuMs!, 3),
-          },
-        },
-      };
-    } finally {
-      await pgServer.stop();
-    }
-  }
-  await bareNode.stop();
-  await bareFastify.stop();
-  await withHeaders.stop();
-
-  // --- workers ---------------------------------------------------------------------------
+  // One worker vs N, each server free to use every core (measured after the one-core phases).
   type WorkersResult = { account: Load; passwordLogins: Load };
   const workersOn = async (env: Record<string, string>, plainEmail: string, cookie: string) => {
     const byCount: Record<number, WorkersResult> = {};
@@ -238,17 +197,75 @@ async function main(): Promise<void> {
     }
     return { one: byCount[1]!, many: byCount[WORKERS]! };
   };
-  progress(`workers: 1 vs ${WORKERS} (servers not pinned), SQLite`);
-  const workers = await workersOn(gatehouseEnv, accounts.plainEmail, accounts.cookie);
+
+  // --- postgres --------------------------------------------------------------------------
+  // The same measures on PostgreSQL. Its server processes are not pinned: they take their
+  // share of both cores, so this server's core is not its own (the cost ratios count
+  // Gatehouse's process only).
+  let postgres: Record<string, unknown>;
   let pgWorkers: Awaited<ReturnType<typeof workersOn>> | undefined;
-  if (pgWorkersEnv && pgAccounts && !('skipped' in schema)) {
-    progress(`workers: 1 vs ${WORKERS} (servers not pinned), PostgreSQL`);
+  const schema = await postgresSchema();
+  if ('skipped' in schema) {
+    postgres = { skipped: schema.skipped };
+  } else {
+    progress('postgres');
+    const pgEnv = { ...gatehouseEnv, GATEHOUSE_DATABASE_URL: schema.url };
+    const pgServer = await startTarget('bench/targets/gatehouse.ts', { ...pgEnv, GATEHOUSE_WORKERS: '1' }, { pinned: true });
     try {
-      pgWorkers = await workersOn(pgWorkersEnv, pgAccounts.plainEmail, pgAccounts.cookie);
+      const pgAccounts = await createAccounts(pgServer.url, 'pg', MFA_LOGINS);
+      const pgRoutes = { account: `${pgServer.url}/api/account`, transactions: `${pgServer.url}/api/account/transactions` };
+      for (const url of Object.values(pgRoutes)) await warm(url, pgAccounts.cookie);
+      const pgLoads: Record<'bareFastify' | 'account' | 'transactions', Load[]> = { bareFastify: [], account: [], transactions: [] };
+      for (let r = 0; r < ROUNDS; r++) {
+        pgLoads.bareFastify.push(await get(targets.bareFastify.url, undefined, bareFastify));
+        pgLoads.account.push(await get(pgRoutes.account, pgAccounts.cookie, pgServer));
+        pgLoads.transactions.push(await get(pgRoutes.transactions, pgAccounts.cookie, pgServer));
+        progress(`postgres round ${r + 1}: ${Math.round(pgLoads.account.at(-1)!.rps)} req/s account`);
+      }
+      const vsFastify = (name: 'account' | 'transactions') => ({
+        throughput: round(median(pgLoads[name].map((l, i) => l.rps / pgLoads.bareFastify[i]!.rps)), 3),
+        // Gatehouse's own CPU only: PostgreSQL's work runs in its own processes.
+        cost: round(median(pgLoads[name].map((l, i) => pgLoads.bareFastify[i]!.cpuMs! / l.cpuMs!)), 3),
+      });
+      const pgLogins = await loginsAgainstArgon2(pgServer, pgAccounts);
+      postgres = {
+        bareFastify: summary(pgLoads.bareFastify),
+        account: summary(pgLoads.account),
+        transactions: summary(pgLoads.transactions),
+        passwordLogin: {
+          loginsPerSecond: round(pgLogins.loginLoad.rps, 1),
+          p50: pgLogins.loginLoad.p50,
+          p99: pgLogins.loginLoad.p99,
+          cpuMsPerLogin: pgLogins.loginLoad.cpuMs,
+        },
+        mfaLogin: {
+          loginsPerSecond: round(pgLogins.mfaLoad.rps, 1),
+          p50: pgLogins.mfaLoad.p50,
+          p99: pgLogins.mfaLoad.p99,
+          cpuMsPerLogin: pgLogins.mfaLoad.cpuMs,
+        },
+        ratios: {
+          accountVsBareFastify: vsFastify('account'),
+          transactionsVsBareFastify: vsFastify('transactions'),
+          passwordLoginVsArgon2: pgLogins.ratios.passwordLogin,
+          mfaLoginVsArgon2: pgLogins.ratios.mfaLogin,
+        },
+      };
+      await pgServer.stop();
+      progress(`workers: 1 vs ${WORKERS} (servers not pinned), PostgreSQL`);
+      pgWorkers = await workersOn(pgEnv, pgAccounts.plainEmail, pgAccounts.cookie);
     } finally {
+      await pgServer.stop(); // again when the phase failed half-way: stopping twice is harmless
       await schema.drop();
     }
   }
+  await bareNode.stop();
+  await bareFastify.stop();
+  await withHeaders.stop();
+
+  // --- workers ---------------------------------------------------------------------------
+  progress(`workers: 1 vs ${WORKERS} (servers not pinned), SQLite`);
+  const workers = await workersOn(gatehouseEnv, accounts.plainEmail, accounts.cookie);
   fs.rmSync(dataDir, { recursive: true, force: true });
 
   const account = summary(loads.account);
@@ -292,11 +309,11 @@ async function main(): Promise<void> {
         account: latencies(pacedLoads.account),
       },
       argon2: {
-        verificationsPerSecond: round(argon, 1),
-        before: round(argonBefore.perSecond, 1),
-        between: round(argonBetween.perSecond, 1),
-        after: round(argonAfter.perSecond, 1),
-        cpuMsPerVerification: round(argonCpuMs, 3),
+        verificationsPerSecond: round(argonRates.perSecond, 1),
+        before: round(argonRates.before, 1),
+        between: round(argonRates.between, 1),
+        after: round(argonRates.after, 1),
+        cpuMsPerVerification: round(argonRates.cpuMs, 3),
       },
       passwordLogin: {
         loginsPerSecond: round(loginLoad.rps, 1),
@@ -320,16 +337,16 @@ async function main(): Promise<void> {
       bareFastifyWithHeadersVsBareFastify: round(perRound('bareFastifyWithHeaders'), 3),
       accountVsBareFastify: round(perRound('account'), 3),
       transactionsVsBareFastify: round(perRound('transactions'), 3),
-      passwordLoginVsArgon2: round(loginLoad.rps / argonAroundLogin, 3),
-      mfaLoginVsArgon2: round(mfaLoad.rps / argonAroundMfa, 3),
+      passwordLoginVsArgon2: logins.ratios.passwordLogin.throughput,
+      mfaLoginVsArgon2: logins.ratios.mfaLogin.throughput,
       // From CPU time per operation (robust on a shared machine): argon2's per verification over the route's per request or login.
       cost: {
         bareNodeVsBareFastify: round(costPerRound('bareNode'), 3),
         bareFastifyWithHeadersVsBareFastify: round(costPerRound('bareFastifyWithHeaders'), 3),
         accountVsBareFastify: round(costPerRound('account'), 3),
         transactionsVsBareFastify: round(costPerRound('transactions'), 3),
-        passwordLoginVsArgon2: round(argonCpuMs / loginLoad.cpuMs!, 3),
-        mfaLoginVsArgon2: round(argonCpuMs / mfaLoad.cpuMs!, 3),
+        passwordLoginVsArgon2: logins.ratios.passwordLogin.cost,
+        mfaLoginVsArgon2: logins.ratios.mfaLogin.cost,
       },
     },
     workers: {
@@ -340,7 +357,7 @@ async function main(): Promise<void> {
     // Each goal by throughput in this run and, where it applies, by CPU cost (what an idle core would show).
     goals: {
       accountAtLeast075xFastify: { throughput: perRound('account') >= 0.75, cost: costPerRound('account') >= 0.75 },
-      mfaLoginAtLeast090xArgon2: { throughput: mfaLoad.rps / argonAroundMfa >= 0.9, cost: argonCpuMs / mfaLoad.cpuMs! >= 0.9 },
+      mfaLoginAtLeast090xArgon2: { throughput: logins.ratios.mfaLogin.throughput >= 0.9, cost: logins.ratios.mfaLogin.cost >= 0.9 },
       accountP99AtMost2ms: { saturated: account.p99 <= 2, atHalfLoad: latencies(pacedLoads.account).p99 <= 2 },
       loginsScaleAtLeast18x: {
         vsOneWorker: workers.many.passwordLogins.rps / workers.one.passwordLogins.rps >= 1.8,
